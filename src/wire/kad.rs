@@ -1,0 +1,93 @@
+//! Kademlia requests and replies. Each carries an `rpc` number the requester chooses.
+
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::message::Contact;
+use crate::{id::serde_bytes_array, NodeId};
+
+/// A signed record stored in the DHT.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Record {
+    /// The key (160 bits, the id space).
+    pub key: NodeId,
+    /// The value.
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    /// Who published it.
+    pub publisher: NodeId,
+    /// Publisher's version; higher replaces lower.
+    pub version: u64,
+    /// Expiry, UNIX seconds.
+    pub expires_at: u64,
+    /// The publisher's ed25519 signature over the fields above.
+    #[serde(with = "serde_bytes_array")]
+    pub signature: [u8; 64],
+}
+
+/// Kademlia ping.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadPing {
+    /// Request number.
+    pub rpc: u32,
+}
+
+/// Kademlia pong.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadPong {
+    /// The ping's request number.
+    pub rpc: u32,
+}
+
+/// Store a record.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadStore {
+    /// Request number.
+    pub rpc: u32,
+    /// The record.
+    pub record: Record,
+}
+
+/// The record was stored.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadStored {
+    /// The store's request number.
+    pub rpc: u32,
+}
+
+/// Find the contacts closest to `target`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadFindNode {
+    /// Request number.
+    pub rpc: u32,
+    /// The id sought.
+    pub target: NodeId,
+}
+
+/// Contacts close to a target.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadNodes {
+    /// The request answered.
+    pub rpc: u32,
+    /// Up to k contacts, closest first.
+    pub nodes: Vec<Contact>,
+}
+
+/// Find the value under `key`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadFindValue {
+    /// Request number.
+    pub rpc: u32,
+    /// The key.
+    pub key: NodeId,
+}
+
+/// A value, or closer contacts when the receiver has none.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadValue {
+    /// The request answered.
+    pub rpc: u32,
+    /// The record, when held.
+    pub record: Option<Record>,
+    /// Closer contacts otherwise.
+    pub closer: Vec<Contact>,
+}

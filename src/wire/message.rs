@@ -1,0 +1,292 @@
+//! The overlay's message vocabulary (thesis 5.3, extended).
+//!
+//! Every struct is encoded as a CBOR array in field order (see the [module docs](super)).
+//! Request/reply pairs are matched by a `seq` the requester chooses.
+
+use serde::{Deserialize, Serialize};
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::{addr::WireAddr, kad::*};
+use crate::{
+    trust::{Certificate, EnrollRequest, RevocationList},
+    NodeId,
+};
+
+/// Everything that travels inside a frame.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Message {
+    /// Liveness probe.
+    Ping(Ping),
+    /// Answer to a [`Ping`], naming the sender's LSN so a misdirected node is redirected.
+    Pong(Pong),
+    /// Asks the master for the LSNs of the sender's subnet.
+    LsnQuery(LsnQuery),
+    /// A list of nodes (the master's answer to [`LsnQuery`], an LSN's neighbour list).
+    NodeList(NodeList),
+    /// Positive acknowledgement of a request; an empty answer to [`LsnQuery`] means "become LSN".
+    Ack(Ack),
+    /// Asks an LSN (or the master) to accept the sender as a child.
+    Join(Join),
+    /// Leaves, announced, with a reason.
+    Part(Part),
+    /// An LSN's uptime, to settle which of two LSNs in one subnet stays.
+    Uptime(Uptime),
+    /// Presence changes travelling towards the master, with the route taken.
+    Update(Update),
+    /// A failed operation, reported to whoever asked (thesis S16).
+    Error(ErrorMessage),
+    /// A node without a certificate asks the master for one.
+    Enroll(EnrollRequest),
+    /// The master's answer to [`Message::Enroll`].
+    Certificate(Certificate),
+    /// The master's current revocation list.
+    Revocations(RevocationList),
+    /// Kademlia liveness probe.
+    KadPing(KadPing),
+    /// Kademlia liveness answer.
+    KadPong(KadPong),
+    /// Kademlia: store a record.
+    KadStore(KadStore),
+    /// Kademlia: the record was stored.
+    KadStored(KadStored),
+    /// Kademlia: the k closest contacts to a target, please.
+    KadFindNode(KadFindNode),
+    /// Kademlia: contacts close to a target.
+    KadNodes(KadNodes),
+    /// Kademlia: the value under a key, or closer contacts.
+    KadFindValue(KadFindValue),
+    /// Kademlia: a value, or closer contacts.
+    KadValue(KadValue),
+    /// An application payload.
+    App(AppMessage),
+    /// An end-to-end sealed envelope, routed by nodes that can neither read nor forge it.
+    Envelope(crate::secure::SealedEnvelope),
+}
+
+/// A node and where to reach it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Contact {
+    /// The node.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: WireAddr,
+}
+
+/// Liveness probe.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Ping {
+    /// Echoed in the [`Pong`].
+    pub seq: u32,
+}
+
+/// Answer to a [`Ping`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Pong {
+    /// The ping's sequence number.
+    pub seq: u32,
+    /// The sender's LSN (itself when it is one); `None` while it has none.
+    pub lsn: Option<Contact>,
+}
+
+/// Asks the master for the LSNs of the sender's subnet.
+///
+/// The master keys subnets by the sender's local prefix and its observed public address under
+/// the same mask (thesis 5.4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct LsnQuery {
+    /// Request number, echoed in the answer.
+    pub seq: u32,
+    /// The sender's local address.
+    pub local: WireAddr,
+    /// The prefix length of the sender's local network.
+    pub prefix_len: u8,
+}
+
+/// A list of nodes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct NodeList {
+    /// The request this answers (0 when unsolicited).
+    pub seq: u32,
+    /// The nodes, best first.
+    pub nodes: Vec<Contact>,
+}
+
+/// Positive acknowledgement.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Ack {
+    /// The request acknowledged.
+    pub seq: u32,
+}
+
+/// Asks to become the receiver's child.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Join {
+    /// Request number, echoed in the [`Ack`].
+    pub seq: u32,
+    /// The sender's local address.
+    pub local: WireAddr,
+    /// The sender's recent average uptime in seconds (ranks LSN successors).
+    pub uptime_secs: u32,
+}
+
+/// Why a node leaves.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+#[non_exhaustive]
+pub enum PartReason {
+    /// Shut down on purpose.
+    Shutdown,
+    /// Stopped answering (decided by the parent, never sent by the node itself).
+    Lost,
+    /// Moved to another network.
+    Moved,
+    /// An LSN yielding to a better LSN in the same subnet.
+    Yield,
+}
+
+impl From<PartReason> for u8 {
+    fn from(r: PartReason) -> u8 {
+        match r {
+            PartReason::Shutdown => 0,
+            PartReason::Lost => 1,
+            PartReason::Moved => 2,
+            PartReason::Yield => 3,
+        }
+    }
+}
+
+impl TryFrom<u8> for PartReason {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        Ok(match v {
+            0 => PartReason::Shutdown,
+            1 => PartReason::Lost,
+            2 => PartReason::Moved,
+            3 => PartReason::Yield,
+            _ => return Err(format!("unknown part reason {v}")),
+        })
+    }
+}
+
+/// Announced departure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Part {
+    /// Why.
+    pub reason: PartReason,
+    /// When yielding: the LSN to join instead.
+    pub better_lsn: Option<Contact>,
+}
+
+/// An LSN's uptime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Uptime {
+    /// Seconds the sender has been LSN.
+    pub uptime_secs: u64,
+}
+
+/// Whether a node arrived or left.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+pub enum PresenceKind {
+    /// Present.
+    Joined,
+    /// Gone, with a reason.
+    Parted(PartReason),
+}
+
+impl From<PresenceKind> for u8 {
+    fn from(k: PresenceKind) -> u8 {
+        match k {
+            PresenceKind::Joined => 0x10,
+            PresenceKind::Parted(r) => u8::from(r),
+        }
+    }
+}
+
+impl TryFrom<u8> for PresenceKind {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        if v == 0x10 {
+            Ok(PresenceKind::Joined)
+        } else {
+            PartReason::try_from(v).map(PresenceKind::Parted)
+        }
+    }
+}
+
+/// One node's presence change.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct PresenceChange {
+    /// The node.
+    pub node: NodeId,
+    /// Arrived or left.
+    pub kind: PresenceKind,
+    /// Its address as its LSN sees it.
+    pub addr: WireAddr,
+}
+
+/// A compact summary of an LSN's child set, so the master can detect divergence.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Digest {
+    /// Number of children.
+    pub count: u32,
+    /// Order-independent hash of the child ids.
+    pub hash: u64,
+}
+
+/// Presence travelling towards the master.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Update {
+    /// Request number, echoed in the master's [`Ack`].
+    pub seq: u32,
+    /// Changes since the last acknowledged update.
+    pub changes: Vec<PresenceChange>,
+    /// The route taken: each forwarder appends itself.
+    pub route: Vec<NodeId>,
+    /// The sender's child-set digest after these changes.
+    pub digest: Option<Digest>,
+}
+
+/// What failed, as a stable number.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// The request could not be decoded or is not valid here.
+    pub const BAD_REQUEST: ErrorCode = ErrorCode(400);
+    /// The sender is not admitted (no or invalid certificate).
+    pub const NOT_ADMITTED: ErrorCode = ErrorCode(401);
+    /// Refused by policy (e.g. enrollment refused, join refused).
+    pub const REFUSED: ErrorCode = ErrorCode(403);
+    /// The target node is unknown or not present.
+    pub const UNREACHABLE: ErrorCode = ErrorCode(404);
+    /// The operation timed out downstream.
+    pub const TIMEOUT: ErrorCode = ErrorCode(408);
+    /// Too many requests; try later.
+    pub const BUSY: ErrorCode = ErrorCode(429);
+    /// An internal failure on the sender.
+    pub const INTERNAL: ErrorCode = ErrorCode(500);
+}
+
+/// A failed operation, reported back.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct ErrorMessage {
+    /// The request that failed (0 when not a reply).
+    pub seq: u32,
+    /// What failed.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+/// An application payload.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct AppMessage {
+    /// Application-chosen id (for acknowledgement and deduplication).
+    pub id: u64,
+    /// The bytes.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
