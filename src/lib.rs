@@ -5,14 +5,14 @@ pub mod identity;
 mod time;
 pub mod trust;
 pub mod wire;
+pub mod endpoint;
+#[cfg(test)]
+mod harness;
 
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::Identity;
 pub use time::Timestamp;
-pub mod secure {
-    #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-    pub struct SealedEnvelope;
-}
+pub mod secure;
 pub mod discovery;
 pub mod store;
 pub mod transport;

@@ -1,0 +1,140 @@
+//! The responder side: answer message 1, judge the initiator on message 3.
+
+use std::net::SocketAddr;
+
+use super::{Accept, Endpoint, Event, Link};
+use crate::{
+    secure::{Credential, Handshake, HandshakeError, Packet, PacketError, Session},
+    trust::CertError,
+    Timestamp,
+};
+
+impl Endpoint {
+    pub(super) fn on_hs1(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        sender: u32,
+        noise: &[u8],
+    ) -> Result<(), PacketError> {
+        // A retransmitted message 1: our message 2 was lost, send it again.
+        if let Some(accept) =
+            self.accept_by_remote.get(&(src, sender)).and_then(|i| self.accepts.get(i))
+        {
+            let hs2 = accept.hs2.clone();
+            self.push_transmit(src, hs2);
+            return Ok(());
+        }
+        let Some(cert) = self.certificate.clone() else {
+            // Without a certificate we cannot answer anyone.
+            return Err(PacketError::UnexpectedHandshake);
+        };
+        if self.accepts.len() >= self.config.max_accepting {
+            return Err(PacketError::UnexpectedHandshake);
+        }
+        let index = self.fresh_index();
+        let seed = self.fresh_seed();
+        let (handshake, noise2) = Handshake::respond(&self.config.identity, seed, noise, &cert)
+            .map_err(|_| PacketError::Decrypt)?;
+        let hs2 = Packet::hs2(index, sender, &noise2);
+        self.push_transmit(src, hs2.clone());
+        self.accepts.insert(
+            index,
+            Accept {
+                handshake,
+                addr: src,
+                remote_index: sender,
+                hs2,
+                expires: now + self.config.handshake_timeout,
+            },
+        );
+        self.accept_by_remote.insert((src, sender), index);
+        Ok(())
+    }
+
+    pub(super) fn on_hs3(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        receiver: u32,
+        noise: &[u8],
+    ) -> Result<(), PacketError> {
+        let Some(accept) = self.accepts.remove(&receiver) else {
+            // The initiator resent message 3 because our confirmation was lost: confirm again.
+            if self.links.get(&receiver).is_some_and(|l| !l.initiator) {
+                // An empty frame is the confirmation; sealing it cannot fail on a live session.
+                let _ = self.transmit_frame(receiver, &[]);
+                return Ok(());
+            }
+            return Err(PacketError::UnexpectedHandshake);
+        };
+        self.accept_by_remote.remove(&(accept.addr, accept.remote_index));
+        let outcome = match accept.handshake.finish(noise) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.events.push_back(Event::HandshakeRejected { addr: src, error });
+                return Ok(());
+            }
+        };
+        let (peer, certificate) = match self.judge_initiator(now, &outcome.credential, &outcome.remote_static) {
+            Ok(x) => x,
+            Err(error) => {
+                tracing::debug!(%src, %error, "refused initiator");
+                self.events.push_back(Event::HandshakeRejected { addr: src, error });
+                return Ok(());
+            }
+        };
+        let rto = self.config.handshake_rto;
+        let flags = certificate.as_ref().map(|c| c.flags());
+        self.insert_link(
+            receiver,
+            Link {
+                session: Session::new(outcome.transport, accept.remote_index),
+                peer,
+                addr: src,
+                certificate,
+                initiator: false,
+                unconfirmed_hs3: None,
+                retransmit_at: now + rto,
+                rto,
+                created: now,
+                last_recv: now,
+            },
+        );
+        // Confirm at once, so the initiator stops resending message 3.
+        let _ = self.transmit_frame(receiver, &[]);
+        if let Some(flags) = flags {
+            self.events.push_back(Event::Connected { peer, addr: src, flags, initiator: false });
+        }
+        Ok(())
+    }
+
+    /// Checks what an initiator presented. Returns its id and, unless it is enrolling, its
+    /// certificate.
+    fn judge_initiator(
+        &self,
+        now: Timestamp,
+        credential: &Credential,
+        remote_static: &[u8; 32],
+    ) -> Result<(crate::NodeId, Option<Box<crate::trust::Certificate>>), HandshakeError> {
+        match credential {
+            Credential::Certificate(cert) => {
+                self.config.trust.verify(cert, now)?;
+                if cert.body.x25519 != *remote_static {
+                    return Err(CertError::KeyMismatch.into());
+                }
+                Ok((cert.node_id(), Some(cert.clone())))
+            }
+            Credential::Enroll(request) => {
+                if self.config.enrollment.is_none() {
+                    return Err(HandshakeError::EnrollmentNotAccepted);
+                }
+                if request.x25519 != *remote_static {
+                    return Err(CertError::KeyMismatch.into());
+                }
+                request.verify(self.config.trust.network())?;
+                Ok((request.node_id(), None))
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+use std::{fmt, time::Duration};
+
+use crate::{
+    trust::{Authority, Certificate, EnrollmentPolicy, NetworkKey, TrustStore},
+    Identity,
+};
+
+/// How an [`Endpoint`](super::Endpoint) behaves. Plain data with defaults; `new` takes what has
+/// no sensible default.
+pub struct EndpointConfig {
+    pub(crate) identity: Identity,
+    pub(crate) trust: TrustStore,
+    pub(crate) certificate: Option<Certificate>,
+    pub(crate) enroll_token: Option<String>,
+    pub(crate) enrollment: Option<(Authority, Box<dyn EnrollmentPolicy>)>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) handshake_rto: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_queued: usize,
+    pub(crate) max_accepting: usize,
+}
+
+impl EndpointConfig {
+    /// A node with `identity` in the network named by `network`. Without a
+    /// [`certificate`](Self::certificate) it must enroll with the master before it can open
+    /// sessions with anyone else.
+    pub fn new(identity: Identity, network: NetworkKey) -> Self {
+        EndpointConfig {
+            identity,
+            trust: TrustStore::new(network),
+            certificate: None,
+            enroll_token: None,
+            enrollment: None,
+            handshake_timeout: Duration::from_secs(10),
+            handshake_rto: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(180),
+            max_queued: 64,
+            max_accepting: 4096,
+        }
+    }
+
+    /// The master's configuration: its identity is the `authority`'s, it holds a certificate
+    /// the authority issues it, and it answers enrollment requests with `policy`.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::{Authority, OpenEnrollment}, Identity, Timestamp};
+    /// # use rand_core::SeedableRng;
+    /// let identity = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(7));
+    /// let config = EndpointConfig::master(Authority::new(identity), OpenEnrollment::default(), Timestamp::from_secs(1_700_000_000));
+    /// ```
+    pub fn master(
+        mut authority: Authority,
+        policy: impl EnrollmentPolicy + 'static,
+        now: crate::Timestamp,
+    ) -> Self {
+        let cert = authority.master_certificate(now, Duration::from_secs(10 * 365 * 86_400));
+        let mut config = Self::new(authority.identity().clone(), authority.network_key());
+        config.certificate = Some(cert);
+        config.enrollment = Some((authority, Box::new(policy)));
+        config
+    }
+
+    /// The node's admission certificate.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::*, Identity, Timestamp};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let mut master = Authority::new(Identity::generate(&mut rng));
+    /// let node = Identity::generate(&mut rng);
+    /// let now = Timestamp::from_secs(1_700_000_000);
+    /// let cert = master.issue(&node.verifying_key(), node.x25519_public(), CertFlags::NONE, now, std::time::Duration::from_secs(86_400));
+    /// let config = EndpointConfig::new(node, master.network_key()).certificate(cert);
+    /// ```
+    pub fn certificate(mut self, certificate: Certificate) -> Self {
+        self.certificate = Some(certificate);
+        self
+    }
+
+    /// The one-time token to present when enrolling.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network).enroll_token("install-42");
+    /// ```
+    pub fn enroll_token(mut self, token: impl Into<String>) -> Self {
+        self.enroll_token = Some(token.into());
+        self
+    }
+
+    /// How long a handshake may take, retransmissions included, before it fails. Default 10 s.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .handshake_timeout(std::time::Duration::from_secs(3));
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// First handshake retransmission delay; doubles on each retry. Default 500 ms.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .handshake_rto(std::time::Duration::from_millis(200));
+    /// ```
+    pub fn handshake_rto(mut self, rto: Duration) -> Self {
+        self.handshake_rto = rto.max(Duration::from_millis(1));
+        self
+    }
+
+    /// A session that receives nothing for this long is closed. Default 180 s; the overlay's
+    /// keepalives run well inside it.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .idle_timeout(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Messages queued per address while its handshake runs; beyond this, sends fail with
+    /// [`SendError::QueueFull`](super::SendError::QueueFull). Default 64.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network).max_queued(16);
+    /// ```
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.max_queued = n;
+        self
+    }
+
+    /// Responder handshakes held at once (half-open state costs memory, so it is bounded);
+    /// further first messages are dropped until some complete or expire. Default 4096.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network).max_accepting(256);
+    /// ```
+    pub fn max_accepting(mut self, n: usize) -> Self {
+        self.max_accepting = n;
+        self
+    }
+
+    /// The node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+impl fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("identity", &self.identity)
+            .field("network", self.trust.network())
+            .field("has_certificate", &self.certificate.is_some())
+            .field("accepts_enrollment", &self.enrollment.is_some())
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,185 @@
+//! The data path: open datagrams, decode frames, and handle the messages the link layer owns
+//! itself (enrollment, revocation lists).
+
+use std::net::SocketAddr;
+
+use super::{DisconnectReason, Endpoint, Event};
+use crate::{
+    secure::PacketError,
+    trust::{CertFlags, Certificate, EnrollRequest},
+    wire::{self, ErrorCode, ErrorMessage, Message},
+    NodeId, Timestamp,
+};
+
+impl Endpoint {
+    pub(super) fn on_data(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        receiver: u32,
+        counter: u64,
+        ciphertext: &[u8],
+    ) -> Result<(), PacketError> {
+        let link = self.links.get_mut(&receiver).ok_or(PacketError::UnknownSession(receiver))?;
+        let mut plain = std::mem::take(&mut self.frame);
+        let opened = link.session.open(counter, ciphertext, &mut plain);
+        if let Err(e) = opened {
+            self.frame = plain;
+            return Err(e);
+        }
+        link.last_recv = now;
+        // Any authenticated packet proves the responder holds the session.
+        link.unconfirmed_hs3 = None;
+        let peer = link.peer;
+        let enrolling_peer = link.certificate.is_none();
+        if link.addr != src {
+            // The peer moved (new address or NAT rebinding): follow it, as the packet is
+            // authentic.
+            let old = link.addr;
+            link.addr = src;
+            if self.by_addr.get(&old) == Some(&receiver) {
+                self.by_addr.remove(&old);
+            }
+            self.by_addr.insert(src, receiver);
+        }
+        let result = if plain.is_empty() {
+            Ok(()) // Handshake confirmation or keepalive.
+        } else {
+            match wire::decode(&plain) {
+                Ok(message) => {
+                    self.on_message(now, receiver, peer, src, enrolling_peer, message);
+                    Ok(())
+                }
+                Err(e) => Err(PacketError::Frame(e)),
+            }
+        };
+        self.frame = plain;
+        result
+    }
+
+    fn on_message(
+        &mut self,
+        now: Timestamp,
+        index: u32,
+        peer: NodeId,
+        addr: SocketAddr,
+        enrolling_peer: bool,
+        message: Message,
+    ) {
+        if enrolling_peer {
+            return self.on_enrolling_peer_message(now, index, peer, message);
+        }
+        match message {
+            Message::Certificate(cert) if self.certificate.is_none() => {
+                self.on_certificate(now, index, cert);
+            }
+            Message::Error(error) if self.certificate.is_none() && self.is_master(&peer) => {
+                self.enroll_deadline = None;
+                self.events.push_back(Event::EnrollmentFailed { error });
+            }
+            Message::Revocations(list) => {
+                let newer = list.version > self.config.trust.revocation_version();
+                if newer {
+                    if let Err(error) = self.update_revocations(list.clone()) {
+                        tracing::debug!(%peer, %error, "revocation list refused");
+                    }
+                }
+                self.events.push_back(Event::Message { peer, addr, message: Message::Revocations(list) });
+            }
+            message => self.events.push_back(Event::Message { peer, addr, message }),
+        }
+    }
+
+    fn is_master(&self, peer: &NodeId) -> bool {
+        *peer == self.config.trust.network().master_id()
+    }
+
+    /// We are enrolling and the master sent our certificate.
+    fn on_certificate(&mut self, now: Timestamp, index: u32, cert: Certificate) {
+        let id = &self.config.identity;
+        let check = self.config.trust.verify(&cert, now).map_err(|e| e.to_string()).and_then(|()| {
+            if cert.node_id() == id.node_id()
+                && cert.body.x25519 == id.x25519_public()
+                && !cert.flags().contains(CertFlags::MASTER)
+            {
+                Ok(())
+            } else {
+                Err("certificate is not for this node".to_owned())
+            }
+        });
+        self.enroll_deadline = None;
+        match check {
+            Ok(()) => {
+                self.certificate = Some(cert.clone());
+                // The enrollment session was opened without a certificate; new sessions
+                // (including the next one to the master) present the certificate instead.
+                if let Some(link) = self.remove_link(index) {
+                    self.events.push_back(Event::Disconnected {
+                        peer: link.peer,
+                        reason: DisconnectReason::Enrolled,
+                    });
+                }
+                self.events.push_back(Event::Enrolled { certificate: Box::new(cert) });
+            }
+            Err(detail) => self.events.push_back(Event::EnrollmentFailed {
+                error: ErrorMessage { seq: 0, code: ErrorCode::BAD_REQUEST, detail },
+            }),
+        }
+    }
+
+    /// (Master) A node without a certificate may only ask for one.
+    fn on_enrolling_peer_message(&mut self, now: Timestamp, index: u32, peer: NodeId, message: Message) {
+        let reply = match message {
+            Message::Enroll(request) => self.enroll(now, peer, &request),
+            _ => Message::Error(ErrorMessage {
+                seq: 0,
+                code: ErrorCode::NOT_ADMITTED,
+                detail: "enroll first".into(),
+            }),
+        };
+        if let Err(error) = self.send_on(now, index, &reply) {
+            tracing::warn!(%peer, %error, "enrollment reply not sent");
+        }
+    }
+
+    fn enroll(&mut self, now: Timestamp, peer: NodeId, request: &EnrollRequest) -> Message {
+        if request.node_id() != peer {
+            return Message::Error(ErrorMessage {
+                seq: 0,
+                code: ErrorCode::BAD_REQUEST,
+                detail: "request is for another node".into(),
+            });
+        }
+        // A retried request (our answer was lost) gets the same certificate again rather than
+        // spending another one-time token.
+        if let Some(cert) = self.issued.get(&peer) {
+            if cert.body.x25519 == request.x25519 {
+                return Message::Certificate(cert.clone());
+            }
+        }
+        // Only the master config has enrollment; this peer was admitted as enrolling because of
+        // it, so it is present.
+        let Some((authority, policy)) = self.config.enrollment.as_mut() else {
+            return Message::Error(ErrorMessage {
+                seq: 0,
+                code: ErrorCode::REFUSED,
+                detail: "enrollment not accepted".into(),
+            });
+        };
+        match authority.enroll(request, policy.as_mut(), now) {
+            Ok(cert) => {
+                self.issued.insert(peer, cert.clone());
+                self.events.push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
+                Message::Certificate(cert)
+            }
+            Err(error) => {
+                self.events.push_back(Event::EnrollmentRefused { peer, error: error.clone() });
+                Message::Error(ErrorMessage {
+                    seq: 0,
+                    code: ErrorCode::REFUSED,
+                    detail: error.to_string(),
+                })
+            }
+        }
+    }
+}

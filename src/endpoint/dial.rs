@@ -1,0 +1,179 @@
+//! The initiator side: open a session, judge the responder, finish the handshake.
+
+use std::net::SocketAddr;
+
+use super::{Dial, Endpoint, Event, Link};
+use crate::{
+    secure::{Credential, Handshake, HandshakeError, Packet, PacketError},
+    trust::{CertError, CertFlags, EnrollRequest},
+    wire::Message,
+    NodeId, Timestamp,
+};
+
+impl Endpoint {
+    /// Starts opening a session with whoever is at `addr`; with `expect`, only that node is
+    /// accepted. Does nothing when a session with `addr` exists or a handshake with it runs.
+    ///
+    /// Without a certificate, the only session a node may open is one to the master, to enroll;
+    /// any other peer fails with [`HandshakeError::NotMaster`] once it has shown its certificate.
+    /// The outcome arrives as [`Event::Connected`] or [`Event::ConnectFailed`].
+    pub fn connect(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
+        if self.by_addr.contains_key(&addr) || self.dial_by_addr.contains_key(&addr) {
+            return;
+        }
+        let index = self.fresh_index();
+        let seed = self.fresh_seed();
+        let (handshake, noise) = match Handshake::initiate(&self.config.identity, seed) {
+            Ok(x) => x,
+            Err(error) => {
+                self.events.push_back(Event::ConnectFailed { addr, error, unsent: Vec::new() });
+                return;
+            }
+        };
+        let hs1 = Packet::hs1(index, &noise);
+        self.push_transmit(addr, hs1.clone());
+        let rto = self.config.handshake_rto;
+        self.dials.insert(
+            index,
+            Dial {
+                handshake,
+                addr,
+                expect,
+                hs1,
+                started: now,
+                retransmit_at: now + rto,
+                rto,
+                queued: Vec::new(),
+            },
+        );
+        self.dial_by_addr.insert(addr, index);
+    }
+
+    pub(super) fn on_hs2(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        sender: u32,
+        receiver: u32,
+        noise: &[u8],
+    ) -> Result<(), PacketError> {
+        let Some(mut dial) = self.dials.remove(&receiver) else {
+            // A late duplicate of message 2 for a session we already finished is harmless.
+            return if self.links.get(&receiver).is_some_and(|l| l.initiator) {
+                Ok(())
+            } else {
+                Err(PacketError::UnexpectedHandshake)
+            };
+        };
+        self.dial_by_addr.remove(&dial.addr);
+        let result = dial
+            .handshake
+            .read_response(noise)
+            .and_then(|(peer, remote_static)| {
+                self.judge_responder(now, &peer, &remote_static, dial.expect)?;
+                let own = self.own_credential()?;
+                Ok((peer, own))
+            })
+            .and_then(|(peer, own)| dial.handshake.complete(&own, peer));
+        let (hs3, outcome) = match result {
+            Ok(x) => x,
+            Err(error) => {
+                tracing::debug!(addr = %dial.addr, %error, "handshake failed");
+                self.events.push_back(Event::ConnectFailed {
+                    addr: dial.addr,
+                    error,
+                    unsent: std::mem::take(&mut dial.queued),
+                });
+                return Ok(());
+            }
+        };
+        let crate::secure::Credential::Certificate(cert) = outcome.credential else {
+            unreachable!("judge_responder accepts only certificates");
+        };
+        let hs3 = Packet::hs3(sender, &hs3);
+        // The responder answered from `src`; that is where the session lives now.
+        let addr = src;
+        self.push_transmit(addr, hs3.clone());
+        let peer = cert.node_id();
+        let flags = cert.flags();
+        let rto = self.config.handshake_rto;
+        self.insert_link(
+            receiver,
+            Link {
+                session: crate::secure::Session::new(outcome.transport, sender),
+                peer,
+                addr,
+                certificate: Some(cert),
+                initiator: true,
+                unconfirmed_hs3: Some(hs3),
+                retransmit_at: now + rto,
+                rto,
+                created: now,
+                last_recv: now,
+            },
+        );
+        self.events.push_back(Event::Connected { peer, addr, flags, initiator: true });
+        if self.certificate.is_none() {
+            self.enroll_deadline = Some(now + self.config.handshake_timeout);
+            self.send_enroll_request(now, receiver);
+        }
+        for message in dial.queued {
+            if let Err(error) = self.send_on(now, receiver, &message) {
+                tracing::warn!(%peer, %error, "queued message could not be sent");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends (or resends) our enrollment request on the session with the master.
+    pub(super) fn send_enroll_request(&mut self, now: Timestamp, index: u32) {
+        let request = EnrollRequest::new(
+            &self.config.identity,
+            self.config.trust.network(),
+            self.config.enroll_token.clone(),
+        );
+        // A small message on a live session: sealing cannot fail.
+        let _ = self.send_on(now, index, &Message::Enroll(request));
+        self.enroll_retry_at = now + self.config.handshake_rto * 2;
+    }
+
+    /// What we present in message 3: our certificate, or an enrollment request.
+    fn own_credential(&self) -> Result<Credential, HandshakeError> {
+        Ok(match &self.certificate {
+            Some(cert) => Credential::Certificate(Box::new(cert.clone())),
+            None => Credential::Enroll(Box::new(EnrollRequest::new(
+                &self.config.identity,
+                self.config.trust.network(),
+                self.config.enroll_token.clone(),
+            ))),
+        })
+    }
+
+    fn judge_responder(
+        &self,
+        now: Timestamp,
+        peer: &Credential,
+        remote_static: &[u8; 32],
+        expect: Option<NodeId>,
+    ) -> Result<(), HandshakeError> {
+        let Credential::Certificate(cert) = peer else {
+            return Err(HandshakeError::MissingCredential);
+        };
+        self.config.trust.verify(cert, now)?;
+        if cert.body.x25519 != *remote_static {
+            return Err(CertError::KeyMismatch.into());
+        }
+        if let Some(expected) = expect {
+            if cert.node_id() != expected {
+                return Err(CertError::UnexpectedPeer { expected, found: cert.node_id() }.into());
+            }
+        }
+        if self.certificate.is_none() {
+            let master = self.config.trust.network().master_id();
+            if cert.node_id() != master || !cert.flags().contains(CertFlags::MASTER) {
+                return Err(HandshakeError::NotMaster);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+use std::net::SocketAddr;
+
+use crate::{
+    secure::{HandshakeError, PacketError},
+    trust::{CertFlags, Certificate, EnrollError},
+    wire::{ErrorMessage, Message},
+    NodeId,
+};
+
+/// What an [`Endpoint`](super::Endpoint) reports. Every failure the endpoint sees surfaces here
+/// or as a returned error (thesis S16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A session with `peer` is established.
+    Connected {
+        /// The peer.
+        peer: NodeId,
+        /// Where it is.
+        addr: SocketAddr,
+        /// The roles its certificate grants.
+        flags: CertFlags,
+        /// Whether we opened the session.
+        initiator: bool,
+    },
+    /// A session we tried to open failed. Messages queued for it are handed back.
+    ConnectFailed {
+        /// Whom we dialled.
+        addr: SocketAddr,
+        /// Why it failed.
+        error: HandshakeError,
+        /// Messages that were waiting for this session, unsent.
+        unsent: Vec<Message>,
+    },
+    /// We refused a peer that tried to open a session with us.
+    HandshakeRejected {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// Why it was refused.
+        error: HandshakeError,
+    },
+    /// A message arrived on an established session.
+    Message {
+        /// The authenticated sender.
+        peer: NodeId,
+        /// Where it came from.
+        addr: SocketAddr,
+        /// The message.
+        message: Message,
+    },
+    /// A datagram was dropped (forged, replayed, malformed, unknown session). Sessions are
+    /// unaffected.
+    PacketRejected {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// Why it was dropped.
+        error: PacketError,
+    },
+    /// A session ended.
+    Disconnected {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// We obtained our certificate from the master.
+    Enrolled {
+        /// The certificate, now in use for every new session.
+        certificate: Box<Certificate>,
+    },
+    /// The master refused our enrollment, or answered with something unusable.
+    EnrollmentFailed {
+        /// What the master said (or what was wrong with its answer).
+        error: ErrorMessage,
+    },
+    /// (Master) A node enrolled.
+    PeerEnrolled {
+        /// The node.
+        peer: NodeId,
+        /// Its new certificate.
+        certificate: Box<Certificate>,
+    },
+    /// (Master) An enrollment request was refused.
+    EnrollmentRefused {
+        /// The node that asked.
+        peer: NodeId,
+        /// Why it was refused.
+        error: EnrollError,
+    },
+    /// A newer revocation list was adopted; sessions with revoked peers were closed.
+    RevocationsUpdated {
+        /// The new version.
+        version: u64,
+    },
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// Nothing received within the idle timeout.
+    Idle,
+    /// Closed on request.
+    Closed,
+    /// The peer's certificate was revoked.
+    Revoked,
+    /// The peer's certificate expired.
+    Expired,
+    /// We opened it, but the peer never confirmed the handshake's last message.
+    Unconfirmed,
+    /// An enrollment session, finished.
+    Enrolled,
+}

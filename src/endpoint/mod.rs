@@ -1,0 +1,403 @@
+//! [`Endpoint`]: the sans-IO link layer. It owns a node's secure sessions: opens them (Noise XX
+//! with admission certificates), accepts them, enrolls with the master, seals and opens data,
+//! and keeps timers. It never touches a socket or a clock.
+//!
+//! Split by concern: [`dial`](self) (initiator side), `accept` (responder side), `data` (the
+//! data path and enrollment messages), `timers` (retransmission, expiry, idle).
+
+mod accept;
+mod config;
+mod data;
+mod dial;
+mod event;
+mod timers;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+pub use self::{
+    config::EndpointConfig,
+    event::{DisconnectReason, Event},
+};
+use crate::{
+    secure::{self, Handshake, Session},
+    trust::{Certificate, RevocationError, RevocationList, TrustStore},
+    wire::{self, Message, WireError},
+    Identity, NodeId, Timestamp, Transmit,
+};
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No session with that peer.
+    #[error("no session with {0}")]
+    NoSession(NodeId),
+    /// The message does not fit one frame.
+    #[error(transparent)]
+    Encode(#[from] WireError),
+    /// The session cannot seal more (counter exhausted or frame too large).
+    #[error(transparent)]
+    Session(#[from] secure::SessionError),
+    /// Too many messages already wait for this address's handshake.
+    #[error("send queue for {0} is full")]
+    QueueFull(SocketAddr),
+    /// This node has no certificate yet and the address is not the master.
+    #[error("not enrolled yet")]
+    NotEnrolled,
+}
+
+/// An established session and what we know of its peer.
+pub(crate) struct Link {
+    session: Session,
+    peer: NodeId,
+    addr: SocketAddr,
+    /// The peer's certificate; `None` on the master's side of an enrollment session.
+    certificate: Option<Box<Certificate>>,
+    initiator: bool,
+    /// Initiator: message 3, resent until the responder proves it has the session.
+    unconfirmed_hs3: Option<Vec<u8>>,
+    retransmit_at: Timestamp,
+    rto: std::time::Duration,
+    created: Timestamp,
+    last_recv: Timestamp,
+}
+
+/// An initiator handshake in progress.
+pub(crate) struct Dial {
+    handshake: Handshake,
+    addr: SocketAddr,
+    expect: Option<NodeId>,
+    hs1: Vec<u8>,
+    started: Timestamp,
+    retransmit_at: Timestamp,
+    rto: std::time::Duration,
+    queued: Vec<Message>,
+}
+
+/// A responder handshake waiting for message 3.
+pub(crate) struct Accept {
+    handshake: Handshake,
+    addr: SocketAddr,
+    remote_index: u32,
+    hs2: Vec<u8>,
+    expires: Timestamp,
+}
+
+/// Counters of what the endpoint did, for tests, metrics and simulations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to [`Endpoint::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Bytes in those datagrams.
+    pub bytes_sent: u64,
+    /// Datagrams given to [`Endpoint::handle_datagram`].
+    pub datagrams_received: u64,
+    /// Of those, dropped as [`Event::PacketRejected`].
+    pub packets_rejected: u64,
+    /// Sessions established, either side.
+    pub sessions_established: u64,
+}
+
+/// The sans-IO link layer of one node. See the [crate docs](crate) for the run loop.
+pub struct Endpoint {
+    config: EndpointConfig,
+    certificate: Option<Certificate>,
+    rng: ChaCha20Rng,
+    links: HashMap<u32, Link>,
+    by_peer: HashMap<NodeId, u32>,
+    by_addr: HashMap<SocketAddr, u32>,
+    dials: HashMap<u32, Dial>,
+    dial_by_addr: HashMap<SocketAddr, u32>,
+    accepts: HashMap<u32, Accept>,
+    accept_by_remote: HashMap<(SocketAddr, u32), u32>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    frame: Vec<u8>,
+    stats: Stats,
+    /// (Master) Certificates issued, so a retried enrollment gets the same one.
+    issued: HashMap<NodeId, Certificate>,
+    /// (Enrolling node) When the current enrollment gives up, and when to resend the request.
+    enroll_deadline: Option<Timestamp>,
+    enroll_retry_at: Timestamp,
+}
+
+impl Endpoint {
+    /// An endpoint with `config`, drawing every random choice (session indices, ephemeral keys)
+    /// from `seed`. Give each node its own seed; a simulation derives them from one master seed.
+    pub fn new(config: EndpointConfig, seed: [u8; 32]) -> Self {
+        let certificate = config.certificate.clone();
+        Endpoint {
+            config,
+            certificate,
+            rng: ChaCha20Rng::from_seed(seed),
+            links: HashMap::new(),
+            by_peer: HashMap::new(),
+            by_addr: HashMap::new(),
+            dials: HashMap::new(),
+            dial_by_addr: HashMap::new(),
+            accepts: HashMap::new(),
+            accept_by_remote: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            frame: Vec::new(),
+            stats: Stats::default(),
+            issued: HashMap::new(),
+            enroll_deadline: None,
+            enroll_retry_at: Timestamp::ZERO,
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.config.identity.node_id()
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.config.identity
+    }
+
+    /// The trust store (network key, revocations).
+    pub fn trust(&self) -> &TrustStore {
+        &self.config.trust
+    }
+
+    /// Our certificate, once we have one.
+    pub fn certificate(&self) -> Option<&Certificate> {
+        self.certificate.as_ref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether a session with `peer` is established.
+    pub fn is_connected(&self, peer: &NodeId) -> bool {
+        self.by_peer.contains_key(peer)
+    }
+
+    /// The peer with an established session at `addr`, if any.
+    pub fn peer_at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.by_addr.get(&addr).and_then(|i| self.links.get(i)).map(|l| l.peer)
+    }
+
+    /// The address of `peer`'s session.
+    pub fn peer_addr(&self, peer: &NodeId) -> Option<SocketAddr> {
+        self.link(peer).map(|l| l.addr)
+    }
+
+    /// `peer`'s certificate, as verified when its session was opened.
+    pub fn peer_certificate(&self, peer: &NodeId) -> Option<&Certificate> {
+        self.link(peer).and_then(|l| l.certificate.as_deref())
+    }
+
+    /// Ids of every peer with an established session.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_peer.keys().copied()
+    }
+
+    fn link(&self, peer: &NodeId) -> Option<&Link> {
+        self.by_peer.get(peer).and_then(|i| self.links.get(i))
+    }
+
+    /// Sends `message` to `peer` over its established session.
+    pub fn send(&mut self, now: Timestamp, peer: &NodeId, message: &Message) -> Result<(), SendError> {
+        let index = *self.by_peer.get(peer).ok_or(SendError::NoSession(*peer))?;
+        self.send_on(now, index, message)
+    }
+
+    /// Sends `message` to whoever is at `addr`: at once over an established session, or queued
+    /// behind a handshake that this call starts if none is running.
+    pub fn send_to(
+        &mut self,
+        now: Timestamp,
+        addr: SocketAddr,
+        message: Message,
+    ) -> Result<(), SendError> {
+        if let Some(&index) = self.by_addr.get(&addr) {
+            return self.send_on(now, index, &message);
+        }
+        // Refuse what can never be sent before it waits in a queue.
+        let len = wire::encoded_len(&message);
+        if len > wire::MAX_FRAME_LEN {
+            return Err(WireError::TooLarge { len, max: wire::MAX_FRAME_LEN }.into());
+        }
+        if !self.dial_by_addr.contains_key(&addr) {
+            self.connect(now, addr, None);
+        }
+        let max = self.config.max_queued;
+        let dial = self
+            .dial_by_addr
+            .get(&addr)
+            .and_then(|i| self.dials.get_mut(i))
+            .ok_or(SendError::NotEnrolled)?;
+        if dial.queued.len() >= max {
+            return Err(SendError::QueueFull(addr));
+        }
+        dial.queued.push(message);
+        Ok(())
+    }
+
+    fn send_on(&mut self, _now: Timestamp, index: u32, message: &Message) -> Result<(), SendError> {
+        self.frame.clear();
+        wire::encode(message, &mut self.frame)?;
+        let frame = std::mem::take(&mut self.frame);
+        let result = self.transmit_frame(index, &frame);
+        self.frame = frame;
+        result
+    }
+
+    /// Seals `frame` on link `index` and queues the datagram.
+    fn transmit_frame(&mut self, index: u32, frame: &[u8]) -> Result<(), SendError> {
+        // The caller found `index` in our maps, which only name live links.
+        let link = self.links.get_mut(&index).expect("index names a live link");
+        let mut packet = Vec::with_capacity(frame.len() + secure::DATA_OVERHEAD);
+        link.session.seal(frame, &mut packet)?;
+        let dst = link.addr;
+        self.push_transmit(dst, packet);
+        Ok(())
+    }
+
+    fn push_transmit(&mut self, dst: SocketAddr, payload: Vec<u8>) {
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += payload.len() as u64;
+        self.transmits.push_back(Transmit { dst, payload });
+    }
+
+    /// Closes the sessions with `peer`, if any.
+    pub fn close(&mut self, peer: &NodeId) {
+        let indices: Vec<u32> =
+            self.links.iter().filter(|(_, l)| l.peer == *peer).map(|(i, _)| *i).collect();
+        if !indices.is_empty() {
+            for i in indices {
+                self.remove_link(i);
+            }
+            self.events.push_back(Event::Disconnected { peer: *peer, reason: DisconnectReason::Closed });
+        }
+    }
+
+    /// Adopts a newer revocation list from the master and closes sessions with revoked peers.
+    pub fn update_revocations(&mut self, list: RevocationList) -> Result<(), RevocationError> {
+        let version = list.version;
+        self.config.trust.update_revocations(list)?;
+        let revoked: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(_, l)| self.config.trust.revocations().is_some_and(|r| r.contains(&l.peer)))
+            .map(|(i, _)| *i)
+            .collect();
+        let mut peers = Vec::new();
+        for i in revoked {
+            if let Some(link) = self.remove_link(i) {
+                peers.push(link.peer);
+            }
+        }
+        peers.sort_unstable();
+        peers.dedup();
+        for peer in peers {
+            self.events.push_back(Event::Disconnected { peer, reason: DisconnectReason::Revoked });
+        }
+        self.events.push_back(Event::RevocationsUpdated { version });
+        Ok(())
+    }
+
+    /// Feeds one received datagram. Bad datagrams become [`Event::PacketRejected`] and never
+    /// disturb an established session.
+    pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_received += 1;
+        let result = match secure::Packet::parse(datagram) {
+            Ok(secure::Packet::Hs1 { sender, noise }) => self.on_hs1(now, src, sender, noise),
+            Ok(secure::Packet::Hs2 { sender, receiver, noise }) => {
+                self.on_hs2(now, src, sender, receiver, noise)
+            }
+            Ok(secure::Packet::Hs3 { receiver, noise }) => self.on_hs3(now, src, receiver, noise),
+            Ok(secure::Packet::Data { receiver, counter, ciphertext }) => {
+                self.on_data(now, src, receiver, counter, ciphertext)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(error) = result {
+            self.stats.packets_rejected += 1;
+            tracing::debug!(%src, %error, "packet rejected");
+            self.events.push_back(Event::PacketRejected { addr: src, error });
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn fresh_index(&mut self) -> u32 {
+        loop {
+            let i = self.rng.next_u32();
+            if i != 0
+                && !self.links.contains_key(&i)
+                && !self.dials.contains_key(&i)
+                && !self.accepts.contains_key(&i)
+            {
+                return i;
+            }
+        }
+    }
+
+    fn fresh_seed(&mut self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        seed
+    }
+
+    /// The endpoint's random stream, for callers that seal envelopes deterministically.
+    pub fn rng(&mut self) -> &mut (impl rand_core::CryptoRng + RngCore) {
+        &mut self.rng
+    }
+
+    fn insert_link(&mut self, index: u32, link: Link) {
+        self.stats.sessions_established += 1;
+        self.by_peer.insert(link.peer, index);
+        self.by_addr.insert(link.addr, index);
+        self.links.insert(index, link);
+    }
+
+    /// Removes a link and the map entries that point at it. Returns it.
+    fn remove_link(&mut self, index: u32) -> Option<Link> {
+        let link = self.links.remove(&index)?;
+        if self.by_peer.get(&link.peer) == Some(&index) {
+            self.by_peer.remove(&link.peer);
+            // Fall back to another live session with the same peer, if any.
+            if let Some((&other, _)) = self.links.iter().find(|(_, l)| l.peer == link.peer) {
+                self.by_peer.insert(link.peer, other);
+            }
+        }
+        if self.by_addr.get(&link.addr) == Some(&index) {
+            self.by_addr.remove(&link.addr);
+        }
+        Some(link)
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.node_id())
+            .field("sessions", &self.links.len())
+            .field("dialing", &self.dials.len())
+            .field("accepting", &self.accepts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

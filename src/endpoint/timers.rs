@@ -1,0 +1,134 @@
+//! Timers: handshake retransmission and expiry, confirmation, idle sessions, certificate
+//! expiry, enrollment retries.
+
+use super::{DisconnectReason, Endpoint, Event};
+use crate::{
+    secure::HandshakeError,
+    wire::{ErrorCode, ErrorMessage},
+    Timestamp,
+};
+
+impl Endpoint {
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let timeout = self.config.handshake_timeout;
+        let dials = self.dials.values().map(|d| d.retransmit_at.min(d.started + timeout));
+        let accepts = self.accepts.values().map(|a| a.expires);
+        let links = self.links.values().map(|l| {
+            let mut t = l.last_recv + self.config.idle_timeout;
+            if l.unconfirmed_hs3.is_some() {
+                t = t.min(l.retransmit_at).min(l.created + timeout);
+            }
+            if let Some(cert) = &l.certificate {
+                t = t.min(Timestamp::from_secs(cert.body.expires_at));
+            }
+            t
+        });
+        let enroll = self.enroll_deadline.map(|d| d.min(self.enroll_retry_at));
+        dials.chain(accepts).chain(links).chain(enroll).min()
+    }
+
+    /// Does whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.dial_timers(now);
+        self.accepts.retain(|_, a| a.expires > now);
+        let live = &self.accepts;
+        self.accept_by_remote.retain(|_, i| live.contains_key(i));
+        self.link_timers(now);
+        self.enroll_timers(now);
+    }
+
+    fn dial_timers(&mut self, now: Timestamp) {
+        let timeout = self.config.handshake_timeout;
+        let expired: Vec<u32> =
+            self.dials.iter().filter(|(_, d)| now >= d.started + timeout).map(|(i, _)| *i).collect();
+        for index in expired {
+            if let Some(dial) = self.dials.remove(&index) {
+                self.dial_by_addr.remove(&dial.addr);
+                self.events.push_back(Event::ConnectFailed {
+                    addr: dial.addr,
+                    error: HandshakeError::Timeout,
+                    unsent: dial.queued,
+                });
+            }
+        }
+        let mut resend = Vec::new();
+        for dial in self.dials.values_mut() {
+            if now >= dial.retransmit_at {
+                dial.rto *= 2;
+                dial.retransmit_at = now + dial.rto;
+                resend.push((dial.addr, dial.hs1.clone()));
+            }
+        }
+        for (addr, hs1) in resend {
+            self.push_transmit(addr, hs1);
+        }
+    }
+
+    fn link_timers(&mut self, now: Timestamp) {
+        let idle = self.config.idle_timeout;
+        let timeout = self.config.handshake_timeout;
+        let mut ended = Vec::new();
+        let mut resend = Vec::new();
+        for (&index, link) in self.links.iter_mut() {
+            let reason = if now >= link.last_recv + idle {
+                Some(DisconnectReason::Idle)
+            } else if link.unconfirmed_hs3.is_some() && now >= link.created + timeout {
+                Some(DisconnectReason::Unconfirmed)
+            } else if link
+                .certificate
+                .as_ref()
+                .is_some_and(|c| now >= Timestamp::from_secs(c.body.expires_at))
+            {
+                Some(DisconnectReason::Expired)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                ended.push((index, reason));
+            } else if let Some(hs3) = &link.unconfirmed_hs3 {
+                if now >= link.retransmit_at {
+                    link.rto *= 2;
+                    link.retransmit_at = now + link.rto;
+                    resend.push((link.addr, hs3.clone()));
+                }
+            }
+        }
+        for (addr, hs3) in resend {
+            self.push_transmit(addr, hs3);
+        }
+        // Sorted so that events come out in the same order on every run.
+        ended.sort_unstable_by_key(|(i, _)| *i);
+        for (index, reason) in ended {
+            let was_active = self.links.get(&index).is_some_and(|l| self.by_peer.get(&l.peer) == Some(&index));
+            if let Some(link) = self.remove_link(index) {
+                // Report only when the peer's last session ended; a superseded duplicate (from
+                // simultaneous opens) leaves silently.
+                if was_active && !self.by_peer.contains_key(&link.peer) {
+                    self.events.push_back(Event::Disconnected { peer: link.peer, reason });
+                }
+            }
+        }
+    }
+
+    fn enroll_timers(&mut self, now: Timestamp) {
+        let Some(deadline) = self.enroll_deadline else { return };
+        let master = self.config.trust.network().master_id();
+        if now >= deadline {
+            self.enroll_deadline = None;
+            self.close(&master);
+            self.events.push_back(Event::EnrollmentFailed {
+                error: ErrorMessage {
+                    seq: 0,
+                    code: ErrorCode::TIMEOUT,
+                    detail: "no answer from the master".into(),
+                },
+            });
+        } else if now >= self.enroll_retry_at {
+            match self.by_peer.get(&master) {
+                Some(&index) => self.send_enroll_request(now, index),
+                None => self.enroll_retry_at = deadline,
+            }
+        }
+    }
+}
