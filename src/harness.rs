@@ -1,12 +1,7 @@
 //! A crate-private virtual-time harness: a set of sans-IO endpoints on a simulated network,
 //! stepped to the earliest deadline (a delivery or an endpoint timer). No tasks, no clocks.
 
-use std::{
-    cmp::Reverse,
-    collections::BinaryHeap,
-    net::SocketAddr,
-    time::Duration,
-};
+use std::{cmp::Reverse, collections::BinaryHeap, net::SocketAddr, time::Duration};
 
 use rand_core::SeedableRng;
 
@@ -99,7 +94,11 @@ impl Net {
 
     pub(crate) fn add(&mut self, config: EndpointConfig, seed_n: u64) -> usize {
         let addr: SocketAddr = format!("10.0.0.{}:4000", self.nodes.len() + 1).parse().unwrap();
-        self.nodes.push(Node { addr, endpoint: Endpoint::new(config, seed(seed_n)), events: Vec::new() });
+        self.nodes.push(Node {
+            addr,
+            endpoint: Endpoint::new(config, seed(seed_n)),
+            events: Vec::new(),
+        });
         self.nodes.len() - 1
     }
 

@@ -1,21 +1,87 @@
-//! fleetmesh core.
-#![allow(missing_docs)]
-mod id;
-pub mod identity;
-mod time;
-pub mod trust;
-pub mod wire;
+//! # fleetmesh
+//!
+//! A communications layer for device management: every managed device joins one overlay with
+//! no configuration, stays reachable through NATs, firewalls and network moves, and the
+//! management server (the *master*) can reach any of them at any moment, securely.
+//!
+//! This crate is the protocol core and its async driver. Transports live in their own crates
+//! (`fleetmesh-memory`, `fleetmesh-udp`, `fleetmesh-tcp`), whole-network test harnesses in
+//! `fleetmesh-testkit`, and the `fleetmesh` command in `fleetmesh-cli`.
+//!
+//! ## Map of the code
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`NodeId`], [`Distance`] | 160-bit self-certifying ids (SHA-1 of the ed25519 key), XOR metric |
+//! | [`identity`] | a node's key pairs and their owner-only key file |
+//! | [`trust`] | network key, admission certificates, revocation lists, enrollment policies |
+//! | [`wire`] | the message vocabulary and the versioned CBOR frame ([layout](wire)) |
+//! | [`secure`] | Noise XX sessions bound to certificates, replay window, HPKE envelopes ([packet layout](secure)) |
+//! | [`endpoint`] | the sans-IO link layer: sessions, handshakes, enrollment, timers |
+//! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
+//! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
+//! | [`Timestamp`] | protocol time, passed into the core on every call |
+//!
+//! ## The run loop
+//!
+//! Every state machine in the core ([`endpoint::Endpoint`] now; the overlay node and master
+//! build on it) has the same methods and never reads a clock or a socket:
+//!
+//! * `handle_datagram(now, src, bytes)`, `handle_timeout(now)` and request methods such as
+//!   `send(now, …)` **mutate** the machine;
+//! * `poll_transmit()`, `poll_event()` and `poll_timeout()` **drain** what it produced.
+//!
+//! A driver repeats: feed one input, then drain transmits (send them) and events (deliver them)
+//! until empty, then wait for the next datagram, command, or the deadline `poll_timeout`
+//! returned. [`driver::run`] does exactly that over a [`Transport`] with tokio; the test
+//! harness and the fleet simulator do it over a simulated network with virtual time.
+//!
+//! ```
+//! use fleetmesh::{endpoint::{Endpoint, EndpointConfig, Event}, trust::{Authority, CertFlags}, Identity, Timestamp};
+//! use rand_core::SeedableRng;
+//! use std::time::Duration;
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! let mut master = Authority::new(Identity::generate(&mut rng));
+//! let now = Timestamp::from_secs(1_700_000_000);
+//! let mut node = |seed: u8| {
+//!     let id = Identity::generate(&mut rng);
+//!     let cert = master.issue(&id.verifying_key(), id.x25519_public(), CertFlags::NONE, now, Duration::from_secs(3600));
+//!     Endpoint::new(EndpointConfig::new(id, master.network_key()).certificate(cert), [seed; 32])
+//! };
+//! let (mut a, mut b) = (node(1), node(2));
+//! let (addr_a, addr_b) = ("10.0.0.1:4000".parse().unwrap(), "10.0.0.2:4000".parse().unwrap());
+//!
+//! a.connect(now, addr_b, None);
+//! // Shuttle datagrams until both sides are quiet: a tiny, lossless, instant network.
+//! loop {
+//!     let mut quiet = true;
+//!     while let Some(t) = a.poll_transmit() { b.handle_datagram(now, addr_a, &t.payload); quiet = false; }
+//!     while let Some(t) = b.poll_transmit() { a.handle_datagram(now, addr_b, &t.payload); quiet = false; }
+//!     if quiet { break; }
+//! }
+//! assert!(matches!(a.poll_event(), Some(Event::Connected { initiator: true, .. })));
+//! assert!(a.is_connected(&b.node_id()));
+//! ```
+
+pub mod discovery;
+pub mod driver;
 pub mod endpoint;
 #[cfg(test)]
 mod harness;
-
-pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
-pub use identity::Identity;
-pub use time::Timestamp;
+mod id;
+pub mod identity;
 pub mod secure;
-pub mod discovery;
 pub mod store;
+mod time;
 pub mod transport;
-pub use discovery::{Candidate, Discovery, DiscoveryError, MemoryDiscovery};
+pub mod trust;
+pub mod wire;
+
+pub use discovery::{Candidate, Discovery, DiscoveryError, MemoryDiscovery, Source};
+pub use endpoint::{Endpoint, EndpointConfig, Event};
+pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
+pub use identity::{Identity, KeyFileError};
 pub use store::{MemoryStore, Store, StoreError};
+pub use time::Timestamp;
 pub use transport::{Transmit, Transport, TransportError};

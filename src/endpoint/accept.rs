@@ -76,14 +76,15 @@ impl Endpoint {
                 return Ok(());
             }
         };
-        let (peer, certificate) = match self.judge_initiator(now, &outcome.credential, &outcome.remote_static) {
-            Ok(x) => x,
-            Err(error) => {
-                tracing::debug!(%src, %error, "refused initiator");
-                self.events.push_back(Event::HandshakeRejected { addr: src, error });
-                return Ok(());
-            }
-        };
+        let (peer, certificate) =
+            match self.judge_initiator(now, &outcome.credential, &outcome.remote_static) {
+                Ok(x) => x,
+                Err(error) => {
+                    tracing::debug!(%src, %error, "refused initiator");
+                    self.events.push_back(Event::HandshakeRejected { addr: src, error });
+                    return Ok(());
+                }
+            };
         let rto = self.config.handshake_rto;
         let flags = certificate.as_ref().map(|c| c.flags());
         self.insert_link(

@@ -84,7 +84,11 @@ impl Endpoint {
                         tracing::debug!(%peer, %error, "revocation list refused");
                     }
                 }
-                self.events.push_back(Event::Message { peer, addr, message: Message::Revocations(list) });
+                self.events.push_back(Event::Message {
+                    peer,
+                    addr,
+                    message: Message::Revocations(list),
+                });
             }
             message => self.events.push_back(Event::Message { peer, addr, message }),
         }
@@ -97,16 +101,17 @@ impl Endpoint {
     /// We are enrolling and the master sent our certificate.
     fn on_certificate(&mut self, now: Timestamp, index: u32, cert: Certificate) {
         let id = &self.config.identity;
-        let check = self.config.trust.verify(&cert, now).map_err(|e| e.to_string()).and_then(|()| {
-            if cert.node_id() == id.node_id()
-                && cert.body.x25519 == id.x25519_public()
-                && !cert.flags().contains(CertFlags::MASTER)
-            {
-                Ok(())
-            } else {
-                Err("certificate is not for this node".to_owned())
-            }
-        });
+        let check =
+            self.config.trust.verify(&cert, now).map_err(|e| e.to_string()).and_then(|()| {
+                if cert.node_id() == id.node_id()
+                    && cert.body.x25519 == id.x25519_public()
+                    && !cert.flags().contains(CertFlags::MASTER)
+                {
+                    Ok(())
+                } else {
+                    Err("certificate is not for this node".to_owned())
+                }
+            });
         self.enroll_deadline = None;
         match check {
             Ok(()) => {
@@ -128,7 +133,13 @@ impl Endpoint {
     }
 
     /// (Master) A node without a certificate may only ask for one.
-    fn on_enrolling_peer_message(&mut self, now: Timestamp, index: u32, peer: NodeId, message: Message) {
+    fn on_enrolling_peer_message(
+        &mut self,
+        now: Timestamp,
+        index: u32,
+        peer: NodeId,
+        message: Message,
+    ) {
         let reply = match message {
             Message::Enroll(request) => self.enroll(now, peer, &request),
             _ => Message::Error(ErrorMessage {
@@ -169,7 +180,8 @@ impl Endpoint {
         match authority.enroll(request, policy.as_mut(), now) {
             Ok(cert) => {
                 self.issued.insert(peer, cert.clone());
-                self.events.push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
+                self.events
+                    .push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
                 Message::Certificate(cert)
             }
             Err(error) => {

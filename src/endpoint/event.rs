@@ -1,7 +1,9 @@
 use std::net::SocketAddr;
 
+use super::SendError;
 use crate::{
     secure::{HandshakeError, PacketError},
+    trust::RevocationError,
     trust::{CertFlags, Certificate, EnrollError},
     wire::{ErrorMessage, Message},
     NodeId,
@@ -87,6 +89,11 @@ pub enum Event {
         /// Why it was refused.
         error: EnrollError,
     },
+    /// A command given through the driver failed.
+    CommandFailed {
+        /// Why.
+        error: CommandError,
+    },
     /// A newer revocation list was adopted; sessions with revoked peers were closed.
     RevocationsUpdated {
         /// The new version.
@@ -110,4 +117,16 @@ pub enum DisconnectReason {
     Unconfirmed,
     /// An enrollment session, finished.
     Enrolled,
+}
+
+/// A command that failed, as reported by [`Event::CommandFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// A send failed.
+    #[error("send failed: {0}")]
+    Send(#[from] SendError),
+    /// A revocation list was refused.
+    #[error("revocation list refused: {0}")]
+    Revocations(#[from] RevocationError),
 }

@@ -22,7 +22,7 @@ use rand_core::{RngCore, SeedableRng};
 
 pub use self::{
     config::EndpointConfig,
-    event::{DisconnectReason, Event},
+    event::{CommandError, DisconnectReason, Event},
 };
 use crate::{
     secure::{self, Handshake, Session},
@@ -208,7 +208,12 @@ impl Endpoint {
     }
 
     /// Sends `message` to `peer` over its established session.
-    pub fn send(&mut self, now: Timestamp, peer: &NodeId, message: &Message) -> Result<(), SendError> {
+    pub fn send(
+        &mut self,
+        now: Timestamp,
+        peer: &NodeId,
+        message: &Message,
+    ) -> Result<(), SendError> {
         let index = *self.by_peer.get(peer).ok_or(SendError::NoSession(*peer))?;
         self.send_on(now, index, message)
     }
@@ -279,7 +284,8 @@ impl Endpoint {
             for i in indices {
                 self.remove_link(i);
             }
-            self.events.push_back(Event::Disconnected { peer: *peer, reason: DisconnectReason::Closed });
+            self.events
+                .push_back(Event::Disconnected { peer: *peer, reason: DisconnectReason::Closed });
         }
     }
 
@@ -328,6 +334,11 @@ impl Endpoint {
             tracing::debug!(%src, %error, "packet rejected");
             self.events.push_back(Event::PacketRejected { addr: src, error });
         }
+    }
+
+    /// Reports a failed command as an event (the driver's commands have no return path).
+    pub(crate) fn report(&mut self, error: CommandError) {
+        self.events.push_back(Event::CommandFailed { error });
     }
 
     /// The next datagram to send.

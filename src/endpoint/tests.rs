@@ -61,9 +61,13 @@ fn two_nodes_connect_and_exchange_messages() {
     let ida = net.nodes[a].endpoint.node_id();
     let idb = net.nodes[b].endpoint.node_id();
     let ev_a = net.events(a);
-    assert!(ev_a.iter().any(|e| matches!(e, Event::Connected { peer, initiator: true, .. } if *peer == idb)));
+    assert!(ev_a
+        .iter()
+        .any(|e| matches!(e, Event::Connected { peer, initiator: true, .. } if *peer == idb)));
     let ev_b = net.events(b);
-    assert!(ev_b.iter().any(|e| matches!(e, Event::Connected { peer, initiator: false, .. } if *peer == ida)));
+    assert!(ev_b
+        .iter()
+        .any(|e| matches!(e, Event::Connected { peer, initiator: false, .. } if *peer == ida)));
 
     net.with(a, |e, now| e.send(now, &idb, &app(1))).unwrap();
     net.with(b, |e, now| e.send(now, &ida, &app(2))).unwrap();
@@ -117,13 +121,17 @@ fn replayed_datagram_is_rejected_and_the_session_survives() {
     net.events(1);
     net.with(0, |e, now| e.send(now, &idb, &app(1))).unwrap();
     net.run_for(SECOND);
-    let (_, _, _, captured) = net.log.iter().rev().find(|(_, s, d, _)| *s == addr_a && *d == addr_b).unwrap().clone();
+    let (_, _, _, captured) =
+        net.log.iter().rev().find(|(_, s, d, _)| *s == addr_a && *d == addr_b).unwrap().clone();
     net.inject(addr_a, addr_b, captured);
     net.run_for(SECOND);
     net.with(0, |e, now| e.send(now, &idb, &app(2))).unwrap();
     net.run_for(SECOND);
     let ev = net.events(1);
-    assert!(matches!(rejections(&ev)[..], [PacketError::Replay(ReplayError::Duplicate(_))]), "{ev:?}");
+    assert!(
+        matches!(rejections(&ev)[..], [PacketError::Replay(ReplayError::Duplicate(_))]),
+        "{ev:?}"
+    );
     assert_eq!(received(&ev), vec![app(1), app(2)]);
 }
 
@@ -167,7 +175,13 @@ fn a_node_of_another_network_is_refused_on_both_sides() {
     // X sees A's certificate belongs to another network.
     let ev_x = net.events(x);
     assert!(
-        ev_x.iter().any(|e| matches!(e, Event::ConnectFailed { error: HandshakeError::Certificate(CertError::WrongNetwork(_)), .. })),
+        ev_x.iter().any(|e| matches!(
+            e,
+            Event::ConnectFailed {
+                error: HandshakeError::Certificate(CertError::WrongNetwork(_)),
+                ..
+            }
+        )),
         "{ev_x:?}"
     );
 
@@ -179,7 +193,13 @@ fn a_node_of_another_network_is_refused_on_both_sides() {
     net.run_for(2 * SECOND);
     let ev_a = net.events(a);
     assert!(
-        ev_a.iter().any(|e| matches!(e, Event::HandshakeRejected { error: HandshakeError::Certificate(CertError::WrongNetwork(_)), .. })),
+        ev_a.iter().any(|e| matches!(
+            e,
+            Event::HandshakeRejected {
+                error: HandshakeError::Certificate(CertError::WrongNetwork(_)),
+                ..
+            }
+        )),
         "{ev_a:?}"
     );
     assert!(!ev_a.iter().any(|e| matches!(e, Event::Connected { .. })));
@@ -200,7 +220,13 @@ fn expired_certificate_is_refused() {
     net.run_for(2 * SECOND);
     let ev_a = net.events(a);
     assert!(
-        ev_a.iter().any(|e| matches!(e, Event::HandshakeRejected { error: HandshakeError::Certificate(CertError::Expired { .. }), .. })),
+        ev_a.iter().any(|e| matches!(
+            e,
+            Event::HandshakeRejected {
+                error: HandshakeError::Certificate(CertError::Expired { .. }),
+                ..
+            }
+        )),
         "{ev_a:?}"
     );
 }
@@ -218,7 +244,9 @@ fn established_session_ends_when_the_peer_certificate_expires() {
     net.run_until(5 * SECOND, |n| connected(n, a, b));
     net.run_for(Duration::from_secs(60));
     let idb = net.nodes[b].endpoint.node_id();
-    assert!(net.events(a).contains(&Event::Disconnected { peer: idb, reason: DisconnectReason::Expired }));
+    assert!(net
+        .events(a)
+        .contains(&Event::Disconnected { peer: idb, reason: DisconnectReason::Expired }));
 }
 
 #[test]
@@ -271,13 +299,20 @@ fn a_stolen_certificate_without_its_key_is_refused() {
     let victim = fx.identity();
     let victim_cert = fx.certify(&victim, DAY);
     let mallory = fx.identity();
-    let m = net.add(EndpointConfig::new(mallory, fx.authority.network_key()).certificate(victim_cert), 2);
+    let m = net
+        .add(EndpointConfig::new(mallory, fx.authority.network_key()).certificate(victim_cert), 2);
     let addr_a = net.addr(a);
     net.with(m, |e, now| e.connect(now, addr_a, None));
     net.run_for(2 * SECOND);
     let ev = net.events(a);
     assert!(
-        ev.iter().any(|e| matches!(e, Event::HandshakeRejected { error: HandshakeError::Certificate(CertError::KeyMismatch), .. })),
+        ev.iter().any(|e| matches!(
+            e,
+            Event::HandshakeRejected {
+                error: HandshakeError::Certificate(CertError::KeyMismatch),
+                ..
+            }
+        )),
         "{ev:?}"
     );
     assert!(!net.nodes[a].endpoint.is_connected(&victim.node_id()));
@@ -297,7 +332,13 @@ fn a_forged_certificate_is_refused() {
     net.run_for(2 * SECOND);
     let ev = net.events(a);
     assert!(
-        ev.iter().any(|e| matches!(e, Event::HandshakeRejected { error: HandshakeError::Certificate(CertError::BadSignature), .. })),
+        ev.iter().any(|e| matches!(
+            e,
+            Event::HandshakeRejected {
+                error: HandshakeError::Certificate(CertError::BadSignature),
+                ..
+            }
+        )),
         "{ev:?}"
     );
 }
@@ -342,7 +383,14 @@ fn garbage_and_unknown_sessions_are_rejected_without_harm() {
     let idb = net.nodes[1].endpoint.node_id();
     net.events(1);
     net.inject(addr_a, addr_b, vec![]);
-    net.inject(addr_a, addr_b, vec![0x14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    net.inject(
+        addr_a,
+        addr_b,
+        vec![
+            0x14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+            14, 15, 16,
+        ],
+    );
     net.inject(addr_a, addr_b, vec![0x13, 0, 0, 0, 9, 1, 2, 3]);
     net.inject(addr_a, addr_b, vec![0x11, 1, 2, 3, 4, 5]);
     net.run_for(SECOND);
@@ -395,7 +443,11 @@ fn unanswered_handshake_times_out_and_returns_queued_messages() {
     let ev = net.events(a);
     assert_eq!(
         ev,
-        vec![Event::ConnectFailed { addr: nowhere, error: HandshakeError::Timeout, unsent: vec![app(1)] }]
+        vec![Event::ConnectFailed {
+            addr: nowhere,
+            error: HandshakeError::Timeout,
+            unsent: vec![app(1)]
+        }]
     );
     // Retransmissions back off: 500 ms, 1 s, 2 s, 4 s after the first attempt.
     assert_eq!(net.nodes[a].endpoint.stats().datagrams_sent, 5);
@@ -407,7 +459,9 @@ fn idle_sessions_close() {
     let idb = net.nodes[1].endpoint.node_id();
     net.events(0);
     net.run_for(Duration::from_secs(181));
-    assert!(net.events(0).contains(&Event::Disconnected { peer: idb, reason: DisconnectReason::Idle }));
+    assert!(net
+        .events(0)
+        .contains(&Event::Disconnected { peer: idb, reason: DisconnectReason::Idle }));
     assert_eq!(net.nodes[0].endpoint.peers().count(), 0);
 }
 
@@ -418,11 +472,16 @@ fn oversized_messages_are_refused_at_the_sender() {
     let big = Message::App(AppMessage { id: 1, data: vec![0; wire::MAX_FRAME_LEN] });
     let err = net.with(0, |e, now| e.send(now, &idb, &big)).unwrap_err();
     assert!(matches!(err, SendError::Encode(WireError::TooLarge { .. })));
-    let err = net.with(0, |e, now| e.send(now, &NodeId::ZERO, &Message::Ping(Ping { seq: 1 }))).unwrap_err();
+    let err = net
+        .with(0, |e, now| e.send(now, &NodeId::ZERO, &Message::Ping(Ping { seq: 1 })))
+        .unwrap_err();
     assert_eq!(err, SendError::NoSession(NodeId::ZERO));
 }
 
-fn master_net(policy: impl crate::trust::EnrollmentPolicy + 'static, seed: u64) -> (Net, Fixture, usize) {
+fn master_net(
+    policy: impl crate::trust::EnrollmentPolicy + 'static,
+    seed: u64,
+) -> (Net, Fixture, usize) {
     let fx = Fixture::new(seed);
     let mut net = Net::new();
     let config = EndpointConfig::master(fx.authority.clone(), policy, T0);
@@ -450,7 +509,10 @@ fn a_new_node_enrolls_with_a_token_then_talks_to_certified_peers() {
         })
         .unwrap_or_else(|| panic!("{ev:?}"));
     assert_eq!(cert.node_id(), node_id);
-    assert!(net.events(m).iter().any(|e| matches!(e, Event::PeerEnrolled { peer, .. } if *peer == node_id)));
+    assert!(net
+        .events(m)
+        .iter()
+        .any(|e| matches!(e, Event::PeerEnrolled { peer, .. } if *peer == node_id)));
     assert_eq!(net.nodes[n].endpoint.certificate(), Some(&*cert));
 
     // Now certified: a session with an ordinary node works.
@@ -471,10 +533,21 @@ fn enrollment_with_a_wrong_token_fails_visibly_on_both_sides() {
     net.with(n, |e, now| e.connect(now, addr_m, None));
     net.run_for(2 * SECOND);
     let ev = net.events(n);
-    assert!(ev.iter().any(|e| matches!(e, Event::EnrollmentFailed { error } if error.code == ErrorCode::REFUSED)), "{ev:?}");
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::EnrollmentFailed { error } if error.code == ErrorCode::REFUSED)
+        ),
+        "{ev:?}"
+    );
     assert!(net.nodes[n].endpoint.certificate().is_none());
     let ev = net.events(m);
-    assert!(ev.iter().any(|e| matches!(e, Event::EnrollmentRefused { error: crate::trust::EnrollError::InvalidToken, .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::EnrollmentRefused { error: crate::trust::EnrollError::InvalidToken, .. }
+        )),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -510,7 +583,11 @@ fn a_node_without_certificate_only_talks_to_the_master() {
     net.with(n, |e, now| e.connect(now, addr_p, None));
     net.run_for(2 * SECOND);
     let ev = net.events(n);
-    assert!(ev.iter().any(|e| matches!(e, Event::ConnectFailed { error: HandshakeError::NotMaster, .. })), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ConnectFailed { error: HandshakeError::NotMaster, .. })),
+        "{ev:?}"
+    );
     // And an ordinary node refuses an enrollment handshake.
     let ev = net.events(p);
     assert!(!ev.iter().any(|e| matches!(e, Event::Connected { .. })), "{ev:?}");
@@ -523,7 +600,10 @@ fn same_seeds_give_the_same_transcript() {
         let idb = net.nodes[1].endpoint.node_id();
         net.with(0, |e, now| e.send(now, &idb, &app(1))).unwrap();
         net.run_for(SECOND);
-        net.log.iter().map(|(t, s, d, b)| format!("{t:?} {s} {d} {}", hex::encode(b))).collect::<Vec<_>>()
+        net.log
+            .iter()
+            .map(|(t, s, d, b)| format!("{t:?} {s} {d} {}", hex::encode(b)))
+            .collect::<Vec<_>>()
     };
     assert_eq!(transcript(30), transcript(30));
     assert_ne!(transcript(30), transcript(31));

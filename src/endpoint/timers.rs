@@ -40,8 +40,12 @@ impl Endpoint {
 
     fn dial_timers(&mut self, now: Timestamp) {
         let timeout = self.config.handshake_timeout;
-        let expired: Vec<u32> =
-            self.dials.iter().filter(|(_, d)| now >= d.started + timeout).map(|(i, _)| *i).collect();
+        let expired: Vec<u32> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| now >= d.started + timeout)
+            .map(|(i, _)| *i)
+            .collect();
         for index in expired {
             if let Some(dial) = self.dials.remove(&index) {
                 self.dial_by_addr.remove(&dial.addr);
@@ -100,7 +104,8 @@ impl Endpoint {
         // Sorted so that events come out in the same order on every run.
         ended.sort_unstable_by_key(|(i, _)| *i);
         for (index, reason) in ended {
-            let was_active = self.links.get(&index).is_some_and(|l| self.by_peer.get(&l.peer) == Some(&index));
+            let was_active =
+                self.links.get(&index).is_some_and(|l| self.by_peer.get(&l.peer) == Some(&index));
             if let Some(link) = self.remove_link(index) {
                 // Report only when the peer's last session ended; a superseded duplicate (from
                 // simultaneous opens) leaves silently.

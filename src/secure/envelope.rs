@@ -107,14 +107,12 @@ pub fn seal_envelope<R: CryptoRng + RngCore>(
     let body = cbor::to_vec(&Body { payload: payload.to_vec(), signature });
     let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(to_x25519)
         .map_err(|_| EnvelopeError::InvalidRecipientKey)?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256, _>(
-        &OpModeS::Base,
-        &pk,
-        &info(network),
-        &body,
-        &aad(&from, &to),
-        rng,
-    )
+    let (enc, ciphertext) = hpke::single_shot_seal::<
+        ChaCha20Poly1305,
+        HkdfSha256,
+        X25519HkdfSha256,
+        _,
+    >(&OpModeS::Base, &pk, &info(network), &body, &aad(&from, &to), rng)
     .map_err(|_| EnvelopeError::Seal)?;
     let enc: [u8; 32] = enc.to_bytes().into();
     Ok(SealedEnvelope { from, to, enc, ciphertext })
@@ -149,10 +147,12 @@ pub fn open_envelope(
     )
     .map_err(|_| EnvelopeError::Decrypt)?;
     let body: Body = cbor::from_slice(&plain).map_err(|_| EnvelopeError::Malformed)?;
-    let signed =
-        Signed { network, from: &envelope.from, to: &envelope.to, payload: &body.payload };
+    let signed = Signed { network, from: &envelope.from, to: &envelope.to, payload: &body.payload };
     sender_key
-        .verify_strict(&signed_bytes(domain::ENVELOPE, &signed), &Signature::from_bytes(&body.signature))
+        .verify_strict(
+            &signed_bytes(domain::ENVELOPE, &signed),
+            &Signature::from_bytes(&body.signature),
+        )
         .map_err(|_| EnvelopeError::BadSignature)?;
     Ok(body.payload)
 }

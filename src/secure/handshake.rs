@@ -73,7 +73,9 @@ struct Payload {
 impl Credential {
     fn encode(&self) -> Vec<u8> {
         let payload = match self {
-            Credential::Certificate(c) => Payload { certificate: Some((**c).clone()), enroll: None },
+            Credential::Certificate(c) => {
+                Payload { certificate: Some((**c).clone()), enroll: None }
+            }
             Credential::Enroll(r) => Payload { certificate: None, enroll: Some((**r).clone()) },
         };
         cbor::to_vec(&payload)

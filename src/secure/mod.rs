@@ -31,14 +31,13 @@ mod rng;
 mod session;
 
 pub use envelope::{open_envelope, seal_envelope, EnvelopeError, SealedEnvelope};
-pub(crate) use handshake::{Credential, Handshake};
 pub use handshake::HandshakeError;
+pub(crate) use handshake::{Credential, Handshake};
 pub(crate) use packet::Packet;
 pub use packet::{PacketError, DATA_OVERHEAD};
 pub use replay::{ReplayError, ReplayWindow};
 pub(crate) use rng::SeededResolver;
-pub(crate) use session::Session;
-pub use session::SessionError;
+pub use session::{session_pair, Session, SessionError};
 
 /// The Noise protocol name every fleetmesh link uses.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";

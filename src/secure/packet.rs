@@ -132,12 +132,18 @@ mod tests {
             Packet::parse(&Packet::hs2(1, 2, b"x")).unwrap(),
             Packet::Hs2 { sender: 1, receiver: 2, noise: b"x" }
         );
-        assert_eq!(Packet::parse(&Packet::hs3(3, b"")).unwrap(), Packet::Hs3 { receiver: 3, noise: b"" });
+        assert_eq!(
+            Packet::parse(&Packet::hs3(3, b"")).unwrap(),
+            Packet::Hs3 { receiver: 3, noise: b"" }
+        );
         let mut d = Vec::new();
         Packet::data_header(&mut d, 9, 42);
         assert_eq!(d.len(), DATA_HEADER_LEN);
         d.extend_from_slice(&[0; TAG_LEN]);
-        assert!(matches!(Packet::parse(&d).unwrap(), Packet::Data { receiver: 9, counter: 42, .. }));
+        assert!(matches!(
+            Packet::parse(&d).unwrap(),
+            Packet::Data { receiver: 9, counter: 42, .. }
+        ));
         assert_eq!(Packet::parse(&[]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x14, 0, 0]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x99]), Err(PacketError::Malformed));

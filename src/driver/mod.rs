@@ -1,0 +1,127 @@
+//! The async driver: runs one sans-IO [`Machine`] over a [`Transport`].
+//!
+//! One task per node: `select!` over the transport's next datagram, the machine's next
+//! deadline and a command channel; after each input it drains transmits and events. This is
+//! the only code in the crate that reads a clock, and it reads `tokio::time::Instant`, so
+//! turmoil's simulated time (or tokio's paused test clock) drives it.
+
+mod clock;
+mod endpoint;
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+
+pub use self::{
+    clock::Clock,
+    endpoint::{EndpointCommand, EndpointHandle},
+};
+use crate::{Timestamp, Transmit, Transport, TransportError};
+
+/// A sans-IO state machine the driver can run: the method set every fleetmesh state machine
+/// shares (see the [crate docs](crate)).
+pub trait Machine: Send + 'static {
+    /// What the machine reports.
+    type Event: Send + 'static;
+    /// What the application asks of it.
+    type Command: Send + 'static;
+
+    /// A datagram arrived.
+    fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]);
+    /// The application asked for something.
+    fn handle_command(&mut self, now: Timestamp, command: Self::Command);
+    /// A deadline passed.
+    fn handle_timeout(&mut self, now: Timestamp);
+    /// The next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The next deadline.
+    fn poll_timeout(&self) -> Option<Timestamp>;
+    /// The next event.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+}
+
+/// Why the driver stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// Receiving failed in a way the transport cannot recover from.
+    #[error("transport failed: {0}")]
+    Transport(#[from] TransportError),
+}
+
+/// Sending a command failed because the driver has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the node's driver has stopped")]
+pub struct DriverStopped;
+
+/// Events queued between the driver and the application. When the application falls this far
+/// behind, the driver waits for it (backpressure) rather than drop anything.
+const EVENT_QUEUE: usize = 1024;
+const COMMAND_QUEUE: usize = 256;
+
+/// Runs `machine` over `transport` until every command sender is dropped or the transport
+/// fails. Spawn it as a task; see [`spawn`].
+pub async fn run<M: Machine, T: Transport>(
+    mut machine: M,
+    transport: T,
+    clock: Clock,
+    mut commands: mpsc::Receiver<M::Command>,
+    events: mpsc::Sender<M::Event>,
+) -> Result<(), DriverError> {
+    let mut buf = vec![0u8; transport.max_datagram_size()];
+    let mut events = Some(events);
+    loop {
+        while let Some(t) = machine.poll_transmit() {
+            if let Err(error) = transport.send_to(t.dst, &t.payload).await {
+                // A send failure is a lost datagram; the protocol's timers deal with loss.
+                tracing::debug!(dst = %t.dst, %error, "send failed");
+            }
+        }
+        while let Some(event) = machine.poll_event() {
+            // Once the application dropped its receiver, events are no longer wanted.
+            if let Some(tx) = &events {
+                if tx.send(event).await.is_err() {
+                    events = None;
+                }
+            }
+        }
+        let deadline = machine.poll_timeout().map(|t| clock.instant(t));
+        tokio::select! {
+            received = transport.recv_from(&mut buf) => match received {
+                Ok((n, src)) => machine.handle_datagram(clock.now(), src, &buf[..n]),
+                Err(TransportError::Closed) => return Err(TransportError::Closed.into()),
+                Err(error) => tracing::debug!(%error, "receive failed"),
+            },
+            command = commands.recv() => match command {
+                Some(command) => machine.handle_command(clock.now(), command),
+                None => return Ok(()),
+            },
+            () = sleep_until(deadline), if deadline.is_some() => machine.handle_timeout(clock.now()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Spawns the driver for `machine` on the current tokio runtime. Returns the command sender,
+/// the event receiver and the task.
+#[allow(clippy::type_complexity)]
+pub fn spawn<M: Machine, T: Transport>(
+    machine: M,
+    transport: T,
+    clock: Clock,
+) -> (
+    mpsc::Sender<M::Command>,
+    mpsc::Receiver<M::Event>,
+    tokio::task::JoinHandle<Result<(), DriverError>>,
+) {
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let task = tokio::spawn(run(machine, transport, clock, command_rx, event_tx));
+    (command_tx, event_rx, task)
+}
