@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::{DisconnectReason, Endpoint, Event};
+use super::{Endpoint, Event};
 use crate::{
     secure::PacketError,
     trust::{CertFlags, Certificate, EnrollRequest},
@@ -70,8 +70,12 @@ impl Endpoint {
             return self.on_enrolling_peer_message(now, index, peer, message);
         }
         match message {
+            // A retried request whose answer was lost after the session was upgraded.
+            Message::Enroll(_) if self.config.enrollment.is_some() => {
+                self.on_enrolling_peer_message(now, index, peer, message);
+            }
             Message::Certificate(cert) if self.certificate.is_none() => {
-                self.on_certificate(now, index, cert);
+                self.on_certificate(now, cert);
             }
             Message::Error(error) if self.certificate.is_none() && self.is_master(&peer) => {
                 self.enroll_deadline = None;
@@ -99,7 +103,7 @@ impl Endpoint {
     }
 
     /// We are enrolling and the master sent our certificate.
-    fn on_certificate(&mut self, now: Timestamp, index: u32, cert: Certificate) {
+    fn on_certificate(&mut self, now: Timestamp, cert: Certificate) {
         let id = &self.config.identity;
         let check =
             self.config.trust.verify(&cert, now).map_err(|e| e.to_string()).and_then(|()| {
@@ -115,15 +119,9 @@ impl Endpoint {
         self.enroll_deadline = None;
         match check {
             Ok(()) => {
+                // The enrollment session stays up as an ordinary session: it authenticated the
+                // master by certificate, and the master now knows our certificate too.
                 self.certificate = Some(cert.clone());
-                // The enrollment session was opened without a certificate; new sessions
-                // (including the next one to the master) present the certificate instead.
-                if let Some(link) = self.remove_link(index) {
-                    self.events.push_back(Event::Disconnected {
-                        peer: link.peer,
-                        reason: DisconnectReason::Enrolled,
-                    });
-                }
                 self.events.push_back(Event::Enrolled { certificate: Box::new(cert) });
             }
             Err(detail) => self.events.push_back(Event::EnrollmentFailed {
@@ -150,6 +148,18 @@ impl Endpoint {
         };
         if let Err(error) = self.send_on(now, index, &reply) {
             tracing::warn!(%peer, %error, "enrollment reply not sent");
+        }
+    }
+
+    /// (Master) The enrolling peer's session becomes an ordinary, certified session.
+    fn upgrade_enrolled(&mut self, peer: NodeId, cert: &Certificate) {
+        let Some(link) = self.by_peer.get(&peer).and_then(|i| self.links.get_mut(i)) else {
+            return;
+        };
+        if link.certificate.is_none() {
+            link.certificate = Some(Box::new(cert.clone()));
+            let (addr, initiator) = (link.addr, link.initiator);
+            self.events.push_back(Event::Connected { peer, addr, flags: cert.flags(), initiator });
         }
     }
 
@@ -180,6 +190,7 @@ impl Endpoint {
         match authority.enroll(request, policy.as_mut(), now) {
             Ok(cert) => {
                 self.issued.insert(peer, cert.clone());
+                self.upgrade_enrolled(peer, &cert);
                 self.events
                     .push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
                 Message::Certificate(cert)

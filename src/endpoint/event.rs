@@ -115,8 +115,6 @@ pub enum DisconnectReason {
     Expired,
     /// We opened it, but the peer never confirmed the handshake's last message.
     Unconfirmed,
-    /// An enrollment session, finished.
-    Enrolled,
 }
 
 /// A command that failed, as reported by [`Event::CommandFailed`].
