@@ -59,6 +59,9 @@ pub(crate) enum Verdict {
     Drop,
 }
 
+/// A datagram on the wire: (delivery time, sequence for a stable order, src, dst, bytes).
+type InFlight = (Timestamp, u64, SocketAddr, SocketAddr, Vec<u8>);
+
 type Filter = Box<dyn FnMut(SocketAddr, SocketAddr, &mut Vec<u8>) -> Verdict>;
 
 pub(crate) struct Node {
@@ -72,7 +75,7 @@ pub(crate) struct Net {
     pub(crate) now: Timestamp,
     pub(crate) nodes: Vec<Node>,
     pub(crate) latency: Duration,
-    in_flight: BinaryHeap<Reverse<(Timestamp, u64, SocketAddr, SocketAddr, Vec<u8>)>>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     filter: Option<Filter>,
     /// Every datagram delivered: (time, src, dst, bytes).

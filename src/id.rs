@@ -209,7 +209,7 @@ mod tests {
             // Unidirectionality: for a given a and distance there is exactly one b.
             let d = a.distance(&b);
             let mut back = [0u8; 20];
-            for i in 0..20 { back[i] = a.as_bytes()[i] ^ d.as_bytes()[i]; }
+            for (i, byte) in back.iter_mut().enumerate() { *byte = a.as_bytes()[i] ^ d.as_bytes()[i]; }
             prop_assert_eq!(id(back), b);
             // XOR triangle inequality d(a,c) <= d(a,b) ^ d(b,c), which bounds d(a,c) by the
             // larger bucket of the two legs.

@@ -183,7 +183,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let envelope =
         seal_envelope(&master_identity, &network, id_a, &a_x25519, b"run inventory", &mut OsRng)
             .map_err(|e| DemoError::Failed(e.to_string()))?;
-    master.handle.send(id_a, Message::Envelope(envelope)).await.map_err(|_| DemoError::Stopped)?;
+    master
+        .handle
+        .send(id_a, Message::Envelope(Box::new(envelope)))
+        .await
+        .map_err(|_| DemoError::Stopped)?;
     let identity_a = a_identity;
     let opened = wait_for(a, "envelope from the master", limit, |e| match e {
         Event::Message { message: Message::Envelope(env), .. } => Some(

@@ -75,7 +75,7 @@ impl Endpoint {
                 self.on_enrolling_peer_message(now, index, peer, message);
             }
             Message::Certificate(cert) if self.certificate.is_none() => {
-                self.on_certificate(now, cert);
+                self.on_certificate(now, *cert);
             }
             Message::Error(error) if self.certificate.is_none() && self.is_master(&peer) => {
                 self.enroll_deadline = None;
@@ -84,7 +84,7 @@ impl Endpoint {
             Message::Revocations(list) => {
                 let newer = list.version > self.config.trust.revocation_version();
                 if newer {
-                    if let Err(error) = self.update_revocations(list.clone()) {
+                    if let Err(error) = self.update_revocations(*list.clone()) {
                         tracing::debug!(%peer, %error, "revocation list refused");
                     }
                 }
@@ -175,7 +175,7 @@ impl Endpoint {
         // spending another one-time token.
         if let Some(cert) = self.issued.get(&peer) {
             if cert.body.x25519 == request.x25519 {
-                return Message::Certificate(cert.clone());
+                return Message::Certificate(Box::new(cert.clone()));
             }
         }
         // Only the master config has enrollment; this peer was admitted as enrolling because of
@@ -193,7 +193,7 @@ impl Endpoint {
                 self.upgrade_enrolled(peer, &cert);
                 self.events
                     .push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
-                Message::Certificate(cert)
+                Message::Certificate(Box::new(cert))
             }
             Err(error) => {
                 self.events.push_back(Event::EnrollmentRefused { peer, error: error.clone() });

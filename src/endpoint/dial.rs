@@ -133,7 +133,7 @@ impl Endpoint {
             self.config.enroll_token.clone(),
         );
         // A small message on a live session: sealing cannot fail.
-        let _ = self.send_on(now, index, &Message::Enroll(request));
+        let _ = self.send_on(now, index, &Message::Enroll(Box::new(request)));
         self.enroll_retry_at = now + self.config.handshake_rto * 2;
     }
 

@@ -284,7 +284,7 @@ fn revocation_list_sent_as_a_message_is_adopted() {
     net.run_until(5 * SECOND, |n| connected(n, 1, c));
     // Anyone may pass the list on: the master's signature is what makes it count.
     let list = fx.authority.revocation_list(4, vec![victim], T0);
-    net.with(0, |e, now| e.send(now, &idb, &Message::Revocations(list))).unwrap();
+    net.with(0, |e, now| e.send(now, &idb, &Message::Revocations(Box::new(list)))).unwrap();
     net.run_for(SECOND);
     assert_eq!(net.nodes[1].endpoint.trust().revocation_version(), 4);
     assert!(!net.nodes[1].endpoint.is_connected(&victim));

@@ -89,9 +89,9 @@ pub struct Certificate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
-    /// Issued for another network than ours.
-    #[error("certificate belongs to another network ({0:?})")]
-    WrongNetwork(NetworkKey),
+    /// Issued for another network than ours (named by that network's master id).
+    #[error("certificate belongs to another network (master {0})")]
+    WrongNetwork(NodeId),
     /// The master's signature does not verify.
     #[error("certificate signature is invalid")]
     BadSignature,
@@ -157,7 +157,7 @@ impl Certificate {
     pub fn verify(&self, network: &NetworkKey, now: Timestamp) -> Result<(), CertError> {
         let body = &self.body;
         if body.network != *network {
-            return Err(CertError::WrongNetwork(body.network));
+            return Err(CertError::WrongNetwork(body.network.master_id()));
         }
         if !network.verify(&signed_bytes(domain::CERTIFICATE, body), &self.signature) {
             return Err(CertError::BadSignature);

@@ -110,6 +110,12 @@ pub trait EnrollmentPolicy: Send {
     fn admit(&mut self, request: &EnrollRequest, now: Timestamp) -> Result<Admission, EnrollError>;
 }
 
+impl<P: EnrollmentPolicy + ?Sized> EnrollmentPolicy for Box<P> {
+    fn admit(&mut self, request: &EnrollRequest, now: Timestamp) -> Result<Admission, EnrollError> {
+        (**self).admit(request, now)
+    }
+}
+
 /// Admits every node that proves its key. For demos and closed labs only.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenEnrollment {

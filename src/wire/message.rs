@@ -12,7 +12,8 @@ use crate::{
     NodeId,
 };
 
-/// Everything that travels inside a frame.
+/// Everything that travels inside a frame. Large, rare messages are boxed so the enum stays
+/// small for the hot ones.
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Message {
@@ -37,17 +38,17 @@ pub enum Message {
     /// A failed operation, reported to whoever asked (thesis S16).
     Error(ErrorMessage),
     /// A node without a certificate asks the master for one.
-    Enroll(EnrollRequest),
+    Enroll(Box<EnrollRequest>),
     /// The master's answer to [`Message::Enroll`].
-    Certificate(Certificate),
+    Certificate(Box<Certificate>),
     /// The master's current revocation list.
-    Revocations(RevocationList),
+    Revocations(Box<RevocationList>),
     /// Kademlia liveness probe.
     KadPing(KadPing),
     /// Kademlia liveness answer.
     KadPong(KadPong),
     /// Kademlia: store a record.
-    KadStore(KadStore),
+    KadStore(Box<KadStore>),
     /// Kademlia: the record was stored.
     KadStored(KadStored),
     /// Kademlia: the k closest contacts to a target, please.
@@ -57,11 +58,11 @@ pub enum Message {
     /// Kademlia: the value under a key, or closer contacts.
     KadFindValue(KadFindValue),
     /// Kademlia: a value, or closer contacts.
-    KadValue(KadValue),
+    KadValue(Box<KadValue>),
     /// An application payload.
     App(AppMessage),
     /// An end-to-end sealed envelope, routed by nodes that can neither read nor forge it.
-    Envelope(crate::secure::SealedEnvelope),
+    Envelope(Box<crate::secure::SealedEnvelope>),
 }
 
 /// A node and where to reach it.

@@ -12,11 +12,12 @@
 //! ```
 //!
 //! * `version` is [`WIRE_VERSION`]; a frame of another version is refused with
-//!   [`WireError::UnsupportedVersion`] before anything else is read.
+//!   [`WireError::UnsupportedVersion`] before the body is read (a frame shorter than the
+//!   two-byte header is [`WireError::Truncated`]).
 //! * `type` selects the message ([`MessageType`]); unknown types are [`WireError::UnknownType`].
 //! * The body is the message's fields as a CBOR array in declaration order. Structs are encoded
-//!   as tuples so hot messages carry no field-name strings: a `Ping` is 5 bytes, a `Pong` with
-//!   an LSN contact about 50.
+//!   as tuples so hot messages carry no field-name strings: a `Ping` is 4 to 7 bytes, a `Pong`
+//!   with an IPv4 LSN contact 33 (IPv6: up to 49).
 //! * The whole frame is at most [`MAX_FRAME_LEN`] bytes; the length is checked before decoding,
 //!   and decoding is a pure function of the buffer that never panics on arbitrary input.
 

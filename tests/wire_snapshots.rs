@@ -1,0 +1,304 @@
+//! Snapshots of the wire format: one sample of every [`Message`] variant, as its frame in hex and
+//! as the message decoded back from that frame.
+//!
+//! A snapshot change is a wire-format change: review it as one (version bump? compatibility?).
+//! Every sample is deterministic: keys come from fixed seeds, times are fixed, and ed25519
+//! signatures are deterministic. The snapshots live in `snapshots/wire_*.snap` at the crate
+//! root; regenerate them with `INSTA_UPDATE=always cargo test --test wire_snapshots` and review
+//! the diff.
+
+use std::{collections::HashSet, net::SocketAddr, time::Duration};
+
+use fleetmesh::{
+    secure::{seal_envelope, SealedEnvelope},
+    trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
+    wire::{
+        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Join, KadFindNode,
+        KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, LsnQuery, Message,
+        MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Record,
+        Update, Uptime, WireAddr,
+    },
+    Identity, NodeId, Timestamp,
+};
+use rand_core::SeedableRng;
+
+/// The fixed "now" of every sample.
+const NOW: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+fn identity(seed: u64) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+}
+
+fn addr(s: &str) -> WireAddr {
+    // The literals below are valid socket addresses.
+    WireAddr(s.parse::<SocketAddr>().expect("valid socket address literal"))
+}
+
+fn contact(seed: u64, a: &str) -> Contact {
+    Contact { id: identity(seed).node_id(), addr: addr(a) }
+}
+
+fn record() -> Record {
+    let publisher = identity(20);
+    Record {
+        key: NodeId::hash(b"service/config"),
+        value: b"v=1;interval=30".to_vec(),
+        publisher: publisher.node_id(),
+        version: 3,
+        expires_at: NOW.as_secs() + 86_400,
+        // Any deterministic signature will do: the wire format does not check it.
+        signature: publisher.sign(b"record sample").to_bytes(),
+    }
+}
+
+/// An envelope from `sender` to node 4, sealed with a seeded rng so that the HPKE ephemeral key
+/// (and so the whole envelope) is the same on every run.
+fn envelope(sender: &Identity, network: &NetworkKey) -> SealedEnvelope {
+    let recipient = identity(4);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(40);
+    seal_envelope(
+        sender,
+        network,
+        recipient.node_id(),
+        &recipient.x25519_public(),
+        b"reboot at 03:00",
+        &mut rng,
+    )
+    .expect("the recipient key is valid")
+}
+
+/// One sample per message type, named for its snapshot file, in tag order.
+fn samples() -> Vec<(&'static str, Message)> {
+    let mut authority = Authority::new(identity(1));
+    let network = authority.network_key();
+    let node = identity(2);
+    let lsn = contact(3, "192.168.1.10:7946");
+
+    vec![
+        ("wire_ping", Message::Ping(Ping { seq: 7 })),
+        ("wire_pong", Message::Pong(Pong { seq: 7, lsn: Some(lsn) })),
+        (
+            "wire_lsn_query",
+            Message::LsnQuery(LsnQuery {
+                seq: 1,
+                local: addr("192.168.1.23:7946"),
+                prefix_len: 24,
+            }),
+        ),
+        (
+            "wire_node_list",
+            Message::NodeList(NodeList {
+                seq: 1,
+                nodes: vec![lsn, contact(4, "[2001:db8::4]:7946")],
+            }),
+        ),
+        ("wire_ack", Message::Ack(Ack { seq: 42 })),
+        (
+            "wire_join",
+            Message::Join(Join { seq: 2, local: addr("192.168.1.23:7946"), uptime_secs: 86_400 }),
+        ),
+        ("wire_part", Message::Part(Part { reason: PartReason::Yield, better_lsn: Some(lsn) })),
+        ("wire_uptime", Message::Uptime(Uptime { uptime_secs: 3_600 })),
+        (
+            "wire_update",
+            Message::Update(Update {
+                seq: 3,
+                changes: vec![
+                    PresenceChange {
+                        node: identity(5).node_id(),
+                        kind: PresenceKind::Joined,
+                        addr: addr("192.168.1.23:7946"),
+                    },
+                    PresenceChange {
+                        node: identity(6).node_id(),
+                        kind: PresenceKind::Parted(PartReason::Lost),
+                        addr: addr("192.168.1.24:7946"),
+                    },
+                ],
+                route: vec![lsn.id, identity(7).node_id()],
+                digest: Some(Digest { count: 12, hash: 0x0123_4567_89ab_cdef }),
+            }),
+        ),
+        (
+            "wire_error",
+            Message::Error(ErrorMessage {
+                seq: 5,
+                code: ErrorCode::REFUSED,
+                detail: "enrollment refused".into(),
+            }),
+        ),
+        (
+            "wire_enroll",
+            Message::Enroll(Box::new(EnrollRequest::new(
+                &node,
+                &network,
+                Some("install-42".into()),
+            ))),
+        ),
+        (
+            "wire_certificate",
+            Message::Certificate(Box::new(authority.issue(
+                &node.verifying_key(),
+                node.x25519_public(),
+                CertFlags::GSN_ELIGIBLE,
+                NOW,
+                Duration::from_secs(30 * 86_400),
+            ))),
+        ),
+        (
+            "wire_revocations",
+            Message::Revocations(Box::new(authority.revocation_list(
+                2,
+                vec![identity(8).node_id(), identity(9).node_id()],
+                NOW,
+            ))),
+        ),
+        ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100 })),
+        ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100 })),
+        ("wire_kad_store", Message::KadStore(Box::new(KadStore { rpc: 101, record: record() }))),
+        ("wire_kad_stored", Message::KadStored(KadStored { rpc: 101 })),
+        (
+            "wire_kad_find_node",
+            Message::KadFindNode(KadFindNode { rpc: 102, target: NodeId::hash(b"target") }),
+        ),
+        (
+            "wire_kad_nodes",
+            Message::KadNodes(KadNodes {
+                rpc: 102,
+                nodes: vec![contact(10, "203.0.113.10:7946"), contact(11, "203.0.113.11:7946")],
+            }),
+        ),
+        (
+            "wire_kad_find_value",
+            Message::KadFindValue(KadFindValue { rpc: 103, key: NodeId::hash(b"service/config") }),
+        ),
+        (
+            "wire_kad_value",
+            Message::KadValue(Box::new(KadValue {
+                rpc: 103,
+                record: Some(record()),
+                closer: vec![contact(12, "203.0.113.12:7946")],
+            })),
+        ),
+        ("wire_app", Message::App(AppMessage { id: 9, data: b"hello, fleet".to_vec() })),
+        ("wire_envelope", Message::Envelope(Box::new(envelope(&node, &network)))),
+    ]
+}
+
+fn encode(msg: &Message) -> Vec<u8> {
+    let mut frame = Vec::new();
+    wire::encode(msg, &mut frame).expect("every sample fits in a frame");
+    frame
+}
+
+/// The snapshot text: type, length, frame in hex (32 bytes a line) and the decoded message
+/// (`{:#?}`, with byte arrays such as keys and signatures put on one line each).
+fn render(frame: &[u8], decoded: &Message) -> String {
+    let mut out = format!(
+        "type: {:?} (0x{:02x})\nlen: {}\nhex:\n",
+        decoded.message_type(),
+        frame[1],
+        frame.len()
+    );
+    for line in frame.chunks(32) {
+        out.push_str("  ");
+        out.push_str(&hex::encode(line));
+        out.push('\n');
+    }
+    out.push_str("decoded:\n");
+    out.push_str(&compact_byte_arrays(&format!("{decoded:#?}")));
+    out.push('\n');
+    out
+}
+
+/// Joins `{:#?}` arrays of plain integers (one per line) into one line: `[1, 2, 3]`.
+fn compact_byte_arrays(pretty: &str) -> String {
+    let lines: Vec<&str> = pretty.lines().collect();
+    let is_int = |l: &str| l.trim().strip_suffix(',').is_some_and(|n| n.parse::<u64>().is_ok());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let ints = lines[i + 1..].iter().take_while(|l| is_int(l)).count();
+        let close = lines.get(i + 1 + ints).map(|l| l.trim_start());
+        if line.ends_with('[') && ints > 0 && matches!(close, Some("]" | "],")) {
+            let items: Vec<&str> =
+                lines[i + 1..=i + ints].iter().map(|l| l.trim().trim_end_matches(',')).collect();
+            let close = close.unwrap_or_default();
+            out.push(format!("{line}{}{close}", items.join(", ")));
+            i += ints + 2;
+        } else {
+            out.push(line.to_owned());
+            i += 1;
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn every_message_matches_its_snapshot() {
+    for (name, msg) in samples() {
+        let frame = encode(&msg);
+        let decoded = wire::decode(&frame).expect("a sample frame decodes");
+        assert_eq!(decoded, msg, "{name}: decoded differs from the sample");
+        insta::with_settings!({
+            snapshot_path => "../snapshots",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name, render(&frame, &decoded));
+        });
+    }
+}
+
+#[test]
+fn every_sample_round_trips() {
+    for (name, msg) in samples() {
+        let frame = encode(&msg);
+        assert_eq!(frame[0], wire::WIRE_VERSION, "{name}");
+        assert_eq!(MessageType::from_tag(frame[1]), Some(msg.message_type()), "{name}");
+        assert_eq!(frame.len(), wire::encoded_len(&msg), "{name}: encoded_len disagrees");
+        assert_eq!(wire::decode(&frame).as_ref(), Ok(&msg), "{name}");
+        // Encoding appends: a second frame after the first is byte-for-byte the same.
+        let mut two = frame.clone();
+        wire::encode(&msg, &mut two).expect("fits");
+        assert_eq!(&two[frame.len()..], &frame[..], "{name}: encode must append");
+    }
+}
+
+#[test]
+fn samples_cover_every_message_type_once() {
+    let samples = samples();
+    let mut seen = HashSet::new();
+    for (name, msg) in &samples {
+        assert!(seen.insert(msg.message_type()), "{name}: a second sample of the same type");
+    }
+    let all: HashSet<MessageType> = MessageType::ALL.iter().copied().collect();
+    let missing: Vec<_> = all.difference(&seen).collect();
+    assert!(missing.is_empty(), "message types without a sample (add one): {missing:?}");
+    assert_eq!(seen, all);
+    let names: HashSet<_> = samples.iter().map(|(name, _)| name).collect();
+    assert_eq!(names.len(), samples.len(), "snapshot names must be unique");
+}
+
+#[test]
+fn samples_follow_tag_order() {
+    // A tag is part of the wire format: `ALL` is in tag order and each tag maps back.
+    let tags: Vec<u8> = samples().iter().map(|(_, msg)| encode(msg)[1]).collect();
+    assert!(tags.windows(2).all(|w| w[0] < w[1]), "samples (and tags) out of order: {tags:x?}");
+    for (&ty, tag) in MessageType::ALL.iter().zip(&tags) {
+        assert_eq!(MessageType::from_tag(*tag), Some(ty));
+    }
+}
+
+#[test]
+fn hot_messages_are_small() {
+    let ping = encode(&Message::Ping(Ping { seq: u32::MAX }));
+    assert!(ping.len() < 64, "ping frame is {} bytes", ping.len());
+    // Worst case: a large sequence number and an IPv6 LSN contact.
+    let pong = Message::Pong(Pong { seq: u32::MAX, lsn: Some(contact(3, "[2001:db8::1]:7946")) });
+    let pong = encode(&pong);
+    assert!(pong.len() < 100, "pong frame is {} bytes", pong.len());
+    let pong4 = encode(&Message::Pong(Pong { seq: 7, lsn: Some(contact(3, "192.168.1.10:7946")) }));
+    assert!(pong4.len() < 64, "pong frame with an IPv4 contact is {} bytes", pong4.len());
+}
