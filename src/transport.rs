@@ -22,8 +22,9 @@ pub struct Transmit {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// The datagram exceeds [`Transport::max_datagram_size`].
-    #[error("datagram of {size} bytes exceeds the transport limit of {max}")]
+    /// The datagram exceeds [`Transport::max_datagram_size`] (on send), or the buffer given to
+    /// [`Transport::recv_from`] (on receive; the datagram is consumed, never truncated).
+    #[error("datagram of {size} bytes exceeds the limit of {max}")]
     TooLarge {
         /// The datagram's size.
         size: usize,

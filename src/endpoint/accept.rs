@@ -96,6 +96,7 @@ impl Endpoint {
                 certificate,
                 initiator: false,
                 unconfirmed_hs3: None,
+                queued: Vec::new(),
                 retransmit_at: now + rto,
                 rto,
                 created: now,

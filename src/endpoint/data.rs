@@ -28,8 +28,7 @@ impl Endpoint {
             return Err(e);
         }
         link.last_recv = now;
-        // Any authenticated packet proves the responder holds the session.
-        link.unconfirmed_hs3 = None;
+        let unconfirmed = link.unconfirmed_hs3.is_some();
         let peer = link.peer;
         let enrolling_peer = link.certificate.is_none();
         if link.addr != src {
@@ -41,6 +40,10 @@ impl Endpoint {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(src, receiver);
+        }
+        if unconfirmed {
+            // Any authenticated packet proves the responder holds the session.
+            self.confirm(now, receiver);
         }
         let result = if plain.is_empty() {
             Ok(()) // Handshake confirmation or keepalive.

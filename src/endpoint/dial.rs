@@ -106,23 +106,37 @@ impl Endpoint {
                 certificate: Some(cert),
                 initiator: true,
                 unconfirmed_hs3: Some(hs3),
+                queued: std::mem::take(&mut dial.queued),
                 retransmit_at: now + rto,
                 rto,
                 created: now,
                 last_recv: now,
             },
         );
-        self.events.push_back(Event::Connected { peer, addr, flags, initiator: true });
+        let _ = (peer, flags);
         if self.certificate.is_none() {
             self.enroll_deadline = Some(now + self.config.handshake_timeout);
             self.send_enroll_request(now, receiver);
         }
-        for message in dial.queued {
-            if let Err(error) = self.send_on(now, receiver, &message) {
+        Ok(())
+    }
+
+    /// Initiator: the responder proved it holds the session. Report it and release the data
+    /// that waited for this.
+    pub(super) fn confirm(&mut self, now: Timestamp, index: u32) {
+        let Some(link) = self.links.get_mut(&index) else { return };
+        if link.unconfirmed_hs3.take().is_none() {
+            return;
+        }
+        let queued = std::mem::take(&mut link.queued);
+        let (peer, addr) = (link.peer, link.addr);
+        let flags = link.certificate.as_ref().map(|c| c.flags()).unwrap_or_default();
+        self.events.push_back(Event::Connected { peer, addr, flags, initiator: true });
+        for message in queued {
+            if let Err(error) = self.send_on(now, index, &message) {
                 tracing::warn!(%peer, %error, "queued message could not be sent");
             }
         }
-        Ok(())
     }
 
     /// Sends (or resends) our enrollment request on the session with the master.

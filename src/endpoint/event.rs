@@ -113,7 +113,8 @@ pub enum DisconnectReason {
     Revoked,
     /// The peer's certificate expired.
     Expired,
-    /// We opened it, but the peer never confirmed the handshake's last message.
+    /// We opened it, but the peer never confirmed the handshake's last message (reported as
+    /// [`Event::ConnectFailed`], never as a disconnection).
     Unconfirmed,
 }
 

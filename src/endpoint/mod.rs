@@ -60,8 +60,12 @@ pub(crate) struct Link {
     /// The peer's certificate; `None` on the master's side of an enrollment session.
     certificate: Option<Box<Certificate>>,
     initiator: bool,
-    /// Initiator: message 3, resent until the responder proves it has the session.
+    /// Initiator: message 3, resent until the responder proves it has the session. While it
+    /// is `Some`, the link is unconfirmed: data waits in `queued`, because a data packet that
+    /// overtook message 3 would be dropped by the responder.
     unconfirmed_hs3: Option<Vec<u8>>,
+    /// Messages waiting for confirmation (initiator only).
+    queued: Vec<Message>,
     retransmit_at: Timestamp,
     rto: std::time::Duration,
     created: Timestamp,
@@ -178,9 +182,9 @@ impl Endpoint {
         self.stats
     }
 
-    /// Whether a session with `peer` is established.
+    /// Whether a session with `peer` is established (and, if we opened it, confirmed).
     pub fn is_connected(&self, peer: &NodeId) -> bool {
-        self.by_peer.contains_key(peer)
+        self.link(peer).is_some_and(|l| l.unconfirmed_hs3.is_none())
     }
 
     /// The peer with an established session at `addr`, if any.
@@ -198,9 +202,9 @@ impl Endpoint {
         self.link(peer).and_then(|l| l.certificate.as_deref())
     }
 
-    /// Ids of every peer with an established session.
+    /// Ids of every peer with an established, confirmed session.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.by_peer.keys().copied()
+        self.by_peer.keys().copied().filter(|p| self.is_connected(p))
     }
 
     fn link(&self, peer: &NodeId) -> Option<&Link> {
@@ -251,6 +255,20 @@ impl Endpoint {
     }
 
     fn send_on(&mut self, _now: Timestamp, index: u32, message: &Message) -> Result<(), SendError> {
+        let max = self.config.max_queued;
+        // The caller found `index` in our maps, which only name live links.
+        let link = self.links.get_mut(&index).expect("index names a live link");
+        if link.unconfirmed_hs3.is_some() {
+            let len = wire::encoded_len(message);
+            if len > wire::MAX_FRAME_LEN {
+                return Err(WireError::TooLarge { len, max: wire::MAX_FRAME_LEN }.into());
+            }
+            if link.queued.len() >= max {
+                return Err(SendError::QueueFull(link.addr));
+            }
+            link.queued.push(message.clone());
+            return Ok(());
+        }
         self.frame.clear();
         wire::encode(message, &mut self.frame)?;
         let frame = std::mem::take(&mut self.frame);

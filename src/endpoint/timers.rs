@@ -104,6 +104,17 @@ impl Endpoint {
         // Sorted so that events come out in the same order on every run.
         ended.sort_unstable_by_key(|(i, _)| *i);
         for (index, reason) in ended {
+            if reason == DisconnectReason::Unconfirmed {
+                // Never reported as connected: report the failed connect, with its data.
+                if let Some(link) = self.remove_link(index) {
+                    self.events.push_back(Event::ConnectFailed {
+                        addr: link.addr,
+                        error: HandshakeError::Timeout,
+                        unsent: link.queued,
+                    });
+                }
+                continue;
+            }
             let was_active =
                 self.links.get(&index).is_some_and(|l| self.by_peer.get(&l.peer) == Some(&index));
             if let Some(link) = self.remove_link(index) {

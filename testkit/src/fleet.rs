@@ -96,6 +96,7 @@ impl FleetBuilder {
             nodes: BTreeMap::new(),
             log: EventLog::default(),
             identities: 0,
+            tokens: BTreeMap::new(),
         }
     }
 }
@@ -151,6 +152,7 @@ pub struct Fleet<'a> {
     nodes: BTreeMap<String, NodeEntry>,
     log: EventLog,
     identities: u64,
+    tokens: BTreeMap<String, String>,
 }
 
 /// Everything a host needs to (re)start its node.
@@ -161,6 +163,7 @@ struct HostSpec {
     certificate: Option<Certificate>,
     network: NetworkKey,
     master: Option<(Authority, PolicyFactory)>,
+    token: Option<String>,
     transport: TransportKind,
     start: Timestamp,
     seed: u64,
@@ -231,6 +234,15 @@ impl Fleet<'static> {
         self.add_host(name, identity, certificate, network, None)
     }
 
+    /// Adds a host running a node without a certificate, configured to enroll with `token`
+    /// (tell it to connect to the master to do so).
+    pub fn add_node_with_token(&mut self, name: &str, token: &str) -> NodeId {
+        let identity = self.identity();
+        let network = self.network_key();
+        self.tokens.insert(name.to_owned(), token.to_owned());
+        self.add_host(name, identity, None, network, None)
+    }
+
     /// Adds the master host. It answers enrollment requests with the policy `policy` makes
     /// (called again on each restart: a restarted master starts from its configured policy).
     pub fn add_master(
@@ -266,6 +278,7 @@ impl Fleet<'static> {
             certificate,
             network,
             master,
+            token: self.tokens.get(name).cloned(),
             transport: self.config.transport,
             start: self.config.start,
             seed: self.config.seed,
@@ -384,7 +397,10 @@ async fn run_host(spec: HostSpec) -> turmoil::Result {
     let config = match spec.master {
         Some((authority, policy)) => EndpointConfig::master(authority, policy(), spec.start),
         None => {
-            let config = EndpointConfig::new(spec.identity, spec.network);
+            let mut config = EndpointConfig::new(spec.identity, spec.network);
+            if let Some(token) = spec.token {
+                config = config.enroll_token(token);
+            }
             match spec.certificate {
                 Some(cert) => config.certificate(cert),
                 None => config,
