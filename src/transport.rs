@@ -45,6 +45,32 @@ pub enum TransportError {
     Io(#[from] io::Error),
 }
 
+impl TransportError {
+    /// Classifies an I/O error from sending to `dst`: a refused connection or an unreachable
+    /// host or network names the destination ([`TransportError::Unreachable`]); anything else
+    /// stays an I/O error. For transport implementations.
+    pub fn from_send(err: io::Error, dst: SocketAddr) -> Self {
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable => TransportError::Unreachable(dst),
+            _ => TransportError::Io(err),
+        }
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as dual-stack sockets report IPv4
+/// peers) turned back into plain IPv4, so one peer has one address whatever socket saw it.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
 /// Sends and receives datagrams.
 ///
 /// # Contract
@@ -81,5 +107,36 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     }
     fn max_datagram_size(&self) -> usize {
         (**self).max_datagram_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_addr_unmaps_ipv4_only() {
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:7".parse().unwrap();
+        assert_eq!(canonical_addr(mapped), "10.1.2.3:7".parse::<SocketAddr>().unwrap());
+        let v6: SocketAddr = "[fd00::1]:7".parse().unwrap();
+        assert_eq!(canonical_addr(v6), v6);
+    }
+
+    #[test]
+    fn unreachable_send_errors_name_the_destination() {
+        let dst: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        for kind in [
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::HostUnreachable,
+            io::ErrorKind::NetworkUnreachable,
+        ] {
+            assert!(
+                matches!(TransportError::from_send(kind.into(), dst), TransportError::Unreachable(d) if d == dst)
+            );
+        }
+        assert!(matches!(
+            TransportError::from_send(io::ErrorKind::PermissionDenied.into(), dst),
+            TransportError::Io(_)
+        ));
     }
 }

@@ -1,7 +1,4 @@
 //! Address-family rules, kept apart from the sockets so they can be tested without any.
-//!
-//! The same rules as `fleetmesh-udp`'s; duplicated because they are a few lines and the
-//! crates share no dependency but the core.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 /// Replies come back to the address the peer learns from our connection, so a dialer must be
 /// reachable in `dst`'s family: the same family, or an IPv6 wildcard listener on a dual-stack
 /// system, which also accepts IPv4 connections.
+pub(crate) use fleetmesh::transport::canonical_addr as canonical;
+
 pub(crate) fn compatible(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -> bool {
     local.is_ipv4() == dst.is_ipv4()
         || (dual_stack && local.is_ipv6() && local.ip().is_unspecified())
@@ -19,17 +18,6 @@ pub(crate) fn compatible(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -
 /// family, so that the IP the acceptor observes is the one we listen on.
 pub(crate) fn dial_source(local: SocketAddr, dst: SocketAddr) -> Option<IpAddr> {
     (!local.ip().is_unspecified() && local.is_ipv4() == dst.is_ipv4()).then_some(local.ip())
-}
-
-/// `addr` with an IPv4-mapped IPv6 address turned back into plain IPv4.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
 }
 
 #[cfg(test)]
@@ -55,11 +43,5 @@ mod tests {
         assert_eq!(dial_source(a("127.0.0.1:1"), a("127.0.0.1:2")), Some(a("127.0.0.1:0").ip()));
         assert_eq!(dial_source(a("0.0.0.0:1"), a("127.0.0.1:2")), None);
         assert_eq!(dial_source(a("[::]:1"), a("127.0.0.1:2")), None);
-    }
-
-    #[test]
-    fn canonical_unmaps_ipv4() {
-        assert_eq!(canonical(a("[::ffff:10.1.2.3]:9")), a("10.1.2.3:9"));
-        assert_eq!(canonical(a("[::1]:9")), a("[::1]:9"));
     }
 }

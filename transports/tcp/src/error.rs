@@ -16,12 +16,7 @@ pub(crate) fn connect_error(err: io::Error, dst: SocketAddr) -> TransportError {
 
 /// Maps an error from writing to `dst`.
 pub(crate) fn send_error(err: io::Error, dst: SocketAddr) -> TransportError {
-    match err.kind() {
-        io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable => TransportError::Unreachable(dst),
-        _ => TransportError::Io(err),
-    }
+    TransportError::from_send(err, dst)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 ///
 /// A dual-stack socket (an IPv6 wildcard bind on a system that allows it) reaches IPv4
 /// destinations through their IPv4-mapped form, which every OS accepts on such sockets.
+pub(crate) use fleetmesh::transport::canonical_addr as canonical;
+
 pub(crate) fn outbound(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -> Option<SocketAddr> {
     match (local, dst) {
         (SocketAddr::V4(_), SocketAddr::V4(_)) | (SocketAddr::V6(_), SocketAddr::V6(_)) => {
@@ -16,17 +18,6 @@ pub(crate) fn outbound(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -> 
             Some(SocketAddr::V6(SocketAddrV6::new(d.ip().to_ipv6_mapped(), d.port(), 0, 0)))
         }
         _ => None,
-    }
-}
-
-/// `addr` with an IPv4-mapped IPv6 address turned back into plain IPv4.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
     }
 }
 
@@ -54,12 +45,5 @@ mod tests {
         assert_eq!(outbound(a("[::]:1"), a("127.0.0.1:2"), true), Some(a("[::ffff:127.0.0.1]:2")));
         assert_eq!(outbound(a("[::]:1"), a("127.0.0.1:2"), false), None);
         assert_eq!(outbound(a("[::1]:1"), a("127.0.0.1:2"), true), None);
-    }
-
-    #[test]
-    fn canonical_unmaps_ipv4() {
-        assert_eq!(canonical(a("[::ffff:10.1.2.3]:9")), a("10.1.2.3:9"));
-        assert_eq!(canonical(a("[::1]:9")), a("[::1]:9"));
-        assert_eq!(canonical(a("10.1.2.3:9")), a("10.1.2.3:9"));
     }
 }
