@@ -1,6 +1,6 @@
 //! Address-family rules, kept apart from the sockets so they can be tested without any.
 
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV6};
 
 /// The address to hand the socket for a send from `local` to `dst`, or `None` if `local`'s
 /// socket cannot reach `dst`'s family.
