@@ -9,10 +9,11 @@ use fleetmesh::{
     secure::seal_envelope,
     trust::{Authority, EnrollRequest},
     wire::{
-        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Join, KadFindNode,
-        KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, LsnQuery, Message,
-        MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Record,
-        Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
+        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
+        KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
+        LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
+        PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
+        WIRE_VERSION,
     },
     Identity, NodeId, Timestamp,
 };
@@ -50,6 +51,15 @@ fn messages() -> Vec<Message> {
     let node = identity(2);
     let v6 = contact(3, "[2001:db8::3]:65535");
     let v4 = contact(4, "10.0.0.4:1");
+    let sealed = seal_envelope(
+        &node,
+        &network,
+        v4.id,
+        &identity(4).x25519_public(),
+        b"payload",
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(5),
+    )
+    .expect("the recipient key is valid");
     vec![
         Message::Ping(Ping { seq: u32::MAX }),
         Message::Pong(Pong { seq: 0, lsn: None }),
@@ -85,6 +95,8 @@ fn messages() -> Vec<Message> {
             code: ErrorCode::UNREACHABLE,
             detail: "node ünreachable".into(),
         }),
+        Message::Takeover(Takeover { old: v6.id, lsn: v4 }),
+        Message::Resync(Resync { seq: u32::MAX }),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, None))),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, Some("t".repeat(40))))),
         Message::Certificate(Box::new(
@@ -102,17 +114,8 @@ fn messages() -> Vec<Message> {
         Message::KadValue(Box::new(KadValue { rpc: 7, record: None, closer: vec![v4] })),
         Message::App(AppMessage { id: u64::MAX, data: (0..=255).collect() }),
         Message::App(AppMessage { id: 0, data: vec![] }),
-        Message::Envelope(Box::new(
-            seal_envelope(
-                &node,
-                &network,
-                v4.id,
-                &identity(4).x25519_public(),
-                b"payload",
-                &mut rand_chacha::ChaCha20Rng::seed_from_u64(5),
-            )
-            .expect("the recipient key is valid"),
-        )),
+        Message::Envelope(Box::new(sealed.clone())),
+        Message::Forward(Box::new(Forward { seq: 3, to: v4.id, envelope: sealed })),
     ]
 }
 

@@ -13,10 +13,10 @@ use fleetmesh::{
     secure::{seal_envelope, SealedEnvelope},
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
-        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Join, KadFindNode,
-        KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, LsnQuery, Message,
-        MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Record,
-        Update, Uptime, WireAddr,
+        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
+        KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
+        LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
+        PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -127,6 +127,8 @@ fn samples() -> Vec<(&'static str, Message)> {
                 detail: "enrollment refused".into(),
             }),
         ),
+        ("wire_takeover", Message::Takeover(Takeover { old: identity(8).node_id(), lsn })),
+        ("wire_resync", Message::Resync(Resync { seq: 6 })),
         (
             "wire_enroll",
             Message::Enroll(Box::new(EnrollRequest::new(
@@ -182,6 +184,14 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         ("wire_app", Message::App(AppMessage { id: 9, data: b"hello, fleet".to_vec() })),
         ("wire_envelope", Message::Envelope(Box::new(envelope(&node, &network)))),
+        (
+            "wire_forward",
+            Message::Forward(Box::new(Forward {
+                seq: 10,
+                to: node.node_id(),
+                envelope: envelope(&node, &network),
+            })),
+        ),
     ]
 }
 

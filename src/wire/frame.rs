@@ -69,6 +69,8 @@ message_types! {
     Uptime = 0x08,
     Update = 0x09,
     Error = 0x0a,
+    Takeover = 0x0b,
+    Resync = 0x0c,
     Enroll = 0x10,
     Certificate = 0x11,
     Revocations = 0x12,
@@ -82,6 +84,7 @@ message_types! {
     KadValue = 0x27,
     App = 0x30,
     Envelope = 0x31,
+    Forward = 0x32,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

@@ -37,6 +37,10 @@ pub enum Message {
     Update(Update),
     /// A failed operation, reported to whoever asked (thesis S16).
     Error(ErrorMessage),
+    /// A hot standby announces it has taken over from a dead LSN.
+    Takeover(Takeover),
+    /// The master asks an LSN for its full child list (its view diverged).
+    Resync(Resync),
     /// A node without a certificate asks the master for one.
     Enroll(Box<EnrollRequest>),
     /// The master's answer to [`Message::Enroll`].
@@ -63,6 +67,8 @@ pub enum Message {
     App(AppMessage),
     /// An end-to-end sealed envelope, routed by nodes that can neither read nor forge it.
     Envelope(Box<crate::secure::SealedEnvelope>),
+    /// An envelope for `to`, handed hop by hop (master → LSN → node); acknowledged per hop.
+    Forward(Box<Forward>),
 }
 
 /// A node and where to reach it.
@@ -290,4 +296,31 @@ pub struct AppMessage {
     /// The bytes.
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+}
+
+/// A hot standby's announcement that it is the subnet's LSN now.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Takeover {
+    /// The LSN that died.
+    pub old: NodeId,
+    /// The new LSN (the sender) and where its children reach it.
+    pub lsn: Contact,
+}
+
+/// The master asks an LSN to resend its whole child set.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Resync {
+    /// Request number; the LSN answers with a [`NodeList`] carrying it.
+    pub seq: u32,
+}
+
+/// An end-to-end envelope travelling hop by hop towards `to`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Forward {
+    /// This hop's request number, acknowledged with [`Ack`] (or answered with an error).
+    pub seq: u32,
+    /// The final recipient.
+    pub to: NodeId,
+    /// The sealed payload.
+    pub envelope: crate::secure::SealedEnvelope,
 }
