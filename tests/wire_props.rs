@@ -68,7 +68,7 @@ fn messages() -> Vec<Message> {
         Message::NodeList(NodeList { seq: 0, nodes: vec![] }),
         Message::NodeList(NodeList { seq: 3, nodes: vec![v4, v6, v4] }),
         Message::Ack(Ack { seq: 300 }),
-        Message::Join(Join { seq: 1, local: v4.addr, uptime_secs: u32::MAX }),
+        Message::Join(Join { seq: 1, local: v4.addr, prefix_len: 24, uptime_secs: u32::MAX }),
         Message::Part(Part { reason: PartReason::Shutdown, better_lsn: None }),
         Message::Part(Part { reason: PartReason::Yield, better_lsn: Some(v6) }),
         Message::Uptime(Uptime { uptime_secs: u64::MAX }),

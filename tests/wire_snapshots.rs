@@ -95,7 +95,12 @@ fn samples() -> Vec<(&'static str, Message)> {
         ("wire_ack", Message::Ack(Ack { seq: 42 })),
         (
             "wire_join",
-            Message::Join(Join { seq: 2, local: addr("192.168.1.23:7946"), uptime_secs: 86_400 }),
+            Message::Join(Join {
+                seq: 2,
+                local: addr("192.168.1.23:7946"),
+                prefix_len: 24,
+                uptime_secs: 86_400,
+            }),
         ),
         ("wire_part", Message::Part(Part { reason: PartReason::Yield, better_lsn: Some(lsn) })),
         ("wire_uptime", Message::Uptime(Uptime { uptime_secs: 3_600 })),

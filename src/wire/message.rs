@@ -133,6 +133,8 @@ pub struct Join {
     pub seq: u32,
     /// The sender's local address.
     pub local: WireAddr,
+    /// The prefix length of the sender's local network (the master keys subnets by it).
+    pub prefix_len: u8,
     /// The sender's recent average uptime in seconds (ranks LSN successors).
     pub uptime_secs: u32,
 }
