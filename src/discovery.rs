@@ -61,6 +61,16 @@ pub enum DiscoveryError {
     Unavailable(String),
 }
 
+/// What a sans-IO machine asks of discovery (the driver or simulator carries it out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoveryRequest {
+    /// Call [`Discovery::discover`] and hand the result back to the machine.
+    Discover,
+    /// Call [`Discovery::remember`].
+    Remember(Candidate),
+}
+
 /// Finds candidate peers.
 #[async_trait]
 pub trait Discovery: Send + Sync + 'static {

@@ -17,7 +17,9 @@
 //! | [`trust`] | network key, admission certificates, revocation lists, enrollment policies |
 //! | [`wire`] | the message vocabulary and the versioned CBOR frame ([layout](wire)) |
 //! | [`secure`] | Noise XX sessions bound to certificates, replay window, HPKE envelopes ([packet layout](secure)) |
+//! | [`dht`] | Kademlia, sans-IO: routing table, iterative lookups, signed records and their store |
 //! | [`endpoint`] | the sans-IO link layer: sessions, handshakes, enrollment, timers |
+//! | [`overlay`] | the Node → LSN → Master hierarchy: election, failover, presence, delivery |
 //! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
 //! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
 //! | [`Timestamp`] | protocol time, passed into the core on every call |
@@ -64,6 +66,7 @@
 //! assert!(a.is_connected(&b.node_id()));
 //! ```
 
+pub mod dht;
 pub mod discovery;
 pub mod driver;
 pub mod endpoint;
@@ -71,6 +74,7 @@ pub mod endpoint;
 mod harness;
 mod id;
 pub mod identity;
+pub mod overlay;
 pub mod secure;
 pub mod store;
 mod time;
@@ -78,7 +82,7 @@ pub mod transport;
 pub mod trust;
 pub mod wire;
 
-pub use discovery::{Candidate, Discovery, DiscoveryError, MemoryDiscovery, Source};
+pub use discovery::{Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source};
 pub use endpoint::{Endpoint, EndpointConfig, Event};
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::{Identity, KeyFileError};

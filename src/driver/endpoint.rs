@@ -109,7 +109,8 @@ impl EndpointHandle {
     /// Starts `endpoint` over `transport` on the current tokio runtime.
     pub fn spawn<T: Transport>(endpoint: Endpoint, transport: T, clock: Clock) -> Self {
         let id = endpoint.node_id();
-        let (commands, events, task) = spawn(endpoint, transport, clock);
+        let discovery = std::sync::Arc::new(crate::MemoryDiscovery::new());
+        let (commands, events, task) = spawn(endpoint, transport, discovery, clock);
         EndpointHandle { id, commands, events, task }
     }
 

@@ -1,7 +1,7 @@
 //! The async driver: runs one sans-IO [`Machine`] over a [`Transport`].
 //!
 //! One task per node: `select!` over the transport's next datagram, the machine's next
-//! deadline and a command channel; after each input it drains transmits and events. This is
+//! deadline, a command channel and discovery's answers; after each input it drains transmits and events. This is
 //! the only code in the crate that reads a clock, and it reads `tokio::time::Instant`, so
 //! turmoil's simulated time (or tokio's paused test clock) drives it.
 
@@ -16,7 +16,8 @@ pub use self::{
     clock::Clock,
     endpoint::{EndpointCommand, EndpointHandle},
 };
-use crate::{Timestamp, Transmit, Transport, TransportError};
+use crate::{Candidate, Discovery, DiscoveryRequest, Timestamp, Transmit, Transport, TransportError};
+use std::sync::Arc;
 
 /// A sans-IO state machine the driver can run: the method set every fleetmesh state machine
 /// shares (see the [crate docs](crate)).
@@ -38,6 +39,14 @@ pub trait Machine: Send + 'static {
     fn poll_timeout(&self) -> Option<Timestamp>;
     /// The next event.
     fn poll_event(&mut self) -> Option<Self::Event>;
+    /// The next request for [`Discovery`]. Default: none.
+    fn poll_discovery(&mut self) -> Option<DiscoveryRequest> {
+        None
+    }
+    /// Discovery's answer to [`DiscoveryRequest::Discover`]. Default: ignored.
+    fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
+        let _ = (now, candidates);
+    }
 }
 
 /// Why the driver stopped.
@@ -64,13 +73,38 @@ const COMMAND_QUEUE: usize = 256;
 pub async fn run<M: Machine, T: Transport>(
     mut machine: M,
     transport: T,
+    discovery: Arc<dyn Discovery>,
     clock: Clock,
     mut commands: mpsc::Receiver<M::Command>,
     events: mpsc::Sender<M::Event>,
 ) -> Result<(), DriverError> {
     let mut buf = vec![0u8; transport.max_datagram_size()];
     let mut events = Some(events);
+    // Discovery may take a while (a LAN round); it runs beside the loop and reports back here.
+    let (found_tx, mut found_rx) = mpsc::channel::<Vec<Candidate>>(4);
     loop {
+        while let Some(request) = machine.poll_discovery() {
+            let discovery = discovery.clone();
+            match request {
+                DiscoveryRequest::Discover => {
+                    let tx = found_tx.clone();
+                    tokio::spawn(async move {
+                        let found = discovery.discover().await.unwrap_or_else(|error| {
+                            tracing::debug!(%error, "discovery failed");
+                            Vec::new()
+                        });
+                        let _ = tx.send(found).await;
+                    });
+                }
+                DiscoveryRequest::Remember(candidate) => {
+                    tokio::spawn(async move {
+                        if let Err(error) = discovery.remember(candidate).await {
+                            tracing::debug!(%error, "discovery cache update failed");
+                        }
+                    });
+                }
+            }
+        }
         while let Some(t) = machine.poll_transmit() {
             if let Err(error) = transport.send_to(t.dst, &t.payload).await {
                 // A send failure is a lost datagram; the protocol's timers deal with loss.
@@ -92,6 +126,7 @@ pub async fn run<M: Machine, T: Transport>(
                 Err(TransportError::Closed) => return Err(TransportError::Closed.into()),
                 Err(error) => tracing::debug!(%error, "receive failed"),
             },
+            Some(found) = found_rx.recv() => machine.handle_candidates(clock.now(), found),
             command = commands.recv() => match command {
                 Some(command) => machine.handle_command(clock.now(), command),
                 None => return Ok(()),
@@ -114,6 +149,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub fn spawn<M: Machine, T: Transport>(
     machine: M,
     transport: T,
+    discovery: Arc<dyn Discovery>,
     clock: Clock,
 ) -> (
     mpsc::Sender<M::Command>,
@@ -122,6 +158,6 @@ pub fn spawn<M: Machine, T: Transport>(
 ) {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let task = tokio::spawn(run(machine, transport, clock, command_rx, event_tx));
+    let task = tokio::spawn(run(machine, transport, discovery, clock, command_rx, event_tx));
     (command_tx, event_rx, task)
 }

@@ -26,6 +26,11 @@ impl NetworkKey {
         self.0.to_bytes()
     }
 
+    /// The master's ed25519 public key (verifies what the master signs, envelopes included).
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.0
+    }
+
     /// The master's node id (SHA-1 of this key).
     pub fn master_id(&self) -> NodeId {
         NodeId::from_public_key(&self.0)

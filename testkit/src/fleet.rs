@@ -408,7 +408,8 @@ async fn run_host(spec: HostSpec) -> turmoil::Result {
         }
     };
     let endpoint = Endpoint::new(config, host_seed(spec.seed, &spec.name, restart));
-    let (commands, mut events, _task) = driver::spawn(endpoint, transport, clock);
+    let discovery = Arc::new(fleetmesh::MemoryDiscovery::new());
+    let (commands, mut events, _task) = driver::spawn(endpoint, transport, discovery, clock);
     *spec.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(commands);
     while let Some(event) = events.recv().await {
         spec.log.push(&spec.name, event);

@@ -1,0 +1,127 @@
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+/// The local network a node is on, as it sees it: the key (with the public address the master
+/// observes) of its subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalNetwork {
+    /// The node's own address on that network.
+    pub addr: IpAddr,
+    /// The network's prefix length.
+    pub prefix_len: u8,
+}
+
+/// How a [`Node`](super::Node) behaves. Defaults meet the project's targets (LSN failover
+/// ≤ 1 s median, ≤ 50 messages per second at an LSN of 50 children, ≤ 500 non-local bytes per
+/// node per hour); tests shorten them.
+#[derive(Clone, Debug)]
+pub struct OverlayConfig {
+    /// The master's address.
+    pub master: SocketAddr,
+    /// Where subnet peers reach this node (its listening address).
+    pub listen: SocketAddr,
+    /// The node's local network.
+    pub local: LocalNetwork,
+    /// LSN → child ping period. Default 10 s: 49 children cost the LSN ~10 messages per second.
+    pub child_ping_interval: Duration,
+    /// Pings a child may miss before the LSN reports it lost. Default 3.
+    pub child_missed_pings: u32,
+    /// A child that hears nothing from its LSN this long probes it. Default 25 s (the LSN's
+    /// pings arrive every 10 s).
+    pub lsn_silence: Duration,
+    /// How long a probe (a ping expecting a pong) waits. Default 1 s.
+    pub probe_timeout: Duration,
+    /// Unanswered probes before the peer is declared dead. Default 2.
+    pub probe_retries: u32,
+    /// Hot standby → LSN heartbeat period. Default 150 ms.
+    pub standby_heartbeat: Duration,
+    /// The standby declares the LSN dead after this much silence. Default 500 ms.
+    pub standby_dead_after: Duration,
+    /// How long other children wait for the standby's takeover before joining it themselves.
+    /// Default 1 s.
+    pub takeover_wait: Duration,
+    /// LSN → master keepalive period: just often enough to hold NAT mappings. Default 25 s.
+    pub master_keepalive: Duration,
+    /// How long a Join (after the secure session is up) waits for its answer. Default 2 s.
+    pub join_timeout: Duration,
+    /// How long an LSN waits before sending a batch of presence changes. Default 50 ms.
+    pub update_batch: Duration,
+    /// How long an LSN waits for the master's Ack before resending an update. Default 2 s.
+    pub update_retransmit: Duration,
+    /// How often an LSN sends its child-set digest even without changes. Default 10 min.
+    pub digest_interval: Duration,
+    /// Shortest gap between two neighbour-list pushes to the standby candidates. Default 1 s.
+    pub neighbour_batch: Duration,
+    /// Backoff ceiling for retrying the master or LSN discovery. Default 30 s.
+    pub max_backoff: Duration,
+}
+
+impl OverlayConfig {
+    /// Defaults for a node listening on `listen`, with the master at `master`. The local
+    /// network defaults to the listening address in a /24 (IPv4) or /64 (IPv6).
+    pub fn new(master: SocketAddr, listen: SocketAddr) -> Self {
+        let prefix_len = if listen.is_ipv4() { 24 } else { 64 };
+        OverlayConfig {
+            master,
+            listen,
+            local: LocalNetwork { addr: listen.ip(), prefix_len },
+            child_ping_interval: Duration::from_secs(10),
+            child_missed_pings: 3,
+            lsn_silence: Duration::from_secs(25),
+            probe_timeout: Duration::from_secs(1),
+            probe_retries: 2,
+            standby_heartbeat: Duration::from_millis(150),
+            standby_dead_after: Duration::from_millis(500),
+            takeover_wait: Duration::from_secs(1),
+            master_keepalive: Duration::from_secs(25),
+            join_timeout: Duration::from_secs(2),
+            update_batch: Duration::from_millis(50),
+            update_retransmit: Duration::from_secs(2),
+            digest_interval: Duration::from_secs(600),
+            neighbour_batch: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the local network (e.g. from the interface's address and mask).
+    ///
+    /// ```
+    /// # use fleetmesh::overlay::{LocalNetwork, OverlayConfig};
+    /// let config = OverlayConfig::new("192.0.2.1:4000".parse().unwrap(), "10.1.2.3:4000".parse().unwrap())
+    ///     .local(LocalNetwork { addr: "10.1.2.3".parse().unwrap(), prefix_len: 16 });
+    /// assert_eq!(config.local.prefix_len, 16);
+    /// ```
+    pub fn local(mut self, local: LocalNetwork) -> Self {
+        self.local = local;
+        self
+    }
+}
+
+/// How the [`Master`](super::Master) behaves.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// An LSN silent this long (no keepalive, no update) is lost. Default 65 s: two and a half
+    /// keepalive periods.
+    pub lsn_timeout: Duration,
+    /// Children of a lost LSN, and nodes reported moved, stay pending this long before they
+    /// are reported parted. Default 30 s.
+    pub grace: Duration,
+    /// A node told to become its subnet's LSN is named to other queriers of that subnet for
+    /// this long, so simultaneous starters do not all become LSNs. Default 10 s.
+    pub designate_ttl: Duration,
+    /// How long an application message may take to be acknowledged. Default 10 s.
+    pub delivery_timeout: Duration,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            lsn_timeout: Duration::from_secs(65),
+            grace: Duration::from_secs(30),
+            designate_ttl: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(10),
+        }
+    }
+}

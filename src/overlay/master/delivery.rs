@@ -1,0 +1,121 @@
+//! End-to-end application messages from the master: sealed to the node, forwarded hop by hop,
+//! acknowledged back; each outcome reported.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
+
+use super::Master;
+use crate::{
+    secure::seal_envelope,
+    wire::{self, AppMessage, Forward, Message},
+    NodeId, Timestamp,
+};
+
+/// The application's id of a message (its choice; 0 is reserved for presence polls).
+pub type DeliveryId = u64;
+
+/// Why an application message was not delivered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The node is not present.
+    #[error("node is not present")]
+    NotPresent,
+    /// The master has no certificate for the node, so it cannot seal a message to it.
+    #[error("no certificate known for the node")]
+    NoCertificate,
+    /// The message does not fit a frame.
+    #[error("message too large: {0}")]
+    TooLarge(String),
+    /// The LSN does not know the node any more.
+    #[error("node unreachable: {0}")]
+    Unreachable(String),
+    /// The node refused the message (it could not open or decode it).
+    #[error("node refused the message: {0}")]
+    Refused(String),
+    /// No acknowledgement within the delivery timeout.
+    #[error("no acknowledgement in time")]
+    Timeout,
+}
+
+struct Pending {
+    id: DeliveryId,
+    node: NodeId,
+    sent: Timestamp,
+    deadline: Timestamp,
+}
+
+#[derive(Default)]
+pub(super) struct Deliveries {
+    by_seq: HashMap<u32, Pending>,
+    deadlines: BTreeSet<(Timestamp, u32)>,
+}
+
+impl Deliveries {
+    fn insert(&mut self, seq: u32, p: Pending) {
+        self.deadlines.insert((p.deadline, seq));
+        self.by_seq.insert(seq, p);
+    }
+
+    fn take(&mut self, seq: u32) -> Option<Pending> {
+        let p = self.by_seq.remove(&seq)?;
+        self.deadlines.remove(&(p.deadline, seq));
+        Some(p)
+    }
+
+    pub(super) fn acked(&mut self, now: Timestamp, seq: u32) -> Option<(DeliveryId, NodeId, Duration)> {
+        self.take(seq).map(|p| (p.id, p.node, now.saturating_since(p.sent)))
+    }
+
+    pub(super) fn failed(&mut self, seq: u32) -> Option<(DeliveryId, NodeId)> {
+        self.take(seq).map(|p| (p.id, p.node))
+    }
+
+    pub(super) fn expire(&mut self, now: Timestamp) -> Vec<(DeliveryId, NodeId)> {
+        let mut out = Vec::new();
+        while let Some(&(deadline, seq)) = self.deadlines.first() {
+            if now < deadline {
+                break;
+            }
+            if let Some(p) = self.take(seq) {
+                out.push((p.id, p.node));
+            }
+        }
+        out
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+}
+
+impl Master {
+    /// Sends `data` to `node`, sealed end to end (its LSN forwards it but cannot read or alter
+    /// it). The outcome arrives as [`MasterEvent::Delivered`](super::MasterEvent::Delivered) or
+    /// [`MasterEvent::DeliveryFailed`](super::MasterEvent::DeliveryFailed) with `id`.
+    pub fn send_message(&mut self, now: Timestamp, node: NodeId, id: DeliveryId, data: &[u8]) -> Result<(), super::DeliveryError> {
+        let hop = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
+        let cert = self.reg.certificate(&node).ok_or(DeliveryError::NoCertificate)?;
+        let x25519 = cert.body.x25519;
+        let mut frame = Vec::new();
+        wire::encode(&Message::App(AppMessage { id, data: data.to_vec() }), &mut frame)
+            .map_err(|e| DeliveryError::TooLarge(e.to_string()))?;
+        let identity = self.ep.identity().clone();
+        let network = *self.ep.trust().network();
+        let envelope = seal_envelope(&identity, &network, node, &x25519, &frame, self.ep.rng())
+            .map_err(|_| DeliveryError::NoCertificate)?;
+        let seq = self.next_seq();
+        let deadline = now + self.cfg.delivery_timeout;
+        self.deliveries.insert(seq, Pending { id, node, sent: now, deadline });
+        self.send(now, hop, Message::Forward(Box::new(Forward { seq, to: node, envelope })));
+        Ok(())
+    }
+
+    /// Polls `node` for presence and round-trip time: an empty message with id 0, which the
+    /// node acknowledges without reporting it to its application.
+    pub fn poll_node(&mut self, now: Timestamp, node: NodeId) -> Result<(), DeliveryError> {
+        self.send_message(now, node, 0, &[])
+    }
+}

@@ -1,0 +1,357 @@
+//! [`Master`]: the management server's side of the overlay. It answers LSN queries, registers
+//! LSNs, applies their presence deltas, keeps the topology, and delivers application messages
+//! end to end.
+
+mod delivery;
+mod registry;
+mod topology;
+
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+
+pub use self::{
+    delivery::{DeliveryError, DeliveryId},
+    topology::{LsnView, NodeView, SubnetView, Topology},
+};
+use self::{delivery::Deliveries, registry::Registry};
+use super::{child_digest, MasterConfig, SubnetKey};
+use crate::{
+    endpoint::{Endpoint, Event},
+    wire::{Ack, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync, Update},
+    NodeId, Timestamp, Transmit,
+};
+
+/// A change in who is present, as the master sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PresenceEvent {
+    /// A node became present, under `lsn` (itself for an LSN).
+    Joined {
+        /// The node.
+        node: NodeId,
+        /// Its LSN.
+        lsn: NodeId,
+    },
+    /// A node left: announced (`Shutdown`), `Lost` (stopped answering), or `Moved` and not seen
+    /// elsewhere within the grace period.
+    Parted {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: crate::wire::PartReason,
+    },
+    /// A node moved to another subnet's LSN.
+    Moved {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+    /// A node is now reached through another LSN of the same subnet (failover, yield).
+    Rerouted {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+}
+
+/// What the [`Master`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterEvent {
+    /// Presence changed.
+    Presence(PresenceEvent),
+    /// An application message was delivered (acknowledged by the node, through its LSN).
+    Delivered {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Time from sending to the acknowledgement.
+        rtt: Duration,
+    },
+    /// An application message could not be delivered.
+    DeliveryFailed {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Why.
+        error: DeliveryError,
+    },
+    /// A link-layer event (sessions, refusals, enrollment).
+    Link(Event),
+}
+
+/// What an application can ask of a running [`Master`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterCommand {
+    /// [`Master::send_message`].
+    Send {
+        /// The recipient.
+        node: NodeId,
+        /// The application's id for the message (0 is reserved for polls).
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// [`Master::poll_node`].
+    Poll {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+/// The master's overlay state machine. Sans-IO: see the [crate docs](crate) for the loop.
+pub struct Master {
+    ep: Endpoint,
+    cfg: MasterConfig,
+    seq: u32,
+    reg: Registry,
+    deliveries: Deliveries,
+    /// Resync requests in flight: seq → LSN.
+    resyncs: Vec<(u32, NodeId)>,
+    events: VecDeque<MasterEvent>,
+}
+
+impl Master {
+    /// The master over `endpoint` (configured with [`EndpointConfig::master`](crate::EndpointConfig::master)).
+    pub fn new(endpoint: Endpoint, cfg: MasterConfig) -> Self {
+        Master {
+            ep: endpoint,
+            cfg,
+            seq: 0,
+            reg: Registry::default(),
+            deliveries: Deliveries::default(),
+            resyncs: Vec::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The master's node id.
+    pub fn node_id(&self) -> NodeId {
+        self.ep.node_id()
+    }
+
+    /// The link layer.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// The topology now: subnets, their LSNs, children, routes, last seen, RTT.
+    pub fn topology(&self) -> Topology {
+        self.reg.topology()
+    }
+
+    /// Whether `node` is present (not pending after a lost LSN or a move).
+    pub fn is_present(&self, node: &NodeId) -> bool {
+        self.reg.is_present(node)
+    }
+
+    /// Number of present nodes, LSNs included.
+    pub fn present_count(&self) -> usize {
+        self.reg.present_count()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn send(&mut self, now: Timestamp, addr: SocketAddr, message: Message) {
+        if let Err(error) = self.ep.send_to(now, addr, message) {
+            self.events.push_back(MasterEvent::Link(Event::CommandFailed { error: error.into() }));
+        }
+    }
+
+    fn presence(&mut self, events: Vec<PresenceEvent>) {
+        self.events.extend(events.into_iter().map(MasterEvent::Presence));
+    }
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        self.ep.handle_datagram(now, src, datagram);
+        self.pump(now);
+    }
+
+    /// Does whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.ep.handle_timeout(now);
+        let events = self.reg.expire(now, &self.cfg);
+        self.presence(events);
+        for (id, node) in self.deliveries.expire(now) {
+            self.events.push_back(MasterEvent::DeliveryFailed { id, node, error: DeliveryError::Timeout });
+        }
+        self.pump(now);
+    }
+
+    /// Carries out an application command; failures come back as events.
+    pub fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
+        let (node, id, result) = match command {
+            MasterCommand::Send { node, id, data } => (node, id, self.send_message(now, node, id, &data)),
+            MasterCommand::Poll { node } => (node, 0, self.poll_node(now, node)),
+        };
+        if let Err(error) = result {
+            self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<MasterEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        [self.ep.poll_timeout(), self.reg.next_deadline(&self.cfg), self.deliveries.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn pump(&mut self, now: Timestamp) {
+        while let Some(event) = self.ep.poll_event() {
+            match event {
+                Event::Message { peer, addr, message } => self.on_message(now, peer, addr, message),
+                Event::PeerEnrolled { peer, ref certificate } => {
+                    self.reg.remember_certificate((**certificate).clone());
+                    let _ = peer;
+                    self.events.push_back(MasterEvent::Link(event));
+                }
+                other => self.events.push_back(MasterEvent::Link(other)),
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
+        self.reg.seen(now, &peer);
+        match message {
+            Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
+            Message::Join(j) => self.on_join(now, peer, addr, j),
+            Message::Update(u) => self.on_update(now, peer, addr, u),
+            Message::Ping(p) => self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None })),
+            Message::Part(p) => {
+                let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
+                self.presence(events);
+            }
+            Message::Certificate(cert) => {
+                if self.ep.trust().verify(&cert, now).is_ok() {
+                    self.reg.remember_certificate(*cert);
+                }
+            }
+            Message::NodeList(list) => self.on_resync_answer(now, peer, list),
+            Message::Ack(Ack { seq }) => {
+                if let Some((id, node, rtt)) = self.deliveries.acked(now, seq) {
+                    self.reg.set_rtt(&node, rtt);
+                    self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                }
+            }
+            Message::Error(e) => {
+                if let Some((id, node)) = self.deliveries.failed(e.seq) {
+                    let error = if e.code == ErrorCode::UNREACHABLE {
+                        DeliveryError::Unreachable(e.detail)
+                    } else {
+                        DeliveryError::Refused(e.detail)
+                    };
+                    self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+                }
+            }
+            other => self.events.push_back(MasterEvent::Link(Event::Message { peer, addr, message: other })),
+        }
+    }
+
+    fn on_lsn_query(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, q: LsnQuery) {
+        let subnet = SubnetKey::new(q.local.0.ip(), q.prefix_len, addr.ip());
+        let contact = crate::wire::Contact { id: peer, addr: q.local };
+        let nodes = self.reg.lsns_for_query(now, subnet, contact, &self.cfg);
+        let reply = if nodes.is_empty() {
+            Message::Ack(Ack { seq: q.seq })
+        } else {
+            Message::NodeList(NodeList { seq: q.seq, nodes })
+        };
+        self.send(now, addr, reply);
+    }
+
+    fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, j: Join) {
+        let subnet = SubnetKey::new(j.local.0.ip(), j.prefix_len, addr.ip());
+        let contact = crate::wire::Contact { id: peer, addr: j.local };
+        let events = self.reg.register_lsn(now, subnet, contact, addr);
+        self.presence(events);
+        self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
+        // Two LSNs in one subnet: tell each about the others; they settle it by uptime.
+        let lsns = self.reg.subnet_lsns(&subnet);
+        if lsns.len() > 1 {
+            for (_, at) in self.reg.subnet_lsn_addrs(&subnet) {
+                let nodes = lsns.clone();
+                self.send(now, at, Message::NodeList(NodeList { seq: 0, nodes }));
+            }
+        }
+    }
+
+    fn on_update(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Update) {
+        if !self.reg.is_lsn(&peer) {
+            let detail = "register as LSN first".to_owned();
+            return self.send(now, addr, Message::Error(ErrorMessage { seq: u.seq, code: ErrorCode::NOT_ADMITTED, detail }));
+        }
+        let mut events = Vec::new();
+        for change in &u.changes {
+            events.extend(self.reg.apply(now, &peer, change, &u.route, &self.cfg));
+        }
+        self.presence(events);
+        self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
+        if let Some(digest) = u.digest {
+            let ours = child_digest(self.reg.children_of(&peer).iter());
+            if ours != digest && !self.resyncs.iter().any(|(_, l)| *l == peer) {
+                tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
+                let seq = self.next_seq();
+                self.resyncs.push((seq, peer));
+                self.send(now, addr, Message::Resync(Resync { seq }));
+            }
+        }
+        // Keep the requests that an LSN left unanswered from piling up.
+        if self.resyncs.len() > 1024 {
+            self.resyncs.drain(..512);
+        }
+    }
+
+    fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
+        let Some(pos) = self.resyncs.iter().position(|(s, l)| *s == list.seq && *l == peer) else { return };
+        self.resyncs.remove(pos);
+        let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
+        self.presence(events);
+    }
+}
+
+impl crate::driver::Machine for Master {
+    type Event = MasterEvent;
+    type Command = MasterCommand;
+
+    fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        Master::handle_datagram(self, now, src, datagram);
+    }
+    fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
+        Master::handle_command(self, now, command);
+    }
+    fn handle_timeout(&mut self, now: Timestamp) {
+        Master::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Master::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        Master::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<MasterEvent> {
+        Master::poll_event(self)
+    }
+}

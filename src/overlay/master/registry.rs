@@ -1,0 +1,371 @@
+//! The master's presence registry: who is present, under which LSN, by which route; which
+//! LSNs serve which subnet. Deadlines live in ordered sets so the master's timer stays cheap
+//! with tens of thousands of nodes.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use super::{
+    topology::{LsnView, NodeView, SubnetView, Topology},
+    PresenceEvent,
+};
+use crate::{
+    overlay::{MasterConfig, SubnetKey},
+    trust::Certificate,
+    wire::{Contact, PartReason, PresenceChange, PresenceKind},
+    NodeId, Timestamp,
+};
+
+pub(super) struct NodeRecord {
+    lsn: NodeId,
+    addr: SocketAddr,
+    route: Vec<NodeId>,
+    last_seen: Timestamp,
+    rtt: Option<Duration>,
+    /// Not present right now, but expected back (its LSN died, it yielded or moved) until the
+    /// deadline; then it is reported parted for this reason.
+    pending: Option<(PartReason, Timestamp)>,
+}
+
+struct LsnRecord {
+    subnet: SubnetKey,
+    contact: Contact,
+    /// Where the LSN's session with the master is (its public address).
+    addr: SocketAddr,
+    /// When it is declared lost unless heard from.
+    expires: Timestamp,
+}
+
+#[derive(Default)]
+pub(super) struct Registry {
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    lsns: BTreeMap<NodeId, LsnRecord>,
+    lsn_expiry: BTreeSet<(Timestamp, NodeId)>,
+    pending: BTreeSet<(Timestamp, NodeId)>,
+    designates: HashMap<SubnetKey, (Contact, Timestamp)>,
+    certs: HashMap<NodeId, Certificate>,
+    present: usize,
+}
+
+impl Registry {
+    pub(super) fn seen(&mut self, now: Timestamp, peer: &NodeId) {
+        if let Some(rec) = self.nodes.get_mut(peer) {
+            rec.last_seen = now;
+        }
+        self.touch_lsn(now, peer);
+    }
+
+    /// Restarts an LSN's silence timer.
+    fn touch_lsn(&mut self, now: Timestamp, peer: &NodeId) {
+        let Some(lsn) = self.lsns.get_mut(peer) else { return };
+        self.lsn_expiry.remove(&(lsn.expires, *peer));
+        lsn.expires = now;
+        self.lsn_expiry.insert((now, *peer));
+    }
+
+    pub(super) fn is_lsn(&self, peer: &NodeId) -> bool {
+        self.lsns.contains_key(peer)
+    }
+
+    pub(super) fn is_present(&self, node: &NodeId) -> bool {
+        self.nodes.get(node).is_some_and(|r| r.pending.is_none())
+    }
+
+    pub(super) fn present_count(&self) -> usize {
+        self.present
+    }
+
+    pub(super) fn children_of(&self, lsn: &NodeId) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(id, r)| r.lsn == *lsn && *id != lsn && r.pending.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub(super) fn remember_certificate(&mut self, cert: Certificate) {
+        self.certs.insert(cert.node_id(), cert);
+    }
+
+    pub(super) fn certificate(&self, node: &NodeId) -> Option<&Certificate> {
+        self.certs.get(node)
+    }
+
+    /// The next hop towards `node`: its LSN's session address (the node itself for an LSN).
+    pub(super) fn next_hop(&self, node: &NodeId) -> Option<SocketAddr> {
+        let rec = self.nodes.get(node).filter(|r| r.pending.is_none())?;
+        self.lsns.get(&rec.lsn).map(|l| l.addr)
+    }
+
+    pub(super) fn set_rtt(&mut self, node: &NodeId, rtt: Duration) {
+        if let Some(rec) = self.nodes.get_mut(node) {
+            rec.rtt = Some(rtt);
+        }
+    }
+
+    /// The LSNs to name to a querier; when there are none, the querier is designated to become
+    /// the LSN (and named to later queriers for a while), and the answer is empty.
+    pub(super) fn lsns_for_query(
+        &mut self,
+        now: Timestamp,
+        subnet: SubnetKey,
+        querier: Contact,
+        cfg: &MasterConfig,
+    ) -> Vec<Contact> {
+        let lsns: Vec<Contact> = self.subnet_lsns(&subnet).into_iter().filter(|c| c.id != querier.id).collect();
+        if !lsns.is_empty() || self.lsns.contains_key(&querier.id) {
+            return lsns;
+        }
+        match self.designates.get(&subnet) {
+            Some((d, until)) if *until > now && d.id != querier.id => vec![*d],
+            _ => {
+                self.designates.insert(subnet, (querier, now + cfg.designate_ttl));
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
+        self.lsns.values().filter(|l| l.subnet == *subnet).map(|l| l.contact).collect()
+    }
+
+    pub(super) fn subnet_lsn_addrs(&self, subnet: &SubnetKey) -> Vec<(NodeId, SocketAddr)> {
+        self.lsns.iter().filter(|(_, l)| l.subnet == *subnet).map(|(id, l)| (*id, l.addr)).collect()
+    }
+
+    fn subnet_of(&self, lsn: &NodeId) -> Option<SubnetKey> {
+        self.lsns.get(lsn).map(|l| l.subnet)
+    }
+
+    /// A node is (again) present under `lsn`; returns the event describing how.
+    fn place(&mut self, now: Timestamp, node: NodeId, lsn: NodeId, addr: SocketAddr, route: Vec<NodeId>) -> Option<PresenceEvent> {
+        let event = match self.nodes.get(&node) {
+            None => Some(PresenceEvent::Joined { node, lsn }),
+            Some(rec) => {
+                let moved = rec.pending.is_some_and(|(r, _)| r == PartReason::Moved)
+                    || (rec.lsn != lsn && self.subnet_of(&rec.lsn).zip(self.subnet_of(&lsn)).is_some_and(|(a, b)| a != b));
+                if moved {
+                    Some(PresenceEvent::Moved { node, from: rec.lsn, to: lsn })
+                } else if rec.lsn != lsn {
+                    Some(PresenceEvent::Rerouted { node, from: rec.lsn, to: lsn })
+                } else if rec.pending.is_some() {
+                    Some(PresenceEvent::Rerouted { node, from: rec.lsn, to: lsn })
+                } else {
+                    None
+                }
+            }
+        };
+        let previous = self.nodes.insert(node, NodeRecord { lsn, addr, route, last_seen: now, rtt: None, pending: None });
+        match previous {
+            Some(prev) => {
+                if let Some((_, until)) = prev.pending {
+                    self.pending.remove(&(until, node));
+                    self.present += 1;
+                }
+                if let Some(rec) = self.nodes.get_mut(&node) {
+                    rec.rtt = prev.rtt;
+                }
+            }
+            None => self.present += 1,
+        }
+        event
+    }
+
+    /// Removes a node; returns the Parted event if it was present.
+    fn remove(&mut self, node: &NodeId, reason: PartReason) -> Option<PresenceEvent> {
+        let rec = self.nodes.remove(node)?;
+        match rec.pending {
+            Some((_, until)) => {
+                self.pending.remove(&(until, *node));
+            }
+            None => self.present -= 1,
+        }
+        Some(PresenceEvent::Parted { node: *node, reason })
+    }
+
+    fn set_pending(&mut self, node: &NodeId, reason: PartReason, until: Timestamp) {
+        let Some(rec) = self.nodes.get_mut(node) else { return };
+        match rec.pending {
+            Some((_, old)) => {
+                self.pending.remove(&(old, *node));
+            }
+            None => self.present -= 1,
+        }
+        rec.pending = Some((reason, until));
+        self.pending.insert((until, *node));
+    }
+
+    /// Registers (or refreshes) an LSN.
+    pub(super) fn register_lsn(
+        &mut self,
+        now: Timestamp,
+        subnet: SubnetKey,
+        contact: Contact,
+        addr: SocketAddr,
+    ) -> Vec<PresenceEvent> {
+        let id = contact.id;
+        if self.designates.get(&subnet).is_some_and(|(d, _)| d.id == id) {
+            self.designates.remove(&subnet);
+        }
+        if let Some(old) = self.lsns.insert(id, LsnRecord { subnet, contact, addr, expires: now }) {
+            self.lsn_expiry.remove(&(old.expires, id));
+        }
+        self.touch_lsn(now, &id);
+        self.place(now, id, id, addr, vec![id]).into_iter().collect()
+    }
+
+    /// Applies one presence change reported by `lsn`.
+    pub(super) fn apply(
+        &mut self,
+        now: Timestamp,
+        lsn: &NodeId,
+        change: &PresenceChange,
+        route: &[NodeId],
+        cfg: &MasterConfig,
+    ) -> Vec<PresenceEvent> {
+        let node = change.node;
+        if node == *lsn {
+            return Vec::new();
+        }
+        match change.kind {
+            PresenceKind::Joined => {
+                let mut events = Vec::new();
+                if self.lsns.contains_key(&node) {
+                    // An LSN that yielded (or moved) now reports to another LSN.
+                    events.extend(self.drop_lsn(now, &node, cfg));
+                }
+                let mut full_route = vec![node];
+                full_route.extend_from_slice(route);
+                events.extend(self.place(now, node, *lsn, change.addr.0, full_route));
+                events
+            }
+            PresenceKind::Parted(reason) => {
+                // A standby reporting the LSN it replaced.
+                if self.lsns.contains_key(&node) && self.subnet_of(&node) == self.subnet_of(lsn) {
+                    return self.lsn_gone(now, &node, reason, cfg);
+                }
+                // Only the node's current LSN may report it gone: a part from an old LSN
+                // that arrives after the node joined elsewhere is stale.
+                if self.nodes.get(&node).is_none_or(|r| r.lsn != *lsn) {
+                    return Vec::new();
+                }
+                if reason == PartReason::Moved {
+                    self.set_pending(&node, reason, now + cfg.grace);
+                    return Vec::new();
+                }
+                self.remove(&node, reason).into_iter().collect()
+            }
+        }
+    }
+
+    /// An LSN announced its part.
+    pub(super) fn lsn_parted(&mut self, now: Timestamp, lsn: &NodeId, reason: PartReason, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+        if !self.lsns.contains_key(lsn) {
+            return Vec::new();
+        }
+        self.lsn_gone(now, lsn, reason, cfg)
+    }
+
+    /// An LSN is gone (lost, shut down, moved, yielded): its children wait for another LSN to
+    /// report them.
+    fn lsn_gone(&mut self, now: Timestamp, lsn: &NodeId, reason: PartReason, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+        let mut events = self.drop_lsn(now, lsn, cfg);
+        match reason {
+            PartReason::Yield | PartReason::Moved => self.set_pending(lsn, reason, now + cfg.grace),
+            _ => events.extend(self.remove(lsn, reason)),
+        }
+        events
+    }
+
+    /// Forgets the LSN role of `lsn`; its children become pending.
+    fn drop_lsn(&mut self, now: Timestamp, lsn: &NodeId, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+        if let Some(rec) = self.lsns.remove(lsn) {
+            self.lsn_expiry.remove(&(rec.expires, *lsn));
+        }
+        for child in self.children_of(lsn) {
+            self.set_pending(&child, PartReason::Lost, now + cfg.grace);
+        }
+        Vec::new()
+    }
+
+    /// Replaces `lsn`'s children with `nodes` (the answer to a resync).
+    pub(super) fn resync(&mut self, now: Timestamp, lsn: &NodeId, nodes: &[Contact], cfg: &MasterConfig) -> Vec<PresenceEvent> {
+        let mut events = Vec::new();
+        let listed: BTreeSet<NodeId> = nodes.iter().map(|c| c.id).collect();
+        for child in self.children_of(lsn) {
+            if !listed.contains(&child) {
+                events.extend(self.remove(&child, PartReason::Lost));
+            }
+        }
+        for c in nodes {
+            let change = PresenceChange { node: c.id, kind: PresenceKind::Joined, addr: c.addr };
+            events.extend(self.apply(now, lsn, &change, &[*lsn], cfg));
+        }
+        events
+    }
+
+    /// Declares silent LSNs lost and pending nodes parted.
+    pub(super) fn expire(&mut self, now: Timestamp, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+        let mut events = Vec::new();
+        while let Some(&(seen, lsn)) = self.lsn_expiry.first() {
+            if now < seen + cfg.lsn_timeout {
+                break;
+            }
+            self.lsn_expiry.pop_first();
+            events.extend(self.lsn_gone(now, &lsn, PartReason::Lost, cfg));
+        }
+        while let Some(&(until, node)) = self.pending.first() {
+            if now < until {
+                break;
+            }
+            self.pending.pop_first();
+            let reason = self.nodes.get(&node).and_then(|r| r.pending).map(|(r, _)| r);
+            if let Some(reason) = reason {
+                self.nodes.remove(&node);
+                events.push(PresenceEvent::Parted { node, reason });
+            }
+        }
+        self.designates.retain(|_, (_, until)| *until > now);
+        events
+    }
+
+    pub(super) fn next_deadline(&self, cfg: &MasterConfig) -> Option<Timestamp> {
+        let lsn = self.lsn_expiry.first().map(|(seen, _)| *seen + cfg.lsn_timeout);
+        let pending = self.pending.first().map(|(t, _)| *t);
+        lsn.into_iter().chain(pending).min()
+    }
+
+    pub(super) fn topology(&self) -> Topology {
+        let mut subnets: BTreeMap<SubnetKey, Vec<LsnView>> = BTreeMap::new();
+        let view = |id: &NodeId, r: &NodeRecord| NodeView {
+            id: *id,
+            addr: r.addr,
+            route: r.route.clone(),
+            last_seen: r.last_seen,
+            rtt: r.rtt,
+        };
+        for (id, lsn) in &self.lsns {
+            let children = self
+                .nodes
+                .iter()
+                .filter(|(cid, r)| r.lsn == *id && *cid != id && r.pending.is_none())
+                .map(|(cid, r)| view(cid, r))
+                .collect();
+            let me = self.nodes.get(id).map(|r| view(id, r));
+            subnets.entry(lsn.subnet).or_default().push(LsnView {
+                id: *id,
+                addr: lsn.contact.addr.0,
+                last_seen: me.as_ref().map_or(Timestamp::ZERO, |m| m.last_seen),
+                children,
+            });
+        }
+        let pending = self.nodes.iter().filter(|(_, r)| r.pending.is_some()).map(|(id, r)| view(id, r)).collect();
+        Topology {
+            subnets: subnets.into_iter().map(|(key, lsns)| SubnetView { key, lsns }).collect(),
+            pending,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! HasLsn: life under an LSN. Liveness of the LSN (a slow probe after silence), the hot
+//! standby (fast heartbeats; takes over when the LSN dies), failover, and delivery of the
+//! master's messages.
+
+use std::net::SocketAddr;
+
+use super::{Node, NodeEvent, NodeState, Probe};
+use crate::{
+    secure::open_envelope,
+    wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, Takeover, WireAddr},
+    NodeId, Timestamp,
+};
+
+/// The link from a child to its LSN.
+pub(crate) struct LsnLink {
+    pub(crate) id: NodeId,
+    pub(crate) addr: SocketAddr,
+    last_heard: Timestamp,
+    probe: Option<Probe>,
+    /// The LSN's children, best-ranked first (the first is the hot standby).
+    neighbours: Vec<Contact>,
+    /// Set while this node is the hot standby: when the next heartbeat is due.
+    heartbeat_at: Option<Timestamp>,
+}
+
+impl LsnLink {
+    pub(crate) fn contact(&self) -> Contact {
+        Contact { id: self.id, addr: WireAddr(self.addr) }
+    }
+}
+
+impl Node {
+    pub(super) fn become_child(&mut self, now: Timestamp, lsn: NodeId, addr: SocketAddr) {
+        self.lsn = Some(LsnLink {
+            id: lsn,
+            addr,
+            last_heard: now,
+            probe: None,
+            neighbours: Vec::new(),
+            heartbeat_at: None,
+        });
+        self.set_state(NodeState::HasLsn);
+        self.events.push_back(NodeEvent::JoinedLsn { lsn });
+    }
+
+    pub(super) fn heard_from_lsn(&mut self, now: Timestamp) {
+        if let Some(link) = &mut self.lsn {
+            link.last_heard = now;
+            link.probe = None;
+        }
+    }
+
+    pub(super) fn on_pong(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, pong: Pong) {
+        if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
+            // A pong naming another LSN means ours is no longer one: follow the redirect.
+            if let Some(other) = pong.lsn.filter(|c| c.id != peer) {
+                self.lsn = None;
+                self.events.push_back(NodeEvent::LsnLost { lsn: peer });
+                self.join_now(now, other);
+            }
+            return;
+        }
+        self.uplink_pong(now, peer, addr, pong);
+        self.on_child_pong(now, peer);
+    }
+
+    /// The LSN's neighbour list.
+    pub(super) fn on_neighbours(&mut self, now: Timestamp, list: NodeList) {
+        let me = self.node_id();
+        let hb = self.cfg.standby_heartbeat;
+        let Some(link) = &mut self.lsn else { return };
+        link.heartbeat_at = match list.nodes.first() {
+            Some(first) if first.id == me => link.heartbeat_at.or(Some(now + hb)),
+            _ => None,
+        };
+        link.neighbours = list.nodes;
+    }
+
+    pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, part: Part) {
+        if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
+            self.lsn = None;
+            self.events.push_back(NodeEvent::LsnLost { lsn: peer });
+            match part.better_lsn.filter(|c| c.id != self.node_id()) {
+                Some(better) => self.join_now(now, better),
+                None => self.start_looking(now),
+            }
+            return;
+        }
+        self.on_child_part(now, peer, part.reason);
+    }
+
+    pub(super) fn on_takeover(&mut self, now: Timestamp, peer: NodeId, t: Takeover) {
+        if self.state == NodeState::IsLsn {
+            // Another node claims our subnet: settle it by uptime.
+            self.challenge(now, t.lsn);
+            return;
+        }
+        let current = self.lsn.as_ref().map(|l| l.id);
+        if current.is_none() || current == Some(t.old) {
+            if let Some(old) = current {
+                self.lsn = None;
+                self.ep.close(&old);
+                self.events.push_back(NodeEvent::LsnLost { lsn: old });
+            }
+            self.join_now(now, Contact { id: peer, addr: t.lsn.addr });
+        }
+    }
+
+    /// The master's message, forwarded by our LSN (or the master itself).
+    pub(super) fn deliver(&mut self, now: Timestamp, addr: SocketAddr, f: Forward) {
+        let network = *self.ep.trust().network();
+        let opened = open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| match wire::decode(&bytes) {
+                Ok(Message::App(app)) => Ok(app),
+                Ok(_) => Err("envelope does not carry an application message".to_owned()),
+                Err(e) => Err(e.to_string()),
+            });
+        match opened {
+            Ok(app) => {
+                self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
+                self.events.push_back(NodeEvent::Message { id: app.id, data: app.data });
+            }
+            Err(detail) => self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, &detail),
+        }
+    }
+
+    /// The LSN is gone: the standby takes over; others wait for its announcement.
+    pub(super) fn lsn_dead(&mut self, now: Timestamp) {
+        let Some(link) = self.lsn.take() else { return };
+        self.ep.close(&link.id);
+        self.events.push_back(NodeEvent::LsnLost { lsn: link.id });
+        let me = self.node_id();
+        let survivors: Vec<Contact> =
+            link.neighbours.iter().copied().filter(|c| c.id != link.id).collect();
+        match survivors.first() {
+            Some(first) if first.id == me => {
+                let children = survivors[1..].to_vec();
+                self.become_lsn(now, Some(link.id), children);
+            }
+            Some(_) => {
+                let others: Vec<Contact> = survivors.into_iter().filter(|c| c.id != me).collect();
+                self.set_state(NodeState::Joining);
+                self.finder.takeover = Some((now + self.cfg.takeover_wait, others));
+            }
+            None => self.start_looking(now),
+        }
+    }
+
+    pub(super) fn child_timers(&mut self, now: Timestamp) {
+        let cfg = self.cfg.clone();
+        let Some(link) = &mut self.lsn else { return };
+        let addr = link.addr;
+        if let Some(at) = link.heartbeat_at {
+            if now >= link.last_heard + cfg.standby_dead_after {
+                return self.lsn_dead(now);
+            }
+            if now >= at {
+                link.heartbeat_at = Some(now + cfg.standby_heartbeat);
+                let seq = self.next_seq();
+                self.send(now, addr, Message::Ping(Ping { seq }));
+            }
+            return;
+        }
+        match link.probe {
+            Some(p) if now >= p.deadline => {
+                if p.tries > cfg.probe_retries {
+                    return self.lsn_dead(now);
+                }
+                link.probe = Some(Probe { deadline: now + cfg.probe_timeout, tries: p.tries + 1, ..p });
+                let seq = p.seq;
+                self.send(now, addr, Message::Ping(Ping { seq }));
+            }
+            None if now >= link.last_heard + cfg.lsn_silence => {
+                let seq = self.next_seq();
+                if let Some(link) = &mut self.lsn {
+                    link.probe = Some(Probe { seq, deadline: now + cfg.probe_timeout, tries: 1 });
+                }
+                self.send(now, addr, Message::Ping(Ping { seq }));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn child_deadline(&self) -> Option<Timestamp> {
+        let link = self.lsn.as_ref()?;
+        Some(match (link.heartbeat_at, link.probe) {
+            (Some(at), _) => at.min(link.last_heard + self.cfg.standby_dead_after),
+            (None, Some(p)) => p.deadline,
+            (None, None) => link.last_heard + self.cfg.lsn_silence,
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! LookingForLsn and Joining: find the subnet's LSN (LAN and cache through discovery, then
+//! the master) and join it, or become the LSN when the master says there is none.
+
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+
+use super::{Node, NodeEvent, NodeState, Probe};
+use crate::{
+    discovery::{Candidate, DiscoveryRequest, Source},
+    wire::{Contact, Join, LsnQuery, Message, NodeList, WireAddr},
+    NodeId, Timestamp,
+};
+
+/// How long the node waits for discovery's answer before asking the master anyway.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub(crate) struct Finder {
+    /// Set by `Leave`: do not look for an LSN until told to.
+    pub(crate) stopped: bool,
+    discovering: Option<Timestamp>,
+    candidates: VecDeque<(SocketAddr, Option<NodeId>)>,
+    /// Whether the current candidates came from the master (else from discovery).
+    from_master: bool,
+    join: Option<(SocketAddr, Probe)>,
+    query: Option<Probe>,
+    /// After the LSN died: the ranked survivors to try if no takeover is announced by then.
+    pub(crate) takeover: Option<(Timestamp, Vec<Contact>)>,
+}
+
+impl Finder {
+    /// A refusal of our Join: the caller tries the next candidate.
+    pub(crate) fn on_error(&mut self, seq: u32) -> bool {
+        if self.join.is_some_and(|(_, p)| p.seq == seq) {
+            self.join = None;
+            return true;
+        }
+        false
+    }
+
+}
+
+impl Node {
+    pub(super) fn start_looking(&mut self, now: Timestamp) {
+        self.lsn = None;
+        self.finder.join = None;
+        self.finder.query = None;
+        self.finder.candidates.clear();
+        self.set_state(NodeState::LookingForLsn);
+        self.finder.discovering = Some(now + DISCOVERY_WAIT);
+        self.requests.push_back(DiscoveryRequest::Discover);
+    }
+
+    pub(super) fn on_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
+        if self.finder.discovering.take().is_none() || self.state != NodeState::LookingForLsn {
+            return;
+        }
+        let me = self.cfg.listen;
+        let mine = self.node_id();
+        // LAN answers first, then cached LSNs: the thesis' order (4.3.1).
+        let mut list: Vec<Candidate> =
+            candidates.into_iter().filter(|c| c.addr != me && c.id != Some(mine)).collect();
+        list.sort_by_key(|c| match c.source {
+            Source::Lan => 0,
+            Source::Cache => 1,
+            _ => 2,
+        });
+        if list.is_empty() {
+            self.query_master(now);
+        } else {
+            self.finder.candidates = list.into_iter().map(|c| (c.addr, c.id)).collect();
+            self.finder.from_master = false;
+            self.set_state(NodeState::Joining);
+            self.try_next_candidate(now);
+        }
+    }
+
+    pub(super) fn query_master(&mut self, now: Timestamp) {
+        let seq = self.next_seq();
+        let query = LsnQuery {
+            seq,
+            local: WireAddr(self.local_addr()),
+            prefix_len: self.cfg.local.prefix_len,
+        };
+        let master = self.cfg.master;
+        self.ep.connect(now, master, Some(self.ep.trust().network().master_id()));
+        self.send(now, master, Message::LsnQuery(query));
+        let deadline = now + self.cfg.join_timeout + self.cfg.join_timeout;
+        self.finder.query = Some(Probe { seq, deadline, tries: 1 });
+        self.set_state(NodeState::LookingForLsn);
+    }
+
+    /// Sends a Join to the next candidate, or falls back when none is left.
+    pub(super) fn try_next_candidate(&mut self, now: Timestamp) {
+        self.finder.join = None;
+        let Some((addr, expect)) = self.finder.candidates.pop_front() else {
+            if self.finder.from_master {
+                // The master's LSNs did not answer; its records of them expire, so ask again
+                // after a pause.
+                self.set_state(NodeState::NoConnection);
+                self.retry_later(now);
+            } else {
+                self.query_master(now);
+            }
+            return;
+        };
+        if expect.is_some() {
+            self.ep.connect(now, addr, expect);
+        }
+        let seq = self.next_seq();
+        let join = Join {
+            seq,
+            local: WireAddr(self.local_addr()),
+            prefix_len: self.cfg.local.prefix_len,
+            uptime_secs: self.uptime_secs(now),
+        };
+        self.send(now, addr, Message::Join(join));
+        self.set_state(NodeState::Joining);
+        self.finder.join = Some((addr, Probe { seq, deadline: now + self.cfg.join_timeout, tries: 1 }));
+    }
+
+    /// Our Join or LsnQuery was answered with an Ack. Returns false if the Ack was not ours.
+    pub(super) fn find_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
+        if let Some((addr, probe)) = self.finder.join {
+            if probe.seq == seq {
+                self.finder.join = None;
+                self.finder.candidates.clear();
+                self.backoff = Duration::from_millis(500);
+                self.become_child(now, peer, addr);
+                self.requests.push_back(DiscoveryRequest::Remember(Candidate {
+                    addr,
+                    id: Some(peer),
+                    source: Source::Cache,
+                }));
+                return true;
+            }
+        }
+        if self.finder.query.is_some_and(|p| p.seq == seq) {
+            // An empty answer to LsnQuery: the subnet has no LSN; become it.
+            self.finder.query = None;
+            self.backoff = Duration::from_millis(500);
+            self.become_lsn(now, None, Vec::new());
+            return true;
+        }
+        false
+    }
+
+    /// A NodeList answering our query or redirecting our Join. Returns false if not ours.
+    pub(super) fn find_node_list(&mut self, now: Timestamp, list: &NodeList) -> bool {
+        if self.finder.query.is_some_and(|p| p.seq == list.seq) {
+            self.finder.query = None;
+            self.finder.candidates = list.nodes.iter().map(|c| (c.addr.0, Some(c.id))).collect();
+            self.finder.from_master = true;
+            self.try_next_candidate(now);
+            return true;
+        }
+        if self.finder.join.is_some_and(|(_, p)| p.seq == list.seq) {
+            // Not an LSN: it named its LSN; try that first.
+            let me = self.node_id();
+            for c in list.nodes.iter().rev().filter(|c| c.id != me) {
+                self.finder.candidates.push_front((c.addr.0, Some(c.id)));
+            }
+            self.try_next_candidate(now);
+            return true;
+        }
+        false
+    }
+
+    /// Joins `lsn` at once (a takeover or a yield named it).
+    pub(super) fn join_now(&mut self, now: Timestamp, lsn: Contact) {
+        self.finder.takeover = None;
+        self.finder.query = None;
+        self.finder.candidates.clear();
+        self.finder.candidates.push_back((lsn.addr.0, Some(lsn.id)));
+        self.finder.from_master = false;
+        self.try_next_candidate(now);
+    }
+
+    /// A session the search needed could not be opened.
+    pub(super) fn find_unreachable(&mut self, now: Timestamp, addr: SocketAddr) {
+        if self.finder.join.is_some_and(|(a, _)| a == addr) {
+            self.try_next_candidate(now);
+        } else if self.finder.query.is_some() && addr == self.cfg.master {
+            self.finder.query = None;
+            self.events.push_back(NodeEvent::MasterUnreachable);
+            self.set_state(NodeState::NoConnection);
+            self.retry_later(now);
+        }
+    }
+
+    pub(super) fn find_timers(&mut self, now: Timestamp) {
+        if let Some((deadline, _)) = &self.finder.takeover {
+            if now >= *deadline {
+                // Nobody announced a takeover: join the best-ranked survivor ourselves.
+                let (_, ranked) = self.finder.takeover.take().unwrap_or_default();
+                self.finder.candidates = ranked.iter().map(|c| (c.addr.0, Some(c.id))).collect();
+                self.finder.from_master = false;
+                self.try_next_candidate(now);
+            }
+        }
+        if self.finder.discovering.is_some_and(|t| now >= t) {
+            // Discovery did not answer in time: carry on without it.
+            self.finder.discovering = None;
+            self.query_master(now);
+        }
+        if self.finder.join.is_some_and(|(_, p)| now >= p.deadline) {
+            self.try_next_candidate(now);
+        }
+        if self.finder.query.is_some_and(|p| now >= p.deadline) {
+            self.finder.query = None;
+            self.events.push_back(NodeEvent::MasterUnreachable);
+            self.set_state(NodeState::NoConnection);
+            self.retry_later(now);
+        }
+    }
+
+    pub(super) fn find_deadline(&self) -> Option<Timestamp> {
+        [
+            self.finder.discovering,
+            self.finder.join.map(|(_, p)| p.deadline),
+            self.finder.query.map(|p| p.deadline),
+            self.finder.takeover.as_ref().map(|(t, _)| *t),
+        ]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

@@ -1,0 +1,303 @@
+//! IsLsn: being the subnet's LSN. Children and their liveness, the ranking and neighbour
+//! lists, forwarding the master's messages, and settling two LSNs in one subnet.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use super::{uplink::Uplink, Node, NodeEvent, NodeState};
+use crate::{
+    wire::{
+        Ack, Contact, ErrorCode, ErrorMessage, Forward, Join, Message, NodeList, Part, PartReason,
+        Ping, PresenceChange, PresenceKind, Resync, Takeover, Uptime, WireAddr,
+    },
+    NodeId, Timestamp,
+};
+
+/// How long the LSN keeps track of a forwarded message awaiting the child's Ack.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest gap between two Uptime challenges to the same rival LSN.
+const CHALLENGE_GAP: Duration = Duration::from_secs(5);
+/// How many ranked children ordinary children are told about (their fallback successors).
+const SHORT_LIST: usize = 3;
+
+pub(crate) struct Child {
+    pub(crate) id: NodeId,
+    pub(crate) addr: SocketAddr,
+    /// When the child (by its own reported uptime) came up: earlier ranks higher.
+    up_since: Timestamp,
+    last_heard: Timestamp,
+    next_ping: Timestamp,
+}
+
+pub(crate) struct LsnRole {
+    since: Timestamp,
+    pub(crate) children: BTreeMap<NodeId, Child>,
+    neighbours_due: Option<Timestamp>,
+    /// The top of the ranking last pushed to the children.
+    pushed_top: Vec<NodeId>,
+    /// Our forward seq → (the master's seq, where to answer, give-up time).
+    forwards: HashMap<u32, (u32, SocketAddr, Timestamp)>,
+    challenged: HashMap<NodeId, Timestamp>,
+    pub(crate) uplink: Uplink,
+}
+
+impl LsnRole {
+    /// Children, best-ranked first: longest up, ties by id.
+    pub(crate) fn ranked(&self) -> Vec<&Child> {
+        let mut v: Vec<&Child> = self.children.values().collect();
+        v.sort_by_key(|c| (c.up_since, c.id));
+        v
+    }
+
+    fn contacts(&self, n: usize) -> Vec<Contact> {
+        self.ranked().into_iter().take(n).map(|c| Contact { id: c.id, addr: WireAddr(c.addr) }).collect()
+    }
+
+    pub(crate) fn child_ids(&self) -> impl Iterator<Item = &NodeId> {
+        self.children.keys()
+    }
+}
+
+impl Node {
+    /// Becomes the subnet's LSN. A standby passes the dead LSN and the children it knows.
+    pub(super) fn become_lsn(&mut self, now: Timestamp, takeover_from: Option<NodeId>, known: Vec<Contact>) {
+        self.lsn = None;
+        self.role = Some(LsnRole {
+            since: now,
+            children: BTreeMap::new(),
+            neighbours_due: None,
+            pushed_top: Vec::new(),
+            forwards: HashMap::new(),
+            challenged: HashMap::new(),
+            uplink: Uplink::new(now, takeover_from),
+        });
+        self.set_state(NodeState::IsLsn);
+        self.events.push_back(NodeEvent::BecameLsn { takeover_from });
+        if let Some(old) = takeover_from {
+            let me = self.me();
+            for child in known {
+                self.send(now, child.addr.0, Message::Takeover(Takeover { old, lsn: me }));
+            }
+        }
+        self.uplink_register(now);
+    }
+
+    /// Gives up the LSN role, telling the children where to go.
+    pub(super) fn resign(&mut self, now: Timestamp, reason: PartReason, better: Option<Contact>) {
+        let Some(role) = self.role.take() else { return };
+        // Without a better LSN named, the children follow the standby.
+        let better = better.or_else(|| role.contacts(1).first().copied());
+        for child in role.children.values() {
+            let better_lsn = better.filter(|b| b.id != child.id).or(better);
+            self.send(now, child.addr, Message::Part(Part { reason, better_lsn }));
+        }
+        if role.uplink.registered() {
+            self.send(now, self.cfg.master, Message::Part(Part { reason, better_lsn: better }));
+        }
+    }
+
+    pub(super) fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, join: Join) {
+        match self.state {
+            NodeState::IsLsn => {}
+            NodeState::HasLsn => {
+                let lsn = self.lsn.as_ref().map(|l| l.contact());
+                let nodes = lsn.into_iter().collect();
+                return self.send(now, addr, Message::NodeList(NodeList { seq: join.seq, nodes }));
+            }
+            _ => return self.reply_error(now, addr, join.seq, ErrorCode::REFUSED, "not an LSN"),
+        }
+        let interval = self.cfg.child_ping_interval;
+        let batch = self.cfg.neighbour_batch;
+        let cert = self.ep.peer_certificate(&peer).cloned();
+        let Some(role) = self.role.as_mut() else { return };
+        let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
+        let fresh = !role.children.contains_key(&peer);
+        role.children.insert(peer, Child { id: peer, addr, up_since, last_heard: now, next_ping: now + interval });
+        role.neighbours_due.get_or_insert(now + batch);
+        let short = role.contacts(SHORT_LIST);
+        self.send(now, addr, Message::Ack(Ack { seq: join.seq }));
+        self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
+        if fresh {
+            self.events.push_back(NodeEvent::ChildJoined { node: peer });
+            let change = PresenceChange { node: peer, kind: PresenceKind::Joined, addr: WireAddr(addr) };
+            self.queue_change(now, change, cert);
+        }
+    }
+
+    pub(super) fn child_heard(&mut self, now: Timestamp, peer: NodeId) {
+        if let Some(child) = self.role.as_mut().and_then(|r| r.children.get_mut(&peer)) {
+            child.last_heard = now;
+        }
+    }
+
+    pub(super) fn on_child_ping(&mut self, now: Timestamp, peer: NodeId) {
+        self.child_heard(now, peer);
+    }
+
+    pub(super) fn on_child_pong(&mut self, now: Timestamp, peer: NodeId) {
+        self.child_heard(now, peer);
+    }
+
+    pub(super) fn on_child_part(&mut self, now: Timestamp, peer: NodeId, reason: PartReason) {
+        self.remove_child(now, peer, reason);
+    }
+
+    pub(super) fn child_disconnected(&mut self, now: Timestamp, peer: NodeId) {
+        self.remove_child(now, peer, PartReason::Lost);
+    }
+
+    fn remove_child(&mut self, now: Timestamp, peer: NodeId, reason: PartReason) {
+        let batch = self.cfg.neighbour_batch;
+        let Some(role) = self.role.as_mut() else { return };
+        let Some(child) = role.children.remove(&peer) else { return };
+        role.neighbours_due.get_or_insert(now + batch);
+        self.events.push_back(NodeEvent::ChildParted { node: peer, reason });
+        let change = PresenceChange { node: peer, kind: PresenceKind::Parted(reason), addr: WireAddr(child.addr) };
+        self.queue_change(now, change, None);
+    }
+
+    /// Routes a Forward: to us, to a child, or back as unreachable.
+    pub(super) fn on_forward(&mut self, now: Timestamp, _peer: NodeId, addr: SocketAddr, f: Forward) {
+        if f.to == self.node_id() {
+            return self.deliver(now, addr, f);
+        }
+        let child_addr = self.role.as_ref().and_then(|r| r.children.get(&f.to)).map(|c| c.addr);
+        let Some(child_addr) = child_addr else {
+            return self.reply_error(now, addr, f.seq, ErrorCode::UNREACHABLE, "not a child of this LSN");
+        };
+        let seq = self.next_seq();
+        if let Some(role) = self.role.as_mut() {
+            role.forwards.insert(seq, (f.seq, addr, now + FORWARD_TIMEOUT));
+        }
+        self.send(now, child_addr, Message::Forward(Box::new(Forward { seq, ..f })));
+    }
+
+    pub(super) fn on_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) {
+        if self.find_ack(now, peer, seq) || self.uplink_ack(now, peer, seq) {
+            return;
+        }
+        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&seq)) {
+            self.send(now, addr, Message::Ack(Ack { seq: upstream }));
+        }
+    }
+
+    pub(super) fn on_lsn_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
+        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&error.seq)) {
+            let relayed = ErrorMessage { seq: upstream, ..error };
+            return self.send(now, addr, Message::Error(relayed));
+        }
+        tracing::debug!(?peer, code = error.code.0, detail = %error.detail, "error from peer");
+    }
+
+    pub(super) fn on_node_list(&mut self, now: Timestamp, peer: NodeId, _addr: SocketAddr, list: NodeList) {
+        if self.find_node_list(now, &list) {
+            return;
+        }
+        if list.seq == 0 && self.lsn.as_ref().is_some_and(|l| l.id == peer) {
+            return self.on_neighbours(now, list);
+        }
+        if self.state == NodeState::IsLsn && peer == self.ep.trust().network().master_id() {
+            // The master names other LSNs of our subnet: settle who stays.
+            let me = self.node_id();
+            for rival in list.nodes.into_iter().filter(|c| c.id != me) {
+                self.challenge(now, rival);
+            }
+        }
+    }
+
+    /// Sends our LSN uptime to a rival LSN (rate-limited).
+    pub(super) fn challenge(&mut self, now: Timestamp, rival: Contact) {
+        let Some(role) = self.role.as_mut() else { return };
+        if role.challenged.get(&rival.id).is_some_and(|t| now < *t + CHALLENGE_GAP) {
+            return;
+        }
+        role.challenged.insert(rival.id, now);
+        let uptime_secs = now.saturating_since(role.since).as_secs();
+        self.send(now, rival.addr.0, Message::Uptime(Uptime { uptime_secs }));
+    }
+
+    /// A rival LSN's uptime: the longer-serving LSN stays (ties: the lower id); the other
+    /// parts its children towards the winner and joins it (thesis 5.3.5).
+    pub(super) fn on_uptime(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Uptime) {
+        let Some(role) = self.role.as_ref() else { return };
+        let mine = now.saturating_since(role.since).as_secs();
+        let rival = Contact { id: peer, addr: WireAddr(addr) };
+        if u.uptime_secs > mine || (u.uptime_secs == mine && peer < self.node_id()) {
+            self.resign(now, PartReason::Yield, Some(rival));
+            self.join_now(now, rival);
+        } else {
+            self.challenge(now, rival);
+        }
+    }
+
+    pub(super) fn on_resync(&mut self, now: Timestamp, addr: SocketAddr, r: Resync) {
+        if let Some(role) = &self.role {
+            let nodes = role.contacts(usize::MAX);
+            self.send(now, addr, Message::NodeList(NodeList { seq: r.seq, nodes }));
+        }
+    }
+
+    pub(super) fn lsn_timers(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_mut() else { return };
+        let interval = self.cfg.child_ping_interval;
+        let lost_after = interval * self.cfg.child_missed_pings + self.cfg.probe_timeout;
+        let mut lost = Vec::new();
+        let mut ping = Vec::new();
+        for child in role.children.values_mut() {
+            if now >= child.last_heard + lost_after {
+                lost.push(child.id);
+            } else if now >= child.next_ping {
+                child.next_ping = now + interval;
+                ping.push(child.addr);
+            }
+        }
+        role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
+        let push = role.neighbours_due.is_some_and(|t| now >= t);
+        for addr in ping {
+            let seq = self.next_seq();
+            self.send(now, addr, Message::Ping(Ping { seq }));
+        }
+        for id in lost {
+            self.remove_child(now, id, PartReason::Lost);
+        }
+        if push {
+            self.push_neighbours(now);
+        }
+        self.uplink_timers(now);
+    }
+
+    /// Sends the full ranking to the two standby candidates, and the short list to everyone
+    /// when its top changed.
+    fn push_neighbours(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_mut() else { return };
+        role.neighbours_due = None;
+        let full = role.contacts(usize::MAX);
+        let top: Vec<NodeId> = full.iter().take(SHORT_LIST).map(|c| c.id).collect();
+        let top_changed = top != role.pushed_top;
+        role.pushed_top = top;
+        let short: Vec<Contact> = full.iter().take(SHORT_LIST).copied().collect();
+        for (rank, child) in full.iter().enumerate() {
+            let nodes = match rank {
+                0 | 1 => full.clone(),
+                _ if top_changed => short.clone(),
+                _ => continue,
+            };
+            self.send(now, child.addr.0, Message::NodeList(NodeList { seq: 0, nodes }));
+        }
+    }
+
+    pub(super) fn lsn_deadline(&self) -> Option<Timestamp> {
+        let role = self.role.as_ref()?;
+        let lost_after = self.cfg.child_ping_interval * self.cfg.child_missed_pings + self.cfg.probe_timeout;
+        let children = role.children.values().map(|c| c.next_ping.min(c.last_heard + lost_after));
+        let forwards = role.forwards.values().map(|(_, _, t)| *t);
+        children
+            .chain(forwards)
+            .chain(role.neighbours_due)
+            .chain(self.uplink_deadline())
+            .min()
+    }
+}

@@ -1,0 +1,262 @@
+//! The LSN's link to the master: registration (a Join), a keepalive just frequent enough to
+//! hold NAT mappings, and presence deltas with a digest of the child set, acknowledged and
+//! retransmitted until acknowledged.
+
+use std::{net::SocketAddr, time::Duration};
+
+use super::{Node, NodeEvent, NodeState, Probe};
+use crate::{
+    overlay::child_digest,
+    trust::Certificate,
+    wire::{Join, Message, Ping, Pong, PresenceChange, PresenceKind, Update, WireAddr},
+    NodeId, Timestamp,
+};
+
+/// Most changes in one Update (keeps it well inside one datagram).
+const MAX_CHANGES: usize = 100;
+
+pub(crate) struct Uplink {
+    registered: bool,
+    join: Option<Probe>,
+    retry_at: Option<Timestamp>,
+    backoff: Duration,
+    keepalive_at: Timestamp,
+    keepalive: Option<Probe>,
+    queue: Vec<PresenceChange>,
+    certs: Vec<Certificate>,
+    inflight: Option<(Probe, Update)>,
+    batch_at: Option<Timestamp>,
+    digest_at: Timestamp,
+    /// The dead LSN this one replaced, reported lost with the first update.
+    replaced: Option<NodeId>,
+}
+
+impl Uplink {
+    pub(crate) fn new(now: Timestamp, replaced: Option<NodeId>) -> Self {
+        Uplink {
+            registered: false,
+            join: None,
+            retry_at: None,
+            backoff: Duration::from_millis(500),
+            keepalive_at: now,
+            keepalive: None,
+            queue: Vec::new(),
+            certs: Vec::new(),
+            inflight: None,
+            batch_at: None,
+            digest_at: now,
+            replaced,
+        }
+    }
+
+    pub(crate) fn registered(&self) -> bool {
+        self.registered
+    }
+}
+
+impl Node {
+    fn uplink(&mut self) -> Option<&mut Uplink> {
+        self.role.as_mut().map(|r| &mut r.uplink)
+    }
+
+    fn master_id(&self) -> NodeId {
+        self.ep.trust().network().master_id()
+    }
+
+    /// Registers with the master as the subnet's LSN.
+    pub(super) fn uplink_register(&mut self, now: Timestamp) {
+        let seq = self.next_seq();
+        let deadline = now + self.cfg.join_timeout * 2;
+        let join = Join {
+            seq,
+            local: WireAddr(self.local_addr()),
+            prefix_len: self.cfg.local.prefix_len,
+            uptime_secs: self.uptime_secs(now),
+        };
+        let (master, id) = (self.cfg.master, self.master_id());
+        let Some(up) = self.uplink() else { return };
+        up.join = Some(Probe { seq, deadline, tries: 1 });
+        up.retry_at = None;
+        self.ep.connect(now, master, Some(id));
+        self.send(now, master, Message::Join(join));
+    }
+
+    /// Queues a presence change (with the child's certificate when it joined).
+    pub(super) fn queue_change(&mut self, now: Timestamp, change: PresenceChange, cert: Option<Certificate>) {
+        let batch = self.cfg.update_batch;
+        let Some(up) = self.uplink() else { return };
+        // A newer change for the same node supersedes an unsent older one.
+        up.queue.retain(|c| c.node != change.node);
+        up.queue.push(change);
+        up.certs.extend(cert);
+        up.batch_at.get_or_insert(now + batch);
+    }
+
+    pub(super) fn uplink_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
+        if peer != self.master_id() {
+            return false;
+        }
+        let Some(role) = self.role.as_mut() else { return false };
+        let up = &mut role.uplink;
+        if up.join.is_some_and(|p| p.seq == seq) {
+            up.join = None;
+            up.registered = true;
+            up.backoff = Duration::from_millis(500);
+            up.keepalive_at = now + self.cfg.master_keepalive;
+            // The master knows nothing of our children yet (first registration, or it
+            // restarted): send the whole set, which the deltas then keep current.
+            let mut full: Vec<PresenceChange> = role
+                .children
+                .values()
+                .map(|c| PresenceChange { node: c.id, kind: PresenceKind::Joined, addr: WireAddr(c.addr) })
+                .collect();
+            if let Some(old) = up.replaced.take() {
+                full.insert(0, PresenceChange { node: old, kind: PresenceKind::Parted(crate::wire::PartReason::Lost), addr: WireAddr(self.cfg.listen) });
+            }
+            let certs: Vec<Certificate> =
+                full.iter().filter_map(|c| self.ep.peer_certificate(&c.node).cloned()).collect();
+            let up = &mut self.role.as_mut().expect("checked above").uplink;
+            up.queue.retain(|q| !full.iter().any(|f| f.node == q.node));
+            full.append(&mut up.queue);
+            up.queue = full;
+            up.certs = certs;
+            up.inflight = None;
+            up.batch_at = Some(now);
+            return true;
+        }
+        if up.inflight.as_ref().is_some_and(|(p, _)| p.seq == seq) {
+            up.inflight = None;
+            if !up.queue.is_empty() {
+                up.batch_at = Some(now);
+            }
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn uplink_pong(&mut self, now: Timestamp, peer: NodeId, _addr: SocketAddr, pong: Pong) {
+        if peer != self.master_id() {
+            return;
+        }
+        let keepalive = self.cfg.master_keepalive;
+        if let Some(up) = self.uplink() {
+            if up.keepalive.is_some_and(|p| p.seq == pong.seq) {
+                up.keepalive = None;
+                up.keepalive_at = now + keepalive;
+            }
+        }
+    }
+
+    /// The master could not be reached: keep the subnet running, retry with backoff.
+    pub(super) fn uplink_unreachable(&mut self, now: Timestamp, addr: SocketAddr) {
+        if addr != self.cfg.master || self.state != NodeState::IsLsn {
+            return;
+        }
+        self.master_lost(now);
+    }
+
+    fn master_lost(&mut self, now: Timestamp) {
+        let id = self.master_id();
+        let max = self.cfg.max_backoff;
+        let Some(up) = self.uplink() else { return };
+        let was_registered = up.registered;
+        up.registered = false;
+        up.join = None;
+        up.keepalive = None;
+        up.inflight = None;
+        up.retry_at = Some(now + up.backoff);
+        up.backoff = (up.backoff * 2).min(max);
+        if was_registered {
+            // Its sessions are gone if it restarted; start afresh.
+            self.ep.close(&id);
+        }
+        self.events.push_back(NodeEvent::MasterUnreachable);
+    }
+
+    pub(super) fn uplink_timers(&mut self, now: Timestamp) {
+        let cfg = self.cfg.clone();
+        let master = cfg.master;
+        let Some(role) = self.role.as_mut() else { return };
+        let digest = child_digest(role.child_ids());
+        let up = &mut role.uplink;
+        if up.retry_at.is_some_and(|t| now >= t) {
+            return self.uplink_register(now);
+        }
+        if up.join.is_some_and(|p| now >= p.deadline) {
+            return self.master_lost(now);
+        }
+        if !up.registered {
+            return;
+        }
+        // Keepalive: just often enough to hold NAT mappings; a missed pong is retried quickly.
+        match up.keepalive {
+            Some(p) if now >= p.deadline => {
+                if p.tries > cfg.probe_retries {
+                    return self.master_lost(now);
+                }
+                up.keepalive = Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
+                self.send(now, master, Message::Ping(Ping { seq: p.seq }));
+                return;
+            }
+            None if now >= up.keepalive_at => {
+                let seq = self.next_seq();
+                if let Some(up) = self.uplink() {
+                    up.keepalive = Some(Probe { seq, deadline: now + cfg.probe_timeout * 2, tries: 1 });
+                }
+                self.send(now, master, Message::Ping(Ping { seq }));
+                return;
+            }
+            _ => {}
+        }
+        let up = &mut self.role.as_mut().expect("checked above").uplink;
+        if let Some((p, update)) = &mut up.inflight {
+            if now >= p.deadline {
+                p.deadline = now + cfg.update_retransmit;
+                p.tries += 1;
+                let update = update.clone();
+                self.send(now, master, Message::Update(update));
+            }
+            return;
+        }
+        let due_batch = up.batch_at.is_some_and(|t| now >= t) && !up.queue.is_empty();
+        let due_digest = now >= up.digest_at;
+        if !due_batch && !due_digest {
+            return;
+        }
+        up.batch_at = None;
+        up.digest_at = now + cfg.digest_interval;
+        let n = up.queue.len().min(MAX_CHANGES);
+        let changes: Vec<PresenceChange> = up.queue.drain(..n).collect();
+        let certs: Vec<Certificate> = std::mem::take(&mut up.certs);
+        if !up.queue.is_empty() {
+            up.batch_at = Some(now);
+        }
+        let seq = self.next_seq();
+        let me = self.node_id();
+        let update = Update { seq, changes, route: vec![me], digest: Some(digest) };
+        if let Some(up) = self.uplink() {
+            up.inflight = Some((Probe { seq, deadline: now + cfg.update_retransmit, tries: 1 }, update.clone()));
+            up.keepalive_at = now + cfg.master_keepalive;
+        }
+        // Certificates first, so the master can seal messages to the new children at once.
+        for cert in certs {
+            self.send(now, master, Message::Certificate(Box::new(cert)));
+        }
+        self.send(now, master, Message::Update(update));
+    }
+
+    pub(super) fn uplink_deadline(&self) -> Option<Timestamp> {
+        let up = &self.role.as_ref()?.uplink;
+        let mut t = [up.retry_at, up.join.map(|p| p.deadline)];
+        if up.registered {
+            let next = [
+                Some(up.keepalive.map_or(up.keepalive_at, |p| p.deadline)),
+                up.inflight.as_ref().map(|(p, _)| p.deadline),
+                up.inflight.is_none().then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
+            ];
+            return t.into_iter().chain(next).flatten().min();
+        }
+        t.sort();
+        t.into_iter().flatten().min()
+    }
+}
