@@ -82,7 +82,9 @@ pub mod transport;
 pub mod trust;
 pub mod wire;
 
-pub use discovery::{Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source};
+pub use discovery::{
+    Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source,
+};
 pub use endpoint::{Endpoint, EndpointConfig, Event};
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::{Identity, KeyFileError};

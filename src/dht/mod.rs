@@ -1,0 +1,34 @@
+//! The Kademlia DHT, sans-IO: routing table, iterative lookups and signed records.
+//!
+//! DESIGN.md: arbitrary data location uses Kademlia (160-bit ids, k-buckets, k = 20, α = 3,
+//! iterative parallel lookups, ping / store / find_node / find_value) next to the management
+//! tree node → LSN → master. This module holds the protocol parts that need no I/O:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`config`] | [`DhtConfig`]: the parameters, with their sources |
+//! | [`routing`] | [`RoutingTable`]: k-buckets, LRS rule, splitting, subnet limit, refresh |
+//! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
+//! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
+//!
+//! Each module's documentation states its rules; the types are re-exported here.
+//!
+//! Like every machine in the core they take `now` as input and never read a clock; the only
+//! randomness (refresh targets) comes from a seed. The overlay node owns one [`RoutingTable`],
+//! one [`RecordStore`] and any number of running [`Lookup`]s, and translates between them and
+//! `Kad*` messages on its sessions.
+
+pub mod config;
+pub mod lookup;
+pub mod record;
+pub mod routing;
+
+pub use config::{
+    DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_MAX_PER_SUBNET,
+    DEFAULT_MAX_RECORDS, DEFAULT_MAX_RECORDS_PER_PUBLISHER, DEFAULT_MAX_RECORD_SIZE,
+    DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL, DEFAULT_REPUBLISH_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT,
+};
+pub use lookup::{Lookup, LookupKind, LookupOutcome, LookupRequest, LookupResult};
+pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
+pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
