@@ -26,19 +26,25 @@ pub struct OverlayConfig {
     pub local: LocalNetwork,
     /// LSN → child ping period. Default 10 s: 49 children cost the LSN ~10 messages per second.
     pub child_ping_interval: Duration,
-    /// Pings a child may miss before the LSN reports it lost. Default 3.
+    /// Unanswered pings before the LSN reports a child lost; after a miss the LSN re-pings
+    /// every `probe_timeout`. Default 8: at 10 % loss each way a ping round trip fails 19 % of
+    /// the time, and eight in a row (2·10⁻⁶) almost never.
     pub child_missed_pings: u32,
     /// A child that hears nothing from its LSN this long probes it. Default 25 s (the LSN's
     /// pings arrive every 10 s).
     pub lsn_silence: Duration,
     /// How long a probe (a ping expecting a pong) waits. Default 1 s.
     pub probe_timeout: Duration,
-    /// Unanswered probes before the peer is declared dead. Default 2.
+    /// Unanswered re-probes before the peer is declared dead. Default 4.
     pub probe_retries: u32,
-    /// Hot standby → LSN heartbeat period. Default 150 ms.
+    /// LSN → hot standby heartbeat period (one-way: the standby does not answer, so it costs
+    /// the LSN one message per period). Default 100 ms.
     pub standby_heartbeat: Duration,
-    /// The standby declares the LSN dead after this much silence. Default 500 ms.
+    /// After this much silence the standby suspects the LSN is dead. Default 500 ms.
     pub standby_dead_after: Duration,
+    /// A suspecting standby confirms with this many quick pings, this far apart, before it
+    /// takes over; any answer clears the suspicion. Default 3 × 50 ms.
+    pub standby_confirm: (u32, Duration),
     /// How long other children wait for the standby's takeover before joining it themselves.
     /// Default 1 s.
     pub takeover_wait: Duration,
@@ -68,12 +74,13 @@ impl OverlayConfig {
             listen,
             local: LocalNetwork { addr: listen.ip(), prefix_len },
             child_ping_interval: Duration::from_secs(10),
-            child_missed_pings: 3,
+            child_missed_pings: 8,
             lsn_silence: Duration::from_secs(25),
             probe_timeout: Duration::from_secs(1),
-            probe_retries: 2,
-            standby_heartbeat: Duration::from_millis(150),
+            probe_retries: 4,
+            standby_heartbeat: Duration::from_millis(100),
             standby_dead_after: Duration::from_millis(500),
+            standby_confirm: (3, Duration::from_millis(50)),
             takeover_wait: Duration::from_secs(1),
             master_keepalive: Duration::from_secs(25),
             join_timeout: Duration::from_secs(2),
@@ -113,6 +120,10 @@ pub struct MasterConfig {
     pub designate_ttl: Duration,
     /// How long an application message may take to be acknowledged. Default 10 s.
     pub delivery_timeout: Duration,
+    /// A node that asks again within this window, after being told the subnet's LSNs, could
+    /// not reach them: it is told to become an LSN itself (two LSNs then settle by uptime).
+    /// Default 60 s.
+    pub requery_window: Duration,
 }
 
 impl Default for MasterConfig {
@@ -122,6 +133,7 @@ impl Default for MasterConfig {
             grace: Duration::from_secs(30),
             designate_ttl: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(10),
+            requery_window: Duration::from_secs(60),
         }
     }
 }

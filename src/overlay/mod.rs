@@ -21,9 +21,9 @@ pub mod master;
 pub mod node;
 mod subnet;
 #[cfg(test)]
-mod world;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod world;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;

@@ -70,7 +70,10 @@ mod tests {
         let a = SubnetKey::new(ip("192.168.1.5"), 24, ip("198.51.100.7"));
         let b = SubnetKey::new(ip("192.168.1.5"), 24, ip("203.0.113.7"));
         assert_ne!(a, b);
-        assert_ne!(SubnetKey::new(ip("10.1.2.3"), 24, ip("10.1.2.3")), SubnetKey::new(ip("10.1.3.3"), 24, ip("10.1.3.3")));
+        assert_ne!(
+            SubnetKey::new(ip("10.1.2.3"), 24, ip("10.1.2.3")),
+            SubnetKey::new(ip("10.1.3.3"), 24, ip("10.1.3.3"))
+        );
     }
 
     #[test]

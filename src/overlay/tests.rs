@@ -56,3 +56,140 @@ fn lsn_crash_hot_standby_takes_over_within_a_second_or_two() {
     assert_eq!(topo.subnets[0].lsns[0].id, w.id(new[0]));
     assert_eq!(topo.subnets[0].lsns[0].children.len(), 6, "{}", topo.render(|id| w.name(id)));
 }
+
+fn presence(w: &World) -> Vec<PresenceEvent> {
+    w.master_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            MasterEvent::Presence(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn announced_part_and_unannounced_loss_are_reported_with_their_reason() {
+    let mut w = fleet(3, 1, 4);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let kids: Vec<usize> = (0..4).filter(|i| !lsns(&w).contains(i)).collect();
+    let (leaver, victim) = (kids[0], kids[1]);
+    w.node_do(leaver, |n, now| n.handle_command(now, super::NodeCommand::Leave));
+    // Let the leaver's part go out before it stops.
+    w.run_for(SEC);
+    w.crash(leaver);
+    w.crash(victim);
+    w.run_for(60 * SEC);
+    let p = presence(&w);
+    assert!(
+        p.contains(&PresenceEvent::Parted { node: w.id(leaver), reason: PartReason::Shutdown }),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&PresenceEvent::Parted { node: w.id(victim), reason: PartReason::Lost }),
+        "{p:?}"
+    );
+    assert!(w.all_present());
+}
+
+#[test]
+fn a_node_moving_to_another_subnet_is_reported_moved() {
+    let mut w = fleet(4, 2, 3);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let mover = (0..3).find(|i| !lsns(&w).contains(i)).unwrap();
+    let target_lsn = lsns(&w).into_iter().find(|&i| w.slots[i].subnet == 2).unwrap();
+    let from = w.node(mover).lsn().unwrap();
+    // The device now sits in subnet 2: its LAN (discovery) and local network are subnet 2's.
+    w.slots[mover].subnet = 2;
+    let local = super::LocalNetwork { addr: "10.2.0.99".parse().unwrap(), prefix_len: 24 };
+    w.node_do(mover, |n, now| n.handle_command(now, super::NodeCommand::Move(local)));
+    let took = w.run_until(10 * SEC, |w| {
+        w.master().topology().lsn_of(&w.id(mover)) == Some(w.id(target_lsn))
+    });
+    let p = presence(&w);
+    assert!(
+        p.contains(&PresenceEvent::Moved { node: w.id(mover), from, to: w.id(target_lsn) }),
+        "{p:?}"
+    );
+    assert!(took <= SEC, "move took {took:?}");
+    w.run_for(60 * SEC);
+    assert!(!presence(&w)
+        .iter()
+        .any(|e| matches!(e, PresenceEvent::Parted { node, .. } if *node == w.id(mover))));
+}
+
+#[test]
+fn ten_percent_loss_converges_and_stays_present() {
+    let mut w = fleet(5, 3, 8);
+    w.loss = 0.10;
+    w.run_until(120 * SEC, |w| w.all_present());
+    // Stays present over ten minutes of keepalives and pings through the lossy links.
+    for round in 0..60 {
+        w.run_for(10 * SEC);
+        let p = presence(&w);
+        assert!(
+            w.all_present(),
+            "round {round}: {}\n{:?}",
+            w.master().topology().render(|id| w.name(id)),
+            &p[p.len().saturating_sub(6)..]
+        );
+    }
+    assert_eq!(lsns(&w).len(), 3);
+}
+
+#[test]
+fn master_restart_rebuilds_full_presence() {
+    let mut w = fleet(6, 3, 5);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.master = None;
+    w.run_for(5 * SEC);
+    w.start_master();
+    let took = w.run_until(120 * SEC, |w| w.all_present());
+    assert!(took < 60 * SEC, "rebuild took {took:?}");
+    assert_eq!(w.master().topology().subnets.len(), 3);
+}
+
+#[test]
+fn two_lsns_in_one_subnet_settle_on_one_after_a_partition_heals() {
+    let mut w = fleet(7, 1, 6);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let lsn = lsns(&w)[0];
+    // Cut the LSN and one child off from the other four nodes of the subnet (both still reach
+    // the master): the four elect their own LSN.
+    let kept = (0..6).find(|&i| i != lsn).unwrap();
+    let others: Vec<usize> = (0..6).filter(|&i| i != lsn && i != kept).collect();
+    w.partition(lsn, &others, false);
+    w.partition(kept, &others, false);
+    w.run_until(120 * SEC, |w| lsns(w).len() == 2);
+    w.partition(lsn, &others, true);
+    w.partition(kept, &others, true);
+    w.run_until(120 * SEC, |w| {
+        lsns(w).len() == 1 && w.master().topology().lsn_count() == 1 && w.all_present()
+    });
+    let topo = w.master().topology();
+    assert_eq!(topo.lsn_count(), 1, "{}", topo.render(|id| w.name(id)));
+    assert_eq!(topo.subnets[0].lsns[0].children.len(), 5);
+    // The longer-serving LSN stayed.
+    assert_eq!(lsns(&w), vec![lsn]);
+}
+
+#[test]
+fn master_message_reaches_a_node_through_its_lsn() {
+    let mut w = fleet(8, 2, 4);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let target =
+        (0..w.slots.len()).find(|&i| w.slots[i].subnet == 2 && !lsns(&w).contains(&i)).unwrap();
+    let node = w.id(target);
+    w.master_do(|m, now| m.send_message(now, node, 42, b"reboot at 3am")).unwrap();
+    w.run_for(SEC);
+    assert!(w.slots[target]
+        .events
+        .iter()
+        .any(|(_, e)| *e == super::NodeEvent::Message { id: 42, data: b"reboot at 3am".to_vec() }));
+    assert!(w
+        .master_events
+        .iter()
+        .any(|(_, e)| matches!(e, MasterEvent::Delivered { id: 42, node: n, .. } if *n == node)));
+    // An unknown node fails visibly.
+    let err = w.master_do(|m, now| m.send_message(now, crate::NodeId::ZERO, 43, b"x")).unwrap_err();
+    assert_eq!(err, super::DeliveryError::NotPresent);
+}

@@ -2,12 +2,7 @@
 //! subnets, LAN and WAN latency, loss, crashes and restarts. Discovery is answered the way a
 //! LAN broadcast would be: by the live LSNs of the node's subnet.
 
-use std::{
-    cmp::Reverse,
-    collections::BinaryHeap,
-    net::SocketAddr,
-    time::Duration,
-};
+use std::{cmp::Reverse, collections::BinaryHeap, net::SocketAddr, time::Duration};
 
 use rand::Rng;
 use rand_core::SeedableRng;
@@ -19,8 +14,6 @@ use crate::{
     trust::OpenEnrollment,
     Endpoint, EndpointConfig, NodeId, Timestamp,
 };
-
-pub(crate) const MASTER: usize = 0;
 
 pub(crate) struct Slot {
     pub(crate) addr: SocketAddr,
@@ -46,6 +39,8 @@ pub(crate) struct World {
     /// Datagrams sent and bytes (with a 28-byte IPv4/UDP header each) between subnets.
     pub(crate) wan_datagrams: u64,
     pub(crate) wan_bytes: u64,
+    /// Directed links that drop everything: (from, to).
+    pub(crate) cut: std::collections::HashSet<(SocketAddr, SocketAddr)>,
     fx: Fixture,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -71,6 +66,7 @@ impl World {
             master_cfg: MasterConfig::default(),
             wan_datagrams: 0,
             wan_bytes: 0,
+            cut: Default::default(),
             fx,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -81,9 +77,13 @@ impl World {
     }
 
     pub(crate) fn start_master(&mut self) {
-        let config = EndpointConfig::master(self.fx.authority.clone(), OpenEnrollment::default(), T0);
+        let config =
+            EndpointConfig::master(self.fx.authority.clone(), OpenEnrollment::default(), T0);
         let restarts = self.master_events.len() as u64;
-        self.master = Some(Master::new(Endpoint::new(config, seed(9_000 + restarts)), self.master_cfg.clone()));
+        self.master = Some(Master::new(
+            Endpoint::new(config, seed(9_000 + restarts)),
+            self.master_cfg.clone(),
+        ));
     }
 
     /// Adds a node in `subnet` (it starts at once).
@@ -92,7 +92,14 @@ impl World {
         let addr: SocketAddr = format!("10.{subnet}.0.{i}:4000").parse().unwrap();
         let config = self.fx.node();
         let seed_n = 100 + self.slots.len() as u64;
-        self.slots.push(Slot { addr, subnet, node: None, events: Vec::new(), config, seed: seed_n });
+        self.slots.push(Slot {
+            addr,
+            subnet,
+            node: None,
+            events: Vec::new(),
+            config,
+            seed: seed_n,
+        });
         let idx = self.slots.len() - 1;
         self.start(idx);
         idx
@@ -102,10 +109,25 @@ impl World {
     pub(crate) fn start(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         slot.seed += 1000;
-        let config = EndpointConfig::new(slot.config.identity().clone(), self.fx.authority.network_key())
-            .certificate(self.fx.certify(slot.config.identity(), crate::harness::DAY));
+        let config =
+            EndpointConfig::new(slot.config.identity().clone(), self.fx.authority.network_key())
+                .certificate(self.fx.certify(slot.config.identity(), crate::harness::DAY));
         let overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
         slot.node = Some(Node::new(Endpoint::new(config, seed(slot.seed)), overlay));
+    }
+
+    /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
+    pub(crate) fn partition(&mut self, a: usize, others: &[usize], heal: bool) {
+        for &b in others {
+            let (x, y) = (self.slots[a].addr, self.slots[b].addr);
+            for pair in [(x, y), (y, x)] {
+                if heal {
+                    self.cut.remove(&pair);
+                } else {
+                    self.cut.insert(pair);
+                }
+            }
+        }
     }
 
     pub(crate) fn crash(&mut self, i: usize) {
@@ -122,6 +144,22 @@ impl World {
 
     pub(crate) fn node_mut(&mut self, i: usize) -> &mut Node {
         self.slots[i].node.as_mut().expect("node is running")
+    }
+
+    /// Acts on node `i` now, then sends what it produced.
+    pub(crate) fn node_do<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Timestamp) -> R) -> R {
+        let now = self.now;
+        let r = f(self.node_mut(i), now);
+        self.drain(Some(i));
+        r
+    }
+
+    /// Acts on the master now, then sends what it produced.
+    pub(crate) fn master_do<R>(&mut self, f: impl FnOnce(&mut Master, Timestamp) -> R) -> R {
+        let now = self.now;
+        let r = f(self.master.as_mut().expect("master is running"), now);
+        self.drain(None);
+        r
     }
 
     pub(crate) fn master(&self) -> &Master {
@@ -149,7 +187,7 @@ impl World {
             self.wan_datagrams += 1;
             self.wan_bytes += bytes.len() as u64 + 28;
         }
-        if self.loss > 0.0 && self.rng.gen_bool(self.loss) {
+        if self.cut.contains(&(src, dst)) || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
             return;
         }
         self.seq += 1;
@@ -199,7 +237,10 @@ impl World {
                         .iter()
                         .enumerate()
                         .filter(|(j, s)| {
-                            *j != i && s.subnet == subnet && s.node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
+                            *j != i
+                                && s.subnet == subnet
+                                && !self.cut.contains(&(s.addr, src))
+                                && s.node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
                         })
                         .map(|(_, s)| Candidate { addr: s.addr, id: None, source: Source::Lan })
                         .collect();
@@ -249,7 +290,11 @@ impl World {
             self.drain(None);
         }
         for i in 0..self.slots.len() {
-            let due = self.slots[i].node.as_ref().and_then(|n| n.poll_timeout()).is_some_and(|t| t <= now);
+            let due = self.slots[i]
+                .node
+                .as_ref()
+                .and_then(|n| n.poll_timeout())
+                .is_some_and(|t| t <= now);
             if due {
                 if let Some(n) = self.slots[i].node.as_mut() {
                     n.handle_timeout(now);
@@ -267,7 +312,11 @@ impl World {
     }
 
     /// Runs until `cond`, returning the virtual time it took; panics after `max`.
-    pub(crate) fn run_until(&mut self, max: Duration, mut cond: impl FnMut(&World) -> bool) -> Duration {
+    pub(crate) fn run_until(
+        &mut self,
+        max: Duration,
+        mut cond: impl FnMut(&World) -> bool,
+    ) -> Duration {
         let start = self.now;
         let limit = self.now + max;
         while !cond(self) {
@@ -281,7 +330,10 @@ impl World {
     /// Whether every running node is present at the master.
     pub(crate) fn all_present(&self) -> bool {
         let Some(m) = &self.master else { return false };
-        self.slots.iter().filter(|s| s.node.is_some()).all(|s| m.is_present(&s.config.identity().node_id()))
+        self.slots
+            .iter()
+            .filter(|s| s.node.is_some())
+            .all(|s| m.is_present(&s.config.identity().node_id()))
             && m.present_count() == self.slots.iter().filter(|s| s.node.is_some()).count()
     }
 
@@ -292,7 +344,11 @@ impl World {
             .position(|s| s.config.identity().node_id() == *id)
             .map(|i| {
                 let s = &self.slots[i];
-                format!("s{}n{}", s.subnet, s.addr.ip().to_string().rsplit('.').next().unwrap_or("?"))
+                format!(
+                    "s{}n{}",
+                    s.subnet,
+                    s.addr.ip().to_string().rsplit('.').next().unwrap_or("?")
+                )
             })
             .unwrap_or_else(|| format!("{id:?}"))
     }

@@ -65,7 +65,11 @@ impl Deliveries {
         Some(p)
     }
 
-    pub(super) fn acked(&mut self, now: Timestamp, seq: u32) -> Option<(DeliveryId, NodeId, Duration)> {
+    pub(super) fn acked(
+        &mut self,
+        now: Timestamp,
+        seq: u32,
+    ) -> Option<(DeliveryId, NodeId, Duration)> {
         self.take(seq).map(|p| (p.id, p.node, now.saturating_since(p.sent)))
     }
 
@@ -95,7 +99,13 @@ impl Master {
     /// Sends `data` to `node`, sealed end to end (its LSN forwards it but cannot read or alter
     /// it). The outcome arrives as [`MasterEvent::Delivered`](super::MasterEvent::Delivered) or
     /// [`MasterEvent::DeliveryFailed`](super::MasterEvent::DeliveryFailed) with `id`.
-    pub fn send_message(&mut self, now: Timestamp, node: NodeId, id: DeliveryId, data: &[u8]) -> Result<(), super::DeliveryError> {
+    pub fn send_message(
+        &mut self,
+        now: Timestamp,
+        node: NodeId,
+        id: DeliveryId,
+        data: &[u8],
+    ) -> Result<(), super::DeliveryError> {
         let hop = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
         let cert = self.reg.certificate(&node).ok_or(DeliveryError::NoCertificate)?;
         let x25519 = cert.body.x25519;

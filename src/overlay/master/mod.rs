@@ -8,11 +8,11 @@ mod topology;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
 
+use self::{delivery::Deliveries, registry::Registry};
 pub use self::{
     delivery::{DeliveryError, DeliveryId},
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
-use self::{delivery::Deliveries, registry::Registry};
 use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
@@ -185,7 +185,11 @@ impl Master {
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
         for (id, node) in self.deliveries.expire(now) {
-            self.events.push_back(MasterEvent::DeliveryFailed { id, node, error: DeliveryError::Timeout });
+            self.events.push_back(MasterEvent::DeliveryFailed {
+                id,
+                node,
+                error: DeliveryError::Timeout,
+            });
         }
         self.pump(now);
     }
@@ -193,7 +197,9 @@ impl Master {
     /// Carries out an application command; failures come back as events.
     pub fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
         let (node, id, result) = match command {
-            MasterCommand::Send { node, id, data } => (node, id, self.send_message(now, node, id, &data)),
+            MasterCommand::Send { node, id, data } => {
+                (node, id, self.send_message(now, node, id, &data))
+            }
             MasterCommand::Poll { node } => (node, 0, self.poll_node(now, node)),
         };
         if let Err(error) = result {
@@ -239,7 +245,14 @@ impl Master {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
             Message::Join(j) => self.on_join(now, peer, addr, j),
             Message::Update(u) => self.on_update(now, peer, addr, u),
-            Message::Ping(p) => self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None })),
+            Message::Ping(p) => {
+                self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None }));
+                // Keep telling duplicate LSNs about each other until they have settled
+                // (their first exchange may have been lost to a partition).
+                if let Some(lsns) = self.reg.rivals_of(&peer) {
+                    self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: lsns }));
+                }
+            }
             Message::Part(p) => {
                 let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
                 self.presence(events);
@@ -266,7 +279,11 @@ impl Master {
                     self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
                 }
             }
-            other => self.events.push_back(MasterEvent::Link(Event::Message { peer, addr, message: other })),
+            other => self.events.push_back(MasterEvent::Link(Event::Message {
+                peer,
+                addr,
+                message: other,
+            })),
         }
     }
 
@@ -301,7 +318,11 @@ impl Master {
     fn on_update(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Update) {
         if !self.reg.is_lsn(&peer) {
             let detail = "register as LSN first".to_owned();
-            return self.send(now, addr, Message::Error(ErrorMessage { seq: u.seq, code: ErrorCode::NOT_ADMITTED, detail }));
+            return self.send(
+                now,
+                addr,
+                Message::Error(ErrorMessage { seq: u.seq, code: ErrorCode::NOT_ADMITTED, detail }),
+            );
         }
         let mut events = Vec::new();
         for change in &u.changes {
@@ -325,7 +346,9 @@ impl Master {
     }
 
     fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
-        let Some(pos) = self.resyncs.iter().position(|(s, l)| *s == list.seq && *l == peer) else { return };
+        let Some(pos) = self.resyncs.iter().position(|(s, l)| *s == list.seq && *l == peer) else {
+            return;
+        };
         self.resyncs.remove(pos);
         let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
         self.presence(events);

@@ -47,6 +47,8 @@ pub(super) struct Registry {
     pending: BTreeSet<(Timestamp, NodeId)>,
     designates: HashMap<SubnetKey, (Contact, Timestamp)>,
     certs: HashMap<NodeId, Certificate>,
+    /// Nodes recently told the LSNs of their subnet, and when.
+    told: HashMap<NodeId, Timestamp>,
     present: usize,
 }
 
@@ -115,9 +117,20 @@ impl Registry {
         querier: Contact,
         cfg: &MasterConfig,
     ) -> Vec<Contact> {
-        let lsns: Vec<Contact> = self.subnet_lsns(&subnet).into_iter().filter(|c| c.id != querier.id).collect();
-        if !lsns.is_empty() || self.lsns.contains_key(&querier.id) {
+        let lsns: Vec<Contact> =
+            self.subnet_lsns(&subnet).into_iter().filter(|c| c.id != querier.id).collect();
+        self.told.retain(|_, at| now < *at + cfg.requery_window);
+        if self.lsns.contains_key(&querier.id) {
             return lsns;
+        }
+        if !lsns.is_empty() {
+            // Asking again so soon means the LSNs we named were unreachable from there: let it
+            // lead its part of the subnet; the LSNs settle by uptime once they can talk.
+            if self.told.remove(&querier.id).is_none() {
+                self.told.insert(querier.id, now);
+                return lsns;
+            }
+            return Vec::new();
         }
         match self.designates.get(&subnet) {
             Some((d, until)) if *until > now && d.id != querier.id => vec![*d],
@@ -132,6 +145,13 @@ impl Registry {
         self.lsns.values().filter(|l| l.subnet == *subnet).map(|l| l.contact).collect()
     }
 
+    /// The LSNs of `lsn`'s subnet, when it has rivals there.
+    pub(super) fn rivals_of(&self, lsn: &NodeId) -> Option<Vec<Contact>> {
+        let subnet = self.subnet_of(lsn)?;
+        let lsns = self.subnet_lsns(&subnet);
+        (lsns.len() > 1).then_some(lsns)
+    }
+
     pub(super) fn subnet_lsn_addrs(&self, subnet: &SubnetKey) -> Vec<(NodeId, SocketAddr)> {
         self.lsns.iter().filter(|(_, l)| l.subnet == *subnet).map(|(id, l)| (*id, l.addr)).collect()
     }
@@ -141,24 +161,36 @@ impl Registry {
     }
 
     /// A node is (again) present under `lsn`; returns the event describing how.
-    fn place(&mut self, now: Timestamp, node: NodeId, lsn: NodeId, addr: SocketAddr, route: Vec<NodeId>) -> Option<PresenceEvent> {
+    fn place(
+        &mut self,
+        now: Timestamp,
+        node: NodeId,
+        lsn: NodeId,
+        addr: SocketAddr,
+        route: Vec<NodeId>,
+    ) -> Option<PresenceEvent> {
         let event = match self.nodes.get(&node) {
             None => Some(PresenceEvent::Joined { node, lsn }),
             Some(rec) => {
                 let moved = rec.pending.is_some_and(|(r, _)| r == PartReason::Moved)
-                    || (rec.lsn != lsn && self.subnet_of(&rec.lsn).zip(self.subnet_of(&lsn)).is_some_and(|(a, b)| a != b));
+                    || (rec.lsn != lsn
+                        && self
+                            .subnet_of(&rec.lsn)
+                            .zip(self.subnet_of(&lsn))
+                            .is_some_and(|(a, b)| a != b));
                 if moved {
                     Some(PresenceEvent::Moved { node, from: rec.lsn, to: lsn })
-                } else if rec.lsn != lsn {
-                    Some(PresenceEvent::Rerouted { node, from: rec.lsn, to: lsn })
-                } else if rec.pending.is_some() {
+                } else if rec.lsn != lsn || rec.pending.is_some() {
                     Some(PresenceEvent::Rerouted { node, from: rec.lsn, to: lsn })
                 } else {
                     None
                 }
             }
         };
-        let previous = self.nodes.insert(node, NodeRecord { lsn, addr, route, last_seen: now, rtt: None, pending: None });
+        let previous = self.nodes.insert(
+            node,
+            NodeRecord { lsn, addr, route, last_seen: now, rtt: None, pending: None },
+        );
         match previous {
             Some(prev) => {
                 if let Some((_, until)) = prev.pending {
@@ -262,7 +294,13 @@ impl Registry {
     }
 
     /// An LSN announced its part.
-    pub(super) fn lsn_parted(&mut self, now: Timestamp, lsn: &NodeId, reason: PartReason, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+    pub(super) fn lsn_parted(
+        &mut self,
+        now: Timestamp,
+        lsn: &NodeId,
+        reason: PartReason,
+        cfg: &MasterConfig,
+    ) -> Vec<PresenceEvent> {
         if !self.lsns.contains_key(lsn) {
             return Vec::new();
         }
@@ -271,7 +309,13 @@ impl Registry {
 
     /// An LSN is gone (lost, shut down, moved, yielded): its children wait for another LSN to
     /// report them.
-    fn lsn_gone(&mut self, now: Timestamp, lsn: &NodeId, reason: PartReason, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+    fn lsn_gone(
+        &mut self,
+        now: Timestamp,
+        lsn: &NodeId,
+        reason: PartReason,
+        cfg: &MasterConfig,
+    ) -> Vec<PresenceEvent> {
         let mut events = self.drop_lsn(now, lsn, cfg);
         match reason {
             PartReason::Yield | PartReason::Moved => self.set_pending(lsn, reason, now + cfg.grace),
@@ -292,7 +336,13 @@ impl Registry {
     }
 
     /// Replaces `lsn`'s children with `nodes` (the answer to a resync).
-    pub(super) fn resync(&mut self, now: Timestamp, lsn: &NodeId, nodes: &[Contact], cfg: &MasterConfig) -> Vec<PresenceEvent> {
+    pub(super) fn resync(
+        &mut self,
+        now: Timestamp,
+        lsn: &NodeId,
+        nodes: &[Contact],
+        cfg: &MasterConfig,
+    ) -> Vec<PresenceEvent> {
         let mut events = Vec::new();
         let listed: BTreeSet<NodeId> = nodes.iter().map(|c| c.id).collect();
         for child in self.children_of(lsn) {
@@ -362,7 +412,12 @@ impl Registry {
                 children,
             });
         }
-        let pending = self.nodes.iter().filter(|(_, r)| r.pending.is_some()).map(|(id, r)| view(id, r)).collect();
+        let pending = self
+            .nodes
+            .iter()
+            .filter(|(_, r)| r.pending.is_some())
+            .map(|(id, r)| view(id, r))
+            .collect();
         Topology {
             subnets: subnets.into_iter().map(|(key, lsns)| SubnetView { key, lsns }).collect(),
             pending,

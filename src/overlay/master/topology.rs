@@ -86,7 +86,12 @@ impl Topology {
                 children.sort_by_key(|c| name(&c.id));
                 for c in children {
                     let route: Vec<String> = c.route.iter().map(&name).collect();
-                    out.push_str(&format!("    {} at {} via {}\n", name(&c.id), c.addr, route.join(" > ")));
+                    out.push_str(&format!(
+                        "    {} at {} via {}\n",
+                        name(&c.id),
+                        c.addr,
+                        route.join(" > ")
+                    ));
                 }
             }
         }

@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use super::{Node, NodeEvent, NodeState, Probe};
 use crate::{
     secure::open_envelope,
-    wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, Takeover, WireAddr},
+    wire::{
+        self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, Takeover,
+        WireAddr,
+    },
     NodeId, Timestamp,
 };
 
@@ -19,8 +22,10 @@ pub(crate) struct LsnLink {
     probe: Option<Probe>,
     /// The LSN's children, best-ranked first (the first is the hot standby).
     neighbours: Vec<Contact>,
-    /// Set while this node is the hot standby: when the next heartbeat is due.
-    heartbeat_at: Option<Timestamp>,
+    /// Whether this node is the hot standby (the LSN heartbeats it).
+    standby: bool,
+    /// A standby's confirmation of a suspected death: pings sent, next one due.
+    confirm: Option<(u32, Timestamp)>,
 }
 
 impl LsnLink {
@@ -37,7 +42,8 @@ impl Node {
             last_heard: now,
             probe: None,
             neighbours: Vec::new(),
-            heartbeat_at: None,
+            standby: false,
+            confirm: None,
         });
         self.set_state(NodeState::HasLsn);
         self.events.push_back(NodeEvent::JoinedLsn { lsn });
@@ -47,6 +53,7 @@ impl Node {
         if let Some(link) = &mut self.lsn {
             link.last_heard = now;
             link.probe = None;
+            link.confirm = None;
         }
     }
 
@@ -67,12 +74,13 @@ impl Node {
     /// The LSN's neighbour list.
     pub(super) fn on_neighbours(&mut self, now: Timestamp, list: NodeList) {
         let me = self.node_id();
-        let hb = self.cfg.standby_heartbeat;
         let Some(link) = &mut self.lsn else { return };
-        link.heartbeat_at = match list.nodes.first() {
-            Some(first) if first.id == me => link.heartbeat_at.or(Some(now + hb)),
-            _ => None,
-        };
+        let standby = list.nodes.first().is_some_and(|first| first.id == me);
+        if standby && !link.standby {
+            // Heartbeats start now; do not count the time before against the LSN.
+            link.last_heard = now;
+        }
+        link.standby = standby;
         link.neighbours = list.nodes;
     }
 
@@ -109,13 +117,14 @@ impl Node {
     /// The master's message, forwarded by our LSN (or the master itself).
     pub(super) fn deliver(&mut self, now: Timestamp, addr: SocketAddr, f: Forward) {
         let network = *self.ep.trust().network();
-        let opened = open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| match wire::decode(&bytes) {
-                Ok(Message::App(app)) => Ok(app),
-                Ok(_) => Err("envelope does not carry an application message".to_owned()),
-                Err(e) => Err(e.to_string()),
-            });
+        let opened =
+            open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| match wire::decode(&bytes) {
+                    Ok(Message::App(app)) => Ok(app),
+                    Ok(_) => Err("envelope does not carry an application message".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                });
         match opened {
             Ok(app) => {
                 self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
@@ -151,15 +160,22 @@ impl Node {
         let cfg = self.cfg.clone();
         let Some(link) = &mut self.lsn else { return };
         let addr = link.addr;
-        if let Some(at) = link.heartbeat_at {
-            if now >= link.last_heard + cfg.standby_dead_after {
-                return self.lsn_dead(now);
+        if link.standby {
+            let (pings, gap) = cfg.standby_confirm;
+            match link.confirm {
+                Some((sent, at)) if now >= at => {
+                    if sent >= pings {
+                        return self.lsn_dead(now);
+                    }
+                    link.confirm = Some((sent + 1, now + gap));
+                }
+                None if now >= link.last_heard + cfg.standby_dead_after => {
+                    link.confirm = Some((1, now + gap));
+                }
+                _ => return,
             }
-            if now >= at {
-                link.heartbeat_at = Some(now + cfg.standby_heartbeat);
-                let seq = self.next_seq();
-                self.send(now, addr, Message::Ping(Ping { seq }));
-            }
+            let seq = self.next_seq();
+            self.send(now, addr, Message::Ping(Ping { seq }));
             return;
         }
         match link.probe {
@@ -167,7 +183,8 @@ impl Node {
                 if p.tries > cfg.probe_retries {
                     return self.lsn_dead(now);
                 }
-                link.probe = Some(Probe { deadline: now + cfg.probe_timeout, tries: p.tries + 1, ..p });
+                link.probe =
+                    Some(Probe { deadline: now + cfg.probe_timeout, tries: p.tries + 1, ..p });
                 let seq = p.seq;
                 self.send(now, addr, Message::Ping(Ping { seq }));
             }
@@ -184,10 +201,11 @@ impl Node {
 
     pub(super) fn child_deadline(&self) -> Option<Timestamp> {
         let link = self.lsn.as_ref()?;
-        Some(match (link.heartbeat_at, link.probe) {
-            (Some(at), _) => at.min(link.last_heard + self.cfg.standby_dead_after),
-            (None, Some(p)) => p.deadline,
-            (None, None) => link.last_heard + self.cfg.lsn_silence,
+        Some(match (link.standby, link.confirm, link.probe) {
+            (true, Some((_, at)), _) => at,
+            (true, None, _) => link.last_heard + self.cfg.standby_dead_after,
+            (false, _, Some(p)) => p.deadline,
+            (false, _, None) => link.last_heard + self.cfg.lsn_silence,
         })
     }
 }

@@ -36,7 +36,6 @@ impl Finder {
         }
         false
     }
-
 }
 
 impl Node {
@@ -115,7 +114,8 @@ impl Node {
         };
         self.send(now, addr, Message::Join(join));
         self.set_state(NodeState::Joining);
-        self.finder.join = Some((addr, Probe { seq, deadline: now + self.cfg.join_timeout, tries: 1 }));
+        self.finder.join =
+            Some((addr, Probe { seq, deadline: now + self.cfg.join_timeout, tries: 1 }));
     }
 
     /// Our Join or LsnQuery was answered with an Ack. Returns false if the Ack was not ours.
@@ -220,8 +220,8 @@ impl Node {
             self.finder.query.map(|p| p.deadline),
             self.finder.takeover.as_ref().map(|(t, _)| *t),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -30,6 +30,9 @@ pub(crate) struct Child {
     up_since: Timestamp,
     last_heard: Timestamp,
     next_ping: Timestamp,
+    pinged_at: Timestamp,
+    /// Consecutive unanswered pings.
+    misses: u32,
 }
 
 pub(crate) struct LsnRole {
@@ -41,6 +44,8 @@ pub(crate) struct LsnRole {
     /// Our forward seq → (the master's seq, where to answer, give-up time).
     forwards: HashMap<u32, (u32, SocketAddr, Timestamp)>,
     challenged: HashMap<NodeId, Timestamp>,
+    /// The child last told it is the hot standby, and when its next heartbeat is due.
+    standby: Option<(NodeId, SocketAddr, Timestamp)>,
     pub(crate) uplink: Uplink,
 }
 
@@ -53,17 +58,37 @@ impl LsnRole {
     }
 
     fn contacts(&self, n: usize) -> Vec<Contact> {
-        self.ranked().into_iter().take(n).map(|c| Contact { id: c.id, addr: WireAddr(c.addr) }).collect()
+        self.ranked()
+            .into_iter()
+            .take(n)
+            .map(|c| Contact { id: c.id, addr: WireAddr(c.addr) })
+            .collect()
     }
 
     pub(crate) fn child_ids(&self) -> impl Iterator<Item = &NodeId> {
         self.children.keys()
     }
+
+    /// Records which child a list just named first: it expects our heartbeats from now on.
+    fn note_standby(&mut self, now: Timestamp, first: Option<&Contact>) {
+        match first {
+            Some(c) if self.standby.is_none_or(|(id, _, _)| id != c.id) => {
+                self.standby = Some((c.id, c.addr.0, now));
+            }
+            Some(_) => {}
+            None => self.standby = None,
+        }
+    }
 }
 
 impl Node {
     /// Becomes the subnet's LSN. A standby passes the dead LSN and the children it knows.
-    pub(super) fn become_lsn(&mut self, now: Timestamp, takeover_from: Option<NodeId>, known: Vec<Contact>) {
+    pub(super) fn become_lsn(
+        &mut self,
+        now: Timestamp,
+        takeover_from: Option<NodeId>,
+        known: Vec<Contact>,
+    ) {
         self.lsn = None;
         self.role = Some(LsnRole {
             since: now,
@@ -72,6 +97,7 @@ impl Node {
             pushed_top: Vec::new(),
             forwards: HashMap::new(),
             challenged: HashMap::new(),
+            standby: None,
             uplink: Uplink::new(now, takeover_from),
         });
         self.set_state(NodeState::IsLsn);
@@ -115,14 +141,27 @@ impl Node {
         let Some(role) = self.role.as_mut() else { return };
         let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
         let fresh = !role.children.contains_key(&peer);
-        role.children.insert(peer, Child { id: peer, addr, up_since, last_heard: now, next_ping: now + interval });
+        role.children.insert(
+            peer,
+            Child {
+                id: peer,
+                addr,
+                up_since,
+                last_heard: now,
+                next_ping: now + interval,
+                pinged_at: now,
+                misses: 0,
+            },
+        );
         role.neighbours_due.get_or_insert(now + batch);
         let short = role.contacts(SHORT_LIST);
+        role.note_standby(now, short.first());
         self.send(now, addr, Message::Ack(Ack { seq: join.seq }));
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
-            let change = PresenceChange { node: peer, kind: PresenceKind::Joined, addr: WireAddr(addr) };
+            let change =
+                PresenceChange { node: peer, kind: PresenceKind::Joined, addr: WireAddr(addr) };
             self.queue_change(now, change, cert);
         }
     }
@@ -154,19 +193,38 @@ impl Node {
         let Some(role) = self.role.as_mut() else { return };
         let Some(child) = role.children.remove(&peer) else { return };
         role.neighbours_due.get_or_insert(now + batch);
+        if role.standby.is_some_and(|(id, _, _)| id == peer) {
+            role.standby = None;
+        }
         self.events.push_back(NodeEvent::ChildParted { node: peer, reason });
-        let change = PresenceChange { node: peer, kind: PresenceKind::Parted(reason), addr: WireAddr(child.addr) };
+        let change = PresenceChange {
+            node: peer,
+            kind: PresenceKind::Parted(reason),
+            addr: WireAddr(child.addr),
+        };
         self.queue_change(now, change, None);
     }
 
     /// Routes a Forward: to us, to a child, or back as unreachable.
-    pub(super) fn on_forward(&mut self, now: Timestamp, _peer: NodeId, addr: SocketAddr, f: Forward) {
+    pub(super) fn on_forward(
+        &mut self,
+        now: Timestamp,
+        _peer: NodeId,
+        addr: SocketAddr,
+        f: Forward,
+    ) {
         if f.to == self.node_id() {
             return self.deliver(now, addr, f);
         }
         let child_addr = self.role.as_ref().and_then(|r| r.children.get(&f.to)).map(|c| c.addr);
         let Some(child_addr) = child_addr else {
-            return self.reply_error(now, addr, f.seq, ErrorCode::UNREACHABLE, "not a child of this LSN");
+            return self.reply_error(
+                now,
+                addr,
+                f.seq,
+                ErrorCode::UNREACHABLE,
+                "not a child of this LSN",
+            );
         };
         let seq = self.next_seq();
         if let Some(role) = self.role.as_mut() {
@@ -179,20 +237,34 @@ impl Node {
         if self.find_ack(now, peer, seq) || self.uplink_ack(now, peer, seq) {
             return;
         }
-        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&seq)) {
+        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&seq))
+        {
             self.send(now, addr, Message::Ack(Ack { seq: upstream }));
         }
     }
 
     pub(super) fn on_lsn_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
-        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&error.seq)) {
+        if let Some((upstream, addr, _)) =
+            self.role.as_mut().and_then(|r| r.forwards.remove(&error.seq))
+        {
             let relayed = ErrorMessage { seq: upstream, ..error };
             return self.send(now, addr, Message::Error(relayed));
+        }
+        if error.code == ErrorCode::NOT_ADMITTED && peer == self.ep.trust().network().master_id() {
+            // The master dropped us (another node reported us dead, or it restarted): register
+            // again; a duplicate LSN is then settled by uptime.
+            return self.uplink_register(now);
         }
         tracing::debug!(?peer, code = error.code.0, detail = %error.detail, "error from peer");
     }
 
-    pub(super) fn on_node_list(&mut self, now: Timestamp, peer: NodeId, _addr: SocketAddr, list: NodeList) {
+    pub(super) fn on_node_list(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        _addr: SocketAddr,
+        list: NodeList,
+    ) {
         if self.find_node_list(now, &list) {
             return;
         }
@@ -243,19 +315,36 @@ impl Node {
     pub(super) fn lsn_timers(&mut self, now: Timestamp) {
         let Some(role) = self.role.as_mut() else { return };
         let interval = self.cfg.child_ping_interval;
-        let lost_after = interval * self.cfg.child_missed_pings + self.cfg.probe_timeout;
+        let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
         let mut ping = Vec::new();
         for child in role.children.values_mut() {
-            if now >= child.last_heard + lost_after {
-                lost.push(child.id);
-            } else if now >= child.next_ping {
-                child.next_ping = now + interval;
-                ping.push(child.addr);
+            if now < child.next_ping {
+                continue;
             }
+            // An unanswered ping is retried quickly; only a run of misses means lost.
+            child.misses = if child.last_heard >= child.pinged_at { 0 } else { child.misses + 1 };
+            if child.misses >= max_misses {
+                lost.push(child.id);
+                continue;
+            }
+            child.pinged_at = now;
+            child.next_ping = now + if child.misses == 0 { interval } else { retry };
+            ping.push(child.addr);
         }
         role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);
+        let heartbeat = match &mut role.standby {
+            Some((_, addr, at)) if now >= *at => {
+                *at = now + self.cfg.standby_heartbeat;
+                Some(*addr)
+            }
+            _ => None,
+        };
+        let uptime_secs = now.saturating_since(role.since).as_secs();
+        if let Some(addr) = heartbeat {
+            self.send(now, addr, Message::Uptime(Uptime { uptime_secs }));
+        }
         for addr in ping {
             let seq = self.next_seq();
             self.send(now, addr, Message::Ping(Ping { seq }));
@@ -279,6 +368,7 @@ impl Node {
         let top_changed = top != role.pushed_top;
         role.pushed_top = top;
         let short: Vec<Contact> = full.iter().take(SHORT_LIST).copied().collect();
+        role.note_standby(now, full.first());
         for (rank, child) in full.iter().enumerate() {
             let nodes = match rank {
                 0 | 1 => full.clone(),
@@ -291,11 +381,11 @@ impl Node {
 
     pub(super) fn lsn_deadline(&self) -> Option<Timestamp> {
         let role = self.role.as_ref()?;
-        let lost_after = self.cfg.child_ping_interval * self.cfg.child_missed_pings + self.cfg.probe_timeout;
-        let children = role.children.values().map(|c| c.next_ping.min(c.last_heard + lost_after));
+        let children = role.children.values().map(|c| c.next_ping);
         let forwards = role.forwards.values().map(|(_, _, t)| *t);
         children
             .chain(forwards)
+            .chain(role.standby.map(|(_, _, t)| t))
             .chain(role.neighbours_due)
             .chain(self.uplink_deadline())
             .min()

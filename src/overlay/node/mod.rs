@@ -265,10 +265,16 @@ impl Node {
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [self.ep.poll_timeout(), self.wake, self.child_deadline(), self.lsn_deadline(), self.find_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ep.poll_timeout(),
+            self.wake,
+            self.child_deadline(),
+            self.lsn_deadline(),
+            self.find_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Handles what the link layer reported.
@@ -347,7 +353,11 @@ impl Node {
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
-                self.events.push_back(NodeEvent::Link(Event::Message { peer, addr, message: other }));
+                self.events.push_back(NodeEvent::Link(Event::Message {
+                    peer,
+                    addr,
+                    message: other,
+                }));
             }
         }
     }
@@ -360,7 +370,14 @@ impl Node {
         }
     }
 
-    fn reply_error(&mut self, now: Timestamp, addr: SocketAddr, seq: u32, code: ErrorCode, detail: &str) {
+    fn reply_error(
+        &mut self,
+        now: Timestamp,
+        addr: SocketAddr,
+        seq: u32,
+        code: ErrorCode,
+        detail: &str,
+    ) {
         self.send(now, addr, Message::Error(ErrorMessage { seq, code, detail: detail.into() }));
     }
 

@@ -82,7 +82,12 @@ impl Node {
     }
 
     /// Queues a presence change (with the child's certificate when it joined).
-    pub(super) fn queue_change(&mut self, now: Timestamp, change: PresenceChange, cert: Option<Certificate>) {
+    pub(super) fn queue_change(
+        &mut self,
+        now: Timestamp,
+        change: PresenceChange,
+        cert: Option<Certificate>,
+    ) {
         let batch = self.cfg.update_batch;
         let Some(up) = self.uplink() else { return };
         // A newer change for the same node supersedes an unsent older one.
@@ -108,10 +113,21 @@ impl Node {
             let mut full: Vec<PresenceChange> = role
                 .children
                 .values()
-                .map(|c| PresenceChange { node: c.id, kind: PresenceKind::Joined, addr: WireAddr(c.addr) })
+                .map(|c| PresenceChange {
+                    node: c.id,
+                    kind: PresenceKind::Joined,
+                    addr: WireAddr(c.addr),
+                })
                 .collect();
             if let Some(old) = up.replaced.take() {
-                full.insert(0, PresenceChange { node: old, kind: PresenceKind::Parted(crate::wire::PartReason::Lost), addr: WireAddr(self.cfg.listen) });
+                full.insert(
+                    0,
+                    PresenceChange {
+                        node: old,
+                        kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
+                        addr: WireAddr(self.cfg.listen),
+                    },
+                );
             }
             let certs: Vec<Certificate> =
                 full.iter().filter_map(|c| self.ep.peer_certificate(&c.node).cloned()).collect();
@@ -134,7 +150,13 @@ impl Node {
         false
     }
 
-    pub(super) fn uplink_pong(&mut self, now: Timestamp, peer: NodeId, _addr: SocketAddr, pong: Pong) {
+    pub(super) fn uplink_pong(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        _addr: SocketAddr,
+        pong: Pong,
+    ) {
         if peer != self.master_id() {
             return;
         }
@@ -194,14 +216,16 @@ impl Node {
                 if p.tries > cfg.probe_retries {
                     return self.master_lost(now);
                 }
-                up.keepalive = Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
+                up.keepalive =
+                    Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
                 self.send(now, master, Message::Ping(Ping { seq: p.seq }));
                 return;
             }
             None if now >= up.keepalive_at => {
                 let seq = self.next_seq();
                 if let Some(up) = self.uplink() {
-                    up.keepalive = Some(Probe { seq, deadline: now + cfg.probe_timeout * 2, tries: 1 });
+                    up.keepalive =
+                        Some(Probe { seq, deadline: now + cfg.probe_timeout * 2, tries: 1 });
                 }
                 self.send(now, master, Message::Ping(Ping { seq }));
                 return;
@@ -235,7 +259,10 @@ impl Node {
         let me = self.node_id();
         let update = Update { seq, changes, route: vec![me], digest: Some(digest) };
         if let Some(up) = self.uplink() {
-            up.inflight = Some((Probe { seq, deadline: now + cfg.update_retransmit, tries: 1 }, update.clone()));
+            up.inflight = Some((
+                Probe { seq, deadline: now + cfg.update_retransmit, tries: 1 },
+                update.clone(),
+            ));
             up.keepalive_at = now + cfg.master_keepalive;
         }
         // Certificates first, so the master can seal messages to the new children at once.
@@ -252,7 +279,9 @@ impl Node {
             let next = [
                 Some(up.keepalive.map_or(up.keepalive_at, |p| p.deadline)),
                 up.inflight.as_ref().map(|(p, _)| p.deadline),
-                up.inflight.is_none().then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
+                up.inflight
+                    .is_none()
+                    .then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
             ];
             return t.into_iter().chain(next).flatten().min();
         }
