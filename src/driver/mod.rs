@@ -16,7 +16,9 @@ pub use self::{
     clock::Clock,
     endpoint::{EndpointCommand, EndpointHandle},
 };
-use crate::{Candidate, Discovery, DiscoveryRequest, Timestamp, Transmit, Transport, TransportError};
+use crate::{
+    Candidate, Discovery, DiscoveryRequest, Timestamp, Transmit, Transport, TransportError,
+};
 use std::sync::Arc;
 
 /// A sans-IO state machine the driver can run: the method set every fleetmesh state machine

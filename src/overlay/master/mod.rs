@@ -247,6 +247,13 @@ impl Master {
             Message::Update(u) => self.on_update(now, peer, addr, u),
             Message::Ping(p) => {
                 self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None }));
+                if !self.reg.is_lsn(&peer) {
+                    // Only LSNs keep a link to the master alive; this one was dropped (a
+                    // standby reported it dead, or we restarted): have it register again.
+                    let detail = "not a registered LSN".to_owned();
+                    let error = ErrorMessage { seq: p.seq, code: ErrorCode::NOT_ADMITTED, detail };
+                    self.send(now, addr, Message::Error(error));
+                }
                 // Keep telling duplicate LSNs about each other until they have settled
                 // (their first exchange may have been lost to a partition).
                 if let Some(lsns) = self.reg.rivals_of(&peer) {

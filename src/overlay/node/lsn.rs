@@ -160,10 +160,13 @@ impl Node {
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
-            let change =
-                PresenceChange { node: peer, kind: PresenceKind::Joined, addr: WireAddr(addr) };
-            self.queue_change(now, change, cert);
         }
+        // Report every Join, even from a node we already counted: it may have been an LSN
+        // itself meanwhile, and the master must learn it is a child again. A repeat is a no-op
+        // there.
+        let change =
+            PresenceChange { node: peer, kind: PresenceKind::Joined, addr: WireAddr(addr) };
+        self.queue_change(now, change, cert);
     }
 
     pub(super) fn child_heard(&mut self, now: Timestamp, peer: NodeId) {
