@@ -163,3 +163,41 @@ pub fn spawn<M: Machine, T: Transport>(
     let task = tokio::spawn(run(machine, transport, discovery, clock, command_rx, event_tx));
     (command_tx, event_rx, task)
 }
+
+/// A machine shared with the application: the driver locks it for each call, and the
+/// application can lock it between calls to read its state (the master's topology, a node's
+/// state). Keep such reads short: the driver waits for the lock.
+impl<M: Machine> Machine for Arc<std::sync::Mutex<M>> {
+    type Event = M::Event;
+    type Command = M::Command;
+
+    fn handle_datagram(&mut self, now: Timestamp, src: std::net::SocketAddr, datagram: &[u8]) {
+        lock(self).handle_datagram(now, src, datagram);
+    }
+    fn handle_command(&mut self, now: Timestamp, command: Self::Command) {
+        lock(self).handle_command(now, command);
+    }
+    fn handle_timeout(&mut self, now: Timestamp) {
+        lock(self).handle_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        lock(self).poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        lock(self).poll_timeout()
+    }
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        lock(self).poll_event()
+    }
+    fn poll_discovery(&mut self) -> Option<DiscoveryRequest> {
+        lock(self).poll_discovery()
+    }
+    fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
+        lock(self).handle_candidates(now, candidates);
+    }
+}
+
+fn lock<M>(m: &std::sync::Mutex<M>) -> std::sync::MutexGuard<'_, M> {
+    // A panic inside the machine already ended the driver; the state is still readable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
