@@ -21,6 +21,7 @@
 //! | [`endpoint`] | the sans-IO link layer: sessions, handshakes, enrollment, timers |
 //! | [`overlay`] | the Node → LSN → Master hierarchy: election, failover, presence, delivery |
 //! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
+//! | [`sim`] | a deterministic virtual-time simulation of a whole fleet over the real state machines |
 //! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
 //! | [`Timestamp`] | protocol time, passed into the core on every call |
 //!
@@ -76,6 +77,7 @@ mod id;
 pub mod identity;
 pub mod overlay;
 pub mod secure;
+pub mod sim;
 pub mod store;
 mod time;
 pub mod transport;

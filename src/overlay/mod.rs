@@ -22,8 +22,6 @@ pub mod node;
 mod subnet;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod world;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;

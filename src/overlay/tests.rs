@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{world::World, MasterEvent, NodeState, PresenceEvent};
+use super::{MasterEvent, NodeState, PresenceEvent};
+use crate::sim::Simulation as World;
 use crate::wire::PartReason;
 
 const SEC: Duration = Duration::from_secs(1);

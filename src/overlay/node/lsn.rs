@@ -141,6 +141,10 @@ impl Node {
         let Some(role) = self.role.as_mut() else { return };
         let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
         let fresh = !role.children.contains_key(&peer);
+        // Spread the children's pings over the interval by their id, so children that joined
+        // together (a morning, a failover) are not all pinged in the same second.
+        let phase = u64::from(u16::from_be_bytes([peer.as_bytes()[0], peer.as_bytes()[1]]));
+        let first_ping = now + interval.mul_f64(phase as f64 / 65_536.0);
         role.children.insert(
             peer,
             Child {
@@ -148,7 +152,7 @@ impl Node {
                 addr,
                 up_since,
                 last_heard: now,
-                next_ping: now + interval,
+                next_ping: first_ping,
                 pinged_at: now,
                 misses: 0,
             },

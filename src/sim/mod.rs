@@ -1,61 +1,110 @@
-//! A crate-private virtual-time world for overlay tests: one master and nodes in numbered
-//! subnets, LAN and WAN latency, loss, crashes and restarts. Discovery is answered the way a
-//! LAN broadcast would be: by the live LSNs of the node's subnet.
+//! A deterministic, virtual-time simulation of a whole fleet: one master and nodes in numbered
+//! subnets, running the real sans-IO [`Node`] and [`Master`] state machines (the same code the
+//! async driver runs) with real wire encoding and encryption, over a modelled network: LAN and
+//! WAN latency, loss, partitions, crashes and restarts. Discovery is answered the way a LAN
+//! broadcast would be: by the live LSNs of the node's subnet.
+//!
+//! Nothing here reads a clock or a global random source: the same seed gives the same run.
+//! Use it in your own CI to test behaviour that depends on the whole network.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fleetmesh::sim::Simulation;
+//!
+//! let mut sim = Simulation::new(7);
+//! for subnet in 1..=2 {
+//!     for _ in 0..4 {
+//!         sim.add(subnet);
+//!     }
+//! }
+//! let took = sim.run_until(Duration::from_secs(30), |s| s.all_present());
+//! assert!(took < Duration::from_secs(5));
+//! assert_eq!(sim.master().topology().lsn_count(), 2);
+//! ```
 
 use std::{cmp::Reverse, collections::BinaryHeap, net::SocketAddr, time::Duration};
 
 use rand::Rng;
 use rand_core::SeedableRng;
 
-use super::{Master, MasterConfig, MasterEvent, Node, NodeEvent, NodeState, OverlayConfig};
 use crate::{
     discovery::{Candidate, DiscoveryRequest, Source},
-    harness::{seed, Fixture, T0},
-    trust::OpenEnrollment,
-    Endpoint, EndpointConfig, NodeId, Timestamp,
+    overlay::{Master, MasterConfig, MasterEvent, Node, NodeEvent, NodeState, OverlayConfig},
+    trust::{Authority, CertFlags, Certificate, OpenEnrollment},
+    Endpoint, EndpointConfig, Identity, NodeId, Timestamp,
 };
 
-pub(crate) struct Slot {
-    pub(crate) addr: SocketAddr,
-    pub(crate) subnet: u8,
-    pub(crate) node: Option<Node>,
-    pub(crate) events: Vec<(Timestamp, NodeEvent)>,
-    config: EndpointConfig,
+/// Protocol time at the start of every simulation.
+pub const START: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+fn seed(n: u64) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&n.to_le_bytes());
+    s
+}
+
+/// One simulated node: its address, subnet, state machine (while running) and events.
+pub struct Slot {
+    /// Where it listens: `10.<subnet>.0.<i>:4000`.
+    pub addr: SocketAddr,
+    /// Its subnet (LAN); change it to model a move.
+    pub subnet: u8,
+    /// The state machine, `None` while crashed.
+    pub node: Option<Node>,
+    /// Everything it reported, with the time.
+    pub events: Vec<(Timestamp, NodeEvent)>,
+    identity: Identity,
     seed: u64,
 }
 
 type InFlight = (Timestamp, u64, SocketAddr, SocketAddr, Vec<u8>);
 
-pub(crate) struct World {
-    pub(crate) now: Timestamp,
-    pub(crate) master: Option<Master>,
-    pub(crate) master_events: Vec<(Timestamp, MasterEvent)>,
-    pub(crate) slots: Vec<Slot>,
-    pub(crate) lan: Duration,
-    pub(crate) wan: Duration,
-    pub(crate) loss: f64,
-    pub(crate) tune: fn(OverlayConfig) -> OverlayConfig,
-    pub(crate) master_cfg: MasterConfig,
-    /// Datagrams sent and bytes (with a 28-byte IPv4/UDP header each) between subnets.
-    pub(crate) wan_datagrams: u64,
-    pub(crate) wan_bytes: u64,
+/// The simulation: see the [module docs](self).
+pub struct Simulation {
+    /// Simulated time now.
+    pub now: Timestamp,
+    /// The master, `None` while it is down.
+    pub master: Option<Master>,
+    /// Everything the master reported, with the time.
+    pub master_events: Vec<(Timestamp, MasterEvent)>,
+    /// The nodes.
+    pub slots: Vec<Slot>,
+    /// One-way latency inside a subnet. Default 1 ms.
+    pub lan: Duration,
+    /// One-way latency between subnets and to the master. Default 20 ms.
+    pub wan: Duration,
+    /// Probability that any datagram is lost. Default 0.
+    pub loss: f64,
+    /// Adjusts every node's overlay configuration before it starts.
+    pub tune: fn(OverlayConfig) -> OverlayConfig,
+    /// The master's configuration (applies from the next master start).
+    pub master_cfg: MasterConfig,
+    /// Datagrams between subnets or to/from the master.
+    pub wan_datagrams: u64,
+    /// Their bytes, counting a 28-byte IPv4/UDP header each.
+    pub wan_bytes: u64,
     /// Directed links that drop everything: (from, to).
-    pub(crate) cut: std::collections::HashSet<(SocketAddr, SocketAddr)>,
-    fx: Fixture,
+    pub cut: std::collections::HashSet<(SocketAddr, SocketAddr)>,
+    authority: Authority,
+    master_starts: u64,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     rng: rand_chacha::ChaCha8Rng,
 }
 
-pub(crate) fn master_addr() -> SocketAddr {
-    "192.0.2.1:4000".parse().unwrap()
+/// The master's address in every simulation.
+pub fn master_addr() -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], 4000))
 }
 
-impl World {
-    pub(crate) fn new(seed_n: u64) -> Self {
-        let fx = Fixture::new(seed_n);
-        let mut w = World {
-            now: T0,
+impl Simulation {
+    /// A simulation seeded with `seed_n`, with its master running and no nodes yet.
+    pub fn new(seed_n: u64) -> Self {
+        let authority = Authority::new(Identity::generate(
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed_n),
+        ));
+        let mut w = Simulation {
+            now: START,
             master: None,
             master_events: Vec::new(),
             slots: Vec::new(),
@@ -67,7 +116,8 @@ impl World {
             wan_datagrams: 0,
             wan_bytes: 0,
             cut: Default::default(),
-            fx,
+            authority,
+            master_starts: 0,
             queue: BinaryHeap::new(),
             seq: 0,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed_n),
@@ -76,28 +126,28 @@ impl World {
         w
     }
 
-    pub(crate) fn start_master(&mut self) {
+    /// (Re)starts the master (a restart loses all its state, as a real restart would).
+    pub fn start_master(&mut self) {
         let config =
-            EndpointConfig::master(self.fx.authority.clone(), OpenEnrollment::default(), T0);
-        let restarts = self.master_events.len() as u64;
-        self.master = Some(Master::new(
-            Endpoint::new(config, seed(9_000 + restarts)),
-            self.master_cfg.clone(),
-        ));
+            EndpointConfig::master(self.authority.clone(), OpenEnrollment::default(), START);
+        self.master_starts += 1;
+        let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
+        self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
     }
 
-    /// Adds a node in `subnet` (it starts at once).
-    pub(crate) fn add(&mut self, subnet: u8) -> usize {
-        let i = self.slots.iter().filter(|s| s.subnet == subnet).count() as u8 + 1;
-        let addr: SocketAddr = format!("10.{subnet}.0.{i}:4000").parse().unwrap();
-        let config = self.fx.node();
+    /// Adds a node in `subnet` (1 to 255) and starts it. Returns its index.
+    pub fn add(&mut self, subnet: u8) -> usize {
+        let i = self.slots.iter().filter(|s| s.subnet == subnet).count();
+        let addr = SocketAddr::from(([10, subnet, (i / 250) as u8, (i % 250) as u8 + 1], 4000));
         let seed_n = 100 + self.slots.len() as u64;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed_n << 20 | 0xf1ee7);
+        let identity = Identity::generate(&mut rng);
         self.slots.push(Slot {
             addr,
             subnet,
             node: None,
             events: Vec::new(),
-            config,
+            identity,
             seed: seed_n,
         });
         let idx = self.slots.len() - 1;
@@ -105,19 +155,30 @@ impl World {
         idx
     }
 
+    fn certify(&mut self, identity: &Identity) -> Certificate {
+        let month = Duration::from_secs(30 * 86_400);
+        self.authority.issue(
+            &identity.verifying_key(),
+            identity.x25519_public(),
+            CertFlags::NONE,
+            START,
+            month,
+        )
+    }
+
     /// (Re)starts node `i` with its identity and certificate.
-    pub(crate) fn start(&mut self, i: usize) {
+    pub fn start(&mut self, i: usize) {
+        let identity = self.slots[i].identity.clone();
+        let cert = self.certify(&identity);
+        let config = EndpointConfig::new(identity, self.authority.network_key()).certificate(cert);
         let slot = &mut self.slots[i];
         slot.seed += 1000;
-        let config =
-            EndpointConfig::new(slot.config.identity().clone(), self.fx.authority.network_key())
-                .certificate(self.fx.certify(slot.config.identity(), crate::harness::DAY));
         let overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
         slot.node = Some(Node::new(Endpoint::new(config, seed(slot.seed)), overlay));
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
-    pub(crate) fn partition(&mut self, a: usize, others: &[usize], heal: bool) {
+    pub fn partition(&mut self, a: usize, others: &[usize], heal: bool) {
         for &b in others {
             let (x, y) = (self.slots[a].addr, self.slots[b].addr);
             for pair in [(x, y), (y, x)] {
@@ -130,24 +191,29 @@ impl World {
         }
     }
 
-    pub(crate) fn crash(&mut self, i: usize) {
+    /// Crashes node `i`: it stops at once, telling nobody.
+    pub fn crash(&mut self, i: usize) {
         self.slots[i].node = None;
     }
 
-    pub(crate) fn id(&self, i: usize) -> NodeId {
-        self.slots[i].config.identity().node_id()
+    /// Node `i`'s id.
+    pub fn id(&self, i: usize) -> NodeId {
+        self.slots[i].identity.node_id()
     }
 
-    pub(crate) fn node(&self, i: usize) -> &Node {
+    /// Node `i` (panics while it is crashed).
+    pub fn node(&self, i: usize) -> &Node {
         self.slots[i].node.as_ref().expect("node is running")
     }
 
-    pub(crate) fn node_mut(&mut self, i: usize) -> &mut Node {
+    /// Node `i`, mutably (panics while it is crashed). Prefer [`node_do`](Self::node_do),
+    /// which also sends what the node produced.
+    pub fn node_mut(&mut self, i: usize) -> &mut Node {
         self.slots[i].node.as_mut().expect("node is running")
     }
 
     /// Acts on node `i` now, then sends what it produced.
-    pub(crate) fn node_do<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Timestamp) -> R) -> R {
+    pub fn node_do<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Timestamp) -> R) -> R {
         let now = self.now;
         let r = f(self.node_mut(i), now);
         self.drain(Some(i));
@@ -155,14 +221,15 @@ impl World {
     }
 
     /// Acts on the master now, then sends what it produced.
-    pub(crate) fn master_do<R>(&mut self, f: impl FnOnce(&mut Master, Timestamp) -> R) -> R {
+    pub fn master_do<R>(&mut self, f: impl FnOnce(&mut Master, Timestamp) -> R) -> R {
         let now = self.now;
         let r = f(self.master.as_mut().expect("master is running"), now);
         self.drain(None);
         r
     }
 
-    pub(crate) fn master(&self) -> &Master {
+    /// The master (panics while it is down).
+    pub fn master(&self) -> &Master {
         self.master.as_ref().expect("master is running")
     }
 
@@ -261,7 +328,7 @@ impl World {
     }
 
     /// Handles everything due at the earliest deadline; false when nothing is due by `limit`.
-    pub(crate) fn step(&mut self, limit: Timestamp) -> bool {
+    pub fn step(&mut self, limit: Timestamp) -> bool {
         let Some(next) = self.next_time() else { return false };
         if next > limit {
             return false;
@@ -305,17 +372,18 @@ impl World {
         true
     }
 
-    pub(crate) fn run_for(&mut self, d: Duration) {
+    /// Runs `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
         let limit = self.now + d;
         while self.step(limit) {}
         self.now = self.now.max(limit);
     }
 
     /// Runs until `cond`, returning the virtual time it took; panics after `max`.
-    pub(crate) fn run_until(
+    pub fn run_until(
         &mut self,
         max: Duration,
-        mut cond: impl FnMut(&World) -> bool,
+        mut cond: impl FnMut(&Simulation) -> bool,
     ) -> Duration {
         let start = self.now;
         let limit = self.now + max;
@@ -328,20 +396,17 @@ impl World {
     }
 
     /// Whether every running node is present at the master.
-    pub(crate) fn all_present(&self) -> bool {
+    pub fn all_present(&self) -> bool {
         let Some(m) = &self.master else { return false };
-        self.slots
-            .iter()
-            .filter(|s| s.node.is_some())
-            .all(|s| m.is_present(&s.config.identity().node_id()))
+        self.slots.iter().filter(|s| s.node.is_some()).all(|s| m.is_present(&s.identity.node_id()))
             && m.present_count() == self.slots.iter().filter(|s| s.node.is_some()).count()
     }
 
     /// Names nodes "s<subnet>n<i>" for readable, stable dumps.
-    pub(crate) fn name(&self, id: &NodeId) -> String {
+    pub fn name(&self, id: &NodeId) -> String {
         self.slots
             .iter()
-            .position(|s| s.config.identity().node_id() == *id)
+            .position(|s| s.identity.node_id() == *id)
             .map(|i| {
                 let s = &self.slots[i];
                 format!(
