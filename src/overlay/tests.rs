@@ -200,3 +200,69 @@ fn master_message_reaches_a_node_through_its_lsn() {
     let err = w.master_do(|m, now| m.send_message(now, crate::NodeId::ZERO, 43, b"x")).unwrap_err();
     assert_eq!(err, super::DeliveryError::NotPresent);
 }
+
+#[test]
+fn the_master_repairs_a_diverged_view_from_the_digest() {
+    let mut w = World::new(9);
+    w.tune = |mut c| {
+        c.digest_interval = Duration::from_secs(30);
+        c
+    };
+    for _ in 0..5 {
+        w.add(1);
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    let child = (0..5).find(|i| !lsns(&w).contains(i)).unwrap();
+    let id = w.id(child);
+    w.master_do(|m, _| m.forget(&id));
+    assert!(!w.all_present());
+    // The next digest shows the difference; a resync restores the child.
+    let took = w.run_until(60 * SEC, |w| w.all_present());
+    assert!(took <= 31 * SEC, "repair took {took:?}");
+    assert!(presence(&w).contains(&PresenceEvent::Joined { node: id, lsn: w.id(lsns(&w)[0]) }));
+}
+
+#[test]
+fn a_node_without_certificate_enrolls_on_first_contact_then_joins() {
+    let mut w = fleet(10, 1, 3);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let newcomer = w.add_uncertified(1);
+    w.run_until(10 * SEC, |w| w.all_present());
+    assert!(w.slots[newcomer]
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, super::NodeEvent::Link(crate::Event::Enrolled { .. }))));
+    assert!(w.node(newcomer).endpoint().certificate().is_some());
+}
+
+#[test]
+fn the_master_polls_a_node_for_presence_and_rtt() {
+    let mut w = fleet(11, 2, 3);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let target =
+        (0..w.slots.len()).find(|&i| w.slots[i].subnet == 2 && !lsns(&w).contains(&i)).unwrap();
+    let id = w.id(target);
+    w.master_do(|m, now| m.poll_node(now, id)).unwrap();
+    w.run_for(SEC);
+    let rtt = w.master_events.iter().find_map(|(_, e)| match e {
+        MasterEvent::Delivered { id: 0, node, rtt } if *node == id => Some(*rtt),
+        _ => None,
+    });
+    // master → LSN (WAN 20 ms) → node (LAN 1 ms) and the acks back.
+    assert_eq!(rtt, Some(Duration::from_millis(42)));
+    let view = w
+        .master()
+        .topology()
+        .subnets
+        .iter()
+        .flat_map(|s| &s.lsns)
+        .flat_map(|l| &l.children)
+        .find(|c| c.id == id)
+        .cloned();
+    assert_eq!(view.and_then(|v| v.rtt), rtt);
+    // A poll is not an application message at the node.
+    assert!(!w.slots[target]
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, super::NodeEvent::Message { .. })));
+}

@@ -87,6 +87,7 @@ pub struct Simulation {
     pub cut: std::collections::HashSet<(SocketAddr, SocketAddr)>,
     authority: Authority,
     master_starts: u64,
+    uncertified: std::collections::HashSet<usize>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     rng: rand_chacha::ChaCha8Rng,
@@ -118,6 +119,7 @@ impl Simulation {
             cut: Default::default(),
             authority,
             master_starts: 0,
+            uncertified: Default::default(),
             queue: BinaryHeap::new(),
             seq: 0,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed_n),
@@ -155,6 +157,15 @@ impl Simulation {
         idx
     }
 
+    /// Adds a node in `subnet` that has no certificate yet: it enrolls with the master (open
+    /// enrollment) on its first contact, then joins. Returns its index.
+    pub fn add_uncertified(&mut self, subnet: u8) -> usize {
+        let idx = self.add(subnet);
+        self.uncertified.insert(idx);
+        self.start(idx);
+        idx
+    }
+
     fn certify(&mut self, identity: &Identity) -> Certificate {
         let month = Duration::from_secs(30 * 86_400);
         self.authority.issue(
@@ -169,8 +180,10 @@ impl Simulation {
     /// (Re)starts node `i` with its identity and certificate.
     pub fn start(&mut self, i: usize) {
         let identity = self.slots[i].identity.clone();
-        let cert = self.certify(&identity);
-        let config = EndpointConfig::new(identity, self.authority.network_key()).certificate(cert);
+        let mut config = EndpointConfig::new(identity.clone(), self.authority.network_key());
+        if !self.uncertified.contains(&i) {
+            config = config.certificate(self.certify(&identity));
+        }
         let slot = &mut self.slots[i];
         slot.seed += 1000;
         let overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));

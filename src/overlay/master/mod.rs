@@ -158,6 +158,12 @@ impl Master {
         self.reg.present_count()
     }
 
+    /// Makes the master forget a node, as a lost update would (tests the digest repair).
+    #[cfg(test)]
+    pub(crate) fn forget(&mut self, node: &NodeId) {
+        self.reg.forget(node);
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq

@@ -206,6 +206,11 @@ impl Registry {
         event
     }
 
+    #[cfg(test)]
+    pub(super) fn forget(&mut self, node: &NodeId) {
+        self.remove(node, PartReason::Lost);
+    }
+
     /// Removes a node; returns the Parted event if it was present.
     fn remove(&mut self, node: &NodeId, reason: PartReason) -> Option<PresenceEvent> {
         let rec = self.nodes.remove(node)?;

@@ -128,7 +128,10 @@ impl Node {
         match opened {
             Ok(app) => {
                 self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
-                self.events.push_back(NodeEvent::Message { id: app.id, data: app.data });
+                // Id 0 with no data is the master's presence poll: acknowledged, not reported.
+                if app.id != 0 || !app.data.is_empty() {
+                    self.events.push_back(NodeEvent::Message { id: app.id, data: app.data });
+                }
             }
             Err(detail) => self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, &detail),
         }

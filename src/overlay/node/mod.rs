@@ -85,6 +85,14 @@ pub enum NodeEvent {
     },
     /// The master did not answer (the node keeps retrying with backoff).
     MasterUnreachable,
+    /// A node we asked to be our LSN refused (it is not an LSN, or not admitting us); the node
+    /// tries the next candidate.
+    JoinRefused {
+        /// The node that refused.
+        peer: NodeId,
+        /// What it said.
+        detail: String,
+    },
     /// A link-layer event: sessions, refusals, rejected packets, enrollment.
     Link(Event),
 }
@@ -364,6 +372,7 @@ impl Node {
 
     fn on_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
         if self.finder.on_error(error.seq) {
+            self.events.push_back(NodeEvent::JoinRefused { peer, detail: error.detail });
             self.try_next_candidate(now);
         } else {
             self.on_lsn_error(now, peer, error);

@@ -252,12 +252,15 @@ impl Node {
         let n = up.queue.len().min(MAX_CHANGES);
         let changes: Vec<PresenceChange> = up.queue.drain(..n).collect();
         let certs: Vec<Certificate> = std::mem::take(&mut up.certs);
+        // The digest describes the child set after this update; with changes still queued it
+        // would not match what the master will hold, so it waits for the last batch.
+        let digest = up.queue.is_empty().then_some(digest);
         if !up.queue.is_empty() {
             up.batch_at = Some(now);
         }
         let seq = self.next_seq();
         let me = self.node_id();
-        let update = Update { seq, changes, route: vec![me], digest: Some(digest) };
+        let update = Update { seq, changes, route: vec![me], digest };
         if let Some(up) = self.uplink() {
             up.inflight = Some((
                 Probe { seq, deadline: now + cfg.update_retransmit, tries: 1 },
