@@ -14,8 +14,29 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a master and nodes in this process over real UDP sockets on loopback, and show what
-    /// happens: enrollment, secure sessions, a message and its answer.
+    /// Run a master and a fleet of nodes in this process over real UDP sockets on loopback:
+    /// watch the overlay form, crash an LSN, and measure the recovery.
+    ///
+    /// The master listens on 127.0.0.1; node i of subnet N on 127.0.N.i (subnet N is the
+    /// address group 127.0.N.0/24). Every node finds or becomes its subnet's LSN; the master's
+    /// presence events are printed as they come, then the topology once everyone is present.
+    /// Then subnet 1's LSN crashes (its task is aborted: no goodbye is sent), its hot standby
+    /// takes over, and the demo measures how long until the master shows every former child
+    /// of the crashed LSN present under a new LSN. Finally the master sends one of them a
+    /// message, sealed end to end, through the new LSN.
+    ///
+    /// The text report ends with exactly one line
+    ///
+    ///     demo: nodes=N present=P lsns=L recovery_ms=R
+    ///
+    /// N: nodes started (the master not counted). P: nodes the master reports present at the
+    /// end, LSNs and their children; the crashed LSN is not among them (its successor reports
+    /// it lost), so a healthy run shows N-1. L: LSNs at the end (one per subnet). R: the
+    /// recovery, in milliseconds. --json prints one object instead, with these fields and
+    /// subnets, join_ms (start until all present), the crashed LSN, the message's round trip
+    /// and the final topology.
+    ///
+    /// Each step gives up after --timeout seconds with an error naming it (exit status 1).
     Demo(demo::DemoArgs),
 }
 

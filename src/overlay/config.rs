@@ -30,8 +30,8 @@ pub struct OverlayConfig {
     /// every `probe_timeout`. Default 8: at 10 % loss each way a ping round trip fails 19 % of
     /// the time, and eight in a row (2·10⁻⁶) almost never.
     pub child_missed_pings: u32,
-    /// A child that hears nothing from its LSN this long probes it. Default 25 s (the LSN's
-    /// pings arrive every 10 s).
+    /// A child that hears nothing from its LSN this long probes it: the fallback when the
+    /// standby could not announce a takeover. Default 15 s (the LSN's pings arrive every 10 s).
     pub lsn_silence: Duration,
     /// How long a probe (a ping expecting a pong) waits. Default 1 s.
     pub probe_timeout: Duration,
@@ -58,7 +58,8 @@ pub struct OverlayConfig {
     pub update_retransmit: Duration,
     /// How often an LSN sends its child-set digest even without changes. Default 10 min.
     pub digest_interval: Duration,
-    /// Shortest gap between two neighbour-list pushes to the standby candidates. Default 1 s.
+    /// Shortest gap between two neighbour-list pushes to the standby candidates: short, since
+    /// a standby can only announce a takeover to the children it has heard of. Default 200 ms.
     pub neighbour_batch: Duration,
     /// Backoff ceiling for retrying the master or LSN discovery. Default 30 s.
     pub max_backoff: Duration,
@@ -75,7 +76,7 @@ impl OverlayConfig {
             local: LocalNetwork { addr: listen.ip(), prefix_len },
             child_ping_interval: Duration::from_secs(10),
             child_missed_pings: 8,
-            lsn_silence: Duration::from_secs(25),
+            lsn_silence: Duration::from_secs(15),
             probe_timeout: Duration::from_secs(1),
             probe_retries: 4,
             standby_heartbeat: Duration::from_millis(100),
@@ -87,7 +88,7 @@ impl OverlayConfig {
             update_batch: Duration::from_millis(50),
             update_retransmit: Duration::from_secs(2),
             digest_interval: Duration::from_secs(600),
-            neighbour_batch: Duration::from_secs(1),
+            neighbour_batch: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
         }
     }
@@ -113,7 +114,8 @@ pub struct MasterConfig {
     /// keepalive periods.
     pub lsn_timeout: Duration,
     /// Children of a lost LSN, and nodes reported moved, stay pending this long before they
-    /// are reported parted. Default 30 s.
+    /// are reported parted. Longer than a child's own fallback (silence, probes, rejoin: about
+    /// 21 s), so children the standby did not know are not reported lost. Default 45 s.
     pub grace: Duration,
     /// A node told to become its subnet's LSN is named to other queriers of that subnet for
     /// this long, so simultaneous starters do not all become LSNs. Default 10 s.
@@ -130,7 +132,7 @@ impl Default for MasterConfig {
     fn default() -> Self {
         MasterConfig {
             lsn_timeout: Duration::from_secs(65),
-            grace: Duration::from_secs(30),
+            grace: Duration::from_secs(45),
             designate_ttl: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(10),
             requery_window: Duration::from_secs(60),

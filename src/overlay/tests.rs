@@ -266,3 +266,20 @@ fn the_master_polls_a_node_for_presence_and_rtt() {
         .iter()
         .any(|(_, e)| matches!(e, super::NodeEvent::Message { .. })));
 }
+
+#[test]
+fn an_lsn_crashing_right_after_the_fleet_formed_is_replaced_for_all_children() {
+    // The standby must already know every child: the ranking goes out at once, not after a
+    // batch delay (the demo once crashed an LSN 0.1 s after forming and waited 31 s).
+    let mut w = fleet(12, 1, 8);
+    w.run_until(30 * SEC, |w| w.all_present());
+    let old = lsns(&w)[0];
+    let old_id = w.id(old);
+    w.crash(old);
+    let took = w.run_until(30 * SEC, |w| {
+        let m = w.master();
+        let topo = m.topology();
+        (0..w.slots.len()).filter(|&i| i != old).all(|i| m.is_present(&w.id(i)) && topo.lsn_of(&w.id(i)).is_some_and(|l| l != old_id))
+    });
+    assert!(took <= 2 * SEC, "recovery took {took:?}");
+}

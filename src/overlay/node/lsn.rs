@@ -39,6 +39,8 @@ pub(crate) struct LsnRole {
     since: Timestamp,
     pub(crate) children: BTreeMap<NodeId, Child>,
     neighbours_due: Option<Timestamp>,
+    /// When the ranking was last pushed: changes go out at once, then at most once a batch.
+    last_push: Timestamp,
     /// The top of the ranking last pushed to the children.
     pushed_top: Vec<NodeId>,
     /// Our forward seq → (the master's seq, where to answer, give-up time).
@@ -69,6 +71,13 @@ impl LsnRole {
         self.children.keys()
     }
 
+    /// Schedules a neighbour-list push: at once if none went out within `batch`, else at the
+    /// end of the batch (a join storm costs one push per batch, a lone change none of waiting).
+    fn ranking_changed(&mut self, now: Timestamp, batch: Duration) {
+        let due = now.max(self.last_push + batch);
+        self.neighbours_due = Some(self.neighbours_due.map_or(due, |d| d.min(due)));
+    }
+
     /// Records which child a list just named first: it expects our heartbeats from now on.
     fn note_standby(&mut self, now: Timestamp, first: Option<&Contact>) {
         match first {
@@ -94,6 +103,7 @@ impl Node {
             since: now,
             children: BTreeMap::new(),
             neighbours_due: None,
+            last_push: Timestamp::ZERO,
             pushed_top: Vec::new(),
             forwards: HashMap::new(),
             challenged: HashMap::new(),
@@ -157,7 +167,7 @@ impl Node {
                 misses: 0,
             },
         );
-        role.neighbours_due.get_or_insert(now + batch);
+        role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
         role.note_standby(now, short.first());
         self.send(now, addr, Message::Ack(Ack { seq: join.seq }));
@@ -199,7 +209,7 @@ impl Node {
         let batch = self.cfg.neighbour_batch;
         let Some(role) = self.role.as_mut() else { return };
         let Some(child) = role.children.remove(&peer) else { return };
-        role.neighbours_due.get_or_insert(now + batch);
+        role.ranking_changed(now, batch);
         if role.standby.is_some_and(|(id, _, _)| id == peer) {
             role.standby = None;
         }
@@ -370,6 +380,7 @@ impl Node {
     fn push_neighbours(&mut self, now: Timestamp) {
         let Some(role) = self.role.as_mut() else { return };
         role.neighbours_due = None;
+        role.last_push = now;
         let full = role.contacts(usize::MAX);
         let top: Vec<NodeId> = full.iter().take(SHORT_LIST).map(|c| c.id).collect();
         let top_changed = top != role.pushed_top;
