@@ -9,7 +9,7 @@ use fleetmesh::{
     secure::seal_envelope,
     trust::{Authority, EnrollRequest},
     wire::{
-        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
+        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
         PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
@@ -97,6 +97,7 @@ fn messages() -> Vec<Message> {
         }),
         Message::Takeover(Takeover { old: v6.id, lsn: v4 }),
         Message::Resync(Resync { seq: u32::MAX }),
+        Message::Adopt(Adopt { old: v6.id, children: vec![v4, v6] }),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, None))),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, Some("t".repeat(40))))),
         Message::Certificate(Box::new(

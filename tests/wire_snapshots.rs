@@ -13,7 +13,7 @@ use fleetmesh::{
     secure::{seal_envelope, SealedEnvelope},
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
-        self, Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
+        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
         PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr,
@@ -134,6 +134,10 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         ("wire_takeover", Message::Takeover(Takeover { old: identity(8).node_id(), lsn })),
         ("wire_resync", Message::Resync(Resync { seq: 6 })),
+        (
+            "wire_adopt",
+            Message::Adopt(Adopt { old: identity(8).node_id(), children: vec![lsn, lsn] }),
+        ),
         (
             "wire_enroll",
             Message::Enroll(Box::new(EnrollRequest::new(

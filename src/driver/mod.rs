@@ -122,18 +122,23 @@ pub async fn run<M: Machine, T: Transport>(
             }
         }
         let deadline = machine.poll_timeout().map(|t| clock.instant(t));
+        // Inputs ready at the same moment are taken in a fixed order, not tokio's random one,
+        // so a seeded simulation repeats exactly: a due timer first (a flood of datagrams
+        // cannot starve it, and handling it moves the deadline on), then discovery's answers
+        // and commands, then datagrams.
         tokio::select! {
-            received = transport.recv_from(&mut buf) => match received {
-                Ok((n, src)) => machine.handle_datagram(clock.now(), src, &buf[..n]),
-                Err(TransportError::Closed) => return Err(TransportError::Closed.into()),
-                Err(error) => tracing::debug!(%error, "receive failed"),
-            },
+            biased;
+            () = sleep_until(deadline), if deadline.is_some() => machine.handle_timeout(clock.now()),
             Some(found) = found_rx.recv() => machine.handle_candidates(clock.now(), found),
             command = commands.recv() => match command {
                 Some(command) => machine.handle_command(clock.now(), command),
                 None => return Ok(()),
             },
-            () = sleep_until(deadline), if deadline.is_some() => machine.handle_timeout(clock.now()),
+            received = transport.recv_from(&mut buf) => match received {
+                Ok((n, src)) => machine.handle_datagram(clock.now(), src, &buf[..n]),
+                Err(TransportError::Closed) => return Err(TransportError::Closed.into()),
+                Err(error) => tracing::debug!(%error, "receive failed"),
+            },
         }
     }
 }

@@ -279,7 +279,9 @@ fn an_lsn_crashing_right_after_the_fleet_formed_is_replaced_for_all_children() {
     let took = w.run_until(30 * SEC, |w| {
         let m = w.master();
         let topo = m.topology();
-        (0..w.slots.len()).filter(|&i| i != old).all(|i| m.is_present(&w.id(i)) && topo.lsn_of(&w.id(i)).is_some_and(|l| l != old_id))
+        (0..w.slots.len())
+            .filter(|&i| i != old)
+            .all(|i| m.is_present(&w.id(i)) && topo.lsn_of(&w.id(i)).is_some_and(|l| l != old_id))
     });
     assert!(took <= 2 * SEC, "recovery took {took:?}");
 }

@@ -71,6 +71,7 @@ message_types! {
     Error = 0x0a,
     Takeover = 0x0b,
     Resync = 0x0c,
+    Adopt = 0x0d,
     Enroll = 0x10,
     Certificate = 0x11,
     Revocations = 0x12,

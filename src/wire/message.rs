@@ -41,6 +41,9 @@ pub enum Message {
     Takeover(Takeover),
     /// The master asks an LSN for its full child list (its view diverged).
     Resync(Resync),
+    /// The master hands a new LSN the children of the LSN it replaced, so it can announce the
+    /// takeover to those its standby list missed.
+    Adopt(Adopt),
     /// A node without a certificate asks the master for one.
     Enroll(Box<EnrollRequest>),
     /// The master's answer to [`Message::Enroll`].
@@ -325,4 +328,13 @@ pub struct Forward {
     pub to: NodeId,
     /// The sealed payload.
     pub envelope: crate::secure::SealedEnvelope,
+}
+
+/// The children of a replaced LSN, for its successor to announce itself to.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Adopt {
+    /// The LSN that was replaced.
+    pub old: NodeId,
+    /// Its children as the master knew them.
+    pub children: Vec<Contact>,
 }

@@ -35,7 +35,7 @@ pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
 };
 pub use message::{
-    Ack, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, LsnQuery, Message,
-    NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Resync, Takeover, Update,
-    Uptime,
+    Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, LsnQuery,
+    Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Resync,
+    Takeover, Update, Uptime,
 };

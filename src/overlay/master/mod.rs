@@ -16,7 +16,10 @@ pub use self::{
 use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
-    wire::{Ack, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync, Update},
+    wire::{
+        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync,
+        Update,
+    },
     NodeId, Timestamp, Transmit,
 };
 
@@ -338,8 +341,18 @@ impl Master {
             );
         }
         let mut events = Vec::new();
+        let mut adopt = Vec::new();
         for change in &u.changes {
+            if matches!(change.kind, crate::wire::PresenceKind::Parted(_)) {
+                // A standby reporting the LSN it replaced: hand it that LSN's children.
+                if let Some(children) = self.reg.replaced_children(&peer, &change.node) {
+                    adopt.push(Adopt { old: change.node, children });
+                }
+            }
             events.extend(self.reg.apply(now, &peer, change, &u.route, &self.cfg));
+        }
+        for a in adopt.into_iter().filter(|a| !a.children.is_empty()) {
+            self.send(now, addr, Message::Adopt(a));
         }
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));

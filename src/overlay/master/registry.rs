@@ -80,6 +80,25 @@ impl Registry {
         self.present
     }
 
+    /// The LSN `node` would be reported replacing, when `reporter` announces it lost: a
+    /// registered LSN of the reporter's own subnet. Returns its children as contacts.
+    pub(super) fn replaced_children(
+        &self,
+        reporter: &NodeId,
+        node: &NodeId,
+    ) -> Option<Vec<Contact>> {
+        if !self.lsns.contains_key(node) || self.subnet_of(node) != self.subnet_of(reporter) {
+            return None;
+        }
+        let children = self
+            .nodes
+            .iter()
+            .filter(|(id, r)| r.lsn == *node && *id != node && *id != reporter)
+            .map(|(id, r)| Contact { id: *id, addr: crate::wire::WireAddr(r.addr) })
+            .collect();
+        Some(children)
+    }
+
     pub(super) fn children_of(&self, lsn: &NodeId) -> Vec<NodeId> {
         self.nodes
             .iter()

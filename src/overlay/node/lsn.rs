@@ -322,6 +322,24 @@ impl Node {
         }
     }
 
+    /// The master names the children of the LSN we replaced: announce the takeover to those
+    /// that have not joined us yet (our standby list may have missed them).
+    pub(super) fn on_adopt(&mut self, now: Timestamp, peer: NodeId, a: crate::wire::Adopt) {
+        if peer != self.ep.trust().network().master_id() {
+            return;
+        }
+        let Some(role) = &self.role else { return };
+        let me = self.me();
+        let missing: Vec<Contact> = a
+            .children
+            .into_iter()
+            .filter(|c| c.id != me.id && !role.children.contains_key(&c.id))
+            .collect();
+        for child in missing {
+            self.send(now, child.addr.0, Message::Takeover(Takeover { old: a.old, lsn: me }));
+        }
+    }
+
     pub(super) fn on_resync(&mut self, now: Timestamp, addr: SocketAddr, r: Resync) {
         if let Some(role) = &self.role {
             let nodes = role.contacts(usize::MAX);

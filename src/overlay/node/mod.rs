@@ -358,6 +358,7 @@ impl Node {
             Message::Takeover(t) => self.on_takeover(now, peer, t),
             Message::Uptime(u) => self.on_uptime(now, peer, addr, u),
             Message::Resync(r) => self.on_resync(now, addr, r),
+            Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
