@@ -1,0 +1,219 @@
+use std::time::Duration;
+
+use rand_core::SeedableRng;
+
+use super::*;
+
+const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn identity(seed: u64) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+}
+
+struct Fixture {
+    master: Identity,
+    alice: Identity,
+    bob: Identity,
+    store: RecordStore,
+}
+
+fn fixture(config: DhtConfig) -> Fixture {
+    let master = identity(1);
+    let store = RecordStore::new(&config, master.node_id());
+    Fixture { master, alice: identity(2), bob: identity(3), store }
+}
+
+fn rec(who: &Identity, key: &[u8], value: &[u8], version: u64) -> Record {
+    Record::sign(who, KeyKind::Provider.key(key), value.to_vec(), version, T0.as_secs() + 7200)
+}
+
+#[test]
+fn sign_and_verify() {
+    let f = fixture(DhtConfig::default());
+    let r = rec(&f.alice, b"k", b"v", 1);
+    assert_eq!(r.verify(&f.alice.verifying_key()), Ok(()));
+    assert_eq!(r.verify(&f.bob.verifying_key()), Err(RecordError::KeyMismatch));
+    for tamper in 0..5 {
+        let mut bad = r.clone();
+        match tamper {
+            0 => bad.value.push(0),
+            1 => bad.version += 1,
+            2 => bad.expires_at += 1,
+            3 => bad.key = NodeId::hash(b"other"),
+            _ => bad.signature[0] ^= 1,
+        }
+        assert_eq!(bad.verify(&f.alice.verifying_key()), Err(RecordError::BadSignature));
+    }
+    // A signature made for another purpose over the same body does not verify.
+    let body = SignedRecord {
+        key: &r.key,
+        value: &r.value,
+        publisher: &r.publisher,
+        version: r.version,
+        expires_at: r.expires_at,
+    };
+    let mut foreign = r.clone();
+    foreign.signature = f.alice.sign(&signed_bytes(domain::ENVELOPE, &body)).to_bytes();
+    assert_eq!(foreign.verify(&f.alice.verifying_key()), Err(RecordError::BadSignature));
+}
+
+#[test]
+fn key_kinds_are_distinct() {
+    let subject = NodeId::hash(b"n");
+    let kinds = [KeyKind::Contact, KeyKind::Trust, KeyKind::Provider, KeyKind::Gsn];
+    let keys: std::collections::HashSet<NodeId> =
+        kinds.iter().map(|k| k.key(subject.as_bytes())).collect();
+    assert_eq!(keys.len(), 4);
+    assert!(!keys.contains(&subject));
+}
+
+#[test]
+fn refusals_have_their_own_errors() {
+    let mut f = fixture(DhtConfig::default().max_record_size(8));
+    let (a, ak) = (&f.alice, f.alice.verifying_key());
+    assert_eq!(
+        f.store.put(T0, rec(a, b"k", &[0; 9], 1), &ak),
+        Err(RecordError::TooLarge { size: 9, max: 8 })
+    );
+    let old = Record::sign(a, KeyKind::Provider.key(b"k"), b"v".to_vec(), 1, T0.as_secs());
+    assert_eq!(f.store.put(T0, old, &ak), Err(RecordError::Expired));
+    assert_eq!(
+        f.store.put(T0, rec(a, b"k", b"v", 1), &f.bob.verifying_key()),
+        Err(RecordError::KeyMismatch)
+    );
+    let mut forged = rec(a, b"k", b"v", 1);
+    forged.value = b"w".to_vec();
+    assert_eq!(f.store.put(T0, forged, &ak), Err(RecordError::BadSignature));
+    assert!(f.store.is_empty());
+}
+
+#[test]
+fn versions_replace_only_upwards_per_publisher() {
+    let mut f = fixture(DhtConfig::default());
+    let (ak, bk) = (f.alice.verifying_key(), f.bob.verifying_key());
+    assert_eq!(f.store.put(T0, rec(&f.alice, b"k", b"v2", 2), &ak), Ok(StoreOutcome::Stored));
+    assert_eq!(
+        f.store.put(T0, rec(&f.alice, b"k", b"v1", 1), &ak),
+        Err(RecordError::StaleVersion { offered: 1, held: 2 })
+    );
+    assert_eq!(
+        f.store.put(T0, rec(&f.alice, b"k", b"other", 2), &ak),
+        Err(RecordError::StaleVersion { offered: 2, held: 2 })
+    );
+    assert_eq!(f.store.put(T0, rec(&f.alice, b"k", b"v2", 2), &ak), Ok(StoreOutcome::Renewed));
+    assert_eq!(
+        f.store.put(T0, rec(&f.alice, b"k", b"v3", 3), &ak),
+        Ok(StoreOutcome::Replaced { previous: 2 })
+    );
+    // Bob publishes under the same key without touching Alice's record.
+    assert_eq!(f.store.put(T0, rec(&f.bob, b"k", b"b", 1), &bk), Ok(StoreOutcome::Stored));
+    let key = KeyKind::Provider.key(b"k");
+    let values: Vec<&[u8]> = f.store.get(&key).map(|r| &r.value[..]).collect();
+    assert_eq!(values.len(), 2);
+    assert!(values.contains(&&b"v3"[..]) && values.contains(&&b"b"[..]));
+    assert_eq!(f.store.get_from(&key, &f.alice.node_id()).unwrap().version, 3);
+}
+
+#[test]
+fn master_overrides_a_key() {
+    let mut f = fixture(DhtConfig::default());
+    let (ak, bk, mk) = (f.alice.verifying_key(), f.bob.verifying_key(), f.master.verifying_key());
+    f.store.put(T0, rec(&f.alice, b"k", b"a", 5), &ak).unwrap();
+    f.store.put(T0, rec(&f.bob, b"k", b"b", 1), &bk).unwrap();
+    f.store.put(T0, rec(&f.alice, b"elsewhere", b"a", 1), &ak).unwrap();
+    assert_eq!(f.store.put(T0, rec(&f.master, b"k", b"m", 1), &mk), Ok(StoreOutcome::Stored));
+    let key = KeyKind::Provider.key(b"k");
+    let held: Vec<NodeId> = f.store.get(&key).map(|r| r.publisher).collect();
+    assert_eq!(held, vec![f.master.node_id()]);
+    let mut removed: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
+    removed.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(removed.len(), 2);
+    assert!(removed.contains(&RecordEvent::Removed { key, publisher: f.alice.node_id() }));
+    // Nobody else may publish under the master's key, even with a higher version.
+    assert_eq!(f.store.put(T0, rec(&f.alice, b"k", b"a", 9), &ak), Err(RecordError::NotPublisher));
+    // Other keys are unaffected.
+    assert_eq!(f.store.len(), 2);
+}
+
+#[test]
+fn limits_per_publisher_and_in_total() {
+    let mut f = fixture(DhtConfig::default().max_records_per_publisher(2).max_records(4));
+    let (ak, bk, mk) = (f.alice.verifying_key(), f.bob.verifying_key(), f.master.verifying_key());
+    f.store.put(T0, rec(&f.alice, b"1", b"", 1), &ak).unwrap();
+    f.store.put(T0, rec(&f.alice, b"2", b"", 1), &ak).unwrap();
+    assert_eq!(
+        f.store.put(T0, rec(&f.alice, b"3", b"", 1), &ak),
+        Err(RecordError::TooMany { max: 2 })
+    );
+    // Replacing one's own record is not a new record.
+    assert!(f.store.put(T0, rec(&f.alice, b"2", b"", 2), &ak).is_ok());
+    f.store.put(T0, rec(&f.bob, b"1", b"", 1), &bk).unwrap();
+    // The master is exempt from the per-publisher limit, not from the total.
+    f.store.put(T0, rec(&f.master, b"m1", b"", 1), &mk).unwrap();
+    assert_eq!(
+        f.store.put(T0, rec(&f.master, b"m2", b"", 1), &mk),
+        Err(RecordError::Full { max: 4 })
+    );
+    // Removing frees the publisher's quota.
+    f.store.remove(&KeyKind::Provider.key(b"1"), &f.alice.node_id()).unwrap();
+    assert!(f.store.put(T0, rec(&f.alice, b"3", b"", 1), &ak).is_ok());
+}
+
+#[test]
+fn records_expire_and_are_republished() {
+    let mut f = fixture(DhtConfig::default());
+    let ak = f.alice.verifying_key();
+    // Expires by its own time (2 h), republished every hour until then.
+    let short = rec(&f.alice, b"short", b"", 1);
+    f.store.put(T0, short.clone(), &ak).unwrap();
+    // Claims a year, but lives one TTL (24 h) unless stored again.
+    let long = Record::sign(
+        &f.alice,
+        KeyKind::Provider.key(b"long"),
+        vec![],
+        1,
+        T0.as_secs() + 365 * 86_400,
+    );
+    f.store.put(T0, long.clone(), &ak).unwrap();
+    assert_eq!(f.store.poll_timeout(), Some(T0 + HOUR));
+    f.store.handle_timeout(T0 + HOUR);
+    let events: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
+    assert_eq!(events.len(), 2);
+    assert!(events.contains(&RecordEvent::Republish { record: short.clone() }));
+    // Someone else stores `long` at 1.5 h: our 2 h republish is skipped.
+    f.store.put(T0 + HOUR + HOUR / 2, long.clone(), &ak).unwrap();
+    f.store.handle_timeout(T0 + 2 * HOUR);
+    let events: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
+    assert_eq!(events, vec![RecordEvent::Removed { key: short.key, publisher: short.publisher }]);
+    assert_eq!(f.store.len(), 1);
+    let renewed = T0 + HOUR + HOUR / 2;
+    // Nobody stores it again: gone one TTL after the last store.
+    let ttl = DhtConfig::default().record_ttl;
+    let mut now = T0 + 2 * HOUR;
+    while let Some(t) = f.store.poll_timeout() {
+        assert!(t >= now);
+        now = t;
+        f.store.handle_timeout(now);
+    }
+    assert_eq!(now, renewed + ttl);
+    assert!(f.store.is_empty());
+}
+
+#[test]
+fn cached_copies_are_short_lived_and_never_republished() {
+    let mut f = fixture(DhtConfig::default());
+    let ak = f.alice.verifying_key();
+    let r = rec(&f.alice, b"c", b"", 1);
+    assert_eq!(f.store.put_cached(T0, r.clone(), &ak), Ok(StoreOutcome::Stored));
+    let cache_ttl = DhtConfig::default().cache_ttl;
+    assert_eq!(f.store.poll_timeout(), Some(T0 + cache_ttl));
+    f.store.handle_timeout(T0 + cache_ttl);
+    assert!(f.store.is_empty());
+    let events: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
+    assert_eq!(events, vec![RecordEvent::Removed { key: r.key, publisher: r.publisher }]);
+    // A cache copy of a record held for the network does not demote it.
+    f.store.put(T0, r.clone(), &ak).unwrap();
+    assert_eq!(f.store.put_cached(T0, r.clone(), &ak), Ok(StoreOutcome::Renewed));
+    assert_eq!(f.store.poll_timeout(), Some(T0 + HOUR));
+}
