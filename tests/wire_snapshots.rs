@@ -44,6 +44,7 @@ fn record() -> Record {
         key: NodeId::hash(b"service/config"),
         value: b"v=1;interval=30".to_vec(),
         publisher: publisher.node_id(),
+        publisher_key: publisher.verifying_key().to_bytes(),
         version: 3,
         expires_at: NOW.as_secs() + 86_400,
         // Any deterministic signature will do: the wire format does not check it.
@@ -187,7 +188,7 @@ fn samples() -> Vec<(&'static str, Message)> {
             "wire_kad_value",
             Message::KadValue(Box::new(KadValue {
                 rpc: 103,
-                record: Some(record()),
+                records: vec![record()],
                 closer: vec![contact(12, "203.0.113.12:7946")],
             })),
         ),

@@ -218,6 +218,7 @@ impl Record {
             key,
             value,
             publisher: publisher.node_id(),
+            publisher_key: publisher.verifying_key().to_bytes(),
             version,
             expires_at,
             signature: [0; 64],
@@ -235,6 +236,22 @@ impl Record {
         publisher_key
             .verify(&self.signed_bytes(), &Signature::from_bytes(&self.signature))
             .map_err(|_| RecordError::BadSignature)
+    }
+
+    /// The publisher key the record carries, checked against the publisher id.
+    pub fn embedded_key(&self) -> Result<VerifyingKey, RecordError> {
+        let key =
+            VerifyingKey::from_bytes(&self.publisher_key).map_err(|_| RecordError::KeyMismatch)?;
+        if NodeId::from_public_key(&key) != self.publisher {
+            return Err(RecordError::KeyMismatch);
+        }
+        Ok(key)
+    }
+
+    /// Verifies the record under the key it carries: what a node that never met the publisher
+    /// does with a record it is asked to store or was sent by a lookup.
+    pub fn verify_embedded(&self) -> Result<(), RecordError> {
+        self.verify(&self.embedded_key()?)
     }
 
     fn signed_bytes(&self) -> Vec<u8> {

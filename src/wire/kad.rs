@@ -15,6 +15,10 @@ pub struct Record {
     pub value: Vec<u8>,
     /// Who published it.
     pub publisher: NodeId,
+    /// The publisher's ed25519 public key (its SHA-1 is `publisher`), so any node can verify
+    /// a record from a publisher it never met.
+    #[serde(with = "serde_bytes_array")]
+    pub publisher_key: [u8; 32],
     /// Publisher's version; higher replaces lower.
     pub version: u64,
     /// Expiry, UNIX seconds.
@@ -81,13 +85,14 @@ pub struct KadFindValue {
     pub key: NodeId,
 }
 
-/// A value, or closer contacts when the receiver has none.
+/// The values under a key (several for provider keys: one per publisher), or closer contacts
+/// when the receiver holds none.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
 pub struct KadValue {
     /// The request answered.
     pub rpc: u32,
-    /// The record, when held.
-    pub record: Option<Record>,
+    /// The records held under the key (empty when none).
+    pub records: Vec<Record>,
     /// Closer contacts otherwise.
     pub closer: Vec<Contact>,
 }

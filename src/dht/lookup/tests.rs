@@ -25,6 +25,7 @@ fn record(key: NodeId) -> Record {
         key,
         value: b"value".to_vec(),
         publisher: NodeId::hash(b"publisher"),
+        publisher_key: [0; 32],
         version: 1,
         expires_at: T0.as_secs() + 3600,
         signature: [0; 64],

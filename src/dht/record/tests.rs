@@ -217,3 +217,26 @@ fn cached_copies_are_short_lived_and_never_republished() {
     assert_eq!(f.store.put_cached(T0, r.clone(), &ak), Ok(StoreOutcome::Renewed));
     assert_eq!(f.store.poll_timeout(), Some(T0 + HOUR));
 }
+
+#[test]
+fn records_carry_their_publisher_key_and_verify_without_a_lookup() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(77);
+    let alice = Identity::generate(&mut rng);
+    let mallory = Identity::generate(&mut rng);
+    let record = Record::sign(&alice, NodeId::hash(b"k"), b"v".to_vec(), 1, T0.as_secs() + 60);
+    assert_eq!(record.embedded_key().unwrap(), alice.verifying_key());
+    record.verify_embedded().unwrap();
+    // Swapping in another key (to sign a forgery with it) no longer matches the publisher id.
+    let mut swapped = record.clone();
+    swapped.publisher_key = mallory.verifying_key().to_bytes();
+    assert_eq!(swapped.verify_embedded(), Err(RecordError::KeyMismatch));
+    // Re-signing under Mallory while claiming Alice's id fails the same way.
+    let mut forged =
+        Record::sign(&mallory, NodeId::hash(b"k"), b"evil".to_vec(), 2, T0.as_secs() + 60);
+    forged.publisher = alice.node_id();
+    assert_eq!(forged.verify_embedded(), Err(RecordError::KeyMismatch));
+    // A tampered value fails the signature.
+    let mut tampered = record;
+    tampered.value = b"w".to_vec();
+    assert_eq!(tampered.verify_embedded(), Err(RecordError::BadSignature));
+}
