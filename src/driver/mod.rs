@@ -1,9 +1,11 @@
 //! The async driver: runs one sans-IO [`Machine`] over a [`Transport`].
 //!
 //! One task per node: `select!` over the transport's next datagram, the machine's next
-//! deadline, a command channel and discovery's answers; after each input it drains transmits and events. This is
-//! the only code in the crate that reads a clock, and it reads `tokio::time::Instant`, so
-//! turmoil's simulated time (or tokio's paused test clock) drives it.
+//! deadline, a command channel and discovery's answers; after each input it drains transmits
+//! and events. Inputs ready together are taken in a fixed order (deadline, discovery, commands,
+//! datagrams), so a seeded simulation repeats exactly. This is the only code in the crate that
+//! reads a clock, and it reads `tokio::time::Instant`, so turmoil's simulated time (or tokio's
+//! paused test clock) drives it.
 
 mod clock;
 mod endpoint;

@@ -16,10 +16,9 @@ use fleetmesh::{
     Endpoint, EndpointConfig, Event, Identity, NodeId, Timestamp, Transport,
 };
 use rand_core::SeedableRng;
-use sha1::{Digest, Sha1};
 use tokio::sync::mpsc;
 
-use crate::log::EventLog;
+use crate::{log::EventLog, seeds};
 
 /// The port every fleet node listens on.
 pub const NODE_PORT: u16 = 4000;
@@ -198,9 +197,7 @@ impl Fleet<'static> {
     /// A fresh identity, derived from the fleet's seed.
     pub fn identity(&mut self) -> Identity {
         self.identities += 1;
-        let seed =
-            self.config.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(self.identities);
-        Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+        seeds::identity(self.config.seed, self.identities)
     }
 
     /// A certificate from this fleet's master for `identity`, valid for 30 days from the start.
@@ -407,7 +404,7 @@ async fn run_host(spec: HostSpec) -> turmoil::Result {
             }
         }
     };
-    let endpoint = Endpoint::new(config, host_seed(spec.seed, &spec.name, restart));
+    let endpoint = Endpoint::new(config, seeds::host_seed(spec.seed, &spec.name, restart));
     let discovery = Arc::new(fleetmesh::MemoryDiscovery::new());
     let (commands, mut events, _task) = driver::spawn(endpoint, transport, discovery, clock);
     *spec.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(commands);
@@ -415,15 +412,4 @@ async fn run_host(spec: HostSpec) -> turmoil::Result {
         spec.log.push(&spec.name, event);
     }
     Ok(())
-}
-
-/// Each run of each host gets its own seed, derived from the fleet's.
-fn host_seed(seed: u64, name: &str, restart: u64) -> [u8; 32] {
-    let mut h = Sha1::new();
-    h.update(seed.to_le_bytes());
-    h.update(name.as_bytes());
-    h.update(restart.to_le_bytes());
-    let mut out = [0u8; 32];
-    out[..20].copy_from_slice(&h.finalize());
-    out
 }

@@ -23,9 +23,41 @@
 //! assert!(fleet.events("b").iter().any(|e| matches!(e, Event::Message { .. })));
 //! # let _ = b;
 //! ```
+//!
+//! [`OverlayFleet`] does the same for the overlay: a [`Master`](fleetmesh::overlay::Master)
+//! and [`Node`](fleetmesh::overlay::Node)s in numbered subnets (hosts named by IP address, so
+//! the master sees real subnets), LAN and WAN latencies, and a test discovery that finds a
+//! subnet's LSNs as a LAN broadcast would.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fleetmesh_testkit::OverlayFleet;
+//!
+//! let mut fleet = OverlayFleet::builder(7).build();
+//! fleet.add_subnet(1, 3);
+//! fleet.run_until(Duration::from_secs(30), |f| f.all_present()).unwrap();
+//! assert_eq!(fleet.lsns_in(1).len(), 1);
+//! assert_eq!(fleet.topology().unwrap().present(), 3);
+//! ```
+//!
+//! # Layout
+//! * `fleet.rs`: [`Fleet`], link-layer endpoints over UDP or TCP.
+//! * `overlay/`: [`OverlayFleet`] (`mod.rs`), its [`OverlayBuilder`] (`builder.rs`), the
+//!   software its hosts run (`host.rs`) and the [`Control`] handles (`handle.rs`).
+//! * `lan.rs`: [`Lan`], the subnets of an overlay fleet and the test [`LanDiscovery`].
+//! * `tap.rs`: [`Tap`], a recording wrapper around a host's transport.
+//! * `log.rs`: [`EventLog`], every host's events with simulated times.
+//! * `seeds.rs`: identities and per-run seeds derived from the fleet's seed.
 
 mod fleet;
+mod lan;
 mod log;
+mod overlay;
+mod seeds;
+mod tap;
 
 pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
+pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
+pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST};
+pub use tap::{Tap, Tapped};

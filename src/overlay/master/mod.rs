@@ -23,6 +23,11 @@ use crate::{
     NodeId, Timestamp, Transmit,
 };
 
+/// How long the master waits for an LSN a standby reported dead to answer a ping, and how many
+/// pings it sends before believing the report.
+const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
+const SUSPECT_PINGS: u32 = 3;
+
 /// A change in who is present, as the master sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -119,6 +124,9 @@ pub struct Master {
     deliveries: Deliveries,
     /// Resync requests in flight: seq → LSN.
     resyncs: Vec<(u32, NodeId)>,
+    /// LSNs a standby reported dead, being checked before we believe it: LSN → (ping seq,
+    /// deadline, pings sent, who reported it).
+    suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
     events: VecDeque<MasterEvent>,
 }
 
@@ -132,6 +140,7 @@ impl Master {
             reg: Registry::default(),
             deliveries: Deliveries::default(),
             resyncs: Vec::new(),
+            suspects: std::collections::BTreeMap::new(),
             events: VecDeque::new(),
         }
     }
@@ -193,6 +202,7 @@ impl Master {
         self.ep.handle_timeout(now);
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
+        self.check_suspects(now);
         for (id, node) in self.deliveries.expire(now) {
             self.events.push_back(MasterEvent::DeliveryFailed {
                 id,
@@ -228,10 +238,16 @@ impl Master {
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        [self.ep.poll_timeout(), self.reg.next_deadline(&self.cfg), self.deliveries.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let suspects = self.suspects.values().map(|(_, t, _, _)| *t).min();
+        [
+            self.ep.poll_timeout(),
+            self.reg.next_deadline(&self.cfg),
+            self.deliveries.next_deadline(),
+            suspects,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn pump(&mut self, now: Timestamp) {
@@ -250,6 +266,8 @@ impl Master {
 
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
         self.reg.seen(now, &peer);
+        // Anything from an LSN a standby called dead proves it alive: the two settle by uptime.
+        self.suspects.remove(&peer);
         match message {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
             Message::Join(j) => self.on_join(now, peer, addr, j),
@@ -344,9 +362,13 @@ impl Master {
         let mut adopt = Vec::new();
         for change in &u.changes {
             if matches!(change.kind, crate::wire::PresenceKind::Parted(_)) {
-                // A standby reporting the LSN it replaced: hand it that LSN's children.
+                // A standby reporting the LSN it replaced: hand it that LSN's children at once
+                // (those its list missed), but check the claim before reporting the LSN lost:
+                // a LAN split makes a live LSN look dead to its standby.
                 if let Some(children) = self.reg.replaced_children(&peer, &change.node) {
                     adopt.push(Adopt { old: change.node, children });
+                    self.suspect(now, change.node, peer);
+                    continue;
                 }
             }
             events.extend(self.reg.apply(now, &peer, change, &u.route, &self.cfg));
@@ -368,6 +390,43 @@ impl Master {
         // Keep the requests that an LSN left unanswered from piling up.
         if self.resyncs.len() > 1024 {
             self.resyncs.drain(..512);
+        }
+    }
+
+    /// Pings an LSN a standby reported dead.
+    fn suspect(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId) {
+        if self.suspects.contains_key(&lsn) {
+            return;
+        }
+        let seq = self.next_seq();
+        self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, 1, reporter));
+        if let Some(addr) = self.reg.lsn_addr(&lsn) {
+            self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
+        }
+    }
+
+    /// Suspected LSNs that stayed silent are lost; others get another ping.
+    fn check_suspects(&mut self, now: Timestamp) {
+        let due: Vec<NodeId> =
+            self.suspects.iter().filter(|(_, (_, t, _, _))| now >= *t).map(|(id, _)| *id).collect();
+        for lsn in due {
+            let Some((seq, _, sent, reporter)) = self.suspects.remove(&lsn) else { continue };
+            if sent < SUSPECT_PINGS {
+                self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, sent + 1, reporter));
+                if let Some(addr) = self.reg.lsn_addr(&lsn) {
+                    self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
+                }
+                continue;
+            }
+            let change = crate::wire::PresenceChange {
+                node: lsn,
+                kind: crate::wire::PresenceKind::Parted(crate::wire::PartReason::Lost),
+                addr: crate::wire::WireAddr(
+                    self.reg.lsn_addr(&lsn).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                ),
+            };
+            let events = self.reg.apply(now, &reporter, &change, &[reporter], &self.cfg);
+            self.presence(events);
         }
     }
 

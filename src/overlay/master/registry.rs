@@ -160,6 +160,11 @@ impl Registry {
         }
     }
 
+    /// Where an LSN's session with the master is.
+    pub(super) fn lsn_addr(&self, lsn: &NodeId) -> Option<SocketAddr> {
+        self.lsns.get(lsn).map(|l| l.addr)
+    }
+
     pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
         self.lsns.values().filter(|l| l.subnet == *subnet).map(|l| l.contact).collect()
     }

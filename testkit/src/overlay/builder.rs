@@ -1,0 +1,115 @@
+//! [`OverlayBuilder`]: the settings of an [`OverlayFleet`].
+
+use std::{sync::Arc, time::Duration};
+
+use fleetmesh::{
+    overlay::{MasterConfig, OverlayConfig},
+    trust::Authority,
+    Timestamp,
+};
+
+use super::{host::Tune, OverlayFleet};
+use crate::seeds;
+
+/// Configures an [`OverlayFleet`]. Made by [`OverlayFleet::builder`].
+#[derive(Clone)]
+pub struct OverlayBuilder {
+    pub(crate) seed: u64,
+    pub(crate) duration: Duration,
+    pub(crate) start: Timestamp,
+    pub(crate) lan: Duration,
+    pub(crate) wan: Duration,
+    pub(crate) tick: Option<Duration>,
+    pub(crate) tune: Tune,
+    pub(crate) master: MasterConfig,
+}
+
+impl std::fmt::Debug for OverlayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayBuilder")
+            .field("seed", &self.seed)
+            .field("duration", &self.duration)
+            .field("start", &self.start)
+            .field("lan", &self.lan)
+            .field("wan", &self.wan)
+            .field("tick", &self.tick)
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OverlayBuilder {
+    pub(crate) fn new(seed: u64) -> Self {
+        OverlayBuilder {
+            seed,
+            duration: Duration::from_secs(3600),
+            start: Timestamp::from_secs(1_700_000_000),
+            lan: Duration::from_millis(1),
+            wan: Duration::from_millis(20),
+            tick: None,
+            tune: Arc::new(|c| c),
+            master: MasterConfig::default(),
+        }
+    }
+
+    /// The longest the simulation may run. Default one hour of simulated time.
+    pub fn duration(mut self, d: Duration) -> Self {
+        self.duration = d;
+        self
+    }
+
+    /// Protocol time at the start of the run (certificates are issued at this time).
+    pub fn start(mut self, t: Timestamp) -> Self {
+        self.start = t;
+        self
+    }
+
+    /// Latency (fixed, each way) between two hosts of one subnet. Default 1 ms.
+    pub fn lan_latency(mut self, d: Duration) -> Self {
+        self.lan = d;
+        self
+    }
+
+    /// Latency (fixed, each way) between subnets and to the master. Default 20 ms.
+    pub fn wan_latency(mut self, d: Duration) -> Self {
+        self.wan = d;
+        self
+    }
+
+    /// Simulated time per simulation step (turmoil's tick). Default turmoil's 1 ms; a longer
+    /// tick runs faster but rounds every latency and timer up to it.
+    pub fn tick(mut self, d: Duration) -> Self {
+        self.tick = Some(d);
+        self
+    }
+
+    /// Adjusts every node's [`OverlayConfig`] (timers) before it starts. Default: the
+    /// configuration's own defaults.
+    pub fn overlay_config(
+        mut self,
+        tune: impl Fn(OverlayConfig) -> OverlayConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.tune = Arc::new(tune);
+        self
+    }
+
+    /// The master's configuration. Default [`MasterConfig::default`].
+    pub fn master_config(mut self, config: MasterConfig) -> Self {
+        self.master = config;
+        self
+    }
+
+    /// Builds the fleet: a simulation, an authority derived from the seed, and the master host.
+    pub fn build(self) -> OverlayFleet<'static> {
+        let mut builder = turmoil::Builder::new();
+        builder.rng_seed(self.seed).simulation_duration(self.duration);
+        // Real sockets buffer far more than turmoil's default of 64 datagrams; the master
+        // must not drop a burst of registrations as if it were overloaded.
+        builder.udp_capacity(4096);
+        if let Some(tick) = self.tick {
+            builder.tick_duration(tick);
+        }
+        let authority = Authority::new(seeds::identity(self.seed, 0));
+        OverlayFleet::new(builder.build(), authority, self)
+    }
+}

@@ -1,0 +1,126 @@
+//! The software of an overlay fleet's hosts: one run of a node or of the master, from binding
+//! the UDP socket to the host's crash. Everything a run needs is in its spec, which the host
+//! keeps across restarts.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use fleetmesh::{
+    driver::{self, Clock},
+    overlay::{
+        LocalNetwork, Master, MasterCommand, MasterConfig, MasterEvent, Node, NodeCommand,
+        NodeEvent, NodeState, OverlayConfig,
+    },
+    trust::{Authority, Certificate, NetworkKey, OpenEnrollment},
+    Endpoint, EndpointConfig, Identity, MemoryDiscovery, Timestamp,
+};
+use fleetmesh_udp::UdpTransport;
+
+use super::handle::{Control, Running};
+use crate::{lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
+
+/// Adjusts each node's [`OverlayConfig`] (timers) before it starts.
+pub(crate) type Tune = Arc<dyn Fn(OverlayConfig) -> OverlayConfig + Send + Sync>;
+
+/// What every run of a host shares: seeds, restart count, handles, logs, tap.
+#[derive(Clone)]
+pub(crate) struct Common {
+    pub(crate) name: String,
+    pub(crate) seed: u64,
+    pub(crate) start: Timestamp,
+    pub(crate) restarts: Arc<AtomicU64>,
+    pub(crate) tap: Tap,
+}
+
+impl Common {
+    /// Binds the host's tapped UDP socket; returns it with the clock and endpoint seed of this
+    /// run.
+    async fn begin(
+        &self,
+    ) -> Result<(crate::tap::Tapped<UdpTransport>, Clock, [u8; 32]), Box<dyn std::error::Error>>
+    {
+        let restart = self.restarts.fetch_add(1, Ordering::SeqCst);
+        let bind = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), NODE_PORT);
+        let transport = self.tap.wrap(UdpTransport::bind_turmoil(bind).await?);
+        let clock = Clock::starting_at(self.start + turmoil::sim_elapsed().unwrap_or_default());
+        Ok((transport, clock, seeds::host_seed(self.seed, &self.name, restart)))
+    }
+}
+
+/// Everything a node host needs to (re)start its node.
+#[derive(Clone)]
+pub(crate) struct NodeSpec {
+    pub(crate) common: Common,
+    pub(crate) identity: Identity,
+    pub(crate) certificate: Certificate,
+    pub(crate) network: NetworkKey,
+    pub(crate) master: SocketAddr,
+    pub(crate) listen: SocketAddr,
+    /// The node's local network; a restart after a move starts on the new one.
+    pub(crate) local: Arc<Mutex<LocalNetwork>>,
+    pub(crate) tune: Tune,
+    pub(crate) running: Running<Node>,
+    pub(crate) control: Control<NodeCommand>,
+    pub(crate) log: EventLog<NodeEvent>,
+    pub(crate) lan: Lan,
+}
+
+/// One run of a node host: start the node, record its events (and whether it is the LSN)
+/// until the host is crashed.
+pub(crate) async fn run_node(spec: NodeSpec) -> turmoil::Result {
+    let name = spec.common.name.as_str();
+    let (transport, clock, seed) = spec.common.begin().await?;
+    let config = EndpointConfig::new(spec.identity.clone(), spec.network)
+        .certificate(spec.certificate.clone());
+    let local = *spec.local.lock().unwrap_or_else(|e| e.into_inner());
+    let overlay = (spec.tune)(OverlayConfig::new(spec.master, spec.listen).local(local));
+    let node = Arc::new(Mutex::new(Node::new(Endpoint::new(config, seed), overlay)));
+    spec.running.set(Some(node.clone()));
+    let discovery = Arc::new(spec.lan.discovery(name));
+    let (commands, mut events, _task) = driver::spawn(node, transport, discovery, clock);
+    spec.control.set(Some(commands));
+    while let Some(event) = events.recv().await {
+        if let NodeEvent::State { to, .. } = &event {
+            spec.lan.set_lsn(name, *to == NodeState::IsLsn);
+        }
+        spec.log.push(name, event);
+    }
+    Ok(())
+}
+
+/// Everything the master host needs to (re)start the master.
+#[derive(Clone)]
+pub(crate) struct MasterSpec {
+    pub(crate) common: Common,
+    pub(crate) authority: Authority,
+    pub(crate) config: MasterConfig,
+    pub(crate) running: Running<Master>,
+    pub(crate) control: Control<MasterCommand>,
+    pub(crate) log: EventLog<MasterEvent>,
+}
+
+/// One run of the master host: open enrollment, a fresh registry (a restarted master learns
+/// the topology again from its LSNs), events recorded until the host is crashed.
+pub(crate) async fn run_master(spec: MasterSpec) -> turmoil::Result {
+    let (transport, clock, seed) = spec.common.begin().await?;
+    let config = EndpointConfig::master(
+        spec.authority.clone(),
+        OpenEnrollment::default(),
+        spec.common.start,
+    );
+    let master =
+        Arc::new(Mutex::new(Master::new(Endpoint::new(config, seed), spec.config.clone())));
+    spec.running.set(Some(master.clone()));
+    let discovery = Arc::new(MemoryDiscovery::new());
+    let (commands, mut events, _task) = driver::spawn(master, transport, discovery, clock);
+    spec.control.set(Some(commands));
+    while let Some(event) = events.recv().await {
+        spec.log.push(&spec.common.name, event);
+    }
+    Ok(())
+}
