@@ -242,7 +242,9 @@ impl Node {
             }
             return;
         }
-        let due_batch = up.batch_at.is_some_and(|t| now >= t) && !up.queue.is_empty();
+        // A due batch goes out even when empty: after a registration it reports the whole
+        // child set, which may be none (and an empty batch left due would never clear).
+        let due_batch = up.batch_at.is_some_and(|t| now >= t);
         let due_digest = now >= up.digest_at;
         if !due_batch && !due_digest {
             return;

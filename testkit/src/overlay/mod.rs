@@ -263,6 +263,11 @@ impl<'a> OverlayFleet<'a> {
         self.lsns().into_iter().filter(|h| self.lan.subnet(h) == Some(subnet)).collect()
     }
 
+    /// `host`'s running node, shared with its driver (lock it briefly), if it is up.
+    pub fn node(&self, host: &str) -> Option<Arc<Mutex<Node>>> {
+        self.entry(host).running.get()
+    }
+
     /// Runs `f` on `host`'s node, if it is up.
     pub fn with_node<R>(&self, host: &str, f: impl FnOnce(&Node) -> R) -> Option<R> {
         self.entry(host).running.with(f)
