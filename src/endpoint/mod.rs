@@ -296,8 +296,9 @@ impl Endpoint {
 
     /// Closes the sessions with `peer`, if any.
     pub fn close(&mut self, peer: &NodeId) {
-        let indices: Vec<u32> =
+        let mut indices: Vec<u32> =
             self.links.iter().filter(|(_, l)| l.peer == *peer).map(|(i, _)| *i).collect();
+        indices.sort_unstable();
         if !indices.is_empty() {
             for i in indices {
                 self.remove_link(i);
@@ -311,12 +312,13 @@ impl Endpoint {
     pub fn update_revocations(&mut self, list: RevocationList) -> Result<(), RevocationError> {
         let version = list.version;
         self.config.trust.update_revocations(list)?;
-        let revoked: Vec<u32> = self
+        let mut revoked: Vec<u32> = self
             .links
             .iter()
             .filter(|(_, l)| self.config.trust.revocations().is_some_and(|r| r.contains(&l.peer)))
             .map(|(i, _)| *i)
             .collect();
+        revoked.sort_unstable();
         let mut peers = Vec::new();
         for i in revoked {
             if let Some(link) = self.remove_link(i) {
@@ -405,8 +407,11 @@ impl Endpoint {
         let link = self.links.remove(&index)?;
         if self.by_peer.get(&link.peer) == Some(&index) {
             self.by_peer.remove(&link.peer);
-            // Fall back to another live session with the same peer, if any.
-            if let Some((&other, _)) = self.links.iter().find(|(_, l)| l.peer == link.peer) {
+            // Fall back to another live session with the same peer, if any (the lowest index,
+            // so the choice does not depend on HashMap order).
+            if let Some(other) =
+                self.links.iter().filter(|(_, l)| l.peer == link.peer).map(|(i, _)| *i).min()
+            {
                 self.by_peer.insert(link.peer, other);
             }
         }

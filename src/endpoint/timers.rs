@@ -57,13 +57,15 @@ impl Endpoint {
             }
         }
         let mut resend = Vec::new();
-        for dial in self.dials.values_mut() {
+        for (&index, dial) in self.dials.iter_mut() {
             if now >= dial.retransmit_at {
                 dial.rto *= 2;
                 dial.retransmit_at = now + dial.rto;
-                resend.push((dial.addr, dial.hs1.clone()));
+                resend.push((index, dial.addr, dial.hs1.clone()));
             }
         }
+        resend.sort_unstable_by_key(|(i, ..)| *i);
+        let resend: Vec<_> = resend.into_iter().map(|(_, a, p)| (a, p)).collect();
         for (addr, hs1) in resend {
             self.push_transmit(addr, hs1);
         }
@@ -94,11 +96,12 @@ impl Endpoint {
                 if now >= link.retransmit_at {
                     link.rto *= 2;
                     link.retransmit_at = now + link.rto;
-                    resend.push((link.addr, hs3.clone()));
+                    resend.push((index, link.addr, hs3.clone()));
                 }
             }
         }
-        for (addr, hs3) in resend {
+        resend.sort_unstable_by_key(|(i, ..)| *i);
+        for (_, addr, hs3) in resend {
             self.push_transmit(addr, hs3);
         }
         // Sorted so that events come out in the same order on every run.
