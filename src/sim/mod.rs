@@ -88,6 +88,13 @@ pub struct Simulation {
     authority: Authority,
     master_starts: u64,
     uncertified: std::collections::HashSet<usize>,
+    /// Slot by address, so a datagram finds its host without a scan.
+    by_addr: std::collections::HashMap<SocketAddr, usize>,
+    per_subnet: std::collections::HashMap<u8, usize>,
+    /// Every running node's next deadline, ordered, and each slot's entry in it: the next due
+    /// timer is found without scanning the fleet.
+    timers: std::collections::BTreeSet<(Timestamp, usize)>,
+    deadlines: Vec<Option<Timestamp>>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     rng: rand_chacha::ChaCha8Rng,
@@ -120,6 +127,10 @@ impl Simulation {
             authority,
             master_starts: 0,
             uncertified: Default::default(),
+            by_addr: Default::default(),
+            per_subnet: Default::default(),
+            timers: Default::default(),
+            deadlines: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed_n),
@@ -139,7 +150,8 @@ impl Simulation {
 
     /// Adds a node in `subnet` (1 to 255) and starts it. Returns its index.
     pub fn add(&mut self, subnet: u8) -> usize {
-        let i = self.slots.iter().filter(|s| s.subnet == subnet).count();
+        // Addresses are handed out per subnet in order; count the subnet without a scan.
+        let i = *self.per_subnet.entry(subnet).and_modify(|n| *n += 1).or_insert(0);
         let addr = SocketAddr::from(([10, subnet, (i / 250) as u8, (i % 250) as u8 + 1], 4000));
         let seed_n = 100 + self.slots.len() as u64;
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed_n << 20 | 0xf1ee7);
@@ -153,6 +165,8 @@ impl Simulation {
             seed: seed_n,
         });
         let idx = self.slots.len() - 1;
+        self.by_addr.insert(addr, idx);
+        self.deadlines.push(None);
         self.start(idx);
         idx
     }
@@ -188,6 +202,19 @@ impl Simulation {
         slot.seed += 1000;
         let overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
         slot.node = Some(Node::new(Endpoint::new(config, seed(slot.seed)), overlay));
+        self.reschedule(i);
+    }
+
+    /// Refiles node `i`'s next deadline after anything touched it.
+    fn reschedule(&mut self, i: usize) {
+        if let Some(old) = self.deadlines[i].take() {
+            self.timers.remove(&(old, i));
+        }
+        let next = self.slots[i].node.as_ref().and_then(|n| n.poll_timeout());
+        if let Some(t) = next {
+            self.timers.insert((t, i));
+        }
+        self.deadlines[i] = next;
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
@@ -207,6 +234,7 @@ impl Simulation {
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
         self.slots[i].node = None;
+        self.reschedule(i);
     }
 
     /// Node `i`'s id.
@@ -219,16 +247,10 @@ impl Simulation {
         self.slots[i].node.as_ref().expect("node is running")
     }
 
-    /// Node `i`, mutably (panics while it is crashed). Prefer [`node_do`](Self::node_do),
-    /// which also sends what the node produced.
-    pub fn node_mut(&mut self, i: usize) -> &mut Node {
-        self.slots[i].node.as_mut().expect("node is running")
-    }
-
     /// Acts on node `i` now, then sends what it produced.
     pub fn node_do<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Timestamp) -> R) -> R {
         let now = self.now;
-        let r = f(self.node_mut(i), now);
+        let r = f(self.slots[i].node.as_mut().expect("node is running"), now);
         self.drain(Some(i));
         r
     }
@@ -247,7 +269,7 @@ impl Simulation {
     }
 
     fn slot_of(&self, addr: SocketAddr) -> Option<usize> {
-        self.slots.iter().position(|s| s.addr == addr)
+        self.by_addr.get(&addr).copied()
     }
 
     fn subnet_of(&self, addr: SocketAddr) -> Option<u8> {
@@ -274,8 +296,15 @@ impl Simulation {
         self.queue.push(Reverse((self.now + lat, self.seq, src, dst, bytes)));
     }
 
-    /// Collects what host `i` (or the master, for `None`) produced.
+    /// Collects what host `i` (or the master, for `None`) produced, and refiles its deadline.
     fn drain(&mut self, i: Option<usize>) {
+        self.drain_outputs(i);
+        if let Some(i) = i {
+            self.reschedule(i);
+        }
+    }
+
+    fn drain_outputs(&mut self, i: Option<usize>) {
         let now = self.now;
         match i {
             None => {
@@ -336,7 +365,7 @@ impl Simulation {
     fn next_time(&self) -> Option<Timestamp> {
         let q = self.queue.peek().map(|Reverse((t, ..))| *t);
         let m = self.master.as_ref().and_then(|m| m.poll_timeout());
-        let n = self.slots.iter().filter_map(|s| s.node.as_ref()?.poll_timeout()).min();
+        let n = self.timers.first().map(|(t, _)| *t);
         [q, m, n].into_iter().flatten().min()
     }
 
@@ -369,18 +398,22 @@ impl Simulation {
             }
             self.drain(None);
         }
-        for i in 0..self.slots.len() {
-            let due = self.slots[i]
-                .node
-                .as_ref()
-                .and_then(|n| n.poll_timeout())
-                .is_some_and(|t| t <= now);
-            if due {
-                if let Some(n) = self.slots[i].node.as_mut() {
-                    n.handle_timeout(now);
-                }
-                self.drain(Some(i));
+        // Every node whose deadline has come, earliest (then lowest index) first.
+        let mut handled = std::collections::HashSet::new();
+        while let Some(&(t, i)) = self.timers.first() {
+            if t > now {
+                break;
             }
+            // A machine that leaves its deadline in the past after handling it would make a
+            // driver spin forever; fail loudly instead of hanging.
+            assert!(
+                handled.insert(i),
+                "node {i} keeps its deadline {t:?} due at {now:?}: a driver would spin"
+            );
+            if let Some(n) = self.slots[i].node.as_mut() {
+                n.handle_timeout(now);
+            }
+            self.drain(Some(i));
         }
         true
     }

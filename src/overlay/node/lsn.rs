@@ -387,6 +387,9 @@ impl Node {
         for id in lost {
             self.remove_child(now, id, PartReason::Lost);
         }
+        // A removal above may have made the ranking due now: push it in this same call.
+        let push =
+            push || self.role.as_ref().is_some_and(|r| r.neighbours_due.is_some_and(|t| now >= t));
         if push {
             self.push_neighbours(now);
         }

@@ -227,18 +227,25 @@ impl Node {
         self.pump(now);
     }
 
-    /// Does whatever is due at `now`.
+    /// Does whatever is due at `now`, including work that handling it scheduled for `now`
+    /// (e.g. a ranking push after a lost child), so that afterwards nothing is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        self.ep.handle_timeout(now);
-        self.pump(now);
-        if self.wake.is_some_and(|t| now >= t) {
-            self.wake = None;
-            self.on_wake(now);
+        // Bounded: each round only runs work the previous round made due.
+        for _ in 0..4 {
+            self.ep.handle_timeout(now);
+            self.pump(now);
+            if self.wake.is_some_and(|t| now >= t) {
+                self.wake = None;
+                self.on_wake(now);
+            }
+            self.child_timers(now);
+            self.lsn_timers(now);
+            self.find_timers(now);
+            self.pump(now);
+            if self.poll_timeout().is_none_or(|t| t > now) {
+                break;
+            }
         }
-        self.child_timers(now);
-        self.lsn_timers(now);
-        self.find_timers(now);
-        self.pump(now);
     }
 
     /// Candidates from [`Discovery`](crate::Discovery), answering [`DiscoveryRequest::Discover`].

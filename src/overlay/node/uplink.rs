@@ -219,7 +219,6 @@ impl Node {
                 up.keepalive =
                     Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
                 self.send(now, master, Message::Ping(Ping { seq: p.seq }));
-                return;
             }
             None if now >= up.keepalive_at => {
                 let seq = self.next_seq();
@@ -228,7 +227,6 @@ impl Node {
                         Some(Probe { seq, deadline: now + cfg.probe_timeout * 2, tries: 1 });
                 }
                 self.send(now, master, Message::Ping(Ping { seq }));
-                return;
             }
             _ => {}
         }
