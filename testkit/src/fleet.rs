@@ -349,11 +349,7 @@ impl Fleet<'static> {
     /// Runs the simulation for `d` of simulated time (or until every client finished and the
     /// simulation's time limit is reached, whichever first).
     pub fn run_for(&mut self, d: Duration) -> turmoil::Result {
-        let until = self.sim.elapsed() + d;
-        while self.sim.elapsed() < until {
-            self.sim.step()?;
-        }
-        Ok(())
+        crate::run::run_for(&mut self.sim, d)
     }
 
     /// Runs until `cond` holds on the event log, or fails after `max` of simulated time.

@@ -53,6 +53,7 @@ mod fleet;
 mod lan;
 mod log;
 mod overlay;
+mod run;
 mod seeds;
 mod tap;
 

@@ -296,7 +296,7 @@ impl Registry {
                 let mut events = Vec::new();
                 if self.lsns.contains_key(&node) {
                     // An LSN that yielded (or moved) now reports to another LSN.
-                    events.extend(self.drop_lsn(now, &node, cfg));
+                    self.drop_lsn(now, &node, cfg);
                 }
                 let mut full_route = vec![node];
                 full_route.extend_from_slice(route);
@@ -345,7 +345,8 @@ impl Registry {
         reason: PartReason,
         cfg: &MasterConfig,
     ) -> Vec<PresenceEvent> {
-        let mut events = self.drop_lsn(now, lsn, cfg);
+        self.drop_lsn(now, lsn, cfg);
+        let mut events = Vec::new();
         match reason {
             PartReason::Yield | PartReason::Moved => self.set_pending(lsn, reason, now + cfg.grace),
             _ => events.extend(self.remove(lsn, reason)),
@@ -354,14 +355,13 @@ impl Registry {
     }
 
     /// Forgets the LSN role of `lsn`; its children become pending.
-    fn drop_lsn(&mut self, now: Timestamp, lsn: &NodeId, cfg: &MasterConfig) -> Vec<PresenceEvent> {
+    fn drop_lsn(&mut self, now: Timestamp, lsn: &NodeId, cfg: &MasterConfig) {
         if let Some(rec) = self.lsns.remove(lsn) {
             self.lsn_expiry.remove(&(rec.expires, *lsn));
         }
         for child in self.children_of(lsn) {
             self.set_pending(&child, PartReason::Lost, now + cfg.grace);
         }
-        Vec::new()
     }
 
     /// Replaces `lsn`'s children with `nodes` (the answer to a resync).

@@ -418,11 +418,7 @@ impl<'a> OverlayFleet<'a> {
 
     /// Runs the simulation for `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) -> turmoil::Result {
-        let until = self.sim.elapsed() + d;
-        while self.sim.elapsed() < until {
-            self.sim.step()?;
-        }
-        Ok(())
+        crate::run::run_for(&mut self.sim, d)
     }
 
     /// Runs until `cond` holds (checked before each step), returning the simulated time that
