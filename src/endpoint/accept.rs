@@ -101,6 +101,7 @@ impl Endpoint {
                 rto,
                 created: now,
                 last_recv: now,
+                check_at: now,
             },
         );
         // Confirm at once, so the initiator stops resending message 3.

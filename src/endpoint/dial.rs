@@ -111,6 +111,7 @@ impl Endpoint {
                 rto,
                 created: now,
                 last_recv: now,
+                check_at: now,
             },
         );
         let _ = (peer, flags);

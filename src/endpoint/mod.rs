@@ -13,7 +13,7 @@ mod event;
 mod timers;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     net::SocketAddr,
 };
 
@@ -70,6 +70,8 @@ pub(crate) struct Link {
     rto: std::time::Duration,
     created: Timestamp,
     last_recv: Timestamp,
+    /// Where the link is filed in `Endpoint::link_checks`: never later than its next deadline.
+    check_at: Timestamp,
 }
 
 /// An initiator handshake in progress.
@@ -120,6 +122,10 @@ pub struct Endpoint {
     dial_by_addr: HashMap<SocketAddr, u32>,
     accepts: HashMap<u32, Accept>,
     accept_by_remote: HashMap<(SocketAddr, u32), u32>,
+    /// Every link filed under a time no later than its next deadline, so the next timer is found
+    /// without walking all sessions (an LSN or the master holds hundreds). A link whose deadline
+    /// moved later (it received a packet) is found early, checked and refiled.
+    link_checks: BTreeSet<(Timestamp, u32)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     frame: Vec<u8>,
@@ -147,6 +153,7 @@ impl Endpoint {
             dial_by_addr: HashMap::new(),
             accepts: HashMap::new(),
             accept_by_remote: HashMap::new(),
+            link_checks: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             frame: Vec::new(),
@@ -395,7 +402,9 @@ impl Endpoint {
         &mut self.rng
     }
 
-    fn insert_link(&mut self, index: u32, link: Link) {
+    fn insert_link(&mut self, index: u32, mut link: Link) {
+        link.check_at = self.link_deadline(&link);
+        self.link_checks.insert((link.check_at, index));
         self.stats.sessions_established += 1;
         self.by_peer.insert(link.peer, index);
         self.by_addr.insert(link.addr, index);
@@ -405,6 +414,7 @@ impl Endpoint {
     /// Removes a link and the map entries that point at it. Returns it.
     fn remove_link(&mut self, index: u32) -> Option<Link> {
         let link = self.links.remove(&index)?;
+        self.link_checks.remove(&(link.check_at, index));
         if self.by_peer.get(&link.peer) == Some(&index) {
             self.by_peer.remove(&link.peer);
             // Fall back to another live session with the same peer, if any (the lowest index,

@@ -9,31 +9,39 @@ use crate::{
 };
 
 impl Endpoint {
-    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do (possibly a
+    /// little early: a session that received a packet since it was filed is only refiled when
+    /// its old time comes).
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let timeout = self.config.handshake_timeout;
         let dials = self.dials.values().map(|d| d.retransmit_at.min(d.started + timeout));
         let accepts = self.accepts.values().map(|a| a.expires);
-        let links = self.links.values().map(|l| {
-            let mut t = l.last_recv + self.config.idle_timeout;
-            if l.unconfirmed_hs3.is_some() {
-                t = t.min(l.retransmit_at).min(l.created + timeout);
-            }
-            if let Some(cert) = &l.certificate {
-                t = t.min(Timestamp::from_secs(cert.body.expires_at));
-            }
-            t
-        });
+        let links = self.link_checks.first().map(|(t, _)| *t);
         let enroll = self.enroll_deadline.map(|d| d.min(self.enroll_retry_at));
         dials.chain(accepts).chain(links).chain(enroll).min()
+    }
+
+    /// When `link` next has something due: idle close, message 3 resend or give-up, or its
+    /// peer's certificate expiring.
+    pub(super) fn link_deadline(&self, l: &super::Link) -> Timestamp {
+        let mut t = l.last_recv + self.config.idle_timeout;
+        if l.unconfirmed_hs3.is_some() {
+            t = t.min(l.retransmit_at).min(l.created + self.config.handshake_timeout);
+        }
+        if let Some(cert) = &l.certificate {
+            t = t.min(Timestamp::from_secs(cert.body.expires_at));
+        }
+        t
     }
 
     /// Does whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.dial_timers(now);
-        self.accepts.retain(|_, a| a.expires > now);
-        let live = &self.accepts;
-        self.accept_by_remote.retain(|_, i| live.contains_key(i));
+        if self.accepts.values().any(|a| a.expires <= now) {
+            self.accepts.retain(|_, a| a.expires > now);
+            let live = &self.accepts;
+            self.accept_by_remote.retain(|_, i| live.contains_key(i));
+        }
         self.link_timers(now);
         self.enroll_timers(now);
     }
@@ -76,7 +84,14 @@ impl Endpoint {
         let timeout = self.config.handshake_timeout;
         let mut ended = Vec::new();
         let mut resend = Vec::new();
-        for (&index, link) in self.links.iter_mut() {
+        // Only the links filed as due; the set is ordered by (time, index), so the order is
+        // the same on every run.
+        while let Some(&(at, index)) = self.link_checks.first() {
+            if at > now {
+                break;
+            }
+            self.link_checks.pop_first();
+            let Some(link) = self.links.get_mut(&index) else { continue };
             let reason = if now >= link.last_recv + idle {
                 Some(DisconnectReason::Idle)
             } else if link.unconfirmed_hs3.is_some() && now >= link.created + timeout {
@@ -91,14 +106,22 @@ impl Endpoint {
                 None
             };
             if let Some(reason) = reason {
+                // Still filed (under `at`, already removed) until `remove_link` runs.
+                link.check_at = at;
                 ended.push((index, reason));
-            } else if let Some(hs3) = &link.unconfirmed_hs3 {
+                continue;
+            }
+            if let Some(hs3) = &link.unconfirmed_hs3 {
                 if now >= link.retransmit_at {
                     link.rto *= 2;
                     link.retransmit_at = now + link.rto;
                     resend.push((index, link.addr, hs3.clone()));
                 }
             }
+            let link = &self.links[&index];
+            let next = self.link_deadline(link);
+            self.links.get_mut(&index).expect("present").check_at = next;
+            self.link_checks.insert((next, index));
         }
         resend.sort_unstable_by_key(|(i, ..)| *i);
         for (_, addr, hs3) in resend {
