@@ -76,7 +76,7 @@ fn idle(size: usize) {
     let mut sim = subnet(3000, size);
     sim.run_for(60 * SEC);
     let lsn = lsn_of(&sim);
-    let (bytes0, dgrams0) = (sim.wan_bytes, sim.wan_datagrams);
+    let (bytes0, dgrams0) = (sim.stats.wan.bytes, sim.stats.wan.datagrams);
     let stats = |s: &Simulation| {
         let st = s.node(lsn).endpoint().stats();
         st.datagrams_sent + st.datagrams_received
@@ -90,11 +90,11 @@ fn idle(size: usize) {
         peak = peak.max(now - last);
         last = now;
     }
-    let per_node = (sim.wan_bytes - bytes0) as f64 / size as f64;
+    let per_node = (sim.stats.wan.bytes - bytes0) as f64 / size as f64;
     println!(
         "idle      subnet={size} hour=1  wan={} datagrams {} B  => {per_node:.0} B/node/h (target <= 500)",
-        sim.wan_datagrams - dgrams0,
-        sim.wan_bytes - bytes0
+        sim.stats.wan.datagrams - dgrams0,
+        sim.stats.wan.bytes - bytes0
     );
     println!(
         "lsn load  subnet={size}  mean={:.1} msg/s  peak={peak} msg/s (sent+received; target <= 50)",

@@ -77,6 +77,7 @@ mod id;
 pub mod identity;
 pub mod overlay;
 pub mod secure;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod store;
 mod time;

@@ -8,7 +8,7 @@ use crate::wire::PartReason;
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn fleet(seed: u64, subnets: u8, per: usize) -> World {
+fn fleet(seed: u64, subnets: u16, per: usize) -> World {
     let mut w = World::new(seed);
     for s in 1..=subnets {
         for _ in 0..per {
@@ -97,12 +97,10 @@ fn a_node_moving_to_another_subnet_is_reported_moved() {
     let mut w = fleet(4, 2, 3);
     w.run_until(30 * SEC, |w| w.all_present());
     let mover = (0..3).find(|i| !lsns(&w).contains(i)).unwrap();
-    let target_lsn = lsns(&w).into_iter().find(|&i| w.slots[i].subnet == 2).unwrap();
+    let target_lsn = lsns(&w).into_iter().find(|&i| w.slots[i].subnet() == 2).unwrap();
     let from = w.node(mover).lsn().unwrap();
     // The device now sits in subnet 2: its LAN (discovery) and local network are subnet 2's.
-    w.slots[mover].subnet = 2;
-    let local = super::LocalNetwork { addr: "10.2.0.99".parse().unwrap(), prefix_len: 24 };
-    w.node_do(mover, |n, now| n.handle_command(now, super::NodeCommand::Move(local)));
+    w.move_node(mover, 2);
     let took = w.run_until(10 * SEC, |w| {
         w.master().topology().lsn_of(&w.id(mover)) == Some(w.id(target_lsn))
     });
@@ -123,7 +121,7 @@ fn ten_percent_loss_converges_and_stays_present() {
     // Seeds 201 and 209 once exposed a lost re-join delta; 40 seeds were swept clean.
     for seed in [5, 201, 209] {
         let mut w = fleet(seed, 3, 8);
-        w.loss = 0.10;
+        w.net.loss = 0.10;
         w.run_until(120 * SEC, |w| w.all_present());
         // Stays present over ten minutes of keepalives and pings through the lossy links.
         for round in 0..60 {
@@ -184,7 +182,7 @@ fn master_message_reaches_a_node_through_its_lsn() {
     let mut w = fleet(8, 2, 4);
     w.run_until(30 * SEC, |w| w.all_present());
     let target =
-        (0..w.slots.len()).find(|&i| w.slots[i].subnet == 2 && !lsns(&w).contains(&i)).unwrap();
+        (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2 && !lsns(&w).contains(&i)).unwrap();
     let node = w.id(target);
     w.master_do(|m, now| m.send_message(now, node, 42, b"reboot at 3am")).unwrap();
     w.run_for(SEC);
@@ -240,7 +238,7 @@ fn the_master_polls_a_node_for_presence_and_rtt() {
     let mut w = fleet(11, 2, 3);
     w.run_until(30 * SEC, |w| w.all_present());
     let target =
-        (0..w.slots.len()).find(|&i| w.slots[i].subnet == 2 && !lsns(&w).contains(&i)).unwrap();
+        (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2 && !lsns(&w).contains(&i)).unwrap();
     let id = w.id(target);
     w.master_do(|m, now| m.poll_node(now, id)).unwrap();
     w.run_for(SEC);

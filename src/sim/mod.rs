@@ -1,11 +1,16 @@
 //! A deterministic, virtual-time simulation of a whole fleet: one master and nodes in numbered
 //! subnets, running the real sans-IO [`Node`] and [`Master`] state machines (the same code the
 //! async driver runs) with real wire encoding and encryption, over a modelled network: LAN and
-//! WAN latency, loss, partitions, crashes and restarts. Discovery is answered the way a LAN
-//! broadcast would be: by the live LSNs of the node's subnet.
+//! WAN latency, bandwidth, loss, NAT, partitions, crashes, moves and restarts. Discovery is
+//! answered the way a LAN broadcast would be: by the live LSNs of the node's subnet.
 //!
-//! Nothing here reads a clock or a global random source: the same seed gives the same run.
-//! Use it in your own CI to test behaviour that depends on the whole network.
+//! Nothing here reads a clock or a global random source: the same seed gives the same run
+//! ([`Accounting::trace`] hashes every delivery, so two runs are easy to compare). Use it in
+//! your own CI to test behaviour that depends on the whole network. [`day`] runs a whole
+//! simulated day of a large fleet (diurnal rhythm, churn, failures) and reports on it; the
+//! `fleetmesh simulate` command is a front end to it.
+//!
+//! The module is behind the `sim` feature.
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,16 +27,34 @@
 //! assert_eq!(sim.master().topology().lsn_count(), 2);
 //! ```
 
-use std::{cmp::Reverse, collections::BinaryHeap, net::SocketAddr, time::Duration};
+pub mod day;
+mod nat;
+mod network;
+mod stats;
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeSet, BinaryHeap, HashMap, HashSet},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use rand::Rng;
 use rand_core::SeedableRng;
 
+pub use self::{
+    nat::{Nat, NatKind},
+    network::{host_addr, public_ip, NetModel, Subnet},
+    stats::{quantile_ms, Accounting, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
+};
 use crate::{
     discovery::{Candidate, DiscoveryRequest, Source},
-    overlay::{Master, MasterConfig, MasterEvent, Node, NodeEvent, NodeState, OverlayConfig},
+    overlay::{
+        LocalNetwork, Master, MasterConfig, MasterEvent, Node, NodeCommand, NodeEvent, NodeState,
+        OverlayConfig,
+    },
     trust::{Authority, CertFlags, Certificate, OpenEnrollment},
-    Endpoint, EndpointConfig, Identity, NodeId, Timestamp,
+    Endpoint, EndpointConfig, Identity, NodeId, Timestamp, Transmit,
 };
 
 /// Protocol time at the start of every simulation.
@@ -45,19 +68,42 @@ fn seed(n: u64) -> [u8; 32] {
 
 /// One simulated node: its address, subnet, state machine (while running) and events.
 pub struct Slot {
-    /// Where it listens: `10.<subnet>.0.<i>:4000`.
+    /// Where it listens: see [`host_addr`].
     pub addr: SocketAddr,
-    /// Its subnet (LAN); change it to model a move.
-    pub subnet: u8,
+    /// Its subnet (LAN). Move it with [`Simulation::move_node`].
+    subnet: u16,
     /// The state machine, `None` while crashed.
     pub node: Option<Node>,
-    /// Everything it reported, with the time.
+    /// Everything it reported, with the time (kept only while
+    /// [`Simulation::keep_events`] is on).
     pub events: Vec<(Timestamp, NodeEvent)>,
     identity: Identity,
     seed: u64,
 }
 
-type InFlight = (Timestamp, u64, SocketAddr, SocketAddr, Vec<u8>);
+impl Slot {
+    /// Its subnet.
+    pub fn subnet(&self) -> u16 {
+        self.subnet
+    }
+
+    /// Its identity's id.
+    pub fn id(&self) -> NodeId {
+        self.identity.node_id()
+    }
+}
+
+/// Where a datagram in flight is going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Master,
+    Node(usize),
+    /// A NAT's public address and port: the NAT decides on arrival.
+    Nat(u16, u16),
+}
+
+/// A datagram in flight: arrival, sequence (ties), source as the receiver sees it, target.
+type InFlight = (Timestamp, u64, SocketAddr, Target, Vec<u8>);
 
 /// The simulation: see the [module docs](self).
 pub struct Simulation {
@@ -69,35 +115,59 @@ pub struct Simulation {
     pub master_events: Vec<(Timestamp, MasterEvent)>,
     /// The nodes.
     pub slots: Vec<Slot>,
-    /// One-way latency inside a subnet. Default 1 ms.
-    pub lan: Duration,
-    /// One-way latency between subnets and to the master. Default 20 ms.
-    pub wan: Duration,
-    /// Probability that any datagram is lost. Default 0.
-    pub loss: f64,
+    /// The network model (latency, bandwidth, loss).
+    pub net: NetModel,
     /// Adjusts every node's overlay configuration before it starts.
     pub tune: fn(OverlayConfig) -> OverlayConfig,
     /// The master's configuration (applies from the next master start).
     pub master_cfg: MasterConfig,
-    /// Datagrams between subnets or to/from the master.
-    pub wan_datagrams: u64,
-    /// Their bytes, counting a 28-byte IPv4/UDP header each.
-    pub wan_bytes: u64,
     /// Directed links that drop everything: (from, to).
-    pub cut: std::collections::HashSet<(SocketAddr, SocketAddr)>,
+    pub cut: HashSet<(SocketAddr, SocketAddr)>,
+    /// Whether node and master events are kept in `events` / `master_events` (on by default;
+    /// large runs turn it off and read [`Simulation::stats`]).
+    pub keep_events: bool,
+    /// What the run counted.
+    pub stats: Accounting,
+    /// Events handled: datagrams delivered to a running host plus timers that fired.
+    pub events: u64,
+    /// The subnets, indexed by number (0 is never used).
+    subnets: Vec<Subnet>,
     authority: Authority,
     master_starts: u64,
-    uncertified: std::collections::HashSet<usize>,
-    /// Slot by address, so a datagram finds its host without a scan.
-    by_addr: std::collections::HashMap<SocketAddr, usize>,
-    per_subnet: std::collections::HashMap<u8, usize>,
+    uncertified: HashSet<usize>,
+    /// Slot by address and by id, so a datagram or an event finds its host without a scan.
+    by_addr: HashMap<SocketAddr, usize>,
+    by_id: HashMap<NodeId, usize>,
     /// Every running node's next deadline, ordered, and each slot's entry in it: the next due
     /// timer is found without scanning the fleet.
-    timers: std::collections::BTreeSet<(Timestamp, usize)>,
+    timers: BTreeSet<(Timestamp, usize)>,
     deadlines: Vec<Option<Timestamp>>,
+    master_deadline: Option<Timestamp>,
+    scratch: Vec<Transmit>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     rng: rand_chacha::ChaCha8Rng,
+}
+
+/// Two different subnets at once (either may be absent: the master's side).
+fn two_mut(
+    v: &mut [Subnet],
+    x: Option<u16>,
+    y: Option<u16>,
+) -> (Option<&mut Subnet>, Option<&mut Subnet>) {
+    match (x.map(usize::from), y.map(usize::from)) {
+        (Some(a), Some(b)) if a < b => {
+            let (lo, hi) = v.split_at_mut(b);
+            (lo.get_mut(a), hi.first_mut())
+        }
+        (Some(a), Some(b)) if a > b => {
+            let (lo, hi) = v.split_at_mut(a);
+            (hi.first_mut(), lo.get_mut(b))
+        }
+        (Some(a), _) => (v.get_mut(a), None),
+        (None, Some(b)) => (None, v.get_mut(b)),
+        (None, None) => (None, None),
+    }
 }
 
 /// The master's address in every simulation.
@@ -116,21 +186,23 @@ impl Simulation {
             master: None,
             master_events: Vec::new(),
             slots: Vec::new(),
-            lan: Duration::from_millis(1),
-            wan: Duration::from_millis(20),
-            loss: 0.0,
+            net: NetModel::default(),
             tune: |c| c,
             master_cfg: MasterConfig::default(),
-            wan_datagrams: 0,
-            wan_bytes: 0,
             cut: Default::default(),
+            keep_events: true,
+            stats: Accounting::new(),
+            events: 0,
+            subnets: Vec::new(),
             authority,
             master_starts: 0,
             uncertified: Default::default(),
             by_addr: Default::default(),
-            per_subnet: Default::default(),
+            by_id: Default::default(),
             timers: Default::default(),
             deadlines: Vec::new(),
+            master_deadline: None,
+            scratch: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed_n),
@@ -146,16 +218,53 @@ impl Simulation {
         self.master_starts += 1;
         let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
         self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
+        self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
     }
 
-    /// Adds a node in `subnet` (1 to 255) and starts it. Returns its index.
-    pub fn add(&mut self, subnet: u8) -> usize {
-        // Addresses are handed out per subnet in order; count the subnet without a scan.
-        let i = *self.per_subnet.entry(subnet).and_modify(|n| *n += 1).or_insert(0);
-        let addr = SocketAddr::from(([10, subnet, (i / 250) as u8, (i % 250) as u8 + 1], 4000));
+    /// Stops the master at once (its state is lost; [`start_master`](Self::start_master)
+    /// brings up a fresh one).
+    pub fn crash_master(&mut self) {
+        self.master = None;
+        self.master_deadline = None;
+        self.stats.master_down();
+    }
+
+    /// The subnet `id`, created on first use with the network model's WAN spread.
+    fn subnet_mut(&mut self, id: u16) -> &mut Subnet {
+        while self.subnets.len() <= id as usize {
+            let n = self.subnets.len() as u16;
+            let spread = self.net.wan_spread.as_micros() as i64;
+            let offset = if spread > 0 { self.rng.gen_range(-spread..=spread) } else { 0 };
+            self.subnets.push(Subnet::new(n, NatKind::None, offset));
+        }
+        &mut self.subnets[id as usize]
+    }
+
+    /// Subnet `id`, if any node has been in it.
+    pub fn subnet(&self, id: u16) -> Option<&Subnet> {
+        self.subnets.get(id as usize)
+    }
+
+    /// Puts subnet `id` behind a NAT of `kind` (before its nodes start talking: existing
+    /// mappings are dropped).
+    pub fn set_nat(&mut self, id: u16, kind: NatKind) {
+        let subnet = self.subnet_mut(id);
+        let idle = subnet.nat.idle_timeout;
+        subnet.nat = Nat::new(kind, std::net::IpAddr::V4(public_ip(id)));
+        subnet.nat.idle_timeout = idle;
+    }
+
+    /// Adds a node in `subnet` (from 1) and starts it. Returns its index.
+    pub fn add(&mut self, subnet: u16) -> usize {
+        let sub = self.subnet_mut(subnet);
+        let host = sub.next_host;
+        sub.next_host += 1;
+        let addr = host_addr(subnet, host);
         let seed_n = 100 + self.slots.len() as u64;
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed_n << 20 | 0xf1ee7);
         let identity = Identity::generate(&mut rng);
+        let idx = self.slots.len();
+        self.by_id.insert(identity.node_id(), idx);
         self.slots.push(Slot {
             addr,
             subnet,
@@ -164,7 +273,7 @@ impl Simulation {
             identity,
             seed: seed_n,
         });
-        let idx = self.slots.len() - 1;
+        self.subnet_mut(subnet).members.push(idx);
         self.by_addr.insert(addr, idx);
         self.deadlines.push(None);
         self.start(idx);
@@ -173,7 +282,7 @@ impl Simulation {
 
     /// Adds a node in `subnet` that has no certificate yet: it enrolls with the master (open
     /// enrollment) on its first contact, then joins. Returns its index.
-    pub fn add_uncertified(&mut self, subnet: u8) -> usize {
+    pub fn add_uncertified(&mut self, subnet: u16) -> usize {
         let idx = self.add(subnet);
         self.uncertified.insert(idx);
         self.start(idx);
@@ -191,7 +300,8 @@ impl Simulation {
         )
     }
 
-    /// (Re)starts node `i` with its identity and certificate.
+    /// (Re)starts node `i` with its identity and certificate. Its join is timed (see
+    /// [`Accounting::joins`]) when the master is up.
     pub fn start(&mut self, i: usize) {
         let identity = self.slots[i].identity.clone();
         let mut config = EndpointConfig::new(identity.clone(), self.authority.network_key());
@@ -200,8 +310,12 @@ impl Simulation {
         }
         let slot = &mut self.slots[i];
         slot.seed += 1000;
-        let overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
+        let mut overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
+        overlay.local = LocalNetwork { addr: slot.addr.ip(), prefix_len: 24 };
         slot.node = Some(Node::new(Endpoint::new(config, seed(slot.seed)), overlay));
+        if self.master.is_some() {
+            self.stats.expect_join(identity.node_id(), self.now);
+        }
         self.reschedule(i);
     }
 
@@ -234,12 +348,66 @@ impl Simulation {
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
         self.slots[i].node = None;
+        self.stats.forget(self.now, &self.slots[i].identity.node_id());
         self.reschedule(i);
+    }
+
+    /// Crashes node `i`; if it was an LSN and the master is up, times the failover: until
+    /// every child it had is present under another LSN ([`Accounting::recoveries`]).
+    pub fn crash_timed(&mut self, i: usize) {
+        if self.master.is_some() {
+            if let Some(n) = self.slots[i].node.as_ref().filter(|n| n.state() == NodeState::IsLsn) {
+                let children = n.children();
+                self.stats.expect_failover(self.now, n.node_id(), children);
+            }
+        }
+        self.crash(i);
+    }
+
+    /// Shuts node `i` down cleanly: it announces its part, then stops.
+    pub fn stop(&mut self, i: usize) {
+        if self.slots[i].node.is_some() {
+            self.node_do(i, |n, now| n.handle_command(now, NodeCommand::Leave));
+        }
+        self.crash(i);
+    }
+
+    /// Moves node `i` to `subnet`: its LAN becomes that subnet's, it is told so
+    /// ([`NodeCommand::Move`]), and the time until it is present under an LSN of the new
+    /// subnet is measured ([`Accounting::moves`]). It keeps its address (the model's
+    /// addresses are names, not routes).
+    pub fn move_node(&mut self, i: usize, subnet: u16) {
+        let old = self.slots[i].subnet;
+        if old == subnet {
+            return;
+        }
+        if let Some(s) = self.subnets.get_mut(old as usize) {
+            s.members.retain(|&j| j != i);
+        }
+        let host = {
+            let s = self.subnet_mut(subnet);
+            s.members.push(i);
+            s.next_host += 1;
+            s.next_host - 1
+        };
+        self.slots[i].subnet = subnet;
+        let local = LocalNetwork { addr: host_addr(subnet, host).ip(), prefix_len: 24 };
+        if self.slots[i].node.is_some() {
+            if self.master.is_some() {
+                self.stats.expect_move(self.slots[i].identity.node_id(), self.now, subnet);
+            }
+            self.node_do(i, |n, now| n.handle_command(now, NodeCommand::Move(local)));
+        }
     }
 
     /// Node `i`'s id.
     pub fn id(&self, i: usize) -> NodeId {
         self.slots[i].identity.node_id()
+    }
+
+    /// The slot of the node with `id`.
+    pub fn slot_of_id(&self, id: &NodeId) -> Option<usize> {
+        self.by_id.get(id).copied()
     }
 
     /// Node `i` (panics while it is crashed).
@@ -268,61 +436,142 @@ impl Simulation {
         self.master.as_ref().expect("master is running")
     }
 
-    fn slot_of(&self, addr: SocketAddr) -> Option<usize> {
-        self.by_addr.get(&addr).copied()
-    }
-
-    fn subnet_of(&self, addr: SocketAddr) -> Option<u8> {
-        self.slot_of(addr).map(|i| self.slots[i].subnet)
-    }
-
-    fn latency(&self, a: SocketAddr, b: SocketAddr) -> Duration {
-        match (self.subnet_of(a), self.subnet_of(b)) {
-            (Some(x), Some(y)) if x == y => self.lan,
-            _ => self.wan,
-        }
-    }
-
-    fn enqueue(&mut self, src: SocketAddr, dst: SocketAddr, bytes: Vec<u8>) {
-        let lat = self.latency(src, dst);
-        if lat == self.wan {
-            self.wan_datagrams += 1;
-            self.wan_bytes += bytes.len() as u64 + 28;
-        }
-        if self.cut.contains(&(src, dst)) || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
+    /// Sends one datagram from node `from` (`None`: the master) to `dst` through the model:
+    /// LAN or WAN, NAT on the way out, bandwidth, loss, cuts.
+    fn send(&mut self, from: Option<usize>, dst: SocketAddr, bytes: Vec<u8>) {
+        let now = self.now;
+        let (src, src_subnet, role) = match from {
+            Some(i) => {
+                let s = &self.slots[i];
+                let role = s.node.as_ref().map_or(Role::Other, |n| Role::of(n.state()));
+                self.stats.node_meter(i).tick(now);
+                (s.addr, Some(s.subnet), role)
+            }
+            None => {
+                self.stats.master_rate.tick(now);
+                (master_addr(), None, Role::Master)
+            }
+        };
+        let (target, dst_subnet) = if dst == master_addr() {
+            (Target::Master, None)
+        } else if let Some(&j) = self.by_addr.get(&dst) {
+            (Target::Node(j), Some(self.slots[j].subnet))
+        } else if let Some(s) = network::subnet_of_public(dst.ip()) {
+            (Target::Nat(s, dst.port()), Some(s))
+        } else {
+            return; // Nobody there.
+        };
+        let lan = src_subnet.is_some() && src_subnet == dst_subnet && target != Target::Master;
+        let class = if lan { LinkClass::Lan } else { LinkClass::Wan };
+        self.stats.sent(class, role, bytes.len());
+        if !self.cut.is_empty() && self.cut.contains(&(src, dst)) {
             return;
         }
+        if self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
+            return;
+        }
+        let (seen, at) = if lan {
+            (src, now + self.net.lan)
+        } else {
+            // A private address behind another subnet's NAT is not routable from outside.
+            if let (Target::Node(_), Some(d)) = (target, dst_subnet) {
+                if self.subnet(d).is_some_and(|s| s.nat.kind() != NatKind::None) {
+                    return;
+                }
+            }
+            let seen = match src_subnet {
+                Some(s) => self.subnets[s as usize].nat.outbound(now, src, dst),
+                None => src,
+            };
+            let (a, b) = two_mut(&mut self.subnets, src_subnet, dst_subnet);
+            (seen, self.net.wan_arrival(now, bytes.len(), a, b))
+        };
         self.seq += 1;
-        self.queue.push(Reverse((self.now + lat, self.seq, src, dst, bytes)));
+        self.queue.push(Reverse((at, self.seq, seen, target, bytes)));
+    }
+
+    /// Delivers a datagram that has arrived.
+    fn deliver(&mut self, src: SocketAddr, target: Target, bytes: Vec<u8>) {
+        let now = self.now;
+        let slot = match target {
+            Target::Master => None,
+            Target::Node(j) => Some(j),
+            Target::Nat(s, port) => {
+                let Some(private) = self.subnet(s).and_then(|sub| sub.nat.inbound(now, src, port))
+                else {
+                    return;
+                };
+                match self.by_addr.get(&private) {
+                    Some(&j) if self.slots[j].subnet == s => Some(j),
+                    _ => return,
+                }
+            }
+        };
+        let words = |dst: u64| {
+            let ip = match src.ip() {
+                std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+                std::net::IpAddr::V6(v6) => u128::from(v6) as u64,
+            };
+            [ip << 16 | u64::from(src.port()), dst, bytes.len() as u64]
+        };
+        match slot {
+            None => {
+                let Some(m) = self.master.as_mut() else { return };
+                self.stats.master_rate.tick(now);
+                self.stats.delivered(now, words(u64::MAX));
+                self.events += 1;
+                m.handle_datagram(now, src, &bytes);
+                self.drain(None);
+            }
+            Some(j) => {
+                let Some(n) = self.slots[j].node.as_mut() else { return };
+                n.handle_datagram(now, src, &bytes);
+                self.stats.node_meter(j).tick(now);
+                self.stats.delivered(now, words(j as u64));
+                self.events += 1;
+                self.drain(Some(j));
+            }
+        }
     }
 
     /// Collects what host `i` (or the master, for `None`) produced, and refiles its deadline.
     fn drain(&mut self, i: Option<usize>) {
         self.drain_outputs(i);
-        if let Some(i) = i {
-            self.reschedule(i);
+        match i {
+            Some(i) => self.reschedule(i),
+            None => self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout()),
         }
     }
 
     fn drain_outputs(&mut self, i: Option<usize>) {
         let now = self.now;
+        let mut out = std::mem::take(&mut self.scratch);
         match i {
             None => {
                 let Some(m) = self.master.as_mut() else { return };
-                let mut out = Vec::new();
                 while let Some(t) = m.poll_transmit() {
                     out.push(t);
                 }
+                let mut events = Vec::new();
                 while let Some(e) = m.poll_event() {
-                    self.master_events.push((now, e));
+                    events.push(e);
                 }
-                for t in out {
-                    self.enqueue(master_addr(), t.dst, t.payload);
+                for e in events {
+                    if let MasterEvent::Presence(p) = &e {
+                        let (slots, by_id) = (&self.slots, &self.by_id);
+                        let subnet_of = |id: &NodeId| by_id.get(id).map(|&j| slots[j].subnet);
+                        self.stats.presence(now, p, subnet_of);
+                    }
+                    if self.keep_events {
+                        self.master_events.push((now, e));
+                    }
+                }
+                for t in out.drain(..) {
+                    self.send(None, t.dst, t.payload);
                 }
             }
             Some(i) => {
                 let Some(n) = self.slots[i].node.as_mut() else { return };
-                let mut out = Vec::new();
                 let mut discover = false;
                 while let Some(t) = n.poll_transmit() {
                     out.push(t);
@@ -330,43 +579,52 @@ impl Simulation {
                 while let Some(r) = n.poll_request() {
                     discover |= r == DiscoveryRequest::Discover;
                 }
-                let mut events = Vec::new();
+                let keep = self.keep_events;
+                let slot = &mut self.slots[i];
+                let Some(n) = slot.node.as_mut() else { return };
                 while let Some(e) = n.poll_event() {
-                    events.push((now, e));
+                    if keep {
+                        slot.events.push((now, e));
+                    }
                 }
-                self.slots[i].events.extend(events);
-                let src = self.slots[i].addr;
-                for t in out {
-                    self.enqueue(src, t.dst, t.payload);
+                for t in out.drain(..) {
+                    self.send(Some(i), t.dst, t.payload);
                 }
                 if discover {
-                    let subnet = self.slots[i].subnet;
-                    let found: Vec<Candidate> = self
-                        .slots
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, s)| {
-                            *j != i
-                                && s.subnet == subnet
-                                && !self.cut.contains(&(s.addr, src))
-                                && s.node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
-                        })
-                        .map(|(_, s)| Candidate { addr: s.addr, id: None, source: Source::Lan })
-                        .collect();
+                    let found = self.lan_lsns(i);
                     if let Some(n) = self.slots[i].node.as_mut() {
                         n.handle_candidates(now, found);
                     }
+                    self.scratch = out;
                     self.drain(Some(i));
+                    return;
                 }
             }
         }
+        self.scratch = out;
+    }
+
+    /// What a LAN broadcast from node `i` would find: the live LSNs of its subnet that it can
+    /// reach.
+    fn lan_lsns(&self, i: usize) -> Vec<Candidate> {
+        let src = self.slots[i].addr;
+        let Some(sub) = self.subnet(self.slots[i].subnet) else { return Vec::new() };
+        sub.members
+            .iter()
+            .filter(|&&j| j != i)
+            .map(|&j| &self.slots[j])
+            .filter(|s| {
+                !self.cut.contains(&(s.addr, src))
+                    && s.node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
+            })
+            .map(|s| Candidate { addr: s.addr, id: None, source: Source::Lan })
+            .collect()
     }
 
     fn next_time(&self) -> Option<Timestamp> {
         let q = self.queue.peek().map(|Reverse((t, ..))| *t);
-        let m = self.master.as_ref().and_then(|m| m.poll_timeout());
         let n = self.timers.first().map(|(t, _)| *t);
-        [q, m, n].into_iter().flatten().min()
+        [q, self.master_deadline, n].into_iter().flatten().min()
     }
 
     /// Handles everything due at the earliest deadline; false when nothing is due by `limit`.
@@ -378,28 +636,19 @@ impl Simulation {
         self.now = self.now.max(next);
         let now = self.now;
         if self.queue.peek().is_some_and(|Reverse((t, ..))| *t <= now) {
-            let Reverse((_, _, src, dst, bytes)) = self.queue.pop().unwrap();
-            if dst == master_addr() {
-                if let Some(m) = self.master.as_mut() {
-                    m.handle_datagram(now, src, &bytes);
-                    self.drain(None);
-                }
-            } else if let Some(i) = self.slot_of(dst) {
-                if let Some(n) = self.slots[i].node.as_mut() {
-                    n.handle_datagram(now, src, &bytes);
-                    self.drain(Some(i));
-                }
-            }
+            let Reverse((_, _, src, target, bytes)) = self.queue.pop().expect("peeked");
+            self.deliver(src, target, bytes);
             return true;
         }
-        if self.master.as_ref().and_then(|m| m.poll_timeout()).is_some_and(|t| t <= now) {
+        if self.master_deadline.is_some_and(|t| t <= now) {
             if let Some(m) = self.master.as_mut() {
                 m.handle_timeout(now);
+                self.events += 1;
             }
             self.drain(None);
         }
         // Every node whose deadline has come, earliest (then lowest index) first.
-        let mut handled = std::collections::HashSet::new();
+        let mut handled: Vec<usize> = Vec::new();
         while let Some(&(t, i)) = self.timers.first() {
             if t > now {
                 break;
@@ -407,11 +656,13 @@ impl Simulation {
             // A machine that leaves its deadline in the past after handling it would make a
             // driver spin forever; fail loudly instead of hanging.
             assert!(
-                handled.insert(i),
+                !handled.contains(&i),
                 "node {i} keeps its deadline {t:?} due at {now:?}: a driver would spin"
             );
+            handled.push(i);
             if let Some(n) = self.slots[i].node.as_mut() {
                 n.handle_timeout(now);
+                self.events += 1;
             }
             self.drain(Some(i));
         }
@@ -441,26 +692,27 @@ impl Simulation {
         self.now.saturating_since(start)
     }
 
+    /// Nodes running now.
+    pub fn running(&self) -> usize {
+        self.slots.iter().filter(|s| s.node.is_some()).count()
+    }
+
     /// Whether every running node is present at the master.
     pub fn all_present(&self) -> bool {
         let Some(m) = &self.master else { return false };
         self.slots.iter().filter(|s| s.node.is_some()).all(|s| m.is_present(&s.identity.node_id()))
-            && m.present_count() == self.slots.iter().filter(|s| s.node.is_some()).count()
+            && m.present_count() == self.running()
     }
 
     /// Names nodes "s<subnet>n<i>" for readable, stable dumps.
     pub fn name(&self, id: &NodeId) -> String {
-        self.slots
-            .iter()
-            .position(|s| s.identity.node_id() == *id)
-            .map(|i| {
+        match self.slot_of_id(id) {
+            Some(i) => {
                 let s = &self.slots[i];
-                format!(
-                    "s{}n{}",
-                    s.subnet,
-                    s.addr.ip().to_string().rsplit('.').next().unwrap_or("?")
-                )
-            })
-            .unwrap_or_else(|| format!("{id:?}"))
+                let host = s.addr.ip().to_string();
+                format!("s{}n{}", s.subnet, host.rsplit('.').next().unwrap_or("?"))
+            }
+            None => format!("{id:?}"),
+        }
     }
 }

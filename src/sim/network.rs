@@ -1,0 +1,126 @@
+//! The modelled network under a [`Simulation`](super::Simulation): subnets with their LAN, WAN
+//! latency, uplink bandwidth and NAT; how a datagram travels from one host to another.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use super::nat::{Nat, NatKind};
+use crate::Timestamp;
+
+/// One subnet (a LAN behind one router).
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    /// Slots of the nodes in it now.
+    pub members: Vec<usize>,
+    /// Its NAT (kind [`NatKind::None`] for public addresses).
+    pub nat: Nat,
+    /// Added to (or, if negative, taken from) the base WAN latency for traffic leaving or
+    /// entering this subnet, in microseconds.
+    pub wan_offset_us: i64,
+    /// When its uplink and downlink are next free (bandwidth model).
+    up_free: Timestamp,
+    down_free: Timestamp,
+    /// Hosts handed out so far (addresses are never reused).
+    pub(super) next_host: usize,
+}
+
+impl Subnet {
+    pub(super) fn new(id: u16, nat: NatKind, wan_offset_us: i64) -> Self {
+        Subnet {
+            members: Vec::new(),
+            nat: Nat::new(nat, IpAddr::V4(public_ip(id))),
+            wan_offset_us,
+            up_free: Timestamp::ZERO,
+            down_free: Timestamp::ZERO,
+            next_host: 0,
+        }
+    }
+}
+
+/// The private address of host `i` (from 0) of subnet `s`: `10.s.x.y` for subnets below 256,
+/// then `11.(s-256).x.y` and so on; 250 hosts per /24.
+pub fn host_addr(s: u16, i: usize) -> SocketAddr {
+    let first = 10 + (s >> 8) as u8;
+    let ip = Ipv4Addr::new(first, s as u8, (i / 250) as u8, (i % 250) as u8 + 1);
+    SocketAddr::from((ip, 4000))
+}
+
+/// The public address of subnet `s`'s NAT, in the shared address space 100.64.0.0/10.
+pub fn public_ip(s: u16) -> Ipv4Addr {
+    Ipv4Addr::new(100, 64, (s >> 8) as u8, s as u8)
+}
+
+/// The subnet whose NAT owns public address `ip`, if it is one.
+pub(super) fn subnet_of_public(ip: IpAddr) -> Option<u16> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (o[0] == 100 && o[1] == 64).then(|| u16::from(o[2]) << 8 | u16::from(o[3]))
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Latency and bandwidth of the modelled network.
+#[derive(Clone, Debug)]
+pub struct NetModel {
+    /// One-way latency inside a subnet. Default 1 ms.
+    pub lan: Duration,
+    /// Base one-way latency between subnets and to the master; each subnet adds its own
+    /// offset (see [`NetModel::wan_spread`]). Default 20 ms.
+    pub wan: Duration,
+    /// Subnet offsets are drawn uniformly from ±`wan_spread` when a subnet first appears.
+    /// Default 0 (every WAN path takes exactly [`NetModel::wan`]).
+    pub wan_spread: Duration,
+    /// Each subnet's WAN uplink and downlink, bytes per second; `None` for no limit. Datagrams
+    /// queue behind each other on a busy link. Default `None`.
+    pub subnet_bandwidth: Option<u64>,
+    /// Probability that any datagram is lost. Default 0.
+    pub loss: f64,
+}
+
+impl Default for NetModel {
+    fn default() -> Self {
+        NetModel {
+            lan: Duration::from_millis(1),
+            wan: Duration::from_millis(20),
+            wan_spread: Duration::ZERO,
+            subnet_bandwidth: None,
+            loss: 0.0,
+        }
+    }
+}
+
+impl NetModel {
+    /// When a WAN datagram of `len` bytes sent at `now` from subnet `from` (`None`: the master)
+    /// to `to` arrives, queueing on both subnets' links.
+    pub(super) fn wan_arrival(
+        &self,
+        now: Timestamp,
+        len: usize,
+        from: Option<&mut Subnet>,
+        to: Option<&mut Subnet>,
+    ) -> Timestamp {
+        let serialize = self
+            .subnet_bandwidth
+            .map(|bw| Duration::from_micros((len as u64 + 28) * 1_000_000 / bw.max(1)));
+        let base = self.wan.as_micros() as i64;
+        let offsets = from.as_ref().map_or(0, |s| s.wan_offset_us)
+            + to.as_ref().map_or(0, |s| s.wan_offset_us);
+        // Offsets never bring a path below a quarter of the base latency.
+        let one_way = (base + offsets).max(base / 4).max(0) as u64;
+        let mut t = now;
+        if let (Some(s), Some(d)) = (from, serialize) {
+            t = t.max(s.up_free) + d;
+            s.up_free = t;
+        }
+        let mut arrive = t + Duration::from_micros(one_way);
+        if let (Some(s), Some(d)) = (to, serialize) {
+            arrive = arrive.max(s.down_free) + d;
+            s.down_free = arrive;
+        }
+        arrive
+    }
+}

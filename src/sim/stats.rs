@@ -1,0 +1,308 @@
+//! What a simulation counts: traffic per link class and role, per-host message rates, and the
+//! latencies of joins, LSN failovers and moves, measured from the master's presence events.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use crate::{
+    overlay::{NodeState, PresenceEvent},
+    NodeId, Timestamp,
+};
+
+/// Bytes on the wire per datagram beyond the payload: an IPv4 and a UDP header.
+pub const HEADER_BYTES: u64 = 28;
+
+/// Where a datagram travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkClass {
+    /// Inside one subnet.
+    Lan,
+    /// Between subnets, or to and from the master.
+    Wan,
+}
+
+/// What a host was when it sent or received a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The master.
+    Master,
+    /// A local super node.
+    Lsn,
+    /// A child of an LSN.
+    Child,
+    /// Anything else: starting, looking for an LSN, joining.
+    Other,
+}
+
+impl Role {
+    /// The role of a node in `state`.
+    pub fn of(state: NodeState) -> Role {
+        match state {
+            NodeState::IsLsn => Role::Lsn,
+            NodeState::HasLsn => Role::Child,
+            _ => Role::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Datagrams and their bytes (payload plus [`HEADER_BYTES`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams.
+    pub datagrams: u64,
+    /// Bytes, headers included.
+    pub bytes: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, payload: usize) {
+        self.datagrams += 1;
+        self.bytes += payload as u64 + HEADER_BYTES;
+    }
+}
+
+/// Messages (datagrams sent plus received) of one host per simulated second: the current
+/// second's count, the busiest second so far and the total.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateMeter {
+    second: u64,
+    count: u32,
+    /// The busiest second so far.
+    pub peak: u32,
+    /// Every message counted.
+    pub total: u64,
+}
+
+impl RateMeter {
+    /// Counts one message at `now`.
+    pub fn tick(&mut self, now: Timestamp) {
+        let second = now.as_micros() / 1_000_000;
+        if second != self.second {
+            self.second = second;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.total += 1;
+        self.peak = self.peak.max(self.count);
+    }
+}
+
+/// A failover being timed: the LSN crashed at `since`; `waiting` are its children not yet
+/// present under another LSN.
+#[derive(Clone, Debug)]
+struct Failover {
+    since: Timestamp,
+    old: NodeId,
+    waiting: HashSet<NodeId>,
+}
+
+/// Everything a [`Simulation`](super::Simulation) counts. All durations are simulated time.
+#[derive(Clone, Debug, Default)]
+pub struct Accounting {
+    /// Inside subnets.
+    pub lan: Traffic,
+    /// Between subnets and to or from the master.
+    pub wan: Traffic,
+    /// Sent, per role of the sender (see [`Role`]; index with `Role as usize`).
+    pub sent_by_role: [Traffic; 4],
+    /// The master's message rate.
+    pub master_rate: RateMeter,
+    /// Every node's message rate, by slot.
+    pub node_rate: Vec<RateMeter>,
+    /// Node start → present at the master. Starts while the master is down are not timed.
+    pub joins: Vec<Duration>,
+    /// LSN crash → all its children present under another LSN.
+    pub recoveries: Vec<Duration>,
+    /// Failovers that had not completed within [`Accounting::FAILOVER_LIMIT`].
+    pub recoveries_incomplete: u64,
+    /// Move to another subnet → present under an LSN of that subnet.
+    pub moves: Vec<Duration>,
+    /// A hash of every delivery (time, addresses, length): equal for equal runs.
+    pub trace: u64,
+    /// Delivered datagrams.
+    pub delivered: u64,
+    pending_join: HashMap<NodeId, Timestamp>,
+    pending_move: HashMap<NodeId, (Timestamp, u16)>,
+    failovers: Vec<Failover>,
+}
+
+impl Accounting {
+    /// How long a failover is waited for before it counts as incomplete.
+    pub const FAILOVER_LIMIT: Duration = Duration::from_secs(120);
+
+    pub(super) fn new() -> Self {
+        Accounting { trace: 0xcbf2_9ce4_8422_2325, ..Default::default() }
+    }
+
+    pub(super) fn sent(&mut self, class: LinkClass, role: Role, payload: usize) {
+        match class {
+            LinkClass::Lan => self.lan.add(payload),
+            LinkClass::Wan => self.wan.add(payload),
+        }
+        self.sent_by_role[role.index()].add(payload);
+    }
+
+    pub(super) fn delivered(&mut self, now: Timestamp, words: [u64; 3]) {
+        self.delivered += 1;
+        // FNV-1a over the words: cheap, and any difference in a run shows.
+        for w in [now.as_micros(), words[0], words[1], words[2]] {
+            for b in w.to_le_bytes() {
+                self.trace = (self.trace ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+
+    pub(super) fn node_meter(&mut self, slot: usize) -> &mut RateMeter {
+        if self.node_rate.len() <= slot {
+            self.node_rate.resize(slot + 1, RateMeter::default());
+        }
+        &mut self.node_rate[slot]
+    }
+
+    pub(super) fn expect_join(&mut self, node: NodeId, since: Timestamp) {
+        self.pending_join.insert(node, since);
+    }
+
+    pub(super) fn expect_move(&mut self, node: NodeId, since: Timestamp, subnet: u16) {
+        self.pending_move.insert(node, (since, subnet));
+    }
+
+    pub(super) fn expect_failover(&mut self, since: Timestamp, old: NodeId, children: Vec<NodeId>) {
+        if !children.is_empty() {
+            self.failovers.push(Failover { since, old, waiting: children.into_iter().collect() });
+        }
+    }
+
+    /// A node stopped: nothing it was part of can be timed any more.
+    pub(super) fn forget(&mut self, now: Timestamp, node: &NodeId) {
+        self.pending_join.remove(node);
+        self.pending_move.remove(node);
+        for f in &mut self.failovers {
+            f.waiting.remove(node);
+        }
+        self.settle_failovers(now);
+    }
+
+    /// The master went down: joins and failovers under way cannot complete on their own.
+    pub(super) fn master_down(&mut self) {
+        self.pending_join.clear();
+        self.pending_move.clear();
+        self.recoveries_incomplete += self.failovers.len() as u64;
+        self.failovers.clear();
+    }
+
+    /// Feeds a presence event; `subnet_of` names the subnet a node (an LSN) is in.
+    pub(super) fn presence(
+        &mut self,
+        now: Timestamp,
+        event: &PresenceEvent,
+        subnet_of: impl Fn(&NodeId) -> Option<u16>,
+    ) {
+        let (node, lsn) = match event {
+            PresenceEvent::Joined { node, lsn } => (node, lsn),
+            PresenceEvent::Moved { node, to, .. } | PresenceEvent::Rerouted { node, to, .. } => {
+                (node, to)
+            }
+            _ => return,
+        };
+        if let Some(since) = self.pending_join.remove(node) {
+            self.joins.push(now.saturating_since(since));
+        }
+        if let Some(&(since, subnet)) = self.pending_move.get(node) {
+            if subnet_of(lsn) == Some(subnet) {
+                self.pending_move.remove(node);
+                self.moves.push(now.saturating_since(since));
+            }
+        }
+        for f in &mut self.failovers {
+            if *lsn != f.old {
+                f.waiting.remove(node);
+            }
+        }
+        self.settle_failovers(now);
+    }
+
+    fn settle_failovers(&mut self, now: Timestamp) {
+        let limit = Self::FAILOVER_LIMIT;
+        let mut i = 0;
+        while i < self.failovers.len() {
+            let f = &self.failovers[i];
+            if f.waiting.is_empty() {
+                self.recoveries.push(now.saturating_since(f.since));
+                self.failovers.swap_remove(i);
+            } else if now.saturating_since(f.since) > limit {
+                self.recoveries_incomplete += 1;
+                self.failovers.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Failovers still being timed.
+    pub fn failovers_open(&self) -> usize {
+        self.failovers.len()
+    }
+}
+
+/// The value at quantile `q` (0 to 1) of `values`, in milliseconds; 0 for none.
+pub fn quantile_ms(values: &[Duration], q: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut ms: Vec<u64> = values.iter().map(|d| d.as_millis() as u64).collect();
+    ms.sort_unstable();
+    ms[((ms.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meters_keep_the_busiest_second() {
+        let mut m = RateMeter::default();
+        let t = Timestamp::from_secs(10);
+        for i in 0..5 {
+            m.tick(t + Duration::from_millis(i * 100));
+        }
+        m.tick(t + Duration::from_secs(1));
+        assert_eq!((m.peak, m.total), (5, 6));
+    }
+
+    #[test]
+    fn quantiles_pick_from_the_sorted_values() {
+        let v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&v, 0.5), 51);
+        assert_eq!(quantile_ms(&v, 0.99), 99);
+        assert_eq!(quantile_ms(&v, 1.0), 100);
+        assert_eq!(quantile_ms(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn a_failover_completes_when_every_child_is_under_another_lsn() {
+        let id = |b: u8| NodeId::from_bytes([b; 20]);
+        let t0 = Timestamp::from_secs(100);
+        let mut a = Accounting::new();
+        a.expect_failover(t0, id(1), vec![id(2), id(3)]);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        a.presence(at(300), &PresenceEvent::Joined { node: id(2), lsn: id(2) }, |_| None);
+        assert!(a.recoveries.is_empty());
+        // Still under the old LSN: not recovered.
+        a.presence(at(400), &PresenceEvent::Joined { node: id(3), lsn: id(1) }, |_| None);
+        assert!(a.recoveries.is_empty());
+        a.presence(
+            at(700),
+            &PresenceEvent::Rerouted { node: id(3), from: id(1), to: id(2) },
+            |_| None,
+        );
+        assert_eq!(a.recoveries, vec![Duration::from_millis(700)]);
+        assert_eq!(a.failovers_open(), 0);
+    }
+}
