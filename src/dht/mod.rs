@@ -11,6 +11,7 @@
 //! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
 //! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
 //! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers) |
+//! | [`persist`] | [`StoreOp`], [`persist::load`]: records and routing table through the `Store` trait |
 //! | [`event`] | [`DhtEvent`], [`DhtError`], [`DhtCommand`]: query results and requests |
 //!
 //! Each module's documentation states its rules; the types are re-exported here.
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod event;
 pub mod lookup;
+pub mod persist;
 pub mod record;
 pub mod routing;
 pub mod service;
@@ -35,6 +37,7 @@ pub use config::{
 };
 pub use event::{DhtCommand, DhtError, DhtEvent, QueryId, QueryStats};
 pub use lookup::{Lookup, LookupKind, LookupOutcome, LookupRequest, LookupResult};
+pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
 pub use service::Dht;

@@ -37,6 +37,7 @@ use std::{
 };
 
 use super::{
+    persist::{StoreOp, PERSIST_DELAY},
     DhtConfig, DhtError, DhtEvent, InsertOutcome, Lookup, LookupOutcome, QueryId, QueryStats,
     RecordEvent, RecordStore, RoutingEvent, RoutingTable,
 };
@@ -50,6 +51,8 @@ use crate::{
 
 /// Most records one `KadValue` carries, so an answer stays within a datagram's budget.
 const MAX_VALUES_PER_ANSWER: usize = 8;
+
+mod restore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RpcKind {
@@ -110,6 +113,17 @@ pub struct Dht {
     bootstrapped: bool,
     outbox: VecDeque<(SocketAddr, Message)>,
     events: VecDeque<DhtEvent>,
+    /// Persistence, once [`restore`](Dht::restore) switched it on.
+    persist: Option<Persist>,
+}
+
+/// What was last written to the store, and when to write the next difference.
+#[derive(Clone, Debug, Default)]
+struct Persist {
+    records: BTreeMap<(NodeId, NodeId), u64>,
+    contacts: BTreeMap<NodeId, Contact>,
+    at: Option<Timestamp>,
+    ops: VecDeque<StoreOp>,
 }
 
 impl Dht {
@@ -135,6 +149,7 @@ impl Dht {
             bootstrapped: false,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            persist: None,
         }
     }
 
@@ -311,7 +326,8 @@ impl Dht {
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let rpcs = self.rpcs.values().map(|r| r.deadline).min();
         let lookups = self.queries.values().filter_map(|q| q.lookup.poll_timeout()).min();
-        [rpcs, lookups, self.table.poll_timeout(), self.records.poll_timeout()]
+        let persist = self.persist.as_ref().and_then(|p| p.at);
+        [rpcs, lookups, self.table.poll_timeout(), self.records.poll_timeout(), persist]
             .into_iter()
             .flatten()
             .min()
@@ -332,6 +348,9 @@ impl Dht {
         self.table.handle_timeout(now);
         self.records.handle_timeout(now);
         self.advance(now);
+        if self.persist.as_ref().is_some_and(|p| p.at.is_some_and(|t| t <= now)) {
+            self.write_difference();
+        }
     }
 
     fn reply(&mut self, addr: SocketAddr, message: Message) {
@@ -451,6 +470,10 @@ impl Dht {
         let ids: Vec<QueryId> = self.queries.keys().copied().collect();
         for id in ids {
             self.step(now, id);
+        }
+        // Something may have changed: write the difference a little later, in one batch.
+        if let Some(p) = self.persist.as_mut() {
+            p.at.get_or_insert(now + PERSIST_DELAY);
         }
     }
 

@@ -110,3 +110,49 @@ fn the_routing_table_fills_from_the_overlay_without_configuration() {
     let master = w.master().dht().expect("master dht").table().len();
     assert!(master >= 3, "master knows {master}");
 }
+
+/// Carries out every pending write of node `i` on `store`.
+async fn persist(w: &mut World, i: usize, store: &crate::MemoryStore) {
+    let mut ops = Vec::new();
+    w.node_do(i, |n, _| {
+        while let Some(op) = n.poll_store() {
+            ops.push(op);
+        }
+    });
+    for op in &ops {
+        crate::dht::persist::apply(store, op).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn records_and_routing_table_survive_a_restart() {
+    use crate::dht::persist;
+    let mut w = fleet(15, 2, 8);
+    let store = crate::MemoryStore::new();
+    let i = 4;
+    w.node_do(i, |n, now| n.dht_restore(now, persist::Saved::default()));
+    // A record put by another node whose k closest include node i (16 nodes + master < k).
+    let key = KeyKind::Trust.key(b"revocations");
+    let put = run_query(&mut w, 10, |n, now| n.dht_put(now, key, b"serial 7".to_vec()));
+    assert!(matches!(put, DhtEvent::Put { result: Ok(_), .. }), "{put:?}");
+    w.run_for(10 * SEC);
+    persist(&mut w, i, &store).await;
+    let table_before = w.node(i).dht().unwrap().table().len();
+    assert!(w.node(i).dht().unwrap().records().get(&key).count() == 1);
+
+    // Crash and restart with nothing but the store: the node comes back knowing both.
+    w.crash(i);
+    w.run_for(2 * SEC);
+    w.start(i);
+    let saved = persist::load(&store).await.unwrap();
+    assert_eq!(saved.contacts.len(), table_before);
+    w.node_do(i, |n, now| n.dht_restore(now, saved));
+    let dht = w.node(i).dht().unwrap();
+    assert!(dht.table().len() >= table_before, "{} < {table_before}", dht.table().len());
+    let records: Vec<_> = dht.records().get(&key).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value, b"serial 7");
+    // Answered locally, before any lookup.
+    let got = run_query(&mut w, i, |n, now| n.dht_get(now, key));
+    assert!(matches!(got, DhtEvent::Got { result: Ok(_), stats, .. } if stats.hops == 0));
+}

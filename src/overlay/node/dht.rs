@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{Node, NodeEvent};
 use crate::{
-    dht::{Dht, DhtCommand, KeyKind, QueryId},
+    dht::{Dht, DhtCommand, KeyKind, QueryId, Saved, StoreOp},
     wire::{Message, Record},
     NodeId, Timestamp,
 };
@@ -59,6 +59,21 @@ impl Node {
         let query = self.dht_mut(now).find_node(now, target);
         self.dht_flush(now);
         query
+    }
+
+    /// Switches DHT persistence on and restores what was saved before a restart (from
+    /// [`persist::load`](crate::dht::persist::load)); call it before or right after the
+    /// node's first input. Afterwards [`poll_store`](Self::poll_store) yields the writes.
+    pub fn dht_restore(&mut self, now: Timestamp, saved: Saved) {
+        self.dht_mut(now).restore(now, saved);
+        self.dht_flush(now);
+    }
+
+    /// The next write for the node's [`Store`](crate::Store) (carry it out with
+    /// [`persist::apply`](crate::dht::persist::apply)); none before
+    /// [`dht_restore`](Self::dht_restore).
+    pub fn poll_store(&mut self) -> Option<StoreOp> {
+        self.dht.as_mut()?.poll_store()
     }
 
     pub(super) fn dht_command(&mut self, now: Timestamp, command: DhtCommand) -> QueryId {
