@@ -618,3 +618,6 @@ impl Dht {
 fn stats(q: &Query, now: Timestamp) -> QueryStats {
     QueryStats { hops: q.hops, requests: q.requests, elapsed: now.saturating_since(q.started) }
 }
+
+#[cfg(test)]
+mod tests;
