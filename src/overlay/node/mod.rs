@@ -483,6 +483,9 @@ impl crate::driver::Machine for Node {
     fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
         Node::handle_candidates(self, now, candidates);
     }
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        Node::poll_store(self)
+    }
 }
 
 #[cfg(test)]
