@@ -10,6 +10,9 @@
 //! | [`routing`] | [`RoutingTable`]: k-buckets, LRS rule, splitting, subnet limit, refresh |
 //! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
 //! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
+//! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers) |
+//! | [`persist`] | [`StoreOp`], [`persist::load`]: records and routing table through the `Store` trait |
+//! | [`event`] | [`DhtEvent`], [`DhtError`], [`DhtCommand`]: query results and requests |
 //!
 //! Each module's documentation states its rules; the types are re-exported here.
 //!
@@ -19,9 +22,12 @@
 //! `Kad*` messages on its sessions.
 
 pub mod config;
+pub mod event;
 pub mod lookup;
+pub mod persist;
 pub mod record;
 pub mod routing;
+pub mod service;
 
 pub use config::{
     DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_MAX_PER_SUBNET,
@@ -29,6 +35,9 @@ pub use config::{
     DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL, DEFAULT_REPUBLISH_INTERVAL,
     DEFAULT_REQUEST_TIMEOUT,
 };
+pub use event::{DhtCommand, DhtError, DhtEvent, QueryId, QueryStats};
 pub use lookup::{Lookup, LookupKind, LookupOutcome, LookupRequest, LookupResult};
+pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
+pub use service::Dht;

@@ -51,6 +51,11 @@ pub trait Machine: Send + 'static {
     fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
         let _ = (now, candidates);
     }
+    /// The next write the machine wants made to its [`Store`](crate::Store) (DHT records and
+    /// routing table); carried out in order by a driver started with [`spawn_with_store`].
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        None
+    }
 }
 
 /// Why the driver stopped.
@@ -75,9 +80,21 @@ const COMMAND_QUEUE: usize = 256;
 /// Runs `machine` over `transport` until every command sender is dropped or the transport
 /// fails. Spawn it as a task; see [`spawn`].
 pub async fn run<M: Machine, T: Transport>(
+    machine: M,
+    transport: T,
+    discovery: Arc<dyn Discovery>,
+    clock: Clock,
+    commands: mpsc::Receiver<M::Command>,
+    events: mpsc::Sender<M::Event>,
+) -> Result<(), DriverError> {
+    run_inner(machine, transport, discovery, None, clock, commands, events).await
+}
+
+async fn run_inner<M: Machine, T: Transport>(
     mut machine: M,
     transport: T,
     discovery: Arc<dyn Discovery>,
+    store: Option<Arc<dyn crate::Store>>,
     clock: Clock,
     mut commands: mpsc::Receiver<M::Command>,
     events: mpsc::Sender<M::Event>,
@@ -106,6 +123,15 @@ pub async fn run<M: Machine, T: Transport>(
                             tracing::debug!(%error, "discovery cache update failed");
                         }
                     });
+                }
+            }
+        }
+        while let Some(op) = machine.poll_store() {
+            // In order, inline: a put and a later remove of the same key must not swap. Without
+            // a store the writes are dropped (the DHT refills itself from the network).
+            if let Some(store) = &store {
+                if let Err(error) = crate::dht::persist::apply(&**store, &op).await {
+                    tracing::warn!(%error, "store write failed");
                 }
             }
         }
@@ -171,6 +197,29 @@ pub fn spawn<M: Machine, T: Transport>(
     (command_tx, event_rx, task)
 }
 
+/// [`spawn`], with the machine's writes ([`Machine::poll_store`]) carried out on `store`.
+/// Restore what was saved before starting: `Node::dht_restore(now,
+/// persist::load(&store).await?)` (see [`persist`](crate::dht::persist)).
+#[allow(clippy::type_complexity)]
+pub fn spawn_with_store<M: Machine, T: Transport>(
+    machine: M,
+    transport: T,
+    discovery: Arc<dyn Discovery>,
+    store: Arc<dyn crate::Store>,
+    clock: Clock,
+) -> (
+    mpsc::Sender<M::Command>,
+    mpsc::Receiver<M::Event>,
+    tokio::task::JoinHandle<Result<(), DriverError>>,
+) {
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+    let store = Some(store);
+    let task =
+        tokio::spawn(run_inner(machine, transport, discovery, store, clock, command_rx, event_tx));
+    (command_tx, event_rx, task)
+}
+
 /// A machine shared with the application: the driver locks it for each call, and the
 /// application can lock it between calls to read its state (the master's topology, a node's
 /// state). Keep such reads short: the driver waits for the lock.
@@ -201,6 +250,9 @@ impl<M: Machine> Machine for Arc<std::sync::Mutex<M>> {
     }
     fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
         lock(self).handle_candidates(now, candidates);
+    }
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        lock(self).poll_store()
     }
 }
 

@@ -63,6 +63,8 @@ pub struct OverlayConfig {
     pub neighbour_batch: Duration,
     /// Backoff ceiling for retrying the master or LSN discovery. Default 30 s.
     pub max_backoff: Duration,
+    /// The DHT's parameters (k, α, timeouts, record limits).
+    pub dht: crate::dht::DhtConfig,
 }
 
 impl OverlayConfig {
@@ -90,6 +92,7 @@ impl OverlayConfig {
             digest_interval: Duration::from_secs(600),
             neighbour_batch: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            dht: crate::dht::DhtConfig::default(),
         }
     }
 
@@ -126,6 +129,8 @@ pub struct MasterConfig {
     /// not reach them: it is told to become an LSN itself (two LSNs then settle by uptime).
     /// Default 60 s.
     pub requery_window: Duration,
+    /// The DHT's parameters: the master takes part as a bootstrap node every node meets.
+    pub dht: crate::dht::DhtConfig,
 }
 
 impl Default for MasterConfig {
@@ -136,6 +141,7 @@ impl Default for MasterConfig {
             designate_ttl: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(10),
             requery_window: Duration::from_secs(60),
+            dht: crate::dht::DhtConfig::default(),
         }
     }
 }

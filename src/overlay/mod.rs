@@ -22,6 +22,8 @@ pub mod node;
 mod subnet;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dht;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;

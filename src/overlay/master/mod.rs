@@ -3,6 +3,7 @@
 //! end to end.
 
 mod delivery;
+mod dht;
 mod registry;
 mod topology;
 
@@ -128,6 +129,7 @@ pub struct Master {
     /// deadline, pings sent, who reported it).
     suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
     events: VecDeque<MasterEvent>,
+    dht: Option<crate::dht::Dht>,
 }
 
 impl Master {
@@ -142,6 +144,7 @@ impl Master {
             resyncs: Vec::new(),
             suspects: std::collections::BTreeMap::new(),
             events: VecDeque::new(),
+            dht: None,
         }
     }
 
@@ -203,6 +206,7 @@ impl Master {
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
         self.check_suspects(now);
+        self.dht_timers(now);
         for (id, node) in self.deliveries.expire(now) {
             self.events.push_back(MasterEvent::DeliveryFailed {
                 id,
@@ -244,6 +248,7 @@ impl Master {
             self.reg.next_deadline(&self.cfg),
             self.deliveries.next_deadline(),
             suspects,
+            self.dht_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -259,13 +264,23 @@ impl Master {
                     let _ = peer;
                     self.events.push_back(MasterEvent::Link(event));
                 }
+                Event::Connected { peer, addr, .. } => {
+                    self.dht_connected(now, peer, addr);
+                    self.events.push_back(MasterEvent::Link(event));
+                }
+                Event::Disconnected { peer, .. } => {
+                    self.dht_disconnected(now, peer);
+                    self.events.push_back(MasterEvent::Link(event));
+                }
                 other => self.events.push_back(MasterEvent::Link(other)),
             }
         }
+        self.dht_flush(now);
     }
 
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
         self.reg.seen(now, &peer);
+        let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         // Anything from an LSN a standby called dead proves it alive: the two settle by uptime.
         self.suspects.remove(&peer);
         match message {

@@ -7,6 +7,7 @@
 //! keepalive, presence deltas).
 
 mod child;
+mod dht;
 mod find;
 mod lsn;
 mod uplink;
@@ -95,6 +96,8 @@ pub enum NodeEvent {
     },
     /// A link-layer event: sessions, refusals, rejected packets, enrollment.
     Link(Event),
+    /// A DHT query finished.
+    Dht(crate::dht::DhtEvent),
 }
 
 /// What an application can ask of a running [`Node`].
@@ -106,6 +109,8 @@ pub enum NodeCommand {
     Move(super::LocalNetwork),
     /// Leave the overlay with an announced part (reason `Shutdown`).
     Leave,
+    /// A DHT query; its result comes back as [`NodeEvent::Dht`].
+    Dht(crate::dht::DhtCommand),
 }
 
 /// A request awaiting an answer: its number, its deadline and how often it was sent.
@@ -131,6 +136,7 @@ pub struct Node {
     finder: Finder,
     lsn: Option<LsnLink>,
     role: Option<LsnRole>,
+    dht: Option<crate::dht::Dht>,
 }
 
 impl Node {
@@ -149,6 +155,7 @@ impl Node {
             finder: Finder::default(),
             lsn: None,
             role: None,
+            dht: None,
         }
     }
 
@@ -241,6 +248,7 @@ impl Node {
             self.child_timers(now);
             self.lsn_timers(now);
             self.find_timers(now);
+            self.dht_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -259,6 +267,9 @@ impl Node {
         match command {
             NodeCommand::Move(local) => self.relocate(now, local),
             NodeCommand::Leave => self.leave(now),
+            NodeCommand::Dht(command) => {
+                self.dht_command(now, command);
+            }
         }
         self.pump(now);
     }
@@ -286,6 +297,7 @@ impl Node {
             self.child_deadline(),
             self.lsn_deadline(),
             self.find_deadline(),
+            self.dht_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -302,7 +314,12 @@ impl Node {
                     self.on_unreachable(now, addr);
                     self.events.push_back(NodeEvent::Link(event));
                 }
+                Event::Connected { peer, addr, .. } => {
+                    self.dht_connected(now, peer, addr);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
                 Event::Disconnected { peer, .. } => {
+                    self.dht_disconnected(now, peer);
                     self.on_disconnected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
                 }
@@ -318,6 +335,7 @@ impl Node {
                 other => self.events.push_back(NodeEvent::Link(other)),
             }
         }
+        self.dht_flush(now);
     }
 
     fn on_wake(&mut self, now: Timestamp) {
@@ -347,6 +365,7 @@ impl Node {
         if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
             self.heard_from_lsn(now);
         }
+        let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         match message {
             Message::Ping(ping) => {
                 let lsn = match self.state {
@@ -463,6 +482,9 @@ impl crate::driver::Machine for Node {
     }
     fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
         Node::handle_candidates(self, now, candidates);
+    }
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        Node::poll_store(self)
     }
 }
 
