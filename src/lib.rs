@@ -70,6 +70,7 @@
 pub mod dht;
 pub mod discovery;
 pub mod driver;
+mod dual;
 pub mod endpoint;
 #[cfg(test)]
 mod harness;
@@ -87,9 +88,10 @@ pub mod wire;
 pub use discovery::{
     Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source,
 };
+pub use dual::DualTransport;
 pub use endpoint::{Endpoint, EndpointConfig, Event};
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::{Identity, KeyFileError};
 pub use store::{MemoryStore, Store, StoreError};
 pub use time::Timestamp;
-pub use transport::{Transmit, Transport, TransportError};
+pub use transport::{Path, Transmit, Transport, TransportError};

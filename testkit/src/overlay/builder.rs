@@ -22,6 +22,7 @@ pub struct OverlayBuilder {
     pub(crate) tick: Option<Duration>,
     pub(crate) tune: Tune,
     pub(crate) master: MasterConfig,
+    pub(crate) tcp_fallback: Option<Duration>,
 }
 
 impl std::fmt::Debug for OverlayBuilder {
@@ -49,6 +50,7 @@ impl OverlayBuilder {
             tick: None,
             tune: Arc::new(|c| c),
             master: MasterConfig::default(),
+            tcp_fallback: None,
         }
     }
 
@@ -90,6 +92,15 @@ impl OverlayBuilder {
         tune: impl Fn(OverlayConfig) -> OverlayConfig + Send + Sync + 'static,
     ) -> Self {
         self.tune = Arc::new(tune);
+        self
+    }
+
+    /// Every host also listens on TCP (same port) and falls back to it when a handshake over
+    /// UDP has no answer for `after` ([`EndpointConfig::tcp_fallback`]). Default: UDP only.
+    ///
+    /// [`EndpointConfig::tcp_fallback`]: fleetmesh::EndpointConfig::tcp_fallback
+    pub fn tcp_fallback(mut self, after: Duration) -> Self {
+        self.tcp_fallback = Some(after);
         self
     }
 

@@ -26,7 +26,14 @@ use fleetmesh::{
     NodeId,
 };
 
-use crate::{lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
+use crate::{
+    firewall::{Firewall, UdpBlock},
+    lan::Lan,
+    log::EventLog,
+    seeds,
+    tap::Tap,
+    NODE_PORT,
+};
 
 /// The master's host name (and address).
 pub const MASTER_HOST: &str = "10.0.0.1";
@@ -40,6 +47,7 @@ struct NodeEntry {
     control: Control<NodeCommand>,
     local: Arc<Mutex<LocalNetwork>>,
     tap: Tap,
+    firewall: Firewall,
 }
 
 /// A turmoil network of overlay [`Node`]s in numbered subnets and one [`Master`], each under
@@ -106,19 +114,28 @@ impl<'a> OverlayFleet<'a> {
         fleet
     }
 
-    fn common(&self, name: &str, tap: &Tap) -> Common {
+    fn common(&self, name: &str, tap: &Tap, firewall: &Firewall) -> Common {
         Common {
             name: name.to_owned(),
             seed: self.config.seed,
             start: self.config.start,
             restarts: Arc::new(AtomicU64::new(0)),
             tap: tap.clone(),
+            firewall: firewall.clone(),
+            tcp_fallback: self.config.tcp_fallback,
+            ipv6: false,
         }
+    }
+
+    /// Sets which direction of `host`'s UDP its firewall drops, from now on (TCP is never
+    /// dropped).
+    pub fn block_udp(&self, host: &str, block: UdpBlock) {
+        self.entry(host).firewall.set(block);
     }
 
     fn add_master(&mut self) {
         let spec = MasterSpec {
-            common: self.common(MASTER_HOST, &self.master_tap),
+            common: self.common(MASTER_HOST, &self.master_tap, &Firewall::default()),
             authority: self.authority.clone(),
             config: self.config.master.clone(),
             running: self.master.clone(),
@@ -171,10 +188,11 @@ impl<'a> OverlayFleet<'a> {
             control: Control::default(),
             local: local.clone(),
             tap: Tap::default(),
+            firewall: Firewall::default(),
         };
         self.lan.add(&name, subnet, listen);
         let spec = NodeSpec {
-            common: self.common(&name, &entry.tap),
+            common: self.common(&name, &entry.tap, &entry.firewall),
             identity,
             certificate,
             network: self.authority.network_key(),

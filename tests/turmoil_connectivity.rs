@@ -1,0 +1,76 @@
+//! Connectivity where UDP fails (issue 6): real nodes and master under the real driver over a
+//! UDP transport behind a host firewall and a TCP transport on the same port, inside turmoil
+//! with fixed seeds. LAN links 1 ms, WAN links 20 ms, every overlay timer at its default; TCP
+//! fallback after 1 s without an answer over UDP.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use fleetmesh::{overlay::NodeEvent, Event, Path};
+use fleetmesh_testkit::{OverlayFleet, UdpBlock};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn fleet(seed: u64) -> OverlayFleet<'static> {
+    OverlayFleet::builder(seed).tcp_fallback(SEC).build()
+}
+
+/// Hosts that reported a session moving to `path`.
+fn hosts_on(fleet: &OverlayFleet, path: Path) -> BTreeSet<String> {
+    fleet
+        .node_log()
+        .all()
+        .into_iter()
+        .filter(|r| {
+            matches!(&r.event, NodeEvent::Link(Event::PathChanged { path: p, .. }) if *p == path)
+        })
+        .map(|r| r.host)
+        .collect()
+}
+
+#[test]
+fn a_subnet_without_udp_is_present_through_tcp() {
+    let mut fleet = fleet(61);
+    fleet.add_subnet(1, 4);
+    let blocked = fleet.add_subnet(2, 4);
+    fleet.add_subnet(3, 4);
+    for host in &blocked {
+        fleet.block_udp(host, UdpBlock::Both);
+    }
+    let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("3 x 4 nodes, subnet 2 without UDP: all present after {took:?}");
+    assert!(took <= 3 * SEC, "present through TCP after {took:?}");
+    // Every node of the blocked subnet runs its sessions over TCP; no other node needed to.
+    let on_tcp = hosts_on(&fleet, Path::Tcp);
+    for host in &blocked {
+        assert!(on_tcp.contains(host), "{host} never moved to TCP: {on_tcp:?}");
+    }
+    assert!(on_tcp.iter().all(|h| fleet.subnet(h) == 2), "{on_tcp:?}");
+    assert_eq!(fleet.lsns_in(2).len(), 1, "{}", fleet.render_topology());
+    // And stays present through a few minutes of keepalives over TCP.
+    fleet.run_for(120 * SEC).unwrap();
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
+
+#[test]
+fn sessions_move_back_to_udp_once_it_works() {
+    let mut fleet = OverlayFleet::builder(62).tcp_fallback(SEC).build();
+    let hosts = fleet.add_subnet(1, 3);
+    for host in &hosts {
+        fleet.block_udp(host, UdpBlock::Both);
+    }
+    fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    let lsn = fleet.lsns_in(1).pop().expect("subnet 1 has an LSN");
+    let master = fleet.with_master(|m| m.node_id()).expect("the master is up");
+    let master_path = fleet.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+    assert_eq!(master_path, Some(Path::Tcp));
+    for host in &hosts {
+        fleet.block_udp(host, UdpBlock::Open);
+    }
+    // The default probe interval is 30 s: within it (and a round trip) every session of the
+    // LSN is back on UDP.
+    fleet.run_for(35 * SEC).unwrap();
+    assert!(hosts_on(&fleet, Path::Udp).contains(&lsn));
+    let master_path = fleet.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+    assert_eq!(master_path, Some(Path::Udp));
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
