@@ -74,3 +74,43 @@ fn sessions_move_back_to_udp_once_it_works() {
     assert_eq!(master_path, Some(Path::Udp));
     assert!(fleet.all_present(), "{}", fleet.render_topology());
 }
+
+/// The host `host` is present under at the master.
+fn lsn_of(fleet: &OverlayFleet, host: &str) -> Option<String> {
+    let topology = fleet.topology()?;
+    topology.lsn_of(&fleet.node_id(host)).map(|id| fleet.name(&id))
+}
+
+#[test]
+fn a_node_moving_between_three_subnets_every_ten_seconds_stays_present() {
+    let mut fleet = OverlayFleet::builder(64).build();
+    for subnet in 1..=3 {
+        fleet.add_subnet(subnet, 3);
+    }
+    let mover = fleet.add_node(1);
+    fleet.run_until(30 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    let mut took = Vec::new();
+    for (round, subnet) in [2u8, 3, 1, 2, 3, 1].into_iter().enumerate() {
+        let target = fleet.lsns_in(subnet).pop().expect("the subnet has an LSN");
+        // The device now sits in `subnet`: its LAN and local network are that subnet's.
+        let local = fleet.set_subnet(&mover, subnet);
+        fleet.command(&mover, fleetmesh::overlay::NodeCommand::Move(local)).unwrap();
+        let t = fleet
+            .run_until(10 * SEC, |f| lsn_of(f, &mover).as_ref() == Some(&target))
+            .unwrap_or_else(|e| panic!("move {round} to subnet {subnet}: {e}"));
+        took.push(t);
+        fleet.run_for(10 * SEC - t).unwrap();
+        assert!(fleet.all_present(), "after move {round}: {}", fleet.render_topology());
+        assert_eq!(lsn_of(&fleet, &mover), Some(target));
+    }
+    took.sort_unstable();
+    let median = took[took.len() / 2];
+    eprintln!("moves: present under the new subnet's LSN after {took:?} (median {median:?})");
+    assert!(median <= SEC, "median move {median:?}: {took:?}");
+    // Never reported parted at the master while moving.
+    let mover_id = fleet.node_id(&mover);
+    assert!(!fleet.presence().iter().any(|p| matches!(
+        p,
+        fleetmesh::overlay::PresenceEvent::Parted { node, .. } if *node == mover_id
+    )));
+}
