@@ -114,3 +114,42 @@ fn a_node_moving_between_three_subnets_every_ten_seconds_stays_present() {
         fleetmesh::overlay::PresenceEvent::Parted { node, .. } if *node == mover_id
     )));
 }
+
+#[test]
+fn an_ipv6_only_fleet_forms_and_stays_present() {
+    let mut fleet = OverlayFleet::builder(63).ipv6().tcp_fallback(SEC).build();
+    for subnet in 1..=3 {
+        fleet.add_subnet(subnet, 4);
+    }
+    let took = fleet.run_until(30 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("IPv6-only 3 x 4 fleet present after {took:?}");
+    let topology = fleet.topology().unwrap();
+    assert_eq!(topology.subnets.len(), 3, "{}", fleet.render_topology());
+    assert_eq!(topology.present(), 12);
+    for subnet in 1..=3 {
+        assert_eq!(fleet.lsns_in(subnet).len(), 1, "{}", fleet.render_topology());
+        for host in fleet.hosts_in(subnet) {
+            assert!(host.starts_with(&format!("fd00:{subnet:x}::")), "{host}");
+        }
+    }
+    fleet.run_for(60 * SEC).unwrap();
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
+
+#[test]
+fn a_node_that_cannot_receive_udp_is_present_through_tcp() {
+    for seed in [65, 66, 67] {
+        let mut fleet = fleet(seed);
+        let hosts = fleet.add_subnet(1, 4);
+        fleet.add_subnet(2, 4);
+        // Its UDP goes out but nothing comes back in: one-way UDP, the prototype's failure.
+        let deaf = hosts[0].clone();
+        fleet.block_udp(&deaf, UdpBlock::Inbound);
+        let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("seed {seed}: UDP blocked inbound on {deaf}: all present after {took:?}");
+        assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
+        assert!(hosts_on(&fleet, Path::Tcp).contains(&deaf));
+        fleet.run_for(60 * SEC).unwrap();
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+    }
+}

@@ -63,5 +63,5 @@ pub use firewall::{Firewall, Firewalled, UdpBlock};
 pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
 pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
-pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST};
+pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST, MASTER_HOST_V6};
 pub use tap::{Tap, Tapped};

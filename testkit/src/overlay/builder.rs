@@ -23,6 +23,7 @@ pub struct OverlayBuilder {
     pub(crate) tune: Tune,
     pub(crate) master: MasterConfig,
     pub(crate) tcp_fallback: Option<Duration>,
+    pub(crate) ipv6: bool,
 }
 
 impl std::fmt::Debug for OverlayBuilder {
@@ -51,6 +52,7 @@ impl OverlayBuilder {
             tune: Arc::new(|c| c),
             master: MasterConfig::default(),
             tcp_fallback: None,
+            ipv6: false,
         }
     }
 
@@ -104,6 +106,14 @@ impl OverlayBuilder {
         self
     }
 
+    /// An IPv6-only fleet: the master is [`MASTER_HOST_V6`](crate::MASTER_HOST_V6), node `i`
+    /// of subnet `s` is `fd00:s::i` (hexadecimal), local networks are /64s, and every socket
+    /// binds `[::]`. Default IPv4.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
     /// The master's configuration. Default [`MasterConfig::default`].
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
@@ -117,6 +127,9 @@ impl OverlayBuilder {
         // Real sockets buffer far more than turmoil's default of 64 datagrams; the master
         // must not drop a burst of registrations as if it were overloaded.
         builder.udp_capacity(4096);
+        if self.ipv6 {
+            builder.ip_version(turmoil::IpVersion::V6);
+        }
         if let Some(tick) = self.tick {
             builder.tick_duration(tick);
         }
