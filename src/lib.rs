@@ -21,6 +21,7 @@
 //! | [`endpoint`] | the sans-IO link layer: sessions, handshakes, enrollment, timers |
 //! | [`overlay`] | the Node → LSN → Master hierarchy: election, failover, presence, delivery |
 //! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
+//! | [`DualTransport`] | a UDP and a TCP transport as one: each [`Transmit`] goes over the [`Path`] the endpoint chose (TCP fallback, `endpoint/path.rs`) |
 //! | [`sim`] | a deterministic virtual-time simulation of a whole fleet over the real state machines |
 //! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
 //! | [`Timestamp`] | protocol time, passed into the core on every call |
