@@ -146,7 +146,10 @@ fn a_node_that_cannot_receive_udp_is_present_through_tcp() {
         let deaf = hosts[0].clone();
         fleet.block_udp(&deaf, UdpBlock::Inbound);
         let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!("seed {seed}: UDP blocked inbound on {deaf}: all present after {took:?}");
+        eprintln!(
+            "seed {seed}: UDP blocked inbound on {deaf}: all present after {took:?}; LSN {:?}",
+            fleet.lsns_in(1)
+        );
         assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
         assert!(hosts_on(&fleet, Path::Tcp).contains(&deaf));
         fleet.run_for(60 * SEC).unwrap();
