@@ -21,6 +21,7 @@
 //! | [`endpoint`] | the sans-IO link layer: sessions, handshakes, enrollment, timers |
 //! | [`overlay`] | the Node → LSN → Master hierarchy: election, failover, presence, delivery |
 //! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
+//! | [`DualTransport`] | a UDP and a TCP transport as one: each [`Transmit`] goes over the [`Path`] the endpoint chose (TCP fallback, `endpoint/path.rs`) |
 //! | [`sim`] | a deterministic virtual-time simulation of a whole fleet over the real state machines |
 //! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
 //! | [`Timestamp`] | protocol time, passed into the core on every call |
@@ -70,6 +71,7 @@
 pub mod dht;
 pub mod discovery;
 pub mod driver;
+mod dual;
 pub mod endpoint;
 #[cfg(test)]
 mod harness;
@@ -88,9 +90,10 @@ pub mod wire;
 pub use discovery::{
     Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source,
 };
+pub use dual::DualTransport;
 pub use endpoint::{Endpoint, EndpointConfig, Event};
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::{Identity, KeyFileError};
 pub use store::{MemoryStore, Store, StoreError};
 pub use time::Timestamp;
-pub use transport::{Transmit, Transport, TransportError};
+pub use transport::{Path, Transmit, Transport, TransportError};

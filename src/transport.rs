@@ -9,6 +9,29 @@ use std::{io, net::SocketAddr, sync::Arc};
 
 use async_trait::async_trait;
 
+/// Which kind of transport carries a datagram. The core picks one per peer (see
+/// [`EndpointConfig::tcp_fallback`](crate::EndpointConfig::tcp_fallback)); a driver with a
+/// single transport sends every path over it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Path {
+    /// Datagrams over UDP: the first choice.
+    #[default]
+    Udp,
+    /// Length-prefixed frames over a TCP connection: for peers UDP does not reach, in one
+    /// direction or both.
+    Tcp,
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Path::Udp => "udp",
+            Path::Tcp => "tcp",
+        })
+    }
+}
+
 /// A datagram the core wants sent.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Transmit {
@@ -16,6 +39,8 @@ pub struct Transmit {
     pub dst: SocketAddr,
     /// The bytes.
     pub payload: Vec<u8>,
+    /// Over which kind of transport.
+    pub path: Path,
 }
 
 /// Why a transport operation failed.
@@ -92,6 +117,26 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The largest datagram this transport carries.
     fn max_datagram_size(&self) -> usize;
+
+    /// Sends one datagram to `dst` over `path`. Default: a transport of one kind sends every
+    /// path the same way ([`send_to`](Self::send_to)); [`DualTransport`](crate::DualTransport)
+    /// routes each path to its own transport.
+    async fn send_on(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), TransportError> {
+        let _ = path;
+        self.send_to(dst, datagram).await
+    }
+
+    /// Receives the next datagram and the path it came over. Default:
+    /// [`recv_from`](Self::recv_from), reported as [`Path::Udp`]. Cancel safe, as `recv_from`.
+    async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
+        let (n, src) = self.recv_from(buf).await?;
+        Ok((n, src, Path::Udp))
+    }
 }
 
 #[async_trait]
@@ -107,6 +152,17 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     }
     fn max_datagram_size(&self) -> usize {
         (**self).max_datagram_size()
+    }
+    async fn send_on(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), TransportError> {
+        (**self).send_on(path, dst, datagram).await
+    }
+    async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
+        (**self).recv_on(buf).await
     }
 }
 

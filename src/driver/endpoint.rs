@@ -9,7 +9,7 @@ use crate::{
     endpoint::{CommandError, Endpoint, Event},
     trust::RevocationList,
     wire::Message,
-    NodeId, Timestamp, Transmit, Transport,
+    NodeId, Path, Timestamp, Transmit, Transport,
 };
 
 /// What an application can ask of a running [`Endpoint`].
@@ -52,6 +52,10 @@ impl Machine for Endpoint {
 
     fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
         Endpoint::handle_datagram(self, now, src, datagram);
+    }
+
+    fn handle_datagram_on(&mut self, now: Timestamp, src: SocketAddr, path: Path, datagram: &[u8]) {
+        Endpoint::handle_datagram_on(self, now, src, path, datagram);
     }
 
     fn handle_command(&mut self, now: Timestamp, command: EndpointCommand) {

@@ -19,7 +19,7 @@ pub use self::{
     endpoint::{EndpointCommand, EndpointHandle},
 };
 use crate::{
-    Candidate, Discovery, DiscoveryRequest, Timestamp, Transmit, Transport, TransportError,
+    Candidate, Discovery, DiscoveryRequest, Path, Timestamp, Transmit, Transport, TransportError,
 };
 use std::sync::Arc;
 
@@ -31,8 +31,14 @@ pub trait Machine: Send + 'static {
     /// What the application asks of it.
     type Command: Send + 'static;
 
-    /// A datagram arrived.
+    /// A datagram arrived (over UDP).
     fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]);
+    /// A datagram arrived over `path`. Default: [`handle_datagram`](Self::handle_datagram),
+    /// for machines that do not select paths.
+    fn handle_datagram_on(&mut self, now: Timestamp, src: SocketAddr, path: Path, datagram: &[u8]) {
+        let _ = path;
+        self.handle_datagram(now, src, datagram);
+    }
     /// The application asked for something.
     fn handle_command(&mut self, now: Timestamp, command: Self::Command);
     /// A deadline passed.
@@ -136,7 +142,7 @@ async fn run_inner<M: Machine, T: Transport>(
             }
         }
         while let Some(t) = machine.poll_transmit() {
-            if let Err(error) = transport.send_to(t.dst, &t.payload).await {
+            if let Err(error) = transport.send_on(t.path, t.dst, &t.payload).await {
                 // A send failure is a lost datagram; the protocol's timers deal with loss.
                 tracing::debug!(dst = %t.dst, %error, "send failed");
             }
@@ -162,8 +168,8 @@ async fn run_inner<M: Machine, T: Transport>(
                 Some(command) => machine.handle_command(clock.now(), command),
                 None => return Ok(()),
             },
-            received = transport.recv_from(&mut buf) => match received {
-                Ok((n, src)) => machine.handle_datagram(clock.now(), src, &buf[..n]),
+            received = transport.recv_on(&mut buf) => match received {
+                Ok((n, src, path)) => machine.handle_datagram_on(clock.now(), src, path, &buf[..n]),
                 Err(TransportError::Closed) => return Err(TransportError::Closed.into()),
                 Err(error) => tracing::debug!(%error, "receive failed"),
             },
@@ -229,6 +235,9 @@ impl<M: Machine> Machine for Arc<std::sync::Mutex<M>> {
 
     fn handle_datagram(&mut self, now: Timestamp, src: std::net::SocketAddr, datagram: &[u8]) {
         lock(self).handle_datagram(now, src, datagram);
+    }
+    fn handle_datagram_on(&mut self, now: Timestamp, src: SocketAddr, path: Path, datagram: &[u8]) {
+        lock(self).handle_datagram_on(now, src, path, datagram);
     }
     fn handle_command(&mut self, now: Timestamp, command: Self::Command) {
         lock(self).handle_command(now, command);

@@ -6,7 +6,7 @@ use super::{Accept, Endpoint, Event, Link};
 use crate::{
     secure::{Credential, Handshake, HandshakeError, Packet, PacketError, Session},
     trust::CertError,
-    Timestamp,
+    Path, Timestamp,
 };
 
 impl Endpoint {
@@ -14,15 +14,18 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         src: SocketAddr,
+        path: Path,
         sender: u32,
         noise: &[u8],
     ) -> Result<(), PacketError> {
-        // A retransmitted message 1: our message 2 was lost, send it again.
+        // A retransmitted message 1: our message 2 was lost, send it again, over the path the
+        // initiator now uses (it falls back to TCP when UDP got no answer).
         if let Some(accept) =
-            self.accept_by_remote.get(&(src, sender)).and_then(|i| self.accepts.get(i))
+            self.accept_by_remote.get(&(src, sender)).and_then(|i| self.accepts.get_mut(i))
         {
+            accept.path = path;
             let hs2 = accept.hs2.clone();
-            self.push_transmit(src, hs2);
+            self.push_transmit(src, path, hs2);
             return Ok(());
         }
         let Some(cert) = self.certificate.clone() else {
@@ -37,13 +40,14 @@ impl Endpoint {
         let (handshake, noise2) = Handshake::respond(&self.config.identity, seed, noise, &cert)
             .map_err(|_| PacketError::Decrypt)?;
         let hs2 = Packet::hs2(index, sender, &noise2);
-        self.push_transmit(src, hs2.clone());
+        self.push_transmit(src, path, hs2.clone());
         self.accepts.insert(
             index,
             Accept {
                 handshake,
                 addr: src,
                 remote_index: sender,
+                path,
                 hs2,
                 expires: now + self.config.handshake_timeout,
             },
@@ -56,6 +60,7 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         src: SocketAddr,
+        path: Path,
         receiver: u32,
         noise: &[u8],
     ) -> Result<(), PacketError> {
@@ -93,6 +98,9 @@ impl Endpoint {
                 session: Session::new(outcome.transport, accept.remote_index),
                 peer,
                 addr: src,
+                // Message 3 came over `path`; our answers take the same way.
+                path,
+                probe_at: now,
                 certificate,
                 initiator: false,
                 unconfirmed_hs3: None,
@@ -108,6 +116,9 @@ impl Endpoint {
         let _ = self.transmit_frame(receiver, &[]);
         if let Some(flags) = flags {
             self.events.push_back(Event::Connected { peer, addr: src, flags, initiator: false });
+            if path != Path::Udp {
+                self.events.push_back(Event::PathChanged { peer, addr: src, path });
+            }
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ pub struct EndpointConfig {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_queued: usize,
     pub(crate) max_accepting: usize,
+    pub(crate) tcp_fallback: Option<Duration>,
+    pub(crate) udp_probe_interval: Duration,
 }
 
 impl EndpointConfig {
@@ -36,6 +38,8 @@ impl EndpointConfig {
             idle_timeout: Duration::from_secs(180),
             max_queued: 64,
             max_accepting: 4096,
+            tcp_fallback: None,
+            udp_probe_interval: Duration::from_secs(30),
         }
     }
 
@@ -164,6 +168,40 @@ impl EndpointConfig {
     /// ```
     pub fn max_accepting(mut self, n: usize) -> Self {
         self.max_accepting = n;
+        self
+    }
+
+    /// When a handshake we open over UDP has had no answer for this long, it is retried over
+    /// TCP to the same address (see [`Path`](crate::Path)); `None` never falls back. Default
+    /// `None`: enable it when the driver runs a [`DualTransport`](crate::DualTransport).
+    /// Sessions on TCP keep probing UDP every [`udp_probe_interval`](Self::udp_probe_interval)
+    /// and move back once it works both ways.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .tcp_fallback(Some(std::time::Duration::from_secs(1)));
+    /// ```
+    pub fn tcp_fallback(mut self, after: Option<Duration>) -> Self {
+        self.tcp_fallback = after;
+        self
+    }
+
+    /// How often a session that fell back to TCP probes UDP. Default 30 s.
+    ///
+    /// ```
+    /// # use fleetmesh::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .udp_probe_interval(std::time::Duration::from_secs(10));
+    /// ```
+    pub fn udp_probe_interval(mut self, every: Duration) -> Self {
+        self.udp_probe_interval = every.max(Duration::from_millis(1));
         self
     }
 

@@ -8,7 +8,7 @@ use crate::{
     secure::PacketError,
     trust::{CertFlags, Certificate, EnrollRequest},
     wire::{self, ErrorCode, ErrorMessage, Message},
-    NodeId, Timestamp,
+    NodeId, Path, Timestamp,
 };
 
 impl Endpoint {
@@ -16,6 +16,7 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         src: SocketAddr,
+        path: Path,
         receiver: u32,
         counter: u64,
         ciphertext: &[u8],
@@ -45,6 +46,7 @@ impl Endpoint {
             // Any authenticated packet proves the responder holds the session.
             self.confirm(now, receiver);
         }
+        self.on_authentic_path(receiver, path, plain.is_empty());
         let result = if plain.is_empty() {
             Ok(()) // Handshake confirmation or keepalive.
         } else {

@@ -7,7 +7,7 @@ use crate::{
     secure::{Credential, Handshake, HandshakeError, Packet, PacketError},
     trust::{CertError, CertFlags, EnrollRequest},
     wire::Message,
-    NodeId, Timestamp,
+    NodeId, Path, Timestamp,
 };
 
 impl Endpoint {
@@ -31,7 +31,7 @@ impl Endpoint {
             }
         };
         let hs1 = Packet::hs1(index, &noise);
-        self.push_transmit(addr, hs1.clone());
+        self.push_transmit(addr, Path::Udp, hs1.clone());
         let rto = self.config.handshake_rto;
         self.dials.insert(
             index,
@@ -39,6 +39,7 @@ impl Endpoint {
                 handshake,
                 addr,
                 expect,
+                path: Path::Udp,
                 hs1,
                 started: now,
                 retransmit_at: now + rto,
@@ -53,6 +54,7 @@ impl Endpoint {
         &mut self,
         now: Timestamp,
         src: SocketAddr,
+        path: Path,
         sender: u32,
         receiver: u32,
         noise: &[u8],
@@ -92,8 +94,9 @@ impl Endpoint {
         };
         let hs3 = Packet::hs3(sender, &hs3);
         // The responder answered from `src`; that is where the session lives now.
+        // Message 2 came over `path`, which therefore works both ways: the session uses it.
         let addr = src;
-        self.push_transmit(addr, hs3.clone());
+        self.push_transmit(addr, path, hs3.clone());
         let peer = cert.node_id();
         let flags = cert.flags();
         let rto = self.config.handshake_rto;
@@ -103,6 +106,8 @@ impl Endpoint {
                 session: crate::secure::Session::new(outcome.transport, sender),
                 peer,
                 addr,
+                path,
+                probe_at: now + self.config.udp_probe_interval,
                 certificate: Some(cert),
                 initiator: true,
                 unconfirmed_hs3: Some(hs3),
@@ -130,9 +135,12 @@ impl Endpoint {
             return;
         }
         let queued = std::mem::take(&mut link.queued);
-        let (peer, addr) = (link.peer, link.addr);
+        let (peer, addr, path) = (link.peer, link.addr, link.path);
         let flags = link.certificate.as_ref().map(|c| c.flags()).unwrap_or_default();
         self.events.push_back(Event::Connected { peer, addr, flags, initiator: true });
+        if path != Path::Udp {
+            self.events.push_back(Event::PathChanged { peer, addr, path });
+        }
         for message in queued {
             if let Err(error) = self.send_on(now, index, &message) {
                 tracing::warn!(%peer, %error, "queued message could not be sent");

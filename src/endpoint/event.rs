@@ -94,6 +94,16 @@ pub enum Event {
         /// Why.
         error: CommandError,
     },
+    /// The session with `peer` now runs over `path`: it was established over TCP after UDP got
+    /// no answer, or it moved between UDP and TCP.
+    PathChanged {
+        /// The peer.
+        peer: NodeId,
+        /// Where it is.
+        addr: SocketAddr,
+        /// The path its datagrams now take.
+        path: crate::Path,
+    },
     /// A newer revocation list was adopted; sessions with revoked peers were closed.
     RevocationsUpdated {
         /// The new version.

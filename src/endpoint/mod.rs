@@ -10,6 +10,7 @@ mod config;
 mod data;
 mod dial;
 mod event;
+mod path;
 mod timers;
 
 use std::{
@@ -28,7 +29,7 @@ use crate::{
     secure::{self, Handshake, Session},
     trust::{Certificate, RevocationError, RevocationList, TrustStore},
     wire::{self, Message, WireError},
-    Identity, NodeId, Timestamp, Transmit,
+    Identity, NodeId, Path, Timestamp, Transmit,
 };
 
 /// Why a message could not be sent.
@@ -57,6 +58,10 @@ pub(crate) struct Link {
     session: Session,
     peer: NodeId,
     addr: SocketAddr,
+    /// The path our datagrams take to the peer.
+    path: Path,
+    /// (Initiator on [`Path::Tcp`]) When to probe UDP next.
+    probe_at: Timestamp,
     /// The peer's certificate; `None` on the master's side of an enrollment session.
     certificate: Option<Box<Certificate>>,
     initiator: bool,
@@ -79,6 +84,8 @@ pub(crate) struct Dial {
     handshake: Handshake,
     addr: SocketAddr,
     expect: Option<NodeId>,
+    /// The path message 1 goes over: UDP, then TCP after [`EndpointConfig::tcp_fallback`].
+    path: Path,
     hs1: Vec<u8>,
     started: Timestamp,
     retransmit_at: Timestamp,
@@ -91,6 +98,8 @@ pub(crate) struct Accept {
     handshake: Handshake,
     addr: SocketAddr,
     remote_index: u32,
+    /// The path message 1 last came over; message 2 goes back the same way.
+    path: Path,
     hs2: Vec<u8>,
     expires: Timestamp,
 }
@@ -290,15 +299,15 @@ impl Endpoint {
         let link = self.links.get_mut(&index).expect("index names a live link");
         let mut packet = Vec::with_capacity(frame.len() + secure::DATA_OVERHEAD);
         link.session.seal(frame, &mut packet)?;
-        let dst = link.addr;
-        self.push_transmit(dst, packet);
+        let (dst, path) = (link.addr, link.path);
+        self.push_transmit(dst, path, packet);
         Ok(())
     }
 
-    fn push_transmit(&mut self, dst: SocketAddr, payload: Vec<u8>) {
+    fn push_transmit(&mut self, dst: SocketAddr, path: Path, payload: Vec<u8>) {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
-        self.transmits.push_back(Transmit { dst, payload });
+        self.transmits.push_back(Transmit { dst, payload, path });
     }
 
     /// Closes the sessions with `peer`, if any.
@@ -341,18 +350,31 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Feeds one received datagram. Bad datagrams become [`Event::PacketRejected`] and never
-    /// disturb an established session.
+    /// Feeds one datagram received over UDP (see [`handle_datagram_on`](Self::handle_datagram_on)).
     pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        self.handle_datagram_on(now, src, Path::Udp, datagram);
+    }
+
+    /// Feeds one received datagram and the path it came over. Bad datagrams become
+    /// [`Event::PacketRejected`] and never disturb an established session.
+    pub fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: Path,
+        datagram: &[u8],
+    ) {
         self.stats.datagrams_received += 1;
         let result = match secure::Packet::parse(datagram) {
-            Ok(secure::Packet::Hs1 { sender, noise }) => self.on_hs1(now, src, sender, noise),
+            Ok(secure::Packet::Hs1 { sender, noise }) => self.on_hs1(now, src, path, sender, noise),
             Ok(secure::Packet::Hs2 { sender, receiver, noise }) => {
-                self.on_hs2(now, src, sender, receiver, noise)
+                self.on_hs2(now, src, path, sender, receiver, noise)
             }
-            Ok(secure::Packet::Hs3 { receiver, noise }) => self.on_hs3(now, src, receiver, noise),
+            Ok(secure::Packet::Hs3 { receiver, noise }) => {
+                self.on_hs3(now, src, path, receiver, noise)
+            }
             Ok(secure::Packet::Data { receiver, counter, ciphertext }) => {
-                self.on_data(now, src, receiver, counter, ciphertext)
+                self.on_data(now, src, path, receiver, counter, ciphertext)
             }
             Err(e) => Err(e),
         };
@@ -409,6 +431,18 @@ impl Endpoint {
         self.by_peer.insert(link.peer, index);
         self.by_addr.insert(link.addr, index);
         self.links.insert(index, link);
+    }
+
+    /// Files link `index` again under its current deadline (after a change that may bring the
+    /// deadline forward).
+    fn refile_link(&mut self, index: u32) {
+        let Some(link) = self.links.get(&index) else { return };
+        let (old, next) = (link.check_at, self.link_deadline(link));
+        self.link_checks.remove(&(old, index));
+        self.link_checks.insert((next, index));
+        if let Some(link) = self.links.get_mut(&index) {
+            link.check_at = next;
+        }
     }
 
     /// Removes a link and the map entries that point at it. Returns it.

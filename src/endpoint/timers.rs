@@ -14,7 +14,10 @@ impl Endpoint {
     /// its old time comes).
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let timeout = self.config.handshake_timeout;
-        let dials = self.dials.values().map(|d| d.retransmit_at.min(d.started + timeout));
+        let dials = self.dials.values().map(|d| {
+            let t = d.retransmit_at.min(d.started + timeout);
+            self.fallback_due(d).map_or(t, |f| t.min(f))
+        });
         let accepts = self.accepts.values().map(|a| a.expires);
         let links = self.link_checks.first().map(|(t, _)| *t);
         let enroll = self.enroll_deadline.map(|d| d.min(self.enroll_retry_at));
@@ -27,6 +30,9 @@ impl Endpoint {
         let mut t = l.last_recv + self.config.idle_timeout;
         if l.unconfirmed_hs3.is_some() {
             t = t.min(l.retransmit_at).min(l.created + self.config.handshake_timeout);
+        }
+        if let Some(probe) = self.probe_due(l) {
+            t = t.min(probe);
         }
         if let Some(cert) = &l.certificate {
             t = t.min(Timestamp::from_secs(cert.body.expires_at));
@@ -64,18 +70,18 @@ impl Endpoint {
                 });
             }
         }
+        self.fallback_dials(now);
         let mut resend = Vec::new();
         for (&index, dial) in self.dials.iter_mut() {
             if now >= dial.retransmit_at {
                 dial.rto *= 2;
                 dial.retransmit_at = now + dial.rto;
-                resend.push((index, dial.addr, dial.hs1.clone()));
+                resend.push((index, dial.addr, dial.path, dial.hs1.clone()));
             }
         }
         resend.sort_unstable_by_key(|(i, ..)| *i);
-        let resend: Vec<_> = resend.into_iter().map(|(_, a, p)| (a, p)).collect();
-        for (addr, hs1) in resend {
-            self.push_transmit(addr, hs1);
+        for (_, addr, path, hs1) in resend {
+            self.push_transmit(addr, path, hs1);
         }
     }
 
@@ -84,6 +90,7 @@ impl Endpoint {
         let timeout = self.config.handshake_timeout;
         let mut ended = Vec::new();
         let mut resend = Vec::new();
+        let mut probes = Vec::new();
         // Only the links filed as due; the set is ordered by (time, index), so the order is
         // the same on every run.
         while let Some(&(at, index)) = self.link_checks.first() {
@@ -115,8 +122,13 @@ impl Endpoint {
                 if now >= link.retransmit_at {
                     link.rto *= 2;
                     link.retransmit_at = now + link.rto;
-                    resend.push((index, link.addr, hs3.clone()));
+                    resend.push((index, link.addr, link.path, hs3.clone()));
                 }
+            }
+            if self.probe_due(&self.links[&index]).is_some_and(|t| now >= t) {
+                let every = self.config.udp_probe_interval;
+                self.links.get_mut(&index).expect("present").probe_at = now + every;
+                probes.push(index);
             }
             let link = &self.links[&index];
             let next = self.link_deadline(link);
@@ -124,9 +136,10 @@ impl Endpoint {
             self.link_checks.insert((next, index));
         }
         resend.sort_unstable_by_key(|(i, ..)| *i);
-        for (_, addr, hs3) in resend {
-            self.push_transmit(addr, hs3);
+        for (_, addr, path, hs3) in resend {
+            self.push_transmit(addr, path, hs3);
         }
+        self.probe_udp(probes);
         // Sorted so that events come out in the same order on every run.
         ended.sort_unstable_by_key(|(i, _)| *i);
         for (index, reason) in ended {

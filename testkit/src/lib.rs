@@ -46,9 +46,11 @@
 //!   software its hosts run (`host.rs`) and the [`Control`] handles (`handle.rs`).
 //! * `lan.rs`: [`Lan`], the subnets of an overlay fleet and the test [`LanDiscovery`].
 //! * `tap.rs`: [`Tap`], a recording wrapper around a host's transport.
+//! * `firewall.rs`: [`Firewall`], a host firewall dropping UDP one way or both.
 //! * `log.rs`: [`EventLog`], every host's events with simulated times.
 //! * `seeds.rs`: identities and per-run seeds derived from the fleet's seed.
 
+mod firewall;
 mod fleet;
 mod lan;
 mod log;
@@ -57,8 +59,9 @@ mod run;
 mod seeds;
 mod tap;
 
+pub use firewall::{Firewall, Firewalled, UdpBlock};
 pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
 pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
-pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST};
+pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST, MASTER_HOST_V6};
 pub use tap::{Tap, Tapped};

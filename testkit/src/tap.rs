@@ -6,7 +6,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use fleetmesh::{Transport, TransportError};
+use fleetmesh::{Path, Transport, TransportError};
 
 #[derive(Debug, Default)]
 struct TapState {
@@ -87,5 +87,23 @@ impl<T: Transport> Transport for Tapped<T> {
 
     fn max_datagram_size(&self) -> usize {
         self.inner.max_datagram_size()
+    }
+
+    async fn send_on(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), TransportError> {
+        self.inner.send_on(path, dst, datagram).await
+    }
+
+    async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
+        let (n, src, path) = self.inner.recv_on(buf).await?;
+        let mut state = self.tap.lock();
+        if state.on {
+            state.received.push((src, buf[..n].to_vec()));
+        }
+        Ok((n, src, path))
     }
 }

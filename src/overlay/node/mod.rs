@@ -228,9 +228,20 @@ impl Node {
         }
     }
 
-    /// Feeds one received datagram.
+    /// Feeds one datagram received over UDP.
     pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
-        self.ep.handle_datagram(now, src, datagram);
+        self.handle_datagram_on(now, src, crate::Path::Udp, datagram);
+    }
+
+    /// Feeds one received datagram and the path (UDP or TCP) it came over.
+    pub fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        self.ep.handle_datagram_on(now, src, path, datagram);
         self.pump(now);
     }
 
@@ -461,6 +472,15 @@ impl crate::driver::Machine for Node {
 
     fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
         Node::handle_datagram(self, now, src, datagram);
+    }
+    fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        Node::handle_datagram_on(self, now, src, path, datagram);
     }
     fn handle_command(&mut self, now: Timestamp, command: NodeCommand) {
         Node::handle_command(self, now, command);

@@ -22,6 +22,8 @@ pub struct OverlayBuilder {
     pub(crate) tick: Option<Duration>,
     pub(crate) tune: Tune,
     pub(crate) master: MasterConfig,
+    pub(crate) tcp_fallback: Option<Duration>,
+    pub(crate) ipv6: bool,
 }
 
 impl std::fmt::Debug for OverlayBuilder {
@@ -49,6 +51,8 @@ impl OverlayBuilder {
             tick: None,
             tune: Arc::new(|c| c),
             master: MasterConfig::default(),
+            tcp_fallback: None,
+            ipv6: false,
         }
     }
 
@@ -93,6 +97,23 @@ impl OverlayBuilder {
         self
     }
 
+    /// Every host also listens on TCP (same port) and falls back to it when a handshake over
+    /// UDP has no answer for `after` ([`EndpointConfig::tcp_fallback`]). Default: UDP only.
+    ///
+    /// [`EndpointConfig::tcp_fallback`]: fleetmesh::EndpointConfig::tcp_fallback
+    pub fn tcp_fallback(mut self, after: Duration) -> Self {
+        self.tcp_fallback = Some(after);
+        self
+    }
+
+    /// An IPv6-only fleet: the master is [`MASTER_HOST_V6`](crate::MASTER_HOST_V6), node `i`
+    /// of subnet `s` is `fd00:s::i` (hexadecimal), local networks are /64s, and every socket
+    /// binds `[::]`. Default IPv4.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
     /// The master's configuration. Default [`MasterConfig::default`].
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
@@ -106,6 +127,9 @@ impl OverlayBuilder {
         // Real sockets buffer far more than turmoil's default of 64 datagrams; the master
         // must not drop a burst of registrations as if it were overloaded.
         builder.udp_capacity(4096);
+        if self.ipv6 {
+            builder.ip_version(turmoil::IpVersion::V6);
+        }
         if let Some(tick) = self.tick {
             builder.tick_duration(tick);
         }

@@ -17,12 +17,13 @@ use fleetmesh::{
         NodeEvent, NodeState, OverlayConfig,
     },
     trust::{Authority, Certificate, NetworkKey, OpenEnrollment},
-    Endpoint, EndpointConfig, Identity, MemoryDiscovery, Timestamp,
+    DualTransport, Endpoint, EndpointConfig, Identity, MemoryDiscovery, Timestamp, Transport,
 };
+use fleetmesh_tcp::TcpTransport;
 use fleetmesh_udp::UdpTransport;
 
 use super::handle::{Control, Running};
-use crate::{lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
+use crate::{firewall::Firewall, lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
 
 /// Adjusts each node's [`OverlayConfig`] (timers) before it starts.
 pub(crate) type Tune = Arc<dyn Fn(OverlayConfig) -> OverlayConfig + Send + Sync>;
@@ -35,18 +36,35 @@ pub(crate) struct Common {
     pub(crate) start: Timestamp,
     pub(crate) restarts: Arc<AtomicU64>,
     pub(crate) tap: Tap,
+    pub(crate) firewall: Firewall,
+    /// With a TCP fallback, the host also listens on TCP.
+    pub(crate) tcp_fallback: Option<std::time::Duration>,
+    /// The host's address family: IPv6 hosts bind `[::]`.
+    pub(crate) ipv6: bool,
 }
 
+/// A host's transport: UDP behind its firewall, and TCP when the fleet falls back to it.
+type HostTransport = Arc<dyn Transport>;
+
 impl Common {
-    /// Binds the host's tapped UDP socket; returns it with the clock and endpoint seed of this
+    /// Binds the host's tapped sockets; returns them with the clock and endpoint seed of this
     /// run.
-    async fn begin(
-        &self,
-    ) -> Result<(crate::tap::Tapped<UdpTransport>, Clock, [u8; 32]), Box<dyn std::error::Error>>
-    {
+    async fn begin(&self) -> Result<(HostTransport, Clock, [u8; 32]), Box<dyn std::error::Error>> {
         let restart = self.restarts.fetch_add(1, Ordering::SeqCst);
-        let bind = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), NODE_PORT);
-        let transport = self.tap.wrap(UdpTransport::bind_turmoil(bind).await?);
+        let ip: std::net::IpAddr = if self.ipv6 {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
+        let bind = SocketAddr::new(ip, NODE_PORT);
+        let udp = self.firewall.wrap(UdpTransport::bind_turmoil(bind).await?);
+        let transport: HostTransport = match self.tcp_fallback {
+            Some(_) => {
+                let tcp = TcpTransport::bind_turmoil(bind).await?;
+                Arc::new(self.tap.wrap(DualTransport::new(udp, tcp)))
+            }
+            None => Arc::new(self.tap.wrap(udp)),
+        };
         let clock = Clock::starting_at(self.start + turmoil::sim_elapsed().unwrap_or_default());
         Ok((transport, clock, seeds::host_seed(self.seed, &self.name, restart)))
     }
@@ -76,7 +94,8 @@ pub(crate) async fn run_node(spec: NodeSpec) -> turmoil::Result {
     let name = spec.common.name.as_str();
     let (transport, clock, seed) = spec.common.begin().await?;
     let config = EndpointConfig::new(spec.identity.clone(), spec.network)
-        .certificate(spec.certificate.clone());
+        .certificate(spec.certificate.clone())
+        .tcp_fallback(spec.common.tcp_fallback);
     let local = *spec.local.lock().unwrap_or_else(|e| e.into_inner());
     let overlay = (spec.tune)(OverlayConfig::new(spec.master, spec.listen).local(local));
     let node = Arc::new(Mutex::new(Node::new(Endpoint::new(config, seed), overlay)));
@@ -112,7 +131,8 @@ pub(crate) async fn run_master(spec: MasterSpec) -> turmoil::Result {
         spec.authority.clone(),
         OpenEnrollment::default(),
         spec.common.start,
-    );
+    )
+    .tcp_fallback(spec.common.tcp_fallback);
     let master =
         Arc::new(Mutex::new(Master::new(Endpoint::new(config, seed), spec.config.clone())));
     spec.running.set(Some(master.clone()));

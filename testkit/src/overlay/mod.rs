@@ -26,10 +26,20 @@ use fleetmesh::{
     NodeId,
 };
 
-use crate::{lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
+use crate::{
+    firewall::{Firewall, UdpBlock},
+    lan::Lan,
+    log::EventLog,
+    seeds,
+    tap::Tap,
+    NODE_PORT,
+};
 
 /// The master's host name (and address).
 pub const MASTER_HOST: &str = "10.0.0.1";
+
+/// The master's host name (and address) in an IPv6 fleet ([`OverlayBuilder::ipv6`]).
+pub const MASTER_HOST_V6: &str = "fd00::1";
 
 /// How long a node's certificate is valid, from the start of the run.
 const CERT_VALIDITY: Duration = Duration::from_secs(30 * 86_400);
@@ -40,6 +50,7 @@ struct NodeEntry {
     control: Control<NodeCommand>,
     local: Arc<Mutex<LocalNetwork>>,
     tap: Tap,
+    firewall: Firewall,
 }
 
 /// A turmoil network of overlay [`Node`]s in numbered subnets and one [`Master`], each under
@@ -106,28 +117,46 @@ impl<'a> OverlayFleet<'a> {
         fleet
     }
 
-    fn common(&self, name: &str, tap: &Tap) -> Common {
+    fn common(&self, name: &str, tap: &Tap, firewall: &Firewall) -> Common {
         Common {
             name: name.to_owned(),
             seed: self.config.seed,
             start: self.config.start,
             restarts: Arc::new(AtomicU64::new(0)),
             tap: tap.clone(),
+            firewall: firewall.clone(),
+            tcp_fallback: self.config.tcp_fallback,
+            ipv6: self.config.ipv6,
         }
+    }
+
+    /// The master's host name: [`MASTER_HOST`], or [`MASTER_HOST_V6`] in an IPv6 fleet.
+    pub fn master_host(&self) -> &'static str {
+        if self.config.ipv6 {
+            MASTER_HOST_V6
+        } else {
+            MASTER_HOST
+        }
+    }
+
+    /// Sets which direction of `host`'s UDP its firewall drops, from now on (TCP is never
+    /// dropped).
+    pub fn block_udp(&self, host: &str, block: UdpBlock) {
+        self.entry(host).firewall.set(block);
     }
 
     fn add_master(&mut self) {
         let spec = MasterSpec {
-            common: self.common(MASTER_HOST, &self.master_tap),
+            common: self.common(self.master_host(), &self.master_tap, &Firewall::default()),
             authority: self.authority.clone(),
             config: self.config.master.clone(),
             running: self.master.clone(),
             control: self.master_control.clone(),
             log: self.master_log.clone(),
         };
-        self.sim.host(MASTER_HOST, move || host::run_master(spec.clone()));
+        self.sim.host(self.master_host(), move || host::run_master(spec.clone()));
         self.names.insert(self.authority.network_key().master_id(), "master".to_owned());
-        self.set_latencies(MASTER_HOST);
+        self.set_latencies(self.master_host());
     }
 
     /// The address every host listens on: its name (an IP address) and [`NODE_PORT`].
@@ -138,7 +167,7 @@ impl<'a> OverlayFleet<'a> {
     /// Sets the latency of every link of `host` from the subnets (the master is in none).
     fn set_latencies(&self, host: &str) {
         let subnet = self.lan.subnet(host);
-        let others = self.nodes.keys().map(String::as_str).chain([MASTER_HOST]);
+        let others = self.nodes.keys().map(String::as_str).chain([self.master_host()]);
         for other in others.filter(|o| *o != host) {
             let same = subnet.is_some() && self.lan.subnet(other) == subnet;
             let latency = if same { self.config.lan } else { self.config.wan };
@@ -152,7 +181,11 @@ impl<'a> OverlayFleet<'a> {
         assert!(subnet != 0, "subnet 0 is the master's");
         let i = self.added.entry(subnet).or_default();
         *i = i.checked_add(1).filter(|i| *i < 255).expect("at most 254 nodes per subnet");
-        let name = format!("10.{subnet}.0.{i}");
+        let name = if self.config.ipv6 {
+            format!("fd00:{subnet:x}::{i:x}")
+        } else {
+            format!("10.{subnet}.0.{i}")
+        };
         self.identities += 1;
         let identity = seeds::identity(self.config.seed, self.identities);
         let certificate = self.authority.issue(
@@ -164,21 +197,23 @@ impl<'a> OverlayFleet<'a> {
         );
         let id = identity.node_id();
         let listen = Self::addr(&name);
-        let local = Arc::new(Mutex::new(LocalNetwork { addr: listen.ip(), prefix_len: 24 }));
+        let prefix_len = if self.config.ipv6 { 64 } else { 24 };
+        let local = Arc::new(Mutex::new(LocalNetwork { addr: listen.ip(), prefix_len }));
         let entry = NodeEntry {
             id,
             running: Running::default(),
             control: Control::default(),
             local: local.clone(),
             tap: Tap::default(),
+            firewall: Firewall::default(),
         };
         self.lan.add(&name, subnet, listen);
         let spec = NodeSpec {
-            common: self.common(&name, &entry.tap),
+            common: self.common(&name, &entry.tap, &entry.firewall),
             identity,
             certificate,
             network: self.authority.network_key(),
-            master: Self::addr(MASTER_HOST),
+            master: Self::addr(self.master_host()),
             listen,
             local,
             tune: self.config.tune.clone(),
@@ -240,8 +275,15 @@ impl<'a> OverlayFleet<'a> {
     pub fn set_subnet(&mut self, host: &str, subnet: u8) -> LocalNetwork {
         assert!(subnet != 0, "subnet 0 is the master's");
         let entry = self.entry(host);
-        let number = host.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(1);
-        let local = LocalNetwork { addr: IpAddr::from([10, subnet, 0, number]), prefix_len: 24 };
+        let local = if self.config.ipv6 {
+            let number = host.rsplit(':').next().and_then(|n| u16::from_str_radix(n, 16).ok());
+            let addr =
+                std::net::Ipv6Addr::new(0xfd00, subnet.into(), 0, 0, 0, 0, 0, number.unwrap_or(1));
+            LocalNetwork { addr: addr.into(), prefix_len: 64 }
+        } else {
+            let number = host.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(1);
+            LocalNetwork { addr: IpAddr::from([10, subnet, 0, number]), prefix_len: 24 }
+        };
         *entry.local.lock().unwrap_or_else(|e| e.into_inner()) = local;
         self.lan.set_subnet(host, subnet);
         self.set_latencies(host);
@@ -334,7 +376,7 @@ impl<'a> OverlayFleet<'a> {
 
     /// The wiretap on `host` (a node, or [`MASTER_HOST`]): what it receives while switched on.
     pub fn tap(&self, host: &str) -> Tap {
-        if host == MASTER_HOST {
+        if host == self.master_host() {
             return self.master_tap.clone();
         }
         self.entry(host).tap.clone()
@@ -380,7 +422,7 @@ impl<'a> OverlayFleet<'a> {
     }
 
     fn stopped(&self, host: &str) {
-        if host == MASTER_HOST {
+        if host == self.master_host() {
             self.master.set(None);
             self.master_control.set(None);
         } else {

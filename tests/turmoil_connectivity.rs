@@ -1,0 +1,158 @@
+//! Connectivity where UDP fails (issue 6): real nodes and master under the real driver over a
+//! UDP transport behind a host firewall and a TCP transport on the same port, inside turmoil
+//! with fixed seeds. LAN links 1 ms, WAN links 20 ms, every overlay timer at its default; TCP
+//! fallback after 1 s without an answer over UDP.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use fleetmesh::{overlay::NodeEvent, Event, Path};
+use fleetmesh_testkit::{OverlayFleet, UdpBlock};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn fleet(seed: u64) -> OverlayFleet<'static> {
+    OverlayFleet::builder(seed).tcp_fallback(SEC).build()
+}
+
+/// Hosts that reported a session moving to `path`.
+fn hosts_on(fleet: &OverlayFleet, path: Path) -> BTreeSet<String> {
+    fleet
+        .node_log()
+        .all()
+        .into_iter()
+        .filter(|r| {
+            matches!(&r.event, NodeEvent::Link(Event::PathChanged { path: p, .. }) if *p == path)
+        })
+        .map(|r| r.host)
+        .collect()
+}
+
+#[test]
+fn a_subnet_without_udp_is_present_through_tcp() {
+    let mut fleet = fleet(61);
+    fleet.add_subnet(1, 4);
+    let blocked = fleet.add_subnet(2, 4);
+    fleet.add_subnet(3, 4);
+    for host in &blocked {
+        fleet.block_udp(host, UdpBlock::Both);
+    }
+    let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("3 x 4 nodes, subnet 2 without UDP: all present after {took:?}");
+    assert!(took <= 3 * SEC, "present through TCP after {took:?}");
+    // Every node of the blocked subnet runs its sessions over TCP; no other node needed to.
+    let on_tcp = hosts_on(&fleet, Path::Tcp);
+    for host in &blocked {
+        assert!(on_tcp.contains(host), "{host} never moved to TCP: {on_tcp:?}");
+    }
+    assert!(on_tcp.iter().all(|h| fleet.subnet(h) == 2), "{on_tcp:?}");
+    assert_eq!(fleet.lsns_in(2).len(), 1, "{}", fleet.render_topology());
+    // And stays present through a few minutes of keepalives over TCP.
+    fleet.run_for(120 * SEC).unwrap();
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
+
+#[test]
+fn sessions_move_back_to_udp_once_it_works() {
+    let mut fleet = OverlayFleet::builder(62).tcp_fallback(SEC).build();
+    let hosts = fleet.add_subnet(1, 3);
+    for host in &hosts {
+        fleet.block_udp(host, UdpBlock::Both);
+    }
+    fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    let lsn = fleet.lsns_in(1).pop().expect("subnet 1 has an LSN");
+    let master = fleet.with_master(|m| m.node_id()).expect("the master is up");
+    let master_path = fleet.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+    assert_eq!(master_path, Some(Path::Tcp));
+    for host in &hosts {
+        fleet.block_udp(host, UdpBlock::Open);
+    }
+    // The default probe interval is 30 s: within it (and a round trip) every session of the
+    // LSN is back on UDP.
+    fleet.run_for(35 * SEC).unwrap();
+    assert!(hosts_on(&fleet, Path::Udp).contains(&lsn));
+    let master_path = fleet.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+    assert_eq!(master_path, Some(Path::Udp));
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
+
+/// The host `host` is present under at the master.
+fn lsn_of(fleet: &OverlayFleet, host: &str) -> Option<String> {
+    let topology = fleet.topology()?;
+    topology.lsn_of(&fleet.node_id(host)).map(|id| fleet.name(&id))
+}
+
+#[test]
+fn a_node_moving_between_three_subnets_every_ten_seconds_stays_present() {
+    let mut fleet = OverlayFleet::builder(64).build();
+    for subnet in 1..=3 {
+        fleet.add_subnet(subnet, 3);
+    }
+    let mover = fleet.add_node(1);
+    fleet.run_until(30 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    let mut took = Vec::new();
+    for (round, subnet) in [2u8, 3, 1, 2, 3, 1].into_iter().enumerate() {
+        let target = fleet.lsns_in(subnet).pop().expect("the subnet has an LSN");
+        // The device now sits in `subnet`: its LAN and local network are that subnet's.
+        let local = fleet.set_subnet(&mover, subnet);
+        fleet.command(&mover, fleetmesh::overlay::NodeCommand::Move(local)).unwrap();
+        let t = fleet
+            .run_until(10 * SEC, |f| lsn_of(f, &mover).as_ref() == Some(&target))
+            .unwrap_or_else(|e| panic!("move {round} to subnet {subnet}: {e}"));
+        took.push(t);
+        fleet.run_for(10 * SEC - t).unwrap();
+        assert!(fleet.all_present(), "after move {round}: {}", fleet.render_topology());
+        assert_eq!(lsn_of(&fleet, &mover), Some(target));
+    }
+    took.sort_unstable();
+    let median = took[took.len() / 2];
+    eprintln!("moves: present under the new subnet's LSN after {took:?} (median {median:?})");
+    assert!(median <= SEC, "median move {median:?}: {took:?}");
+    // Never reported parted at the master while moving.
+    let mover_id = fleet.node_id(&mover);
+    assert!(!fleet.presence().iter().any(|p| matches!(
+        p,
+        fleetmesh::overlay::PresenceEvent::Parted { node, .. } if *node == mover_id
+    )));
+}
+
+#[test]
+fn an_ipv6_only_fleet_forms_and_stays_present() {
+    let mut fleet = OverlayFleet::builder(63).ipv6().tcp_fallback(SEC).build();
+    for subnet in 1..=3 {
+        fleet.add_subnet(subnet, 4);
+    }
+    let took = fleet.run_until(30 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("IPv6-only 3 x 4 fleet present after {took:?}");
+    let topology = fleet.topology().unwrap();
+    assert_eq!(topology.subnets.len(), 3, "{}", fleet.render_topology());
+    assert_eq!(topology.present(), 12);
+    for subnet in 1..=3 {
+        assert_eq!(fleet.lsns_in(subnet).len(), 1, "{}", fleet.render_topology());
+        for host in fleet.hosts_in(subnet) {
+            assert!(host.starts_with(&format!("fd00:{subnet:x}::")), "{host}");
+        }
+    }
+    fleet.run_for(60 * SEC).unwrap();
+    assert!(fleet.all_present(), "{}", fleet.render_topology());
+}
+
+#[test]
+fn a_node_that_cannot_receive_udp_is_present_through_tcp() {
+    for seed in [65, 66, 67] {
+        let mut fleet = fleet(seed);
+        let hosts = fleet.add_subnet(1, 4);
+        fleet.add_subnet(2, 4);
+        // Its UDP goes out but nothing comes back in: one-way UDP, the prototype's failure.
+        let deaf = hosts[0].clone();
+        fleet.block_udp(&deaf, UdpBlock::Inbound);
+        let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "seed {seed}: UDP blocked inbound on {deaf}: all present after {took:?}; LSN {:?}",
+            fleet.lsns_in(1)
+        );
+        assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
+        assert!(hosts_on(&fleet, Path::Tcp).contains(&deaf));
+        fleet.run_for(60 * SEC).unwrap();
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+    }
+}
