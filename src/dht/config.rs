@@ -79,6 +79,7 @@ pub struct DhtConfig {
     pub(crate) max_records: usize,
     pub(crate) max_per_subnet: usize,
     pub(crate) cache_ttl: Duration,
+    pub(crate) enabled: bool,
 }
 
 impl Default for DhtConfig {
@@ -95,6 +96,7 @@ impl Default for DhtConfig {
             max_records: DEFAULT_MAX_RECORDS,
             max_per_subnet: DEFAULT_MAX_PER_SUBNET,
             cache_ttl: DEFAULT_CACHE_TTL,
+            enabled: true,
         }
     }
 }
@@ -215,6 +217,25 @@ impl DhtConfig {
     pub fn max_per_subnet(mut self, n: usize) -> Self {
         self.max_per_subnet = n.max(1);
         self
+    }
+
+    /// Whether this node takes part in the DHT at all. A node that does not keeps no routing
+    /// table, ignores DHT requests and answers its own queries with
+    /// [`DhtError::NoPeers`](super::DhtError::NoPeers). Default `true`.
+    ///
+    /// ```
+    /// # use fleetmesh::dht::DhtConfig;
+    /// let config = DhtConfig::default().enabled(false);
+    /// assert!(!config.is_enabled());
+    /// ```
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Whether the DHT is on (see [`enabled`](Self::enabled)).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// How long a record cached as a find_value side effect is kept. Default

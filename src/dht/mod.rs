@@ -41,3 +41,19 @@ pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
 pub use service::Dht;
+
+/// Whether `message` belongs to the DHT protocol.
+pub fn is_dht_message(message: &crate::wire::Message) -> bool {
+    use crate::wire::Message as M;
+    matches!(
+        message,
+        M::KadPing(_)
+            | M::KadPong(_)
+            | M::KadStore(_)
+            | M::KadStored(_)
+            | M::KadFindNode(_)
+            | M::KadNodes(_)
+            | M::KadFindValue(_)
+            | M::KadValue(_)
+    )
+}

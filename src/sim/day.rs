@@ -22,6 +22,9 @@ use crate::{overlay::NodeState, Timestamp};
 
 const HOUR: f64 = 3600.0;
 
+/// The end of a run is left calm this long: no starts, crashes, moves or outages.
+pub const SETTLE: Duration = Duration::from_secs(120);
+
 /// What the day looks like. Times of day are offsets from the start (midnight).
 #[derive(Clone, Debug)]
 pub struct DayConfig {
@@ -58,6 +61,18 @@ pub struct DayConfig {
     pub net: NetModel,
     /// How often the time series is sampled. Default 5 minutes.
     pub sample_every: Duration,
+    /// Fraction of subnets whose edge firewall drops UDP (their nodes must reach the master
+    /// over TCP). Default 0.
+    pub udp_blocked_fraction: f64,
+    /// Endpoints fall back to TCP after this long without a UDP answer. Default 1 s.
+    pub tcp_fallback: Option<Duration>,
+    /// Records put into the DHT at 00:40 by random running nodes. Default 100.
+    pub dht_records: usize,
+    /// Whether nodes and the master run the DHT. Default `true`.
+    pub dht: bool,
+    /// DHT gets of those records per hour, from random running nodes (from 00:45).
+    /// Default 600.
+    pub dht_lookups_per_hour: f64,
 }
 
 impl Default for DayConfig {
@@ -89,6 +104,11 @@ impl Default for DayConfig {
                 ..NetModel::default()
             },
             sample_every: Duration::from_secs(300),
+            udp_blocked_fraction: 0.0,
+            tcp_fallback: Some(Duration::from_secs(1)),
+            dht: true,
+            dht_records: 100,
+            dht_lookups_per_hour: 600.0,
         }
     }
 }
@@ -126,6 +146,26 @@ pub struct MasterLoad {
     pub msgs_per_sec_peak: u32,
 }
 
+/// DHT lookups in the run (issue figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DhtReport {
+    /// Gets that ran to an answer (gets cut short by their own node's crash, or still running
+    /// at the end, are not counted).
+    pub lookups: u64,
+    /// Of those, the fraction that found the record.
+    pub success_rate: f64,
+    /// Hops of successful network lookups (answers from the node's own store excluded).
+    pub hops_p50: u32,
+    /// 99th percentile of the hops.
+    pub hops_p99: u32,
+    /// Latency of successful network lookups, median.
+    pub latency_ms_p50: u64,
+    /// 99th percentile of the latency.
+    pub latency_ms_p99: u64,
+    /// The median simulated WAN round trip, for comparing the latency with.
+    pub wan_rtt_ms_p50: u64,
+}
+
 /// One point of the time series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Sample {
@@ -155,8 +195,12 @@ pub struct DayReport {
     pub wall_seconds: f64,
     /// Datagrams delivered plus timers handled.
     pub events: u64,
-    /// Nodes present at the master at the end.
+    /// Running nodes present at the master at the end (the last [`SETTLE`] of the run brings
+    /// no new starts or failures).
     pub present_at_end: usize,
+    /// Nodes the master still counts present at the end although they are down (crashed
+    /// within the loss-detection time).
+    pub stale_at_end: usize,
     /// Nodes running at the end.
     pub expected_present_at_end: usize,
     /// Node start → present at the master (starts while the master was down are not timed).
@@ -167,6 +211,10 @@ pub struct DayReport {
     pub recoveries_incomplete: u64,
     /// Move → present under an LSN of the new subnet.
     pub move_ms: Quantiles,
+    /// Start → present for nodes in subnets that block UDP (through TCP).
+    pub tcp_fallback_ms: Quantiles,
+    /// DHT lookups.
+    pub dht: DhtReport,
     /// WAN bytes (28-byte header per datagram) per running node per hour.
     pub wan_bytes_per_node_hour: f64,
     /// LAN bytes per running node per hour.
@@ -196,14 +244,32 @@ enum Action {
     Move,
     MasterDown,
     MasterUp,
+    DhtPut,
+    DhtGet,
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
-pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
+pub fn run(cfg: &DayConfig, progress: impl FnMut(f64)) -> DayReport {
+    play(cfg, progress).0
+}
+
+/// Like [`run`], and hands back the simulation as it ended, for a closer look.
+pub fn run_keep(cfg: &DayConfig) -> (DayReport, Simulation) {
+    play(cfg, |_| {})
+}
+
+fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulation) {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xda7);
     let mut sim = Simulation::new(cfg.seed);
     sim.net = cfg.net.clone();
     sim.keep_events = false;
+    sim.tcp_fallback = cfg.tcp_fallback;
+    if !cfg.dht {
+        sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
+        sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
+    }
+    sim.crash_master();
+    sim.start_master();
     let end = START + Duration::from_secs_f64(cfg.hours.max(0.0) * HOUR);
     let subnets = cfg.subnets.max(1);
     let total: f64 = cfg.nat_mix.iter().map(|(_, w)| w.max(0.0)).sum();
@@ -218,12 +284,19 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
             })
             .map_or(NatKind::None, |(k, _)| *k);
         sim.set_nat(s, kind);
+        if rng.gen_bool(cfg.udp_blocked_fraction.clamp(0.0, 1.0)) {
+            sim.block_subnet_udp(s, true);
+        }
     }
     let mut plan: BinaryHeap<Reverse<(Timestamp, u64, Action)>> = BinaryHeap::new();
     let mut seq = 0u64;
+    // Nothing new goes wrong (and nothing new starts) in the last minutes, so the end state is
+    // settled rather than caught mid-join.
+    let calm = Timestamp::from_micros(end.as_micros().saturating_sub(SETTLE.as_micros() as u64));
     let mut at = |plan: &mut BinaryHeap<_>, t: Timestamp, a: Action| {
         seq += 1;
-        if t <= end {
+        let quiet = matches!(a, Action::Sample | Action::Stop(_) | Action::DhtGet | Action::DhtPut);
+        if t <= end && (quiet || t <= calm) {
             plan.push(Reverse((t, seq, a)));
         }
     };
@@ -235,6 +308,9 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
         let subnet = (k % subnets as usize) as u16 + 1;
         let i = sim.add(subnet);
         sim.crash(i); // Added running; the plan starts it.
+        if sim.subnet(subnet).is_some_and(|s| s.udp_blocked) {
+            sim.stats.time_as_tcp(sim.id(i));
+        }
         if rng.gen_bool(cfg.always_on.clamp(0.0, 1.0)) {
             let t = uniform(&mut rng, (Duration::ZERO, Duration::from_secs(1800)));
             at(&mut plan, secs(t), Action::Start(i));
@@ -243,7 +319,9 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
             at(&mut plan, secs(uniform(&mut rng, cfg.evening)), Action::Stop(i));
         }
     }
-    sim.stats = super::Accounting::new();
+    // Only the setup's bookkeeping goes; the TCP marks stay.
+    let marks = std::mem::replace(&mut sim.stats, super::Accounting::new());
+    sim.stats.adopt_marks(marks);
     let mut t = START;
     while t < end {
         t = t + cfg.sample_every;
@@ -257,6 +335,13 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
     if cfg.moves_per_hour > 0.0 {
         at(&mut plan, START + Duration::from_secs_f64(HOUR / cfg.moves_per_hour), Action::Move);
     }
+    if cfg.dht && cfg.dht_records > 0 {
+        at(&mut plan, START + Duration::from_secs(40 * 60), Action::DhtPut);
+        if cfg.dht_lookups_per_hour > 0.0 {
+            at(&mut plan, START + Duration::from_secs(45 * 60), Action::DhtGet);
+        }
+    }
+    let mut keys = Vec::new();
     if let Some((from, len)) = cfg.master_outage {
         at(&mut plan, secs(from), Action::MasterDown);
         at(&mut plan, secs(from + len), Action::MasterUp);
@@ -295,7 +380,7 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
                     n += 1;
                 }
                 for _ in 0..n {
-                    if let Some(i) = random_running(&sim, &mut rng, |_| true) {
+                    if let Some(i) = random_running(&sim, &mut rng) {
                         sim.crash(i);
                         running -= 1;
                         let back = when + Duration::from_secs(rng.gen_range(60..=300));
@@ -317,13 +402,33 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
                 at(&mut plan, when + Duration::from_secs_f64(gap), Action::CrashLsn);
             }
             Action::Move => {
-                if let Some(i) = random_running(&sim, &mut rng, |_| true) {
+                if let Some(i) = random_running(&sim, &mut rng) {
                     let from = sim.slots[i].subnet();
                     let to = (from + rng.gen_range(0..subnets.max(2) - 1)) % subnets + 1;
                     sim.move_node(i, to);
                 }
                 let gap = HOUR / cfg.moves_per_hour * rng.gen_range(0.5..1.5);
                 at(&mut plan, when + Duration::from_secs_f64(gap), Action::Move);
+            }
+            Action::DhtPut => {
+                for n in 0..cfg.dht_records {
+                    let mut key = [0u8; 20];
+                    rng.fill(&mut key[..]);
+                    let key = crate::NodeId::from_bytes(key);
+                    if let Some(i) = random_running(&sim, &mut rng) {
+                        let value = format!("record {n}").into_bytes();
+                        sim.node_do(i, |node, now| node.dht_put(now, key, value));
+                        keys.push(key);
+                    }
+                }
+            }
+            Action::DhtGet => {
+                if let (Some(i), false) = (random_running(&sim, &mut rng), keys.is_empty()) {
+                    let key = keys[rng.gen_range(0..keys.len())];
+                    sim.dht_get(i, key);
+                }
+                let gap = HOUR / cfg.dht_lookups_per_hour * rng.gen_range(0.5..1.5);
+                at(&mut plan, when + Duration::from_secs_f64(gap), Action::DhtGet);
             }
             Action::MasterDown => sim.crash_master(),
             Action::MasterUp => sim.start_master(),
@@ -345,7 +450,7 @@ pub fn run(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> DayReport {
     while sim.step(end) {}
     node_seconds += running as f64 * end.saturating_since(last).as_secs_f64();
     progress(1.0);
-    report(cfg, &sim, node_seconds, series)
+    (report(cfg, &sim, node_seconds, series), sim)
 }
 
 fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Sample>) -> DayReport {
@@ -360,12 +465,22 @@ fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Samp
         simulated_seconds: simulated.as_secs(),
         wall_seconds: 0.0,
         events: sim.events,
-        present_at_end: sim.master.as_ref().map_or(0, |m| m.present_count()),
+        present_at_end: sim
+            .slots
+            .iter()
+            .filter(|s| s.node.is_some())
+            .filter(|s| sim.master.as_ref().is_some_and(|m| m.is_present(&s.id())))
+            .count(),
+        stale_at_end: sim.master.as_ref().map_or(0, |m| {
+            sim.slots.iter().filter(|s| s.node.is_none() && m.is_present(&s.id())).count()
+        }),
         expected_present_at_end: sim.running(),
         join_ms: Quantiles::of(&st.joins),
         recovery_ms: Quantiles::of(&st.recoveries),
         recoveries_incomplete: st.recoveries_incomplete + st.failovers_open() as u64,
         move_ms: Quantiles::of(&st.moves),
+        tcp_fallback_ms: Quantiles::of(&st.tcp_fallback),
+        dht: dht_report(sim),
         wan_bytes_per_node_hour: per_node_hour(st.wan.bytes),
         lan_bytes_per_node_hour: per_node_hour(st.lan.bytes),
         node_hours,
@@ -385,18 +500,27 @@ fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Samp
     }
 }
 
-/// A random running node that passes `ok` (a few tries; `None` if the fleet is mostly down).
-fn random_running(
-    sim: &Simulation,
-    rng: &mut ChaCha8Rng,
-    ok: impl Fn(usize) -> bool,
-) -> Option<usize> {
+fn dht_report(sim: &Simulation) -> DhtReport {
+    let d = &sim.stats.dht;
+    let answered = d.lookups.saturating_sub(super::DhtStats::pending(&sim.stats) as u64);
+    let hops: Vec<Duration> = d.hops.iter().map(|&h| Duration::from_millis(h.into())).collect();
+    DhtReport {
+        lookups: answered,
+        success_rate: if answered > 0 { d.succeeded as f64 / answered as f64 } else { 0.0 },
+        hops_p50: quantile_ms(&hops, 0.5) as u32,
+        hops_p99: quantile_ms(&hops, 0.99) as u32,
+        latency_ms_p50: quantile_ms(&d.latency, 0.5),
+        latency_ms_p99: quantile_ms(&d.latency, 0.99),
+        wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
+    }
+}
+
+/// A random running node (a few tries; `None` if the fleet is mostly down).
+fn random_running(sim: &Simulation, rng: &mut ChaCha8Rng) -> Option<usize> {
     if sim.slots.is_empty() {
         return None;
     }
-    (0..64)
-        .map(|_| rng.gen_range(0..sim.slots.len()))
-        .find(|&i| sim.slots[i].node.is_some() && ok(i))
+    (0..64).map(|_| rng.gen_range(0..sim.slots.len())).find(|&i| sim.slots[i].node.is_some())
 }
 
 /// The LSN of a random subnet that has at least one other running node (so a failover can
@@ -424,64 +548,72 @@ fn random_lsn(sim: &Simulation, rng: &mut ChaCha8Rng, subnets: u16) -> Option<us
 mod tests {
     use super::*;
 
-    fn small(seed: u64) -> DayConfig {
+    fn small(seed: u64, hours: f64) -> DayConfig {
         DayConfig {
-            nodes: 120,
-            subnets: 6,
-            hours: 1.0,
+            nodes: 60,
+            subnets: 3,
+            hours,
             seed,
             always_on: 1.0,
-            lsn_crashes_per_hour: 30.0,
-            moves_per_hour: 20.0,
+            lsn_crashes_per_hour: 40.0,
+            moves_per_hour: 30.0,
             churn_per_hour: 0.2,
-            master_outage: Some((Duration::from_secs(2400), Duration::from_secs(60))),
+            master_outage: Some((Duration::from_secs(1200), Duration::from_secs(60))),
+            dht_records: 10,
+            dht_lookups_per_hour: 120.0,
             ..DayConfig::default()
         }
     }
 
     #[test]
     fn the_same_seed_gives_the_same_day() {
-        let a = run(&small(3), |_| {});
-        let b = run(&small(3), |_| {});
+        let a = run(&small(3, 0.25), |_| {});
+        let b = run(&small(3, 0.25), |_| {});
         assert_eq!(a, b);
-        let c = run(&small(4), |_| {});
+        let c = run(&small(4, 0.25), |_| {});
         assert_ne!(a.trace_hash, c.trace_hash);
     }
 
     #[test]
     fn an_hour_with_crashes_moves_churn_and_an_outage_ends_with_everyone_present() {
-        let r = run(&small(5), |_| {});
+        let r = run(&small(5, 0.75), |_| {});
         assert_eq!(r.present_at_end, r.expected_present_at_end, "{r:#?}");
-        assert!(r.expected_present_at_end > 100);
-        assert!(r.join_ms.count >= 120, "{:?}", r.join_ms);
+        assert!(r.expected_present_at_end > 50);
+        assert!(r.join_ms.count >= 60, "{:?}", r.join_ms);
         assert!(r.recovery_ms.count >= 5, "{:?}", r.recovery_ms);
         assert!(r.recovery_ms.p50 <= 1000, "{:?}", r.recovery_ms);
         assert!(r.move_ms.count >= 5, "{:?}", r.move_ms);
         assert!(r.wan_bytes_per_node_hour > 0.0 && r.lan_bytes_per_node_hour > 0.0);
         assert!(r.master.msgs_per_sec_peak > 0);
-        assert_eq!(r.series.len(), 12);
+        assert!(r.dht.lookups > 20 && r.dht.success_rate > 0.9, "{:?}", r.dht);
+        assert_eq!(r.series.len(), 9);
     }
 
     #[test]
     fn workstations_follow_the_working_day() {
+        // A compressed day: morning at 01:00, evening at 02:00.
+        let min = |m: u64| Duration::from_secs(m * 60);
         let cfg = DayConfig {
-            nodes: 100,
-            subnets: 4,
-            hours: 24.0,
+            nodes: 40,
+            subnets: 2,
+            hours: 3.0,
             lsn_crashes_per_hour: 0.0,
             churn_per_hour: 0.0,
             master_outage: None,
             always_on: 0.3,
-            sample_every: Duration::from_secs(3600),
+            morning: (min(60), min(10)),
+            evening: (min(120), min(10)),
+            sample_every: min(30),
+            dht_records: 0,
             ..DayConfig::default()
         };
         let r = run(&cfg, |_| {});
-        let at = |h: u64| r.series.iter().find(|s| s.t == h * 3600).expect("sampled");
+        let at = |m: u64| r.series.iter().find(|s| s.t == m * 60).expect("sampled");
         // Night: only servers; midday: everyone; next night: servers again.
-        assert!(at(3).running < 50 && at(3).present == at(3).running, "{:?}", at(3));
-        assert_eq!(at(12).running, 100);
-        assert_eq!(at(12).present, 100);
-        assert_eq!(r.present_at_end, at(3).running);
+        assert!(at(30).running < 20 && at(30).present == at(30).running, "{:?}", at(30));
+        assert_eq!(at(90).running, 40);
+        assert_eq!(at(90).present, 40);
+        assert_eq!(r.present_at_end, at(30).running);
         assert!(r.master.msgs_per_sec_peak as f64 > r.master.msgs_per_sec_mean);
     }
 }

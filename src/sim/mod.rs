@@ -45,7 +45,7 @@ use rand_core::SeedableRng;
 pub use self::{
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
-    stats::{quantile_ms, Accounting, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
+    stats::{quantile_ms, Accounting, DhtStats, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
 };
 use crate::{
     discovery::{Candidate, DiscoveryRequest, Source},
@@ -54,7 +54,7 @@ use crate::{
         OverlayConfig,
     },
     trust::{Authority, CertFlags, Certificate, OpenEnrollment},
-    Endpoint, EndpointConfig, Identity, NodeId, Timestamp, Transmit,
+    Endpoint, EndpointConfig, Identity, NodeId, Path, Timestamp, Transmit,
 };
 
 /// Protocol time at the start of every simulation.
@@ -102,8 +102,18 @@ enum Target {
     Nat(u16, u16),
 }
 
-/// A datagram in flight: arrival, sequence (ties), source as the receiver sees it, target.
-type InFlight = (Timestamp, u64, SocketAddr, Target, Vec<u8>);
+/// A datagram in flight: arrival, sequence (ties), source as the receiver sees it, target,
+/// path.
+type InFlight = (Timestamp, u64, SocketAddr, Target, Path, Vec<u8>);
+
+/// Which UDP a host's own firewall drops (TCP always passes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpBlock {
+    /// Drops UDP arriving at the host.
+    pub inbound: bool,
+    /// Drops UDP the host sends.
+    pub outbound: bool,
+}
 
 /// The simulation: see the [module docs](self).
 pub struct Simulation {
@@ -123,6 +133,12 @@ pub struct Simulation {
     pub master_cfg: MasterConfig,
     /// Directed links that drop everything: (from, to).
     pub cut: HashSet<(SocketAddr, SocketAddr)>,
+    /// When set, every endpoint (nodes and the master, from their next start) falls back to
+    /// TCP after this long without a UDP answer. TCP datagrams take the same latency as UDP
+    /// and are never lost (TCP retransmits). Default `None`.
+    pub tcp_fallback: Option<Duration>,
+    /// Per-host UDP firewalls, by slot.
+    pub udp_blocks: HashMap<usize, UdpBlock>,
     /// Whether node and master events are kept in `events` / `master_events` (on by default;
     /// large runs turn it off and read [`Simulation::stats`]).
     pub keep_events: bool,
@@ -191,6 +207,8 @@ impl Simulation {
             master_cfg: MasterConfig::default(),
             cut: Default::default(),
             keep_events: true,
+            tcp_fallback: None,
+            udp_blocks: HashMap::new(),
             stats: Accounting::new(),
             events: 0,
             subnets: Vec::new(),
@@ -214,7 +232,8 @@ impl Simulation {
     /// (Re)starts the master (a restart loses all its state, as a real restart would).
     pub fn start_master(&mut self) {
         let config =
-            EndpointConfig::master(self.authority.clone(), OpenEnrollment::default(), START);
+            EndpointConfig::master(self.authority.clone(), OpenEnrollment::default(), START)
+                .tcp_fallback(self.tcp_fallback);
         self.master_starts += 1;
         let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
         self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
@@ -304,7 +323,8 @@ impl Simulation {
     /// [`Accounting::joins`]) when the master is up.
     pub fn start(&mut self, i: usize) {
         let identity = self.slots[i].identity.clone();
-        let mut config = EndpointConfig::new(identity.clone(), self.authority.network_key());
+        let mut config = EndpointConfig::new(identity.clone(), self.authority.network_key())
+            .tcp_fallback(self.tcp_fallback);
         if !self.uncertified.contains(&i) {
             config = config.certificate(self.certify(&identity));
         }
@@ -348,7 +368,7 @@ impl Simulation {
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
         self.slots[i].node = None;
-        self.stats.forget(self.now, &self.slots[i].identity.node_id());
+        self.stats.forget(self.now, i, &self.slots[i].identity.node_id());
         self.reschedule(i);
     }
 
@@ -400,6 +420,17 @@ impl Simulation {
         }
     }
 
+    /// Starts a DHT get for `key` on node `i`; its outcome is counted in
+    /// [`Accounting::dht`].
+    pub fn dht_get(&mut self, i: usize, key: NodeId) {
+        let now = self.now;
+        let Some(n) = self.slots[i].node.as_mut() else { return };
+        // Registered before the node's output is collected: a local answer comes at once.
+        let query = n.dht_get(now, key);
+        self.stats.expect_dht(i, query);
+        self.drain(Some(i));
+    }
+
     /// Node `i`'s id.
     pub fn id(&self, i: usize) -> NodeId {
         self.slots[i].identity.node_id()
@@ -438,7 +469,7 @@ impl Simulation {
 
     /// Sends one datagram from node `from` (`None`: the master) to `dst` through the model:
     /// LAN or WAN, NAT on the way out, bandwidth, loss, cuts.
-    fn send(&mut self, from: Option<usize>, dst: SocketAddr, bytes: Vec<u8>) {
+    fn send(&mut self, from: Option<usize>, dst: SocketAddr, path: Path, bytes: Vec<u8>) {
         let now = self.now;
         let (src, src_subnet, role) = match from {
             Some(i) => {
@@ -467,7 +498,10 @@ impl Simulation {
         if !self.cut.is_empty() && self.cut.contains(&(src, dst)) {
             return;
         }
-        if self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
+        if path == Path::Udp && !self.udp_passes(from, target, src_subnet, dst_subnet, lan) {
+            return;
+        }
+        if path == Path::Udp && self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
             return;
         }
         let (seen, at) = if lan {
@@ -487,11 +521,40 @@ impl Simulation {
             (seen, self.net.wan_arrival(now, bytes.len(), a, b))
         };
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, seen, target, bytes)));
+        self.queue.push(Reverse((at, self.seq, seen, target, path, bytes)));
+    }
+
+    /// Whether the firewalls on the way let a UDP datagram through: the sender's own, the
+    /// receiver's own (known now unless it sits behind a NAT: see `deliver`), and for WAN
+    /// traffic the subnets' edge firewalls.
+    fn udp_passes(
+        &self,
+        from: Option<usize>,
+        target: Target,
+        src_subnet: Option<u16>,
+        dst_subnet: Option<u16>,
+        lan: bool,
+    ) -> bool {
+        if from.and_then(|i| self.udp_blocks.get(&i)).is_some_and(|b| b.outbound) {
+            return false;
+        }
+        if let Target::Node(j) = target {
+            if self.udp_blocks.get(&j).is_some_and(|b| b.inbound) {
+                return false;
+            }
+        }
+        let edge = |s: Option<u16>| s.and_then(|s| self.subnet(s)).is_some_and(|s| s.udp_blocked);
+        lan || !(edge(src_subnet) || edge(dst_subnet))
+    }
+
+    /// Blocks UDP at subnet `id`'s edge (WAN traffic in and out; the LAN is not affected), as
+    /// a corporate firewall that only lets TCP out would.
+    pub fn block_subnet_udp(&mut self, id: u16, blocked: bool) {
+        self.subnet_mut(id).udp_blocked = blocked;
     }
 
     /// Delivers a datagram that has arrived.
-    fn deliver(&mut self, src: SocketAddr, target: Target, bytes: Vec<u8>) {
+    fn deliver(&mut self, src: SocketAddr, target: Target, path: Path, bytes: Vec<u8>) {
         let now = self.now;
         let slot = match target {
             Target::Master => None,
@@ -502,7 +565,13 @@ impl Simulation {
                     return;
                 };
                 match self.by_addr.get(&private) {
-                    Some(&j) if self.slots[j].subnet == s => Some(j),
+                    Some(&j) if self.slots[j].subnet == s => {
+                        let deaf = self.udp_blocks.get(&j).is_some_and(|b| b.inbound);
+                        if path == Path::Udp && deaf {
+                            return;
+                        }
+                        Some(j)
+                    }
                     _ => return,
                 }
             }
@@ -520,12 +589,12 @@ impl Simulation {
                 self.stats.master_rate.tick(now);
                 self.stats.delivered(now, words(u64::MAX));
                 self.events += 1;
-                m.handle_datagram(now, src, &bytes);
+                m.handle_datagram_on(now, src, path, &bytes);
                 self.drain(None);
             }
             Some(j) => {
                 let Some(n) = self.slots[j].node.as_mut() else { return };
-                n.handle_datagram(now, src, &bytes);
+                n.handle_datagram_on(now, src, path, &bytes);
                 self.stats.node_meter(j).tick(now);
                 self.stats.delivered(now, words(j as u64));
                 self.events += 1;
@@ -567,7 +636,7 @@ impl Simulation {
                     }
                 }
                 for t in out.drain(..) {
-                    self.send(None, t.dst, t.payload);
+                    self.send(None, t.dst, t.path, t.payload);
                 }
             }
             Some(i) => {
@@ -583,12 +652,15 @@ impl Simulation {
                 let slot = &mut self.slots[i];
                 let Some(n) = slot.node.as_mut() else { return };
                 while let Some(e) = n.poll_event() {
+                    if let NodeEvent::Dht(d) = &e {
+                        self.stats.dht_event(i, d);
+                    }
                     if keep {
                         slot.events.push((now, e));
                     }
                 }
                 for t in out.drain(..) {
-                    self.send(Some(i), t.dst, t.payload);
+                    self.send(Some(i), t.dst, t.path, t.payload);
                 }
                 if discover {
                     let found = self.lan_lsns(i);
@@ -636,8 +708,8 @@ impl Simulation {
         self.now = self.now.max(next);
         let now = self.now;
         if self.queue.peek().is_some_and(|Reverse((t, ..))| *t <= now) {
-            let Reverse((_, _, src, target, bytes)) = self.queue.pop().expect("peeked");
-            self.deliver(src, target, bytes);
+            let Reverse((_, _, src, target, path, bytes)) = self.queue.pop().expect("peeked");
+            self.deliver(src, target, path, bytes);
             return true;
         }
         if self.master_deadline.is_some_and(|t| t <= now) {

@@ -19,6 +19,8 @@ pub struct Subnet {
     /// Added to (or, if negative, taken from) the base WAN latency for traffic leaving or
     /// entering this subnet, in microseconds.
     pub wan_offset_us: i64,
+    /// Whether its edge firewall drops UDP to and from the WAN.
+    pub udp_blocked: bool,
     /// When its uplink and downlink are next free (bandwidth model).
     up_free: Timestamp,
     down_free: Timestamp,
@@ -32,6 +34,7 @@ impl Subnet {
             members: Vec::new(),
             nat: Nat::new(nat, IpAddr::V4(public_ip(id))),
             wan_offset_us,
+            udp_blocked: false,
             up_free: Timestamp::ZERO,
             down_free: Timestamp::ZERO,
             next_host: 0,

@@ -7,6 +7,7 @@ use std::{
 };
 
 use crate::{
+    dht::{DhtEvent, QueryId},
     overlay::{NodeState, PresenceEvent},
     NodeId, Timestamp,
 };
@@ -75,6 +76,8 @@ pub struct RateMeter {
     count: u32,
     /// The busiest second so far.
     pub peak: u32,
+    /// When it began (protocol time, seconds).
+    pub peak_at: u64,
     /// Every message counted.
     pub total: u64,
 }
@@ -89,7 +92,10 @@ impl RateMeter {
         }
         self.count += 1;
         self.total += 1;
-        self.peak = self.peak.max(self.count);
+        if self.count > self.peak {
+            self.peak = self.count;
+            self.peak_at = second;
+        }
     }
 }
 
@@ -123,11 +129,17 @@ pub struct Accounting {
     pub recoveries_incomplete: u64,
     /// Move to another subnet → present under an LSN of that subnet.
     pub moves: Vec<Duration>,
+    /// Start → present for nodes whose subnet blocks UDP (not in `joins`).
+    pub tcp_fallback: Vec<Duration>,
+    /// DHT gets started through [`Simulation::dht_get`](super::Simulation::dht_get).
+    pub dht: DhtStats,
     /// A hash of every delivery (time, addresses, length): equal for equal runs.
     pub trace: u64,
     /// Delivered datagrams.
     pub delivered: u64,
     pending_join: HashMap<NodeId, Timestamp>,
+    tcp_nodes: HashSet<NodeId>,
+    dht_pending: HashSet<(usize, QueryId)>,
     pending_move: HashMap<NodeId, (Timestamp, u16)>,
     failovers: Vec<Failover>,
 }
@@ -179,8 +191,44 @@ impl Accounting {
         }
     }
 
+    /// Keeps `old`'s TCP marks (the rest of it is dropped).
+    pub(super) fn adopt_marks(&mut self, old: Accounting) {
+        self.tcp_nodes = old.tcp_nodes;
+    }
+
+    /// Times `node`'s joins as TCP fallbacks (its subnet blocks UDP).
+    pub fn time_as_tcp(&mut self, node: NodeId) {
+        self.tcp_nodes.insert(node);
+    }
+
+    pub(super) fn expect_dht(&mut self, slot: usize, query: QueryId) {
+        self.dht.lookups += 1;
+        self.dht_pending.insert((slot, query));
+    }
+
+    /// Feeds a node's DHT event: the result of a get started by the simulation is counted.
+    pub(super) fn dht_event(&mut self, slot: usize, event: &DhtEvent) {
+        if !self.dht_pending.remove(&(slot, event.query())) {
+            return;
+        }
+        let DhtEvent::Got { result, stats, .. } = event else { return };
+        if result.as_ref().is_ok_and(|r| !r.is_empty()) {
+            self.dht.succeeded += 1;
+            if stats.hops > 0 {
+                self.dht.hops.push(stats.hops);
+                self.dht.latency.push(stats.elapsed);
+            } else {
+                self.dht.local += 1;
+            }
+        }
+    }
+
     /// A node stopped: nothing it was part of can be timed any more.
-    pub(super) fn forget(&mut self, now: Timestamp, node: &NodeId) {
+    pub(super) fn forget(&mut self, now: Timestamp, slot: usize, node: &NodeId) {
+        // A lookup cut short by its own node's crash is not the DHT's failure.
+        let before = self.dht_pending.len();
+        self.dht_pending.retain(|(s, _)| *s != slot);
+        self.dht.lookups -= (before - self.dht_pending.len()) as u64;
         self.pending_join.remove(node);
         self.pending_move.remove(node);
         for f in &mut self.failovers {
@@ -212,7 +260,12 @@ impl Accounting {
             _ => return,
         };
         if let Some(since) = self.pending_join.remove(node) {
-            self.joins.push(now.saturating_since(since));
+            let took = now.saturating_since(since);
+            if self.tcp_nodes.contains(node) {
+                self.tcp_fallback.push(took);
+            } else {
+                self.joins.push(took);
+            }
         }
         if let Some(&(since, subnet)) = self.pending_move.get(node) {
             if subnet_of(lsn) == Some(subnet) {
@@ -248,6 +301,28 @@ impl Accounting {
     /// Failovers still being timed.
     pub fn failovers_open(&self) -> usize {
         self.failovers.len()
+    }
+}
+
+/// DHT gets timed by the simulation.
+#[derive(Clone, Debug, Default)]
+pub struct DhtStats {
+    /// Gets started (on nodes that stayed up until the answer).
+    pub lookups: u64,
+    /// Gets that found the record.
+    pub succeeded: u64,
+    /// Of those, answered from the node's own store (no hops).
+    pub local: u64,
+    /// Hops of each successful network lookup.
+    pub hops: Vec<u32>,
+    /// Latency of each successful network lookup.
+    pub latency: Vec<Duration>,
+}
+
+impl DhtStats {
+    /// Gets still waiting for an answer.
+    pub fn pending(acc: &Accounting) -> usize {
+        acc.dht_pending.len()
     }
 }
 

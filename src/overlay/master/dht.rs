@@ -25,6 +25,9 @@ impl Master {
     }
 
     pub(super) fn dht_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        if !self.cfg.dht.enabled {
+            return;
+        }
         self.dht_mut(now).handle_connected(now, peer, addr);
     }
 
@@ -42,6 +45,10 @@ impl Master {
         addr: SocketAddr,
         message: Message,
     ) -> Option<Message> {
+        if !self.cfg.dht.enabled {
+            // Not a member: DHT requests are dropped (the asker times out and moves on).
+            return (!crate::dht::is_dht_message(&message)).then_some(message);
+        }
         self.dht_mut(now).handle_message(now, peer, addr, message)
     }
 

@@ -1,0 +1,280 @@
+//! `fleetmesh simulate`: a simulated day of a large fleet on the deterministic simulator
+//! (`fleetmesh::sim::day`), with the report as text or JSON.
+
+use std::{
+    io::{IsTerminal, Write},
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use fleetmesh::sim::{
+    day::{self, DayConfig, DayReport},
+    NatKind,
+};
+
+/// Flags of `fleetmesh simulate`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SimulateArgs {
+    /// Nodes in the fleet.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Subnets they are spread over (round robin).
+    #[arg(long, default_value_t = 20)]
+    subnets: u16,
+    /// Simulated hours (from midnight).
+    #[arg(long, default_value_t = 24.0)]
+    hours: f64,
+    /// Seed: the same seed gives the same run (and the same trace_hash).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Fraction of nodes up all day (servers); the rest come up 07:30-08:00 and shut down
+    /// 16:00-19:00.
+    #[arg(long, default_value_t = 0.2)]
+    always_on: f64,
+    /// Fraction of running nodes that reboot per hour.
+    #[arg(long, default_value_t = 0.01)]
+    churn_per_hour: f64,
+    /// LSN crashes per hour across the fleet (each timed as a failover).
+    #[arg(long, default_value_t = 12.0)]
+    lsn_crashes_per_hour: f64,
+    /// Moves of a node to another subnet per hour across the fleet.
+    #[arg(long, default_value_t = 0.0)]
+    moves_per_hour: f64,
+    /// Hour of day at which the master goes down (negative: never).
+    #[arg(long, default_value_t = 13.0, allow_negative_numbers = true)]
+    master_outage_at: f64,
+    /// How long the master stays down, in seconds.
+    #[arg(long, default_value_t = 120)]
+    master_outage_secs: u64,
+    /// Probability that a datagram is lost.
+    #[arg(long, default_value_t = 0.001)]
+    loss: f64,
+    /// Base one-way WAN latency, ms.
+    #[arg(long, default_value_t = 20)]
+    wan_ms: u64,
+    /// Each subnet's WAN latency differs from the base by up to this much, ms.
+    #[arg(long, default_value_t = 10)]
+    wan_spread_ms: u64,
+    /// Each subnet's WAN uplink and downlink, Mbit/s (0: unlimited).
+    #[arg(long, default_value_t = 10.0)]
+    bandwidth_mbit: f64,
+    /// NAT in front of the subnets: "mixed" (none 20 %, endpoint-independent 20 %,
+    /// address-restricted 20 %, port-restricted 30 %, symmetric 10 %), or one kind for all:
+    /// none, endpoint-independent, address-restricted, port-restricted, symmetric.
+    #[arg(long, default_value = "mixed")]
+    nat: String,
+    /// Fraction of subnets whose firewall drops UDP to and from the WAN (their nodes reach the
+    /// master over TCP; reported as tcp_fallback_ms).
+    #[arg(long, default_value_t = 0.0)]
+    udp_blocked_fraction: f64,
+    /// Run without the DHT (nodes and master take no part; no records, no lookups).
+    #[arg(long)]
+    no_dht: bool,
+    /// Records put into the DHT at 00:40.
+    #[arg(long, default_value_t = 100)]
+    dht_records: usize,
+    /// DHT gets of those records per hour across the fleet (from 00:45).
+    #[arg(long, default_value_t = 600.0)]
+    dht_lookups_per_hour: f64,
+    /// Minutes between points of the time series in the report.
+    #[arg(long, default_value_t = 5)]
+    sample_minutes: u64,
+}
+
+impl SimulateArgs {
+    fn config(&self) -> Result<DayConfig, String> {
+        let fraction = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!("--{name} must be between 0 and 1, not {v}"))
+            }
+        };
+        if self.nodes == 0 || self.subnets == 0 {
+            return Err("--nodes and --subnets must be at least 1".into());
+        }
+        if !(self.hours > 0.0 && self.hours <= 24.0 * 30.0) {
+            return Err(format!("--hours must be above 0 and at most 720, not {}", self.hours));
+        }
+        if self.sample_minutes == 0 {
+            return Err("--sample-minutes must be at least 1".into());
+        }
+        let mut cfg = DayConfig {
+            nodes: self.nodes,
+            subnets: self.subnets,
+            hours: self.hours,
+            seed: self.seed,
+            always_on: fraction("always-on", self.always_on)?,
+            churn_per_hour: fraction("churn-per-hour", self.churn_per_hour)?,
+            lsn_crashes_per_hour: self.lsn_crashes_per_hour.max(0.0),
+            moves_per_hour: self.moves_per_hour.max(0.0),
+            master_outage: (self.master_outage_at >= 0.0).then(|| {
+                (
+                    Duration::from_secs_f64(self.master_outage_at * 3600.0),
+                    Duration::from_secs(self.master_outage_secs),
+                )
+            }),
+            sample_every: Duration::from_secs(self.sample_minutes * 60),
+            ..DayConfig::default()
+        };
+        cfg.net.loss = fraction("loss", self.loss)?;
+        cfg.udp_blocked_fraction = fraction("udp-blocked-fraction", self.udp_blocked_fraction)?;
+        cfg.dht = !self.no_dht;
+        cfg.dht_records = self.dht_records;
+        cfg.dht_lookups_per_hour = self.dht_lookups_per_hour.max(0.0);
+        if self.nat != "mixed" {
+            let kind = NatKind::ALL
+                .into_iter()
+                .find(|k| k.name() == self.nat)
+                .ok_or_else(|| format!("--nat: unknown kind {:?}", self.nat))?;
+            cfg.nat_mix = vec![(kind, 1.0)];
+        }
+        cfg.net.wan = Duration::from_millis(self.wan_ms);
+        cfg.net.wan_spread = Duration::from_millis(self.wan_spread_ms.min(self.wan_ms / 2));
+        cfg.net.subnet_bandwidth = (self.bandwidth_mbit > 0.0)
+            .then(|| (self.bandwidth_mbit * 1_000_000.0 / 8.0).max(1.0) as u64);
+        Ok(cfg)
+    }
+}
+
+/// Runs the simulation and prints the report.
+pub(crate) fn run(args: SimulateArgs) -> Result<(), String> {
+    let cfg = args.config()?;
+    let bar = !args.json && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_drawn = Instant::now();
+    let mut report = day::run(&cfg, |done| {
+        if bar && (last_drawn.elapsed() >= Duration::from_millis(200) || done >= 1.0) {
+            last_drawn = Instant::now();
+            draw_bar(done, started.elapsed());
+        }
+    });
+    if bar {
+        eprintln!();
+    }
+    report.wall_seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        print!("{}", summary(&report));
+    }
+    Ok(())
+}
+
+fn draw_bar(done: f64, elapsed: Duration) {
+    let width = 40;
+    let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r[{}{}] {:5.1}%  {:.0} s",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        done * 100.0,
+        elapsed.as_secs_f64()
+    );
+    let _ = err.flush();
+}
+
+/// The process's peak resident set, from `/proc/self/status` (Linux; `None` elsewhere).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The readable report.
+fn summary(r: &DayReport) -> String {
+    let q = |q: &day::Quantiles| {
+        format!("p50 {} ms, p99 {} ms, max {} ms ({} measured)", q.p50, q.p99, q.max, q.count)
+    };
+    let mut s = String::new();
+    s += &format!(
+        "simulated {} nodes in {} subnets for {:.1} h (seed {}) in {:.1} s wall, {} events\n",
+        r.nodes,
+        r.subnets,
+        r.simulated_seconds as f64 / 3600.0,
+        r.seed,
+        r.wall_seconds,
+        r.events
+    );
+    s += &format!(
+        "present at the end   {} of {} running\n",
+        r.present_at_end, r.expected_present_at_end
+    );
+    s += &format!("join                 {}\n", q(&r.join_ms));
+    s += &format!(
+        "LSN failover         {}; {} incomplete\n",
+        q(&r.recovery_ms),
+        r.recoveries_incomplete
+    );
+    if r.move_ms.count > 0 {
+        s += &format!("move                 {}\n", q(&r.move_ms));
+    }
+    if r.tcp_fallback_ms.count > 0 {
+        s += &format!("present through TCP  {}\n", q(&r.tcp_fallback_ms));
+    }
+    let d = &r.dht;
+    s += &format!(
+        "DHT gets             {} answered, success {:.4}, hops p50 {} p99 {}, latency p50 {} ms p99 {} ms (WAN RTT {} ms)\n",
+        d.lookups, d.success_rate, d.hops_p50, d.hops_p99, d.latency_ms_p50, d.latency_ms_p99, d.wan_rtt_ms_p50
+    );
+    s += &format!(
+        "traffic per node-hour  WAN {:.0} B, LAN {:.0} B ({:.0} node-hours)\n",
+        r.wan_bytes_per_node_hour, r.lan_bytes_per_node_hour, r.node_hours
+    );
+    s += &format!(
+        "master               {:.1} msg/s mean, {} msg/s peak\n",
+        r.master.msgs_per_sec_mean, r.master.msgs_per_sec_peak
+    );
+    s += &format!("busiest other host   {} msg/s peak\n", r.busiest_other_host_msgs_per_sec_peak);
+    s += &format!("peak memory          {:.0} MiB\n", r.peak_rss_bytes as f64 / 1048576.0);
+    s += &format!("trace hash           {}\n", r.trace_hash);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<DayConfig, String> {
+        let mut argv = vec!["simulate"];
+        argv.extend_from_slice(extra);
+        Wrap::try_parse_from(argv).map_err(|e| e.to_string())?.args.config()
+    }
+
+    #[test]
+    fn flags_become_the_day() {
+        let cfg = parse(&["--nodes", "30000", "--subnets", "600", "--hours", "24", "--seed", "7"])
+            .unwrap();
+        assert_eq!((cfg.nodes, cfg.subnets, cfg.seed), (30000, 600, 7));
+        assert_eq!(cfg.master_outage.unwrap().0, Duration::from_secs(13 * 3600));
+        let none = parse(&["--master-outage-at", "-1", "--bandwidth-mbit", "0"]).unwrap();
+        assert!(none.master_outage.is_none() && none.net.subnet_bandwidth.is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_the_reason() {
+        assert!(parse(&["--loss", "1.5"]).unwrap_err().contains("--loss"));
+        assert!(parse(&["--nodes", "0"]).unwrap_err().contains("--nodes"));
+        assert!(parse(&["--hours", "0"]).unwrap_err().contains("--hours"));
+        assert!(parse(&["--nodes", "x"]).is_err());
+        assert!(parse(&["--nat", "carrier-grade"]).unwrap_err().contains("--nat"));
+        assert!(parse(&["--udp-blocked-fraction", "2"]).unwrap_err().contains("udp-blocked"));
+        let sym = parse(&["--nat", "symmetric"]).unwrap();
+        assert_eq!(sym.nat_mix, vec![(NatKind::Symmetric, 1.0)]);
+    }
+}
