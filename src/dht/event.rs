@@ -128,6 +128,13 @@ pub enum DhtCommand {
         /// The key.
         key: NodeId,
     },
+    /// The records under `key` published by `publisher` (or the master) only.
+    GetFrom {
+        /// The key.
+        key: NodeId,
+        /// The one publisher accepted besides the master.
+        publisher: NodeId,
+    },
     /// Announce that this node provides `content` (a content hash), with `offer` as value.
     Provide {
         /// The content's subject bytes (hashed under [`KeyKind::Provider`](super::KeyKind::Provider)).

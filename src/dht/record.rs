@@ -328,6 +328,11 @@ impl RecordStore {
         }
     }
 
+    /// The master's node id, whose records override everyone's.
+    pub fn master(&self) -> NodeId {
+        self.master
+    }
+
     /// Number of records held.
     pub fn len(&self) -> usize {
         self.records.len()

@@ -11,7 +11,7 @@ use crate::{NodeId, Timestamp};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn fleet(seed: u64, subnets: u8, per: usize) -> World {
+fn fleet(seed: u64, subnets: u16, per: usize) -> World {
     let mut w = World::new(seed);
     for s in 1..=subnets {
         for _ in 0..per {
