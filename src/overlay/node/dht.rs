@@ -72,6 +72,13 @@ impl Node {
         self.dht_get_from(now, KeyKind::Contact.key(node.as_bytes()), node)
     }
 
+    /// The trust record `name` (e.g. `b"revocations"`): under [`KeyKind::Trust`], published
+    /// by the master only; records anyone else put under that key are ignored.
+    pub fn dht_get_trust(&mut self, now: Timestamp, name: &[u8]) -> QueryId {
+        let master = self.ep.trust().network().master_id();
+        self.dht_get_from(now, KeyKind::Trust.key(name), master)
+    }
+
     /// What this node's DHT has sent so far, by class (query, maintenance, answers; see
     /// [`dht::traffic`](crate::dht::traffic)); all zero before the node started.
     pub fn dht_traffic(&self) -> DhtTraffic {
