@@ -107,7 +107,7 @@ fn messages() -> Vec<Message> {
         Message::Revocations(Box::new(authority.revocation_list(1, vec![v4.id, v6.id], now))),
         Message::KadPing(KadPing { rpc: 0 }),
         Message::KadPong(KadPong { rpc: u32::MAX }),
-        Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20) })),
+        Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20), cache: true })),
         Message::KadStored(KadStored { rpc: 5 }),
         Message::KadFindNode(KadFindNode { rpc: 6, target: NodeId::ZERO }),
         Message::KadNodes(KadNodes { rpc: 6, nodes: vec![v6, v4] }),

@@ -167,7 +167,10 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100 })),
         ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100 })),
-        ("wire_kad_store", Message::KadStore(Box::new(KadStore { rpc: 101, record: record() }))),
+        (
+            "wire_kad_store",
+            Message::KadStore(Box::new(KadStore { rpc: 101, record: record(), cache: true })),
+        ),
         ("wire_kad_stored", Message::KadStored(KadStored { rpc: 101 })),
         (
             "wire_kad_find_node",
@@ -321,4 +324,29 @@ fn hot_messages_are_small() {
     assert!(pong.len() < 100, "pong frame is {} bytes", pong.len());
     let pong4 = encode(&Message::Pong(Pong { seq: 7, lsn: Some(contact(3, "192.168.1.10:7946")) }));
     assert!(pong4.len() < 64, "pong frame with an IPv4 contact is {} bytes", pong4.len());
+}
+
+/// A `KadStore` frame as encoded before the `cache` flag existed (two fields).
+const KAD_STORE_WITHOUT_CACHE_FLAG: &[&str] = &[
+    "0122821865875481dbd4ac30ab7a4f8f48d43b9f1c3ed66763bb4b4f763d313b",
+    "696e74657276616c3d33305485ff467c764a852bc9309d5bbdf674015c08438a",
+    "58206f94ba2689a88a567f8df1b8468f76e2fb67f3c971ce34937196b1add780",
+    "80f7031a655542805840d063d821f61595d9bdd959e41c4f15ac9c53162a9219",
+    "73849b03de274a808dcd3064f5cbc43803528530edc4ea8bd2cfdca67f29576f",
+    "6c46d5c6ed3552768c01",
+];
+
+#[test]
+fn a_kad_store_from_before_the_cache_flag_decodes_as_a_full_store() {
+    let hex: String = KAD_STORE_WITHOUT_CACHE_FLAG.concat();
+    let frame: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex literal"))
+        .collect();
+    let Ok(Message::KadStore(store)) = wire::decode(&frame) else { panic!("old frame refused") };
+    assert_eq!((store.rpc, store.cache), (101, false));
+    assert_eq!(store.record, record());
+    // The new encoding is the old one plus one byte for the flag (and the array header).
+    let new = encode(&Message::KadStore(Box::new(KadStore { cache: false, ..*store })));
+    assert_eq!(new.len(), frame.len() + 1);
 }

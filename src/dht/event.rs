@@ -63,8 +63,9 @@ pub enum DhtEvent {
         /// Cost.
         stats: QueryStats,
     },
-    /// A get (or find_providers) finished: every verified record found under the key (one per
-    /// publisher).
+    /// A get, get_from or get_all (find_providers) finished: the verified records found
+    /// under the key, one per publisher (a get: those of the first holder; get_all: merged
+    /// from every holder among the k closest).
     Got {
         /// The query.
         query: QueryId,
@@ -127,6 +128,13 @@ pub enum DhtCommand {
     Get {
         /// The key.
         key: NodeId,
+    },
+    /// The records under `key` published by `publisher` (or the master) only.
+    GetFrom {
+        /// The key.
+        key: NodeId,
+        /// The one publisher accepted besides the master.
+        publisher: NodeId,
     },
     /// Announce that this node provides `content` (a content hash), with `offer` as value.
     Provide {

@@ -17,6 +17,13 @@
 //! reports where to cache it: the node closest to the key among those that answered without the
 //! value (paper §2.3).
 //!
+//! A *find_all* lookup ([`Lookup::find_all`]) is a find_value that does not stop there: keys
+//! with many publishers (provider records) may have each publisher's record at a different
+//! subset of the k closest, so it runs to the find_node end (the k closest nodes that did not
+//! fail have all answered, which also bounds it) and the owner merges the records of every
+//! holder. Holders answer with records instead of contacts, so the lookup goes on through the
+//! contacts the others name. It reports the first holder as `Found` and no cache node.
+//!
 //! # Timeouts
 //!
 //! Each request has a deadline (the request timeout). A peer that misses it stops counting
@@ -191,6 +198,8 @@ pub struct Lookup {
     requests_sent: usize,
     requests: VecDeque<LookupRequest>,
     found: Option<(Record, Distance)>,
+    /// (find_all) Go on after the first record.
+    collect: bool,
     done: bool,
     result: Option<LookupResult>,
 }
@@ -205,7 +214,7 @@ impl Lookup {
         seeds: impl IntoIterator<Item = Contact>,
         config: &DhtConfig,
     ) -> Self {
-        Self::new(now, local, target, LookupKind::FindNode, seeds, config)
+        Self::new(now, local, target, LookupKind::FindNode, seeds, config, false)
     }
 
     /// A lookup for the record under `key`, started at `now` from `seeds`.
@@ -216,7 +225,19 @@ impl Lookup {
         seeds: impl IntoIterator<Item = Contact>,
         config: &DhtConfig,
     ) -> Self {
-        Self::new(now, local, key, LookupKind::FindValue, seeds, config)
+        Self::new(now, local, key, LookupKind::FindValue, seeds, config, false)
+    }
+
+    /// A lookup for the records of every holder under `key` among the k closest nodes (see
+    /// the [module docs](self)), started at `now` from `seeds`. It sends `KadFindValue`.
+    pub fn find_all(
+        now: Timestamp,
+        local: NodeId,
+        key: NodeId,
+        seeds: impl IntoIterator<Item = Contact>,
+        config: &DhtConfig,
+    ) -> Self {
+        Self::new(now, local, key, LookupKind::FindValue, seeds, config, true)
     }
 
     fn new(
@@ -226,6 +247,7 @@ impl Lookup {
         kind: LookupKind,
         seeds: impl IntoIterator<Item = Contact>,
         config: &DhtConfig,
+        collect: bool,
     ) -> Self {
         let mut lookup = Lookup {
             local,
@@ -240,6 +262,7 @@ impl Lookup {
             requests_sent: 0,
             requests: VecDeque::new(),
             found: None,
+            collect,
             done: false,
             result: None,
         };
@@ -294,7 +317,9 @@ impl Lookup {
             return;
         }
         if self.answered(from).is_some() {
-            self.found = Some((record, from.distance(&self.target)));
+            if self.found.is_none() || !self.collect {
+                self.found = Some((record, from.distance(&self.target)));
+            }
             self.advance(now);
         }
     }
@@ -380,7 +405,7 @@ impl Lookup {
         if self.done {
             return;
         }
-        if self.found.is_some() {
+        if self.found.is_some() && !self.collect {
             return self.finish(now);
         }
         let parallelism = if self.stalled { self.k } else { self.alpha };
@@ -432,7 +457,10 @@ impl Lookup {
             Some((record, distance)) => {
                 // `found` is only set for a peer that answered, so it is in the map.
                 let source = &self.peers[&distance];
-                let cache_at = answered.iter().find(|p| p.contact.id != source.contact.id);
+                let cache_at = answered
+                    .iter()
+                    .find(|p| p.contact.id != source.contact.id)
+                    .filter(|_| !self.collect);
                 let outcome = LookupOutcome::Found {
                     record: Box::new(record),
                     from: source.contact,

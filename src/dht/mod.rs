@@ -11,6 +11,7 @@
 //! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
 //! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
 //! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers) |
+//! | [`traffic`] | [`DhtTraffic`]: messages and bytes sent, by class (query, maintenance, answers) |
 //! | [`persist`] | [`StoreOp`], [`persist::load`]: records and routing table through the `Store` trait |
 //! | [`event`] | [`DhtEvent`], [`DhtError`], [`DhtCommand`]: query results and requests |
 //!
@@ -28,6 +29,7 @@ pub mod persist;
 pub mod record;
 pub mod routing;
 pub mod service;
+pub mod traffic;
 
 pub use config::{
     DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_MAX_PER_SUBNET,
@@ -41,6 +43,7 @@ pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
 pub use service::Dht;
+pub use traffic::DhtTraffic;
 
 /// Whether `message` belongs to the DHT protocol.
 pub fn is_dht_message(message: &crate::wire::Message) -> bool {

@@ -65,18 +65,23 @@ use crate::{
 pub enum KeyKind {
     /// Subject: a [`NodeId`]. Value: where the node is now (its addresses, its LSN, the GSNs
     /// it is reachable through). Published by the node itself; readers accept only records
-    /// whose publisher is the subject (or the master).
+    /// whose publisher is the subject (or the master): [`Dht::get_from`](super::Dht::get_from),
+    /// as `Node::dht_get_contact` does. Storing nodes do not enforce it (they cannot tell a
+    /// key's kind from the key), so a plain get returns every publisher's record.
     Contact,
     /// Subject: a name of the master's choosing (e.g. `"revocations"`). Value: trust material
     /// such as the current revocation list or network parameters. Published by the master only;
-    /// readers accept no other publisher.
+    /// readers accept no other publisher ([`Dht::get_from`](super::Dht::get_from) with the
+    /// master's id, as `Node::dht_get_trust` does).
     Trust,
     /// Subject: a content hash. Value: a provider's offer of the content (its pieces, how to
     /// fetch them). One record per provider under the same key.
     Provider,
     /// Subject: a GSN directory name (e.g. a region). Value: a global super node's offer to
     /// mediate and relay (address, capacity). One record per GSN under the same key; readers
-    /// check the publisher's certificate carries the GSN flag.
+    /// should check the publisher's certificate carries the GSN flag. Not done by the DHT: a
+    /// record carries its publisher's key, not its certificate, so the check belongs to the
+    /// layer that contacts the GSN (its session presents the certificate).
     Gsn,
 }
 
@@ -326,6 +331,11 @@ impl RecordStore {
             per_publisher: HashMap::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The master's node id, whose records override everyone's.
+    pub fn master(&self) -> NodeId {
+        self.master
     }
 
     /// Number of records held.

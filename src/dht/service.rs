@@ -2,6 +2,13 @@
 //! and the running [`Lookup`]s, answers `Kad*` requests and runs queries by sending `Kad*`
 //! requests through its owner's endpoint.
 //!
+//! | file | concept |
+//! |---|---|
+//! | `service.rs` | the service's state, inputs and outputs |
+//! | `service/answer.rs` | answering other nodes' requests |
+//! | `service/query.rs` | queries: starting lookups, following them, finishing them |
+//! | `service/restore.rs` | persistence: restoring after a restart, writing the difference |
+//!
 //! # Who enters the routing table
 //!
 //! Only peers the link layer authenticated with a certificate: the owner reports every
@@ -21,15 +28,39 @@
 //! *put* runs a find_node lookup for the key, then sends `KadStore` to the k closest nodes
 //! that answered (and keeps a copy when this node is among them). *get* runs a find_value
 //! lookup; the records of the first answer holding any are verified and returned, and a copy
-//! goes to the closest node that answered without them (paper §2.3 caching). Records are
-//! republished every republish interval and buckets refreshed when idle, both by the parts'
-//! own timers.
+//! goes to the closest node that answered without them (paper §2.3 caching), marked as a cache
+//! copy (`KadStore::cache`) so it lives for the cache TTL only and is not republished.
+//! *get_all* (provider records) does not stop at the first holder: it runs until the k closest
+//! nodes that did not fail have answered and merges the records of every holder, so a record
+//! stored at only some of them is still found. *get_from* is a get that accepts only records
+//! of one publisher (or the master), for keys whose publisher is known, such as a node's
+//! contact record. Records are republished every republish interval and buckets refreshed
+//! when idle, both by the parts' own timers.
+//!
+//! # Churn
+//!
+//! A dead peer costs a lookup one request timeout at most, and not even that in wall-clock
+//! terms: it stops counting towards α when its deadline passes and its place among the k
+//! closest goes to the next candidate, while the other α − 1 requests keep going (see
+//! [`lookup`](super::lookup)). A failed request also counts against the peer in the routing
+//! table ([`RoutingTable::handle_failure`]), and a lost session
+//! ([`handle_disconnected`](Dht::handle_disconnected)) fails its outstanding requests at
+//! once. Records live at the k closest nodes and are re-stored there every republish interval
+//! by every holder, so a record survives as long as one of its k holders does. A node that
+//! restarts without persistence starts from an empty table and bootstraps again from its
+//! first overlay session; with persistence ([`restore`](Dht::restore)) it checks its saved
+//! contacts with a self-lookup.
 //!
 //! # Request numbers
 //!
 //! `Kad*` requests use numbers with the top bit set, so an `Error` answer can be matched to a
 //! DHT request without colliding with the overlay's own sequence numbers (which count up from
 //! 1).
+//!
+//! # Traffic
+//!
+//! Every message sent is counted in [`traffic`](Dht::traffic), by class (see
+//! [`traffic`](super::traffic)).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -37,66 +68,20 @@ use std::{
 };
 
 use super::{
-    persist::{StoreOp, PERSIST_DELAY},
-    DhtConfig, DhtError, DhtEvent, InsertOutcome, Lookup, LookupOutcome, QueryId, QueryStats,
-    RecordEvent, RecordStore, RoutingEvent, RoutingTable,
+    persist::StoreOp,
+    traffic::{DhtTraffic, TrafficClass},
+    DhtConfig, DhtError, DhtEvent, InsertOutcome, QueryId, QueryStats, RecordStore, RoutingTable,
 };
 use crate::{
-    wire::{
-        Contact, ErrorCode, ErrorMessage, KadNodes, KadPing, KadPong, KadStore, KadStored,
-        KadValue, Message, Record,
-    },
+    wire::{Contact, Message, Record},
     NodeId, Timestamp,
 };
 
-/// Most records one `KadValue` carries, so an answer stays within a datagram's budget.
-const MAX_VALUES_PER_ANSWER: usize = 8;
-
+mod answer;
+mod query;
 mod restore;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RpcKind {
-    Lookup,
-    Ping,
-    Store,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Rpc {
-    peer: NodeId,
-    query: Option<QueryId>,
-    kind: RpcKind,
-    deadline: Timestamp,
-}
-
-#[derive(Clone, Debug)]
-enum Purpose {
-    /// A public find_node.
-    FindNode,
-    /// A public get.
-    Get,
-    /// Store `record` at the k closest; `public` when an application asked.
-    Put { record: Box<Record>, public: bool },
-    /// Bootstrap or bucket refresh: no event.
-    Refresh,
-}
-
-#[derive(Clone, Debug)]
-struct Query {
-    purpose: Purpose,
-    lookup: Lookup,
-    started: Timestamp,
-    hops: u32,
-    requests: usize,
-    /// (put) Stores sent and not yet answered.
-    pending_stores: usize,
-    /// (put) Nodes holding the record.
-    stored: usize,
-    /// (put) First refusal heard.
-    refusal: Option<String>,
-    /// (get) Records found, with the closest node that answered without them.
-    found: Option<(Vec<Record>, Option<Contact>)>,
-}
+use query::{Purpose, Query, Rpc};
 
 /// The DHT service. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -113,6 +98,7 @@ pub struct Dht {
     bootstrapped: bool,
     outbox: VecDeque<(SocketAddr, Message)>,
     events: VecDeque<DhtEvent>,
+    traffic: DhtTraffic,
     /// Persistence, once [`restore`](Dht::restore) switched it on.
     persist: Option<Persist>,
 }
@@ -149,6 +135,7 @@ impl Dht {
             bootstrapped: false,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            traffic: DhtTraffic::default(),
             persist: None,
         }
     }
@@ -171,6 +158,12 @@ impl Dht {
     /// Number of queries running.
     pub fn running(&self) -> usize {
         self.queries.len()
+    }
+
+    /// What this service has sent since it was created, by class (see
+    /// [`traffic`](super::traffic)).
+    pub fn traffic(&self) -> DhtTraffic {
+        self.traffic
     }
 
     /// The link layer authenticated `peer` (with a certificate) at `addr`.
@@ -199,74 +192,10 @@ impl Dht {
         addr: SocketAddr,
         message: Message,
     ) -> Option<Message> {
-        match message {
-            Message::KadPing(p) => self.reply(addr, Message::KadPong(KadPong { rpc: p.rpc })),
-            Message::KadFindNode(f) => {
-                let nodes = self.table.closest(&f.target, self.config.k);
-                self.reply(addr, Message::KadNodes(KadNodes { rpc: f.rpc, nodes }));
-            }
-            Message::KadFindValue(f) => {
-                let records: Vec<Record> = self
-                    .records
-                    .get(&f.key)
-                    .filter(|r| r.expires_at > now.as_secs())
-                    .take(MAX_VALUES_PER_ANSWER)
-                    .cloned()
-                    .collect();
-                let closer = if records.is_empty() {
-                    self.table.closest(&f.key, self.config.k)
-                } else {
-                    vec![]
-                };
-                let value = KadValue { rpc: f.rpc, records, closer };
-                self.reply(addr, Message::KadValue(Box::new(value)));
-            }
-            Message::KadStore(s) => {
-                let KadStore { rpc, record } = *s;
-                let answer =
-                    match record.embedded_key().and_then(|key| self.records.put(now, record, &key))
-                    {
-                        Ok(_) => Message::KadStored(KadStored { rpc }),
-                        Err(error) => Message::Error(ErrorMessage {
-                            seq: rpc,
-                            code: ErrorCode::REFUSED,
-                            detail: error.to_string(),
-                        }),
-                    };
-                self.reply(addr, answer);
-            }
-            Message::KadPong(p) => {
-                if self.take_rpc(p.rpc, peer, RpcKind::Ping).is_some() {
-                    self.table.handle_verified(now, Contact { id: peer, addr: addr.into() });
-                }
-            }
-            Message::KadNodes(n) => {
-                if let Some(query) = self.take_rpc(n.rpc, peer, RpcKind::Lookup) {
-                    if let Some(q) = self.queries.get_mut(&query) {
-                        q.lookup.handle_nodes(now, &peer, n.nodes);
-                    }
-                }
-            }
-            Message::KadValue(v) => self.on_value(now, peer, *v),
-            Message::KadStored(s) => {
-                if let Some(query) = self.take_rpc(s.rpc, peer, RpcKind::Store) {
-                    if let Some(q) = self.queries.get_mut(&query) {
-                        q.pending_stores -= 1;
-                        q.stored += 1;
-                    }
-                }
-            }
-            Message::Error(e) if self.rpcs.get(&e.seq).is_some_and(|r| r.peer == peer) => {
-                if let Some(rpc) = self.rpcs.get(&e.seq).copied() {
-                    if rpc.kind == RpcKind::Store {
-                        if let Some(q) = rpc.query.and_then(|q| self.queries.get_mut(&q)) {
-                            q.refusal.get_or_insert(e.detail);
-                        }
-                    }
-                }
-                self.fail_rpc(now, e.seq);
-            }
-            other => return Some(other),
+        let other =
+            self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
+        if other.is_some() {
+            return other;
         }
         // Any Kad message on an authenticated session proves its sender alive there.
         if self.certified.contains(&peer) {
@@ -281,17 +210,44 @@ impl Dht {
         self.start(now, target, Purpose::FindNode)
     }
 
-    /// Starts a get: every record under `key`.
+    /// Starts a get: the records under `key` that the first holder found returns (answered at
+    /// once when this node holds any).
     pub fn get(&mut self, now: Timestamp, key: NodeId) -> QueryId {
-        let local: Vec<Record> =
-            self.records.get(&key).filter(|r| r.expires_at > now.as_secs()).cloned().collect();
+        self.get_matching(now, key, None)
+    }
+
+    /// Starts a get that accepts only records published by `publisher` (or the master), for
+    /// keys whose rightful publisher the reader knows: a node's contact record
+    /// ([`KeyKind::Contact`](super::KeyKind::Contact), published by the node), trust records
+    /// (the master). Records of other publishers are dropped as if the answer had none, so the
+    /// lookup goes on to other holders.
+    pub fn get_from(&mut self, now: Timestamp, key: NodeId, publisher: NodeId) -> QueryId {
+        self.get_matching(now, key, Some(publisher))
+    }
+
+    fn get_matching(&mut self, now: Timestamp, key: NodeId, only: Option<NodeId>) -> QueryId {
+        let local: Vec<Record> = self
+            .records
+            .get(&key)
+            .filter(|r| r.expires_at > now.as_secs() && self.allowed(only, r))
+            .cloned()
+            .collect();
         if !local.is_empty() {
             let query = self.fresh_query();
             let stats = QueryStats::default();
             self.events.push_back(DhtEvent::Got { query, key, result: Ok(local), stats });
             return query;
         }
-        self.start(now, key, Purpose::Get)
+        self.start(now, key, Purpose::Get { only })
+    }
+
+    /// Starts a get that collects the records of every holder among the k closest nodes
+    /// (and this node), one per publisher, newest version first found: what provider lookups
+    /// need, since each provider's record may sit at a different subset of the k closest.
+    pub fn get_all(&mut self, now: Timestamp, key: NodeId) -> QueryId {
+        let local: Vec<Record> =
+            self.records.get(&key).filter(|r| r.expires_at > now.as_secs()).cloned().collect();
+        self.start_with(now, key, Purpose::GetAll, local)
     }
 
     /// Starts a put of a signed `record`: checked here first (a refusal comes back at once as
@@ -353,8 +309,15 @@ impl Dht {
         }
     }
 
-    fn reply(&mut self, addr: SocketAddr, message: Message) {
+    /// Queues `message` for `addr`, counted in `class`.
+    fn send(&mut self, addr: SocketAddr, message: Message, class: TrafficClass) {
+        self.traffic.count(class, &message);
         self.outbox.push_back((addr, message));
+    }
+
+    /// Whether `record` passes a get's publisher rule.
+    fn allowed(&self, only: Option<NodeId>, record: &Record) -> bool {
+        only.is_none_or(|p| record.publisher == p || record.publisher == self.records.master())
     }
 
     fn seen(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
@@ -376,247 +339,6 @@ impl Dht {
         self.next_rpc = self.next_rpc.wrapping_add(1);
         self.next_rpc | 0x8000_0000
     }
-
-    fn start(&mut self, now: Timestamp, target: NodeId, purpose: Purpose) -> QueryId {
-        let query = self.fresh_query();
-        let seeds = self.table.closest(&target, self.config.k);
-        let lookup = match purpose {
-            Purpose::Get => Lookup::find_value(now, self.me, target, seeds, &self.config),
-            _ => Lookup::find_node(now, self.me, target, seeds, &self.config),
-        };
-        let q = Query {
-            purpose,
-            lookup,
-            started: now,
-            hops: 0,
-            requests: 0,
-            pending_stores: 0,
-            stored: 0,
-            refusal: None,
-            found: None,
-        };
-        self.queries.insert(query, q);
-        self.advance(now);
-        query
-    }
-
-    fn take_rpc(&mut self, rpc: u32, peer: NodeId, kind: RpcKind) -> Option<QueryId> {
-        let entry = self.rpcs.get(&rpc)?;
-        if entry.peer != peer || entry.kind != kind {
-            return None;
-        }
-        let entry = self.rpcs.remove(&rpc)?;
-        // A ping has no query; report it as a hit with a dummy id the callers ignore.
-        entry.query.or(Some(QueryId(0)))
-    }
-
-    fn fail_rpc(&mut self, now: Timestamp, rpc: u32) {
-        let Some(entry) = self.rpcs.remove(&rpc) else { return };
-        self.table.handle_failure(now, &entry.peer);
-        let Some(q) = entry.query.and_then(|q| self.queries.get_mut(&q)) else { return };
-        match entry.kind {
-            RpcKind::Lookup => q.lookup.handle_failure(now, &entry.peer),
-            RpcKind::Store => q.pending_stores -= 1,
-            RpcKind::Ping => {}
-        }
-    }
-
-    fn on_value(&mut self, now: Timestamp, peer: NodeId, value: KadValue) {
-        let Some(query) = self.take_rpc(value.rpc, peer, RpcKind::Lookup) else { return };
-        let Some(q) = self.queries.get_mut(&query) else { return };
-        if value.records.is_empty() {
-            q.lookup.handle_nodes(now, &peer, value.closer);
-            return;
-        }
-        let target = q.lookup.target();
-        let records: Vec<Record> = value
-            .records
-            .into_iter()
-            .filter(|r| {
-                r.key == target
-                    && r.embedded_key().and_then(|k| self.records.check(now, r, &k)).is_ok()
-            })
-            .collect();
-        match records.first() {
-            // Forged or stale records only: the peer failed us.
-            None => q.lookup.handle_failure(now, &peer),
-            Some(first) => {
-                q.lookup.handle_record(now, &peer, first.clone());
-                q.found = Some((records, None));
-            }
-        }
-    }
-
-    /// Sends what the parts want sent and finishes what is done.
-    fn advance(&mut self, now: Timestamp) {
-        while let Some(event) = self.table.poll_event() {
-            match event {
-                RoutingEvent::Ping { contact } => {
-                    let rpc = self.fresh_rpc();
-                    self.track(now, rpc, contact.id, None, RpcKind::Ping);
-                    self.reply(contact.addr.0, Message::KadPing(KadPing { rpc }));
-                }
-                RoutingEvent::Refresh { target } => {
-                    self.start(now, target, Purpose::Refresh);
-                }
-            }
-        }
-        while let Some(event) = self.records.poll_event() {
-            if let RecordEvent::Republish { record } = event {
-                let key = record.key;
-                self.start(now, key, Purpose::Put { record: Box::new(record), public: false });
-            }
-        }
-        let ids: Vec<QueryId> = self.queries.keys().copied().collect();
-        for id in ids {
-            self.step(now, id);
-        }
-        // Something may have changed: write the difference a little later, in one batch.
-        if let Some(p) = self.persist.as_mut() {
-            p.at.get_or_insert(now + PERSIST_DELAY);
-        }
-    }
-
-    fn track(
-        &mut self,
-        now: Timestamp,
-        rpc: u32,
-        peer: NodeId,
-        query: Option<QueryId>,
-        kind: RpcKind,
-    ) {
-        // Lookup requests outlive the lookup's own deadline a little, so a late answer is
-        // still matched (the lookup uses late answers).
-        let wait = if kind == RpcKind::Lookup {
-            self.config.request_timeout * 2
-        } else {
-            self.config.request_timeout
-        };
-        self.rpcs.insert(rpc, Rpc { peer, query, kind, deadline: now + wait });
-    }
-
-    fn step(&mut self, now: Timestamp, id: QueryId) {
-        let mut sends = Vec::new();
-        let Some(q) = self.queries.get_mut(&id) else { return };
-        while let Some(request) = q.lookup.poll_request() {
-            sends.push(request);
-        }
-        q.requests += sends.len();
-        for request in sends {
-            let rpc = self.fresh_rpc();
-            self.track(now, rpc, request.to.id, Some(id), RpcKind::Lookup);
-            self.reply(request.to.addr.0, request.message(rpc));
-        }
-        let Some(q) = self.queries.get_mut(&id) else { return };
-        if let Some(result) = q.lookup.poll_event() {
-            q.hops = result.hops;
-            self.table.handle_lookup(now, &result.target);
-            self.finish_lookup(now, id, result.outcome);
-        }
-        let Some(q) = self.queries.get(&id) else { return };
-        if q.lookup.is_finished() && q.pending_stores == 0 {
-            if let Purpose::Put { record, public } = &q.purpose {
-                let result = if q.stored > 0 {
-                    Ok(q.stored)
-                } else if let Some(detail) = &q.refusal {
-                    Err(DhtError::RefusedByPeers { detail: detail.clone() })
-                } else {
-                    Err(DhtError::TimedOut)
-                };
-                if *public {
-                    let event =
-                        DhtEvent::Put { query: id, key: record.key, result, stats: stats(q, now) };
-                    self.events.push_back(event);
-                }
-                self.queries.remove(&id);
-            }
-        }
-    }
-
-    fn finish_lookup(&mut self, now: Timestamp, id: QueryId, outcome: LookupOutcome) {
-        let Some(q) = self.queries.get(&id) else { return };
-        let target = q.lookup.target();
-        let stats = stats(q, now);
-        let failure = |outcome: &LookupOutcome, none: DhtError| match outcome {
-            LookupOutcome::Failed if self.table.is_empty() => DhtError::NoPeers,
-            LookupOutcome::Failed => DhtError::TimedOut,
-            _ => none,
-        };
-        match (q.purpose.clone(), outcome) {
-            (Purpose::Refresh, _) => {
-                self.queries.remove(&id);
-            }
-            (Purpose::FindNode, LookupOutcome::Closest(nodes)) => {
-                self.queries.remove(&id);
-                let result = Ok(nodes);
-                self.events.push_back(DhtEvent::FoundNodes { query: id, target, result, stats });
-            }
-            (Purpose::FindNode, other) => {
-                let result = Err(failure(&other, DhtError::TimedOut));
-                self.queries.remove(&id);
-                self.events.push_back(DhtEvent::FoundNodes { query: id, target, result, stats });
-            }
-            (Purpose::Get, LookupOutcome::Found { cache_at, .. }) => {
-                let records = self.queries.remove(&id).and_then(|q| q.found).map(|f| f.0);
-                let records = records.unwrap_or_default();
-                if let (Some(at), Some(first)) = (cache_at, records.first()) {
-                    // Paper §2.3: a copy at the closest node that answered without it.
-                    let rpc = self.fresh_rpc();
-                    let store = KadStore { rpc, record: first.clone() };
-                    self.reply(at.addr.0, Message::KadStore(Box::new(store)));
-                }
-                let result = Ok(records);
-                self.events.push_back(DhtEvent::Got { query: id, key: target, result, stats });
-            }
-            (Purpose::Get, other) => {
-                let result = Err(failure(&other, DhtError::NotFound));
-                self.queries.remove(&id);
-                self.events.push_back(DhtEvent::Got { query: id, key: target, result, stats });
-            }
-            (Purpose::Put { record, .. }, LookupOutcome::Closest(nodes)) => {
-                let k = self.config.k;
-                let me_close = nodes.len() < k
-                    || nodes
-                        .last()
-                        .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target));
-                let mut stored = 0;
-                if me_close {
-                    if let Ok(key) = record.embedded_key() {
-                        if self.records.put(now, (*record).clone(), &key).is_ok() {
-                            stored += 1;
-                        }
-                    }
-                }
-                let mut sent = 0;
-                for node in nodes.iter().take(k) {
-                    let rpc = self.fresh_rpc();
-                    self.track(now, rpc, node.id, Some(id), RpcKind::Store);
-                    let store = KadStore { rpc, record: (*record).clone() };
-                    self.reply(node.addr.0, Message::KadStore(Box::new(store)));
-                    sent += 1;
-                }
-                if let Some(q) = self.queries.get_mut(&id) {
-                    q.stored += stored;
-                    q.pending_stores += sent;
-                    q.requests += sent;
-                }
-            }
-            (Purpose::Put { record, .. }, _) => {
-                // Nobody to store at: keep our own copy so a later republish spreads it.
-                if let Ok(key) = record.embedded_key() {
-                    if self.records.put(now, (*record).clone(), &key).is_ok() {
-                        if let Some(q) = self.queries.get_mut(&id) {
-                            q.stored += 1;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn stats(q: &Query, now: Timestamp) -> QueryStats {
-    QueryStats { hops: q.hops, requests: q.requests, elapsed: now.saturating_since(q.started) }
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ pub struct KadStore {
     pub rpc: u32,
     /// The record.
     pub record: Record,
+    /// A cache copy (paper §2.3: left by a get at the closest node that lacked the value): the
+    /// receiver keeps it for its cache TTL only and never republishes it. Absent in frames
+    /// from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub cache: bool,
 }
 
 /// The record was stored.

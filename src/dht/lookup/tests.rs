@@ -190,6 +190,37 @@ fn find_value_stops_at_the_first_record_and_names_the_cache_node() {
 }
 
 #[test]
+fn find_all_goes_on_past_the_first_holder_until_the_k_closest_answered() {
+    let key = NodeId::hash(b"key");
+    let seeds: Vec<Contact> = (0..10).map(contact).collect();
+    let cfg = config().k(4).alpha(2);
+    let mut lookup = Lookup::find_all(T0, NodeId::hash(b"me"), key, seeds, &cfg);
+    let mut holders = Vec::new();
+    let mut answered = 0;
+    while !lookup.is_finished() {
+        let requests = drain(&mut lookup);
+        assert!(!requests.is_empty(), "a running lookup always has requests out");
+        for r in requests {
+            assert_eq!(r.kind, LookupKind::FindValue);
+            answered += 1;
+            // Every other node asked holds a record.
+            if answered % 2 == 1 {
+                holders.push(r.to);
+                lookup.handle_record(T0, &r.to.id, record(key));
+            } else {
+                lookup.handle_nodes(T0, &r.to.id, vec![]);
+            }
+        }
+    }
+    let result = lookup.poll_event().expect("finished");
+    assert!(holders.len() >= 2, "stopped at the first holder");
+    assert_eq!(result.queried.len(), 4, "the k = 4 closest answered");
+    let LookupOutcome::Found { from, cache_at, .. } = result.outcome else { panic!() };
+    assert_eq!(from, holders[0]);
+    assert_eq!(cache_at, None);
+}
+
+#[test]
 fn request_messages_carry_the_target() {
     let r =
         LookupRequest { to: contact(1), target: NodeId::hash(b"x"), kind: LookupKind::FindNode };

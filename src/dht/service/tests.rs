@@ -35,7 +35,7 @@ fn a_forged_record_sent_to_store_is_refused_with_the_reason() {
     let key = KeyKind::Provider.key(b"content");
     let mut record = Record::sign(&peer, key, b"offer".to_vec(), 1, now().as_secs() + 60);
     record.value = b"changed".to_vec();
-    let store = Message::KadStore(Box::new(KadStore { rpc: 5, record }));
+    let store = Message::KadStore(Box::new(KadStore { rpc: 5, record, cache: false }));
     assert!(d.handle_message(now(), peer.node_id(), addr(2), store).is_none());
     let (to, answer) = d.poll_message().expect("an answer");
     assert_eq!(to, addr(2));
@@ -76,4 +76,151 @@ fn queries_without_peers_fail_with_no_peers_and_bad_records_are_refused_at_once(
             ..
         })
     ));
+}
+
+/// Takes every queued message.
+fn drain(d: &mut Dht) -> Vec<(SocketAddr, Message)> {
+    std::iter::from_fn(|| d.poll_message()).collect()
+}
+
+fn bytes(messages: &[(SocketAddr, Message)]) -> u64 {
+    messages.iter().map(|(_, m)| crate::wire::encoded_len(m) as u64).sum()
+}
+
+#[test]
+fn traffic_counts_maintenance_answers_and_queries_apart() {
+    use crate::wire::KadFindValue;
+    let mut d = dht();
+    let peer = identity(2).node_id();
+    // The first contact starts the bootstrap self-lookup: maintenance.
+    d.handle_connected(now(), peer, addr(2));
+    let bootstrap = drain(&mut d);
+    assert!(matches!(bootstrap[..], [(_, Message::KadFindNode(_))]), "{bootstrap:?}");
+    // Answering the peer's requests: answers.
+    let ping = Message::KadPing(KadPing { rpc: 1 });
+    d.handle_message(now(), peer, addr(2), ping);
+    let find = Message::KadFindValue(KadFindValue { rpc: 2, key: NodeId::hash(b"k") });
+    d.handle_message(now(), peer, addr(2), find);
+    let answers = drain(&mut d);
+    assert_eq!(answers.len(), 2);
+    // A get the application started: query.
+    d.get(now(), KeyKind::Provider.key(b"content"));
+    let query = drain(&mut d);
+    assert!(matches!(query[..], [(_, Message::KadFindValue(_))]), "{query:?}");
+
+    let t = d.traffic();
+    assert_eq!((t.maintenance_msgs, t.maintenance_bytes), (1, bytes(&bootstrap)));
+    assert_eq!((t.answer_msgs, t.answer_bytes), (2, bytes(&answers)));
+    assert_eq!((t.query_msgs, t.query_bytes), (1, bytes(&query)));
+    assert_eq!(t.msgs(), 4);
+}
+
+#[test]
+fn a_cache_copy_lives_for_the_cache_ttl_and_a_full_store_for_the_record_ttl() {
+    let mut d = dht();
+    let peer = identity(2);
+    d.handle_connected(now(), peer.node_id(), addr(2));
+    drain(&mut d);
+    let expires = now().as_secs() + 24 * 3600;
+    let cached = Record::sign(&peer, KeyKind::Provider.key(b"a"), vec![1], 1, expires);
+    let full = Record::sign(&peer, KeyKind::Provider.key(b"b"), vec![2], 1, expires);
+    for (rpc, record, cache) in [(7, cached.clone(), true), (8, full.clone(), false)] {
+        let store = Message::KadStore(Box::new(KadStore { rpc, record, cache }));
+        d.handle_message(now(), peer.node_id(), addr(2), store);
+    }
+    assert_eq!(d.records().len(), 2);
+    let ttl = DhtConfig::default().cache_ttl;
+    let later = now() + ttl + std::time::Duration::from_secs(1);
+    d.handle_timeout(later);
+    assert!(d.records().get(&cached.key).next().is_none(), "cache copy outlived its TTL");
+    assert_eq!(d.records().get(&full.key).next(), Some(&full));
+}
+
+#[test]
+fn a_get_leaves_a_cache_copy_marked_as_such_at_the_closest_node_without_the_value() {
+    use crate::wire::KadValue;
+    let mut d = dht();
+    let (holder, empty) = (identity(2), identity(3));
+    d.handle_connected(now(), holder.node_id(), addr(2));
+    d.handle_connected(now(), empty.node_id(), addr(3));
+    drain(&mut d);
+    let key = KeyKind::Provider.key(b"content");
+    let record = Record::sign(&holder, key, b"offer".to_vec(), 1, now().as_secs() + 3600);
+    d.get(now(), key);
+    let asks: Vec<(SocketAddr, u32)> = drain(&mut d)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::KadFindValue(f) => Some((to, f.rpc)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asks.len(), 2);
+    // The node without the value answers first; the holder's answer ends the lookup.
+    let mut asks = asks;
+    asks.sort_by_key(|(to, _)| *to != addr(3));
+    for (to, rpc) in asks {
+        let (peer, records) = if to == addr(2) {
+            (holder.node_id(), vec![record.clone()])
+        } else {
+            (empty.node_id(), vec![])
+        };
+        let value = KadValue { rpc, records, closer: vec![] };
+        d.handle_message(now(), peer, to, Message::KadValue(Box::new(value)));
+    }
+    let got = d.poll_event().expect("get finished");
+    assert!(matches!(&got, DhtEvent::Got { result: Ok(r), .. } if r == &vec![record.clone()]));
+    let stores: Vec<_> = drain(&mut d)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::KadStore(s) => Some((to, *s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    assert_eq!(stores[0].0, addr(3));
+    assert!(stores[0].1.cache);
+    assert_eq!(stores[0].1.record, record);
+}
+
+#[test]
+fn get_all_merges_the_records_of_every_holder_and_get_from_drops_foreign_publishers() {
+    use crate::wire::KadValue;
+    let (a, b) = (identity(2), identity(3));
+    let key = KeyKind::Provider.key(b"content");
+    let ra = Record::sign(&a, key, b"from a".to_vec(), 1, now().as_secs() + 3600);
+    let rb = Record::sign(&b, key, b"from b".to_vec(), 1, now().as_secs() + 3600);
+    for all in [true, false] {
+        let mut d = dht();
+        d.handle_connected(now(), a.node_id(), addr(2));
+        d.handle_connected(now(), b.node_id(), addr(3));
+        drain(&mut d);
+        if all {
+            d.get_all(now(), key);
+        } else {
+            d.get_from(now(), key, b.node_id());
+        }
+        let mut asks: Vec<(SocketAddr, u32)> = drain(&mut d)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::KadFindValue(f) => Some((to, f.rpc)),
+                _ => None,
+            })
+            .collect();
+        // Node a answers first, with its own record only.
+        asks.sort();
+        for (to, rpc) in asks {
+            let (peer, record) =
+                if to == addr(2) { (a.node_id(), &ra) } else { (b.node_id(), &rb) };
+            let value = KadValue { rpc, records: vec![record.clone()], closer: vec![] };
+            d.handle_message(now(), peer, to, Message::KadValue(Box::new(value)));
+        }
+        let Some(DhtEvent::Got { result: Ok(records), .. }) = d.poll_event() else {
+            panic!("no records")
+        };
+        if all {
+            assert_eq!(records, vec![ra.clone(), rb.clone()]);
+        } else {
+            assert_eq!(records, vec![rb.clone()]);
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{Node, NodeEvent};
 use crate::{
-    dht::{Dht, DhtCommand, KeyKind, QueryId, Saved, StoreOp},
+    dht::{Dht, DhtCommand, DhtTraffic, KeyKind, QueryId, Saved, StoreOp},
     wire::{Message, Record},
     NodeId, Timestamp,
 };
@@ -49,9 +49,40 @@ impl Node {
         self.dht_put(now, KeyKind::Provider.key(content), offer)
     }
 
-    /// The provider records for `content`.
+    /// The provider records for `content`: the records of every holder among the k closest
+    /// nodes, merged (one per provider), so a provider whose record reached only some of them
+    /// is still found ([`Dht::get_all`]).
     pub fn dht_find_providers(&mut self, now: Timestamp, content: &[u8]) -> QueryId {
-        self.dht_get(now, KeyKind::Provider.key(content))
+        let query = self.dht_mut(now).get_all(now, KeyKind::Provider.key(content));
+        self.dht_flush(now);
+        query
+    }
+
+    /// The records under `key` published by `publisher` or the master; other publishers'
+    /// records are ignored ([`Dht::get_from`]).
+    pub fn dht_get_from(&mut self, now: Timestamp, key: NodeId, publisher: NodeId) -> QueryId {
+        let query = self.dht_mut(now).get_from(now, key, publisher);
+        self.dht_flush(now);
+        query
+    }
+
+    /// The contact record of `node`: under [`KeyKind::Contact`], published by `node` itself
+    /// (or the master); records anyone else put under that key are ignored.
+    pub fn dht_get_contact(&mut self, now: Timestamp, node: NodeId) -> QueryId {
+        self.dht_get_from(now, KeyKind::Contact.key(node.as_bytes()), node)
+    }
+
+    /// The trust record `name` (e.g. `b"revocations"`): under [`KeyKind::Trust`], published
+    /// by the master only; records anyone else put under that key are ignored.
+    pub fn dht_get_trust(&mut self, now: Timestamp, name: &[u8]) -> QueryId {
+        let master = self.ep.trust().network().master_id();
+        self.dht_get_from(now, KeyKind::Trust.key(name), master)
+    }
+
+    /// What this node's DHT has sent so far, by class (query, maintenance, answers; see
+    /// [`dht::traffic`](crate::dht::traffic)); all zero before the node started.
+    pub fn dht_traffic(&self) -> DhtTraffic {
+        self.dht.as_ref().map(Dht::traffic).unwrap_or_default()
     }
 
     /// The k nodes closest to `target`.
@@ -81,6 +112,7 @@ impl Node {
             DhtCommand::Put { key, value } => self.dht_put(now, key, value),
             DhtCommand::PutRecord(record) => self.dht_put_record(now, *record),
             DhtCommand::Get { key } => self.dht_get(now, key),
+            DhtCommand::GetFrom { key, publisher } => self.dht_get_from(now, key, publisher),
             DhtCommand::Provide { content, offer } => self.dht_provide(now, &content, offer),
             DhtCommand::FindProviders { content } => self.dht_find_providers(now, &content),
             DhtCommand::FindNode { target } => self.dht_find_node(now, target),

@@ -1,0 +1,399 @@
+//! Queries: starting a lookup for a purpose, feeding it the answers, sending what it asks,
+//! and turning its outcome into a [`DhtEvent`] (or the stores of a put).
+
+use std::net::SocketAddr;
+
+use super::Dht;
+use crate::{
+    dht::{
+        traffic::TrafficClass, DhtError, DhtEvent, Lookup, LookupOutcome, QueryId, QueryStats,
+        RecordEvent, RoutingEvent,
+    },
+    wire::{Contact, KadPing, KadStore, KadValue, Message, Record},
+    NodeId, Timestamp,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RpcKind {
+    Lookup,
+    Ping,
+    Store,
+}
+
+/// A request in flight.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rpc {
+    pub(super) peer: NodeId,
+    query: Option<QueryId>,
+    kind: RpcKind,
+    pub(super) deadline: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Purpose {
+    /// A public find_node.
+    FindNode,
+    /// A public get; `only` names the one publisher (besides the master) accepted.
+    Get { only: Option<NodeId> },
+    /// A public get that merges the records of every holder among the k closest.
+    GetAll,
+    /// Store `record` at the k closest; `public` when an application asked, otherwise a
+    /// republish.
+    Put { record: Box<Record>, public: bool },
+    /// Bootstrap, post-restore check or bucket refresh: no event.
+    Refresh,
+}
+
+impl Purpose {
+    /// The class its messages are counted in.
+    fn class(&self) -> TrafficClass {
+        match self {
+            Purpose::FindNode | Purpose::Get { .. } | Purpose::GetAll => TrafficClass::Query,
+            Purpose::Put { public: true, .. } => TrafficClass::Query,
+            Purpose::Put { public: false, .. } | Purpose::Refresh => TrafficClass::Maintenance,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Query {
+    purpose: Purpose,
+    pub(super) lookup: Lookup,
+    started: Timestamp,
+    hops: u32,
+    requests: usize,
+    /// (put) Stores sent and not yet answered.
+    pending_stores: usize,
+    /// (put) Nodes holding the record.
+    stored: usize,
+    /// (put) First refusal heard.
+    refusal: Option<String>,
+    /// (get) Verified records found, one per publisher.
+    found: Vec<Record>,
+}
+
+impl Dht {
+    pub(super) fn start(&mut self, now: Timestamp, target: NodeId, purpose: Purpose) -> QueryId {
+        self.start_with(now, target, purpose, Vec::new())
+    }
+
+    /// Starts a query for `purpose` that already holds the records `found` (a get_all's own).
+    pub(super) fn start_with(
+        &mut self,
+        now: Timestamp,
+        target: NodeId,
+        purpose: Purpose,
+        found: Vec<Record>,
+    ) -> QueryId {
+        let query = self.fresh_query();
+        let seeds = self.table.closest(&target, self.config.k);
+        let lookup = match purpose {
+            Purpose::Get { .. } => Lookup::find_value(now, self.me, target, seeds, &self.config),
+            Purpose::GetAll => Lookup::find_all(now, self.me, target, seeds, &self.config),
+            _ => Lookup::find_node(now, self.me, target, seeds, &self.config),
+        };
+        let q = Query {
+            purpose,
+            lookup,
+            started: now,
+            hops: 0,
+            requests: 0,
+            pending_stores: 0,
+            stored: 0,
+            refusal: None,
+            found,
+        };
+        self.queries.insert(query, q);
+        self.advance(now);
+        query
+    }
+
+    /// Takes an answer to one of our requests; returns `message` when it is none.
+    pub(super) fn handle_reply(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        message: Message,
+    ) -> Option<Message> {
+        match message {
+            Message::KadPong(p) => {
+                if self.take_rpc(p.rpc, peer, RpcKind::Ping).is_some() {
+                    self.table.handle_verified(now, Contact { id: peer, addr: addr.into() });
+                }
+            }
+            Message::KadNodes(n) => {
+                if let Some(query) = self.take_rpc(n.rpc, peer, RpcKind::Lookup) {
+                    if let Some(q) = self.queries.get_mut(&query) {
+                        q.lookup.handle_nodes(now, &peer, n.nodes);
+                    }
+                }
+            }
+            Message::KadValue(v) => self.on_value(now, peer, *v),
+            Message::KadStored(s) => {
+                if let Some(query) = self.take_rpc(s.rpc, peer, RpcKind::Store) {
+                    if let Some(q) = self.queries.get_mut(&query) {
+                        q.pending_stores -= 1;
+                        q.stored += 1;
+                    }
+                }
+            }
+            Message::Error(e) if self.rpcs.get(&e.seq).is_some_and(|r| r.peer == peer) => {
+                if let Some(rpc) = self.rpcs.get(&e.seq).copied() {
+                    if rpc.kind == RpcKind::Store {
+                        if let Some(q) = rpc.query.and_then(|q| self.queries.get_mut(&q)) {
+                            q.refusal.get_or_insert(e.detail);
+                        }
+                    }
+                }
+                self.fail_rpc(now, e.seq);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn take_rpc(&mut self, rpc: u32, peer: NodeId, kind: RpcKind) -> Option<QueryId> {
+        let entry = self.rpcs.get(&rpc)?;
+        if entry.peer != peer || entry.kind != kind {
+            return None;
+        }
+        let entry = self.rpcs.remove(&rpc)?;
+        // A ping has no query; report it as a hit with a dummy id the callers ignore.
+        entry.query.or(Some(QueryId(0)))
+    }
+
+    pub(super) fn fail_rpc(&mut self, now: Timestamp, rpc: u32) {
+        let Some(entry) = self.rpcs.remove(&rpc) else { return };
+        self.table.handle_failure(now, &entry.peer);
+        let Some(q) = entry.query.and_then(|q| self.queries.get_mut(&q)) else { return };
+        match entry.kind {
+            RpcKind::Lookup => q.lookup.handle_failure(now, &entry.peer),
+            RpcKind::Store => q.pending_stores -= 1,
+            RpcKind::Ping => {}
+        }
+    }
+
+    fn on_value(&mut self, now: Timestamp, peer: NodeId, value: KadValue) {
+        let Some(query) = self.take_rpc(value.rpc, peer, RpcKind::Lookup) else { return };
+        let Some(q) = self.queries.get(&query) else { return };
+        let target = q.lookup.target();
+        let only = match q.purpose {
+            Purpose::Get { only } => only,
+            _ => None,
+        };
+        let holds = !value.records.is_empty();
+        let records: Vec<Record> = value
+            .records
+            .into_iter()
+            .filter(|r| {
+                r.key == target
+                    && self.allowed(only, r)
+                    && r.embedded_key().and_then(|k| self.records.check(now, r, &k)).is_ok()
+            })
+            .collect();
+        let Some(q) = self.queries.get_mut(&query) else { return };
+        if !holds {
+            q.lookup.handle_nodes(now, &peer, value.closer);
+            return;
+        }
+        match records.first() {
+            // Forged, stale or foreign records only: the peer failed us.
+            None => q.lookup.handle_failure(now, &peer),
+            Some(first) => {
+                q.lookup.handle_record(now, &peer, first.clone());
+                merge(&mut q.found, records);
+            }
+        }
+    }
+
+    /// Sends what the parts want sent and finishes what is done.
+    pub(super) fn advance(&mut self, now: Timestamp) {
+        while let Some(event) = self.table.poll_event() {
+            match event {
+                RoutingEvent::Ping { contact } => {
+                    let rpc = self.fresh_rpc();
+                    self.track(now, rpc, contact.id, None, RpcKind::Ping);
+                    let ping = Message::KadPing(KadPing { rpc });
+                    self.send(contact.addr.0, ping, TrafficClass::Maintenance);
+                }
+                RoutingEvent::Refresh { target } => {
+                    self.start(now, target, Purpose::Refresh);
+                }
+            }
+        }
+        while let Some(event) = self.records.poll_event() {
+            if let RecordEvent::Republish { record } = event {
+                let key = record.key;
+                self.start(now, key, Purpose::Put { record: Box::new(record), public: false });
+            }
+        }
+        let ids: Vec<QueryId> = self.queries.keys().copied().collect();
+        for id in ids {
+            self.step(now, id);
+        }
+        // Something may have changed: write the difference a little later, in one batch.
+        if let Some(p) = self.persist.as_mut() {
+            p.at.get_or_insert(now + crate::dht::persist::PERSIST_DELAY);
+        }
+    }
+
+    fn track(
+        &mut self,
+        now: Timestamp,
+        rpc: u32,
+        peer: NodeId,
+        query: Option<QueryId>,
+        kind: RpcKind,
+    ) {
+        // Lookup requests outlive the lookup's own deadline a little, so a late answer is
+        // still matched (the lookup uses late answers).
+        let wait = if kind == RpcKind::Lookup {
+            self.config.request_timeout * 2
+        } else {
+            self.config.request_timeout
+        };
+        self.rpcs.insert(rpc, Rpc { peer, query, kind, deadline: now + wait });
+    }
+
+    fn step(&mut self, now: Timestamp, id: QueryId) {
+        let mut sends = Vec::new();
+        let Some(q) = self.queries.get_mut(&id) else { return };
+        while let Some(request) = q.lookup.poll_request() {
+            sends.push(request);
+        }
+        q.requests += sends.len();
+        let class = q.purpose.class();
+        for request in sends {
+            let rpc = self.fresh_rpc();
+            self.track(now, rpc, request.to.id, Some(id), RpcKind::Lookup);
+            self.send(request.to.addr.0, request.message(rpc), class);
+        }
+        let Some(q) = self.queries.get_mut(&id) else { return };
+        if let Some(result) = q.lookup.poll_event() {
+            q.hops = result.hops;
+            self.table.handle_lookup(now, &result.target);
+            self.finish_lookup(now, id, result.outcome);
+        }
+        let Some(q) = self.queries.get(&id) else { return };
+        if q.lookup.is_finished() && q.pending_stores == 0 {
+            if let Purpose::Put { record, public } = &q.purpose {
+                let result = if q.stored > 0 {
+                    Ok(q.stored)
+                } else if let Some(detail) = &q.refusal {
+                    Err(DhtError::RefusedByPeers { detail: detail.clone() })
+                } else {
+                    Err(DhtError::TimedOut)
+                };
+                if *public {
+                    let event =
+                        DhtEvent::Put { query: id, key: record.key, result, stats: stats(q, now) };
+                    self.events.push_back(event);
+                }
+                self.queries.remove(&id);
+            }
+        }
+    }
+
+    fn finish_lookup(&mut self, now: Timestamp, id: QueryId, outcome: LookupOutcome) {
+        let Some(q) = self.queries.get(&id) else { return };
+        let target = q.lookup.target();
+        let stats = stats(q, now);
+        let failure = |outcome: &LookupOutcome, none: DhtError| match outcome {
+            LookupOutcome::Failed if self.table.is_empty() => DhtError::NoPeers,
+            LookupOutcome::Failed => DhtError::TimedOut,
+            _ => none,
+        };
+        match (q.purpose.clone(), outcome) {
+            (Purpose::Refresh, _) => {
+                self.queries.remove(&id);
+            }
+            (Purpose::FindNode, LookupOutcome::Closest(nodes)) => {
+                self.queries.remove(&id);
+                let result = Ok(nodes);
+                self.events.push_back(DhtEvent::FoundNodes { query: id, target, result, stats });
+            }
+            (Purpose::FindNode, other) => {
+                let result = Err(failure(&other, DhtError::TimedOut));
+                self.queries.remove(&id);
+                self.events.push_back(DhtEvent::FoundNodes { query: id, target, result, stats });
+            }
+            (Purpose::Get { .. }, LookupOutcome::Found { cache_at, .. }) => {
+                let records = self.queries.remove(&id).map(|q| q.found).unwrap_or_default();
+                if let (Some(at), Some(first)) = (cache_at, records.first()) {
+                    // Paper §2.3: a copy at the closest node that answered without it, marked
+                    // as a cache copy so it lives for the cache TTL only. Unanswered: nothing
+                    // depends on it.
+                    let rpc = self.fresh_rpc();
+                    let store = KadStore { rpc, record: first.clone(), cache: true };
+                    self.send(at.addr.0, Message::KadStore(Box::new(store)), TrafficClass::Query);
+                }
+                let result = Ok(records);
+                self.events.push_back(DhtEvent::Got { query: id, key: target, result, stats });
+            }
+            (Purpose::Get { .. } | Purpose::GetAll, other) => {
+                let records = self.queries.remove(&id).map(|q| q.found).unwrap_or_default();
+                let result = if records.is_empty() {
+                    Err(failure(&other, DhtError::NotFound))
+                } else {
+                    Ok(records)
+                };
+                self.events.push_back(DhtEvent::Got { query: id, key: target, result, stats });
+            }
+            (Purpose::Put { record, public }, LookupOutcome::Closest(nodes)) => {
+                let k = self.config.k;
+                let me_close = nodes.len() < k
+                    || nodes
+                        .last()
+                        .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target));
+                let mut stored = 0;
+                if me_close {
+                    if let Ok(key) = record.embedded_key() {
+                        if self.records.put(now, (*record).clone(), &key).is_ok() {
+                            stored += 1;
+                        }
+                    }
+                }
+                let class = if public { TrafficClass::Query } else { TrafficClass::Maintenance };
+                let mut sent = 0;
+                for node in nodes.iter().take(k) {
+                    let rpc = self.fresh_rpc();
+                    self.track(now, rpc, node.id, Some(id), RpcKind::Store);
+                    let store = KadStore { rpc, record: (*record).clone(), cache: false };
+                    self.send(node.addr.0, Message::KadStore(Box::new(store)), class);
+                    sent += 1;
+                }
+                if let Some(q) = self.queries.get_mut(&id) {
+                    q.stored += stored;
+                    q.pending_stores += sent;
+                    q.requests += sent;
+                }
+            }
+            (Purpose::Put { record, .. }, _) => {
+                // Nobody to store at: keep our own copy so a later republish spreads it.
+                if let Ok(key) = record.embedded_key() {
+                    if self.records.put(now, (*record).clone(), &key).is_ok() {
+                        if let Some(q) = self.queries.get_mut(&id) {
+                            q.stored += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `records` to `found`, one per publisher: a newer version replaces an older one.
+fn merge(found: &mut Vec<Record>, records: Vec<Record>) {
+    for record in records {
+        match found.iter_mut().find(|r| r.publisher == record.publisher) {
+            Some(held) if held.version < record.version => *held = record,
+            Some(_) => {}
+            None => found.push(record),
+        }
+    }
+}
+
+fn stats(q: &Query, now: Timestamp) -> QueryStats {
+    QueryStats { hops: q.hops, requests: q.requests, elapsed: now.saturating_since(q.started) }
+}
