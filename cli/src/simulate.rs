@@ -73,10 +73,10 @@ pub(crate) struct SimulateArgs {
     /// Run without the DHT (nodes and master take no part; no records, no lookups).
     #[arg(long)]
     no_dht: bool,
-    /// Records put into the DHT at 00:40.
+    /// Records put into the DHT at 00:40 (gets start at 00:42).
     #[arg(long, default_value_t = 100)]
     dht_records: usize,
-    /// DHT gets of those records per hour across the fleet (from 00:45).
+    /// DHT gets of those records per hour across the fleet.
     #[arg(long, default_value_t = 600.0)]
     dht_lookups_per_hour: f64,
     /// Minutes between points of the time series in the report.
@@ -222,8 +222,15 @@ fn summary(r: &DayReport) -> String {
     }
     let d = &r.dht;
     s += &format!(
-        "DHT gets             {} answered, success {:.4}, hops p50 {} p99 {}, latency p50 {} ms p99 {} ms (WAN RTT {} ms)\n",
-        d.lookups, d.success_rate, d.hops_p50, d.hops_p99, d.latency_ms_p50, d.latency_ms_p99, d.wan_rtt_ms_p50
+        "DHT gets             {} answered, success {:.4}, hops p50 {} p99 {}, latency p50 {} ms p99 {} ms (WAN RTT {} ms); upkeep {:.0} B/node-hour\n",
+        d.lookups,
+        d.success_rate,
+        d.hops_p50,
+        d.hops_p99,
+        d.latency_ms_p50,
+        d.latency_ms_p99,
+        d.wan_rtt_ms_p50,
+        d.maintenance_bytes_per_node_hour
     );
     s += &format!(
         "traffic per node-hour  WAN {:.0} B, LAN {:.0} B ({:.0} node-hours)\n",

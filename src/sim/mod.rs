@@ -165,6 +165,15 @@ pub struct Simulation {
     rng: rand_chacha::ChaCha8Rng,
 }
 
+fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
+    sum.query_msgs += t.query_msgs;
+    sum.query_bytes += t.query_bytes;
+    sum.maintenance_msgs += t.maintenance_msgs;
+    sum.maintenance_bytes += t.maintenance_bytes;
+    sum.answer_msgs += t.answer_msgs;
+    sum.answer_bytes += t.answer_bytes;
+}
+
 /// Two different subnets at once (either may be absent: the master's side).
 fn two_mut(
     v: &mut [Subnet],
@@ -243,6 +252,9 @@ impl Simulation {
     /// Stops the master at once (its state is lost; [`start_master`](Self::start_master)
     /// brings up a fresh one).
     pub fn crash_master(&mut self) {
+        if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
+            add_traffic(&mut self.stats.dht_traffic_stopped, &t);
+        }
         self.master = None;
         self.master_deadline = None;
         self.stats.master_down();
@@ -367,7 +379,9 @@ impl Simulation {
 
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
-        self.slots[i].node = None;
+        if let Some(n) = self.slots[i].node.take() {
+            add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
+        }
         self.stats.forget(self.now, i, &self.slots[i].identity.node_id());
         self.reschedule(i);
     }
@@ -427,7 +441,17 @@ impl Simulation {
         let Some(n) = self.slots[i].node.as_mut() else { return };
         // Registered before the node's output is collected: a local answer comes at once.
         let query = n.dht_get(now, key);
-        self.stats.expect_dht(i, query);
+        self.stats.expect_dht(i, query, true);
+        self.drain(Some(i));
+    }
+
+    /// Puts `value` under `key` from node `i`; how many nodes hold it afterwards is counted in
+    /// [`Accounting::dht`].
+    pub fn dht_put(&mut self, i: usize, key: NodeId, value: Vec<u8>) {
+        let now = self.now;
+        let Some(n) = self.slots[i].node.as_mut() else { return };
+        let query = n.dht_put(now, key, value);
+        self.stats.expect_dht(i, query, false);
         self.drain(Some(i));
     }
 
@@ -762,6 +786,18 @@ impl Simulation {
             }
         }
         self.now.saturating_since(start)
+    }
+
+    /// DHT traffic of every node and master instance so far, stopped ones included.
+    pub fn dht_traffic(&self) -> crate::dht::DhtTraffic {
+        let mut total = self.stats.dht_traffic_stopped;
+        for n in self.slots.iter().filter_map(|s| s.node.as_ref()) {
+            add_traffic(&mut total, &n.dht_traffic());
+        }
+        if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
+            add_traffic(&mut total, &t);
+        }
+        total
     }
 
     /// Nodes running now.

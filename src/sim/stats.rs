@@ -133,13 +133,17 @@ pub struct Accounting {
     pub tcp_fallback: Vec<Duration>,
     /// DHT gets started through [`Simulation::dht_get`](super::Simulation::dht_get).
     pub dht: DhtStats,
+    /// DHT traffic of nodes (and master instances) that have stopped; add the running ones'
+    /// for the total (see [`Simulation::dht_traffic`](super::Simulation::dht_traffic)).
+    pub dht_traffic_stopped: crate::dht::DhtTraffic,
     /// A hash of every delivery (time, addresses, length): equal for equal runs.
     pub trace: u64,
     /// Delivered datagrams.
     pub delivered: u64,
     pending_join: HashMap<NodeId, Timestamp>,
     tcp_nodes: HashSet<NodeId>,
-    dht_pending: HashSet<(usize, QueryId)>,
+    /// Queries being timed: true for a get, false for a put.
+    dht_pending: HashMap<(usize, QueryId), bool>,
     pending_move: HashMap<NodeId, (Timestamp, u16)>,
     failovers: Vec<Failover>,
 }
@@ -201,17 +205,33 @@ impl Accounting {
         self.tcp_nodes.insert(node);
     }
 
-    pub(super) fn expect_dht(&mut self, slot: usize, query: QueryId) {
-        self.dht.lookups += 1;
-        self.dht_pending.insert((slot, query));
+    pub(super) fn expect_dht(&mut self, slot: usize, query: QueryId, get: bool) {
+        self.dht.lookups += u64::from(get);
+        self.dht_pending.insert((slot, query), get);
     }
 
     /// Feeds a node's DHT event: the result of a get started by the simulation is counted.
     pub(super) fn dht_event(&mut self, slot: usize, event: &DhtEvent) {
-        if !self.dht_pending.remove(&(slot, event.query())) {
+        if self.dht_pending.remove(&(slot, event.query())).is_none() {
+            return;
+        }
+        if let DhtEvent::Put { result, .. } = event {
+            match result {
+                Ok(n) => self.dht.put_holders.push(*n),
+                Err(e) => {
+                    let name = format!("{e:?}");
+                    let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?");
+                    *self.dht.failures.entry(format!("put {name}")).or_default() += 1;
+                }
+            }
             return;
         }
         let DhtEvent::Got { result, stats, .. } = event else { return };
+        if let Err(e) = result {
+            let name = format!("{e:?}");
+            let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?");
+            *self.dht.failures.entry(name.to_string()).or_default() += 1;
+        }
         if result.as_ref().is_ok_and(|r| !r.is_empty()) {
             self.dht.succeeded += 1;
             if stats.hops > 0 {
@@ -226,9 +246,9 @@ impl Accounting {
     /// A node stopped: nothing it was part of can be timed any more.
     pub(super) fn forget(&mut self, now: Timestamp, slot: usize, node: &NodeId) {
         // A lookup cut short by its own node's crash is not the DHT's failure.
-        let before = self.dht_pending.len();
-        self.dht_pending.retain(|(s, _)| *s != slot);
-        self.dht.lookups -= (before - self.dht_pending.len()) as u64;
+        let gone = self.dht_pending.iter().filter(|((s, _), get)| *s == slot && **get).count();
+        self.dht_pending.retain(|(s, _), _| *s != slot);
+        self.dht.lookups -= gone as u64;
         self.pending_join.remove(node);
         self.pending_move.remove(node);
         for f in &mut self.failovers {
@@ -317,12 +337,16 @@ pub struct DhtStats {
     pub hops: Vec<u32>,
     /// Latency of each successful network lookup.
     pub latency: Vec<Duration>,
+    /// Nodes holding each record after its put.
+    pub put_holders: Vec<usize>,
+    /// Failed gets (and puts, prefixed "put") by error.
+    pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 impl DhtStats {
     /// Gets still waiting for an answer.
     pub fn pending(acc: &Accounting) -> usize {
-        acc.dht_pending.len()
+        acc.dht_pending.values().filter(|get| **get).count()
     }
 }
 
