@@ -39,12 +39,27 @@ fn a_subnet_without_udp_is_present_through_tcp() {
     let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("3 x 4 nodes, subnet 2 without UDP: all present after {took:?}");
     assert!(took <= 3 * SEC, "present through TCP after {took:?}");
-    // Every node of the blocked subnet runs its sessions over TCP; no other node needed to.
+    // Every node of the blocked subnet runs its sessions over TCP; no other node needed to,
+    // except for its (DHT) sessions with nodes of the blocked subnet.
     let on_tcp = hosts_on(&fleet, Path::Tcp);
     for host in &blocked {
         assert!(on_tcp.contains(host), "{host} never moved to TCP: {on_tcp:?}");
     }
-    assert!(on_tcp.iter().all(|h| fleet.subnet(h) == 2), "{on_tcp:?}");
+    let elsewhere: Vec<String> = fleet
+        .node_log()
+        .all()
+        .into_iter()
+        .filter(|r| fleet.subnet(&r.host) != 2)
+        .filter_map(|r| match r.event {
+            NodeEvent::Link(Event::PathChanged { addr, path: Path::Tcp, .. })
+                if !matches!(addr.ip(), std::net::IpAddr::V4(v4) if v4.octets()[..2] == [10, 2]) =>
+            {
+                Some(format!("{} -> {addr}", r.host))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
     assert_eq!(fleet.lsns_in(2).len(), 1, "{}", fleet.render_topology());
     // And stays present through a few minutes of keepalives over TCP.
     fleet.run_for(120 * SEC).unwrap();
@@ -154,5 +169,58 @@ fn a_node_that_cannot_receive_udp_is_present_through_tcp() {
         assert!(hosts_on(&fleet, Path::Tcp).contains(&deaf));
         fleet.run_for(60 * SEC).unwrap();
         assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+    }
+}
+
+/// Hosts that ever reported becoming an LSN.
+fn ever_lsn(fleet: &OverlayFleet) -> BTreeSet<String> {
+    fleet
+        .node_log()
+        .all()
+        .into_iter()
+        .filter(|r| matches!(r.event, NodeEvent::BecameLsn { .. }))
+        .map(|r| r.host)
+        .collect()
+}
+
+/// A fleet whose subnet 1 host `deaf` cannot receive UDP and starts 1.2 s before the other
+/// three of its subnet, so it is the first to ask the master for an LSN (over TCP, after its
+/// UDP got no answer for 1 s). `probe` false turns LSN eligibility probes off (the behaviour
+/// before them).
+fn deaf_fleet(seed: u64, probe: bool) -> (OverlayFleet<'static>, String) {
+    let mut master = fleetmesh::overlay::MasterConfig::default();
+    if !probe {
+        master.reach_probe_wait = Duration::ZERO;
+    }
+    let mut fleet = OverlayFleet::builder(seed).tcp_fallback(SEC).master_config(master).build();
+    let deaf = fleet.add_node(1);
+    fleet.block_udp(&deaf, UdpBlock::Inbound);
+    fleet.add_subnet(2, 4);
+    fleet.run_for(SEC + SEC / 5).unwrap();
+    fleet.add_subnet(1, 3);
+    (fleet, deaf)
+}
+
+#[test]
+fn a_node_that_cannot_receive_udp_never_becomes_lsn_and_is_present() {
+    for seed in [71, 72, 73] {
+        // Control: without eligibility probes the deaf node, first to ask, becomes the LSN:
+        // the prototype's unreachable-LSN failure.
+        let (mut fleet, deaf) = deaf_fleet(seed, false);
+        fleet.run_for(5 * SEC).unwrap();
+        assert!(ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+
+        let (mut fleet, deaf) = deaf_fleet(seed, true);
+        let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(60 * SEC).unwrap();
+        let lsns = fleet.lsns_in(1);
+        eprintln!("seed {seed}: {deaf} deaf and first: all present {took:?} after the others started; LSN {lsns:?}");
+        assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
+        assert!(!ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+        assert_eq!(lsns.len(), 1, "seed {seed}: {}", fleet.render_topology());
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+        // Its peers probed it but it never proved it gets unsolicited UDP; the LSN did.
+        assert_eq!(fleet.with_node(&deaf, |n| n.inbound_ok()), Some(false));
+        assert_eq!(fleet.with_node(&lsns[0], |n| n.inbound_ok()), Some(true));
     }
 }

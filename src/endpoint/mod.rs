@@ -376,6 +376,11 @@ impl Endpoint {
             Ok(secure::Packet::Data { receiver, counter, ciphertext }) => {
                 self.on_data(now, src, path, receiver, counter, ciphertext)
             }
+            Ok(secure::Packet::Probe { nonce }) => {
+                let session = self.by_addr.contains_key(&src);
+                self.events.push_back(Event::ReachProbe { addr: src, path, nonce, session });
+                Ok(())
+            }
             Err(e) => Err(e),
         };
         if let Err(error) = result {
@@ -383,6 +388,14 @@ impl Endpoint {
             tracing::debug!(%src, %error, "packet rejected");
             self.events.push_back(Event::PacketRejected { addr: src, error });
         }
+    }
+
+    /// Queues a reach probe carrying `nonce` to `addr`, always over UDP: the one packet sent
+    /// outside a session (see the [packet layout](crate::secure)). The receiver reports it as
+    /// [`Event::ReachProbe`] and never answers its source.
+    pub fn send_reach_probe(&mut self, addr: SocketAddr, nonce: u64) {
+        let payload = secure::Packet::probe(nonce);
+        self.transmits.push_back(Transmit { dst: addr, payload, path: Path::Udp });
     }
 
     /// Reports a failed command as an event (the driver's commands have no return path).

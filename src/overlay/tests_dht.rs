@@ -15,7 +15,7 @@ fn fleet(seed: u64, subnets: u8, per: usize) -> World {
     let mut w = World::new(seed);
     for s in 1..=subnets {
         for _ in 0..per {
-            w.add(s);
+            w.add(u16::from(s));
         }
     }
     w.run_until(30 * SEC, |w| w.all_present());
