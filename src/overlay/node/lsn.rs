@@ -112,6 +112,13 @@ impl Node {
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
+        // Discovery learns we are the LSN (a LAN discovery answers its subnet's queries).
+        let me = crate::discovery::Candidate {
+            addr: self.local_addr(),
+            id: Some(self.node_id()),
+            source: crate::discovery::Source::Lan,
+        };
+        self.requests.push_back(crate::discovery::DiscoveryRequest::Remember(me));
         if let Some(old) = takeover_from {
             let me = self.me();
             for child in known {
