@@ -61,6 +61,13 @@ fn a_subnet_without_udp_is_present_through_tcp() {
         .collect();
     assert!(elsewhere.is_empty(), "{elsewhere:?}");
     assert_eq!(fleet.lsns_in(2).len(), 1, "{}", fleet.render_topology());
+    // The master's topology shows the path of its session with each LSN.
+    let topology = fleet.topology().unwrap();
+    for lsn in topology.subnets.iter().flat_map(|s| &s.lsns) {
+        let want = if fleet.subnet(&fleet.name(&lsn.id)) == 2 { Path::Tcp } else { Path::Udp };
+        assert_eq!(lsn.path, Some(want), "{}", fleet.render_topology());
+    }
+    assert_eq!(fleet.render_topology().matches(" over tcp").count(), 1);
     // And stays present through a few minutes of keepalives over TCP.
     fleet.run_for(120 * SEC).unwrap();
     assert!(fleet.all_present(), "{}", fleet.render_topology());

@@ -165,9 +165,14 @@ impl Master {
         &self.ep
     }
 
-    /// The topology now: subnets, their LSNs, children, routes, last seen, RTT.
+    /// The topology now: subnets, their LSNs (with the path of our session to each),
+    /// children, routes, last seen, RTT.
     pub fn topology(&self) -> Topology {
-        self.reg.topology()
+        let mut topology = self.reg.topology();
+        for lsn in topology.subnets.iter_mut().flat_map(|s| &mut s.lsns) {
+            lsn.path = self.ep.peer_path(&lsn.id);
+        }
+        topology
     }
 
     /// Whether `node` is present (not pending after a lost LSN or a move).

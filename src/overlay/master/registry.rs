@@ -456,6 +456,7 @@ impl Registry {
                 id: *id,
                 addr: lsn.contact.addr.0,
                 last_seen: me.as_ref().map_or(Timestamp::ZERO, |m| m.last_seen),
+                path: None,
                 children,
             });
         }
