@@ -231,3 +231,35 @@ fn a_node_that_cannot_receive_udp_never_becomes_lsn_and_is_present() {
         assert_eq!(fleet.with_node(&lsns[0], |n| n.inbound_ok()), Some(true));
     }
 }
+
+#[test]
+fn a_node_that_cannot_receive_udp_is_not_the_standby_and_never_takes_over() {
+    for seed in [74, 75, 76] {
+        let mut fleet = fleet(seed);
+        let lsn = fleet.add_node(1);
+        fleet.add_subnet(2, 2);
+        fleet.run_for(2 * SEC).unwrap();
+        // The deaf node joins next: the longest up of the LSN's children, so by uptime alone
+        // it would be the hot standby and take over when the LSN dies.
+        let deaf = fleet.add_node(1);
+        fleet.block_udp(&deaf, UdpBlock::Inbound);
+        fleet.run_for(5 * SEC).unwrap();
+        let others = fleet.add_subnet(1, 3);
+        fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(2 * SEC).unwrap();
+        let lsn_id = fleet.node_id(&lsn);
+        let ranked = fleet.with_node(&lsn, |n| n.children()).unwrap();
+        let names: Vec<String> = ranked.iter().map(|id| fleet.name(id)).collect();
+        assert!(others.contains(&names[0]), "seed {seed}: standby {names:?}");
+        // Children proven reachable rank first; the deaf one never proves it.
+        assert_eq!(fleet.with_node(&deaf, |n| n.inbound_ok()), Some(false));
+        assert!(!names[..2].contains(&deaf), "seed {seed}: ranking {names:?}");
+        fleet.crash(&lsn);
+        let took = fleet
+            .run_until(10 * SEC, |f| f.lsns_in(1).iter().any(|l| *l != lsn) && f.all_present())
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprintln!("seed {seed}: ranking {names:?}; after the LSN crashed all present in {took:?}, LSN {:?}", fleet.lsns_in(1));
+        assert!(!ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+        assert_ne!(fleet.lsns_in(1), vec![fleet.name(&lsn_id)]);
+    }
+}

@@ -406,6 +406,7 @@ impl Node {
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
+            Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
