@@ -263,3 +263,43 @@ fn a_node_that_cannot_receive_udp_is_not_the_standby_and_never_takes_over() {
         assert_ne!(fleet.lsns_in(1), vec![fleet.name(&lsn_id)]);
     }
 }
+
+#[test]
+fn a_subnet_losing_udp_mid_run_moves_its_sessions_to_tcp_and_recovers() {
+    for seed in [77, 78] {
+        let mut fleet = fleet(seed);
+        let hosts = fleet.add_subnet(1, 3);
+        fleet.add_subnet(2, 3);
+        fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(5 * SEC).unwrap();
+        let lsn = fleet.lsns_in(1).pop().expect("subnet 1 has an LSN");
+        let master = fleet.with_master(|m| m.node_id()).expect("the master is up");
+        let on =
+            |f: &OverlayFleet| f.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+        assert_eq!(on(&fleet), Some(Path::Udp));
+        for host in &hosts {
+            fleet.block_udp(host, UdpBlock::Both);
+        }
+        // The LSN's keepalive goes unanswered; its re-probes move its session with the master
+        // to TCP in place (keepalives every 25 s; the master gives up on an LSN after 65 s).
+        let took = fleet
+            .run_until(40 * SEC, |f| on(f) == Some(Path::Tcp))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        fleet.run_for(60 * SEC).unwrap();
+        let lsn_id = fleet.node_id(&lsn);
+        let parted: Vec<String> = fleet
+            .presence()
+            .into_iter()
+            .filter_map(|p| match p {
+                fleetmesh::overlay::PresenceEvent::Parted { node, .. } => Some(fleet.name(&node)),
+                _ => None,
+            })
+            .collect();
+        eprintln!(
+            "seed {seed}: UDP lost in subnet 1: LSN-master session on TCP after {took:?}; \
+             parted meanwhile (children whose LSN is the responder rejoin): {parted:?}"
+        );
+        assert!(!parted.contains(&fleet.name(&lsn_id)), "seed {seed}: {parted:?}");
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+    }
+}

@@ -194,3 +194,64 @@ fn a_reach_probe_is_reported_with_whether_a_session_could_have_let_it_in() {
     net.run_for(SECOND);
     assert_eq!(probes(&net), vec![(42, false), (43, true)]);
 }
+
+#[test]
+fn an_established_udp_session_moves_to_tcp_when_its_requests_go_unanswered() {
+    let mut net = Two::new(Some(SECOND), 5 * SECOND);
+    net.connect();
+    net.run_for(SECOND);
+    assert_eq!(net.paths(), [Some(Path::Udp), Some(Path::Udp)]);
+    let (a, b) = (net.ep[0].node_id(), net.ep[1].node_id());
+    net.udp_in_blocked = [true, true];
+    // One-way messages never count, however many go unanswered.
+    for id in 0..20 {
+        let msg = Message::App(AppMessage { id, data: vec![] });
+        net.ep[0].send(net.now, &b, &msg).unwrap();
+        net.drain(0);
+        net.run_for(SECOND / 5);
+    }
+    assert_eq!(net.paths(), [Some(Path::Udp), Some(Path::Udp)]);
+    // Requests: the third unanswered one, a second or more after the first, goes over TCP.
+    for seq in 1..=3 {
+        net.ep[0].send(net.now, &b, &Message::Ping(crate::wire::Ping { seq })).unwrap();
+        net.drain(0);
+        net.run_for(SECOND / 2);
+    }
+    assert_eq!(net.paths()[0], Some(Path::Tcp));
+    assert_eq!(net.path_changes(0), vec![Path::Tcp]);
+    // The responder got that request over TCP and follows; its answers come back.
+    assert_eq!(net.paths()[1], Some(Path::Tcp));
+    let pings: usize = net.events[1]
+        .iter()
+        .filter(|e| matches!(e, Event::Message { message: Message::Ping(_), .. }))
+        .count();
+    assert_eq!(pings, 1);
+    net.ep[1].send(net.now, &a, &Message::Pong(crate::wire::Pong { seq: 3, lsn: None })).unwrap();
+    net.drain(1);
+    net.run_for(SECOND);
+    assert!(net.events[0]
+        .iter()
+        .any(|e| matches!(e, Event::Message { message: Message::Pong(_), .. })));
+    // When UDP works again the probes bring both back.
+    net.udp_in_blocked = [false, false];
+    net.run_for(6 * SECOND);
+    assert_eq!(net.paths()[0], Some(Path::Udp));
+}
+
+#[test]
+fn answered_requests_keep_a_udp_session_on_udp() {
+    let mut net = Two::new(Some(SECOND), 5 * SECOND);
+    net.connect();
+    net.run_for(SECOND);
+    let (a, b) = (net.ep[0].node_id(), net.ep[1].node_id());
+    for seq in 1..=10 {
+        net.ep[0].send(net.now, &b, &Message::Ping(crate::wire::Ping { seq })).unwrap();
+        net.drain(0);
+        net.run_for(SECOND / 4);
+        net.ep[1].send(net.now, &a, &Message::Pong(crate::wire::Pong { seq, lsn: None })).unwrap();
+        net.drain(1);
+        net.run_for(SECOND / 4);
+    }
+    assert_eq!(net.paths(), [Some(Path::Udp), Some(Path::Udp)]);
+    assert!(net.path_changes(0).is_empty());
+}
