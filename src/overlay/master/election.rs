@@ -28,6 +28,14 @@
 //! else the first candidate: the best available choice (its children then use the TCP
 //! fallback). A node proven once is designated at once later (for an hour, at the same local
 //! address).
+//!
+//! The hot standby takes over without asking the master, so an LSN applies the same rule to
+//! its children (`overlay/node/reach.rs`): each new child probes up to three earlier children
+//! nobody probed yet, and children that proved themselves rank first.
+//!
+//! A simulator models this with no extra machinery: probes are ordinary UDP datagrams from
+//! one node's address to another's local address; a host whose inbound UDP is blocked (all of
+//! it, or, like a stateful firewall, from addresses it has not sent to) never receives one.
 
 use std::{
     collections::{BTreeMap, HashMap},
