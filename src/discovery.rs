@@ -77,7 +77,9 @@ pub trait Discovery: Send + Sync + 'static {
     /// Candidates for the local subnet's LSN, best first.
     async fn discover(&self) -> Result<Vec<Candidate>, DiscoveryError>;
 
-    /// Tells the source that `candidate` worked (a cache keeps it). Default: ignored.
+    /// Tells the source that `candidate` worked (a cache keeps it). A node also remembers
+    /// *itself* (its own id) when it becomes its subnet's LSN, so a LAN source can answer its
+    /// subnet's queries. Default: ignored.
     async fn remember(&self, candidate: Candidate) -> Result<(), DiscoveryError> {
         let _ = candidate;
         Ok(())

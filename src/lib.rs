@@ -5,7 +5,8 @@
 //! management server (the *master*) can reach any of them at any moment, securely.
 //!
 //! This crate is the protocol core and its async driver. Transports live in their own crates
-//! (`fleetmesh-memory`, `fleetmesh-udp`, `fleetmesh-tcp`), whole-network test harnesses in
+//! (`fleetmesh-memory`, `fleetmesh-udp`, `fleetmesh-tcp`), LAN discovery with its LSN cache in
+//! `fleetmesh-lan` (`discovery/lan`), whole-network test harnesses in
 //! `fleetmesh-testkit`, and the `fleetmesh` command in `fleetmesh-cli`.
 //!
 //! ## Map of the code

@@ -68,6 +68,13 @@ fn a_subnet_without_udp_is_present_through_tcp() {
         );
     }
     assert_eq!(fleet.lsns_in(2).len(), 1, "{}", fleet.render_topology());
+    // The master's topology shows the path of its session with each LSN.
+    let topology = fleet.topology().unwrap();
+    for lsn in topology.subnets.iter().flat_map(|s| &s.lsns) {
+        let want = if fleet.subnet(&fleet.name(&lsn.id)) == 2 { Path::Tcp } else { Path::Udp };
+        assert_eq!(lsn.path, Some(want), "{}", fleet.render_topology());
+    }
+    assert_eq!(fleet.render_topology().matches(" over tcp").count(), 1);
     // And stays present through a few minutes of keepalives over TCP.
     fleet.run_for(120 * SEC).unwrap();
     assert!(fleet.all_present(), "{}", fleet.render_topology());
@@ -175,6 +182,131 @@ fn a_node_that_cannot_receive_udp_is_present_through_tcp() {
         assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
         assert!(hosts_on(&fleet, Path::Tcp).contains(&deaf));
         fleet.run_for(60 * SEC).unwrap();
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+    }
+}
+
+/// Hosts that ever reported becoming an LSN.
+fn ever_lsn(fleet: &OverlayFleet) -> BTreeSet<String> {
+    fleet
+        .node_log()
+        .all()
+        .into_iter()
+        .filter(|r| matches!(r.event, NodeEvent::BecameLsn { .. }))
+        .map(|r| r.host)
+        .collect()
+}
+
+/// A fleet whose subnet 1 host `deaf` cannot receive UDP and starts 1.2 s before the other
+/// three of its subnet, so it is the first to ask the master for an LSN (over TCP, after its
+/// UDP got no answer for 1 s). `probe` false turns LSN eligibility probes off (the behaviour
+/// before them).
+fn deaf_fleet(seed: u64, probe: bool) -> (OverlayFleet<'static>, String) {
+    let mut master = fleetmesh::overlay::MasterConfig::default();
+    if !probe {
+        master.reach_probe_wait = Duration::ZERO;
+    }
+    let mut fleet = OverlayFleet::builder(seed).tcp_fallback(SEC).master_config(master).build();
+    let deaf = fleet.add_node(1);
+    fleet.block_udp(&deaf, UdpBlock::Inbound);
+    fleet.add_subnet(2, 4);
+    fleet.run_for(SEC + SEC / 5).unwrap();
+    fleet.add_subnet(1, 3);
+    (fleet, deaf)
+}
+
+#[test]
+fn a_node_that_cannot_receive_udp_never_becomes_lsn_and_is_present() {
+    for seed in [71, 72, 73] {
+        // Control: without eligibility probes the deaf node, first to ask, becomes the LSN:
+        // the prototype's unreachable-LSN failure.
+        let (mut fleet, deaf) = deaf_fleet(seed, false);
+        fleet.run_for(5 * SEC).unwrap();
+        assert!(ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+
+        let (mut fleet, deaf) = deaf_fleet(seed, true);
+        let took = fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(60 * SEC).unwrap();
+        let lsns = fleet.lsns_in(1);
+        eprintln!("seed {seed}: {deaf} deaf and first: all present {took:?} after the others started; LSN {lsns:?}");
+        assert!(took <= 3 * SEC, "seed {seed}: present after {took:?}");
+        assert!(!ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+        assert_eq!(lsns.len(), 1, "seed {seed}: {}", fleet.render_topology());
+        assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
+        // Its peers probed it but it never proved it gets unsolicited UDP; the LSN did.
+        assert_eq!(fleet.with_node(&deaf, |n| n.inbound_ok()), Some(false));
+        assert_eq!(fleet.with_node(&lsns[0], |n| n.inbound_ok()), Some(true));
+    }
+}
+
+#[test]
+fn a_node_that_cannot_receive_udp_is_not_the_standby_and_never_takes_over() {
+    for seed in [74, 75, 76] {
+        let mut fleet = fleet(seed);
+        let lsn = fleet.add_node(1);
+        fleet.add_subnet(2, 2);
+        fleet.run_for(2 * SEC).unwrap();
+        // The deaf node joins next: the longest up of the LSN's children, so by uptime alone
+        // it would be the hot standby and take over when the LSN dies.
+        let deaf = fleet.add_node(1);
+        fleet.block_udp(&deaf, UdpBlock::Inbound);
+        fleet.run_for(5 * SEC).unwrap();
+        let others = fleet.add_subnet(1, 3);
+        fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(2 * SEC).unwrap();
+        let lsn_id = fleet.node_id(&lsn);
+        let ranked = fleet.with_node(&lsn, |n| n.children()).unwrap();
+        let names: Vec<String> = ranked.iter().map(|id| fleet.name(id)).collect();
+        assert!(others.contains(&names[0]), "seed {seed}: standby {names:?}");
+        // Children proven reachable rank first; the deaf one never proves it.
+        assert_eq!(fleet.with_node(&deaf, |n| n.inbound_ok()), Some(false));
+        assert!(!names[..2].contains(&deaf), "seed {seed}: ranking {names:?}");
+        fleet.crash(&lsn);
+        let took = fleet
+            .run_until(10 * SEC, |f| f.lsns_in(1).iter().any(|l| *l != lsn) && f.all_present())
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprintln!("seed {seed}: ranking {names:?}; after the LSN crashed all present in {took:?}, LSN {:?}", fleet.lsns_in(1));
+        assert!(!ever_lsn(&fleet).contains(&deaf), "seed {seed}: {}", fleet.render_topology());
+        assert_ne!(fleet.lsns_in(1), vec![fleet.name(&lsn_id)]);
+    }
+}
+
+#[test]
+fn a_subnet_losing_udp_mid_run_moves_its_sessions_to_tcp_and_recovers() {
+    for seed in [77, 78] {
+        let mut fleet = fleet(seed);
+        let hosts = fleet.add_subnet(1, 3);
+        fleet.add_subnet(2, 3);
+        fleet.run_until(10 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+        fleet.run_for(5 * SEC).unwrap();
+        let lsn = fleet.lsns_in(1).pop().expect("subnet 1 has an LSN");
+        let master = fleet.with_master(|m| m.node_id()).expect("the master is up");
+        let on =
+            |f: &OverlayFleet| f.with_node(&lsn, |n| n.endpoint().peer_path(&master)).flatten();
+        assert_eq!(on(&fleet), Some(Path::Udp));
+        for host in &hosts {
+            fleet.block_udp(host, UdpBlock::Both);
+        }
+        // The LSN's keepalive goes unanswered; its re-probes move its session with the master
+        // to TCP in place (keepalives every 25 s; the master gives up on an LSN after 65 s).
+        let took = fleet
+            .run_until(40 * SEC, |f| on(f) == Some(Path::Tcp))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        fleet.run_for(60 * SEC).unwrap();
+        let lsn_id = fleet.node_id(&lsn);
+        let parted: Vec<String> = fleet
+            .presence()
+            .into_iter()
+            .filter_map(|p| match p {
+                fleetmesh::overlay::PresenceEvent::Parted { node, .. } => Some(fleet.name(&node)),
+                _ => None,
+            })
+            .collect();
+        eprintln!(
+            "seed {seed}: UDP lost in subnet 1: LSN-master session on TCP after {took:?}; \
+             parted meanwhile (children whose LSN is the responder rejoin): {parted:?}"
+        );
+        assert!(!parted.contains(&fleet.name(&lsn_id)), "seed {seed}: {parted:?}");
         assert!(fleet.all_present(), "seed {seed}: {}", fleet.render_topology());
     }
 }

@@ -12,8 +12,8 @@ use fleetmesh::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
-        PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
-        WIRE_VERSION,
+        PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update, Uptime, WireAddr,
+        WireError, MAX_FRAME_LEN, WIRE_VERSION,
     },
     Identity, NodeId, Timestamp,
 };
@@ -99,6 +99,8 @@ fn messages() -> Vec<Message> {
         Message::Takeover(Takeover { old: v6.id, lsn: v4 }),
         Message::Resync(Resync { seq: u32::MAX }),
         Message::Adopt(Adopt { old: v6.id, children: vec![v4, v6] }),
+        Message::ProbeRequest(ProbeRequest { nonce: u64::MAX, target: v6.addr }),
+        Message::ReachProof(ReachProof { nonce: 0 }),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, None))),
         Message::Enroll(Box::new(EnrollRequest::new(&node, &network, Some("t".repeat(40))))),
         Message::Certificate(Box::new(

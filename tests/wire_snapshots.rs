@@ -16,7 +16,7 @@ use fleetmesh::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
-        PresenceKind, Record, Resync, Takeover, Update, Uptime, WireAddr,
+        PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -139,6 +139,14 @@ fn samples() -> Vec<(&'static str, Message)> {
             "wire_adopt",
             Message::Adopt(Adopt { old: identity(8).node_id(), children: vec![lsn, lsn] }),
         ),
+        (
+            "wire_probe_request",
+            Message::ProbeRequest(ProbeRequest {
+                nonce: 0x0123_4567_89ab_cdef,
+                target: addr("192.168.1.23:7946"),
+            }),
+        ),
+        ("wire_reach_proof", Message::ReachProof(ReachProof { nonce: 0x0123_4567_89ab_cdef })),
         (
             "wire_enroll",
             Message::Enroll(Box::new(EnrollRequest::new(

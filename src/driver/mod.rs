@@ -9,6 +9,7 @@
 
 mod clock;
 mod endpoint;
+mod monitor;
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 pub use self::{
     clock::Clock,
     endpoint::{EndpointCommand, EndpointHandle},
+    monitor::{watch_network, NetworkMonitor, NetworkWatch, RouteMonitor},
 };
 use crate::{
     Candidate, Discovery, DiscoveryRequest, Path, Timestamp, Transmit, Transport, TransportError,

@@ -109,6 +109,7 @@ impl Endpoint {
                 rto,
                 created: now,
                 last_recv: now,
+                unanswered: None,
                 check_at: now,
             },
         );

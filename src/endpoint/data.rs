@@ -29,6 +29,7 @@ impl Endpoint {
             return Err(e);
         }
         link.last_recv = now;
+        link.unanswered = None;
         let unconfirmed = link.unconfirmed_hs3.is_some();
         let peer = link.peer;
         let enrolling_peer = link.certificate.is_none();

@@ -104,6 +104,19 @@ pub enum Event {
         /// The path its datagrams now take.
         path: crate::Path,
     },
+    /// A reach probe arrived (see [`Endpoint::send_reach_probe`](super::Endpoint::send_reach_probe)):
+    /// unauthenticated, it only tells that datagrams from `addr` got in over `path`.
+    ReachProbe {
+        /// Where it came from.
+        addr: SocketAddr,
+        /// The path it came over.
+        path: crate::Path,
+        /// The nonce it carried.
+        nonce: u64,
+        /// Whether we already have a session with `addr` (a stateful firewall may then have let
+        /// the probe in as an answer, so it proves nothing).
+        session: bool,
+    },
     /// A newer revocation list was adopted; sessions with revoked peers were closed.
     RevocationsUpdated {
         /// The new version.

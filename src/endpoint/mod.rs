@@ -75,6 +75,9 @@ pub(crate) struct Link {
     rto: std::time::Duration,
     created: Timestamp,
     last_recv: Timestamp,
+    /// (Initiator on UDP) Requests sent since the peer was last heard: when the first went,
+    /// and how many (see `path.rs`, "UDP lost mid-session").
+    unanswered: Option<(Timestamp, u32)>,
     /// Where the link is filed in `Endpoint::link_checks`: never later than its next deadline.
     check_at: Timestamp,
 }
@@ -270,7 +273,7 @@ impl Endpoint {
         Ok(())
     }
 
-    fn send_on(&mut self, _now: Timestamp, index: u32, message: &Message) -> Result<(), SendError> {
+    fn send_on(&mut self, now: Timestamp, index: u32, message: &Message) -> Result<(), SendError> {
         let max = self.config.max_queued;
         // The caller found `index` in our maps, which only name live links.
         let link = self.links.get_mut(&index).expect("index names a live link");
@@ -287,6 +290,7 @@ impl Endpoint {
         }
         self.frame.clear();
         wire::encode(message, &mut self.frame)?;
+        self.note_request(now, index, message);
         let frame = std::mem::take(&mut self.frame);
         let result = self.transmit_frame(index, &frame);
         self.frame = frame;
@@ -376,6 +380,11 @@ impl Endpoint {
             Ok(secure::Packet::Data { receiver, counter, ciphertext }) => {
                 self.on_data(now, src, path, receiver, counter, ciphertext)
             }
+            Ok(secure::Packet::Probe { nonce }) => {
+                let session = self.by_addr.contains_key(&src);
+                self.events.push_back(Event::ReachProbe { addr: src, path, nonce, session });
+                Ok(())
+            }
             Err(e) => Err(e),
         };
         if let Err(error) = result {
@@ -383,6 +392,14 @@ impl Endpoint {
             tracing::debug!(%src, %error, "packet rejected");
             self.events.push_back(Event::PacketRejected { addr: src, error });
         }
+    }
+
+    /// Queues a reach probe carrying `nonce` to `addr`, always over UDP: the one packet sent
+    /// outside a session (see the [packet layout](crate::secure)). The receiver reports it as
+    /// [`Event::ReachProbe`] and never answers its source.
+    pub fn send_reach_probe(&mut self, addr: SocketAddr, nonce: u64) {
+        let payload = secure::Packet::probe(nonce);
+        self.transmits.push_back(Transmit { dst: addr, payload, path: Path::Udp });
     }
 
     /// Reports a failed command as an event (the driver's commands have no return path).

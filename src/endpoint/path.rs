@@ -15,10 +15,38 @@
 //!   packet over UDP, knows UDP works both ways and moves the session back. Its next data over
 //!   UDP moves the responder.
 //!
+//! * **UDP lost mid-session.** An initiator on UDP that has sent [`UNANSWERED_REQUESTS`]
+//!   requests (messages that always get an answer: pings, joins, queries, updates, forwards,
+//!   DHT requests) without hearing anything from the peer, the first at least `tcp_fallback`
+//!   ago, moves the session to TCP and sends the request there; the responder follows that
+//!   data. One-way messages (heartbeats, pongs) never count, so a quiet peer is not mistaken
+//!   for a lost path. Probing back (above) returns it to UDP when UDP works again. A responder
+//!   does not switch on its own (the initiator decides): its side recovers when the
+//!   initiator's requests move the session, or when the overlay dials again.
+//!
 //! Each change is reported as [`Event::PathChanged`].
 
 use super::{Dial, Endpoint, Event, Link};
-use crate::{secure, NodeId, Path, Timestamp};
+use crate::{secure, wire::Message, NodeId, Path, Timestamp};
+
+/// Requests left unanswered over UDP before an established session moves to TCP.
+pub(crate) const UNANSWERED_REQUESTS: u32 = 3;
+
+/// Whether the peer always answers `message` (so silence after it means loss).
+fn expects_answer(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Ping(_)
+            | Message::LsnQuery(_)
+            | Message::Join(_)
+            | Message::Update(_)
+            | Message::Forward(_)
+            | Message::KadPing(_)
+            | Message::KadStore(_)
+            | Message::KadFindNode(_)
+            | Message::KadFindValue(_)
+    )
+}
 
 impl Endpoint {
     /// The path the session with `peer` uses, if there is one.
@@ -51,6 +79,30 @@ impl Endpoint {
             tracing::debug!(%addr, "no answer over udp: handshake falls back to tcp");
             self.push_transmit(addr, Path::Tcp, hs1);
         }
+    }
+
+    /// Counts a request about to go out on link `index`; when UDP has stayed silent through
+    /// enough of them, moves the session to TCP first (module docs: "UDP lost mid-session").
+    pub(super) fn note_request(&mut self, now: Timestamp, index: u32, message: &Message) {
+        let Some(after) = self.config.tcp_fallback else { return };
+        let every = self.config.udp_probe_interval;
+        let Some(link) = self.links.get_mut(&index) else { return };
+        if !link.initiator || link.path != Path::Udp || !expects_answer(message) {
+            return;
+        }
+        let (first, count) = link.unanswered.unwrap_or((now, 0));
+        let count = count + 1;
+        if count < UNANSWERED_REQUESTS || now < first + after {
+            link.unanswered = Some((first, count));
+            return;
+        }
+        link.unanswered = None;
+        link.path = Path::Tcp;
+        link.probe_at = now + every;
+        let (peer, addr) = (link.peer, link.addr);
+        tracing::debug!(%peer, %addr, count, "requests unanswered over udp: session moves to tcp");
+        self.events.push_back(Event::PathChanged { peer, addr, path: Path::Tcp });
+        self.refile_link(index);
     }
 
     /// When `link` probes UDP next, if it does.

@@ -495,3 +495,4 @@ fn same_seeds_give_the_same_transcript() {
 }
 
 mod enrollment;
+mod path;

@@ -125,6 +125,12 @@ pub struct MasterConfig {
     /// A node told to become its subnet's LSN is named to other queriers of that subnet for
     /// this long, so simultaneous starters do not all become LSNs. Default 10 s.
     pub designate_ttl: Duration,
+    /// How long a subnet's LSN election stays open when no candidate has proven yet that
+    /// unsolicited UDP reaches it (see `overlay/master/election.rs`): a proof ends it at once;
+    /// without one the best available candidate is designated when it closes. `ZERO`
+    /// designates the first querier at once, without probes. Default 500 ms: a probe costs one
+    /// round trip to the master and a LAN hop.
+    pub reach_probe_wait: Duration,
     /// How long an application message may take to be acknowledged. Default 10 s.
     pub delivery_timeout: Duration,
     /// A node that asks again within this window, after being told the subnet's LSNs, could
@@ -141,6 +147,7 @@ impl Default for MasterConfig {
             lsn_timeout: Duration::from_secs(65),
             grace: Duration::from_secs(45),
             designate_ttl: Duration::from_secs(10),
+            reach_probe_wait: Duration::from_millis(500),
             delivery_timeout: Duration::from_secs(10),
             requery_window: Duration::from_secs(60),
             dht: crate::dht::DhtConfig::default(),

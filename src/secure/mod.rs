@@ -18,7 +18,11 @@
 //! handshake 2:  0x12 | sender index (u32) | receiver index (u32) | noise message 2 (e, ee, s, es + certificate)
 //! handshake 3:  0x13 | receiver index (u32) | noise message 3 (s, se + certificate or enrollment request)
 //! data:         0x14 | receiver index (u32) | counter (u64) | ciphertext + 16-byte tag
+//! reach probe:  0x15 | nonce (u64)                                     (exactly 9 bytes)
 //! ```
+//! The reach probe is the one packet outside a session: unauthenticated, never answered to its
+//! source (so it cannot be used for reflection), and only meaningful to the master, to which
+//! the receiver echoes the nonce over its authenticated session (LSN eligibility, issue 6).
 //! Integers are big-endian. Indices are chosen at random by each side and name the session
 //! independently of the source address, so a peer that moves keeps its session. A data packet
 //! costs 29 bytes over its frame.

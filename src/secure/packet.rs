@@ -9,6 +9,9 @@ const HS1: u8 = 0x11;
 const HS2: u8 = 0x12;
 const HS3: u8 = 0x13;
 const DATA: u8 = 0x14;
+const PROBE: u8 = 0x15;
+/// The size of a reach probe: its type and nonce.
+const PROBE_LEN: usize = 9;
 
 /// Why a datagram was dropped before or while decrypting it. The session it was aimed at, if
 /// any, is unaffected.
@@ -45,6 +48,7 @@ pub(crate) enum Packet<'a> {
     Hs2 { sender: u32, receiver: u32, noise: &'a [u8] },
     Hs3 { receiver: u32, noise: &'a [u8] },
     Data { receiver: u32, counter: u64, ciphertext: &'a [u8] },
+    Probe { nonce: u64 },
 }
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
@@ -76,6 +80,7 @@ impl<'a> Packet<'a> {
                 }
                 Packet::Data { receiver, counter, ciphertext }
             }
+            PROBE if b.len() == PROBE_LEN => Packet::Probe { nonce: u64_at(b, 1).ok_or(m)? },
             _ => return Err(m),
         })
     }
@@ -102,6 +107,13 @@ impl<'a> Packet<'a> {
         out.push(HS3);
         out.extend_from_slice(&receiver.to_be_bytes());
         out.extend_from_slice(noise);
+        out
+    }
+
+    pub(crate) fn probe(nonce: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROBE_LEN);
+        out.push(PROBE);
+        out.extend_from_slice(&nonce.to_be_bytes());
         out
     }
 
@@ -144,6 +156,9 @@ mod tests {
             Packet::parse(&d).unwrap(),
             Packet::Data { receiver: 9, counter: 42, .. }
         ));
+        assert_eq!(Packet::parse(&Packet::probe(0xfeed)).unwrap(), Packet::Probe { nonce: 0xfeed });
+        assert_eq!(Packet::parse(&[0x15, 0, 0]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[0x15; 10]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x14, 0, 0]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x99]), Err(PacketError::Malformed));

@@ -72,6 +72,8 @@ message_types! {
     Takeover = 0x0b,
     Resync = 0x0c,
     Adopt = 0x0d,
+    ProbeRequest = 0x0e,
+    ReachProof = 0x0f,
     Enroll = 0x10,
     Certificate = 0x11,
     Revocations = 0x12,

@@ -44,6 +44,10 @@ pub enum Message {
     /// The master hands a new LSN the children of the LSN it replaced, so it can announce the
     /// takeover to those its standby list missed.
     Adopt(Adopt),
+    /// The master asks a node to send a reach probe to another node (LSN eligibility).
+    ProbeRequest(ProbeRequest),
+    /// A node tells the master that a reach probe got through to it.
+    ReachProof(ReachProof),
     /// A node without a certificate asks the master for one.
     Enroll(Box<EnrollRequest>),
     /// The master's answer to [`Message::Enroll`].
@@ -337,4 +341,23 @@ pub struct Adopt {
     pub old: NodeId,
     /// Its children as the master knew them.
     pub children: Vec<Contact>,
+}
+
+/// The master asks the receiver to send an unauthenticated reach probe (outer packet type
+/// `0x15`, see [`secure`](crate::secure)) carrying `nonce` to `target`, over UDP. The target
+/// proves that unsolicited UDP reaches it by echoing the nonce to the master in a
+/// [`ReachProof`]: only nodes that did may be designated LSN (issue 6).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct ProbeRequest {
+    /// The master's random nonce for this probe.
+    pub nonce: u64,
+    /// Where to send the probe: the target's address on the local network.
+    pub target: WireAddr,
+}
+
+/// The nonce of a reach probe that reached the sender.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct ReachProof {
+    /// The nonce the probe carried.
+    pub nonce: u64,
 }

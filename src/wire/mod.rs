@@ -36,6 +36,6 @@ pub use kad::{
 };
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, LsnQuery,
-    Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, Resync,
-    Takeover, Update, Uptime,
+    Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
+    ReachProof, Resync, Takeover, Update, Uptime,
 };

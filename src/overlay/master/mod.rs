@@ -4,12 +4,17 @@
 
 mod delivery;
 mod dht;
+mod election;
 mod registry;
 mod topology;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
 
-use self::{delivery::Deliveries, registry::Registry};
+use self::{
+    delivery::Deliveries,
+    election::{Candidate, Decided, Elections},
+    registry::Registry,
+};
 pub use self::{
     delivery::{DeliveryError, DeliveryId},
     topology::{LsnView, NodeView, SubnetView, Topology},
@@ -130,6 +135,7 @@ pub struct Master {
     suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
     events: VecDeque<MasterEvent>,
     dht: Option<crate::dht::Dht>,
+    elections: Elections,
 }
 
 impl Master {
@@ -145,6 +151,7 @@ impl Master {
             suspects: std::collections::BTreeMap::new(),
             events: VecDeque::new(),
             dht: None,
+            elections: Elections::default(),
         }
     }
 
@@ -158,9 +165,14 @@ impl Master {
         &self.ep
     }
 
-    /// The topology now: subnets, their LSNs, children, routes, last seen, RTT.
+    /// The topology now: subnets, their LSNs (with the path of our session to each),
+    /// children, routes, last seen, RTT.
     pub fn topology(&self) -> Topology {
-        self.reg.topology()
+        let mut topology = self.reg.topology();
+        for lsn in topology.subnets.iter_mut().flat_map(|s| &mut s.lsns) {
+            lsn.path = self.ep.peer_path(&lsn.id);
+        }
+        topology
     }
 
     /// Whether `node` is present (not pending after a lost LSN or a move).
@@ -217,6 +229,9 @@ impl Master {
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
         self.check_suspects(now);
+        for decided in self.elections.expire(now) {
+            self.designate(now, decided);
+        }
         self.dht_timers(now);
         for (id, node) in self.deliveries.expire(now) {
             self.events.push_back(MasterEvent::DeliveryFailed {
@@ -259,6 +274,7 @@ impl Master {
             self.reg.next_deadline(&self.cfg),
             self.deliveries.next_deadline(),
             suspects,
+            self.elections.next_deadline(),
             self.dht_deadline(),
         ]
         .into_iter()
@@ -323,6 +339,11 @@ impl Master {
                 }
             }
             Message::NodeList(list) => self.on_resync_answer(now, peer, list),
+            Message::ReachProof(p) => {
+                if let Some(decided) = self.elections.proof(now, &peer, p.nonce) {
+                    self.designate(now, decided);
+                }
+            }
             Message::Ack(Ack { seq }) => {
                 if let Some((id, node, rtt)) = self.deliveries.acked(now, seq) {
                     self.reg.set_rtt(&node, rtt);
@@ -350,13 +371,64 @@ impl Master {
     fn on_lsn_query(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, q: LsnQuery) {
         let subnet = SubnetKey::new(q.local.0.ip(), q.prefix_len, addr.ip());
         let contact = crate::wire::Contact { id: peer, addr: q.local };
+        let proven = self.elections.is_proven(now, &peer, q.local.0);
+        if self.elections.is_open(&subnet) && !self.reg.is_lsn(&peer) {
+            return self.elect(now, subnet, contact, addr, q.seq, proven);
+        }
         let nodes = self.reg.lsns_for_query(now, subnet, contact, &self.cfg);
+        if nodes.is_empty()
+            && !proven
+            && !self.reg.is_lsn(&peer)
+            && !self.cfg.reach_probe_wait.is_zero()
+        {
+            // The registry would designate it: hold that until it proves it is reachable.
+            self.reg.undesignate(&subnet, &peer);
+            return self.elect(now, subnet, contact, addr, q.seq, false);
+        }
         let reply = if nodes.is_empty() {
             Message::Ack(Ack { seq: q.seq })
         } else {
             Message::NodeList(NodeList { seq: q.seq, nodes })
         };
         self.send(now, addr, reply);
+    }
+
+    /// Puts a querier into its subnet's LSN election (see `election.rs`); a proven one wins it
+    /// at once.
+    fn elect(
+        &mut self,
+        now: Timestamp,
+        subnet: SubnetKey,
+        contact: crate::wire::Contact,
+        addr: SocketAddr,
+        seq: u32,
+        proven: bool,
+    ) {
+        use rand_core::RngCore;
+        let nonce = self.ep.rng().next_u64();
+        let cand = Candidate::new(contact, addr, seq, nonce);
+        if proven {
+            let mut candidates = self.elections.take(&subnet);
+            candidates.push(cand);
+            let winner = candidates.len() - 1;
+            return self.designate(now, (subnet, candidates, winner));
+        }
+        for (prober, request) in self.elections.enter(now, subnet, cand, self.cfg.reach_probe_wait)
+        {
+            self.send(now, prober, Message::ProbeRequest(request));
+        }
+    }
+
+    /// Answers a decided election: the winner becomes the LSN, the others are named it.
+    fn designate(&mut self, now: Timestamp, (subnet, candidates, winner): Decided) {
+        let Some(w) = candidates.get(winner).copied() else { return };
+        tracing::debug!(lsn = ?w.contact.id, candidates = candidates.len(), "LSN designated");
+        self.reg.designate(now, subnet, w.contact, &self.cfg);
+        self.send(now, w.addr, Message::Ack(Ack { seq: w.seq }));
+        for c in candidates.iter().filter(|c| c.contact.id != w.contact.id) {
+            let list = NodeList { seq: c.seq, nodes: vec![w.contact] };
+            self.send(now, c.addr, Message::NodeList(list));
+        }
     }
 
     fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, j: Join) {

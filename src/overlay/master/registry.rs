@@ -160,6 +160,24 @@ impl Registry {
         }
     }
 
+    /// Withdraws `querier`'s designation as `subnet`'s LSN (made by `lsns_for_query`).
+    pub(super) fn undesignate(&mut self, subnet: &SubnetKey, querier: &NodeId) {
+        if self.designates.get(subnet).is_some_and(|(d, _)| d.id == *querier) {
+            self.designates.remove(subnet);
+        }
+    }
+
+    /// Designates `lsn` as `subnet`'s LSN: it is named to the subnet's queriers for a while.
+    pub(super) fn designate(
+        &mut self,
+        now: Timestamp,
+        subnet: SubnetKey,
+        lsn: Contact,
+        cfg: &MasterConfig,
+    ) {
+        self.designates.insert(subnet, (lsn, now + cfg.designate_ttl));
+    }
+
     /// Where an LSN's session with the master is.
     pub(super) fn lsn_addr(&self, lsn: &NodeId) -> Option<SocketAddr> {
         self.lsns.get(lsn).map(|l| l.addr)
@@ -438,6 +456,7 @@ impl Registry {
                 id: *id,
                 addr: lsn.contact.addr.0,
                 last_seen: me.as_ref().map_or(Timestamp::ZERO, |m| m.last_seen),
+                path: None,
                 children,
             });
         }

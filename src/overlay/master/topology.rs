@@ -29,6 +29,9 @@ pub struct LsnView {
     pub addr: SocketAddr,
     /// When the master last heard from it.
     pub last_seen: Timestamp,
+    /// The path (UDP, or TCP after UDP failed) of the master's session with it; `None` while
+    /// there is none.
+    pub path: Option<crate::Path>,
     /// Its children, ordered by id.
     pub children: Vec<NodeView>,
 }
@@ -81,7 +84,12 @@ impl Topology {
             let mut lsns: Vec<&LsnView> = subnet.lsns.iter().collect();
             lsns.sort_by_key(|l| name(&l.id));
             for lsn in lsns {
-                out.push_str(&format!("  lsn {} at {}\n", name(&lsn.id), lsn.addr));
+                // The path is shown only when it is not the usual UDP.
+                let over = match lsn.path {
+                    Some(crate::Path::Tcp) => " over tcp",
+                    _ => "",
+                };
+                out.push_str(&format!("  lsn {} at {}{over}\n", name(&lsn.id), lsn.addr));
                 let mut children: Vec<&NodeView> = lsn.children.iter().collect();
                 children.sort_by_key(|c| name(&c.id));
                 for c in children {

@@ -28,6 +28,11 @@ pub(crate) struct Finder {
 }
 
 impl Finder {
+    /// Whether our LsnQuery awaits the master's answer.
+    pub(crate) fn query_pending(&self) -> bool {
+        self.query.is_some()
+    }
+
     /// A refusal of our Join: the caller tries the next candidate.
     pub(crate) fn on_error(&mut self, seq: u32) -> bool {
         if self.join.is_some_and(|(_, p)| p.seq == seq) {

@@ -33,6 +33,13 @@ pub(crate) struct Child {
     pinged_at: Timestamp,
     /// Consecutive unanswered pings.
     misses: u32,
+    /// Where its subnet reaches it (its Join's local address): where reach probes go.
+    pub(crate) local: SocketAddr,
+    /// Whether it proved that unsolicited UDP reaches it (`reach.rs`): proven children rank
+    /// first, so the hot standby, who takes over without asking the master, is eligible.
+    pub(crate) reachable: bool,
+    /// Whether another child was asked to probe it.
+    pub(crate) probed: bool,
 }
 
 pub(crate) struct LsnRole {
@@ -49,13 +56,15 @@ pub(crate) struct LsnRole {
     /// The child last told it is the hot standby, and when its next heartbeat is due.
     standby: Option<(NodeId, SocketAddr, Timestamp)>,
     pub(crate) uplink: Uplink,
+    /// Reach probes asked for: nonce → the child probed.
+    pub(crate) probes: HashMap<u64, NodeId>,
 }
 
 impl LsnRole {
-    /// Children, best-ranked first: longest up, ties by id.
+    /// Children, best-ranked first: those proven reachable first, then longest up, ties by id.
     pub(crate) fn ranked(&self) -> Vec<&Child> {
         let mut v: Vec<&Child> = self.children.values().collect();
-        v.sort_by_key(|c| (c.up_since, c.id));
+        v.sort_by_key(|c| (!c.reachable, c.up_since, c.id));
         v
     }
 
@@ -73,7 +82,7 @@ impl LsnRole {
 
     /// Schedules a neighbour-list push: at once if none went out within `batch`, else at the
     /// end of the batch (a join storm costs one push per batch, a lone change none of waiting).
-    fn ranking_changed(&mut self, now: Timestamp, batch: Duration) {
+    pub(crate) fn ranking_changed(&mut self, now: Timestamp, batch: Duration) {
         let due = now.max(self.last_push + batch);
         self.neighbours_due = Some(self.neighbours_due.map_or(due, |d| d.min(due)));
     }
@@ -109,9 +118,17 @@ impl Node {
             challenged: HashMap::new(),
             standby: None,
             uplink: Uplink::new(now, takeover_from),
+            probes: HashMap::new(),
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
+        // Discovery learns we are the LSN (a LAN discovery answers its subnet's queries).
+        let me = crate::discovery::Candidate {
+            addr: self.local_addr(),
+            id: Some(self.node_id()),
+            source: crate::discovery::Source::Lan,
+        };
+        self.requests.push_back(crate::discovery::DiscoveryRequest::Remember(me));
         if let Some(old) = takeover_from {
             let me = self.me();
             for child in known {
@@ -155,6 +172,8 @@ impl Node {
         // together (a morning, a failover) are not all pinged in the same second.
         let phase = u64::from(u16::from_be_bytes([peer.as_bytes()[0], peer.as_bytes()[1]]));
         let first_ping = now + interval.mul_f64(phase as f64 / 65_536.0);
+        let (reachable, probed) =
+            role.children.get(&peer).map_or((false, false), |c| (c.reachable, c.probed));
         role.children.insert(
             peer,
             Child {
@@ -165,8 +184,12 @@ impl Node {
                 next_ping: first_ping,
                 pinged_at: now,
                 misses: 0,
+                local: join.local.0,
+                reachable,
+                probed,
             },
         );
+
         role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
         role.note_standby(now, short.first());
@@ -174,6 +197,8 @@ impl Node {
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
+            // After the Ack: the joiner takes probe requests from its LSN only.
+            self.probe_children(now, peer, addr);
         }
         // Report every Join, even from a node we already counted: it may have been an LSN
         // itself meanwhile, and the master must learn it is a child again. A repeat is a no-op

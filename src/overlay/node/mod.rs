@@ -10,6 +10,7 @@ mod child;
 mod dht;
 mod find;
 mod lsn;
+mod reach;
 mod uplink;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
@@ -137,6 +138,8 @@ pub struct Node {
     lsn: Option<LsnLink>,
     role: Option<LsnRole>,
     dht: Option<crate::dht::Dht>,
+    /// An unsolicited reach probe got in over UDP (`reach.rs`).
+    inbound_ok: bool,
 }
 
 impl Node {
@@ -156,6 +159,7 @@ impl Node {
             lsn: None,
             role: None,
             dht: None,
+            inbound_ok: false,
         }
     }
 
@@ -334,6 +338,10 @@ impl Node {
                     self.on_disconnected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
                 }
+                Event::ReachProbe { addr, path, nonce, session } => {
+                    self.on_reach_probe(now, addr, path, nonce, session);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
                 Event::Enrolled { .. } | Event::EnrollmentFailed { .. } => {
                     let enrolled = matches!(event, Event::Enrolled { .. });
                     self.events.push_back(NodeEvent::Link(event));
@@ -397,6 +405,8 @@ impl Node {
             Message::Resync(r) => self.on_resync(now, addr, r),
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
+            Message::ProbeRequest(r) => self.on_probe_request(peer, r),
+            Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
