@@ -21,7 +21,7 @@ fn fleet_with(seed: u64, subnets: u16, per: usize, setup: impl FnOnce(&mut World
     setup(&mut w);
     for s in 1..=subnets {
         for _ in 0..per {
-            w.add(u16::from(s));
+            w.add(s);
         }
     }
     w.run_until(30 * SEC, |w| w.all_present());
