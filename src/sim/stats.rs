@@ -219,18 +219,14 @@ impl Accounting {
             match result {
                 Ok(n) => self.dht.put_holders.push(*n),
                 Err(e) => {
-                    let name = format!("{e:?}");
-                    let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?");
-                    *self.dht.failures.entry(format!("put {name}")).or_default() += 1;
+                    *self.dht.failures.entry(format!("put {}", variant(e))).or_default() += 1;
                 }
             }
             return;
         }
         let DhtEvent::Got { result, stats, .. } = event else { return };
         if let Err(e) = result {
-            let name = format!("{e:?}");
-            let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?");
-            *self.dht.failures.entry(name.to_string()).or_default() += 1;
+            *self.dht.failures.entry(variant(e)).or_default() += 1;
         }
         if result.as_ref().is_ok_and(|r| !r.is_empty()) {
             self.dht.succeeded += 1;
@@ -348,6 +344,12 @@ impl DhtStats {
     pub fn pending(acc: &Accounting) -> usize {
         acc.dht_pending.values().filter(|get| **get).count()
     }
+}
+
+/// The variant name of a DHT error ("NotFound", "TimedOut", ...), for counting failures.
+fn variant(e: &crate::dht::DhtError) -> String {
+    let debug = format!("{e:?}");
+    debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("?").to_string()
 }
 
 /// The value at quantile `q` (0 to 1) of `values`, in milliseconds; 0 for none.
