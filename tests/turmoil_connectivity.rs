@@ -287,10 +287,11 @@ fn a_subnet_losing_udp_mid_run_moves_its_sessions_to_tcp_and_recovers() {
         for host in &hosts {
             fleet.block_udp(host, UdpBlock::Both);
         }
-        // The LSN's keepalive goes unanswered; its re-probes move its session with the master
-        // to TCP in place (keepalives every 25 s; the master gives up on an LSN after 65 s).
+        // The LSN's next liveness check goes unanswered; its re-probes move its session with
+        // the master to TCP in place (a check at least every 60 s; the master gives up on an
+        // LSN after 150 s).
         let took = fleet
-            .run_until(40 * SEC, |f| on(f) == Some(Path::Tcp))
+            .run_until(80 * SEC, |f| on(f) == Some(Path::Tcp))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         fleet.run_for(60 * SEC).unwrap();
         let lsn_id = fleet.node_id(&lsn);

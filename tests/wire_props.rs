@@ -11,9 +11,9 @@ use fleetmesh::{
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
-        LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
-        PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update, Uptime, WireAddr,
-        WireError, MAX_FRAME_LEN, WIRE_VERSION,
+        Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
+        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update,
+        Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
     },
     Identity, NodeId, Timestamp,
 };
@@ -107,6 +107,7 @@ fn messages() -> Vec<Message> {
             authority.master_certificate(now, Duration::from_secs(86_400)),
         )),
         Message::Revocations(Box::new(authority.revocation_list(1, vec![v4.id, v6.id], now))),
+        Message::Keepalive(Keepalive { interval_secs: u16::MAX, echo_after_secs: 0 }),
         Message::KadPing(KadPing { rpc: 0 }),
         Message::KadPong(KadPong { rpc: u32::MAX }),
         Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20), cache: true })),

@@ -15,8 +15,9 @@ use fleetmesh::{
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
-        LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong, PresenceChange,
-        PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update, Uptime, WireAddr,
+        Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
+        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update,
+        Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -172,6 +173,10 @@ fn samples() -> Vec<(&'static str, Message)> {
                 vec![identity(8).node_id(), identity(9).node_id()],
                 NOW,
             ))),
+        ),
+        (
+            "wire_keepalive",
+            Message::Keepalive(Keepalive { interval_secs: 60, echo_after_secs: 65 }),
         ),
         ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100 })),
         ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100 })),

@@ -50,8 +50,23 @@ pub struct OverlayConfig {
     /// How long other children wait for the standby's takeover before joining it themselves.
     /// Default 1 s.
     pub takeover_wait: Duration,
-    /// LSN → master keepalive period: just often enough to hold NAT mappings. Default 25 s.
+    /// LSN → master keepalive period until a longer one is proven safe: short enough for the
+    /// NATs that drop idle UDP mappings soonest (WireGuard's choice too). Default 25 s.
+    /// Keepalives are one-way; see `overlay/node/keepalive.rs`.
     pub master_keepalive: Duration,
+    /// The longest keepalive period an LSN moves to once an echo from the master showed that
+    /// its NAT mapping outlives that much silence. Default 60 s: half the two minutes RFC 4787
+    /// asks NATs to keep idle mappings, and the master then allows 150 s of silence.
+    /// `max_keepalive ≤ master_keepalive` disables the test.
+    pub max_keepalive: Duration,
+    /// How long after a failed echo test the LSN tries again (a NAT rarely changes; a move
+    /// to another network starts afresh). Default 1 h.
+    pub keepalive_retest: Duration,
+    /// Period of the LSN's liveness check of the master (a Ping it answers, retried quickly
+    /// when the Pong is missing): how soon an LSN notices a master restart, or that UDP to the
+    /// master stopped working, and acts. Default 60 s: with the longer keepalive period in
+    /// force, every keepalive is such a check.
+    pub master_check: Duration,
     /// How long a Join (after the secure session is up) waits for its answer. Default 2 s.
     pub join_timeout: Duration,
     /// How long an LSN waits before sending a batch of presence changes. Default 50 ms.
@@ -88,6 +103,9 @@ impl OverlayConfig {
             standby_confirm: (3, Duration::from_millis(50)),
             takeover_wait: Duration::from_secs(1),
             master_keepalive: Duration::from_secs(25),
+            max_keepalive: Duration::from_secs(60),
+            keepalive_retest: Duration::from_secs(3600),
+            master_check: Duration::from_secs(60),
             join_timeout: Duration::from_secs(2),
             update_batch: Duration::from_millis(50),
             update_retransmit: Duration::from_secs(2),
@@ -115,8 +133,11 @@ impl OverlayConfig {
 /// How the [`Master`](super::Master) behaves.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
-    /// An LSN silent this long (no keepalive, no update) is lost. Default 65 s: two and a half
-    /// keepalive periods.
+    /// An LSN silent this long (no keepalive, no update) is lost. Default 150 s: two and a
+    /// half of the longest default keepalive period (60 s), so that one or two lost one-way
+    /// keepalives, or a lost echo request, never cost a subnet its presence. An LSN that
+    /// announces a longer period is allowed two and a half of its own periods. A whole
+    /// subnet going dark at once is thus noticed within this time.
     pub lsn_timeout: Duration,
     /// Children of a lost LSN, and nodes reported moved, stay pending this long before they
     /// are reported parted. Longer than a child's own fallback (silence, probes, rejoin: about
@@ -144,7 +165,7 @@ pub struct MasterConfig {
 impl Default for MasterConfig {
     fn default() -> Self {
         MasterConfig {
-            lsn_timeout: Duration::from_secs(65),
+            lsn_timeout: Duration::from_secs(150),
             grace: Duration::from_secs(45),
             designate_ttl: Duration::from_secs(10),
             reach_probe_wait: Duration::from_millis(500),

@@ -77,6 +77,7 @@ message_types! {
     Enroll = 0x10,
     Certificate = 0x11,
     Revocations = 0x12,
+    Keepalive = 0x13,
     KadPing = 0x20,
     KadPong = 0x21,
     KadStore = 0x22,

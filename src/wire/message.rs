@@ -54,6 +54,8 @@ pub enum Message {
     Certificate(Box<Certificate>),
     /// The master's current revocation list.
     Revocations(Box<RevocationList>),
+    /// An LSN's one-way keepalive to the master (no answer unless an echo is asked for).
+    Keepalive(Keepalive),
     /// Kademlia liveness probe.
     KadPing(KadPing),
     /// Kademlia liveness answer.
@@ -199,6 +201,23 @@ pub struct Part {
 pub struct Uptime {
     /// Seconds the sender has been LSN.
     pub uptime_secs: u64,
+}
+
+/// An LSN's keepalive to the master, and the master's echo.
+///
+/// It holds the NAT mapping towards the master open and keeps the LSN alive in the master's
+/// registry; the master does not answer it. To learn whether its NAT keeps an idle mapping
+/// longer, an LSN asks for an echo: it then stays silent, and the master sends a `Keepalive`
+/// back after `echo_after_secs`. If the echo gets through, the mapping outlived that silence
+/// and longer keepalive periods are safe.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Keepalive {
+    /// Seconds until the sender's next keepalive at the latest (the master allows two and a
+    /// half such periods of silence before calling the LSN lost). 0 in the master's echo.
+    pub interval_secs: u16,
+    /// Asks the master to send an echo after this many seconds of the LSN's silence; 0 asks
+    /// for nothing.
+    pub echo_after_secs: u16,
 }
 
 /// Whether a node arrived or left.

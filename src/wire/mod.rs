@@ -35,7 +35,7 @@ pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
 };
 pub use message::{
-    Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, LsnQuery,
-    Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
-    ReachProof, Resync, Takeover, Update, Uptime,
+    Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, Keepalive,
+    LsnQuery, Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind,
+    ProbeRequest, ReachProof, Resync, Takeover, Update, Uptime,
 };

@@ -23,8 +23,8 @@ use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
     wire::{
-        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync,
-        Update,
+        Ack, Adopt, ErrorCode, ErrorMessage, Join, Keepalive, LsnQuery, Message, NodeList, Pong,
+        Resync, Update,
     },
     NodeId, Timestamp, Transmit,
 };
@@ -33,6 +33,8 @@ use crate::{
 /// pings it sends before believing the report.
 const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
 const SUSPECT_PINGS: u32 = 3;
+/// The longest echo delay an LSN may ask for (its keepalive test needs about a minute).
+const MAX_ECHO_SECS: u16 = 600;
 
 /// A change in who is present, as the master sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +138,8 @@ pub struct Master {
     events: VecDeque<MasterEvent>,
     dht: Option<crate::dht::Dht>,
     elections: Elections,
+    /// Keepalive echoes LSNs asked for: (when due, LSN).
+    echoes: std::collections::BTreeSet<(Timestamp, NodeId)>,
 }
 
 impl Master {
@@ -152,6 +156,7 @@ impl Master {
             events: VecDeque::new(),
             dht: None,
             elections: Elections::default(),
+            echoes: std::collections::BTreeSet::new(),
         }
     }
 
@@ -233,6 +238,7 @@ impl Master {
             self.designate(now, decided);
         }
         self.dht_timers(now);
+        self.send_echoes(now);
         for (id, node) in self.deliveries.expire(now) {
             self.events.push_back(MasterEvent::DeliveryFailed {
                 id,
@@ -276,6 +282,7 @@ impl Master {
             suspects,
             self.elections.next_deadline(),
             self.dht_deadline(),
+            self.echoes.first().map(|(t, _)| *t),
         ]
         .into_iter()
         .flatten()
@@ -329,6 +336,7 @@ impl Master {
                     self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: lsns }));
                 }
             }
+            Message::Keepalive(k) => self.on_keepalive(now, peer, addr, k),
             Message::Part(p) => {
                 let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
                 self.presence(events);
@@ -488,6 +496,37 @@ impl Master {
         // Keep the requests that an LSN left unanswered from piling up.
         if self.resyncs.len() > 1024 {
             self.resyncs.drain(..512);
+        }
+    }
+
+    /// An LSN's one-way keepalive: note its period, schedule the echo it asks for.
+    fn on_keepalive(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, k: Keepalive) {
+        if !self.reg.is_lsn(&peer) {
+            let detail = "not a registered LSN".to_owned();
+            let error = ErrorMessage { seq: 0, code: ErrorCode::NOT_ADMITTED, detail };
+            return self.send(now, addr, Message::Error(error));
+        }
+        let period = Duration::from_secs(u64::from(k.interval_secs));
+        self.reg.set_keepalive(now, &peer, period, &self.cfg);
+        if k.echo_after_secs > 0 {
+            // Bounded, so a confused LSN cannot park echoes for hours.
+            let after = Duration::from_secs(u64::from(k.echo_after_secs.min(MAX_ECHO_SECS)));
+            self.echoes.retain(|(_, id)| *id != peer);
+            self.echoes.insert((now + after, peer));
+        }
+    }
+
+    /// Sends the echoes that are due, to where each LSN's session is now.
+    fn send_echoes(&mut self, now: Timestamp) {
+        while let Some(&(at, lsn)) = self.echoes.first() {
+            if now < at {
+                break;
+            }
+            self.echoes.pop_first();
+            if let Some(addr) = self.reg.lsn_addr(&lsn) {
+                let echo = Keepalive { interval_secs: 0, echo_after_secs: 0 };
+                self.send(now, addr, Message::Keepalive(echo));
+            }
         }
     }
 

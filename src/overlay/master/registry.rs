@@ -35,8 +35,11 @@ struct LsnRecord {
     contact: Contact,
     /// Where the LSN's session with the master is (its public address).
     addr: SocketAddr,
-    /// When it is declared lost unless heard from.
+    /// Its key in `lsn_expiry`: when last heard from, plus `slack`.
     expires: Timestamp,
+    /// Silence allowed beyond `MasterConfig::lsn_timeout`, for an LSN that announced a
+    /// longer keepalive period.
+    slack: Duration,
 }
 
 #[derive(Default)]
@@ -64,8 +67,21 @@ impl Registry {
     fn touch_lsn(&mut self, now: Timestamp, peer: &NodeId) {
         let Some(lsn) = self.lsns.get_mut(peer) else { return };
         self.lsn_expiry.remove(&(lsn.expires, *peer));
-        lsn.expires = now;
-        self.lsn_expiry.insert((now, *peer));
+        lsn.expires = now + lsn.slack;
+        self.lsn_expiry.insert((lsn.expires, *peer));
+    }
+
+    /// An LSN announced its keepalive period: it may stay silent two and a half of them.
+    pub(super) fn set_keepalive(
+        &mut self,
+        now: Timestamp,
+        peer: &NodeId,
+        period: Duration,
+        cfg: &MasterConfig,
+    ) {
+        let Some(lsn) = self.lsns.get_mut(peer) else { return };
+        lsn.slack = (period * 5 / 2).saturating_sub(cfg.lsn_timeout);
+        self.touch_lsn(now, peer);
     }
 
     pub(super) fn is_lsn(&self, peer: &NodeId) -> bool {
@@ -289,7 +305,10 @@ impl Registry {
         if self.designates.get(&subnet).is_some_and(|(d, _)| d.id == id) {
             self.designates.remove(&subnet);
         }
-        if let Some(old) = self.lsns.insert(id, LsnRecord { subnet, contact, addr, expires: now }) {
+        if let Some(old) = self
+            .lsns
+            .insert(id, LsnRecord { subnet, contact, addr, expires: now, slack: Duration::ZERO })
+        {
             self.lsn_expiry.remove(&(old.expires, id));
         }
         self.touch_lsn(now, &id);

@@ -9,6 +9,7 @@
 mod child;
 mod dht;
 mod find;
+mod keepalive;
 mod lsn;
 mod reach;
 mod uplink;
@@ -226,6 +227,9 @@ impl Node {
     /// Sends `message` to whoever is at `addr`, opening a session if needed. A failure to even
     /// queue it is reported, never dropped silently.
     fn send(&mut self, now: Timestamp, addr: SocketAddr, message: Message) {
+        if addr == self.cfg.master {
+            self.uplink_sent(now);
+        }
         if let Err(error) = self.ep.send_to(now, addr, message) {
             tracing::debug!(%addr, %error, "send failed");
             self.events.push_back(NodeEvent::Link(Event::CommandFailed { error: error.into() }));
@@ -407,6 +411,7 @@ impl Node {
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
+            Message::Keepalive(_) => self.uplink_echo(now, peer),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {

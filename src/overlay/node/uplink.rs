@@ -1,10 +1,13 @@
-//! The LSN's link to the master: registration (a Join), a keepalive just frequent enough to
-//! hold NAT mappings, and presence deltas with a digest of the child set, acknowledged and
+//! The LSN's link to the master: registration (a Join), keepalives just frequent enough to
+//! hold NAT mappings (`keepalive.rs`), and presence deltas with a digest of the child set,
 //! retransmitted until acknowledged.
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{Node, NodeEvent, NodeState, Probe};
+use super::{
+    keepalive::{Due, KeepalivePlan},
+    Node, NodeEvent, NodeState, Probe,
+};
 use crate::{
     overlay::child_digest,
     trust::Certificate,
@@ -20,7 +23,9 @@ pub(crate) struct Uplink {
     join: Option<Probe>,
     retry_at: Option<Timestamp>,
     backoff: Duration,
-    keepalive_at: Timestamp,
+    /// Keepalives and liveness checks; `None` until registered.
+    plan: Option<KeepalivePlan>,
+    /// A liveness check (Ping) awaiting its Pong.
     keepalive: Option<Probe>,
     queue: Vec<PresenceChange>,
     certs: Vec<Certificate>,
@@ -38,7 +43,7 @@ impl Uplink {
             join: None,
             retry_at: None,
             backoff: Duration::from_millis(500),
-            keepalive_at: now,
+            plan: None,
             keepalive: None,
             queue: Vec::new(),
             certs: Vec::new(),
@@ -107,7 +112,7 @@ impl Node {
             up.join = None;
             up.registered = true;
             up.backoff = Duration::from_millis(500);
-            up.keepalive_at = now + self.cfg.master_keepalive;
+            up.plan = Some(KeepalivePlan::new(now, &self.cfg));
             // The master knows nothing of our children yet (first registration, or it
             // restarted): send the whole set, which the deltas then keep current.
             let mut full: Vec<PresenceChange> = role
@@ -152,7 +157,7 @@ impl Node {
 
     pub(super) fn uplink_pong(
         &mut self,
-        now: Timestamp,
+        _now: Timestamp,
         peer: NodeId,
         _addr: SocketAddr,
         pong: Pong,
@@ -160,12 +165,28 @@ impl Node {
         if peer != self.master_id() {
             return;
         }
-        let keepalive = self.cfg.master_keepalive;
         if let Some(up) = self.uplink() {
             if up.keepalive.is_some_and(|p| p.seq == pong.seq) {
                 up.keepalive = None;
-                up.keepalive_at = now + keepalive;
             }
+        }
+    }
+
+    /// The master's echo of a keepalive (see `keepalive.rs`).
+    pub(super) fn uplink_echo(&mut self, now: Timestamp, peer: NodeId) {
+        if peer != self.master_id() {
+            return;
+        }
+        let cfg = self.cfg.clone();
+        if let Some(plan) = self.uplink().and_then(|up| up.plan.as_mut()) {
+            plan.echoed(now, &cfg);
+        }
+    }
+
+    /// Notes that something went to the master (it refreshed the NAT mapping).
+    pub(super) fn uplink_sent(&mut self, now: Timestamp) {
+        if let Some(plan) = self.uplink().and_then(|up| up.plan.as_mut()) {
+            plan.sent(now);
         }
     }
 
@@ -185,6 +206,7 @@ impl Node {
         up.registered = false;
         up.join = None;
         up.keepalive = None;
+        up.plan = None;
         up.inflight = None;
         up.retry_at = Some(now + up.backoff);
         up.backoff = (up.backoff * 2).min(max);
@@ -210,17 +232,19 @@ impl Node {
         if !up.registered {
             return;
         }
-        // Keepalive: just often enough to hold NAT mappings; a missed pong is retried quickly.
-        match up.keepalive {
-            Some(p) if now >= p.deadline => {
-                if p.tries > cfg.probe_retries {
-                    return self.master_lost(now);
-                }
-                up.keepalive =
-                    Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
-                self.send(now, master, Message::Ping(Ping { seq: p.seq }));
+        // A liveness check whose Pong is missing is retried quickly.
+        if let Some(p) = up.keepalive.filter(|p| now >= p.deadline) {
+            if p.tries > cfg.probe_retries {
+                return self.master_lost(now);
             }
-            None if now >= up.keepalive_at => {
+            up.keepalive =
+                Some(Probe { deadline: now + cfg.probe_timeout * 2, tries: p.tries + 1, ..p });
+            self.send(now, master, Message::Ping(Ping { seq: p.seq }));
+        }
+        let up = &mut self.role.as_mut().expect("checked above").uplink;
+        match up.plan.as_mut().and_then(|plan| plan.poll(now, &cfg)) {
+            Some(Due::Keepalive(k)) => self.send(now, master, Message::Keepalive(k)),
+            Some(Due::Check) if up.keepalive.is_none() => {
                 let seq = self.next_seq();
                 if let Some(up) = self.uplink() {
                     up.keepalive =
@@ -228,7 +252,8 @@ impl Node {
                 }
                 self.send(now, master, Message::Ping(Ping { seq }));
             }
-            _ => {}
+            Some(Due::Check) => self.uplink_sent(now),
+            None => {}
         }
         let up = &mut self.role.as_mut().expect("checked above").uplink;
         if let Some((p, update)) = &mut up.inflight {
@@ -266,7 +291,6 @@ impl Node {
                 Probe { seq, deadline: now + cfg.update_retransmit, tries: 1 },
                 update.clone(),
             ));
-            up.keepalive_at = now + cfg.master_keepalive;
         }
         // Certificates first, so the master can seal messages to the new children at once.
         for cert in certs {
@@ -280,7 +304,8 @@ impl Node {
         let mut t = [up.retry_at, up.join.map(|p| p.deadline)];
         if up.registered {
             let next = [
-                Some(up.keepalive.map_or(up.keepalive_at, |p| p.deadline)),
+                up.keepalive.map(|p| p.deadline),
+                up.plan.as_ref().map(KeepalivePlan::deadline),
                 up.inflight.as_ref().map(|(p, _)| p.deadline),
                 up.inflight
                     .is_none()
