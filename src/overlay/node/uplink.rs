@@ -119,18 +119,24 @@ impl Node {
                     addr: WireAddr(c.addr),
                 })
                 .collect();
+            // The LSN we replaced goes after its children (ours now, adopted or joined): the
+            // master moves them to us first, and only names in its Adopt those we missed.
             if let Some(old) = up.replaced.take() {
-                full.insert(
-                    0,
-                    PresenceChange {
-                        node: old,
-                        kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
-                        addr: WireAddr(self.cfg.listen),
-                    },
-                );
+                full.push(PresenceChange {
+                    node: old,
+                    kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
+                    addr: WireAddr(self.cfg.listen),
+                });
             }
-            let certs: Vec<Certificate> =
-                full.iter().filter_map(|c| self.ep.peer_certificate(&c.node).cloned()).collect();
+            // Adopted children were admitted through the LSN we replaced: the master has
+            // their certificates.
+            let joined =
+                |id: &NodeId| role.children.get(id).is_some_and(|c| c.adopted_from.is_none());
+            let certs: Vec<Certificate> = full
+                .iter()
+                .filter(|c| joined(&c.node))
+                .filter_map(|c| self.ep.peer_certificate(&c.node).cloned())
+                .collect();
             let up = &mut self.role.as_mut().expect("checked above").uplink;
             up.queue.retain(|q| !full.iter().any(|f| f.node == q.node));
             full.append(&mut up.queue);

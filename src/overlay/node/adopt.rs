@@ -1,0 +1,57 @@
+//! Adoption: how a new LSN takes over the children of the one it replaced without a burst.
+//!
+//! A standby that takes over (or the master's `Adopt`, for children its list missed) records
+//! each of the dead LSN's children as *adopted*: present at once for the master (reported
+//! `Joined` before the dead LSN is reported lost, so the master moves them instead of waiting
+//! for their rejoin), but not yet joined. The `Takeover` announcements then go out one child at
+//! a time, best-ranked first, `takeover_pace` apart: each rejoin costs the new LSN a handful of
+//! datagrams (handshake, join, ack, lists), and all of them in one second was the fleet's
+//! busiest second. An adopted child's turn reuses its ping schedule: unanswered, the
+//! announcement is repeated every `probe_timeout`; after `child_missed_pings` of them the child
+//! is reported lost. Its Join (announced or on its own, after silence) makes it an ordinary
+//! child.
+
+use super::{lsn::Child, Node};
+use crate::{
+    wire::{Contact, PresenceChange, PresenceKind, WireAddr},
+    NodeId, Timestamp,
+};
+
+impl Node {
+    /// Adopts `children` of the dead LSN `old`, in that order (best-ranked first): each is
+    /// reported present to the master and given its turn for the takeover announcement.
+    /// Children already known (joined or adopted) and ourselves are skipped.
+    pub(super) fn adopt(&mut self, now: Timestamp, old: NodeId, children: Vec<Contact>) {
+        let me = self.node_id();
+        let pace = self.cfg.takeover_pace;
+        let mut changes = Vec::new();
+        let Some(role) = self.role.as_mut() else { return };
+        for c in children {
+            if c.id == me || c.id == old || role.children.contains_key(&c.id) {
+                continue;
+            }
+            let turn = role.next_turn.max(now);
+            role.next_turn = turn + pace;
+            role.children.insert(c.id, Child::adopted(c, old, now, turn));
+            changes.push(PresenceChange {
+                node: c.id,
+                kind: PresenceKind::Joined,
+                addr: WireAddr(c.addr.0),
+            });
+        }
+        // No certificate: the master admitted them and holds theirs.
+        for change in changes {
+            self.queue_change(now, change, None);
+        }
+    }
+
+    /// A message for an adopted child is waiting: announce the takeover to it now rather than
+    /// at its turn (the message goes out anyway; the LSN opens a session to it).
+    pub(super) fn hurry_adopted(&mut self, now: Timestamp, child: &NodeId) {
+        if let Some(c) = self.role.as_mut().and_then(|r| r.children.get_mut(child)) {
+            if c.adopted_from.is_some() && c.misses == 0 {
+                c.next_ping = c.next_ping.min(now);
+            }
+        }
+    }
+}
