@@ -51,11 +51,12 @@ pub struct OverlayConfig {
     /// Default 1 s.
     pub takeover_wait: Duration,
     /// Gap between two `Takeover` announcements of a new LSN to the children it adopted from
-    /// the dead one (best-ranked first). Each rejoining child costs the new LSN about eight
-    /// datagrams (takeover, handshake, join, ack, lists, a reach probe), so 250 ms keeps a
-    /// failover under ~32 messages per second, within the 50 per second target with the
-    /// heartbeat and pings; the master counts the adopted children present at once, so only
-    /// the children's own rejoin takes longer (49 children: ~12 s). Default 250 ms.
+    /// the dead one (best-ranked first; a child that rejoins on its own takes a turn too). Each
+    /// rejoin costs the new LSN about nine datagrams (takeover, handshake, join, ack, list,
+    /// reach probe and proof, a share of the standby pushes), and a subnet of 50 already costs
+    /// it ~20 per second (heartbeats, pings): 350 ms means at most three rejoins in any second,
+    /// under the 50 messages per second target. The master counts the adopted children present
+    /// at once; only their own rejoin takes longer (49 children: ~17 s). Default 350 ms.
     pub takeover_pace: Duration,
     /// LSN → master keepalive period: just often enough to hold NAT mappings. Default 25 s.
     pub master_keepalive: Duration,
@@ -94,7 +95,7 @@ impl OverlayConfig {
             standby_dead_after: Duration::from_millis(600),
             standby_confirm: (3, Duration::from_millis(50)),
             takeover_wait: Duration::from_secs(1),
-            takeover_pace: Duration::from_millis(250),
+            takeover_pace: Duration::from_millis(350),
             master_keepalive: Duration::from_secs(25),
             join_timeout: Duration::from_secs(2),
             update_batch: Duration::from_millis(50),

@@ -355,3 +355,25 @@ fn an_adopted_child_that_died_with_its_lsn_is_reported_lost_after_the_retries() 
     assert!(!w.master().is_present(&ranked[5]));
     assert!(w.all_present());
 }
+
+#[test]
+fn an_lsn_leaving_hands_its_children_to_the_standby_paced() {
+    let (mut w, old) = formed_subnet_of_forty(23);
+    let standby = w.node(old).children()[0];
+    let new = w.slot_of_id(&standby).unwrap();
+    w.stats.node_rate.clear();
+    w.stop(old);
+    let alive: Vec<usize> = (0..w.slots.len()).filter(|&i| i != old).collect();
+    let took = w.run_until(30 * SEC, |w| {
+        alive.iter().all(|&i| i == new || w.node(i).lsn() == Some(standby))
+    });
+    // The standby took over at once (no silence to wait for) and announced it one by one.
+    assert_eq!(w.node(new).state(), NodeState::IsLsn);
+    let pace = w.node(new).config().takeover_pace;
+    assert!(took <= pace * alive.len() as u32 + 3 * SEC, "rejoined after {took:?}");
+    w.run_for(10 * SEC);
+    let peak = w.stats.node_rate[new];
+    assert!(peak.peak <= 50, "the new LSN peaked at {} messages", peak.peak);
+    assert!(w.all_present());
+    assert_eq!(lsns(&w), vec![new]);
+}

@@ -459,4 +459,29 @@ mod tests {
         assert_eq!(a.recoveries, vec![Duration::from_millis(700)]);
         assert_eq!(a.failovers_open(), 0);
     }
+
+    #[test]
+    fn a_rejoin_completes_when_every_child_joined_another_lsn_itself() {
+        let id = |b: u8| NodeId::from_bytes([b; 20]);
+        let t0 = Timestamp::from_secs(100);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut a = Accounting::new();
+        a.expect_failover(t0, id(1), vec![id(2), id(3), id(4)]);
+        // The standby becomes the LSN and vouches for the others at once...
+        a.node_event(at(600), &id(2), &NodeEvent::BecameLsn { takeover_from: Some(id(1)) });
+        for n in [2, 3, 4] {
+            let moved = PresenceEvent::Rerouted { node: id(n), from: id(1), to: id(2) };
+            a.presence(at(800), &moved, |_| None);
+        }
+        assert_eq!(a.recoveries, vec![Duration::from_millis(800)]);
+        assert!(a.rejoins.is_empty());
+        // ...a join to the dead LSN does not count; one child rejoins, the other crashes.
+        a.node_event(at(900), &id(3), &NodeEvent::JoinedLsn { lsn: id(1) });
+        a.node_event(at(1000), &id(3), &NodeEvent::JoinedLsn { lsn: id(2) });
+        assert!(a.rejoins.is_empty());
+        assert_eq!((a.failovers_open(), a.rejoins_open()), (0, 1));
+        a.forget(at(1500), 4, &id(4));
+        assert_eq!(a.rejoins, vec![Duration::from_millis(1500)]);
+        assert_eq!(a.rejoins_open(), 0);
+    }
 }

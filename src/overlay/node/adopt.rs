@@ -11,11 +11,34 @@
 //! is reported lost. Its Join (announced or on its own, after silence) makes it an ordinary
 //! child.
 
-use super::{lsn::Child, Node};
+use std::time::Duration;
+
+use super::{
+    lsn::{Child, LsnRole},
+    Node,
+};
 use crate::{
     wire::{Contact, PresenceChange, PresenceKind, WireAddr},
     NodeId, Timestamp,
 };
+
+impl LsnRole {
+    /// An adopted child joined: if on its own, before its announcement (it noticed the silence
+    /// itself, or had another reason), it took the place of the announcement due next, so the
+    /// turns up to its own move one pace later: together the rejoins stay paced.
+    pub(super) fn joined_unannounced(&mut self, now: Timestamp, child: &NodeId, pace: Duration) {
+        let Some(own) = self.children.get(child).filter(|c| c.misses == 0).map(|c| c.next_ping)
+        else {
+            return;
+        };
+        for c in self.children.values_mut() {
+            if c.adopted_from.is_some() && c.misses == 0 && c.next_ping >= now && c.next_ping < own
+            {
+                c.next_ping = c.next_ping + pace;
+            }
+        }
+    }
+}
 
 impl Node {
     /// Adopts `children` of the dead LSN `old`, in that order (best-ranked first): each is

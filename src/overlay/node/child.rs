@@ -85,6 +85,15 @@ impl Node {
     }
 
     pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, part: Part) {
+        let me = self.node_id();
+        if part.better_lsn.is_some_and(|c| c.id == me) {
+            // Our LSN leaves and names us, its standby: take over as after its death.
+            if let Some(link) = self.lsn.take_if(|l| l.id == peer) {
+                self.ep.close(&link.id);
+                self.events.push_back(NodeEvent::LsnLost { lsn: link.id });
+                return self.succeed(now, link);
+            }
+        }
         if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
             self.lsn = None;
             self.events.push_back(NodeEvent::LsnLost { lsn: peer });
@@ -146,10 +155,7 @@ impl Node {
         let survivors: Vec<Contact> =
             link.neighbours.iter().copied().filter(|c| c.id != link.id).collect();
         match survivors.first() {
-            Some(first) if first.id == me => {
-                let children = survivors[1..].to_vec();
-                self.become_lsn(now, Some(link.id), children);
-            }
+            Some(first) if first.id == me => self.succeed(now, link),
             Some(_) => {
                 let others: Vec<Contact> = survivors.into_iter().filter(|c| c.id != me).collect();
                 self.set_state(NodeState::Joining);
@@ -157,6 +163,15 @@ impl Node {
             }
             None => self.start_looking(now),
         }
+    }
+
+    /// Becomes the LSN in place of the one `link` led (dead, or leaving and naming us), and
+    /// adopts the children it ranked.
+    fn succeed(&mut self, now: Timestamp, link: LsnLink) {
+        let me = self.node_id();
+        let children: Vec<Contact> =
+            link.neighbours.iter().copied().filter(|c| c.id != link.id && c.id != me).collect();
+        self.become_lsn(now, Some(link.id), children);
     }
 
     pub(super) fn child_timers(&mut self, now: Timestamp) {

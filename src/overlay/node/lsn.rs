@@ -178,9 +178,16 @@ impl Node {
     /// Gives up the LSN role, telling the children where to go.
     pub(super) fn resign(&mut self, now: Timestamp, reason: PartReason, better: Option<Contact>) {
         let Some(role) = self.role.take() else { return };
+        let rival = better;
         // Without a better LSN named, the children follow the standby.
         let better = better.or_else(|| role.contacts(1).first().copied());
         for child in role.children.values().filter(|c| c.adopted_from.is_none()) {
+            if rival.is_none() && better.is_some_and(|b| b.id != child.id) {
+                // Only the standby is told: it takes over and announces it to the others one
+                // at a time, as after a crash (`adopt.rs`), rather than all of them joining it
+                // in the same second. Should it miss this, our silence tells it.
+                continue;
+            }
             let better_lsn = better.filter(|b| b.id != child.id).or(better);
             self.send(now, child.addr, Message::Part(Part { reason, better_lsn }));
         }
@@ -205,6 +212,9 @@ impl Node {
         let Some(role) = self.role.as_mut() else { return };
         let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
         let adopted = role.children.get(&peer).is_some_and(|c| c.adopted_from.is_some());
+        if adopted {
+            role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
+        }
         // An adopted child joining is new here too (reach probes, the event).
         let fresh = adopted || !role.children.contains_key(&peer);
         // Spread the children's pings over the interval by their id, so children that joined
