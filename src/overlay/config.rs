@@ -47,16 +47,18 @@ pub struct OverlayConfig {
     /// A suspecting standby confirms with this many quick pings, this far apart, before it
     /// takes over; any answer clears the suspicion. Default 3 × 50 ms.
     pub standby_confirm: (u32, Duration),
-    /// How long other children wait for the standby's takeover before joining it themselves.
-    /// Default 1 s.
+    /// How long other children wait for the standby's takeover before joining it themselves,
+    /// at least: each adds a share, by its id, of 50 `takeover_pace` turns, since the
+    /// announcements come one child at a time. Default 1 s.
     pub takeover_wait: Duration,
     /// Gap between two `Takeover` announcements of a new LSN to the children it adopted from
     /// the dead one (best-ranked first; a child that rejoins on its own takes a turn too). Each
-    /// rejoin costs the new LSN about nine datagrams (takeover, handshake, join, ack, list,
-    /// reach probe and proof, a share of the standby pushes), and a subnet of 50 already costs
-    /// it ~20 per second (heartbeats, pings): 350 ms means at most three rejoins in any second,
-    /// under the 50 messages per second target. The master counts the adopted children present
-    /// at once; only their own rejoin takes longer (49 children: ~17 s). Default 350 ms.
+    /// rejoin costs the new LSN about ten datagrams (takeover, handshake, join, ack, list,
+    /// reach probe and proof), and a subnet of 50 already costs it ~15–20 per second
+    /// (heartbeats, pings): 400 ms means two or three rejoins in a second, under the 50
+    /// messages per second target with room for children that rejoin on their own. The master
+    /// counts the adopted children present at once; only their own rejoin takes longer (49
+    /// children: up to ~20 s). Default 400 ms.
     pub takeover_pace: Duration,
     /// LSN → master keepalive period: just often enough to hold NAT mappings. Default 25 s.
     pub master_keepalive: Duration,
@@ -95,7 +97,7 @@ impl OverlayConfig {
             standby_dead_after: Duration::from_millis(600),
             standby_confirm: (3, Duration::from_millis(50)),
             takeover_wait: Duration::from_secs(1),
-            takeover_pace: Duration::from_millis(350),
+            takeover_pace: Duration::from_millis(400),
             master_keepalive: Duration::from_secs(25),
             join_timeout: Duration::from_secs(2),
             update_batch: Duration::from_millis(50),

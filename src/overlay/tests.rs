@@ -377,3 +377,18 @@ fn an_lsn_leaving_hands_its_children_to_the_standby_paced() {
     assert!(w.all_present());
     assert_eq!(lsns(&w), vec![new]);
 }
+
+#[test]
+fn an_lsn_reporting_forty_children_to_a_restarted_master_stays_under_fifty_a_second() {
+    let (mut w, lsn) = formed_subnet_of_forty(24);
+    w.master = None;
+    w.run_for(5 * SEC);
+    w.stats.node_rate.clear();
+    w.start_master();
+    w.run_until(120 * SEC, |w| w.all_present());
+    w.run_for(10 * SEC);
+    // Their certificates go a batch a second, not all with the first report.
+    let peak = w.stats.node_rate[lsn];
+    assert!(peak.peak <= 50, "the LSN peaked at {} messages", peak.peak);
+    assert_eq!(lsns(&w), vec![lsn]);
+}

@@ -14,6 +14,10 @@ use crate::{
     NodeId, Timestamp,
 };
 
+/// How many takeover turns a child that noticed its LSN's death itself spreads its own join
+/// over (about a subnet's children).
+const TAKEOVER_TURNS: u32 = 50;
+
 /// The link from a child to its LSN.
 pub(crate) struct LsnLink {
     pub(crate) id: NodeId,
@@ -159,7 +163,13 @@ impl Node {
             Some(_) => {
                 let others: Vec<Contact> = survivors.into_iter().filter(|c| c.id != me).collect();
                 self.set_state(NodeState::Joining);
-                self.finder.takeover = Some((now + self.cfg.takeover_wait, others));
+                // The standby announces its takeover one child at a time (`adopt.rs`): wait
+                // for our turn, spread by id over a subnet's worth of turns, so children that
+                // noticed the silence together do not all join it in the same second.
+                let phase = f64::from(u16::from_be_bytes([me.as_bytes()[2], me.as_bytes()[3]]));
+                let turns = self.cfg.takeover_pace * TAKEOVER_TURNS;
+                let wait = self.cfg.takeover_wait + turns.mul_f64(phase / 65_536.0);
+                self.finder.takeover = Some((now + wait, others));
             }
             None => self.start_looking(now),
         }

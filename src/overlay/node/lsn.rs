@@ -434,6 +434,9 @@ impl Node {
         let mut ping = Vec::new();
         let mut announce = Vec::new();
         let mut lists = Vec::new();
+        // While adopted children rejoin, the ranking keeps changing and every message counts:
+        // stale lists wait for the ping after the last rejoin.
+        let adopting = role.children.values().any(|c| c.adopted_from.is_some());
         for child in role.children.values_mut() {
             if now < child.next_ping {
                 continue;
@@ -459,7 +462,7 @@ impl Node {
             child.pinged_at = now;
             child.next_ping = now + if child.misses == 0 { interval } else { retry };
             ping.push(child.addr);
-            if std::mem::take(&mut child.list_stale) {
+            if !adopting && std::mem::take(&mut child.list_stale) {
                 lists.push(child.addr);
             }
         }

@@ -14,6 +14,12 @@ use crate::{
 
 /// Most changes in one Update (keeps it well inside one datagram).
 const MAX_CHANGES: usize = 100;
+/// Most certificates sent to the master in one go, and the gap before the next ones: after
+/// the master restarted, an LSN re-reports every child, and all their certificates in one
+/// second would make it the fleet's busiest host. (A child's certificate only lets the master
+/// seal messages to it.)
+const CERT_BATCH: usize = 10;
+const CERT_GAP: Duration = Duration::from_secs(1);
 
 pub(crate) struct Uplink {
     registered: bool,
@@ -24,6 +30,8 @@ pub(crate) struct Uplink {
     keepalive: Option<Probe>,
     queue: Vec<PresenceChange>,
     certs: Vec<Certificate>,
+    /// When the next batch of `certs` goes (more than [`CERT_BATCH`] were queued).
+    certs_at: Option<Timestamp>,
     inflight: Option<(Probe, Update)>,
     batch_at: Option<Timestamp>,
     digest_at: Timestamp,
@@ -42,6 +50,7 @@ impl Uplink {
             keepalive: None,
             queue: Vec::new(),
             certs: Vec::new(),
+            certs_at: None,
             inflight: None,
             batch_at: None,
             digest_at: now,
@@ -142,6 +151,7 @@ impl Node {
             full.append(&mut up.queue);
             up.queue = full;
             up.certs = certs;
+            up.certs_at = None;
             up.inflight = None;
             up.batch_at = Some(now);
             return true;
@@ -237,6 +247,13 @@ impl Node {
             _ => {}
         }
         let up = &mut self.role.as_mut().expect("checked above").uplink;
+        if up.certs_at.is_some_and(|t| now >= t) {
+            let certs = next_certs(now, up);
+            for cert in certs {
+                self.send(now, master, Message::Certificate(Box::new(cert)));
+            }
+        }
+        let up = &mut self.role.as_mut().expect("checked above").uplink;
         if let Some((p, update)) = &mut up.inflight {
             if now >= p.deadline {
                 p.deadline = now + cfg.update_retransmit;
@@ -257,7 +274,7 @@ impl Node {
         up.digest_at = now + cfg.digest_interval;
         let n = up.queue.len().min(MAX_CHANGES);
         let changes: Vec<PresenceChange> = up.queue.drain(..n).collect();
-        let certs: Vec<Certificate> = std::mem::take(&mut up.certs);
+        let certs = if up.certs_at.is_none() { next_certs(now, up) } else { Vec::new() };
         // The digest describes the child set after this update; with changes still queued it
         // would not match what the master will hold, so it waits for the last batch.
         let digest = up.queue.is_empty().then_some(digest);
@@ -291,10 +308,19 @@ impl Node {
                 up.inflight
                     .is_none()
                     .then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
+                up.certs_at,
             ];
             return t.into_iter().chain(next).flatten().min();
         }
         t.sort();
         t.into_iter().flatten().min()
     }
+}
+
+/// The next batch of queued certificates; schedules the one after.
+fn next_certs(now: Timestamp, up: &mut Uplink) -> Vec<Certificate> {
+    let n = up.certs.len().min(CERT_BATCH);
+    let certs: Vec<Certificate> = up.certs.drain(..n).collect();
+    up.certs_at = (!up.certs.is_empty()).then_some(now + CERT_GAP);
+    certs
 }
