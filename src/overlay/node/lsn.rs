@@ -253,8 +253,12 @@ impl Node {
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
-            // After the Ack: the joiner takes probe requests from its LSN only.
-            self.probe_children(now, peer, addr);
+            // After the Ack: the joiner takes probe requests from its LSN only. Not during a
+            // takeover: two more datagrams per rejoin would break the pace's budget; later
+            // joiners probe the adopted children.
+            if !adopted {
+                self.probe_children(now, peer, addr);
+            }
         }
         if adopted {
             // Reported with the adoption, and the master holds its certificate: a report
