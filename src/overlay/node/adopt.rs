@@ -9,7 +9,8 @@
 //! busiest second. An adopted child's turn reuses its ping schedule: unanswered, the
 //! announcement is repeated every `probe_timeout`; after `child_missed_pings` of them the child
 //! is reported lost. Its Join (announced or on its own, after silence) makes it an ordinary
-//! child.
+//! child; that Join is not reported again, and it probes nobody (both would cost the pace's
+//! budget). A leaving LSN hands over the same way: it names only its standby, who adopts.
 
 use std::time::Duration;
 
@@ -21,6 +22,27 @@ use crate::{
     wire::{Contact, PresenceChange, PresenceKind, WireAddr},
     NodeId, Timestamp,
 };
+
+impl Child {
+    /// A child of the dead LSN `old`, known from the standby's list or the master: its
+    /// announcement is due at `turn`.
+    pub(crate) fn adopted(c: Contact, old: NodeId, now: Timestamp, turn: Timestamp) -> Self {
+        Child {
+            id: c.id,
+            addr: c.addr.0,
+            up_since: now,
+            last_heard: now,
+            next_ping: turn,
+            pinged_at: now,
+            misses: 0,
+            local: c.addr.0,
+            reachable: false,
+            probed: false,
+            adopted_from: Some(old),
+            list_stale: false,
+        }
+    }
+}
 
 impl LsnRole {
     /// An adopted child joined: if on its own, before its announcement (it noticed the silence
@@ -76,5 +98,14 @@ impl Node {
                 c.next_ping = c.next_ping.min(now);
             }
         }
+    }
+
+    /// The master names the children of the LSN we replaced that our standby list missed:
+    /// adopt them too.
+    pub(super) fn on_adopt(&mut self, now: Timestamp, peer: NodeId, a: crate::wire::Adopt) {
+        if peer != self.ep.trust().network().master_id() || self.role.is_none() {
+            return;
+        }
+        self.adopt(now, a.old, a.children);
     }
 }

@@ -25,16 +25,19 @@ const SHORT_LIST: usize = 3;
 /// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
 /// changes the ranking, and a push each time would cost more than the rejoins themselves.
 const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
+/// Most stale short lists sent with pings in one second: after a takeover every child's list
+/// is stale, and pings cluster.
+const STALE_LISTS_PER_SEC: u32 = 2;
 
 pub(crate) struct Child {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
     /// When the child (by its own reported uptime) came up: earlier ranks higher.
-    up_since: Timestamp,
-    last_heard: Timestamp,
+    pub(super) up_since: Timestamp,
+    pub(super) last_heard: Timestamp,
     /// Its next ping (for an adopted child: its next takeover announcement).
     pub(crate) next_ping: Timestamp,
-    pinged_at: Timestamp,
+    pub(super) pinged_at: Timestamp,
     /// Consecutive unanswered pings (for an adopted child: announcements sent).
     pub(crate) misses: u32,
     /// Where its subnet reaches it (its Join's local address): where reach probes go.
@@ -49,28 +52,7 @@ pub(crate) struct Child {
     pub(crate) adopted_from: Option<NodeId>,
     /// The short list changed since it was last sent here: it goes with the next ping (a
     /// push to every child at once would be a burst; these lists only name fallbacks).
-    list_stale: bool,
-}
-
-impl Child {
-    /// A child of the dead LSN `old`, known from the standby's list or the master: its
-    /// announcement is due at `turn`.
-    pub(crate) fn adopted(c: Contact, old: NodeId, now: Timestamp, turn: Timestamp) -> Self {
-        Child {
-            id: c.id,
-            addr: c.addr.0,
-            up_since: now,
-            last_heard: now,
-            next_ping: turn,
-            pinged_at: now,
-            misses: 0,
-            local: c.addr.0,
-            reachable: false,
-            probed: false,
-            adopted_from: Some(old),
-            list_stale: false,
-        }
-    }
+    pub(super) list_stale: bool,
 }
 
 pub(crate) struct LsnRole {
@@ -91,6 +73,8 @@ pub(crate) struct LsnRole {
     pub(crate) probes: HashMap<u64, NodeId>,
     /// The first free turn for announcing a takeover to an adopted child (`adopt.rs`).
     pub(crate) next_turn: Timestamp,
+    /// Stale lists sent: in which second, how many.
+    lists_sent: (u64, u32),
 }
 
 impl LsnRole {
@@ -158,6 +142,7 @@ impl Node {
             uplink: Uplink::new(now, takeover_from),
             probes: HashMap::new(),
             next_turn: now,
+            lists_sent: (0, 0),
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
@@ -414,15 +399,6 @@ impl Node {
         }
     }
 
-    /// The master names the children of the LSN we replaced that our standby list missed:
-    /// adopt them too (`adopt.rs`).
-    pub(super) fn on_adopt(&mut self, now: Timestamp, peer: NodeId, a: crate::wire::Adopt) {
-        if peer != self.ep.trust().network().master_id() || self.role.is_none() {
-            return;
-        }
-        self.adopt(now, a.old, a.children);
-    }
-
     pub(super) fn on_resync(&mut self, now: Timestamp, addr: SocketAddr, r: Resync) {
         if let Some(role) = &self.role {
             let nodes = role.contacts(usize::MAX);
@@ -441,6 +417,10 @@ impl Node {
         // While adopted children rejoin, the ranking keeps changing and every message counts:
         // stale lists wait for the ping after the last rejoin.
         let adopting = role.children.values().any(|c| c.adopted_from.is_some());
+        let second = now.as_secs();
+        if role.lists_sent.0 != second {
+            role.lists_sent = (second, 0);
+        }
         for child in role.children.values_mut() {
             if now < child.next_ping {
                 continue;
@@ -466,7 +446,10 @@ impl Node {
             child.pinged_at = now;
             child.next_ping = now + if child.misses == 0 { interval } else { retry };
             ping.push(child.addr);
-            if !adopting && std::mem::take(&mut child.list_stale) {
+            if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
+                // Else it waits for a later ping.
+                child.list_stale = false;
+                role.lists_sent.1 += 1;
                 lists.push(child.addr);
             }
         }
