@@ -200,7 +200,7 @@ impl Node {
         if adopted {
             role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
         }
-        // An adopted child joining is new here too (reach probes, the event).
+        // An adopted child joining is new here too (the event).
         let fresh = adopted || !role.children.contains_key(&peer);
         // Spread the children's pings over the interval by their id, so children that joined
         // together (a morning, a failover) are not all pinged in the same second.
