@@ -238,10 +238,14 @@ impl Node {
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
-            // After the Ack: the joiner takes probe requests from its LSN only. Not during a
-            // takeover: two more datagrams per rejoin would break the pace's budget; later
-            // joiners probe the adopted children.
-            if !adopted {
+            // After the Ack: the joiner takes probe requests from its LSN only. Not while a
+            // takeover's rejoins go on: up to six more datagrams per join would break the
+            // pace's budget; later joiners probe the children left unprobed.
+            let adopting = self
+                .role
+                .as_ref()
+                .is_some_and(|r| r.children.values().any(|c| c.adopted_from.is_some()));
+            if !adopting {
                 self.probe_children(now, peer, addr);
             }
         }
