@@ -47,7 +47,9 @@ enum Command {
     ///
     /// Prints a readable summary (with a progress bar on a terminal), or with --json one
     /// object: nodes, subnets, simulated_seconds, wall_seconds, events, present_at_end,
-    /// expected_present_at_end, join_ms / recovery_ms / move_ms {count, p50, p99, max},
+    /// expected_present_at_end, join_ms / recovery_ms / rejoin_ms / move_ms {count, p50, p99,
+    /// max} (recovery_ms: LSN crash until the master counts all its children present again,
+    /// vouched for by the new LSN; rejoin_ms: until they all actually joined it),
     /// wan_bytes_per_node_hour and lan_bytes_per_node_hour (28-byte IPv4/UDP header per
     /// datagram counted), master {msgs_per_sec_mean, msgs_per_sec_peak},
     /// busiest_other_host_msgs_per_sec_peak, peak_rss_bytes, trace_hash (equal for equal

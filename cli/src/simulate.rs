@@ -214,6 +214,8 @@ fn summary(r: &DayReport) -> String {
         q(&r.recovery_ms),
         r.recoveries_incomplete
     );
+    s +=
+        &format!("children rejoined    {}; {} incomplete\n", q(&r.rejoin_ms), r.rejoins_incomplete);
     if r.move_ms.count > 0 {
         s += &format!("move                 {}\n", q(&r.move_ms));
     }

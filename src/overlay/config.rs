@@ -51,9 +51,19 @@ pub struct OverlayConfig {
     /// takes over; any answer clears the suspicion. Default 4 × 40 ms: at 10 % loss each way
     /// all four round trips fail 0.13 % of the time.
     pub standby_confirm: (u32, Duration),
-    /// How long other children wait for the standby's takeover before joining it themselves.
-    /// Default 1 s.
+    /// How long other children wait for the standby's takeover before joining it themselves,
+    /// at least: each adds a share, by its id, of 50 `takeover_pace` turns, since the
+    /// announcements come one child at a time. Default 1 s.
     pub takeover_wait: Duration,
+    /// Gap between two `Takeover` announcements of a new LSN to the children it adopted from
+    /// the dead one (best-ranked first; a child that rejoins on its own takes a turn too). Each
+    /// rejoin costs the new LSN about ten datagrams (takeover, handshake, join, ack, list),
+    /// on top of its upkeep (heartbeats, pings: ~7 per second for 50 children): 400 ms means
+    /// two or three rejoins in a second, under the 50 messages per second target with room
+    /// for children that rejoin on their own. The master
+    /// counts the adopted children present at once; only their own rejoin takes longer (49
+    /// children: up to ~20 s). Default 400 ms.
+    pub takeover_pace: Duration,
     /// LSN → master keepalive period until a longer one is proven safe: short enough for the
     /// NATs that drop idle UDP mappings soonest (WireGuard's choice too). Default 25 s.
     /// Keepalives are one-way; see `overlay/node/keepalive.rs`.
@@ -106,6 +116,7 @@ impl OverlayConfig {
             standby_dead_after: Duration::from_millis(700),
             standby_confirm: (4, Duration::from_millis(40)),
             takeover_wait: Duration::from_secs(1),
+            takeover_pace: Duration::from_millis(400),
             master_keepalive: Duration::from_secs(25),
             max_keepalive: Duration::from_secs(60),
             keepalive_retest: Duration::from_secs(3600),

@@ -286,3 +286,112 @@ fn an_lsn_crashing_right_after_the_fleet_formed_is_replaced_for_all_children() {
     });
     assert!(took <= 2 * SEC, "recovery took {took:?}");
 }
+
+/// A subnet of one LSN and 40 children, formed and quiet; returns the LSN's slot.
+fn formed_subnet_of_forty(seed: u64) -> (World, usize) {
+    let mut w = fleet(seed, 1, 41);
+    w.run_until(120 * SEC, |w| w.all_present());
+    // Past the join storm's pings and list pushes.
+    w.run_for(30 * SEC);
+    assert!(w.all_present());
+    let lsn = lsns(&w);
+    assert_eq!(lsn.len(), 1);
+    (w, lsn[0])
+}
+
+#[test]
+fn a_failover_in_a_subnet_of_forty_is_present_at_once_and_rejoins_paced() {
+    let (mut w, old) = formed_subnet_of_forty(21);
+    let standby = w.node(old).children()[0];
+    let new = w.slot_of_id(&standby).unwrap();
+    let pace = w.node(new).config().takeover_pace;
+    // Meter the busiest second from the crash on.
+    w.stats.node_rate.clear();
+    w.crash(old);
+    let alive: Vec<usize> = (0..w.slots.len()).filter(|&i| i != old).collect();
+    let present = w.run_until(10 * SEC, |w| {
+        let topo = w.master().topology();
+        alive.iter().all(|&i| i == new || topo.lsn_of(&w.id(i)) == Some(standby))
+    });
+    assert!(present <= 2 * SEC, "present under the new LSN after {present:?}");
+    // Nobody has rejoined yet but the first few: the takeover is paced.
+    let joined = |w: &World| alive.iter().filter(|&&i| w.node(i).lsn() == Some(standby)).count();
+    assert!(joined(&w) < alive.len() / 2, "{} joined after {present:?}", joined(&w));
+    let window = pace * alive.len() as u32 + 3 * SEC;
+    let rejoined = w.run_until(30 * SEC, |w| joined(w) == alive.len());
+    assert!(present + rejoined <= window, "rejoined after {:?}", present + rejoined);
+    assert!(alive.iter().all(|&i| i == new || w.node(i).state() == NodeState::HasLsn));
+    w.run_for(10 * SEC);
+    let peak = w.stats.node_rate[new];
+    assert!(
+        peak.peak <= 50,
+        "the new LSN peaked at {} messages in second {}",
+        peak.peak,
+        peak.peak_at
+    );
+    assert_eq!(w.node(new).children().len(), alive.len() - 1);
+    assert!(w.all_present());
+}
+
+#[test]
+fn an_adopted_child_that_died_with_its_lsn_is_reported_lost_after_the_retries() {
+    let (mut w, old) = formed_subnet_of_forty(22);
+    let ranked = w.node(old).children();
+    let dead = w.slot_of_id(&ranked[5]).unwrap();
+    let new = w.slot_of_id(&ranked[0]).unwrap();
+    w.crash(old);
+    w.crash(dead);
+    let since = w.now;
+    // Vouched for by the standby's list at first...
+    w.run_until(2 * SEC, |w| w.master().topology().lsn_of(&ranked[5]) == Some(ranked[0]));
+    assert!(w.master().is_present(&ranked[5]));
+    // ...then reported lost by the new LSN once its announcements went unanswered: well
+    // before the master's own grace for an LSN's children would have run out.
+    let cfg = w.node(new).config().clone();
+    let limit = cfg.takeover_pace * 6 + cfg.probe_timeout * (cfg.child_missed_pings + 2);
+    w.run_until(limit, |w| !w.master().is_present(&ranked[5]));
+    let lost =
+        presence(&w).contains(&PresenceEvent::Parted { node: ranked[5], reason: PartReason::Lost });
+    assert!(lost, "not reported lost {:?} after the crash", w.now.saturating_since(since));
+    assert!(w.now.saturating_since(since) < 20 * SEC);
+    w.run_for(30 * SEC);
+    assert!(!w.master().is_present(&ranked[5]));
+    assert!(w.all_present());
+}
+
+#[test]
+fn an_lsn_leaving_hands_its_children_to_the_standby_paced() {
+    let (mut w, old) = formed_subnet_of_forty(23);
+    let standby = w.node(old).children()[0];
+    let new = w.slot_of_id(&standby).unwrap();
+    w.stats.node_rate.clear();
+    w.stop(old);
+    let alive: Vec<usize> = (0..w.slots.len()).filter(|&i| i != old).collect();
+    let took = w.run_until(30 * SEC, |w| {
+        alive.iter().all(|&i| i == new || w.node(i).lsn() == Some(standby))
+    });
+    // The standby took over at once (no silence to wait for) and announced it one by one.
+    assert_eq!(w.node(new).state(), NodeState::IsLsn);
+    let pace = w.node(new).config().takeover_pace;
+    assert!(took <= pace * alive.len() as u32 + 3 * SEC, "rejoined after {took:?}");
+    w.run_for(10 * SEC);
+    let peak = w.stats.node_rate[new];
+    assert!(peak.peak <= 50, "the new LSN peaked at {} messages", peak.peak);
+    assert!(w.all_present());
+    assert_eq!(lsns(&w), vec![new]);
+}
+
+#[test]
+fn an_lsn_reporting_forty_children_to_a_restarted_master_stays_under_fifty_a_second() {
+    let (mut w, lsn) = formed_subnet_of_forty(24);
+    w.master = None;
+    w.run_for(5 * SEC);
+    w.stats.node_rate.clear();
+    w.start_master();
+    w.run_until(120 * SEC, |w| w.all_present());
+    w.run_for(10 * SEC);
+    // Their certificates go a batch a second, not all with the first report.
+    let peak = w.stats.node_rate[lsn];
+    assert!(peak.peak <= 50, "the LSN peaked at {} messages", peak.peak);
+    assert_eq!(lsns(&w), vec![lsn]);
+}

@@ -216,10 +216,19 @@ pub struct DayReport {
     pub expected_present_at_end: usize,
     /// Node start → present at the master (starts while the master was down are not timed).
     pub join_ms: Quantiles,
-    /// LSN crash → all its children present under another LSN.
+    /// LSN crash → all its children present under another LSN at the master. The new LSN
+    /// vouches for the children on its standby list (and those the master names) at once;
+    /// their paced rejoin then confirms them, or reports them lost (see `rejoin_ms`).
     pub recovery_ms: Quantiles,
     /// Failovers not complete within two minutes (or cut short by the master outage).
     pub recoveries_incomplete: u64,
+    /// LSN crash → all its children actually joined to another LSN (or become one), from the
+    /// children's own events: the takeover is announced one child at a time
+    /// (`OverlayConfig::takeover_pace`), so this grows with the subnet (~12 s for 49).
+    pub rejoin_ms: Quantiles,
+    /// Failovers whose children had not all rejoined within two minutes (or cut short by the
+    /// master outage).
+    pub rejoins_incomplete: u64,
     /// Move → present under an LSN of the new subnet.
     pub move_ms: Quantiles,
     /// Start → present for nodes in subnets that block UDP (through TCP).
@@ -490,6 +499,8 @@ fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Samp
         join_ms: Quantiles::of(&st.joins),
         recovery_ms: Quantiles::of(&st.recoveries),
         recoveries_incomplete: st.recoveries_incomplete + st.failovers_open() as u64,
+        rejoin_ms: Quantiles::of(&st.rejoins),
+        rejoins_incomplete: st.rejoins_incomplete + st.rejoins_open() as u64,
         move_ms: Quantiles::of(&st.moves),
         tcp_fallback_ms: Quantiles::of(&st.tcp_fallback),
         dht: dht_report(sim, node_hours),

@@ -674,11 +674,13 @@ impl Simulation {
                 }
                 let keep = self.keep_events;
                 let slot = &mut self.slots[i];
+                let id = slot.identity.node_id();
                 let Some(n) = slot.node.as_mut() else { return };
                 while let Some(e) = n.poll_event() {
                     if let NodeEvent::Dht(d) = &e {
                         self.stats.dht_event(i, d);
                     }
+                    self.stats.node_event(now, &id, &e);
                     if keep {
                         slot.events.push((now, e));
                     }

@@ -1,5 +1,6 @@
 //! What a simulation counts: traffic per link class and role, per-host message rates, and the
-//! latencies of joins, LSN failovers and moves, measured from the master's presence events.
+//! latencies of joins, LSN failovers and moves, measured from the master's presence events
+//! (and the children's own rejoin after a failover, from their events).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -8,7 +9,7 @@ use std::{
 
 use crate::{
     dht::{DhtEvent, QueryId},
-    overlay::{NodeState, PresenceEvent},
+    overlay::{NodeEvent, NodeState, PresenceEvent},
     NodeId, Timestamp,
 };
 
@@ -100,12 +101,18 @@ impl RateMeter {
 }
 
 /// A failover being timed: the LSN crashed at `since`; `waiting` are its children not yet
-/// present under another LSN.
+/// present under another LSN at the master, `rejoining` those not yet joined to one (or
+/// become one) themselves.
 #[derive(Clone, Debug)]
 struct Failover {
     since: Timestamp,
     old: NodeId,
     waiting: HashSet<NodeId>,
+    rejoining: HashSet<NodeId>,
+    /// `waiting` emptied (the recovery was counted).
+    recovered: bool,
+    /// `rejoining` emptied (the rejoin was counted).
+    rejoined: bool,
 }
 
 /// Everything a [`Simulation`](super::Simulation) counts. All durations are simulated time.
@@ -123,10 +130,16 @@ pub struct Accounting {
     pub node_rate: Vec<RateMeter>,
     /// Node start → present at the master. Starts while the master is down are not timed.
     pub joins: Vec<Duration>,
-    /// LSN crash → all its children present under another LSN.
+    /// LSN crash → all its children present under another LSN at the master (the new LSN
+    /// vouches for the children it adopted before they rejoin it).
     pub recoveries: Vec<Duration>,
     /// Failovers that had not completed within [`Accounting::FAILOVER_LIMIT`].
     pub recoveries_incomplete: u64,
+    /// LSN crash → all its children actually joined to another LSN (or become one), from the
+    /// nodes' own events.
+    pub rejoins: Vec<Duration>,
+    /// Failovers whose children had not all rejoined within [`Accounting::FAILOVER_LIMIT`].
+    pub rejoins_incomplete: u64,
     /// Move to another subnet → present under an LSN of that subnet.
     pub moves: Vec<Duration>,
     /// Start → present for nodes whose subnet blocks UDP (not in `joins`).
@@ -191,7 +204,16 @@ impl Accounting {
 
     pub(super) fn expect_failover(&mut self, since: Timestamp, old: NodeId, children: Vec<NodeId>) {
         if !children.is_empty() {
-            self.failovers.push(Failover { since, old, waiting: children.into_iter().collect() });
+            let waiting: HashSet<NodeId> = children.into_iter().collect();
+            let rejoining = waiting.clone();
+            self.failovers.push(Failover {
+                since,
+                old,
+                waiting,
+                rejoining,
+                recovered: false,
+                rejoined: false,
+            });
         }
     }
 
@@ -249,6 +271,7 @@ impl Accounting {
         self.pending_move.remove(node);
         for f in &mut self.failovers {
             f.waiting.remove(node);
+            f.rejoining.remove(node);
         }
         self.settle_failovers(now);
     }
@@ -257,8 +280,26 @@ impl Accounting {
     pub(super) fn master_down(&mut self) {
         self.pending_join.clear();
         self.pending_move.clear();
-        self.recoveries_incomplete += self.failovers.len() as u64;
+        self.recoveries_incomplete += self.failovers_open() as u64;
+        self.rejoins_incomplete += self.rejoins_open() as u64;
         self.failovers.clear();
+    }
+
+    /// Feeds an event of `node`: a join to (or becoming) another LSN ends its part in the
+    /// failovers being timed.
+    pub(super) fn node_event(&mut self, now: Timestamp, node: &NodeId, event: &NodeEvent) {
+        let lsn = match event {
+            NodeEvent::JoinedLsn { lsn } => *lsn,
+            NodeEvent::BecameLsn { .. } => *node,
+            _ => return,
+        };
+        let mut changed = false;
+        for f in self.failovers.iter_mut().filter(|f| f.old != lsn) {
+            changed |= f.rejoining.remove(node);
+        }
+        if changed {
+            self.settle_failovers(now);
+        }
     }
 
     /// Feeds a presence event; `subnet_of` names the subnet a node (an LSN) is in.
@@ -301,12 +342,19 @@ impl Accounting {
         let limit = Self::FAILOVER_LIMIT;
         let mut i = 0;
         while i < self.failovers.len() {
-            let f = &self.failovers[i];
-            if f.waiting.is_empty() {
-                self.recoveries.push(now.saturating_since(f.since));
-                self.failovers.swap_remove(i);
-            } else if now.saturating_since(f.since) > limit {
-                self.recoveries_incomplete += 1;
+            let f = &mut self.failovers[i];
+            let took = now.saturating_since(f.since);
+            if f.waiting.is_empty() && !f.recovered {
+                f.recovered = true;
+                self.recoveries.push(took);
+            }
+            if f.rejoining.is_empty() && !f.rejoined {
+                f.rejoined = true;
+                self.rejoins.push(took);
+            }
+            if (f.recovered && f.rejoined) || took > limit {
+                self.recoveries_incomplete += u64::from(!f.recovered);
+                self.rejoins_incomplete += u64::from(!f.rejoined);
                 self.failovers.swap_remove(i);
             } else {
                 i += 1;
@@ -314,9 +362,14 @@ impl Accounting {
         }
     }
 
-    /// Failovers still being timed.
+    /// Failovers whose recovery is still being timed (children not all present yet).
     pub fn failovers_open(&self) -> usize {
-        self.failovers.len()
+        self.failovers.iter().filter(|f| !f.recovered).count()
+    }
+
+    /// Failovers whose rejoin is still being timed (children not all rejoined yet).
+    pub fn rejoins_open(&self) -> usize {
+        self.failovers.iter().filter(|f| !f.rejoined).count()
     }
 }
 
@@ -405,5 +458,30 @@ mod tests {
         );
         assert_eq!(a.recoveries, vec![Duration::from_millis(700)]);
         assert_eq!(a.failovers_open(), 0);
+    }
+
+    #[test]
+    fn a_rejoin_completes_when_every_child_joined_another_lsn_itself() {
+        let id = |b: u8| NodeId::from_bytes([b; 20]);
+        let t0 = Timestamp::from_secs(100);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut a = Accounting::new();
+        a.expect_failover(t0, id(1), vec![id(2), id(3), id(4)]);
+        // The standby becomes the LSN and vouches for the others at once...
+        a.node_event(at(600), &id(2), &NodeEvent::BecameLsn { takeover_from: Some(id(1)) });
+        for n in [2, 3, 4] {
+            let moved = PresenceEvent::Rerouted { node: id(n), from: id(1), to: id(2) };
+            a.presence(at(800), &moved, |_| None);
+        }
+        assert_eq!(a.recoveries, vec![Duration::from_millis(800)]);
+        assert!(a.rejoins.is_empty());
+        // ...a join to the dead LSN does not count; one child rejoins, the other crashes.
+        a.node_event(at(900), &id(3), &NodeEvent::JoinedLsn { lsn: id(1) });
+        a.node_event(at(1000), &id(3), &NodeEvent::JoinedLsn { lsn: id(2) });
+        assert!(a.rejoins.is_empty());
+        assert_eq!((a.failovers_open(), a.rejoins_open()), (0, 1));
+        a.forget(at(1500), 4, &id(4));
+        assert_eq!(a.rejoins, vec![Duration::from_millis(1500)]);
+        assert_eq!(a.rejoins_open(), 0);
     }
 }

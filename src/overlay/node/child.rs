@@ -14,6 +14,10 @@ use crate::{
     NodeId, Timestamp,
 };
 
+/// How many takeover turns a child that noticed its LSN's death itself spreads its own join
+/// over (about a subnet's children).
+const TAKEOVER_TURNS: u32 = 50;
+
 /// The link from a child to its LSN.
 pub(crate) struct LsnLink {
     pub(crate) id: NodeId,
@@ -85,6 +89,15 @@ impl Node {
     }
 
     pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, part: Part) {
+        let me = self.node_id();
+        if part.better_lsn.is_some_and(|c| c.id == me) {
+            // Our LSN leaves and names us, its standby: take over as after its death.
+            if let Some(link) = self.lsn.take_if(|l| l.id == peer) {
+                self.ep.close(&link.id);
+                self.events.push_back(NodeEvent::LsnLost { lsn: link.id });
+                return self.succeed(now, link);
+            }
+        }
         if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
             self.lsn = None;
             self.events.push_back(NodeEvent::LsnLost { lsn: peer });
@@ -146,17 +159,29 @@ impl Node {
         let survivors: Vec<Contact> =
             link.neighbours.iter().copied().filter(|c| c.id != link.id).collect();
         match survivors.first() {
-            Some(first) if first.id == me => {
-                let children = survivors[1..].to_vec();
-                self.become_lsn(now, Some(link.id), children);
-            }
+            Some(first) if first.id == me => self.succeed(now, link),
             Some(_) => {
                 let others: Vec<Contact> = survivors.into_iter().filter(|c| c.id != me).collect();
                 self.set_state(NodeState::Joining);
-                self.finder.takeover = Some((now + self.cfg.takeover_wait, others));
+                // The standby announces its takeover one child at a time (`adopt.rs`): wait
+                // for our turn, spread by id over a subnet's worth of turns, so children that
+                // noticed the silence together do not all join it in the same second.
+                let phase = f64::from(u16::from_be_bytes([me.as_bytes()[2], me.as_bytes()[3]]));
+                let turns = self.cfg.takeover_pace * TAKEOVER_TURNS;
+                let wait = self.cfg.takeover_wait + turns.mul_f64(phase / 65_536.0);
+                self.finder.takeover = Some((now + wait, others));
             }
             None => self.start_looking(now),
         }
+    }
+
+    /// Becomes the LSN in place of the one `link` led (dead, or leaving and naming us), and
+    /// adopts the children it ranked.
+    fn succeed(&mut self, now: Timestamp, link: LsnLink) {
+        let me = self.node_id();
+        let children: Vec<Contact> =
+            link.neighbours.iter().copied().filter(|c| c.id != link.id && c.id != me).collect();
+        self.become_lsn(now, Some(link.id), children);
     }
 
     pub(super) fn child_timers(&mut self, now: Timestamp) {

@@ -22,17 +22,24 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 const CHALLENGE_GAP: Duration = Duration::from_secs(5);
 /// How many ranked children ordinary children are told about (their fallback successors).
 const SHORT_LIST: usize = 3;
+/// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
+/// changes the ranking, and a push each time would cost more than the rejoins themselves.
+const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
+/// Most stale short lists sent with pings in one second: after a takeover every child's list
+/// is stale, and pings cluster.
+const STALE_LISTS_PER_SEC: u32 = 2;
 
 pub(crate) struct Child {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
     /// When the child (by its own reported uptime) came up: earlier ranks higher.
-    up_since: Timestamp,
-    last_heard: Timestamp,
-    next_ping: Timestamp,
-    pinged_at: Timestamp,
-    /// Consecutive unanswered pings.
-    misses: u32,
+    pub(super) up_since: Timestamp,
+    pub(super) last_heard: Timestamp,
+    /// Its next ping (for an adopted child: its next takeover announcement).
+    pub(crate) next_ping: Timestamp,
+    pub(super) pinged_at: Timestamp,
+    /// Consecutive unanswered pings (for an adopted child: announcements sent).
+    pub(crate) misses: u32,
     /// Where its subnet reaches it (its Join's local address): where reach probes go.
     pub(crate) local: SocketAddr,
     /// Whether it proved that unsolicited UDP reaches it (`reach.rs`): proven children rank
@@ -40,6 +47,12 @@ pub(crate) struct Child {
     pub(crate) reachable: bool,
     /// Whether another child was asked to probe it.
     pub(crate) probed: bool,
+    /// Adopted from this dead LSN and not joined yet (`adopt.rs`): announced the takeover at
+    /// its turn, kept out of the neighbour lists.
+    pub(crate) adopted_from: Option<NodeId>,
+    /// The short list changed since it was last sent here: it goes with the next ping (a
+    /// push to every child at once would be a burst; these lists only name fallbacks).
+    pub(super) list_stale: bool,
 }
 
 pub(crate) struct LsnRole {
@@ -58,19 +71,26 @@ pub(crate) struct LsnRole {
     pub(crate) uplink: Uplink,
     /// Reach probes asked for: nonce → the child probed.
     pub(crate) probes: HashMap<u64, NodeId>,
+    /// The first free turn for announcing a takeover to an adopted child (`adopt.rs`).
+    pub(crate) next_turn: Timestamp,
+    /// Stale lists sent: in which second, how many.
+    lists_sent: (u64, u32),
 }
 
 impl LsnRole {
-    /// Children, best-ranked first: those proven reachable first, then longest up, ties by id.
+    /// Children, best-ranked first: those proven reachable first, then longest up, ties by id;
+    /// adopted children that have not joined yet come last.
     pub(crate) fn ranked(&self) -> Vec<&Child> {
         let mut v: Vec<&Child> = self.children.values().collect();
-        v.sort_by_key(|c| (!c.reachable, c.up_since, c.id));
+        v.sort_by_key(|c| (c.adopted_from.is_some(), !c.reachable, c.up_since, c.id));
         v
     }
 
+    /// The best-ranked joined children (adopted ones cannot stand by: they may be dead).
     fn contacts(&self, n: usize) -> Vec<Contact> {
         self.ranked()
             .into_iter()
+            .filter(|c| c.adopted_from.is_none())
             .take(n)
             .map(|c| Contact { id: c.id, addr: WireAddr(c.addr) })
             .collect()
@@ -83,6 +103,8 @@ impl LsnRole {
     /// Schedules a neighbour-list push: at once if none went out within `batch`, else at the
     /// end of the batch (a join storm costs one push per batch, a lone change none of waiting).
     pub(crate) fn ranking_changed(&mut self, now: Timestamp, batch: Duration) {
+        let adopting = self.children.values().any(|c| c.adopted_from.is_some());
+        let batch = if adopting { batch.max(ADOPTION_PUSH_GAP) } else { batch };
         let due = now.max(self.last_push + batch);
         self.neighbours_due = Some(self.neighbours_due.map_or(due, |d| d.min(due)));
     }
@@ -119,6 +141,8 @@ impl Node {
             standby: None,
             uplink: Uplink::new(now, takeover_from),
             probes: HashMap::new(),
+            next_turn: now,
+            lists_sent: (0, 0),
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
@@ -130,10 +154,8 @@ impl Node {
         };
         self.requests.push_back(crate::discovery::DiscoveryRequest::Remember(me));
         if let Some(old) = takeover_from {
-            let me = self.me();
-            for child in known {
-                self.send(now, child.addr.0, Message::Takeover(Takeover { old, lsn: me }));
-            }
+            // Reported present with the registration; announced one by one (`adopt.rs`).
+            self.adopt(now, old, known);
         }
         self.uplink_register(now);
     }
@@ -141,9 +163,16 @@ impl Node {
     /// Gives up the LSN role, telling the children where to go.
     pub(super) fn resign(&mut self, now: Timestamp, reason: PartReason, better: Option<Contact>) {
         let Some(role) = self.role.take() else { return };
+        let rival = better;
         // Without a better LSN named, the children follow the standby.
         let better = better.or_else(|| role.contacts(1).first().copied());
-        for child in role.children.values() {
+        for child in role.children.values().filter(|c| c.adopted_from.is_none()) {
+            if rival.is_none() && better.is_some_and(|b| b.id != child.id) {
+                // Only the standby is told: it takes over and announces it to the others one
+                // at a time, as after a crash (`adopt.rs`), rather than all of them joining it
+                // in the same second. Should it miss this, our silence tells it.
+                continue;
+            }
             let better_lsn = better.filter(|b| b.id != child.id).or(better);
             self.send(now, child.addr, Message::Part(Part { reason, better_lsn }));
         }
@@ -167,7 +196,12 @@ impl Node {
         let cert = self.ep.peer_certificate(&peer).cloned();
         let Some(role) = self.role.as_mut() else { return };
         let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
-        let fresh = !role.children.contains_key(&peer);
+        let adopted = role.children.get(&peer).is_some_and(|c| c.adopted_from.is_some());
+        if adopted {
+            role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
+        }
+        // An adopted child joining is new here too (the event).
+        let fresh = adopted || !role.children.contains_key(&peer);
         // Spread the children's pings over the interval by their id, so children that joined
         // together (a morning, a failover) are not all pinged in the same second.
         let phase = u64::from(u16::from_be_bytes([peer.as_bytes()[0], peer.as_bytes()[1]]));
@@ -187,18 +221,39 @@ impl Node {
                 local: join.local.0,
                 reachable,
                 probed,
+                adopted_from: None,
+                list_stale: false,
             },
         );
 
         role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
         role.note_standby(now, short.first());
+        if short.iter().any(|c| c.id == peer) && !role.pushed_top.contains(&peer) {
+            // It now believes it is near the top: a later push that moves it down must tell
+            // it at once (a stale standby would take over too).
+            role.pushed_top.push(peer);
+        }
         self.send(now, addr, Message::Ack(Ack { seq: join.seq }));
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
-            // After the Ack: the joiner takes probe requests from its LSN only.
-            self.probe_children(now, peer, addr);
+            // After the Ack: the joiner takes probe requests from its LSN only. Not while a
+            // takeover's rejoins go on: up to six more datagrams per join would break the
+            // pace's budget; later joiners probe the children left unprobed.
+            let adopting = self
+                .role
+                .as_ref()
+                .is_some_and(|r| r.children.values().any(|c| c.adopted_from.is_some()));
+            if !adopting {
+                self.probe_children(now, peer, addr);
+            }
+        }
+        if adopted {
+            // Reported with the adoption, and the master holds its certificate: a report
+            // would only cost the failover an update and its ack per child. (Had it become an
+            // LSN meanwhile, the digest of our next update sets the master right.)
+            return;
         }
         // Report every Join, even from a node we already counted: it may have been an LSN
         // itself meanwhile, and the master must learn it is a child again. A repeat is a no-op
@@ -259,6 +314,7 @@ impl Node {
             return self.deliver(now, addr, f);
         }
         let child_addr = self.role.as_ref().and_then(|r| r.children.get(&f.to)).map(|c| c.addr);
+        self.hurry_adopted(now, &f.to);
         let Some(child_addr) = child_addr else {
             return self.reply_error(
                 now,
@@ -347,24 +403,6 @@ impl Node {
         }
     }
 
-    /// The master names the children of the LSN we replaced: announce the takeover to those
-    /// that have not joined us yet (our standby list may have missed them).
-    pub(super) fn on_adopt(&mut self, now: Timestamp, peer: NodeId, a: crate::wire::Adopt) {
-        if peer != self.ep.trust().network().master_id() {
-            return;
-        }
-        let Some(role) = &self.role else { return };
-        let me = self.me();
-        let missing: Vec<Contact> = a
-            .children
-            .into_iter()
-            .filter(|c| c.id != me.id && !role.children.contains_key(&c.id))
-            .collect();
-        for child in missing {
-            self.send(now, child.addr.0, Message::Takeover(Takeover { old: a.old, lsn: me }));
-        }
-    }
-
     pub(super) fn on_resync(&mut self, now: Timestamp, addr: SocketAddr, r: Resync) {
         if let Some(role) = &self.role {
             let nodes = role.contacts(usize::MAX);
@@ -378,8 +416,29 @@ impl Node {
         let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
         let mut ping = Vec::new();
+        let mut announce = Vec::new();
+        let mut lists = Vec::new();
+        // While adopted children rejoin, the ranking keeps changing and every message counts:
+        // stale lists wait for the ping after the last rejoin.
+        let adopting = role.children.values().any(|c| c.adopted_from.is_some());
+        let second = now.as_secs();
+        if role.lists_sent.0 != second {
+            role.lists_sent = (second, 0);
+        }
         for child in role.children.values_mut() {
             if now < child.next_ping {
+                continue;
+            }
+            if let Some(old) = child.adopted_from {
+                // Its turn (`adopt.rs`): announce the takeover, again until it joins.
+                if child.misses >= max_misses {
+                    lost.push(child.id);
+                    continue;
+                }
+                child.misses += 1;
+                child.pinged_at = now;
+                child.next_ping = now + retry;
+                announce.push((child.addr, old));
                 continue;
             }
             // An unanswered ping is retried quickly; only a run of misses means lost.
@@ -391,6 +450,12 @@ impl Node {
             child.pinged_at = now;
             child.next_ping = now + if child.misses == 0 { interval } else { retry };
             ping.push(child.addr);
+            if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
+                // Else it waits for a later ping.
+                child.list_stale = false;
+                role.lists_sent.1 += 1;
+                lists.push(child.addr);
+            }
         }
         role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);
@@ -409,6 +474,17 @@ impl Node {
             let seq = self.next_seq();
             self.send(now, addr, Message::Ping(Ping { seq }));
         }
+        if !lists.is_empty() {
+            let short = self.role.as_ref().map(|r| r.contacts(SHORT_LIST)).unwrap_or_default();
+            for addr in lists {
+                let nodes = short.clone();
+                self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes }));
+            }
+        }
+        let me = self.me();
+        for (addr, old) in announce {
+            self.send(now, addr, Message::Takeover(Takeover { old, lsn: me }));
+        }
         for id in lost {
             self.remove_child(now, id, PartReason::Lost);
         }
@@ -421,8 +497,9 @@ impl Node {
         self.uplink_timers(now);
     }
 
-    /// Sends the full ranking to the two standby candidates, and the short list to everyone
-    /// when its top changed.
+    /// Sends the full ranking to the two standby candidates at once, and the short list, when
+    /// its top changed, to those who were in it (an old standby must learn it is no longer
+    /// one) at once and to everyone else with their next ping.
     fn push_neighbours(&mut self, now: Timestamp) {
         let Some(role) = self.role.as_mut() else { return };
         role.neighbours_due = None;
@@ -430,16 +507,26 @@ impl Node {
         let full = role.contacts(usize::MAX);
         let top: Vec<NodeId> = full.iter().take(SHORT_LIST).map(|c| c.id).collect();
         let top_changed = top != role.pushed_top;
-        role.pushed_top = top;
+        let old_top = std::mem::replace(&mut role.pushed_top, top);
         let short: Vec<Contact> = full.iter().take(SHORT_LIST).copied().collect();
         role.note_standby(now, full.first());
-        for (rank, child) in full.iter().enumerate() {
-            let nodes = match rank {
-                0 | 1 => full.clone(),
-                _ if top_changed => short.clone(),
-                _ => continue,
-            };
-            self.send(now, child.addr.0, Message::NodeList(NodeList { seq: 0, nodes }));
+        let mut sends = Vec::new();
+        for (rank, c) in full.iter().enumerate() {
+            match rank {
+                0 | 1 => sends.push((c.addr.0, full.clone())),
+                _ if top_changed && old_top.contains(&c.id) => {
+                    sends.push((c.addr.0, short.clone()))
+                }
+                _ if top_changed => {
+                    if let Some(child) = role.children.get_mut(&c.id) {
+                        child.list_stale = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (addr, nodes) in sends {
+            self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes }));
         }
     }
 

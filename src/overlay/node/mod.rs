@@ -2,10 +2,12 @@
 //!
 //! States: `NoConnection → LookingForLsn → Joining → HasLsn | IsLsn`. The code is split by
 //! state and concern: `find` (looking for an LSN and joining one), `child` (life under an LSN:
-//! liveness, the hot standby, failover), `lsn` (being the LSN: children, ranking, forwarding,
+//! liveness, the hot standby, failover), `adopt` (a new LSN taking over the dead one's
+//! children, paced), `lsn` (being the LSN: children, ranking, forwarding,
 //! settling duplicate LSNs) and `uplink` (the LSN's link to the master: registration,
 //! keepalive, presence deltas).
 
+mod adopt;
 mod child;
 mod dht;
 mod find;

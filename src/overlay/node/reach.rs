@@ -70,7 +70,7 @@ impl Node {
         let targets: Vec<(NodeId, SocketAddr)> = role
             .children
             .values_mut()
-            .filter(|c| c.id != joiner && !c.reachable && !c.probed)
+            .filter(|c| c.id != joiner && !c.reachable && !c.probed && c.adopted_from.is_none())
             .take(MAX_PROBED)
             .map(|c| {
                 c.probed = true;

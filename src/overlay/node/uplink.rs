@@ -17,6 +17,12 @@ use crate::{
 
 /// Most changes in one Update (keeps it well inside one datagram).
 const MAX_CHANGES: usize = 100;
+/// Most certificates sent to the master in one go, and the gap before the next ones: after
+/// the master restarted, an LSN re-reports every child, and all their certificates in one
+/// second would make it the fleet's busiest host. (A child's certificate only lets the master
+/// seal messages to it.)
+const CERT_BATCH: usize = 10;
+const CERT_GAP: Duration = Duration::from_secs(1);
 
 pub(crate) struct Uplink {
     registered: bool,
@@ -29,6 +35,8 @@ pub(crate) struct Uplink {
     keepalive: Option<Probe>,
     queue: Vec<PresenceChange>,
     certs: Vec<Certificate>,
+    /// When the next batch of `certs` goes (more than [`CERT_BATCH`] were queued).
+    certs_at: Option<Timestamp>,
     inflight: Option<(Probe, Update)>,
     batch_at: Option<Timestamp>,
     digest_at: Timestamp,
@@ -47,6 +55,7 @@ impl Uplink {
             keepalive: None,
             queue: Vec::new(),
             certs: Vec::new(),
+            certs_at: None,
             inflight: None,
             batch_at: None,
             digest_at: now,
@@ -124,23 +133,30 @@ impl Node {
                     addr: WireAddr(c.addr),
                 })
                 .collect();
+            // The LSN we replaced goes after its children (ours now, adopted or joined): the
+            // master moves them to us first, and only names in its Adopt those we missed.
             if let Some(old) = up.replaced.take() {
-                full.insert(
-                    0,
-                    PresenceChange {
-                        node: old,
-                        kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
-                        addr: WireAddr(self.cfg.listen),
-                    },
-                );
+                full.push(PresenceChange {
+                    node: old,
+                    kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
+                    addr: WireAddr(self.cfg.listen),
+                });
             }
-            let certs: Vec<Certificate> =
-                full.iter().filter_map(|c| self.ep.peer_certificate(&c.node).cloned()).collect();
+            // Adopted children were admitted through the LSN we replaced: the master has
+            // their certificates.
+            let joined =
+                |id: &NodeId| role.children.get(id).is_some_and(|c| c.adopted_from.is_none());
+            let certs: Vec<Certificate> = full
+                .iter()
+                .filter(|c| joined(&c.node))
+                .filter_map(|c| self.ep.peer_certificate(&c.node).cloned())
+                .collect();
             let up = &mut self.role.as_mut().expect("checked above").uplink;
             up.queue.retain(|q| !full.iter().any(|f| f.node == q.node));
             full.append(&mut up.queue);
             up.queue = full;
             up.certs = certs;
+            up.certs_at = None;
             up.inflight = None;
             up.batch_at = Some(now);
             return true;
@@ -256,6 +272,13 @@ impl Node {
             None => {}
         }
         let up = &mut self.role.as_mut().expect("checked above").uplink;
+        if up.certs_at.is_some_and(|t| now >= t) {
+            let certs = next_certs(now, up);
+            for cert in certs {
+                self.send(now, master, Message::Certificate(Box::new(cert)));
+            }
+        }
+        let up = &mut self.role.as_mut().expect("checked above").uplink;
         if let Some((p, update)) = &mut up.inflight {
             if now >= p.deadline {
                 p.deadline = now + cfg.update_retransmit;
@@ -276,7 +299,7 @@ impl Node {
         up.digest_at = now + cfg.digest_interval;
         let n = up.queue.len().min(MAX_CHANGES);
         let changes: Vec<PresenceChange> = up.queue.drain(..n).collect();
-        let certs: Vec<Certificate> = std::mem::take(&mut up.certs);
+        let certs = if up.certs_at.is_none() { next_certs(now, up) } else { Vec::new() };
         // The digest describes the child set after this update; with changes still queued it
         // would not match what the master will hold, so it waits for the last batch.
         let digest = up.queue.is_empty().then_some(digest);
@@ -310,10 +333,19 @@ impl Node {
                 up.inflight
                     .is_none()
                     .then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
+                up.certs_at,
             ];
             return t.into_iter().chain(next).flatten().min();
         }
         t.sort();
         t.into_iter().flatten().min()
     }
+}
+
+/// The next batch of queued certificates; schedules the one after.
+fn next_certs(now: Timestamp, up: &mut Uplink) -> Vec<Certificate> {
+    let n = up.certs.len().min(CERT_BATCH);
+    let certs: Vec<Certificate> = up.certs.drain(..n).collect();
+    up.certs_at = (!up.certs.is_empty()).then_some(now + CERT_GAP);
+    certs
 }
