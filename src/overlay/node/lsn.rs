@@ -245,7 +245,7 @@ impl Node {
                 .role
                 .as_ref()
                 .is_some_and(|r| r.children.values().any(|c| c.adopted_from.is_some()));
-            if !adopting {
+            if !adopting && !adopted {
                 self.probe_children(now, peer, addr);
             }
         }
