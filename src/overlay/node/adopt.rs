@@ -24,9 +24,15 @@ use crate::{
 };
 
 impl Child {
-    /// A child of the dead LSN `old`, known from the standby's list or the master: its
-    /// announcement is due at `turn`.
-    pub(crate) fn adopted(c: Contact, old: NodeId, now: Timestamp, turn: Timestamp) -> Self {
+    /// A child of the dead LSN `old`, known from the standby's list or the master, ranked
+    /// `rank` there: its announcement is due at `turn`.
+    pub(crate) fn adopted(
+        c: Contact,
+        old: NodeId,
+        rank: u32,
+        now: Timestamp,
+        turn: Timestamp,
+    ) -> Self {
         Child {
             id: c.id,
             addr: c.addr.0,
@@ -39,6 +45,7 @@ impl Child {
             reachable: false,
             probed: false,
             adopted_from: Some(old),
+            inherited_rank: rank,
             list_stale: false,
         }
     }
@@ -71,13 +78,16 @@ impl Node {
         let pace = self.cfg.takeover_pace;
         let mut changes = Vec::new();
         let Some(role) = self.role.as_mut() else { return };
-        for c in children {
+        // Those the master names later rank after the standby's list.
+        let base = role.children.len();
+        for (rank, c) in children.into_iter().enumerate() {
             if c.id == me || c.id == old || role.children.contains_key(&c.id) {
                 continue;
             }
             let turn = role.next_turn.max(now);
             role.next_turn = turn + pace;
-            role.children.insert(c.id, Child::adopted(c, old, now, turn));
+            let rank = u32::try_from(base + rank).unwrap_or(u32::MAX);
+            role.children.insert(c.id, Child::adopted(c, old, rank, now, turn));
             changes.push(PresenceChange {
                 node: c.id,
                 kind: PresenceKind::Joined,

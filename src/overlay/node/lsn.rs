@@ -50,6 +50,11 @@ pub(crate) struct Child {
     /// Adopted from this dead LSN and not joined yet (`adopt.rs`): announced the takeover at
     /// its turn, kept out of the neighbour lists.
     pub(crate) adopted_from: Option<NodeId>,
+    /// For a child adopted at a takeover: its place in the dead LSN's ranking. Reachability
+    /// proofs do not travel with the list, so among unproven children this keeps the old order
+    /// (which put proven children first) ahead of uptime: a child that cannot receive
+    /// unsolicited UDP must not become the standby just because it has been up longest.
+    pub(crate) inherited_rank: u32,
     /// The short list changed since it was last sent here: it goes with the next ping (a
     /// push to every child at once would be a burst; these lists only name fallbacks).
     pub(super) list_stale: bool,
@@ -82,7 +87,9 @@ impl LsnRole {
     /// adopted children that have not joined yet come last.
     pub(crate) fn ranked(&self) -> Vec<&Child> {
         let mut v: Vec<&Child> = self.children.values().collect();
-        v.sort_by_key(|c| (c.adopted_from.is_some(), !c.reachable, c.up_since, c.id));
+        v.sort_by_key(|c| {
+            (c.adopted_from.is_some(), !c.reachable, c.inherited_rank, c.up_since, c.id)
+        });
         v
     }
 
@@ -206,8 +213,10 @@ impl Node {
         // together (a morning, a failover) are not all pinged in the same second.
         let phase = u64::from(u16::from_be_bytes([peer.as_bytes()[0], peer.as_bytes()[1]]));
         let first_ping = now + interval.mul_f64(phase as f64 / 65_536.0);
-        let (reachable, probed) =
-            role.children.get(&peer).map_or((false, false), |c| (c.reachable, c.probed));
+        let (reachable, probed, inherited_rank) = role
+            .children
+            .get(&peer)
+            .map_or((false, false, u32::MAX), |c| (c.reachable, c.probed, c.inherited_rank));
         role.children.insert(
             peer,
             Child {
@@ -222,6 +231,7 @@ impl Node {
                 reachable,
                 probed,
                 adopted_from: None,
+                inherited_rank,
                 list_stale: false,
             },
         );
