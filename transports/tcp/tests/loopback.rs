@@ -57,10 +57,20 @@ fn hello(port: u16) -> Vec<u8> {
     frame(&payload)
 }
 
-/// A port on 127.0.0.1 with nothing listening.
-async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+/// A port on 127.0.0.1 with nothing listening, reserved while the value lives: a socket bound
+/// there without listening refuses connections. (A listener bound and dropped freed its port,
+/// and a test running alongside could get it from its own bind to port 0 and answer: two tests
+/// once hung that way on a loaded machine.)
+struct ClosedPort {
+    port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(addr("127.0.0.1:0")).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    ClosedPort { port, _socket: socket }
 }
 
 /// Reads until the peer closes the connection (EOF or reset), discarding bytes.
@@ -113,7 +123,8 @@ async fn replies_reuse_the_dialers_connection() {
 #[tokio::test]
 async fn reply_reaches_a_dialer_that_does_not_listen() {
     let b = bind_v4().await;
-    let port = closed_port().await;
+    let closed = closed_port();
+    let port = closed.port;
     let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
     raw.write_all(&hello(port)).await.unwrap();
     raw.write_all(&frame(b"from raw")).await.unwrap();
@@ -161,8 +172,9 @@ async fn oversized_frame_closes_only_that_connection() {
     c.send_to(b.local_addr(), b"before").await.unwrap();
     assert_eq!(recv(&b).await.0, b"before");
 
+    let closed = closed_port();
     let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
-    raw.write_all(&hello(closed_port().await)).await.unwrap();
+    raw.write_all(&hello(closed.port)).await.unwrap();
     raw.write_all(&(MAX_DATAGRAM_SIZE as u32 + 1).to_be_bytes()).await.unwrap();
     until_closed(&mut raw).await;
 
@@ -237,7 +249,8 @@ async fn datagram_larger_than_buffer_is_an_error_not_truncated() {
 #[tokio::test]
 async fn unreachable_and_wrong_family_destinations() {
     let a = bind_v4().await;
-    let dst = addr(&format!("127.0.0.1:{}", closed_port().await));
+    let closed = closed_port();
+    let dst = addr(&format!("127.0.0.1:{}", closed.port));
     assert!(matches!(a.send_to(dst, b"x").await, Err(TransportError::Unreachable(d)) if d == dst));
     let v6 = addr("[::1]:9");
     assert!(matches!(a.send_to(v6, b"x").await, Err(TransportError::AddressFamily(d)) if d == v6));
@@ -297,7 +310,8 @@ async fn failed_write_redials_once_and_delivers() {
 #[tokio::test]
 async fn failed_write_with_failed_redial_is_an_error() {
     let b = TcpTransport::bind_with_config(addr("127.0.0.1:0"), stalling_config()).await.unwrap();
-    let port = closed_port().await;
+    let closed = closed_port();
+    let port = closed.port;
     let _raw = stalled_peer(&b, port).await;
     let dst = addr(&format!("127.0.0.1:{port}"));
 
