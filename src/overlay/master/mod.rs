@@ -5,6 +5,7 @@
 mod delivery;
 mod dht;
 mod election;
+mod keepalive;
 mod registry;
 mod topology;
 
@@ -23,8 +24,8 @@ use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
     wire::{
-        Ack, Adopt, ErrorCode, ErrorMessage, Join, Keepalive, LsnQuery, Message, NodeList, Pong,
-        Resync, Update,
+        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync,
+        Update,
     },
     NodeId, Timestamp, Transmit,
 };
@@ -34,8 +35,6 @@ use crate::{
 /// the time, and a live LSN wrongly dropped is absent until its next keepalive).
 const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
 const SUSPECT_PINGS: u32 = 5;
-/// The longest echo delay an LSN may ask for (its keepalive test needs about a minute).
-const MAX_ECHO_SECS: u16 = 600;
 
 /// A change in who is present, as the master sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,11 +324,7 @@ impl Master {
             Message::Ping(p) => {
                 self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None }));
                 if !self.reg.is_lsn(&peer) {
-                    // Only LSNs keep a link to the master alive; this one was dropped (a
-                    // standby reported it dead, or we restarted): have it register again.
-                    let detail = "not a registered LSN".to_owned();
-                    let error = ErrorMessage { seq: p.seq, code: ErrorCode::NOT_ADMITTED, detail };
-                    self.send(now, addr, Message::Error(error));
+                    self.refuse_unregistered(now, addr, p.seq);
                 }
                 // Keep telling duplicate LSNs about each other until they have settled
                 // (their first exchange may have been lost to a partition).
@@ -497,37 +492,6 @@ impl Master {
         // Keep the requests that an LSN left unanswered from piling up.
         if self.resyncs.len() > 1024 {
             self.resyncs.drain(..512);
-        }
-    }
-
-    /// An LSN's one-way keepalive: note its period, schedule the echo it asks for.
-    fn on_keepalive(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, k: Keepalive) {
-        if !self.reg.is_lsn(&peer) {
-            let detail = "not a registered LSN".to_owned();
-            let error = ErrorMessage { seq: 0, code: ErrorCode::NOT_ADMITTED, detail };
-            return self.send(now, addr, Message::Error(error));
-        }
-        let period = Duration::from_secs(u64::from(k.interval_secs));
-        self.reg.set_keepalive(now, &peer, period, &self.cfg);
-        if k.echo_after_secs > 0 {
-            // Bounded, so a confused LSN cannot park echoes for hours.
-            let after = Duration::from_secs(u64::from(k.echo_after_secs.min(MAX_ECHO_SECS)));
-            self.echoes.retain(|(_, id)| *id != peer);
-            self.echoes.insert((now + after, peer));
-        }
-    }
-
-    /// Sends the echoes that are due, to where each LSN's session is now.
-    fn send_echoes(&mut self, now: Timestamp) {
-        while let Some(&(at, lsn)) = self.echoes.first() {
-            if now < at {
-                break;
-            }
-            self.echoes.pop_first();
-            if let Some(addr) = self.reg.lsn_addr(&lsn) {
-                let echo = Keepalive { interval_secs: 0, echo_after_secs: 0 };
-                self.send(now, addr, Message::Keepalive(echo));
-            }
         }
     }
 
