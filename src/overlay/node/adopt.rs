@@ -88,6 +88,7 @@ impl Node {
             role.next_turn = turn + pace;
             let rank = u32::try_from(base + rank).unwrap_or(u32::MAX);
             role.children.insert(c.id, Child::adopted(c, old, rank, now, turn));
+            role.ping_due_by(turn);
             changes.push(PresenceChange {
                 node: c.id,
                 kind: PresenceKind::Joined,
@@ -103,9 +104,11 @@ impl Node {
     /// A message for an adopted child is waiting: announce the takeover to it now rather than
     /// at its turn (the message goes out anyway; the LSN opens a session to it).
     pub(super) fn hurry_adopted(&mut self, now: Timestamp, child: &NodeId) {
-        if let Some(c) = self.role.as_mut().and_then(|r| r.children.get_mut(child)) {
+        let Some(role) = self.role.as_mut() else { return };
+        if let Some(c) = role.children.get_mut(child) {
             if c.adopted_from.is_some() && c.misses == 0 {
                 c.next_ping = c.next_ping.min(now);
+                role.ping_due_by(now);
             }
         }
     }

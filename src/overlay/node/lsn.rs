@@ -80,6 +80,10 @@ pub(crate) struct LsnRole {
     pub(crate) next_turn: Timestamp,
     /// Stale lists sent: in which second, how many.
     lists_sent: (u64, u32),
+    /// No child's `next_ping` is earlier than this (`None`: no children). The timers and the
+    /// deadline read it instead of walking every child after every event; whatever sets a
+    /// `next_ping` earlier lowers it with [`LsnRole::ping_due_by`].
+    pings_due: Option<Timestamp>,
 }
 
 impl LsnRole {
@@ -101,6 +105,11 @@ impl LsnRole {
             .take(n)
             .map(|c| Contact { id: c.id, addr: WireAddr(c.addr) })
             .collect()
+    }
+
+    /// Notes that some child's ping (or announcement) is now due at `t`.
+    pub(crate) fn ping_due_by(&mut self, t: Timestamp) {
+        self.pings_due = Some(self.pings_due.map_or(t, |d| d.min(t)));
     }
 
     pub(crate) fn child_ids(&self) -> impl Iterator<Item = &NodeId> {
@@ -150,6 +159,7 @@ impl Node {
             probes: HashMap::new(),
             next_turn: now,
             lists_sent: (0, 0),
+            pings_due: None,
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
@@ -235,6 +245,7 @@ impl Node {
                 list_stale: false,
             },
         );
+        role.ping_due_by(first_ping);
 
         role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
@@ -428,15 +439,19 @@ impl Node {
         let mut ping = Vec::new();
         let mut announce = Vec::new();
         let mut lists = Vec::new();
+        // Most calls come for the standby's heartbeat: walk the children only when one is due.
+        let scan = role.pings_due.is_some_and(|t| now >= t);
         // While adopted children rejoin, the ranking keeps changing and every message counts:
         // stale lists wait for the ping after the last rejoin.
-        let adopting = role.children.values().any(|c| c.adopted_from.is_some());
+        let adopting = scan && role.children.values().any(|c| c.adopted_from.is_some());
         let second = now.as_secs();
         if role.lists_sent.0 != second {
             role.lists_sent = (second, 0);
         }
-        for child in role.children.values_mut() {
+        let mut next_due: Option<Timestamp> = None;
+        for child in role.children.values_mut().filter(|_| scan) {
             if now < child.next_ping {
+                next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
                 continue;
             }
             if let Some(old) = child.adopted_from {
@@ -448,6 +463,7 @@ impl Node {
                 child.misses += 1;
                 child.pinged_at = now;
                 child.next_ping = now + retry;
+                next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
                 announce.push((child.addr, old));
                 continue;
             }
@@ -459,6 +475,7 @@ impl Node {
             }
             child.pinged_at = now;
             child.next_ping = now + if child.misses == 0 { interval } else { retry };
+            next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
             ping.push(child.addr);
             if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
                 // Else it waits for a later ping.
@@ -466,6 +483,9 @@ impl Node {
                 role.lists_sent.1 += 1;
                 lists.push(child.addr);
             }
+        }
+        if scan {
+            role.pings_due = next_due;
         }
         role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);
@@ -542,9 +562,9 @@ impl Node {
 
     pub(super) fn lsn_deadline(&self) -> Option<Timestamp> {
         let role = self.role.as_ref()?;
-        let children = role.children.values().map(|c| c.next_ping);
         let forwards = role.forwards.values().map(|(_, _, t)| *t);
-        children
+        role.pings_due
+            .into_iter()
             .chain(forwards)
             .chain(role.standby.map(|(_, _, t)| t))
             .chain(role.neighbours_due)
