@@ -82,6 +82,9 @@ pub(crate) struct SimulateArgs {
     /// Minutes between points of the time series in the report.
     #[arg(long, default_value_t = 5)]
     sample_minutes: u64,
+    /// Threads the subnets run on (0: one per core). The report is the same for any number.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 impl SimulateArgs {
@@ -125,6 +128,9 @@ impl SimulateArgs {
         cfg.dht = !self.no_dht;
         cfg.dht_records = self.dht_records;
         cfg.dht_lookups_per_hour = self.dht_lookups_per_hour.max(0.0);
+        if self.threads > 0 {
+            cfg.threads = self.threads;
+        }
         if self.nat != "mixed" {
             let kind = NatKind::ALL
                 .into_iter()

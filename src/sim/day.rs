@@ -74,6 +74,9 @@ pub struct DayConfig {
     pub dht_start: Duration,
     /// DHT gets of those records per hour, from random running nodes. Default 600.
     pub dht_lookups_per_hour: f64,
+    /// Threads the subnets run on ([`Simulation::parallel`]): the report is the same for any
+    /// number. Default: the machine's cores.
+    pub threads: usize,
 }
 
 impl Default for DayConfig {
@@ -111,6 +114,7 @@ impl Default for DayConfig {
             dht_records: 100,
             dht_start: m(0, 40),
             dht_lookups_per_hour: 600.0,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -282,6 +286,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xda7);
     let mut sim = Simulation::new(cfg.seed);
     sim.net = cfg.net.clone();
+    sim.parallel(cfg.threads);
     sim.keep_events = false;
     sim.tcp_fallback = cfg.tcp_fallback;
     if !cfg.dht {
@@ -325,7 +330,9 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         from + len.mul_f64(rng.gen::<f64>())
     };
     for k in 0..cfg.nodes {
-        let subnet = (k % subnets as usize) as u16 + 1;
+        // Subnet by subnet, so each subnet's nodes are consecutive slots and the subnets can
+        // run on several threads.
+        let subnet = (k * subnets as usize / cfg.nodes) as u16 + 1;
         let i = sim.add(subnet);
         sim.crash(i); // Added running; the plan starts it.
         if sim.subnet(subnet).is_some_and(|s| s.udp_blocked) {

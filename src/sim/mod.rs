@@ -28,34 +28,38 @@
 //! ```
 
 pub mod day;
+mod lane;
 mod nat;
 mod network;
 mod stats;
 
 use std::{
-    cmp::Reverse,
-    collections::{BTreeSet, BinaryHeap, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     net::SocketAddr,
     time::Duration,
 };
 
 use rand::Rng;
 use rand_core::SeedableRng;
+use rayon::prelude::*;
 
+use self::lane::{fnv, Lane, Logged, MasterView, Shared, SubnetInfo, View, FNV_BASIS};
 pub use self::{
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
     stats::{quantile_ms, Accounting, DhtStats, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
 };
 use crate::{
-    discovery::{Candidate, DiscoveryRequest, Source},
     overlay::{
         LocalNetwork, Master, MasterConfig, MasterEvent, Node, NodeCommand, NodeEvent, NodeState,
         OverlayConfig,
     },
     trust::{Authority, CertFlags, Certificate, OpenEnrollment},
-    Endpoint, EndpointConfig, Identity, NodeId, Path, Timestamp, Transmit,
+    Endpoint, EndpointConfig, Identity, NodeId, Timestamp,
 };
+
+/// Windows with fewer lanes due than this run on one thread.
+const MIN_PARALLEL_LANES: usize = 8;
 
 /// Protocol time at the start of every simulation.
 pub const START: Timestamp = Timestamp::from_secs(1_700_000_000);
@@ -92,19 +96,6 @@ impl Slot {
         self.identity.node_id()
     }
 }
-
-/// Where a datagram in flight is going.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    Master,
-    Node(usize),
-    /// A NAT's public address and port: the NAT decides on arrival.
-    Nat(u16, u16),
-}
-
-/// A datagram in flight: arrival, sequence (ties), source as the receiver sees it, target,
-/// path.
-type InFlight = (Timestamp, u64, SocketAddr, Target, Path, Vec<u8>);
 
 /// Which UDP a host's own firewall drops (TCP always passes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -148,21 +139,31 @@ pub struct Simulation {
     pub events: u64,
     /// The subnets, indexed by number (0 is never used).
     subnets: Vec<Subnet>,
+    /// What other lanes read of each subnet, indexed the same way.
+    info: Vec<SubnetInfo>,
+    /// Each slot's subnet, for lanes that may not touch the slot itself.
+    place: Vec<u16>,
     authority: Authority,
     master_starts: u64,
+    seed: u64,
     uncertified: HashSet<usize>,
     /// Slot by address and by id, so a datagram or an event finds its host without a scan.
     by_addr: HashMap<SocketAddr, usize>,
     by_id: HashMap<NodeId, usize>,
-    /// Every running node's next deadline, ordered, and each slot's entry in it: the next due
-    /// timer is found without scanning the fleet.
-    timers: BTreeSet<(Timestamp, usize)>,
+    /// Each running node's filed deadline (the entry in its lane's timers).
     deadlines: Vec<Option<Timestamp>>,
     master_deadline: Option<Timestamp>,
-    scratch: Vec<Transmit>,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
-    rng: rand_chacha::ChaCha8Rng,
+    /// The lanes (`lane.rs`): one, or with [`parallel`](Self::parallel) one per subnet.
+    lanes: Vec<Lane>,
+    per_subnet: bool,
+    /// Every lane's next event, ordered, and each lane's entry in it.
+    lane_next: BTreeSet<(Timestamp, usize)>,
+    filed: Vec<Option<Timestamp>>,
+    threads: usize,
+    /// How the lanes split over threads: each part's first lane and first slot (`None`: the
+    /// subnets' slots are not in contiguous runs, so windows run on one thread).
+    parts: Option<Vec<(usize, usize)>>,
+    parts_stale: bool,
 }
 
 fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
@@ -174,30 +175,15 @@ fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
     sum.answer_bytes += t.answer_bytes;
 }
 
-/// Two different subnets at once (either may be absent: the master's side).
-fn two_mut(
-    v: &mut [Subnet],
-    x: Option<u16>,
-    y: Option<u16>,
-) -> (Option<&mut Subnet>, Option<&mut Subnet>) {
-    match (x.map(usize::from), y.map(usize::from)) {
-        (Some(a), Some(b)) if a < b => {
-            let (lo, hi) = v.split_at_mut(b);
-            (lo.get_mut(a), hi.first_mut())
-        }
-        (Some(a), Some(b)) if a > b => {
-            let (lo, hi) = v.split_at_mut(a);
-            (hi.first_mut(), lo.get_mut(b))
-        }
-        (Some(a), _) => (v.get_mut(a), None),
-        (None, Some(b)) => (None, v.get_mut(b)),
-        (None, None) => (None, None),
-    }
-}
-
 /// The master's address in every simulation.
 pub fn master_addr() -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 1], 4000))
+}
+
+/// A lane's own random stream: lane 0's is the simulation's seed stream.
+fn lane_rng(seed_n: u64, lane: usize) -> rand_chacha::ChaCha8Rng {
+    let mix = (lane as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed_n ^ mix)
 }
 
 impl Simulation {
@@ -221,21 +207,45 @@ impl Simulation {
             stats: Accounting::new(),
             events: 0,
             subnets: Vec::new(),
+            info: Vec::new(),
+            place: Vec::new(),
             authority,
             master_starts: 0,
+            seed: seed_n,
             uncertified: Default::default(),
             by_addr: Default::default(),
             by_id: Default::default(),
-            timers: Default::default(),
             deadlines: Vec::new(),
             master_deadline: None,
-            scratch: Vec::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed_n),
+            lanes: vec![Lane::new(0, lane_rng(seed_n, 0))],
+            per_subnet: false,
+            lane_next: BTreeSet::new(),
+            filed: vec![None],
+            threads: 1,
+            parts: None,
+            parts_stale: true,
         };
         w.start_master();
         w
+    }
+
+    /// Gives every subnet its own lane of events and runs up to `threads` of them at once
+    /// (`lane.rs`): for large fleets. Call it before adding nodes. The run is the same
+    /// whatever `threads` is, but not the same as without lanes: each subnet draws its losses
+    /// from its own random stream. Lanes split over threads only while each subnet's nodes
+    /// are consecutive slots (add them subnet by subnet, and do not move them), and only
+    /// when the WAN's shortest latency ([`NetModel::lookahead`]) is above zero.
+    pub fn parallel(&mut self, threads: usize) {
+        assert!(self.slots.is_empty(), "Simulation::parallel comes before the first node");
+        self.per_subnet = true;
+        self.threads = threads.max(1);
+        let lanes = self.subnets.len().max(1);
+        while self.lanes.len() < lanes {
+            let l = self.lanes.len();
+            self.lanes.push(Lane::new(l, lane_rng(self.seed, l)));
+            self.filed.push(None);
+        }
+        self.parts_stale = true;
     }
 
     /// (Re)starts the master (a restart loses all its state, as a real restart would).
@@ -247,6 +257,7 @@ impl Simulation {
         let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
         self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
         self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
+        self.refile(0);
     }
 
     /// Stops the master at once (its state is lost; [`start_master`](Self::start_master)
@@ -257,6 +268,7 @@ impl Simulation {
         }
         self.master = None;
         self.master_deadline = None;
+        self.refile(0);
         self.stats.master_down();
     }
 
@@ -265,8 +277,18 @@ impl Simulation {
         while self.subnets.len() <= id as usize {
             let n = self.subnets.len() as u16;
             let spread = self.net.wan_spread.as_micros() as i64;
-            let offset = if spread > 0 { self.rng.gen_range(-spread..=spread) } else { 0 };
+            let rng = &mut self.lanes[0].rng;
+            let offset = if spread > 0 { rng.gen_range(-spread..=spread) } else { 0 };
             self.subnets.push(Subnet::new(n, NatKind::None, offset));
+            self.info.push(SubnetInfo {
+                nat: NatKind::None,
+                udp_blocked: false,
+                wan_offset_us: offset,
+            });
+            if self.per_subnet && self.lanes.len() <= n as usize {
+                self.lanes.push(Lane::new(n as usize, lane_rng(self.seed, n as usize)));
+                self.filed.push(None);
+            }
         }
         &mut self.subnets[id as usize]
     }
@@ -283,6 +305,7 @@ impl Simulation {
         let idle = subnet.nat.idle_timeout;
         subnet.nat = Nat::new(kind, std::net::IpAddr::V4(public_ip(id)));
         subnet.nat.idle_timeout = idle;
+        self.info[id as usize].nat = kind;
     }
 
     /// Adds a node in `subnet` (from 1) and starts it. Returns its index.
@@ -304,9 +327,11 @@ impl Simulation {
             identity,
             seed: seed_n,
         });
+        self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
         self.by_addr.insert(addr, idx);
         self.deadlines.push(None);
+        self.parts_stale = true;
         self.start(idx);
         idx
     }
@@ -348,19 +373,7 @@ impl Simulation {
         if self.master.is_some() {
             self.stats.expect_join(identity.node_id(), self.now);
         }
-        self.reschedule(i);
-    }
-
-    /// Refiles node `i`'s next deadline after anything touched it.
-    fn reschedule(&mut self, i: usize) {
-        if let Some(old) = self.deadlines[i].take() {
-            self.timers.remove(&(old, i));
-        }
-        let next = self.slots[i].node.as_ref().and_then(|n| n.poll_timeout());
-        if let Some(t) = next {
-            self.timers.insert((t, i));
-        }
-        self.deadlines[i] = next;
+        self.with_view(|v| v.reschedule(i));
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
@@ -383,7 +396,7 @@ impl Simulation {
             add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
         }
         self.stats.forget(self.now, i, &self.slots[i].identity.node_id());
-        self.reschedule(i);
+        self.with_view(|v| v.reschedule(i));
     }
 
     /// Crashes node `i`; if it was an LSN and the master is up, times the failover: until
@@ -425,6 +438,26 @@ impl Simulation {
             s.next_host - 1
         };
         self.slots[i].subnet = subnet;
+        self.place[i] = subnet;
+        self.parts_stale = true;
+        if self.per_subnet {
+            // Its timer and the datagrams on their way to it follow it to its new lane.
+            let (from, to) = (usize::from(old), usize::from(subnet));
+            if let Some(t) = self.deadlines[i] {
+                self.lanes[from].timers.remove(&(t, i));
+                self.lanes[to].timers.insert((t, i));
+            }
+            let (a, b) = if from < to {
+                let (lo, hi) = self.lanes.split_at_mut(to);
+                (&mut lo[from], &mut hi[0])
+            } else {
+                let (lo, hi) = self.lanes.split_at_mut(from);
+                (&mut hi[0], &mut lo[to])
+            };
+            a.hand_over(i, b);
+            self.refile(from);
+            self.refile(to);
+        }
         let local = LocalNetwork { addr: host_addr(subnet, host).ip(), prefix_len: 24 };
         if self.slots[i].node.is_some() {
             if self.master.is_some() {
@@ -442,7 +475,7 @@ impl Simulation {
         // Registered before the node's output is collected: a local answer comes at once.
         let query = n.dht_get(now, key);
         self.stats.expect_dht(i, query, true);
-        self.drain(Some(i));
+        self.with_view(|v| v.drain(Some(i)));
     }
 
     /// Puts `value` under `key` from node `i`; how many nodes hold it afterwards is counted in
@@ -452,7 +485,7 @@ impl Simulation {
         let Some(n) = self.slots[i].node.as_mut() else { return };
         let query = n.dht_put(now, key, value);
         self.stats.expect_dht(i, query, false);
-        self.drain(Some(i));
+        self.with_view(|v| v.drain(Some(i)));
     }
 
     /// Node `i`'s id.
@@ -474,7 +507,7 @@ impl Simulation {
     pub fn node_do<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Timestamp) -> R) -> R {
         let now = self.now;
         let r = f(self.slots[i].node.as_mut().expect("node is running"), now);
-        self.drain(Some(i));
+        self.with_view(|v| v.drain(Some(i)));
         r
     }
 
@@ -482,7 +515,7 @@ impl Simulation {
     pub fn master_do<R>(&mut self, f: impl FnOnce(&mut Master, Timestamp) -> R) -> R {
         let now = self.now;
         let r = f(self.master.as_mut().expect("master is running"), now);
-        self.drain(None);
+        self.with_view(|v| v.drain(None));
         r
     }
 
@@ -491,280 +524,295 @@ impl Simulation {
         self.master.as_ref().expect("master is running")
     }
 
-    /// Sends one datagram from node `from` (`None`: the master) to `dst` through the model:
-    /// LAN or WAN, NAT on the way out, bandwidth, loss, cuts.
-    fn send(&mut self, from: Option<usize>, dst: SocketAddr, path: Path, bytes: Vec<u8>) {
-        let now = self.now;
-        let (src, src_subnet, role) = match from {
-            Some(i) => {
-                let s = &self.slots[i];
-                let role = s.node.as_ref().map_or(Role::Other, |n| Role::of(n.state()));
-                self.stats.node_meter(i).tick(now);
-                (s.addr, Some(s.subnet), role)
-            }
-            None => {
-                self.stats.master_rate.tick(now);
-                (master_addr(), None, Role::Master)
-            }
-        };
-        let (target, dst_subnet) = if dst == master_addr() {
-            (Target::Master, None)
-        } else if let Some(&j) = self.by_addr.get(&dst) {
-            (Target::Node(j), Some(self.slots[j].subnet))
-        } else if let Some(s) = network::subnet_of_public(dst.ip()) {
-            (Target::Nat(s, dst.port()), Some(s))
-        } else {
-            return; // Nobody there.
-        };
-        let lan = src_subnet.is_some() && src_subnet == dst_subnet && target != Target::Master;
-        let class = if lan { LinkClass::Lan } else { LinkClass::Wan };
-        self.stats.sent(class, role, bytes.len());
-        if !self.cut.is_empty() && self.cut.contains(&(src, dst)) {
-            return;
-        }
-        if path == Path::Udp && !self.udp_passes(from, target, src_subnet, dst_subnet, lan) {
-            return;
-        }
-        if path == Path::Udp && self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
-            return;
-        }
-        let (seen, at) = if lan {
-            (src, now + self.net.lan)
-        } else {
-            // A private address behind another subnet's NAT is not routable from outside.
-            if let (Target::Node(_), Some(d)) = (target, dst_subnet) {
-                if self.subnet(d).is_some_and(|s| s.nat.kind() != NatKind::None) {
-                    return;
-                }
-            }
-            let seen = match src_subnet {
-                Some(s) => self.subnets[s as usize].nat.outbound(now, src, dst),
-                None => src,
-            };
-            let (a, b) = two_mut(&mut self.subnets, src_subnet, dst_subnet);
-            (seen, self.net.wan_arrival(now, bytes.len(), a, b))
-        };
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, seen, target, path, bytes)));
-    }
-
-    /// Whether the firewalls on the way let a UDP datagram through: the sender's own, the
-    /// receiver's own (known now unless it sits behind a NAT: see `deliver`), and for WAN
-    /// traffic the subnets' edge firewalls.
-    fn udp_passes(
-        &self,
-        from: Option<usize>,
-        target: Target,
-        src_subnet: Option<u16>,
-        dst_subnet: Option<u16>,
-        lan: bool,
-    ) -> bool {
-        if from.and_then(|i| self.udp_blocks.get(&i)).is_some_and(|b| b.outbound) {
-            return false;
-        }
-        if let Target::Node(j) = target {
-            if self.udp_blocks.get(&j).is_some_and(|b| b.inbound) {
-                return false;
-            }
-        }
-        let edge = |s: Option<u16>| s.and_then(|s| self.subnet(s)).is_some_and(|s| s.udp_blocked);
-        lan || !(edge(src_subnet) || edge(dst_subnet))
-    }
-
     /// Blocks UDP at subnet `id`'s edge (WAN traffic in and out; the LAN is not affected), as
     /// a corporate firewall that only lets TCP out would.
     pub fn block_subnet_udp(&mut self, id: u16, blocked: bool) {
         self.subnet_mut(id).udp_blocked = blocked;
+        self.info[id as usize].udp_blocked = blocked;
     }
 
-    /// Delivers a datagram that has arrived.
-    fn deliver(&mut self, src: SocketAddr, target: Target, path: Path, bytes: Vec<u8>) {
-        let now = self.now;
-        let slot = match target {
-            Target::Master => None,
-            Target::Node(j) => Some(j),
-            Target::Nat(s, port) => {
-                let Some(private) = self.subnet(s).and_then(|sub| sub.nat.inbound(now, src, port))
-                else {
-                    return;
-                };
-                match self.by_addr.get(&private) {
-                    Some(&j) if self.slots[j].subnet == s => {
-                        let deaf = self.udp_blocks.get(&j).is_some_and(|b| b.inbound);
-                        if path == Path::Udp && deaf {
-                            return;
-                        }
-                        Some(j)
-                    }
-                    _ => return,
-                }
-            }
+    /// Runs `f` on a view of the whole simulation (one thread), then merges what it did.
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut View<'_>) -> R) -> R {
+        if self.stats.node_rate.len() < self.slots.len() {
+            self.stats.node_rate.resize(self.slots.len(), RateMeter::default());
+        }
+        let Simulation {
+            slots,
+            deadlines,
+            stats,
+            subnets,
+            lanes,
+            master,
+            master_deadline,
+            master_events,
+            by_addr,
+            cut,
+            udp_blocks,
+            net,
+            keep_events,
+            place,
+            info,
+            per_subnet,
+            now,
+            ..
+        } = self;
+        let shared = Shared {
+            by_addr,
+            cut,
+            udp_blocks,
+            net,
+            keep_events: *keep_events,
+            place,
+            info,
+            lanes: *per_subnet,
         };
-        let words = |dst: u64| {
-            let ip = match src.ip() {
-                std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
-                std::net::IpAddr::V6(v6) => u128::from(v6) as u64,
-            };
-            [ip << 16 | u64::from(src.port()), dst, bytes.len() as u64]
+        let mv = MasterView {
+            master,
+            deadline: master_deadline,
+            events: master_events,
+            rate: &mut stats.master_rate,
         };
-        match slot {
-            None => {
-                let Some(m) = self.master.as_mut() else { return };
-                self.stats.master_rate.tick(now);
-                self.stats.delivered(now, words(u64::MAX));
-                self.events += 1;
-                m.handle_datagram_on(now, src, path, &bytes);
-                self.drain(None);
+        let meters = &mut stats.node_rate[..];
+        let mut view =
+            View::new(slots, 0, deadlines, meters, subnets, lanes, 0, Some(mv), &shared, *now);
+        let r = f(&mut view);
+        let (latest, touched) = (view.latest, std::mem::take(&mut view.touched));
+        drop(view);
+        if let Some(t) = latest {
+            self.now = self.now.max(t);
+        }
+        self.merge(touched);
+        r
+    }
+
+    /// Takes in what the lanes in `touched` did since the last merge, in lane order: their
+    /// counters, the events the accounting times (in time order), the datagrams for other
+    /// lanes; then refiles their next event times.
+    fn merge(&mut self, mut touched: Vec<usize>) {
+        touched.sort_unstable();
+        touched.dedup();
+        let mut logs: Vec<(Timestamp, usize, usize, Logged)> = Vec::new();
+        let mut receivers = Vec::new();
+        for &l in &touched {
+            let lane = &mut self.lanes[l];
+            lane.dirty = false;
+            let t = std::mem::take(&mut lane.tally);
+            lane.tally.trace = FNV_BASIS;
+            logs.extend(lane.log.drain(..).enumerate().map(|(k, (at, e))| (at, l, k, e)));
+            let out = std::mem::take(&mut lane.out);
+            let s = &mut self.stats;
+            s.lan.add_all(&t.lan);
+            s.wan.add_all(&t.wan);
+            for (sum, x) in s.sent_by_role.iter_mut().zip(&t.by_role) {
+                sum.add_all(x);
             }
-            Some(j) => {
-                let Some(n) = self.slots[j].node.as_mut() else { return };
-                n.handle_datagram_on(now, src, path, &bytes);
-                self.stats.node_meter(j).tick(now);
-                self.stats.delivered(now, words(j as u64));
-                self.events += 1;
-                self.drain(Some(j));
+            s.delivered += t.delivered;
+            if t.delivered > 0 {
+                s.trace = fnv(s.trace, &[l as u64, t.trace]);
             }
+            self.events += t.events;
+            for (to, d) in out {
+                self.lanes[to].receive(d);
+                receivers.push(to);
+            }
+        }
+        if logs.len() > 1 {
+            logs.sort_by_key(|(at, l, k, _)| (*at, *l, *k));
+        }
+        for (at, _, _, e) in logs {
+            match e {
+                Logged::Presence(p) => {
+                    let (slots, by_id) = (&self.slots, &self.by_id);
+                    let subnet_of = |id: &NodeId| by_id.get(id).map(|&j| slots[j].subnet);
+                    self.stats.presence(at, &p, subnet_of);
+                }
+                Logged::Node(id, e) => self.stats.node_event(at, &id, &e),
+                Logged::Dht(i, d) => self.stats.dht_event(i, &d),
+            }
+        }
+        for l in touched.into_iter().chain(receivers) {
+            self.lanes[l].dirty = false;
+            self.refile(l);
         }
     }
 
-    /// Collects what host `i` (or the master, for `None`) produced, and refiles its deadline.
-    fn drain(&mut self, i: Option<usize>) {
-        self.drain_outputs(i);
-        match i {
-            Some(i) => self.reschedule(i),
-            None => self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout()),
+    /// Files lane `l`'s next event time.
+    fn refile(&mut self, l: usize) {
+        if let Some(old) = self.filed[l].take() {
+            self.lane_next.remove(&(old, l));
+        }
+        let master = if l == 0 { self.master_deadline } else { None };
+        if let Some(t) = self.lanes[l].next(master) {
+            self.lane_next.insert((t, l));
+            self.filed[l] = Some(t);
         }
     }
 
-    fn drain_outputs(&mut self, i: Option<usize>) {
-        let now = self.now;
-        let mut out = std::mem::take(&mut self.scratch);
-        match i {
-            None => {
-                let Some(m) = self.master.as_mut() else { return };
-                while let Some(t) = m.poll_transmit() {
-                    out.push(t);
-                }
-                let mut events = Vec::new();
-                while let Some(e) = m.poll_event() {
-                    events.push(e);
-                }
-                for e in events {
-                    if let MasterEvent::Presence(p) = &e {
-                        let (slots, by_id) = (&self.slots, &self.by_id);
-                        let subnet_of = |id: &NodeId| by_id.get(id).map(|&j| slots[j].subnet);
-                        self.stats.presence(now, p, subnet_of);
-                    }
-                    if self.keep_events {
-                        self.master_events.push((now, e));
-                    }
-                }
-                for t in out.drain(..) {
-                    self.send(None, t.dst, t.path, t.payload);
-                }
-            }
-            Some(i) => {
-                let Some(n) = self.slots[i].node.as_mut() else { return };
-                let mut discover = false;
-                while let Some(t) = n.poll_transmit() {
-                    out.push(t);
-                }
-                while let Some(r) = n.poll_request() {
-                    discover |= r == DiscoveryRequest::Discover;
-                }
-                let keep = self.keep_events;
-                let slot = &mut self.slots[i];
-                let id = slot.identity.node_id();
-                let Some(n) = slot.node.as_mut() else { return };
-                while let Some(e) = n.poll_event() {
-                    if let NodeEvent::Dht(d) = &e {
-                        self.stats.dht_event(i, d);
-                    }
-                    self.stats.node_event(now, &id, &e);
-                    if keep {
-                        slot.events.push((now, e));
-                    }
-                }
-                for t in out.drain(..) {
-                    self.send(Some(i), t.dst, t.path, t.payload);
-                }
-                if discover {
-                    let found = self.lan_lsns(i);
-                    if let Some(n) = self.slots[i].node.as_mut() {
-                        n.handle_candidates(now, found);
-                    }
-                    self.scratch = out;
-                    self.drain(Some(i));
-                    return;
-                }
-            }
+    /// How the lanes split over the threads, if they can: each part is a run of subnets
+    /// whose nodes are a run of slots, with about as many nodes as the others.
+    fn parts(&mut self) -> Option<&[(usize, usize)]> {
+        if self.parts_stale {
+            self.parts_stale = false;
+            self.parts = self.split();
         }
-        self.scratch = out;
+        self.parts.as_deref()
     }
 
-    /// What a LAN broadcast from node `i` would find: the live LSNs of its subnet that it can
-    /// reach.
-    fn lan_lsns(&self, i: usize) -> Vec<Candidate> {
-        let src = self.slots[i].addr;
-        let Some(sub) = self.subnet(self.slots[i].subnet) else { return Vec::new() };
-        sub.members
-            .iter()
-            .filter(|&&j| j != i)
-            .map(|&j| &self.slots[j])
-            .filter(|s| {
-                !self.cut.contains(&(s.addr, src))
-                    && s.node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
-            })
-            .map(|s| Candidate { addr: s.addr, id: None, source: Source::Lan })
-            .collect()
+    fn split(&self) -> Option<Vec<(usize, usize)>> {
+        let (lanes, n) = (self.lanes.len(), self.slots.len());
+        if !self.per_subnet || self.threads < 2 || n == 0 {
+            return None;
+        }
+        // Lowest and highest slot of each subnet's nodes.
+        let mut span = vec![(usize::MAX, 0usize); lanes];
+        for (i, &s) in self.place.iter().enumerate() {
+            let (lo, hi) = &mut span[usize::from(s)];
+            *lo = (*lo).min(i);
+            *hi = (*hi).max(i);
+        }
+        let mut parts = vec![(0usize, 0usize)];
+        let (mut seen, mut highest) = (0usize, 0usize);
+        for (l, &(lo, hi)) in span.iter().enumerate() {
+            if lo == usize::MAX {
+                continue;
+            }
+            let want = n * parts.len() / self.threads;
+            if parts.len() < self.threads && seen >= want && seen > 0 {
+                if lo <= highest {
+                    return None;
+                }
+                parts.push((l, lo));
+            }
+            if lo < parts.last().map_or(0, |p| p.1) {
+                return None;
+            }
+            seen += hi - lo + 1;
+            highest = highest.max(hi);
+        }
+        (parts.len() > 1).then_some(parts)
     }
 
-    fn next_time(&self) -> Option<Timestamp> {
-        let q = self.queue.peek().map(|Reverse((t, ..))| *t);
-        let n = self.timers.first().map(|(t, _)| *t);
-        [q, self.master_deadline, n].into_iter().flatten().min()
-    }
-
-    /// Handles everything due at the earliest deadline; false when nothing is due by `limit`.
+    /// Handles everything due at the earliest deadline (with lanes, everything in the next
+    /// window); false when nothing is due by `limit`.
     pub fn step(&mut self, limit: Timestamp) -> bool {
-        let Some(next) = self.next_time() else { return false };
+        let Some(&(next, _)) = self.lane_next.first() else { return false };
         if next > limit {
             return false;
         }
-        self.now = self.now.max(next);
-        let now = self.now;
-        if self.queue.peek().is_some_and(|Reverse((t, ..))| *t <= now) {
-            let Reverse((_, _, src, target, path, bytes)) = self.queue.pop().expect("peeked");
-            self.deliver(src, target, path, bytes);
+        let before = limit + Duration::from_micros(1);
+        if !self.per_subnet {
+            self.with_view(|v| v.step(0, before));
             return true;
         }
-        if self.master_deadline.is_some_and(|t| t <= now) {
-            if let Some(m) = self.master.as_mut() {
-                m.handle_timeout(now);
-                self.events += 1;
-            }
-            self.drain(None);
-        }
-        // Every node whose deadline has come, earliest (then lowest index) first.
-        let mut handled: Vec<usize> = Vec::new();
-        while let Some(&(t, i)) = self.timers.first() {
-            if t > now {
+        let reach = self.net.lookahead().max(Duration::from_micros(1));
+        let before = before.min(next + reach);
+        let mut active = Vec::new();
+        while let Some(&(t, l)) = self.lane_next.first() {
+            if t >= before {
                 break;
             }
-            // A machine that leaves its deadline in the past after handling it would make a
-            // driver spin forever; fail loudly instead of hanging.
-            assert!(
-                !handled.contains(&i),
-                "node {i} keeps its deadline {t:?} due at {now:?}: a driver would spin"
-            );
-            handled.push(i);
-            if let Some(n) = self.slots[i].node.as_mut() {
-                n.handle_timeout(now);
-                self.events += 1;
-            }
-            self.drain(Some(i));
+            self.lane_next.pop_first();
+            self.filed[l] = None;
+            active.push(l);
         }
+        active.sort_unstable();
+        self.window(&active, before);
         true
+    }
+
+    /// Runs the `active` lanes up to `before`, on as many threads as their parts allow.
+    fn window(&mut self, active: &[usize], before: Timestamp) {
+        let parts = match self.parts() {
+            Some(p) => p.to_vec(),
+            None => Vec::new(),
+        };
+        let first_of = |l: usize| parts.iter().rposition(|&(start, _)| start <= l).unwrap_or(0);
+        let spread = active.first().map(|&l| first_of(l)) != active.last().map(|&l| first_of(l));
+        // A thread's hand-off costs more than a few events' work.
+        if parts.len() < 2 || !spread || active.len() < MIN_PARALLEL_LANES {
+            self.with_view(|v| {
+                for &l in active {
+                    v.run(l, before);
+                }
+            });
+            return;
+        }
+        if self.stats.node_rate.len() < self.slots.len() {
+            self.stats.node_rate.resize(self.slots.len(), RateMeter::default());
+        }
+        let Simulation {
+            slots,
+            deadlines,
+            stats,
+            subnets,
+            lanes,
+            master,
+            master_deadline,
+            master_events,
+            by_addr,
+            cut,
+            udp_blocks,
+            net,
+            keep_events,
+            place,
+            info,
+            now,
+            ..
+        } = self;
+        let shared = Shared {
+            by_addr,
+            cut,
+            udp_blocks,
+            net,
+            keep_events: *keep_events,
+            place,
+            info,
+            lanes: true,
+        };
+        let mut mv = Some(MasterView {
+            master,
+            deadline: master_deadline,
+            events: master_events,
+            rate: &mut stats.master_rate,
+        });
+        let (mut slots, mut deadlines, mut meters) =
+            (&mut slots[..], &mut deadlines[..], &mut stats.node_rate[..]);
+        let (mut subnets, mut lanes) = (&mut subnets[..], &mut lanes[..]);
+        let mut work = Vec::new();
+        for (p, &(lane0, slot0)) in parts.iter().enumerate() {
+            let (lane_end, slot_end) =
+                parts.get(p + 1).copied().unwrap_or((usize::MAX, usize::MAX));
+            let take = slot_end.saturating_sub(slot0).min(slots.len());
+            let (s, rest) = std::mem::take(&mut slots).split_at_mut(take);
+            slots = rest;
+            let (d, rest) = std::mem::take(&mut deadlines).split_at_mut(take);
+            deadlines = rest;
+            let (m, rest) = std::mem::take(&mut meters).split_at_mut(take);
+            meters = rest;
+            let take = lane_end.saturating_sub(lane0).min(lanes.len());
+            let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(take.min(subnets.len()));
+            subnets = rest;
+            let (ln, rest) = std::mem::take(&mut lanes).split_at_mut(take);
+            lanes = rest;
+            let mine: Vec<usize> = active.iter().copied().filter(|&l| first_of(l) == p).collect();
+            let view = View::new(s, slot0, d, m, sub, ln, lane0, mv.take(), &shared, *now);
+            work.push((view, mine));
+        }
+        work.par_iter_mut().filter(|(_, mine)| !mine.is_empty()).for_each(|(v, mine)| {
+            for &l in mine.iter() {
+                v.run(l, before);
+            }
+        });
+        let mut touched = Vec::new();
+        let mut latest = None;
+        for (mut v, _) in work {
+            touched.append(&mut v.touched);
+            latest = latest.max(v.latest);
+        }
+        if let Some(t) = latest {
+            self.now = self.now.max(t);
+        }
+        self.merge(touched);
     }
 
     /// Runs `d` of simulated time.

@@ -97,33 +97,46 @@ impl Default for NetModel {
 }
 
 impl NetModel {
-    /// When a WAN datagram of `len` bytes sent at `now` from subnet `from` (`None`: the master)
-    /// to `to` arrives, queueing on both subnets' links.
-    pub(super) fn wan_arrival(
-        &self,
-        now: Timestamp,
-        len: usize,
-        from: Option<&mut Subnet>,
-        to: Option<&mut Subnet>,
-    ) -> Timestamp {
-        let serialize = self
-            .subnet_bandwidth
-            .map(|bw| Duration::from_micros((len as u64 + 28) * 1_000_000 / bw.max(1)));
+    fn serialize(&self, len: usize) -> Option<Duration> {
+        self.subnet_bandwidth
+            .map(|bw| Duration::from_micros((len as u64 + 28) * 1_000_000 / bw.max(1)))
+    }
+
+    /// When a WAN datagram of `len` bytes sent at `now` leaves subnet `from`, queueing behind
+    /// the datagrams already on its uplink.
+    pub(super) fn uplink(&self, now: Timestamp, len: usize, from: &mut Subnet) -> Timestamp {
+        match self.serialize(len) {
+            Some(d) => {
+                let t = now.max(from.up_free) + d;
+                from.up_free = t;
+                t
+            }
+            None => now,
+        }
+    }
+
+    /// The WAN's one-way latency between two subnets whose offsets add up to `offsets_us`
+    /// (never below a quarter of the base latency: see [`NetModel::lookahead`]).
+    pub(super) fn one_way(&self, offsets_us: i64) -> Duration {
         let base = self.wan.as_micros() as i64;
-        let offsets = from.as_ref().map_or(0, |s| s.wan_offset_us)
-            + to.as_ref().map_or(0, |s| s.wan_offset_us);
-        // Offsets never bring a path below a quarter of the base latency.
-        let one_way = (base + offsets).max(base / 4).max(0) as u64;
-        let mut t = now;
-        if let (Some(s), Some(d)) = (from, serialize) {
-            t = t.max(s.up_free) + d;
-            s.up_free = t;
+        Duration::from_micros((base + offsets_us).max(base / 4).max(0) as u64)
+    }
+
+    /// The shortest time a datagram takes from one subnet to another or to the master.
+    pub fn lookahead(&self) -> Duration {
+        self.one_way(i64::MIN / 4)
+    }
+
+    /// When a WAN datagram of `len` bytes that reached subnet `to` at `arrive` has come
+    /// through its downlink.
+    pub(super) fn downlink(&self, arrive: Timestamp, len: usize, to: &mut Subnet) -> Timestamp {
+        match self.serialize(len) {
+            Some(d) => {
+                let t = arrive.max(to.down_free) + d;
+                to.down_free = t;
+                t
+            }
+            None => arrive,
         }
-        let mut arrive = t + Duration::from_micros(one_way);
-        if let (Some(s), Some(d)) = (to, serialize) {
-            arrive = arrive.max(s.down_free) + d;
-            s.down_free = arrive;
-        }
-        arrive
     }
 }

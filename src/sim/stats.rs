@@ -48,7 +48,7 @@ impl Role {
         }
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         self as usize
     }
 }
@@ -63,7 +63,7 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    fn add(&mut self, payload: usize) {
+    pub(super) fn add(&mut self, payload: usize) {
         self.datagrams += 1;
         self.bytes += payload as u64 + HEADER_BYTES;
     }
@@ -167,31 +167,6 @@ impl Accounting {
 
     pub(super) fn new() -> Self {
         Accounting { trace: 0xcbf2_9ce4_8422_2325, ..Default::default() }
-    }
-
-    pub(super) fn sent(&mut self, class: LinkClass, role: Role, payload: usize) {
-        match class {
-            LinkClass::Lan => self.lan.add(payload),
-            LinkClass::Wan => self.wan.add(payload),
-        }
-        self.sent_by_role[role.index()].add(payload);
-    }
-
-    pub(super) fn delivered(&mut self, now: Timestamp, words: [u64; 3]) {
-        self.delivered += 1;
-        // FNV-1a over the words: cheap, and any difference in a run shows.
-        for w in [now.as_micros(), words[0], words[1], words[2]] {
-            for b in w.to_le_bytes() {
-                self.trace = (self.trace ^ b as u64).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-
-    pub(super) fn node_meter(&mut self, slot: usize) -> &mut RateMeter {
-        if self.node_rate.len() <= slot {
-            self.node_rate.resize(slot + 1, RateMeter::default());
-        }
-        &mut self.node_rate[slot]
     }
 
     pub(super) fn expect_join(&mut self, node: NodeId, since: Timestamp) {
