@@ -255,6 +255,7 @@ impl<'a> View<'a> {
         shared: &'a Shared<'a>,
         now: Timestamp,
     ) -> Self {
+        debug_assert!(!shared.lanes || lanes.len() == subnets.len(), "a lane per subnet");
         View {
             slots,
             slot0,

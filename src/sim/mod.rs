@@ -41,7 +41,6 @@ use std::{
 
 use rand::Rng;
 use rand_core::SeedableRng;
-use rayon::prelude::*;
 
 use self::lane::{fnv, Lane, Logged, MasterView, Shared, SubnetInfo, View, FNV_BASIS};
 pub use self::{
@@ -137,6 +136,8 @@ pub struct Simulation {
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
     pub events: u64,
+    /// Windows whose lanes ran on more than one thread (see [`parallel`](Self::parallel)).
+    pub parallel_windows: u64,
     /// The subnets, indexed by number (0 is never used).
     subnets: Vec<Subnet>,
     /// What other lanes read of each subnet, indexed the same way.
@@ -206,6 +207,7 @@ impl Simulation {
             udp_blocks: HashMap::new(),
             stats: Accounting::new(),
             events: 0,
+            parallel_windows: 0,
             subnets: Vec::new(),
             info: Vec::new(),
             place: Vec::new(),
@@ -757,6 +759,7 @@ impl Simulation {
             place,
             info,
             now,
+            parallel_windows,
             ..
         } = self;
         let shared = Shared {
@@ -790,7 +793,8 @@ impl Simulation {
             let (m, rest) = std::mem::take(&mut meters).split_at_mut(take);
             meters = rest;
             let take = lane_end.saturating_sub(lane0).min(lanes.len());
-            let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(take.min(subnets.len()));
+            let here = take.min(subnets.len());
+            let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(here);
             subnets = rest;
             let (ln, rest) = std::mem::take(&mut lanes).split_at_mut(take);
             lanes = rest;
@@ -798,11 +802,22 @@ impl Simulation {
             let view = View::new(s, slot0, d, m, sub, ln, lane0, mv.take(), &shared, *now);
             work.push((view, mine));
         }
-        work.par_iter_mut().filter(|(_, mine)| !mine.is_empty()).for_each(|(v, mine)| {
+        // The first part runs here; from inside a rayon pool (as the day runner does) the
+        // others go to its idle threads without waking a caller that waits outside the pool.
+        let run = |(v, mine): &mut (View<'_>, Vec<usize>)| {
             for &l in mine.iter() {
                 v.run(l, before);
             }
-        });
+        };
+        *parallel_windows += 1;
+        if let Some((first, rest)) = work.split_first_mut() {
+            rayon::scope(|s| {
+                for w in rest.iter_mut().filter(|(_, mine)| !mine.is_empty()) {
+                    s.spawn(move |_| run(w));
+                }
+                run(first);
+            });
+        }
         let mut touched = Vec::new();
         let mut latest = None;
         for (mut v, _) in work {
