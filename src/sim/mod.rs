@@ -36,6 +36,7 @@ mod stats;
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
     net::SocketAddr,
+    sync::atomic::Ordering as AtomicOrdering,
     time::Duration,
 };
 
@@ -56,6 +57,10 @@ use crate::{
     trust::{Authority, CertFlags, Certificate, OpenEnrollment},
     Endpoint, EndpointConfig, Identity, NodeId, Timestamp,
 };
+
+/// How long (in spin-loop hints, about a millisecond) a thread waits for the next split
+/// window before it may sleep.
+const AWAKE_SPINS: u32 = 1 << 15;
 
 /// Windows with fewer lanes due than this run on one thread.
 const MIN_PARALLEL_LANES: usize = 8;
@@ -165,6 +170,8 @@ pub struct Simulation {
     /// subnets' slots are not in contiguous runs, so windows run on one thread).
     parts: Option<Vec<(usize, usize)>>,
     parts_stale: bool,
+    /// Bumped before every split window: threads kept awake for it stop waiting (`window`).
+    kick: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
@@ -226,6 +233,7 @@ impl Simulation {
             threads: 1,
             parts: None,
             parts_stale: true,
+            kick: Default::default(),
         };
         w.start_master();
         w
@@ -760,6 +768,7 @@ impl Simulation {
             info,
             now,
             parallel_windows,
+            kick,
             ..
         } = self;
         let shared = Shared {
@@ -810,6 +819,7 @@ impl Simulation {
             }
         };
         *parallel_windows += 1;
+        kick.fetch_add(1, AtomicOrdering::Release);
         if let Some((first, rest)) = work.split_first_mut() {
             rayon::scope(|s| {
                 for w in rest.iter_mut().filter(|(_, mine)| !mine.is_empty()) {
@@ -817,6 +827,21 @@ impl Simulation {
                 }
                 run(first);
             });
+        }
+        // A rayon thread that finds no work sleeps, and waking it takes longer than a
+        // window's work: keep the others busy waiting for the next split window instead.
+        if rayon::current_thread_index().is_some() {
+            for _ in 1..parts.len() {
+                let (kick, seen) = (kick.clone(), kick.load(AtomicOrdering::Acquire));
+                rayon::spawn(move || {
+                    for _ in 0..AWAKE_SPINS {
+                        if kick.load(AtomicOrdering::Acquire) != seen {
+                            return;
+                        }
+                        std::hint::spin_loop();
+                    }
+                });
+            }
         }
         let mut touched = Vec::new();
         let mut latest = None;
