@@ -395,3 +395,39 @@ fn an_lsn_reporting_forty_children_to_a_restarted_master_stays_under_fifty_a_sec
     assert!(peak.peak <= 50, "the LSN peaked at {} messages", peak.peak);
     assert_eq!(lsns(&w), vec![lsn]);
 }
+
+#[test]
+fn a_child_that_dies_silently_is_reported_lost_within_a_ping_period_and_the_retries() {
+    let mut w = fleet(11, 1, 8);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(3 * SEC);
+    let lsn = lsns(&w)[0];
+    let cfg = w.node(lsn).config().clone();
+    // Each child is pinged at its own phase: crashes spread over a period catch some just
+    // after their ping was answered, the worst case.
+    let victims: Vec<usize> = (0..8).filter(|&i| i != lsn).take(6).collect();
+    let mut crashed = Vec::new();
+    for &v in &victims {
+        w.crash(v);
+        crashed.push((w.id(v), w.now));
+        w.run_for(cfg.child_ping_interval / victims.len() as u32);
+    }
+    let bound = cfg.child_ping_interval + cfg.probe_timeout * cfg.child_missed_pings + SEC;
+    w.run_for(2 * bound);
+    for (id, at) in crashed {
+        let lost = w.master_events.iter().find_map(|(t, e)| match e {
+            MasterEvent::Presence(PresenceEvent::Parted { node, reason: PartReason::Lost })
+                if *node == id =>
+            {
+                Some(*t)
+            }
+            _ => None,
+        });
+        let took = lost.map(|t| t.saturating_since(at));
+        assert!(
+            took.is_some_and(|d| d <= bound),
+            "{} lost after {took:?} > {bound:?}",
+            w.name(&id)
+        );
+    }
+}

@@ -218,7 +218,8 @@ pub struct DayReport {
     pub stale_at_end: usize,
     /// Nodes running at the end.
     pub expected_present_at_end: usize,
-    /// Node start → present at the master (starts while the master was down are not timed).
+    /// Node start → present at the master (starts while the master was down, or still listed
+    /// the node from before an unnoticed crash, are not timed).
     pub join_ms: Quantiles,
     /// LSN crash → all its children present under another LSN at the master. The new LSN
     /// vouches for the children on its standby list (and those the master names) at once;

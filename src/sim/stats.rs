@@ -128,7 +128,8 @@ pub struct Accounting {
     pub master_rate: RateMeter,
     /// Every node's message rate, by slot.
     pub node_rate: Vec<RateMeter>,
-    /// Node start → present at the master. Starts while the master is down are not timed.
+    /// Node start → present at the master. Starts while the master is down, or while it still
+    /// lists the node present from before a crash it has not noticed, are not timed.
     pub joins: Vec<Duration>,
     /// LSN crash → all its children present under another LSN at the master (the new LSN
     /// vouches for the children it adopted before they rejoin it).
@@ -412,6 +413,39 @@ mod tests {
         assert_eq!(quantile_ms(&v, 0.99), 99);
         assert_eq!(quantile_ms(&v, 1.0), 100);
         assert_eq!(quantile_ms(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn a_restart_the_master_has_not_noticed_is_not_timed_as_a_join() {
+        use crate::{overlay::NodeState, sim::Simulation};
+        let sec = Duration::from_secs(1);
+        let mut w = Simulation::new(12);
+        for _ in 0..4 {
+            w.add(1);
+        }
+        w.run_until(30 * sec, |w| w.all_present());
+        let timed = w.stats.joins.len();
+        assert_eq!(timed, 4);
+        let is_lsn = |w: &Simulation, i: usize| w.node(i).state() == NodeState::IsLsn;
+        let lsn = (0..4).find(|&i| is_lsn(&w, i)).expect("an LSN");
+        let child = (0..4).find(|&i| i != lsn).expect("a child");
+        // Back before its LSN noticed: it rejoins the LSN the master still lists it under.
+        w.crash(child);
+        w.run_for(2 * sec);
+        assert!(w.master().is_present(&w.id(child)));
+        w.start(child);
+        w.run_until(5 * sec, |w| w.node(child).state() == NodeState::HasLsn);
+        w.run_for(60 * sec);
+        // A failover then reroutes it: that is not the end of a join that began a minute ago.
+        let old = w.id(lsn);
+        w.crash(lsn);
+        w.run_until(10 * sec, |w| {
+            w.master().topology().lsn_of(&w.id(child)).is_some_and(|l| l != old)
+        });
+        w.run_for(5 * sec);
+        assert!(w.master().is_present(&w.id(child)));
+        assert_eq!(w.stats.joins.len(), timed, "{:?}", w.stats.joins);
+        assert!(w.stats.joins.iter().all(|d| *d < 5 * sec), "{:?}", w.stats.joins);
     }
 
     #[test]

@@ -40,6 +40,7 @@ impl Child {
             last_heard: now,
             next_ping: turn,
             pinged_at: now,
+            awaiting: false,
             misses: 0,
             local: c.addr.0,
             reachable: false,

@@ -35,9 +35,14 @@ pub(crate) struct Child {
     /// When the child (by its own reported uptime) came up: earlier ranks higher.
     pub(super) up_since: Timestamp,
     pub(super) last_heard: Timestamp,
-    /// Its next ping (for an adopted child: its next takeover announcement).
+    /// Its next ping, or the check of the last one (for an adopted child: its next takeover
+    /// announcement).
     pub(crate) next_ping: Timestamp,
     pub(super) pinged_at: Timestamp,
+    /// The ping sent at `pinged_at` is checked at `next_ping`, `probe_timeout` later: a
+    /// missed answer found only at the next regular ping would let a dead child stay
+    /// present a whole extra `child_ping_interval`.
+    pub(super) awaiting: bool,
     /// Consecutive unanswered pings (for an adopted child: announcements sent).
     pub(crate) misses: u32,
     /// Where its subnet reaches it (its Join's local address): where reach probes go.
@@ -236,6 +241,7 @@ impl Node {
                 last_heard: now,
                 next_ping: first_ping,
                 pinged_at: now,
+                awaiting: false,
                 misses: 0,
                 local: join.local.0,
                 reachable,
@@ -467,14 +473,25 @@ impl Node {
                 announce.push((child.addr, old));
                 continue;
             }
-            // An unanswered ping is retried quickly; only a run of misses means lost.
-            child.misses = if child.last_heard >= child.pinged_at { 0 } else { child.misses + 1 };
-            if child.misses >= max_misses {
-                lost.push(child.id);
-                continue;
+            if child.awaiting {
+                // The check of the last ping: answered, the next one is a period after it; an
+                // unanswered ping is retried quickly, and only a run of misses means lost.
+                if child.last_heard >= child.pinged_at {
+                    child.awaiting = false;
+                    child.misses = 0;
+                    child.next_ping = (child.pinged_at + interval).max(now);
+                    next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
+                    continue;
+                }
+                child.misses += 1;
+                if child.misses >= max_misses {
+                    lost.push(child.id);
+                    continue;
+                }
             }
             child.pinged_at = now;
-            child.next_ping = now + if child.misses == 0 { interval } else { retry };
+            child.awaiting = true;
+            child.next_ping = now + retry;
             next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
             ping.push(child.addr);
             if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
