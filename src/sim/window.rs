@@ -331,5 +331,4 @@ impl Simulation {
         }
         self.merge(touched);
     }
-
 }
