@@ -10,6 +10,9 @@
 //! simulated day of a large fleet (diurnal rhythm, churn, failures) and reports on it; the
 //! `fleetmesh simulate` command is a front end to it.
 //!
+//! Large fleets can run their subnets on several threads ([`Simulation::parallel`]) with the
+//! same result for any number of threads.
+//!
 //! The module is behind the `sim` feature.
 //!
 //! ```
