@@ -102,17 +102,18 @@ impl NetModel {
             .map(|bw| Duration::from_micros((len as u64 + 28) * 1_000_000 / bw.max(1)))
     }
 
+    /// When `len` bytes ready at `t` are through a link that is busy until `free` (then
+    /// busy until that time); `t` itself without a bandwidth limit.
+    fn queue(&self, t: Timestamp, len: usize, free: &mut Timestamp) -> Timestamp {
+        let Some(d) = self.serialize(len) else { return t };
+        *free = t.max(*free) + d;
+        *free
+    }
+
     /// When a WAN datagram of `len` bytes sent at `now` leaves subnet `from`, queueing behind
     /// the datagrams already on its uplink.
     pub(super) fn uplink(&self, now: Timestamp, len: usize, from: &mut Subnet) -> Timestamp {
-        match self.serialize(len) {
-            Some(d) => {
-                let t = now.max(from.up_free) + d;
-                from.up_free = t;
-                t
-            }
-            None => now,
-        }
+        self.queue(now, len, &mut from.up_free)
     }
 
     /// The WAN's one-way latency between two subnets whose offsets add up to `offsets_us`
@@ -130,13 +131,6 @@ impl NetModel {
     /// When a WAN datagram of `len` bytes that reached subnet `to` at `arrive` has come
     /// through its downlink.
     pub(super) fn downlink(&self, arrive: Timestamp, len: usize, to: &mut Subnet) -> Timestamp {
-        match self.serialize(len) {
-            Some(d) => {
-                let t = arrive.max(to.down_free) + d;
-                to.down_free = t;
-                t
-            }
-            None => arrive,
-        }
+        self.queue(arrive, len, &mut to.down_free)
     }
 }

@@ -20,6 +20,12 @@ const MIN_PARALLEL_LANES: usize = 8;
 impl Simulation {
     /// Runs `f` on a view of the whole simulation (one thread), then merges what it did.
     pub(super) fn with_view<R>(&mut self, f: impl FnOnce(&mut View<'_>) -> R) -> R {
+        self.in_views(&[(0, 0)], |views| f(&mut views[0]))
+    }
+
+    /// Runs `f` on one view per part (each part's first lane and first slot, ascending from
+    /// (0, 0); the first view holds the master), then merges what they did.
+    fn in_views<R>(&mut self, parts: &[(usize, usize)], f: impl FnOnce(&mut [View<'_>]) -> R) -> R {
         if self.stats.node_rate.len() < self.slots.len() {
             self.stats.node_rate.resize(self.slots.len(), RateMeter::default());
         }
@@ -53,18 +59,41 @@ impl Simulation {
             info,
             lanes: *per_subnet,
         };
-        let mv = MasterView {
+        let mut mv = Some(MasterView {
             master,
             deadline: master_deadline,
             events: master_events,
             rate: &mut stats.master_rate,
-        };
-        let meters = &mut stats.node_rate[..];
-        let mut view =
-            View::new(slots, 0, deadlines, meters, subnets, lanes, 0, Some(mv), &shared, *now);
-        let r = f(&mut view);
-        let (latest, touched) = (view.latest, std::mem::take(&mut view.touched));
-        drop(view);
+        });
+        let (mut slots, mut deadlines, mut meters) =
+            (&mut slots[..], &mut deadlines[..], &mut stats.node_rate[..]);
+        let (mut subnets, mut lanes) = (&mut subnets[..], &mut lanes[..]);
+        let mut views = Vec::with_capacity(parts.len());
+        for (p, &(lane0, slot0)) in parts.iter().enumerate() {
+            let (lane_end, slot_end) =
+                parts.get(p + 1).copied().unwrap_or((usize::MAX, usize::MAX));
+            let take = slot_end.saturating_sub(slot0).min(slots.len());
+            let (s, rest) = std::mem::take(&mut slots).split_at_mut(take);
+            slots = rest;
+            let (d, rest) = std::mem::take(&mut deadlines).split_at_mut(take);
+            deadlines = rest;
+            let (m, rest) = std::mem::take(&mut meters).split_at_mut(take);
+            meters = rest;
+            let take = lane_end.saturating_sub(lane0).min(lanes.len());
+            let here = take.min(subnets.len());
+            let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(here);
+            subnets = rest;
+            let (ln, rest) = std::mem::take(&mut lanes).split_at_mut(take);
+            lanes = rest;
+            views.push(View::new(s, slot0, d, m, sub, ln, lane0, mv.take(), &shared, *now));
+        }
+        let r = f(&mut views);
+        let mut touched = Vec::new();
+        let mut latest = None;
+        for mut v in views {
+            touched.append(&mut v.touched);
+            latest = latest.max(v.latest);
+        }
         if let Some(t) = latest {
             self.now = self.now.max(t);
         }
@@ -224,87 +253,29 @@ impl Simulation {
             });
             return;
         }
-        if self.stats.node_rate.len() < self.slots.len() {
-            self.stats.node_rate.resize(self.slots.len(), RateMeter::default());
-        }
-        let Simulation {
-            slots,
-            deadlines,
-            stats,
-            subnets,
-            lanes,
-            master,
-            master_deadline,
-            master_events,
-            by_addr,
-            cut,
-            udp_blocks,
-            net,
-            keep_events,
-            place,
-            info,
-            now,
-            parallel_windows,
-            kick,
-            ..
-        } = self;
-        let shared = Shared {
-            by_addr,
-            cut,
-            udp_blocks,
-            net,
-            keep_events: *keep_events,
-            place,
-            info,
-            lanes: true,
-        };
-        let mut mv = Some(MasterView {
-            master,
-            deadline: master_deadline,
-            events: master_events,
-            rate: &mut stats.master_rate,
-        });
-        let (mut slots, mut deadlines, mut meters) =
-            (&mut slots[..], &mut deadlines[..], &mut stats.node_rate[..]);
-        let (mut subnets, mut lanes) = (&mut subnets[..], &mut lanes[..]);
-        let mut work = Vec::new();
-        for (p, &(lane0, slot0)) in parts.iter().enumerate() {
-            let (lane_end, slot_end) =
-                parts.get(p + 1).copied().unwrap_or((usize::MAX, usize::MAX));
-            let take = slot_end.saturating_sub(slot0).min(slots.len());
-            let (s, rest) = std::mem::take(&mut slots).split_at_mut(take);
-            slots = rest;
-            let (d, rest) = std::mem::take(&mut deadlines).split_at_mut(take);
-            deadlines = rest;
-            let (m, rest) = std::mem::take(&mut meters).split_at_mut(take);
-            meters = rest;
-            let take = lane_end.saturating_sub(lane0).min(lanes.len());
-            let here = take.min(subnets.len());
-            let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(here);
-            subnets = rest;
-            let (ln, rest) = std::mem::take(&mut lanes).split_at_mut(take);
-            lanes = rest;
-            let mine: Vec<usize> = active.iter().copied().filter(|&l| first_of(l) == p).collect();
-            let view = View::new(s, slot0, d, m, sub, ln, lane0, mv.take(), &shared, *now);
-            work.push((view, mine));
-        }
-        // The first part runs here; from inside a rayon pool (as the day runner does) the
-        // others go to its idle threads without waking a caller that waits outside the pool.
-        let run = |(v, mine): &mut (View<'_>, Vec<usize>)| {
-            for &l in mine.iter() {
-                v.run(l, before);
-            }
-        };
-        *parallel_windows += 1;
+        let mine: Vec<Vec<usize>> = (0..parts.len())
+            .map(|p| active.iter().copied().filter(|&l| first_of(l) == p).collect())
+            .collect();
+        self.parallel_windows += 1;
+        let kick = self.kick.clone();
         kick.fetch_add(1, AtomicOrdering::Release);
-        if let Some((first, rest)) = work.split_first_mut() {
-            rayon::scope(|s| {
-                for w in rest.iter_mut().filter(|(_, mine)| !mine.is_empty()) {
-                    s.spawn(move |_| run(w));
+        self.in_views(&parts, |views| {
+            // The first part runs here; from inside a rayon pool (as the day runner does) the
+            // others go to its idle threads without waking a caller that waits outside it.
+            let run = |v: &mut View<'_>, mine: &[usize]| {
+                for &l in mine {
+                    v.run(l, before);
                 }
-                run(first);
+            };
+            let mut work = views.iter_mut().zip(&mine);
+            let Some((first, first_mine)) = work.next() else { return };
+            rayon::scope(|s| {
+                for (v, mine) in work.filter(|(_, mine)| !mine.is_empty()) {
+                    s.spawn(move |_| run(v, mine));
+                }
+                run(first, first_mine);
             });
-        }
+        });
         // A rayon thread that finds no work sleeps, and waking it takes longer than a
         // window's work: keep the others busy waiting for the next split window instead.
         if rayon::current_thread_index().is_some() {
@@ -320,15 +291,5 @@ impl Simulation {
                 });
             }
         }
-        let mut touched = Vec::new();
-        let mut latest = None;
-        for (mut v, _) in work {
-            touched.append(&mut v.touched);
-            latest = latest.max(v.latest);
-        }
-        if let Some(t) = latest {
-            self.now = self.now.max(t);
-        }
-        self.merge(touched);
     }
 }
