@@ -35,6 +35,7 @@ mod lane;
 mod nat;
 mod network;
 mod stats;
+mod view;
 mod window;
 
 use std::{

@@ -5,7 +5,8 @@
 use std::{sync::atomic::Ordering as AtomicOrdering, time::Duration};
 
 use super::{
-    lane::{fnv, Logged, MasterView, Shared, View, FNV_BASIS},
+    lane::{fnv, Logged, Shared, FNV_BASIS},
+    view::{MasterView, View},
     RateMeter, Simulation,
 };
 use crate::{NodeId, Timestamp};
