@@ -80,9 +80,10 @@ impl Simulation {
             deadlines = rest;
             let (m, rest) = std::mem::take(&mut meters).split_at_mut(take);
             meters = rest;
-            let take = lane_end.saturating_sub(lane0).min(lanes.len());
-            let here = take.min(subnets.len());
+            // Subnets are counted apart: one lane for everything still means every subnet.
+            let here = lane_end.saturating_sub(lane0).min(subnets.len());
             let (sub, rest) = std::mem::take(&mut subnets).split_at_mut(here);
+            let take = lane_end.saturating_sub(lane0).min(lanes.len());
             subnets = rest;
             let (ln, rest) = std::mem::take(&mut lanes).split_at_mut(take);
             lanes = rest;
