@@ -274,7 +274,7 @@ enum Action {
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
-pub fn run(cfg: &DayConfig, progress: impl FnMut(f64) + Send) -> DayReport {
+pub fn run(cfg: &DayConfig, progress: impl FnMut(f64)) -> DayReport {
     play(cfg, progress).0
 }
 
@@ -283,16 +283,7 @@ pub fn run_keep(cfg: &DayConfig) -> (DayReport, Simulation) {
     play(cfg, |_| {})
 }
 
-fn play(cfg: &DayConfig, progress: impl FnMut(f64) + Send) -> (DayReport, Simulation) {
-    // Inside its own pool the simulation hands subnets to idle threads cheaply (see
-    // `Simulation::window`); without one it runs all the same.
-    match rayon::ThreadPoolBuilder::new().num_threads(cfg.threads.max(1)).build() {
-        Ok(pool) => pool.install(|| play_here(cfg, progress)),
-        Err(_) => play_here(cfg, progress),
-    }
-}
-
-fn play_here(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulation) {
+fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulation) {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xda7);
     let mut sim = Simulation::new(cfg.seed);
     sim.net = cfg.net.clone();
@@ -392,8 +383,7 @@ fn play_here(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simu
     let mut master_total = 0u64;
     let span = end.saturating_since(START).as_secs_f64().max(1.0);
     while let Some(Reverse((when, _, action))) = plan.pop() {
-        while sim.step(when) {}
-        sim.now = sim.now.max(when);
+        sim.advance(when);
         node_seconds += running as f64 * when.saturating_since(last).as_secs_f64();
         last = when;
         let running_now = |sim: &Simulation, i: usize| sim.slots[i].node.is_some();
@@ -485,7 +475,7 @@ fn play_here(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simu
             _ => {}
         }
     }
-    while sim.step(end) {}
+    sim.advance(end);
     node_seconds += running as f64 * end.saturating_since(last).as_secs_f64();
     progress(1.0);
     (report(cfg, &sim, node_seconds, series), sim)
@@ -652,7 +642,7 @@ mod tests {
 
     #[test]
     fn the_day_is_the_same_on_one_thread_and_on_two() {
-        // Many small subnets up at once: enough lanes are busy in a window to split them.
+        // Many small subnets up at once, on two threads that hand each other datagrams.
         let cfg = |threads| DayConfig {
             nodes: 600,
             subnets: 200,
@@ -669,9 +659,9 @@ mod tests {
             ..DayConfig::default()
         };
         let (one, sim) = run_keep(&cfg(1));
-        assert_eq!(sim.parallel_windows, 0);
+        assert_eq!(sim.handed, 0);
         let (two, sim) = run_keep(&cfg(2));
-        assert!(sim.parallel_windows > 100, "only {} windows split", sim.parallel_windows);
+        assert!(sim.handed > 100, "only {} datagrams crossed threads", sim.handed);
         assert_eq!(one, two);
         assert_eq!(one.present_at_end, one.expected_present_at_end);
     }

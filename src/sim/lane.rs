@@ -5,11 +5,11 @@
 //! timers, its random stream and what it counted. By default one lane holds everything and
 //! events run one at a time in time order. With [`Simulation::parallel`] every subnet gets
 //! its own lane and the master lane 0. Inside a subnet, datagrams take the LAN's latency;
-//! between lanes they take at least a quarter of the WAN latency (the *lookahead*). So in a
-//! window shorter than the lookahead no lane can affect another, and the lanes of a window
-//! can run on different threads. What crosses lanes (datagrams for other lanes, counters,
-//! events the accounting times) is merged between windows in lane order, so a run is the
-//! same whatever the number of threads.
+//! between lanes they take at least half the WAN latency (the *lookahead*). So within a
+//! lookahead no lane can affect another, and lanes can run on different threads
+//! (`advance.rs`). What crosses lanes (datagrams for other lanes, counters, events the
+//! accounting times) is merged in lane order, so a run is the same whatever the number of
+//! threads.
 //!
 //! [`Simulation::parallel`]: super::Simulation::parallel
 
@@ -99,6 +99,9 @@ pub(super) struct Lane {
     pub(super) log: Vec<(Timestamp, Logged)>,
     /// Touched since the last merge: its counters, log and next event time need a look.
     pub(super) dirty: bool,
+    /// The time of its latest event: a node may leave a deadline in the past, due at once,
+    /// and the lane's time must not go back for it (what it sends would leave in the past).
+    pub(super) clock: Timestamp,
 }
 
 /// FNV-1a's offset basis.
@@ -126,6 +129,7 @@ impl Lane {
             tally: Tally { trace: FNV_BASIS, ..Tally::default() },
             log: Vec::new(),
             dirty: false,
+            clock: Timestamp::ZERO,
         }
     }
 

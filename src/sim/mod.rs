@@ -30,6 +30,7 @@
 //! assert_eq!(sim.master().topology().lsn_count(), 2);
 //! ```
 
+mod advance;
 pub mod day;
 mod lane;
 mod nat;
@@ -138,8 +139,8 @@ pub struct Simulation {
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
     pub events: u64,
-    /// Windows whose lanes ran on more than one thread (see [`parallel`](Self::parallel)).
-    pub parallel_windows: u64,
+    /// Datagrams one thread handed to another (see [`advance`](Self::advance)).
+    pub handed: u64,
     /// The subnets, indexed by number (0 is never used).
     subnets: Vec<Subnet>,
     /// What other lanes read of each subnet, indexed the same way.
@@ -167,8 +168,6 @@ pub struct Simulation {
     /// subnets' slots are not in contiguous runs, so windows run on one thread).
     parts: Option<Vec<(usize, usize)>>,
     parts_stale: bool,
-    /// Bumped before every split window: threads kept awake for it stop waiting (`window`).
-    kick: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
@@ -211,7 +210,7 @@ impl Simulation {
             udp_blocks: HashMap::new(),
             stats: Accounting::new(),
             events: 0,
-            parallel_windows: 0,
+            handed: 0,
             subnets: Vec::new(),
             info: Vec::new(),
             place: Vec::new(),
@@ -230,18 +229,18 @@ impl Simulation {
             threads: 1,
             parts: None,
             parts_stale: true,
-            kick: Default::default(),
         };
         w.start_master();
         w
     }
 
-    /// Gives every subnet its own lane of events and runs up to `threads` of them at once
-    /// (`lane.rs`): for large fleets. Call it before adding nodes. The run is the same
-    /// whatever `threads` is, but not the same as without lanes: each subnet draws its losses
-    /// from its own random stream. Lanes split over threads only while each subnet's nodes
-    /// are consecutive slots (add them subnet by subnet, and do not move them), and only
-    /// when the WAN's shortest latency ([`NetModel::lookahead`]) is above zero.
+    /// Gives every subnet its own lane of events (`lane.rs`), which
+    /// [`advance`](Self::advance) runs on up to `threads` threads: for large fleets. Call it
+    /// before adding nodes. The run is the same whatever `threads` is, but not the same as
+    /// without lanes: each subnet draws its losses from its own random stream. Lanes split
+    /// over threads only while each subnet's nodes are consecutive slots (add them subnet by
+    /// subnet, and do not move them), and only when the WAN's shortest latency
+    /// ([`NetModel::lookahead`]) is above zero.
     pub fn parallel(&mut self, threads: usize) {
         assert!(self.slots.is_empty(), "Simulation::parallel comes before the first node");
         self.per_subnet = true;
@@ -543,9 +542,7 @@ impl Simulation {
 
     /// Runs `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) {
-        let limit = self.now + d;
-        while self.step(limit) {}
-        self.now = self.now.max(limit);
+        self.advance(self.now + d);
     }
 
     /// Runs until `cond`, returning the virtual time it took; panics after `max`.

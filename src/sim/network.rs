@@ -117,10 +117,11 @@ impl NetModel {
     }
 
     /// The WAN's one-way latency between two subnets whose offsets add up to `offsets_us`
-    /// (never below a quarter of the base latency: see [`NetModel::lookahead`]).
+    /// (never below half the base latency, the fastest route a datagram takes: see
+    /// [`NetModel::lookahead`]).
     pub(super) fn one_way(&self, offsets_us: i64) -> Duration {
         let base = self.wan.as_micros() as i64;
-        Duration::from_micros((base + offsets_us).max(base / 4).max(0) as u64)
+        Duration::from_micros((base + offsets_us).max(base / 2).max(0) as u64)
     }
 
     /// The shortest time a datagram takes from one subnet to another or to the master.

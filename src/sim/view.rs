@@ -43,7 +43,7 @@ pub(super) struct View<'a> {
     pub(super) master: Option<MasterView<'a>>,
     pub(super) shared: &'a Shared<'a>,
     /// The simulation's time when the view was made: every lane's clock starts there.
-    base: Timestamp,
+    pub(super) base: Timestamp,
     pub(super) now: Timestamp,
     /// The latest event time handled.
     pub(super) latest: Option<Timestamp>,
@@ -89,7 +89,7 @@ impl<'a> View<'a> {
         &mut self.slots[i - self.slot0]
     }
 
-    fn lane(&mut self, l: usize) -> &mut Lane {
+    pub(super) fn lane(&mut self, l: usize) -> &mut Lane {
         let lane = &mut self.lanes[l - self.lane0];
         if !lane.dirty {
             lane.dirty = true;
@@ -104,6 +104,14 @@ impl<'a> View<'a> {
         self.subnets.get_mut(k)
     }
 
+    /// When lane `l`'s next event is due. A deadline already past is due at the lane's own
+    /// time: a lane's time never goes back.
+    pub(super) fn lane_next(&self, l: usize) -> Option<Timestamp> {
+        let master = if l == 0 { self.master.as_ref().and_then(|m| *m.deadline) } else { None };
+        let lane = &self.lanes[l - self.lane0];
+        lane.next(master).map(|t| t.max(lane.clock).max(self.base))
+    }
+
     /// Handles every event of lane `l` due before `before`.
     pub(super) fn run(&mut self, l: usize, before: Timestamp) {
         while self.step(l, before) {}
@@ -113,15 +121,16 @@ impl<'a> View<'a> {
     /// datagram, or the master's timer and every node timer due then. False when nothing is.
     pub(super) fn step(&mut self, l: usize, before: Timestamp) -> bool {
         let master = if l == 0 { self.master.as_ref().and_then(|m| *m.deadline) } else { None };
-        let Some(next) = self.lanes[l - self.lane0].next(master) else { return false };
+        let Some(next) = self.lane_next(l) else { return false };
         if next >= before {
             return false;
         }
         // Each lane keeps its own time: another lane of this view may have run further.
-        self.now = self.base.max(next);
+        self.now = next;
         self.latest = self.latest.max(Some(self.now));
         let now = self.now;
         let lane = self.lane(l);
+        lane.clock = now;
         if lane.queue.peek().is_some_and(|Reverse(d)| d.at <= now) {
             let Reverse(d) = lane.queue.pop().expect("peeked");
             if d.downlink {

@@ -1,8 +1,9 @@
-//! Windows: how [`Simulation::step`] moves time on. Without lanes per subnet a step is one
-//! event group; with them (see `lane.rs`) a step is a window shorter than the WAN's shortest
-//! latency, whose due lanes run on the pool's threads, followed by a merge in lane order.
+//! Windows: how [`Simulation::step`] moves time on, and the views every run goes through.
+//! Without lanes per subnet a step is one event group; with them (see `lane.rs`) a step is a
+//! window shorter than the WAN's shortest latency, whose due lanes run one after the other,
+//! followed by a merge in lane order. (Several threads: [`Simulation::advance`].)
 
-use std::{sync::atomic::Ordering as AtomicOrdering, time::Duration};
+use std::time::Duration;
 
 use super::{
     lane::{fnv, Logged, Shared, FNV_BASIS},
@@ -10,13 +11,6 @@ use super::{
     RateMeter, Simulation,
 };
 use crate::{NodeId, Timestamp};
-
-/// How long (in spin-loop hints, about a millisecond) a thread waits for the next split
-/// window before it may sleep.
-const AWAKE_SPINS: u32 = 1 << 15;
-
-/// Windows with fewer lanes due than this run on one thread.
-const MIN_PARALLEL_LANES: usize = 8;
 
 impl Simulation {
     /// Runs `f` on a view of the whole simulation (one thread), then merges what it did.
@@ -26,7 +20,11 @@ impl Simulation {
 
     /// Runs `f` on one view per part (each part's first lane and first slot, ascending from
     /// (0, 0); the first view holds the master), then merges what they did.
-    fn in_views<R>(&mut self, parts: &[(usize, usize)], f: impl FnOnce(&mut [View<'_>]) -> R) -> R {
+    pub(super) fn in_views<R>(
+        &mut self,
+        parts: &[(usize, usize)],
+        f: impl FnOnce(&mut [View<'_>]) -> R,
+    ) -> R {
         if self.stats.node_rate.len() < self.slots.len() {
             self.stats.node_rate.resize(self.slots.len(), RateMeter::default());
         }
@@ -168,7 +166,7 @@ impl Simulation {
 
     /// How the lanes split over the threads, if they can: each part is a run of subnets
     /// whose nodes are a run of slots, with about as many nodes as the others.
-    fn parts(&mut self) -> Option<&[(usize, usize)]> {
+    pub(super) fn parts(&mut self) -> Option<&[(usize, usize)]> {
         if self.parts_stale {
             self.parts_stale = false;
             self.parts = self.split();
@@ -234,64 +232,11 @@ impl Simulation {
             active.push(l);
         }
         active.sort_unstable();
-        self.window(&active, before);
-        true
-    }
-
-    /// Runs the `active` lanes up to `before`, on as many threads as their parts allow.
-    fn window(&mut self, active: &[usize], before: Timestamp) {
-        let parts = match self.parts() {
-            Some(p) => p.to_vec(),
-            None => Vec::new(),
-        };
-        let first_of = |l: usize| parts.iter().rposition(|&(start, _)| start <= l).unwrap_or(0);
-        let spread = active.first().map(|&l| first_of(l)) != active.last().map(|&l| first_of(l));
-        // A thread's hand-off costs more than a few events' work.
-        if parts.len() < 2 || !spread || active.len() < MIN_PARALLEL_LANES {
-            self.with_view(|v| {
-                for &l in active {
-                    v.run(l, before);
-                }
-            });
-            return;
-        }
-        let mine: Vec<Vec<usize>> = (0..parts.len())
-            .map(|p| active.iter().copied().filter(|&l| first_of(l) == p).collect())
-            .collect();
-        self.parallel_windows += 1;
-        let kick = self.kick.clone();
-        kick.fetch_add(1, AtomicOrdering::Release);
-        self.in_views(&parts, |views| {
-            // The first part runs here; from inside a rayon pool (as the day runner does) the
-            // others go to its idle threads without waking a caller that waits outside it.
-            let run = |v: &mut View<'_>, mine: &[usize]| {
-                for &l in mine {
-                    v.run(l, before);
-                }
-            };
-            let mut work = views.iter_mut().zip(&mine);
-            let Some((first, first_mine)) = work.next() else { return };
-            rayon::scope(|s| {
-                for (v, mine) in work.filter(|(_, mine)| !mine.is_empty()) {
-                    s.spawn(move |_| run(v, mine));
-                }
-                run(first, first_mine);
-            });
-        });
-        // A rayon thread that finds no work sleeps, and waking it takes longer than a
-        // window's work: keep the others busy waiting for the next split window instead.
-        if rayon::current_thread_index().is_some() {
-            for _ in 1..parts.len() {
-                let (kick, seen) = (kick.clone(), kick.load(AtomicOrdering::Acquire));
-                rayon::spawn(move || {
-                    for _ in 0..AWAKE_SPINS {
-                        if kick.load(AtomicOrdering::Acquire) != seen {
-                            return;
-                        }
-                        std::hint::spin_loop();
-                    }
-                });
+        self.with_view(|v| {
+            for &l in &active {
+                v.run(l, before);
             }
-        }
+        });
+        true
     }
 }
