@@ -12,7 +12,7 @@
 //! child; that Join is not reported again, and it probes nobody (both would cost the pace's
 //! budget). A leaving LSN hands over the same way: it names only its standby, who adopts.
 
-use std::time::Duration;
+use std::{cmp::Reverse, time::Duration};
 
 use super::{
     lsn::{Child, LsnRole},
@@ -65,6 +65,8 @@ impl LsnRole {
             if c.adopted_from.is_some() && c.misses == 0 && c.next_ping >= now && c.next_ping < own
             {
                 c.next_ping = c.next_ping + pace;
+                // Later, so `pings_due` stays a lower bound.
+                self.ping_queue.push(Reverse((c.next_ping, c.id)));
             }
         }
     }
@@ -89,7 +91,7 @@ impl Node {
             role.next_turn = turn + pace;
             let rank = u32::try_from(base + rank).unwrap_or(u32::MAX);
             role.children.insert(c.id, Child::adopted(c, old, rank, now, turn));
-            role.ping_due_by(turn);
+            role.ping_at(c.id, turn);
             changes.push(PresenceChange {
                 node: c.id,
                 kind: PresenceKind::Joined,
@@ -109,7 +111,8 @@ impl Node {
         if let Some(c) = role.children.get_mut(child) {
             if c.adopted_from.is_some() && c.misses == 0 {
                 c.next_ping = c.next_ping.min(now);
-                role.ping_due_by(now);
+                let t = c.next_ping;
+                role.ping_at(*child, t);
             }
         }
     }

@@ -2,7 +2,8 @@
 //! lists, forwarding the master's messages, and settling two LSNs in one subnet.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap},
     net::SocketAddr,
     time::Duration,
 };
@@ -87,8 +88,13 @@ pub(crate) struct LsnRole {
     lists_sent: (u64, u32),
     /// No child's `next_ping` is earlier than this (`None`: no children). The timers and the
     /// deadline read it instead of walking every child after every event; whatever sets a
-    /// `next_ping` earlier lowers it with [`LsnRole::ping_due_by`].
+    /// `next_ping` earlier lowers it with [`LsnRole::ping_at`].
     pings_due: Option<Timestamp>,
+    /// Every `next_ping` set, with its child, earliest first: the timers take the due ones
+    /// from here instead of walking all the children (fifty, scattered in memory, several
+    /// times a second). An entry whose child has another `next_ping` by now, or is gone, is
+    /// stale and skipped.
+    pub(super) ping_queue: BinaryHeap<Reverse<(Timestamp, NodeId)>>,
 }
 
 impl LsnRole {
@@ -112,9 +118,40 @@ impl LsnRole {
             .collect()
     }
 
-    /// Notes that some child's ping (or announcement) is now due at `t`.
-    pub(crate) fn ping_due_by(&mut self, t: Timestamp) {
+    /// Notes that child `id`'s `next_ping` is now `t`.
+    pub(crate) fn ping_at(&mut self, id: NodeId, t: Timestamp) {
         self.pings_due = Some(self.pings_due.map_or(t, |d| d.min(t)));
+        self.ping_queue.push(Reverse((t, id)));
+    }
+
+    /// Takes the children whose ping (or announcement) is due by `now` off the queue, in id
+    /// order.
+    fn due_children(&mut self, now: Timestamp) -> Vec<NodeId> {
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, id))) = self.ping_queue.peek() {
+            if t > now {
+                break;
+            }
+            self.ping_queue.pop();
+            if self.children.get(&id).is_some_and(|c| c.next_ping == t) {
+                due.push(id);
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    /// The earliest `next_ping` of the children but `lost`, after dropping stale entries.
+    fn first_ping(&mut self, lost: &[NodeId]) -> Option<Timestamp> {
+        while let Some(&Reverse((t, id))) = self.ping_queue.peek() {
+            let live = self.children.get(&id).is_some_and(|c| c.next_ping == t);
+            if live && !lost.contains(&id) {
+                return Some(t);
+            }
+            self.ping_queue.pop();
+        }
+        None
     }
 
     pub(crate) fn child_ids(&self) -> impl Iterator<Item = &NodeId> {
@@ -165,6 +202,7 @@ impl Node {
             next_turn: now,
             lists_sent: (0, 0),
             pings_due: None,
+            ping_queue: BinaryHeap::new(),
         });
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
@@ -251,7 +289,7 @@ impl Node {
                 list_stale: false,
             },
         );
-        role.ping_due_by(first_ping);
+        role.ping_at(peer, first_ping);
 
         role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
@@ -445,21 +483,21 @@ impl Node {
         let mut ping = Vec::new();
         let mut announce = Vec::new();
         let mut lists = Vec::new();
-        // Most calls come for the standby's heartbeat: walk the children only when one is due.
+        // Most calls come for the standby's heartbeat: look at the children only when one is
+        // due, and then only at the due ones.
         let scan = role.pings_due.is_some_and(|t| now >= t);
+        let due = if scan { role.due_children(now) } else { Vec::new() };
         // While adopted children rejoin, the ranking keeps changing and every message counts:
         // stale lists wait for the ping after the last rejoin.
-        let adopting = scan && role.children.values().any(|c| c.adopted_from.is_some());
+        let stale = due.iter().any(|id| role.children.get(id).is_some_and(|c| c.list_stale));
+        let adopting = stale && role.children.values().any(|c| c.adopted_from.is_some());
         let second = now.as_secs();
         if role.lists_sent.0 != second {
             role.lists_sent = (second, 0);
         }
-        let mut next_due: Option<Timestamp> = None;
-        for child in role.children.values_mut().filter(|_| scan) {
-            if now < child.next_ping {
-                next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
-                continue;
-            }
+        let mut again = Vec::new();
+        for id in due {
+            let Some(child) = role.children.get_mut(&id) else { continue };
             if let Some(old) = child.adopted_from {
                 // Its turn (`adopt.rs`): announce the takeover, again until it joins.
                 if child.misses >= max_misses {
@@ -469,7 +507,7 @@ impl Node {
                 child.misses += 1;
                 child.pinged_at = now;
                 child.next_ping = now + retry;
-                next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
+                again.push((child.next_ping, id));
                 announce.push((child.addr, old));
                 continue;
             }
@@ -480,7 +518,7 @@ impl Node {
                     child.awaiting = false;
                     child.misses = 0;
                     child.next_ping = (child.pinged_at + interval).max(now);
-                    next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
+                    again.push((child.next_ping, id));
                     continue;
                 }
                 child.misses += 1;
@@ -492,7 +530,7 @@ impl Node {
             child.pinged_at = now;
             child.awaiting = true;
             child.next_ping = now + retry;
-            next_due = Some(next_due.map_or(child.next_ping, |d| d.min(child.next_ping)));
+            again.push((child.next_ping, id));
             ping.push(child.addr);
             if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
                 // Else it waits for a later ping.
@@ -502,7 +540,10 @@ impl Node {
             }
         }
         if scan {
-            role.pings_due = next_due;
+            for (t, id) in again {
+                role.ping_queue.push(Reverse((t, id)));
+            }
+            role.pings_due = role.first_ping(&lost);
         }
         role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);

@@ -237,7 +237,6 @@ impl Node {
         let cfg = self.cfg.clone();
         let master = cfg.master;
         let Some(role) = self.role.as_mut() else { return };
-        let digest = child_digest(role.child_ids());
         let up = &mut role.uplink;
         if up.retry_at.is_some_and(|t| now >= t) {
             return self.uplink_register(now);
@@ -301,11 +300,13 @@ impl Node {
         let changes: Vec<PresenceChange> = up.queue.drain(..n).collect();
         let certs = if up.certs_at.is_none() { next_certs(now, up) } else { Vec::new() };
         // The digest describes the child set after this update; with changes still queued it
-        // would not match what the master will hold, so it waits for the last batch.
-        let digest = up.queue.is_empty().then_some(digest);
-        if !up.queue.is_empty() {
+        // would not match what the master will hold, so it waits for the last batch. (Only
+        // then is it computed: this runs at every timer of an LSN.)
+        let last = up.queue.is_empty();
+        if !last {
             up.batch_at = Some(now);
         }
+        let digest = self.role.as_ref().filter(|_| last).map(|r| child_digest(r.child_ids()));
         let seq = self.next_seq();
         let me = self.node_id();
         let update = Update { seq, changes, route: vec![me], digest };
