@@ -630,3 +630,74 @@ impl Node {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(now: Timestamp) -> LsnRole {
+        LsnRole {
+            since: now,
+            children: BTreeMap::new(),
+            neighbours_due: None,
+            last_push: now,
+            pushed_top: Vec::new(),
+            forwards: HashMap::new(),
+            challenged: HashMap::new(),
+            standby: None,
+            uplink: Uplink::new(now, None),
+            probes: HashMap::new(),
+            next_turn: now,
+            lists_sent: (0, 0),
+            pings_due: None,
+            ping_queue: BinaryHeap::new(),
+        }
+    }
+
+    fn child(n: u8, next_ping: Timestamp) -> Child {
+        let addr: SocketAddr = ([10, 0, 0, n], 4000).into();
+        Child {
+            id: NodeId::from_bytes([n; 20]),
+            addr,
+            up_since: Timestamp::ZERO,
+            last_heard: Timestamp::ZERO,
+            next_ping,
+            pinged_at: Timestamp::ZERO,
+            awaiting: false,
+            misses: 0,
+            local: addr,
+            reachable: false,
+            probed: false,
+            adopted_from: None,
+            inherited_rank: 0,
+            list_stale: false,
+        }
+    }
+
+    #[test]
+    fn the_ping_queue_yields_each_due_child_once_and_skips_stale_entries() {
+        let s = Timestamp::from_secs;
+        let mut r = role(s(0));
+        for (n, t) in [(3, 10), (1, 20), (2, 10)] {
+            let c = child(n, s(t));
+            r.ping_at(c.id, c.next_ping);
+            r.children.insert(c.id, c);
+        }
+        let [a, b, c] = [1, 2, 3].map(|n| NodeId::from_bytes([n; 20]));
+        assert_eq!(r.pings_due, Some(s(10)));
+        // Child 3's ping moves later (as a paced announcement does): its old entry is stale.
+        r.children.get_mut(&c).unwrap().next_ping = s(30);
+        r.ping_queue.push(Reverse((s(30), c)));
+        // Pushed twice with the same time: still handed out once.
+        r.ping_at(b, s(10));
+        assert_eq!(r.due_children(s(9)), Vec::<NodeId>::new());
+        assert_eq!(r.due_children(s(15)), vec![b]);
+        assert_eq!(r.first_ping(&[]), Some(s(20)));
+        // A child lost in this round does not set the next deadline; a removed one is skipped.
+        assert_eq!(r.first_ping(&[a]), Some(s(30)));
+        r.children.remove(&a);
+        assert_eq!(r.due_children(s(25)), Vec::<NodeId>::new());
+        assert_eq!(r.due_children(s(30)), vec![c]);
+        assert_eq!(r.first_ping(&[]), None);
+    }
+}
