@@ -40,9 +40,10 @@ pub(crate) struct Child {
     /// announcement).
     pub(crate) next_ping: Timestamp,
     pub(super) pinged_at: Timestamp,
-    /// The ping sent at `pinged_at` is checked at `next_ping`, `probe_timeout` later: a
-    /// missed answer found only at the next regular ping would let a dead child stay
-    /// present a whole extra `child_ping_interval`.
+    /// The ping sent at `pinged_at` is unanswered yet. Any message from the child settles it;
+    /// else it is checked at `next_ping`, `probe_timeout` later: a missed answer found only
+    /// at the next regular ping would let a dead child stay present a whole extra
+    /// `child_ping_interval`.
     pub(super) awaiting: bool,
     /// Consecutive unanswered pings (for an adopted child: announcements sent).
     pub(crate) misses: u32,
@@ -329,8 +330,19 @@ impl Node {
     }
 
     pub(super) fn child_heard(&mut self, now: Timestamp, peer: NodeId) {
-        if let Some(child) = self.role.as_mut().and_then(|r| r.children.get_mut(&peer)) {
-            child.last_heard = now;
+        let interval = self.cfg.child_ping_interval;
+        let Some(role) = self.role.as_mut() else { return };
+        let Some(child) = role.children.get_mut(&peer) else { return };
+        child.last_heard = now;
+        if child.awaiting {
+            // The ping is answered: settle it now rather than at its check, which would cost
+            // the LSN a timer event per ping (a quarter of its events).
+            child.awaiting = false;
+            child.misses = 0;
+            child.next_ping = (child.pinged_at + interval).max(now);
+            let t = child.next_ping;
+            role.ping_queue.push(Reverse((t, peer)));
+            role.pings_due = role.first_ping(&[]);
         }
     }
 
