@@ -78,7 +78,8 @@ impl Exchange {
         let mut b = u64::MAX;
         for (p, c) in self.clocks.iter().enumerate() {
             if p != me {
-                b = b.min(c.load(Ordering::Acquire).saturating_add(self.lookahead));
+                // SeqCst: pairs with `publish` and `wait` (a parked flag stored, then clocks read).
+                b = b.min(c.load(Ordering::SeqCst).saturating_add(self.lookahead));
             }
         }
         b
