@@ -212,8 +212,8 @@ fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
             v.step(l, limit);
             // What it sent to other lanes arrives a lookahead later at the earliest, after
             // everything due before then here, and outside the others' reach.
-            let out = std::mem::take(&mut v.lanes[l - v.lane0].out);
-            for (to, d) in out {
+            let mut out = std::mem::take(&mut v.lanes[l - v.lane0].out);
+            for (to, d) in out.drain(..) {
                 let p = ex.owner(to);
                 if p == me {
                     v.arrive(to, d);
@@ -222,6 +222,8 @@ fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
                     ex.post(p, to, d);
                 }
             }
+            // The buffer goes back, so a lane that sends does not allocate every time.
+            v.lanes[l - v.lane0].out = out;
             sched.refile(v, l);
         }
     }
@@ -257,11 +259,7 @@ impl Simulation {
             _ => vec![(0, 0)],
         };
         // Events filed in the past happen now (see `View::step`).
-        let from = self.lanes.iter().enumerate().fold(None::<Timestamp>, |from, (l, lane)| {
-            let master = if l == 0 { self.master_deadline } else { None };
-            from.into_iter().chain(lane.next(master)).min()
-        });
-        let from = from.map_or(limit, |t| t.max(self.now));
+        let from = self.lane_next.first().map_or(limit, |&(t, _)| t.max(self.now));
         let ex = Exchange::new(parts.iter().map(|p| p.0).collect(), self.net.lookahead(), from);
         self.in_views(&parts, |views| {
             if let [only] = views {

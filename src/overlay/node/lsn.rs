@@ -90,7 +90,7 @@ pub(crate) struct LsnRole {
     /// No child's `next_ping` is earlier than this (`None`: no children). The timers and the
     /// deadline read it instead of walking every child after every event; whatever sets a
     /// `next_ping` earlier lowers it with [`LsnRole::ping_at`].
-    pings_due: Option<Timestamp>,
+    pub(super) pings_due: Option<Timestamp>,
     /// Every `next_ping` set, with its child, earliest first: the timers take the due ones
     /// from here instead of walking all the children (fifty, scattered in memory, several
     /// times a second). An entry whose child has another `next_ping` by now, or is gone, is
@@ -99,6 +99,27 @@ pub(crate) struct LsnRole {
 }
 
 impl LsnRole {
+    /// The role of a node that became its subnet's LSN at `now`, in place of `replaced` if
+    /// it took over.
+    pub(super) fn new(now: Timestamp, replaced: Option<NodeId>) -> Self {
+        LsnRole {
+            since: now,
+            children: BTreeMap::new(),
+            neighbours_due: None,
+            last_push: Timestamp::ZERO,
+            pushed_top: Vec::new(),
+            forwards: HashMap::new(),
+            challenged: HashMap::new(),
+            standby: None,
+            uplink: Uplink::new(now, replaced),
+            probes: HashMap::new(),
+            next_turn: now,
+            lists_sent: (0, 0),
+            pings_due: None,
+            ping_queue: BinaryHeap::new(),
+        }
+    }
+
     /// Children, best-ranked first: those proven reachable first, then longest up, ties by id;
     /// adopted children that have not joined yet come last.
     pub(crate) fn ranked(&self) -> Vec<&Child> {
@@ -117,42 +138,6 @@ impl LsnRole {
             .take(n)
             .map(|c| Contact { id: c.id, addr: WireAddr(c.addr) })
             .collect()
-    }
-
-    /// Notes that child `id`'s `next_ping` is now `t`.
-    pub(crate) fn ping_at(&mut self, id: NodeId, t: Timestamp) {
-        self.pings_due = Some(self.pings_due.map_or(t, |d| d.min(t)));
-        self.ping_queue.push(Reverse((t, id)));
-    }
-
-    /// Takes the children whose ping (or announcement) is due by `now` off the queue, in id
-    /// order.
-    fn due_children(&mut self, now: Timestamp) -> Vec<NodeId> {
-        let mut due = Vec::new();
-        while let Some(&Reverse((t, id))) = self.ping_queue.peek() {
-            if t > now {
-                break;
-            }
-            self.ping_queue.pop();
-            if self.children.get(&id).is_some_and(|c| c.next_ping == t) {
-                due.push(id);
-            }
-        }
-        due.sort_unstable();
-        due.dedup();
-        due
-    }
-
-    /// The earliest `next_ping` of the children but `lost`, after dropping stale entries.
-    fn first_ping(&mut self, lost: &[NodeId]) -> Option<Timestamp> {
-        while let Some(&Reverse((t, id))) = self.ping_queue.peek() {
-            let live = self.children.get(&id).is_some_and(|c| c.next_ping == t);
-            if live && !lost.contains(&id) {
-                return Some(t);
-            }
-            self.ping_queue.pop();
-        }
-        None
     }
 
     pub(crate) fn child_ids(&self) -> impl Iterator<Item = &NodeId> {
@@ -189,22 +174,7 @@ impl Node {
         known: Vec<Contact>,
     ) {
         self.lsn = None;
-        self.role = Some(LsnRole {
-            since: now,
-            children: BTreeMap::new(),
-            neighbours_due: None,
-            last_push: Timestamp::ZERO,
-            pushed_top: Vec::new(),
-            forwards: HashMap::new(),
-            challenged: HashMap::new(),
-            standby: None,
-            uplink: Uplink::new(now, takeover_from),
-            probes: HashMap::new(),
-            next_turn: now,
-            lists_sent: (0, 0),
-            pings_due: None,
-            ping_queue: BinaryHeap::new(),
-        });
+        self.role = Some(LsnRole::new(now, takeover_from));
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
         // Discovery learns we are the LSN (a LAN discovery answers its subnet's queries).
@@ -489,7 +459,6 @@ impl Node {
 
     pub(super) fn lsn_timers(&mut self, now: Timestamp) {
         let Some(role) = self.role.as_mut() else { return };
-        let interval = self.cfg.child_ping_interval;
         let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
         let mut ping = Vec::new();
@@ -524,15 +493,8 @@ impl Node {
                 continue;
             }
             if child.awaiting {
-                // The check of the last ping: answered, the next one is a period after it; an
-                // unanswered ping is retried quickly, and only a run of misses means lost.
-                if child.last_heard >= child.pinged_at {
-                    child.awaiting = false;
-                    child.misses = 0;
-                    child.next_ping = (child.pinged_at + interval).max(now);
-                    again.push((child.next_ping, id));
-                    continue;
-                }
+                // The check of the last ping, which went unanswered (an answer settles it on
+                // arrival: `child_heard`): retried quickly, and only a run of misses means lost.
                 child.misses += 1;
                 if child.misses >= max_misses {
                     lost.push(child.id);
@@ -640,76 +602,5 @@ impl Node {
             .chain(role.neighbours_due)
             .chain(self.uplink_deadline())
             .min()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn role(now: Timestamp) -> LsnRole {
-        LsnRole {
-            since: now,
-            children: BTreeMap::new(),
-            neighbours_due: None,
-            last_push: now,
-            pushed_top: Vec::new(),
-            forwards: HashMap::new(),
-            challenged: HashMap::new(),
-            standby: None,
-            uplink: Uplink::new(now, None),
-            probes: HashMap::new(),
-            next_turn: now,
-            lists_sent: (0, 0),
-            pings_due: None,
-            ping_queue: BinaryHeap::new(),
-        }
-    }
-
-    fn child(n: u8, next_ping: Timestamp) -> Child {
-        let addr: SocketAddr = ([10, 0, 0, n], 4000).into();
-        Child {
-            id: NodeId::from_bytes([n; 20]),
-            addr,
-            up_since: Timestamp::ZERO,
-            last_heard: Timestamp::ZERO,
-            next_ping,
-            pinged_at: Timestamp::ZERO,
-            awaiting: false,
-            misses: 0,
-            local: addr,
-            reachable: false,
-            probed: false,
-            adopted_from: None,
-            inherited_rank: 0,
-            list_stale: false,
-        }
-    }
-
-    #[test]
-    fn the_ping_queue_yields_each_due_child_once_and_skips_stale_entries() {
-        let s = Timestamp::from_secs;
-        let mut r = role(s(0));
-        for (n, t) in [(3, 10), (1, 20), (2, 10)] {
-            let c = child(n, s(t));
-            r.ping_at(c.id, c.next_ping);
-            r.children.insert(c.id, c);
-        }
-        let [a, b, c] = [1, 2, 3].map(|n| NodeId::from_bytes([n; 20]));
-        assert_eq!(r.pings_due, Some(s(10)));
-        // Child 3's ping moves later (as a paced announcement does): its old entry is stale.
-        r.children.get_mut(&c).unwrap().next_ping = s(30);
-        r.ping_queue.push(Reverse((s(30), c)));
-        // Pushed twice with the same time: still handed out once.
-        r.ping_at(b, s(10));
-        assert_eq!(r.due_children(s(9)), Vec::<NodeId>::new());
-        assert_eq!(r.due_children(s(15)), vec![b]);
-        assert_eq!(r.first_ping(&[]), Some(s(20)));
-        // A child lost in this round does not set the next deadline; a removed one is skipped.
-        assert_eq!(r.first_ping(&[a]), Some(s(30)));
-        r.children.remove(&a);
-        assert_eq!(r.due_children(s(25)), Vec::<NodeId>::new());
-        assert_eq!(r.due_children(s(30)), vec![c]);
-        assert_eq!(r.first_ping(&[]), None);
     }
 }

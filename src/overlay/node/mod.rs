@@ -13,6 +13,7 @@ mod dht;
 mod find;
 mod keepalive;
 mod lsn;
+mod pings;
 mod reach;
 mod uplink;
 
