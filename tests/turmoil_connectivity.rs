@@ -293,7 +293,10 @@ fn a_subnet_losing_udp_mid_run_moves_its_sessions_to_tcp_and_recovers() {
         let took = fleet
             .run_until(80 * SEC, |f| on(f) == Some(Path::Tcp))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        fleet.run_for(60 * SEC).unwrap();
+        // A child cut off with its LSN hears no pings: it is reported lost (within a ping
+        // period and the re-pings, ~70 s), and rejoins over TCP once its own silence timer
+        // (`lsn_silence`, 90 s) and probes (5 s) have run out: ~100 s after the cut at worst.
+        fleet.run_for(120 * SEC).unwrap();
         let lsn_id = fleet.node_id(&lsn);
         let parted: Vec<String> = fleet
             .presence()

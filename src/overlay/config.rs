@@ -24,17 +24,20 @@ pub struct OverlayConfig {
     pub listen: SocketAddr,
     /// The node's local network.
     pub local: LocalNetwork,
-    /// LSN → child ping period. Default 30 s: 49 children cost the LSN ~3.3 messages per
-    /// second, and a child that dies silently is reported lost within about 40 s (this period
-    /// plus the quick re-pings below). The standby's heartbeat, not these pings, carries
-    /// failover.
+    /// LSN → child ping period. Default 60 s: 49 children cost the LSN ~1.6 messages per
+    /// second, and a child that dies silently is reported lost within about 70 s (this period
+    /// plus the quick re-pings below); one that shuts down says so at once. The standby's
+    /// heartbeat, not these pings, carries failover, so a longer period costs no failover
+    /// time; it halves the wake-ups of an idle child (a laptop on battery) and the LSN's
+    /// upkeep. Keep `lsn_silence` above it, or children probe their LSN between its pings.
     pub child_ping_interval: Duration,
     /// Unanswered pings before the LSN reports a child lost; after a miss the LSN re-pings
     /// every `probe_timeout`. Default 8: at 10 % loss each way a ping round trip fails 19 % of
     /// the time, and eight in a row (2·10⁻⁶) almost never.
     pub child_missed_pings: u32,
     /// A child that hears nothing from its LSN this long probes it: the fallback when the
-    /// standby could not announce a takeover. Default 45 s (the LSN's pings arrive every 30 s).
+    /// standby could not announce a takeover. Default 90 s (the LSN's pings arrive every
+    /// 60 s, so one lost ping does not start a probe).
     pub lsn_silence: Duration,
     /// How long a probe (a ping expecting a pong) waits. Default 1 s.
     pub probe_timeout: Duration,
@@ -62,7 +65,7 @@ pub struct OverlayConfig {
     /// Gap between two `Takeover` announcements of a new LSN to the children it adopted from
     /// the dead one (best-ranked first; a child that rejoins on its own takes a turn too). Each
     /// rejoin costs the new LSN about ten datagrams (takeover, handshake, join, ack, list),
-    /// on top of its upkeep (heartbeats, pings: ~7 per second for 50 children): 400 ms means
+    /// on top of its upkeep (heartbeats, pings: ~3 per second for 50 children): 400 ms means
     /// two or three rejoins in a second, under the 50 messages per second target with room
     /// for children that rejoin on their own. The master
     /// counts the adopted children present at once; only their own rejoin takes longer (49
@@ -111,9 +114,9 @@ impl OverlayConfig {
             master,
             listen,
             local: LocalNetwork { addr: listen.ip(), prefix_len },
-            child_ping_interval: Duration::from_secs(30),
+            child_ping_interval: Duration::from_secs(60),
             child_missed_pings: 8,
-            lsn_silence: Duration::from_secs(45),
+            lsn_silence: Duration::from_secs(90),
             probe_timeout: Duration::from_secs(1),
             probe_retries: 4,
             standby_heartbeat: Duration::from_millis(1000),
