@@ -11,6 +11,10 @@
 //! its null messages. The part with the lowest clock can always go on, so the threads never
 //! deadlock, and one waits for another only when it is a lookahead ahead of it.
 //!
+//! The parts start with as many nodes each; after every call each part's busy time moves the
+//! split towards the parts that waited (`balance.rs`), since the master's part is the slowest
+//! during the morning storm.
+//!
 //! Each lane handles exactly the same events in the same order whatever the number of parts
 //! (its datagrams are ordered by arrival and key, never by when they were filed), and the
 //! counters and timed events are merged once, in lane order, when the call returns. So the
@@ -24,7 +28,7 @@ use std::{
         Mutex, OnceLock,
     },
     thread::Thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use super::{lane::InFlight, view::View, Simulation};
@@ -51,6 +55,8 @@ struct Exchange {
     threads: Vec<OnceLock<Thread>>,
     lookahead: u64,
     handed: AtomicU64,
+    /// Per part: how long it was busy handling events (ns), for the balance (`balance.rs`).
+    busy: Vec<AtomicU64>,
 }
 
 impl Exchange {
@@ -63,6 +69,7 @@ impl Exchange {
             mail: (0..n).map(|_| AtomicBool::new(false)).collect(),
             parked: (0..n).map(|_| AtomicBool::new(false)).collect(),
             threads: (0..n).map(|_| OnceLock::new()).collect(),
+            busy: (0..n).map(|_| AtomicU64::new(0)).collect(),
             starts,
             lookahead: (lookahead.as_micros() as u64).max(1),
             handed: AtomicU64::new(0),
@@ -167,6 +174,9 @@ impl Schedule {
 fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
     let mut sched = Schedule::new(v);
     let (mut idle, mut last_bound) = (0u32, 0u64);
+    // Only with other parts to balance against; reading the clock is not free.
+    let timed = ex.clocks.len() > 1;
+    let mut busy = Duration::ZERO;
     loop {
         // The other clocks first, then the inbox: whatever was sent before those clocks were
         // published is in it.
@@ -185,6 +195,7 @@ fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
         let Some(first) = first.filter(|&t| t < before) else {
             if bound >= before.as_micros() {
                 ex.publish(me, u64::MAX);
+                ex.busy[me].store(busy.as_nanos() as u64, Ordering::Relaxed);
                 return;
             }
             ex.wait(me, &mut idle, bound);
@@ -196,6 +207,7 @@ fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
             continue;
         }
         idle = 0;
+        let started = timed.then(Instant::now);
         // Events one at a time in time order across this part's lanes, so the clock this part
         // publishes follows it closely and the others can run up to a lookahead past it.
         let mut published = low;
@@ -226,6 +238,7 @@ fn run_part(v: &mut View<'_>, me: usize, ex: &Exchange, before: Timestamp) {
             v.lanes[l - v.lane0].out = out;
             sched.refile(v, l);
         }
+        busy += started.map_or(Duration::ZERO, |t| t.elapsed());
     }
 }
 
@@ -283,6 +296,16 @@ impl Simulation {
             }
         });
         self.handed += ex.handed.load(Ordering::Relaxed);
+        if parts.len() > 1 {
+            let n = self.slots.len();
+            let slots: Vec<usize> = (0..parts.len())
+                .map(|p| parts.get(p + 1).map_or(n, |q| q.1).saturating_sub(parts[p].1))
+                .collect();
+            let busy: Vec<u64> = ex.busy.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            if self.balance.record(&slots, &busy) {
+                self.parts_stale = true;
+            }
+        }
         self.now = self.now.max(limit);
     }
 }

@@ -662,6 +662,8 @@ mod tests {
         assert_eq!(sim.handed, 0);
         let (two, sim) = run_keep(&cfg(2));
         assert!(sim.handed > 100, "only {} datagrams crossed threads", sim.handed);
+        // Under test the split moves after every call (`balance.rs`).
+        assert!(sim.balance.moves > 10, "the split moved {} times", sim.balance.moves);
         assert_eq!(one, two);
         assert_eq!(one.present_at_end, one.expected_present_at_end);
     }

@@ -31,6 +31,7 @@
 //! ```
 
 mod advance;
+mod balance;
 pub mod day;
 mod lane;
 mod nat;
@@ -48,6 +49,7 @@ use std::{
 use rand::Rng;
 use rand_core::SeedableRng;
 
+use self::balance::Balance;
 use self::lane::{Lane, SubnetInfo};
 pub use self::{
     nat::{Nat, NatKind},
@@ -168,6 +170,8 @@ pub struct Simulation {
     /// subnets' slots are not in contiguous runs, so windows run on one thread).
     parts: Option<Vec<(usize, usize)>>,
     parts_stale: bool,
+    /// How many nodes each part gets, after how busy the parts were (`balance.rs`).
+    balance: Balance,
 }
 
 fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
@@ -229,6 +233,7 @@ impl Simulation {
             threads: 1,
             parts: None,
             parts_stale: true,
+            balance: Balance::default(),
         };
         w.start_master();
         w

@@ -165,7 +165,7 @@ impl Simulation {
     }
 
     /// How the lanes split over the threads, if they can: each part is a run of subnets
-    /// whose nodes are a run of slots, with about as many nodes as the others.
+    /// whose nodes are a run of slots, with its share of the nodes (`balance.rs`).
     pub(super) fn parts(&mut self) -> Option<&[(usize, usize)]> {
         if self.parts_stale {
             self.parts_stale = false;
@@ -192,7 +192,7 @@ impl Simulation {
             if lo == usize::MAX {
                 continue;
             }
-            let want = n * parts.len() / self.threads;
+            let want = (n as f64 * self.balance.start_of(parts.len(), self.threads)) as usize;
             if parts.len() < self.threads && seen >= want && seen > 0 {
                 if lo <= highest {
                     return None;
