@@ -88,6 +88,33 @@ impl Node {
         link.neighbours = list.nodes;
     }
 
+    /// A heartbeat (`Uptime`) from our LSN. The LSN heartbeats only the child its last ranking
+    /// push named first, so this makes us the hot standby even if that list was lost: it goes
+    /// out once, unacknowledged, and is not repeated until the ranking changes again. Without
+    /// this, a lost list leaves the subnet with no standby at all (the LSN heartbeats a child
+    /// that does not watch it), and a crash is then noticed only by the children's
+    /// `lsn_silence`. A standby whose list missed some children adopts those the master names
+    /// (`adopt.rs`). Returns false if `peer` is not our LSN.
+    pub(super) fn on_lsn_heartbeat(&mut self, now: Timestamp, peer: NodeId) -> bool {
+        let Some(link) = self.lsn.as_mut().filter(|l| l.id == peer) else { return false };
+        if !link.standby {
+            tracing::debug!(node = ?self.ep.node_id(), lsn = ?peer, "heartbeat: we are the standby");
+            link.standby = true;
+            link.last_heard = now;
+        }
+        true
+    }
+
+    /// Test hook: as if the ranking push that named us the standby had been lost, we hold
+    /// `list` (an older one, naming another child first) and do not know we are the standby.
+    #[cfg(test)]
+    pub(super) fn lose_standby_list(&mut self, list: Vec<Contact>) {
+        if let Some(link) = &mut self.lsn {
+            link.standby = false;
+            link.neighbours = list;
+        }
+    }
+
     pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, part: Part) {
         let me = self.node_id();
         if part.better_lsn.is_some_and(|c| c.id == me) {
@@ -156,6 +183,11 @@ impl Node {
         self.ep.close(&link.id);
         self.events.push_back(NodeEvent::LsnLost { lsn: link.id });
         let me = self.node_id();
+        if link.standby {
+            // Heartbeats made us the standby even if our list names another first (see
+            // `on_lsn_heartbeat`).
+            return self.succeed(now, link);
+        }
         let survivors: Vec<Contact> =
             link.neighbours.iter().copied().filter(|c| c.id != link.id).collect();
         match survivors.first() {

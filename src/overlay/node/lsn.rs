@@ -437,8 +437,12 @@ impl Node {
     }
 
     /// A rival LSN's uptime: the longer-serving LSN stays (ties: the lower id); the other
-    /// parts its children towards the winner and joins it (thesis 5.3.5).
+    /// parts its children towards the winner and joins it (thesis 5.3.5). From our own LSN,
+    /// while we are its child, it is the hot standby's heartbeat instead.
     pub(super) fn on_uptime(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Uptime) {
+        if self.on_lsn_heartbeat(now, peer) {
+            return;
+        }
         let Some(role) = self.role.as_ref() else { return };
         let mine = now.saturating_since(role.since).as_secs();
         let rival = Contact { id: peer, addr: WireAddr(addr) };
