@@ -641,6 +641,30 @@ mod tests {
     }
 
     #[test]
+    fn a_child_already_down_when_its_lsn_crashes_is_not_waited_for() {
+        let sec = Duration::from_secs(1);
+        let mut w = Simulation::new(12);
+        for _ in 0..6 {
+            w.add(1);
+        }
+        w.run_until(30 * sec, |w| w.all_present());
+        w.run_for(3 * sec);
+        let lsn = (0..6).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
+        // The last-ranked child crashes; the LSN pings it only every minute, so it still
+        // lists it when it crashes itself.
+        let ranked = w.node(lsn).children();
+        let gone = ranked.last().and_then(|id| w.slot_of_id(id)).expect("a child");
+        w.crash(gone);
+        w.run_for(2 * sec);
+        assert!(w.node(lsn).children().contains(&w.id(gone)));
+        w.crash_timed(lsn);
+        w.run_for(30 * sec);
+        // Timed over the children still running: the one down rejoins only when it restarts.
+        assert_eq!(w.stats.recoveries.len(), 1, "{:?}", w.stats.recoveries);
+        assert_eq!(w.stats.rejoins.len(), 1, "{:?}", w.stats.rejoins);
+    }
+
+    #[test]
     fn the_day_is_the_same_on_one_thread_and_on_two() {
         // Many small subnets up at once, on two threads that hand each other datagrams.
         let cfg = |threads| DayConfig {
