@@ -643,13 +643,7 @@ mod tests {
     #[test]
     fn a_child_already_down_when_its_lsn_crashes_is_not_waited_for() {
         let sec = Duration::from_secs(1);
-        let mut w = Simulation::new(12);
-        for _ in 0..6 {
-            w.add(1);
-        }
-        w.run_until(30 * sec, |w| w.all_present());
-        w.run_for(3 * sec);
-        let lsn = (0..6).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
+        let (mut w, lsn) = Simulation::settled_subnet(12, 6, 3 * sec);
         // The last-ranked child crashes; the LSN pings it only every minute, so it still
         // lists it when it crashes itself.
         let ranked = w.node(lsn).children();

@@ -419,11 +419,7 @@ mod tests {
     fn a_restart_the_master_has_not_noticed_is_not_timed_as_a_join() {
         use crate::{overlay::NodeState, sim::Simulation};
         let sec = Duration::from_secs(1);
-        let mut w = Simulation::new(12);
-        for _ in 0..4 {
-            w.add(1);
-        }
-        w.run_until(30 * sec, |w| w.all_present());
+        let (mut w, _) = Simulation::settled_subnet(12, 4, Duration::ZERO);
         let timed = w.stats.joins.len();
         assert_eq!(timed, 4);
         let is_lsn = |w: &Simulation, i: usize| w.node(i).state() == NodeState::IsLsn;

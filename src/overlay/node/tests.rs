@@ -15,13 +15,7 @@ fn a_standby_whose_ranking_push_was_lost_still_takes_over_at_once() {
     // The push that names the standby goes out once, unacknowledged. Lost, the LSN heartbeats
     // a child that does not know it is the standby, and nobody watches the LSN closely: a
     // crash was then noticed only by the children's silence timer (90 s and more).
-    let mut w = Simulation::new(31);
-    for _ in 0..8 {
-        w.add(1);
-    }
-    w.run_until(30 * SEC, |w| w.all_present());
-    w.run_for(3 * SEC);
-    let old = (0..8).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
+    let (mut w, old) = Simulation::settled_subnet(31, 8, 3 * SEC);
     let ranked = w.node(old).children();
     let standby = w.slot_of_id(&ranked[0]).expect("the standby's slot");
     // The list it holds instead names the next child first, as one from before a re-ranking.
