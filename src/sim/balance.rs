@@ -24,6 +24,8 @@ pub(super) struct Balance {
     shares: Vec<f64>,
     /// Per part: busy time (ns) since the shares last moved, under the current split.
     busy: Vec<u64>,
+    /// The split `busy` was measured under (nodes per part).
+    slots: Vec<usize>,
     /// How many times the shares moved.
     pub(super) moves: u64,
 }
@@ -44,9 +46,14 @@ impl Balance {
         if n < 2 || busy_ns.len() != n {
             return false;
         }
-        if self.shares.len() != n || self.busy.len() != n {
+        if self.shares.len() != n {
             let total = slots.iter().sum::<usize>().max(1) as f64;
             self.shares = slots.iter().map(|&s| s as f64 / total).collect();
+        }
+        if self.slots != slots {
+            // Another split (nodes added or moved): times measured under the old one would
+            // be charged to the wrong number of nodes.
+            self.slots = slots.to_vec();
             self.busy = vec![0; n];
         }
         for (b, &x) in self.busy.iter_mut().zip(busy_ns) {
