@@ -45,7 +45,12 @@ struct LsnRecord {
 #[derive(Default)]
 pub(super) struct Registry {
     nodes: BTreeMap<NodeId, NodeRecord>,
+    /// The nodes whose record names each LSN (the LSN's own record included, pending ones
+    /// too), so that an LSN's children are found without a pass over the whole fleet.
+    under: HashMap<NodeId, BTreeSet<NodeId>>,
     lsns: BTreeMap<NodeId, LsnRecord>,
+    /// The LSNs of each subnet (kept with `lsns`): asked on every LSN's ping.
+    lsns_by_subnet: HashMap<SubnetKey, BTreeSet<NodeId>>,
     lsn_expiry: BTreeSet<(Timestamp, NodeId)>,
     pending: BTreeSet<(Timestamp, NodeId)>,
     designates: HashMap<SubnetKey, (Contact, Timestamp)>,
@@ -107,20 +112,54 @@ impl Registry {
             return None;
         }
         let children = self
-            .nodes
-            .iter()
-            .filter(|(id, r)| r.lsn == *node && *id != node && *id != reporter)
+            .records_under(node)
+            .filter(|(id, _)| *id != node && *id != reporter)
             .map(|(id, r)| Contact { id: *id, addr: crate::wire::WireAddr(r.addr) })
             .collect();
         Some(children)
     }
 
     pub(super) fn children_of(&self, lsn: &NodeId) -> Vec<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|(id, r)| r.lsn == *lsn && *id != lsn && r.pending.is_none())
+        self.records_under(lsn)
+            .filter(|(id, r)| *id != lsn && r.pending.is_none())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The records naming `lsn` (its own included), in id order.
+    fn records_under<'a>(
+        &'a self,
+        lsn: &NodeId,
+    ) -> impl Iterator<Item = (&'a NodeId, &'a NodeRecord)> + 'a {
+        let ids = self.under.get(lsn).into_iter().flatten();
+        ids.filter_map(|id| self.nodes.get_key_value(id))
+    }
+
+    /// Files a node's record (replacing any it had), keeping `under` in step.
+    fn put_node(&mut self, node: NodeId, rec: NodeRecord) -> Option<NodeRecord> {
+        self.under.entry(rec.lsn).or_default().insert(node);
+        let lsn = rec.lsn;
+        let previous = self.nodes.insert(node, rec);
+        if let Some(p) = previous.as_ref().filter(|p| p.lsn != lsn) {
+            self.unfile(&p.lsn, &node);
+        }
+        previous
+    }
+
+    /// Takes a node's record out, keeping `under` in step.
+    fn take_node(&mut self, node: &NodeId) -> Option<NodeRecord> {
+        let rec = self.nodes.remove(node)?;
+        self.unfile(&rec.lsn, node);
+        Some(rec)
+    }
+
+    fn unfile(&mut self, lsn: &NodeId, node: &NodeId) {
+        if let Some(set) = self.under.get_mut(lsn) {
+            set.remove(node);
+            if set.is_empty() {
+                self.under.remove(lsn);
+            }
+        }
     }
 
     pub(super) fn remember_certificate(&mut self, cert: Certificate) {
@@ -200,7 +239,16 @@ impl Registry {
     }
 
     pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
-        self.lsns.values().filter(|l| l.subnet == *subnet).map(|l| l.contact).collect()
+        self.subnet_lsn_records(subnet).map(|(_, l)| l.contact).collect()
+    }
+
+    /// `subnet`'s LSNs, in id order.
+    fn subnet_lsn_records<'a>(
+        &'a self,
+        subnet: &SubnetKey,
+    ) -> impl Iterator<Item = (&'a NodeId, &'a LsnRecord)> + 'a {
+        let ids = self.lsns_by_subnet.get(subnet).into_iter().flatten();
+        ids.filter_map(|id| self.lsns.get_key_value(id))
     }
 
     /// The LSNs of `lsn`'s subnet, when it has rivals there.
@@ -211,7 +259,34 @@ impl Registry {
     }
 
     pub(super) fn subnet_lsn_addrs(&self, subnet: &SubnetKey) -> Vec<(NodeId, SocketAddr)> {
-        self.lsns.iter().filter(|(_, l)| l.subnet == *subnet).map(|(id, l)| (*id, l.addr)).collect()
+        self.subnet_lsn_records(subnet).map(|(id, l)| (*id, l.addr)).collect()
+    }
+
+    /// Files an LSN's record (replacing any it had), keeping `lsns_by_subnet` in step.
+    fn put_lsn(&mut self, id: NodeId, rec: LsnRecord) -> Option<LsnRecord> {
+        self.lsns_by_subnet.entry(rec.subnet).or_default().insert(id);
+        let subnet = rec.subnet;
+        let previous = self.lsns.insert(id, rec);
+        if let Some(p) = previous.as_ref().filter(|p| p.subnet != subnet) {
+            self.unfile_lsn(&p.subnet, &id);
+        }
+        previous
+    }
+
+    /// Takes an LSN's record out, keeping `lsns_by_subnet` in step.
+    fn take_lsn(&mut self, id: &NodeId) -> Option<LsnRecord> {
+        let rec = self.lsns.remove(id)?;
+        self.unfile_lsn(&rec.subnet, id);
+        Some(rec)
+    }
+
+    fn unfile_lsn(&mut self, subnet: &SubnetKey, id: &NodeId) {
+        if let Some(set) = self.lsns_by_subnet.get_mut(subnet) {
+            set.remove(id);
+            if set.is_empty() {
+                self.lsns_by_subnet.remove(subnet);
+            }
+        }
     }
 
     fn subnet_of(&self, lsn: &NodeId) -> Option<SubnetKey> {
@@ -245,7 +320,7 @@ impl Registry {
                 }
             }
         };
-        let previous = self.nodes.insert(
+        let previous = self.put_node(
             node,
             NodeRecord { lsn, addr, route, last_seen: now, rtt: None, pending: None },
         );
@@ -271,7 +346,7 @@ impl Registry {
 
     /// Removes a node; returns the Parted event if it was present.
     fn remove(&mut self, node: &NodeId, reason: PartReason) -> Option<PresenceEvent> {
-        let rec = self.nodes.remove(node)?;
+        let rec = self.take_node(node)?;
         match rec.pending {
             Some((_, until)) => {
                 self.pending.remove(&(until, *node));
@@ -306,8 +381,7 @@ impl Registry {
             self.designates.remove(&subnet);
         }
         if let Some(old) = self
-            .lsns
-            .insert(id, LsnRecord { subnet, contact, addr, expires: now, slack: Duration::ZERO })
+            .put_lsn(id, LsnRecord { subnet, contact, addr, expires: now, slack: Duration::ZERO })
         {
             self.lsn_expiry.remove(&(old.expires, id));
         }
@@ -393,7 +467,7 @@ impl Registry {
 
     /// Forgets the LSN role of `lsn`; its children become pending.
     fn drop_lsn(&mut self, now: Timestamp, lsn: &NodeId, cfg: &MasterConfig) {
-        if let Some(rec) = self.lsns.remove(lsn) {
+        if let Some(rec) = self.take_lsn(lsn) {
             self.lsn_expiry.remove(&(rec.expires, *lsn));
         }
         for child in self.children_of(lsn) {
@@ -440,7 +514,7 @@ impl Registry {
             self.pending.pop_first();
             let reason = self.nodes.get(&node).and_then(|r| r.pending).map(|(r, _)| r);
             if let Some(reason) = reason {
-                self.nodes.remove(&node);
+                self.take_node(&node);
                 events.push(PresenceEvent::Parted { node, reason });
             }
         }
@@ -465,9 +539,8 @@ impl Registry {
         };
         for (id, lsn) in &self.lsns {
             let children = self
-                .nodes
-                .iter()
-                .filter(|(cid, r)| r.lsn == *id && *cid != id && r.pending.is_none())
+                .records_under(id)
+                .filter(|(cid, r)| *cid != id && r.pending.is_none())
                 .map(|(cid, r)| view(cid, r))
                 .collect();
             let me = self.nodes.get(id).map(|r| view(id, r));
@@ -489,5 +562,107 @@ impl Registry {
             subnets: subnets.into_iter().map(|(key, lsns)| SubnetView { key, lsns }).collect(),
             pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::WireAddr;
+
+    fn id(n: u8) -> NodeId {
+        NodeId::from_bytes([n; 20])
+    }
+
+    fn contact(n: u8) -> Contact {
+        Contact { id: id(n), addr: WireAddr(addr(n)) }
+    }
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 4000))
+    }
+
+    fn subnet(n: u8) -> SubnetKey {
+        SubnetKey::new([10, n, 0, 1].into(), 24, [192, 0, 2, n].into())
+    }
+
+    fn joined(n: u8) -> PresenceChange {
+        PresenceChange { node: id(n), kind: PresenceKind::Joined, addr: WireAddr(addr(n)) }
+    }
+
+    /// The indexed answers equal a pass over every record.
+    fn check(r: &Registry) {
+        let lsns: BTreeSet<NodeId> =
+            r.nodes.values().map(|rec| rec.lsn).chain(r.lsns.keys().copied()).collect();
+        for lsn in &lsns {
+            let scan: Vec<NodeId> = r
+                .nodes
+                .iter()
+                .filter(|(id, rec)| rec.lsn == *lsn && *id != lsn && rec.pending.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(r.children_of(lsn), scan, "children of {lsn:?}");
+        }
+        let subnets: BTreeSet<SubnetKey> = r.lsns.values().map(|l| l.subnet).collect();
+        for s in &subnets {
+            let scan: Vec<Contact> =
+                r.lsns.values().filter(|l| l.subnet == *s).map(|l| l.contact).collect();
+            assert_eq!(r.subnet_lsns(s), scan);
+        }
+        let filed: usize = r.under.values().map(BTreeSet::len).sum();
+        assert_eq!(filed, r.nodes.len(), "every record filed once under its LSN");
+        assert!(r.under.values().all(|s| !s.is_empty()), "no empty sets left behind");
+        let filed: usize = r.lsns_by_subnet.values().map(BTreeSet::len).sum();
+        assert_eq!(filed, r.lsns.len(), "every LSN filed once under its subnet");
+    }
+
+    #[test]
+    fn the_indexes_follow_joins_moves_failovers_and_expiry() {
+        let cfg = MasterConfig::default();
+        let mut r = Registry::default();
+        let t = Timestamp::from_secs(1);
+        r.register_lsn(t, subnet(1), contact(1), addr(1));
+        r.register_lsn(t, subnet(1), contact(2), addr(2));
+        r.register_lsn(t, subnet(2), contact(3), addr(3));
+        for n in 10..20 {
+            r.apply(t, &id(1), &joined(n), &[id(1)], &cfg);
+        }
+        for n in 20..25 {
+            r.apply(t, &id(3), &joined(n), &[id(3)], &cfg);
+        }
+        check(&r);
+        assert_eq!(r.children_of(&id(1)).len(), 10);
+        // Children change LSN: rerouted within the subnet, moved to another.
+        r.apply(t, &id(2), &joined(10), &[id(2)], &cfg);
+        r.apply(t, &id(3), &joined(11), &[id(3)], &cfg);
+        check(&r);
+        assert_eq!(r.children_of(&id(1)).len(), 8);
+        assert_eq!(r.children_of(&id(2)), vec![id(10)]);
+        // A standby reports its LSN gone: the children wait, then expire.
+        assert_eq!(r.replaced_children(&id(2), &id(1)).map(|c| c.len()), Some(8));
+        let gone = PresenceChange {
+            node: id(1),
+            kind: PresenceKind::Parted(PartReason::Lost),
+            addr: WireAddr(addr(1)),
+        };
+        r.apply(t, &id(2), &gone, &[id(2)], &cfg);
+        check(&r);
+        assert!(r.children_of(&id(1)).is_empty(), "pending children are not listed");
+        assert_eq!(r.subnet_lsns(&subnet(1)), vec![contact(2)]);
+        // The new LSN reports some of them; the rest part when the grace ends.
+        for n in 12..15 {
+            r.apply(t, &id(2), &joined(n), &[id(2)], &cfg);
+        }
+        check(&r);
+        r.expire(t + cfg.grace + Duration::from_secs(1), &cfg);
+        check(&r);
+        assert_eq!(r.children_of(&id(2)), vec![id(10), id(12), id(13), id(14)]);
+        // An LSN re-registers for another subnet (it moved) and a resync trims a list.
+        r.register_lsn(t, subnet(3), contact(3), addr(3));
+        r.resync(t, &id(3), &[contact(20), contact(21)], &cfg);
+        check(&r);
+        assert_eq!(r.children_of(&id(3)), vec![id(20), id(21)]);
+        assert_eq!(r.subnet_lsns(&subnet(3)), vec![contact(3)]);
+        assert!(r.subnet_lsns(&subnet(2)).is_empty());
     }
 }
