@@ -34,11 +34,17 @@ use std::{
 use super::{lane::InFlight, view::View, Simulation};
 use crate::Timestamp;
 
-/// Spins (tens of microseconds) a waiting thread does before it parks until another part
-/// moves its clock: spinning answers in nanoseconds, but a thread that spins while the one
-/// it waits for has no core (more threads than free cores, as under a test runner) would
-/// hold everything up.
-const SPINS_BEFORE_PARKING: u32 = 1 << 10;
+/// Spins (tens of microseconds) a waiting thread does before it starts yielding its core:
+/// spinning answers in nanoseconds, but a thread that spins while the one it waits for has
+/// no core (more threads than free cores, as under a test runner) would hold everything up.
+const SPINS_BEFORE_YIELDING: u32 = 1 << 10;
+
+/// Yields (a few milliseconds in all) before a waiting thread parks until another part moves
+/// its clock. A yield returns at once when no other thread wants the core, so on an idle
+/// machine this is still a spin; parking would make the thread it waits for pay a wake-up
+/// call on its next clock move, and the parked one the scheduler's latency (most waits are
+/// a few tens of microseconds: the parts keep within one lookahead of each other).
+const YIELDS_BEFORE_PARKING: u32 = 1 << 12;
 
 /// What the parts of one [`Simulation::advance`] share.
 struct Exchange {
@@ -110,11 +116,15 @@ impl Exchange {
     }
 
     /// Part `me` cannot go on before another part's clock moves past `bound`: it spins a
-    /// little, then parks.
+    /// little, yields a while, then parks.
     fn wait(&self, me: usize, idle: &mut u32, bound: u64) {
         *idle = idle.saturating_add(1);
-        if *idle < SPINS_BEFORE_PARKING {
+        if *idle < SPINS_BEFORE_YIELDING {
             std::hint::spin_loop();
+            return;
+        }
+        if *idle < SPINS_BEFORE_YIELDING + YIELDS_BEFORE_PARKING {
+            std::thread::yield_now();
             return;
         }
         self.threads[me].get_or_init(std::thread::current);
