@@ -173,7 +173,7 @@ pub(super) struct SubnetInfo {
 
 /// What every lane reads and none changes during a window.
 pub(super) struct Shared<'a> {
-    pub(super) by_addr: &'a HashMap<SocketAddr, usize>,
+    pub(super) by_addr: &'a super::network::AddrBook,
     pub(super) cut: &'a HashSet<(SocketAddr, SocketAddr)>,
     pub(super) udp_blocks: &'a HashMap<usize, UdpBlock>,
     pub(super) net: &'a NetModel,

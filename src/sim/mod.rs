@@ -156,7 +156,7 @@ pub struct Simulation {
     seed: u64,
     uncertified: HashSet<usize>,
     /// Slot by address and by id, so a datagram or an event finds its host without a scan.
-    by_addr: HashMap<SocketAddr, usize>,
+    by_addr: network::AddrBook,
     by_id: HashMap<NodeId, usize>,
     /// Each running node's filed deadline (the entry in its lane's timers).
     deadlines: Vec<Option<Timestamp>>,
@@ -342,7 +342,7 @@ impl Simulation {
         });
         self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
-        self.by_addr.insert(addr, idx);
+        self.by_addr.insert(subnet, host, idx);
         self.deadlines.push(None);
         self.parts_stale = true;
         self.start(idx);

@@ -50,6 +50,46 @@ pub fn host_addr(s: u16, i: usize) -> SocketAddr {
     SocketAddr::from((ip, 4000))
 }
 
+/// Which slot listens at each host address: the address is decoded into its subnet and host
+/// number and looked up in two short arrays, so sending a datagram does not hash an address
+/// into a table of every host (a cache miss per datagram on a large fleet).
+#[derive(Default)]
+pub(super) struct AddrBook {
+    /// By subnet, then host number: the slot, or `NO_SLOT`.
+    hosts: Vec<Vec<u32>>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl AddrBook {
+    /// Notes that slot `slot` listens at `host_addr(s, host)`.
+    pub(super) fn insert(&mut self, s: u16, host: usize, slot: usize) {
+        let s = usize::from(s);
+        if self.hosts.len() <= s {
+            self.hosts.resize_with(s + 1, Vec::new);
+        }
+        let hosts = &mut self.hosts[s];
+        if hosts.len() <= host {
+            hosts.resize(host + 1, NO_SLOT);
+        }
+        hosts[host] = u32::try_from(slot).expect("fewer than 2^32 slots");
+    }
+
+    /// The slot listening at `addr`, if any.
+    pub(super) fn get(&self, addr: &SocketAddr) -> Option<usize> {
+        let IpAddr::V4(v4) = addr.ip() else { return None };
+        let [a, b, c, d] = v4.octets();
+        let s = u16::from(a.checked_sub(10)?) << 8 | u16::from(b);
+        let host = usize::from(c) * 250 + usize::from(d.checked_sub(1)?);
+        // Exactly the address `host_addr` gives (port, last octet in range), nothing else.
+        if host_addr(s, host) != *addr {
+            return None;
+        }
+        let slot = *self.hosts.get(usize::from(s))?.get(host)?;
+        (slot != NO_SLOT).then_some(slot as usize)
+    }
+}
+
 /// The public address of subnet `s`'s NAT, in the shared address space 100.64.0.0/10.
 pub fn public_ip(s: u16) -> Ipv4Addr {
     Ipv4Addr::new(100, 64, (s >> 8) as u8, s as u8)
@@ -133,5 +173,31 @@ impl NetModel {
     /// through its downlink.
     pub(super) fn downlink(&self, arrive: Timestamp, len: usize, to: &mut Subnet) -> Timestamp {
         self.queue(arrive, len, &mut to.down_free)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_book_finds_exactly_the_hosts_filed() {
+        let mut book = AddrBook::default();
+        book.insert(1, 0, 7);
+        book.insert(1, 251, 8);
+        book.insert(300, 3, 9);
+        assert_eq!(book.get(&host_addr(1, 0)), Some(7));
+        assert_eq!(book.get(&host_addr(1, 251)), Some(8));
+        assert_eq!(book.get(&host_addr(300, 3)), Some(9));
+        // Hosts never filed, another port, a NAT's public address, IPv6: nobody there.
+        assert_eq!(book.get(&host_addr(1, 1)), None);
+        assert_eq!(book.get(&host_addr(2, 0)), None);
+        let mut other_port = host_addr(1, 0);
+        other_port.set_port(4001);
+        assert_eq!(book.get(&other_port), None);
+        assert_eq!(book.get(&SocketAddr::from((public_ip(1), 4000))), None);
+        assert_eq!(book.get(&SocketAddr::from(([10, 1, 0, 0], 4000))), None);
+        assert_eq!(book.get(&SocketAddr::from(([10, 1, 0, 251], 4000))), None);
+        assert_eq!(book.get(&"[::1]:4000".parse().unwrap()), None);
     }
 }

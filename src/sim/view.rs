@@ -220,7 +220,7 @@ impl<'a> View<'a> {
         };
         let (target, dst_subnet) = if dst == master_addr() {
             (Target::Master, None)
-        } else if let Some(&j) = shared.by_addr.get(&dst) {
+        } else if let Some(j) = shared.by_addr.get(&dst) {
             (Target::Node(j), Some(shared.place[j]))
         } else if let Some(s) = network::subnet_of_public(dst.ip()) {
             (Target::Nat(s, dst.port()), Some(s))
@@ -325,7 +325,7 @@ impl<'a> View<'a> {
                     return;
                 };
                 match shared.by_addr.get(&private) {
-                    Some(&j) if shared.place[j] == s => {
+                    Some(j) if shared.place[j] == s => {
                         let deaf = shared.udp_blocks.get(&j).is_some_and(|b| b.inbound);
                         if path == Path::Udp && deaf {
                             return;
