@@ -127,7 +127,7 @@ impl Endpoint {
             Ok(()) => {
                 // The enrollment session stays up as an ordinary session: it authenticated the
                 // master by certificate, and the master now knows our certificate too.
-                self.certificate = Some(cert.clone());
+                self.certificate = Some(Box::new(cert.clone()));
                 self.events.push_back(Event::Enrolled { certificate: Box::new(cert) });
             }
             Err(detail) => self.events.push_back(Event::EnrollmentFailed {

@@ -164,7 +164,7 @@ impl Endpoint {
     /// What we present in message 3: our certificate, or an enrollment request.
     fn own_credential(&self) -> Result<Credential, HandshakeError> {
         Ok(match &self.certificate {
-            Some(cert) => Credential::Certificate(Box::new(cert.clone())),
+            Some(cert) => Credential::Certificate(cert.clone()),
             None => Credential::Enroll(Box::new(EnrollRequest::new(
                 &self.config.identity,
                 self.config.trust.network(),

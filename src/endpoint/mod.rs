@@ -125,8 +125,10 @@ pub struct Stats {
 /// The sans-IO link layer of one node. See the [crate docs](crate) for the run loop.
 pub struct Endpoint {
     config: EndpointConfig,
-    certificate: Option<Certificate>,
-    rng: ChaCha20Rng,
+    // Boxed: needed only for handshakes, and a compact endpoint keeps the fields every
+    // datagram touches on fewer cache lines.
+    certificate: Option<Box<Certificate>>,
+    rng: Box<ChaCha20Rng>,
     links: HashMap<u32, Link>,
     by_peer: HashMap<NodeId, u32>,
     by_addr: HashMap<SocketAddr, u32>,
@@ -153,11 +155,11 @@ impl Endpoint {
     /// An endpoint with `config`, drawing every random choice (session indices, ephemeral keys)
     /// from `seed`. Give each node its own seed; a simulation derives them from one master seed.
     pub fn new(config: EndpointConfig, seed: [u8; 32]) -> Self {
-        let certificate = config.certificate.clone();
+        let certificate = config.certificate.clone().map(Box::new);
         Endpoint {
             config,
             certificate,
-            rng: ChaCha20Rng::from_seed(seed),
+            rng: Box::new(ChaCha20Rng::from_seed(seed)),
             links: HashMap::new(),
             by_peer: HashMap::new(),
             by_addr: HashMap::new(),
@@ -193,7 +195,7 @@ impl Endpoint {
 
     /// Our certificate, once we have one.
     pub fn certificate(&self) -> Option<&Certificate> {
-        self.certificate.as_ref()
+        self.certificate.as_deref()
     }
 
     /// Counters.
@@ -438,7 +440,7 @@ impl Endpoint {
 
     /// The endpoint's random stream, for callers that seal envelopes deterministically.
     pub fn rng(&mut self) -> &mut (impl rand_core::CryptoRng + RngCore) {
-        &mut self.rng
+        &mut *self.rng
     }
 
     fn insert_link(&mut self, index: u32, mut link: Link) {

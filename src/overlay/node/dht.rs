@@ -14,7 +14,7 @@ use crate::{
 impl Node {
     /// The DHT service, once the node has started (its first input).
     pub fn dht(&self) -> Option<&Dht> {
-        self.dht.as_ref()
+        self.dht.as_deref()
     }
 
     /// Signs `value` under `key` with this node's identity and stores it at the k closest
@@ -82,7 +82,7 @@ impl Node {
     /// What this node's DHT has sent so far, by class (query, maintenance, answers; see
     /// [`dht::traffic`](crate::dht::traffic)); all zero before the node started.
     pub fn dht_traffic(&self) -> DhtTraffic {
-        self.dht.as_ref().map(Dht::traffic).unwrap_or_default()
+        self.dht.as_deref().map(Dht::traffic).unwrap_or_default()
     }
 
     /// The k nodes closest to `target`.
@@ -122,12 +122,12 @@ impl Node {
     /// The service, created at the node's first input (it needs the time).
     fn dht_mut(&mut self, now: Timestamp) -> &mut Dht {
         let (me, master) = (self.node_id(), self.ep.trust().network().master_id());
-        let config = self.cfg.dht.clone();
+        let config = &self.cfg.dht;
         self.dht.get_or_insert_with(|| {
             // Refresh targets only need to differ between nodes, not be secret.
             let mut seed = [0u8; 32];
             seed[..me.as_bytes().len()].copy_from_slice(me.as_bytes());
-            Dht::new(now, me, master, config, seed)
+            Box::new(Dht::new(now, me, master, config.clone(), seed))
         })
     }
 
@@ -168,7 +168,7 @@ impl Node {
     }
 
     pub(super) fn dht_deadline(&self) -> Option<Timestamp> {
-        self.dht.as_ref().and_then(Dht::poll_timeout)
+        self.dht.as_deref().and_then(Dht::poll_timeout)
     }
 
     /// Sends what the DHT wants sent and reports its results.

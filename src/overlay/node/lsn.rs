@@ -174,7 +174,7 @@ impl Node {
         known: Vec<Contact>,
     ) {
         self.lsn = None;
-        self.role = Some(LsnRole::new(now, takeover_from));
+        self.role = Some(Box::new(LsnRole::new(now, takeover_from)));
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
         // Discovery learns we are the LSN (a LAN discovery answers its subnet's queries).

@@ -140,8 +140,11 @@ pub struct Node {
     backoff: Duration,
     finder: Finder,
     lsn: Option<LsnLink>,
-    role: Option<LsnRole>,
-    dht: Option<crate::dht::Dht>,
+    // Boxed, as the endpoint's cold parts are: most nodes are not LSNs and many run without a
+    // DHT, and a compact node keeps its hot fields on fewer cache lines (the fleet simulator
+    // touches tens of thousands of nodes).
+    role: Option<Box<LsnRole>>,
+    dht: Option<Box<crate::dht::Dht>>,
     /// An unsolicited reach probe got in over UDP (`reach.rs`).
     inbound_ok: bool,
 }
