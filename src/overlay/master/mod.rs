@@ -5,6 +5,7 @@
 mod delivery;
 mod dht;
 mod election;
+mod groups;
 mod keepalive;
 mod registry;
 mod topology;

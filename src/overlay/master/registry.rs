@@ -9,6 +9,7 @@ use std::{
 };
 
 use super::{
+    groups::Groups,
     topology::{LsnView, NodeView, SubnetView, Topology},
     PresenceEvent,
 };
@@ -47,10 +48,10 @@ pub(super) struct Registry {
     nodes: BTreeMap<NodeId, NodeRecord>,
     /// The nodes whose record names each LSN (the LSN's own record included, pending ones
     /// too), so that an LSN's children are found without a pass over the whole fleet.
-    under: HashMap<NodeId, BTreeSet<NodeId>>,
+    under: Groups<NodeId>,
     lsns: BTreeMap<NodeId, LsnRecord>,
     /// The LSNs of each subnet (kept with `lsns`): asked on every LSN's ping.
-    lsns_by_subnet: HashMap<SubnetKey, BTreeSet<NodeId>>,
+    lsns_by_subnet: Groups<SubnetKey>,
     lsn_expiry: BTreeSet<(Timestamp, NodeId)>,
     pending: BTreeSet<(Timestamp, NodeId)>,
     designates: HashMap<SubnetKey, (Contact, Timestamp)>,
@@ -131,35 +132,22 @@ impl Registry {
         &'a self,
         lsn: &NodeId,
     ) -> impl Iterator<Item = (&'a NodeId, &'a NodeRecord)> + 'a {
-        let ids = self.under.get(lsn).into_iter().flatten();
-        ids.filter_map(|id| self.nodes.get_key_value(id))
+        self.under.ids(lsn).filter_map(|id| self.nodes.get_key_value(id))
     }
 
     /// Files a node's record (replacing any it had), keeping `under` in step.
     fn put_node(&mut self, node: NodeId, rec: NodeRecord) -> Option<NodeRecord> {
-        self.under.entry(rec.lsn).or_default().insert(node);
         let lsn = rec.lsn;
         let previous = self.nodes.insert(node, rec);
-        if let Some(p) = previous.as_ref().filter(|p| p.lsn != lsn) {
-            self.unfile(&p.lsn, &node);
-        }
+        self.under.refile(node, previous.as_ref().map(|p| p.lsn), lsn);
         previous
     }
 
     /// Takes a node's record out, keeping `under` in step.
     fn take_node(&mut self, node: &NodeId) -> Option<NodeRecord> {
         let rec = self.nodes.remove(node)?;
-        self.unfile(&rec.lsn, node);
+        self.under.unfile(node, &rec.lsn);
         Some(rec)
-    }
-
-    fn unfile(&mut self, lsn: &NodeId, node: &NodeId) {
-        if let Some(set) = self.under.get_mut(lsn) {
-            set.remove(node);
-            if set.is_empty() {
-                self.under.remove(lsn);
-            }
-        }
     }
 
     pub(super) fn remember_certificate(&mut self, cert: Certificate) {
@@ -247,8 +235,7 @@ impl Registry {
         &'a self,
         subnet: &SubnetKey,
     ) -> impl Iterator<Item = (&'a NodeId, &'a LsnRecord)> + 'a {
-        let ids = self.lsns_by_subnet.get(subnet).into_iter().flatten();
-        ids.filter_map(|id| self.lsns.get_key_value(id))
+        self.lsns_by_subnet.ids(subnet).filter_map(|id| self.lsns.get_key_value(id))
     }
 
     /// The LSNs of `lsn`'s subnet, when it has rivals there.
@@ -264,29 +251,17 @@ impl Registry {
 
     /// Files an LSN's record (replacing any it had), keeping `lsns_by_subnet` in step.
     fn put_lsn(&mut self, id: NodeId, rec: LsnRecord) -> Option<LsnRecord> {
-        self.lsns_by_subnet.entry(rec.subnet).or_default().insert(id);
         let subnet = rec.subnet;
         let previous = self.lsns.insert(id, rec);
-        if let Some(p) = previous.as_ref().filter(|p| p.subnet != subnet) {
-            self.unfile_lsn(&p.subnet, &id);
-        }
+        self.lsns_by_subnet.refile(id, previous.as_ref().map(|p| p.subnet), subnet);
         previous
     }
 
     /// Takes an LSN's record out, keeping `lsns_by_subnet` in step.
     fn take_lsn(&mut self, id: &NodeId) -> Option<LsnRecord> {
         let rec = self.lsns.remove(id)?;
-        self.unfile_lsn(&rec.subnet, id);
+        self.lsns_by_subnet.unfile(id, &rec.subnet);
         Some(rec)
-    }
-
-    fn unfile_lsn(&mut self, subnet: &SubnetKey, id: &NodeId) {
-        if let Some(set) = self.lsns_by_subnet.get_mut(subnet) {
-            set.remove(id);
-            if set.is_empty() {
-                self.lsns_by_subnet.remove(subnet);
-            }
-        }
     }
 
     fn subnet_of(&self, lsn: &NodeId) -> Option<SubnetKey> {
@@ -609,11 +584,8 @@ mod tests {
                 r.lsns.values().filter(|l| l.subnet == *s).map(|l| l.contact).collect();
             assert_eq!(r.subnet_lsns(s), scan);
         }
-        let filed: usize = r.under.values().map(BTreeSet::len).sum();
-        assert_eq!(filed, r.nodes.len(), "every record filed once under its LSN");
-        assert!(r.under.values().all(|s| !s.is_empty()), "no empty sets left behind");
-        let filed: usize = r.lsns_by_subnet.values().map(BTreeSet::len).sum();
-        assert_eq!(filed, r.lsns.len(), "every LSN filed once under its subnet");
+        assert_eq!(r.under.census(), (r.nodes.len(), false), "each record filed once");
+        assert_eq!(r.lsns_by_subnet.census(), (r.lsns.len(), false), "each LSN filed once");
     }
 
     #[test]
