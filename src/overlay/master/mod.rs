@@ -5,7 +5,6 @@
 mod delivery;
 mod dht;
 mod election;
-mod groups;
 mod keepalive;
 mod registry;
 mod topology;

@@ -2,14 +2,16 @@
 //! LSNs serve which subnet. Deadlines live in ordered sets so the master's timer stays cheap
 //! with tens of thousands of nodes.
 
+mod groups;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::SocketAddr,
     time::Duration,
 };
 
+use self::groups::Groups;
 use super::{
-    groups::Groups,
     topology::{LsnView, NodeView, SubnetView, Topology},
     PresenceEvent,
 };
@@ -541,100 +543,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::WireAddr;
-
-    fn id(n: u8) -> NodeId {
-        NodeId::from_bytes([n; 20])
-    }
-
-    fn contact(n: u8) -> Contact {
-        Contact { id: id(n), addr: WireAddr(addr(n)) }
-    }
-
-    fn addr(n: u8) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, n], 4000))
-    }
-
-    fn subnet(n: u8) -> SubnetKey {
-        SubnetKey::new([10, n, 0, 1].into(), 24, [192, 0, 2, n].into())
-    }
-
-    fn joined(n: u8) -> PresenceChange {
-        PresenceChange { node: id(n), kind: PresenceKind::Joined, addr: WireAddr(addr(n)) }
-    }
-
-    /// The indexed answers equal a pass over every record.
-    fn check(r: &Registry) {
-        let lsns: BTreeSet<NodeId> =
-            r.nodes.values().map(|rec| rec.lsn).chain(r.lsns.keys().copied()).collect();
-        for lsn in &lsns {
-            let scan: Vec<NodeId> = r
-                .nodes
-                .iter()
-                .filter(|(id, rec)| rec.lsn == *lsn && *id != lsn && rec.pending.is_none())
-                .map(|(id, _)| *id)
-                .collect();
-            assert_eq!(r.children_of(lsn), scan, "children of {lsn:?}");
-        }
-        let subnets: BTreeSet<SubnetKey> = r.lsns.values().map(|l| l.subnet).collect();
-        for s in &subnets {
-            let scan: Vec<Contact> =
-                r.lsns.values().filter(|l| l.subnet == *s).map(|l| l.contact).collect();
-            assert_eq!(r.subnet_lsns(s), scan);
-        }
-        assert_eq!(r.under.census(), (r.nodes.len(), false), "each record filed once");
-        assert_eq!(r.lsns_by_subnet.census(), (r.lsns.len(), false), "each LSN filed once");
-    }
-
-    #[test]
-    fn the_indexes_follow_joins_moves_failovers_and_expiry() {
-        let cfg = MasterConfig::default();
-        let mut r = Registry::default();
-        let t = Timestamp::from_secs(1);
-        r.register_lsn(t, subnet(1), contact(1), addr(1));
-        r.register_lsn(t, subnet(1), contact(2), addr(2));
-        r.register_lsn(t, subnet(2), contact(3), addr(3));
-        for n in 10..20 {
-            r.apply(t, &id(1), &joined(n), &[id(1)], &cfg);
-        }
-        for n in 20..25 {
-            r.apply(t, &id(3), &joined(n), &[id(3)], &cfg);
-        }
-        check(&r);
-        assert_eq!(r.children_of(&id(1)).len(), 10);
-        // Children change LSN: rerouted within the subnet, moved to another.
-        r.apply(t, &id(2), &joined(10), &[id(2)], &cfg);
-        r.apply(t, &id(3), &joined(11), &[id(3)], &cfg);
-        check(&r);
-        assert_eq!(r.children_of(&id(1)).len(), 8);
-        assert_eq!(r.children_of(&id(2)), vec![id(10)]);
-        // A standby reports its LSN gone: the children wait, then expire.
-        assert_eq!(r.replaced_children(&id(2), &id(1)).map(|c| c.len()), Some(8));
-        let gone = PresenceChange {
-            node: id(1),
-            kind: PresenceKind::Parted(PartReason::Lost),
-            addr: WireAddr(addr(1)),
-        };
-        r.apply(t, &id(2), &gone, &[id(2)], &cfg);
-        check(&r);
-        assert!(r.children_of(&id(1)).is_empty(), "pending children are not listed");
-        assert_eq!(r.subnet_lsns(&subnet(1)), vec![contact(2)]);
-        // The new LSN reports some of them; the rest part when the grace ends.
-        for n in 12..15 {
-            r.apply(t, &id(2), &joined(n), &[id(2)], &cfg);
-        }
-        check(&r);
-        r.expire(t + cfg.grace + Duration::from_secs(1), &cfg);
-        check(&r);
-        assert_eq!(r.children_of(&id(2)), vec![id(10), id(12), id(13), id(14)]);
-        // An LSN re-registers for another subnet (it moved) and a resync trims a list.
-        r.register_lsn(t, subnet(3), contact(3), addr(3));
-        r.resync(t, &id(3), &[contact(20), contact(21)], &cfg);
-        check(&r);
-        assert_eq!(r.children_of(&id(3)), vec![id(20), id(21)]);
-        assert_eq!(r.subnet_lsns(&subnet(3)), vec![contact(3)]);
-        assert!(r.subnet_lsns(&subnet(2)).is_empty());
-    }
-}
+mod tests;

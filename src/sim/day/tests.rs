@@ -1,0 +1,148 @@
+//! Days of small fleets: every NAT kind, determinism, failover timing, one thread against
+//! two, churn with an outage, the working day.
+
+use super::*;
+
+fn small(seed: u64, hours: f64) -> DayConfig {
+    DayConfig {
+        nodes: 60,
+        subnets: 3,
+        hours,
+        seed,
+        always_on: 1.0,
+        lsn_crashes_per_hour: 40.0,
+        moves_per_hour: 30.0,
+        churn_per_hour: 0.2,
+        master_outage: Some((Duration::from_secs(1200), Duration::from_secs(60))),
+        dht_records: 10,
+        dht_start: Duration::from_secs(600),
+        dht_lookups_per_hour: 120.0,
+        // Public addresses: the DHT cannot reach nodes behind another subnet's NAT until
+        // NAT traversal lands (see `every_nat_kind_reaches_the_master`).
+        nat_mix: vec![(NatKind::None, 1.0)],
+        ..DayConfig::default()
+    }
+}
+
+#[test]
+fn every_nat_kind_reaches_the_master() {
+    let cfg = DayConfig {
+        nodes: 50,
+        subnets: 5,
+        hours: 0.5,
+        always_on: 1.0,
+        lsn_crashes_per_hour: 20.0,
+        master_outage: None,
+        dht: false,
+        ..DayConfig::default()
+    };
+    for k in NatKind::ALL {
+        let one = DayConfig { nat_mix: vec![(k, 1.0)], ..cfg.clone() };
+        let r = run(&one, |_| {});
+        assert_eq!(r.present_at_end, r.expected_present_at_end, "{k:?}: {r:#?}");
+        assert!(r.expected_present_at_end >= 45, "{k:?}: {r:?}");
+        assert!(r.recovery_ms.count > 0 && r.recovery_ms.p50 <= 1000, "{k:?}: {r:?}");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_day() {
+    let a = run(&small(3, 0.25), |_| {});
+    let b = run(&small(3, 0.25), |_| {});
+    assert_eq!(a, b);
+    let c = run(&small(4, 0.25), |_| {});
+    assert_ne!(a.trace_hash, c.trace_hash);
+}
+
+#[test]
+fn a_child_already_down_when_its_lsn_crashes_is_not_waited_for() {
+    let sec = Duration::from_secs(1);
+    let (mut w, lsn) = Simulation::settled_subnet(12, 6, 3 * sec);
+    // The last-ranked child crashes; the LSN pings it only every minute, so it still
+    // lists it when it crashes itself.
+    let ranked = w.node(lsn).children();
+    let gone = ranked.last().and_then(|id| w.slot_of_id(id)).expect("a child");
+    w.crash(gone);
+    w.run_for(2 * sec);
+    assert!(w.node(lsn).children().contains(&w.id(gone)));
+    w.crash_timed(lsn);
+    w.run_for(30 * sec);
+    // Timed over the children still running: the one down rejoins only when it restarts.
+    assert_eq!(w.stats.recoveries.len(), 1, "{:?}", w.stats.recoveries);
+    assert_eq!(w.stats.rejoins.len(), 1, "{:?}", w.stats.rejoins);
+}
+
+#[test]
+fn the_day_is_the_same_on_one_thread_and_on_two() {
+    // Many small subnets up at once, on two threads that hand each other datagrams.
+    let cfg = |threads| DayConfig {
+        nodes: 600,
+        subnets: 200,
+        hours: 0.2,
+        seed: 9,
+        always_on: 0.0,
+        morning: (Duration::ZERO, Duration::from_secs(300)),
+        evening: (Duration::from_secs(7200), Duration::from_secs(60)),
+        lsn_crashes_per_hour: 60.0,
+        churn_per_hour: 0.2,
+        master_outage: None,
+        dht: false,
+        threads,
+        ..DayConfig::default()
+    };
+    let (one, sim) = run_keep(&cfg(1));
+    assert_eq!(sim.handed, 0);
+    let (two, sim) = run_keep(&cfg(2));
+    assert!(sim.handed > 100, "only {} datagrams crossed threads", sim.handed);
+    // Under test the split moves after every call (`balance.rs`).
+    assert!(sim.balance.moves > 10, "the split moved {} times", sim.balance.moves);
+    assert_eq!(one, two);
+    assert_eq!(one.present_at_end, one.expected_present_at_end);
+}
+
+#[test]
+fn an_hour_with_crashes_moves_churn_and_an_outage_ends_with_everyone_present() {
+    let r = run(&small(5, 0.75), |_| {});
+    assert_eq!(r.present_at_end, r.expected_present_at_end, "{r:#?}");
+    assert!(r.expected_present_at_end > 50);
+    assert!(r.join_ms.count >= 60, "{:?}", r.join_ms);
+    assert!(r.recovery_ms.count >= 5, "{:?}", r.recovery_ms);
+    assert!(r.recovery_ms.p50 <= 1000, "{:?}", r.recovery_ms);
+    assert!(r.move_ms.count >= 5, "{:?}", r.move_ms);
+    assert!(r.wan_bytes_per_node_hour > 0.0 && r.lan_bytes_per_node_hour > 0.0);
+    assert!(r.master.msgs_per_sec_peak > 0);
+    // Every put reached several holders. Gets under this much disruption (a fifth of the
+    // nodes rebooting per hour, 40 LSN crashes, 30 moves, a master outage, all in 45
+    // minutes) still miss: the 0.999 is not met here yet (BENCHMARKS.md).
+    assert!(r.dht.put_holders_min >= 5, "{:?}", r.dht);
+    assert!(r.dht.lookups > 20 && r.dht.success_rate > 0.5, "{:?}", r.dht);
+    assert_eq!(r.series.len(), 9);
+}
+
+#[test]
+fn workstations_follow_the_working_day() {
+    // A compressed day: morning at 01:00, evening at 02:00.
+    let min = |m: u64| Duration::from_secs(m * 60);
+    let cfg = DayConfig {
+        nodes: 40,
+        subnets: 2,
+        hours: 3.0,
+        lsn_crashes_per_hour: 0.0,
+        churn_per_hour: 0.0,
+        master_outage: None,
+        always_on: 0.3,
+        morning: (min(60), min(10)),
+        evening: (min(120), min(10)),
+        sample_every: min(30),
+        dht_records: 0,
+        ..DayConfig::default()
+    };
+    let r = run(&cfg, |_| {});
+    let at = |m: u64| r.series.iter().find(|s| s.t == m * 60).expect("sampled");
+    // Night: only servers; midday: everyone; next night: servers again.
+    assert!(at(30).running < 20 && at(30).present == at(30).running, "{:?}", at(30));
+    assert_eq!(at(90).running, 40);
+    assert_eq!(at(90).present, 40);
+    assert_eq!(r.present_at_end, at(30).running);
+    assert!(r.master.msgs_per_sec_peak as f64 > r.master.msgs_per_sec_mean);
+}
