@@ -3,7 +3,7 @@
 //! a pass over the whole fleet.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     hash::Hash,
 };
 
@@ -18,8 +18,35 @@ impl<K> Default for Groups<K> {
 }
 
 impl<K: Hash + Eq + Copy> Groups<K> {
+    /// Files `rec` under `id` in `records` (replacing any it had), and `id` under the group
+    /// `key` names for it; returns the record replaced.
+    pub(super) fn put<V>(
+        &mut self,
+        records: &mut BTreeMap<NodeId, V>,
+        id: NodeId,
+        rec: V,
+        key: impl Fn(&V) -> K,
+    ) -> Option<V> {
+        let to = key(&rec);
+        let previous = records.insert(id, rec);
+        self.refile(id, previous.as_ref().map(&key), to);
+        previous
+    }
+
+    /// Takes `id`'s record out of `records`, and `id` out of its group.
+    pub(super) fn take<V>(
+        &mut self,
+        records: &mut BTreeMap<NodeId, V>,
+        id: &NodeId,
+        key: impl Fn(&V) -> K,
+    ) -> Option<V> {
+        let rec = records.remove(id)?;
+        self.unfile(id, &key(&rec));
+        Some(rec)
+    }
+
     /// Files `id` under `to`, taking it out of `from` (where it was) if that is another group.
-    pub(super) fn refile(&mut self, id: NodeId, from: Option<K>, to: K) {
+    fn refile(&mut self, id: NodeId, from: Option<K>, to: K) {
         if let Some(from) = from.filter(|f| *f != to) {
             self.unfile(&id, &from);
         }
@@ -27,7 +54,7 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     }
 
     /// Takes `id` out of group `from`; a group left empty goes.
-    pub(super) fn unfile(&mut self, id: &NodeId, from: &K) {
+    fn unfile(&mut self, id: &NodeId, from: &K) {
         if let Some(set) = self.0.get_mut(from) {
             set.remove(id);
             if set.is_empty() {

@@ -139,17 +139,12 @@ impl Registry {
 
     /// Files a node's record (replacing any it had), keeping `under` in step.
     fn put_node(&mut self, node: NodeId, rec: NodeRecord) -> Option<NodeRecord> {
-        let lsn = rec.lsn;
-        let previous = self.nodes.insert(node, rec);
-        self.under.refile(node, previous.as_ref().map(|p| p.lsn), lsn);
-        previous
+        self.under.put(&mut self.nodes, node, rec, |r| r.lsn)
     }
 
     /// Takes a node's record out, keeping `under` in step.
     fn take_node(&mut self, node: &NodeId) -> Option<NodeRecord> {
-        let rec = self.nodes.remove(node)?;
-        self.under.unfile(node, &rec.lsn);
-        Some(rec)
+        self.under.take(&mut self.nodes, node, |r| r.lsn)
     }
 
     pub(super) fn remember_certificate(&mut self, cert: Certificate) {
@@ -253,17 +248,12 @@ impl Registry {
 
     /// Files an LSN's record (replacing any it had), keeping `lsns_by_subnet` in step.
     fn put_lsn(&mut self, id: NodeId, rec: LsnRecord) -> Option<LsnRecord> {
-        let subnet = rec.subnet;
-        let previous = self.lsns.insert(id, rec);
-        self.lsns_by_subnet.refile(id, previous.as_ref().map(|p| p.subnet), subnet);
-        previous
+        self.lsns_by_subnet.put(&mut self.lsns, id, rec, |r| r.subnet)
     }
 
     /// Takes an LSN's record out, keeping `lsns_by_subnet` in step.
     fn take_lsn(&mut self, id: &NodeId) -> Option<LsnRecord> {
-        let rec = self.lsns.remove(id)?;
-        self.lsns_by_subnet.unfile(id, &rec.subnet);
-        Some(rec)
+        self.lsns_by_subnet.take(&mut self.lsns, id, |r| r.subnet)
     }
 
     fn subnet_of(&self, lsn: &NodeId) -> Option<SubnetKey> {
