@@ -20,34 +20,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::NodeId;
-
-/// Where a candidate came from.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[non_exhaustive]
-pub enum Source {
-    /// Heard on the local network.
-    Lan,
-    /// Remembered from an earlier run.
-    Cache,
-    /// Named by the master.
-    Master,
-    /// Found in the DHT.
-    Dht,
-    /// Configured by hand.
-    Static,
-}
-
-/// A peer worth trying.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Candidate {
-    /// Where to reach it.
-    pub addr: SocketAddr,
-    /// Its id, when known (the session then checks it is that node).
-    pub id: Option<NodeId>,
-    /// Where this candidate came from.
-    pub source: Source,
-}
+pub use fleetmesh_proto::discovery::{Candidate, DiscoveryRequest, Source};
 
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +32,6 @@ pub enum DiscoveryError {
     /// The mechanism is not available here (no interface, no permission).
     #[error("discovery unavailable: {0}")]
     Unavailable(String),
-}
-
-/// What a sans-IO machine asks of discovery (the driver or simulator carries it out).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DiscoveryRequest {
-    /// Call [`Discovery::discover`] and hand the result back to the machine.
-    Discover,
-    /// Call [`Discovery::remember`].
-    Remember(Candidate),
 }
 
 /// Finds candidate peers.

@@ -75,6 +75,8 @@ impl<U: Transport, T: Transport> Transport for DualTransport<U, T> {
         match path {
             Path::Udp => self.udp.send_to(dst, datagram).await,
             Path::Tcp => self.tcp.send_to(dst, datagram).await,
+            // A path this build's core may name but the pair does not carry (`Path` grows).
+            _ => Err(TransportError::Unreachable(dst)),
         }
     }
 

@@ -4,7 +4,10 @@
 //! no configuration, stays reachable through NATs, firewalls and network moves, and the
 //! management server (the *master*) can reach any of them at any moment, securely.
 //!
-//! This crate is the protocol core and its async driver. Transports live in their own crates
+//! This crate runs the protocol: the tokio [`driver`], the pluggable I/O traits and
+//! [`DualTransport`]. The protocol itself is the sans-IO crate `fleetmesh-proto` (no runtime, no
+//! sockets, no clock), re-exported here module for module, so `fleetmesh::overlay::Node` and
+//! `fleetmesh_proto::overlay::Node` are the same type. Transports live in their own crates
 //! (`fleetmesh-memory`, `fleetmesh-udp`, `fleetmesh-tcp`), LAN discovery with its LSN cache in
 //! `fleetmesh-lan` (`discovery/lan`), whole-network test harnesses in
 //! `fleetmesh-testkit`, and the `fleetmesh` command in `fleetmesh-cli`.
@@ -23,14 +26,14 @@
 //! | [`overlay`] | the Node → LSN → Master hierarchy: election, failover, presence, delivery |
 //! | [`transport`], [`discovery`], [`store`] | the pluggable I/O traits, with in-memory implementations |
 //! | [`DualTransport`] | a UDP and a TCP transport as one: each [`Transmit`] goes over the [`Path`] the endpoint chose (TCP fallback, `endpoint/path.rs`) |
-//! | [`sim`] | a deterministic virtual-time simulation of a whole fleet over the real state machines |
+//! | `sim` (feature `sim`) | a deterministic virtual-time simulation of a whole fleet over the real state machines |
 //! | [`driver`] | the async task that runs a sans-IO machine over a transport; the only clock reader |
 //! | [`Timestamp`] | protocol time, passed into the core on every call |
 //!
 //! ## The run loop
 //!
-//! Every state machine in the core ([`endpoint::Endpoint`] now; the overlay node and master
-//! build on it) has the same methods and never reads a clock or a socket:
+//! Every state machine in the core ([`endpoint::Endpoint`], the overlay's node and master built
+//! on it) implements [`Machine`]: the same methods, never a clock or a socket read:
 //!
 //! * `handle_datagram(now, src, bytes)`, `handle_timeout(now)` and request methods such as
 //!   `send(now, …)` **mutate** the machine;
@@ -69,32 +72,24 @@
 //! assert!(a.is_connected(&b.node_id()));
 //! ```
 
-pub mod dht;
 pub mod discovery;
 pub mod driver;
 mod dual;
-pub mod endpoint;
-#[cfg(test)]
-mod harness;
-mod id;
-pub mod identity;
-pub mod overlay;
-pub mod secure;
-#[cfg(any(test, feature = "sim"))]
-pub mod sim;
 pub mod store;
-mod time;
 pub mod transport;
-pub mod trust;
-pub mod wire;
+
+/// The simulator, from the protocol core (feature `sim`).
+#[cfg(feature = "sim")]
+pub use fleetmesh_proto::sim;
+pub use fleetmesh_proto::{codec, dht, endpoint, identity, overlay, secure, trust, wire};
 
 pub use discovery::{
     Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source,
 };
 pub use dual::DualTransport;
-pub use endpoint::{Endpoint, EndpointConfig, Event};
-pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
-pub use identity::{Identity, KeyFileError};
+pub use fleetmesh_proto::{
+    Distance, Endpoint, EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId,
+    ParseNodeIdError, Timestamp, NODE_ID_LEN,
+};
 pub use store::{MemoryStore, Store, StoreError};
-pub use time::Timestamp;
 pub use transport::{Path, Transmit, Transport, TransportError};

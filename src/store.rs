@@ -14,6 +14,11 @@ use std::{
 
 use async_trait::async_trait;
 
+use crate::dht::{
+    persist::{RECORDS_TABLE, ROUTING_TABLE},
+    Saved, StoreOp,
+};
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +61,23 @@ impl<T: Store + ?Sized> Store for Arc<T> {
     async fn scan(&self, table: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         (**self).scan(table).await
     }
+}
+
+/// Carries out one write a sans-IO machine asked for ([`Machine::poll_store`](crate::driver::Machine::poll_store)).
+pub async fn apply<S: Store + ?Sized>(store: &S, op: &StoreOp) -> Result<(), StoreError> {
+    match op {
+        StoreOp::Put { table, key, value } => store.put(table, key, value).await,
+        StoreOp::Remove { table, key } => store.remove(table, key).await.map(|_| ()),
+    }
+}
+
+/// Reads what the DHT saved in `store`, to hand to
+/// [`Node::dht_restore`](crate::overlay::Node::dht_restore) at startup. Entries that do not
+/// decode are skipped (see [`Saved::from_tables`]).
+pub async fn load_dht<S: Store + ?Sized>(store: &S) -> Result<Saved, StoreError> {
+    let records = store.scan(RECORDS_TABLE).await?;
+    let contacts = store.scan(ROUTING_TABLE).await?;
+    Ok(Saved::from_tables(&records, &contacts))
 }
 
 type Tables = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;

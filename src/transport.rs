@@ -8,40 +8,7 @@
 use std::{io, net::SocketAddr, sync::Arc};
 
 use async_trait::async_trait;
-
-/// Which kind of transport carries a datagram. The core picks one per peer (see
-/// [`EndpointConfig::tcp_fallback`](crate::EndpointConfig::tcp_fallback)); a driver with a
-/// single transport sends every path over it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Path {
-    /// Datagrams over UDP: the first choice.
-    #[default]
-    Udp,
-    /// Length-prefixed frames over a TCP connection: for peers UDP does not reach, in one
-    /// direction or both.
-    Tcp,
-}
-
-impl std::fmt::Display for Path {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Path::Udp => "udp",
-            Path::Tcp => "tcp",
-        })
-    }
-}
-
-/// A datagram the core wants sent.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Transmit {
-    /// Where to.
-    pub dst: SocketAddr,
-    /// The bytes.
-    pub payload: Vec<u8>,
-    /// Over which kind of transport.
-    pub path: Path,
-}
+pub use fleetmesh_proto::{Path, Transmit};
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,6 @@ mod clock;
 mod endpoint;
 mod monitor;
 
-use std::net::SocketAddr;
-
 use tokio::sync::mpsc;
 
 pub use self::{
@@ -20,51 +18,10 @@ pub use self::{
     endpoint::{EndpointCommand, EndpointHandle},
     monitor::{watch_network, NetworkMonitor, NetworkWatch, RouteMonitor},
 };
-use crate::{
-    Candidate, Discovery, DiscoveryRequest, Path, Timestamp, Transmit, Transport, TransportError,
-};
+pub use fleetmesh_proto::Machine;
+
+use crate::{Candidate, Discovery, DiscoveryRequest, Transport, TransportError};
 use std::sync::Arc;
-
-/// A sans-IO state machine the driver can run: the method set every fleetmesh state machine
-/// shares (see the [crate docs](crate)).
-pub trait Machine: Send + 'static {
-    /// What the machine reports.
-    type Event: Send + 'static;
-    /// What the application asks of it.
-    type Command: Send + 'static;
-
-    /// A datagram arrived (over UDP).
-    fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]);
-    /// A datagram arrived over `path`. Default: [`handle_datagram`](Self::handle_datagram),
-    /// for machines that do not select paths.
-    fn handle_datagram_on(&mut self, now: Timestamp, src: SocketAddr, path: Path, datagram: &[u8]) {
-        let _ = path;
-        self.handle_datagram(now, src, datagram);
-    }
-    /// The application asked for something.
-    fn handle_command(&mut self, now: Timestamp, command: Self::Command);
-    /// A deadline passed.
-    fn handle_timeout(&mut self, now: Timestamp);
-    /// The next datagram to send.
-    fn poll_transmit(&mut self) -> Option<Transmit>;
-    /// The next deadline.
-    fn poll_timeout(&self) -> Option<Timestamp>;
-    /// The next event.
-    fn poll_event(&mut self) -> Option<Self::Event>;
-    /// The next request for [`Discovery`]. Default: none.
-    fn poll_discovery(&mut self) -> Option<DiscoveryRequest> {
-        None
-    }
-    /// Discovery's answer to [`DiscoveryRequest::Discover`]. Default: ignored.
-    fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
-        let _ = (now, candidates);
-    }
-    /// The next write the machine wants made to its [`Store`](crate::Store) (DHT records and
-    /// routing table); carried out in order by a driver started with [`spawn_with_store`].
-    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
-        None
-    }
-}
 
 /// Why the driver stopped.
 #[derive(Debug, thiserror::Error)]
@@ -132,13 +89,15 @@ async fn run_inner<M: Machine, T: Transport>(
                         }
                     });
                 }
+                // A request a newer core asks for that this driver does not carry out yet.
+                other => tracing::debug!(?other, "discovery request not supported"),
             }
         }
         while let Some(op) = machine.poll_store() {
             // In order, inline: a put and a later remove of the same key must not swap. Without
             // a store the writes are dropped (the DHT refills itself from the network).
             if let Some(store) = &store {
-                if let Err(error) = crate::dht::persist::apply(&**store, &op).await {
+                if let Err(error) = crate::store::apply(&**store, &op).await {
                     tracing::warn!(%error, "store write failed");
                 }
             }
@@ -207,7 +166,7 @@ pub fn spawn<M: Machine, T: Transport>(
 
 /// [`spawn`], with the machine's writes ([`Machine::poll_store`]) carried out on `store`.
 /// Restore what was saved before starting: `Node::dht_restore(now,
-/// persist::load(&store).await?)` (see [`persist`](crate::dht::persist)).
+/// store::load_dht(&store).await?)` (see [`load_dht`](crate::store::load_dht)).
 #[allow(clippy::type_complexity)]
 pub fn spawn_with_store<M: Machine, T: Transport>(
     machine: M,
@@ -226,48 +185,4 @@ pub fn spawn_with_store<M: Machine, T: Transport>(
     let task =
         tokio::spawn(run_inner(machine, transport, discovery, store, clock, command_rx, event_tx));
     (command_tx, event_rx, task)
-}
-
-/// A machine shared with the application: the driver locks it for each call, and the
-/// application can lock it between calls to read its state (the master's topology, a node's
-/// state). Keep such reads short: the driver waits for the lock.
-impl<M: Machine> Machine for Arc<std::sync::Mutex<M>> {
-    type Event = M::Event;
-    type Command = M::Command;
-
-    fn handle_datagram(&mut self, now: Timestamp, src: std::net::SocketAddr, datagram: &[u8]) {
-        lock(self).handle_datagram(now, src, datagram);
-    }
-    fn handle_datagram_on(&mut self, now: Timestamp, src: SocketAddr, path: Path, datagram: &[u8]) {
-        lock(self).handle_datagram_on(now, src, path, datagram);
-    }
-    fn handle_command(&mut self, now: Timestamp, command: Self::Command) {
-        lock(self).handle_command(now, command);
-    }
-    fn handle_timeout(&mut self, now: Timestamp) {
-        lock(self).handle_timeout(now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        lock(self).poll_transmit()
-    }
-    fn poll_timeout(&self) -> Option<Timestamp> {
-        lock(self).poll_timeout()
-    }
-    fn poll_event(&mut self) -> Option<Self::Event> {
-        lock(self).poll_event()
-    }
-    fn poll_discovery(&mut self) -> Option<DiscoveryRequest> {
-        lock(self).poll_discovery()
-    }
-    fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
-        lock(self).handle_candidates(now, candidates);
-    }
-    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
-        lock(self).poll_store()
-    }
-}
-
-fn lock<M>(m: &std::sync::Mutex<M>) -> std::sync::MutexGuard<'_, M> {
-    // A panic inside the machine already ended the driver; the state is still readable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -46,14 +46,14 @@ async fn records_and_contacts_come_back_after_reopening() {
     let db = RedbStore::open(&path).unwrap();
     let mut writes = 0;
     while let Some(op) = dht.poll_store() {
-        persist::apply(&db, &op).await.unwrap();
+        fleetmesh::store::apply(&db, &op).await.unwrap();
         writes += 1;
     }
     assert_eq!(writes, 6, "one record and five contacts");
     drop(db);
 
     let db = RedbStore::open(&path).unwrap();
-    let saved = persist::load(&db).await.unwrap();
+    let saved = fleetmesh::store::load_dht(&db).await.unwrap();
     let mut restarted = Dht::new(later, me, master, DhtConfig::default(), [7; 32]);
     restarted.restore(later, saved);
     assert_eq!(restarted.records().get(&key).collect::<Vec<_>>(), vec![&record]);

@@ -1,0 +1,121 @@
+//! [`DhtTraffic`]: what a [`Dht`](super::Dht) service sent, split by why it sent it.
+//!
+//! # Classes
+//!
+//! Every message the service hands its owner ([`Dht::poll_message`](super::Dht::poll_message))
+//! is counted once, in exactly one class, when it is queued:
+//!
+//! | class | messages |
+//! |---|---|
+//! | **query** | the lookup requests (`KadFindNode`, `KadFindValue`) and `KadStore`s of a query the application started: [`Dht::put`](super::Dht::put), [`get`](super::Dht::get), [`get_all`](super::Dht::get_all), [`get_from`](super::Dht::get_from), [`find_node`](super::Dht::find_node); including the cache copy a get leaves at the closest node that lacked the value |
+//! | **maintenance** | what keeps the table and the records healthy without anyone asking: liveness pings (`KadPing`), the bootstrap and post-restore self-lookups, idle-bucket refresh lookups, and republishing (the find_node lookup and the `KadStore`s re-storing a held record) |
+//! | **answers** | replies to other nodes' requests (`KadPong`, `KadNodes`, `KadValue`, `KadStored`, and `Error` refusing a `KadStore`) |
+//!
+//! Answers are a class of their own because the answering node cannot tell whether the
+//! request was part of someone's query or someone's maintenance (requests carry no such
+//! mark). Summed over a whole fleet, `answers` pairs with the other two classes' requests; in
+//! a fleet where the application starts no queries every answer is maintenance, so the
+//! maintenance cost of the DHT per node is `maintenance + answers`.
+//!
+//! # Bytes
+//!
+//! Bytes are the encoded frame length ([`wire::encoded_len`](crate::wire::encoded_len):
+//! 2-byte header plus the CBOR body). They do **not** include the 29-byte sealing overhead the
+//! endpoint adds to every data packet ([`secure::DATA_OVERHEAD`](crate::secure::DATA_OVERHEAD)),
+//! UDP/IP headers, or the handshake of a session the endpoint opens to reach a peer it had no
+//! session with; use [`DhtTraffic::sealed_bytes`] for the first. Counters only grow (they
+//! saturate rather than wrap).
+
+use crate::wire::{encoded_len, Message};
+
+/// Messages and bytes the DHT service sent, by class (see the [module docs](self)).
+///
+/// ```
+/// use fleetmesh_proto::dht::DhtTraffic;
+///
+/// let t = DhtTraffic {
+///     query_msgs: 10,
+///     query_bytes: 900,
+///     maintenance_msgs: 4,
+///     maintenance_bytes: 300,
+///     answer_msgs: 6,
+///     answer_bytes: 1200,
+/// };
+/// assert_eq!(t.msgs(), 20);
+/// assert_eq!(t.bytes(), 2400);
+/// assert_eq!(t.sealed_bytes(), 2400 + 20 * 29);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DhtTraffic {
+    /// Messages sent for queries the application started.
+    pub query_msgs: u64,
+    /// Their encoded bytes.
+    pub query_bytes: u64,
+    /// Messages sent for table and record upkeep (pings, refresh and self-lookups,
+    /// republishing).
+    pub maintenance_msgs: u64,
+    /// Their encoded bytes.
+    pub maintenance_bytes: u64,
+    /// Replies to other nodes' requests.
+    pub answer_msgs: u64,
+    /// Their encoded bytes.
+    pub answer_bytes: u64,
+}
+
+impl DhtTraffic {
+    /// Messages sent in all classes.
+    pub fn msgs(&self) -> u64 {
+        self.query_msgs + self.maintenance_msgs + self.answer_msgs
+    }
+
+    /// Encoded bytes sent in all classes.
+    pub fn bytes(&self) -> u64 {
+        self.query_bytes + self.maintenance_bytes + self.answer_bytes
+    }
+
+    /// Bytes sent in all classes with the endpoint's sealing overhead
+    /// ([`secure::DATA_OVERHEAD`](crate::secure::DATA_OVERHEAD) per message) added.
+    pub fn sealed_bytes(&self) -> u64 {
+        self.bytes() + self.msgs() * crate::secure::DATA_OVERHEAD as u64
+    }
+
+    pub(crate) fn count(&mut self, class: TrafficClass, message: &Message) {
+        let bytes = encoded_len(message) as u64;
+        let (msgs, total) = match class {
+            TrafficClass::Query => (&mut self.query_msgs, &mut self.query_bytes),
+            TrafficClass::Maintenance => (&mut self.maintenance_msgs, &mut self.maintenance_bytes),
+            TrafficClass::Answer => (&mut self.answer_msgs, &mut self.answer_bytes),
+        };
+        *msgs = msgs.saturating_add(1);
+        *total = total.saturating_add(bytes);
+    }
+}
+
+/// Why a message is sent: the class it is counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TrafficClass {
+    Query,
+    Maintenance,
+    Answer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{KadPing, KadPong};
+
+    #[test]
+    fn each_message_is_counted_once_in_its_class_with_its_encoded_length() {
+        let mut t = DhtTraffic::default();
+        let ping = Message::KadPing(KadPing { rpc: 0x8000_0001 });
+        t.count(TrafficClass::Maintenance, &ping);
+        t.count(TrafficClass::Answer, &Message::KadPong(KadPong { rpc: 1 }));
+        t.count(TrafficClass::Answer, &Message::KadPong(KadPong { rpc: 2 }));
+        assert_eq!((t.query_msgs, t.maintenance_msgs, t.answer_msgs), (0, 1, 2));
+        assert_eq!(t.maintenance_bytes, encoded_len(&ping) as u64);
+        // Header (2) + a one-element CBOR array (1) + a u32 (5).
+        assert_eq!(t.maintenance_bytes, 8);
+        assert_eq!(t.msgs(), 3);
+        assert_eq!(t.sealed_bytes(), t.bytes() + 3 * 29);
+    }
+}

@@ -1,0 +1,199 @@
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+/// The local network a node is on, as it sees it: the key (with the public address the master
+/// observes) of its subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalNetwork {
+    /// The node's own address on that network.
+    pub addr: IpAddr,
+    /// The network's prefix length.
+    pub prefix_len: u8,
+}
+
+/// How a [`Node`](super::Node) behaves. Defaults meet the project's targets (LSN failover
+/// ≤ 1 s median, ≤ 50 messages per second at an LSN of 50 children, ≤ 500 non-local bytes per
+/// node per hour); tests shorten them.
+#[derive(Clone, Debug)]
+pub struct OverlayConfig {
+    /// The master's address.
+    pub master: SocketAddr,
+    /// Where subnet peers reach this node (its listening address).
+    pub listen: SocketAddr,
+    /// The node's local network.
+    pub local: LocalNetwork,
+    /// LSN → child ping period. Default 60 s: 49 children cost the LSN ~1.6 messages per
+    /// second, and a child that dies silently is reported lost within about 70 s (this period
+    /// plus the quick re-pings below); one that shuts down says so at once. The standby's
+    /// heartbeat, not these pings, carries failover, so a longer period costs no failover
+    /// time; it halves the wake-ups of an idle child (a laptop on battery) and the LSN's
+    /// upkeep. Keep `lsn_silence` above it, or children probe their LSN between its pings.
+    pub child_ping_interval: Duration,
+    /// Unanswered pings before the LSN reports a child lost; after a miss the LSN re-pings
+    /// every `probe_timeout`. Default 8: at 10 % loss each way a ping round trip fails 19 % of
+    /// the time, and eight in a row (2·10⁻⁶) almost never.
+    pub child_missed_pings: u32,
+    /// A child that hears nothing from its LSN this long probes it: the fallback when the
+    /// standby could not announce a takeover. Default 90 s (the LSN's pings arrive every
+    /// 60 s, so one lost ping does not start a probe).
+    pub lsn_silence: Duration,
+    /// How long a probe (a ping expecting a pong) waits. Default 1 s.
+    pub probe_timeout: Duration,
+    /// Unanswered re-probes before the peer is declared dead. Default 4.
+    pub probe_retries: u32,
+    /// LSN → hot standby heartbeat period (one-way: the standby does not answer, so it costs
+    /// the LSN one message per period). Default 1 s: with suspicion after a single missed
+    /// heartbeat (below), a crash is suspected 0.1–1.1 s after it happens, 0.6 s on average:
+    /// sooner than the 300 ms period did with two missed beats (0.4–0.7 s, 0.55 s), at a third
+    /// of the messages.
+    pub standby_heartbeat: Duration,
+    /// After this much silence (one missed heartbeat and the next 100 ms late) the standby
+    /// suspects the LSN is dead. A single lost heartbeat is enough to suspect: the quick
+    /// confirming pings below make a false suspicion cheap (one ping, one pong). Default
+    /// 1.1 s.
+    pub standby_dead_after: Duration,
+    /// A suspecting standby confirms with this many quick pings, this far apart, before it
+    /// takes over; any answer clears the suspicion. Default 4 × 30 ms (a LAN round trip takes
+    /// a few milliseconds): at 10 % loss each way all four round trips fail 0.13 % of the time.
+    pub standby_confirm: (u32, Duration),
+    /// How long other children wait for the standby's takeover before joining it themselves,
+    /// at least: each adds a share, by its id, of 50 `takeover_pace` turns, since the
+    /// announcements come one child at a time. Default 1 s.
+    pub takeover_wait: Duration,
+    /// Gap between two `Takeover` announcements of a new LSN to the children it adopted from
+    /// the dead one (best-ranked first; a child that rejoins on its own takes a turn too). Each
+    /// rejoin costs the new LSN about ten datagrams (takeover, handshake, join, ack, list),
+    /// on top of its upkeep (heartbeats, pings: ~3 per second for 50 children): 400 ms means
+    /// two or three rejoins in a second, under the 50 messages per second target with room
+    /// for children that rejoin on their own. The master
+    /// counts the adopted children present at once; only their own rejoin takes longer (49
+    /// children: up to ~20 s). Default 400 ms.
+    pub takeover_pace: Duration,
+    /// LSN → master keepalive period until a longer one is proven safe: short enough for the
+    /// NATs that drop idle UDP mappings soonest (WireGuard's choice too). Default 25 s.
+    /// Keepalives are one-way; see `overlay/node/keepalive.rs`.
+    pub master_keepalive: Duration,
+    /// The longest keepalive period an LSN moves to once an echo from the master showed that
+    /// its NAT mapping outlives that much silence. Default 60 s: half the two minutes RFC 4787
+    /// asks NATs to keep idle mappings, and the master then allows 150 s of silence.
+    /// `max_keepalive ≤ master_keepalive` disables the test.
+    pub max_keepalive: Duration,
+    /// How long after a failed echo test the LSN tries again (a NAT rarely changes; a move
+    /// to another network starts afresh). Default 1 h.
+    pub keepalive_retest: Duration,
+    /// Period of the LSN's liveness check of the master (a Ping it answers, retried quickly
+    /// when the Pong is missing): how soon an LSN notices a master restart, or that UDP to the
+    /// master stopped working, and acts. Default 60 s: with the longer keepalive period in
+    /// force, every keepalive is such a check.
+    pub master_check: Duration,
+    /// How long a Join (after the secure session is up) waits for its answer. Default 2 s.
+    pub join_timeout: Duration,
+    /// How long an LSN waits before sending a batch of presence changes. Default 50 ms.
+    pub update_batch: Duration,
+    /// How long an LSN waits for the master's Ack before resending an update. Default 2 s.
+    pub update_retransmit: Duration,
+    /// How often an LSN sends its child-set digest even without changes. Default 10 min.
+    pub digest_interval: Duration,
+    /// Shortest gap between two neighbour-list pushes to the standby candidates: short, since
+    /// a standby can only announce a takeover to the children it has heard of. Default 200 ms.
+    pub neighbour_batch: Duration,
+    /// Backoff ceiling for retrying the master or LSN discovery. Default 30 s.
+    pub max_backoff: Duration,
+    /// The DHT's parameters (k, α, timeouts, record limits).
+    pub dht: crate::dht::DhtConfig,
+}
+
+impl OverlayConfig {
+    /// Defaults for a node listening on `listen`, with the master at `master`. The local
+    /// network defaults to the listening address in a /24 (IPv4) or /64 (IPv6).
+    pub fn new(master: SocketAddr, listen: SocketAddr) -> Self {
+        let prefix_len = if listen.is_ipv4() { 24 } else { 64 };
+        OverlayConfig {
+            master,
+            listen,
+            local: LocalNetwork { addr: listen.ip(), prefix_len },
+            child_ping_interval: Duration::from_secs(60),
+            child_missed_pings: 8,
+            lsn_silence: Duration::from_secs(90),
+            probe_timeout: Duration::from_secs(1),
+            probe_retries: 4,
+            standby_heartbeat: Duration::from_millis(1000),
+            standby_dead_after: Duration::from_millis(1100),
+            standby_confirm: (4, Duration::from_millis(30)),
+            takeover_wait: Duration::from_secs(1),
+            takeover_pace: Duration::from_millis(400),
+            master_keepalive: Duration::from_secs(25),
+            max_keepalive: Duration::from_secs(60),
+            keepalive_retest: Duration::from_secs(3600),
+            master_check: Duration::from_secs(60),
+            join_timeout: Duration::from_secs(2),
+            update_batch: Duration::from_millis(50),
+            update_retransmit: Duration::from_secs(2),
+            digest_interval: Duration::from_secs(600),
+            neighbour_batch: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            dht: crate::dht::DhtConfig::default(),
+        }
+    }
+
+    /// Sets the local network (e.g. from the interface's address and mask).
+    ///
+    /// ```
+    /// # use fleetmesh_proto::overlay::{LocalNetwork, OverlayConfig};
+    /// let config = OverlayConfig::new("192.0.2.1:4000".parse().unwrap(), "10.1.2.3:4000".parse().unwrap())
+    ///     .local(LocalNetwork { addr: "10.1.2.3".parse().unwrap(), prefix_len: 16 });
+    /// assert_eq!(config.local.prefix_len, 16);
+    /// ```
+    pub fn local(mut self, local: LocalNetwork) -> Self {
+        self.local = local;
+        self
+    }
+}
+
+/// How the [`Master`](super::Master) behaves.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// An LSN silent this long (no keepalive, no update) is lost. Default 150 s: two and a
+    /// half of the longest default keepalive period (60 s), so that one or two lost one-way
+    /// keepalives, or a lost echo request, never cost a subnet its presence. An LSN that
+    /// announces a longer period is allowed two and a half of its own periods. A whole
+    /// subnet going dark at once is thus noticed within this time.
+    pub lsn_timeout: Duration,
+    /// Children of a lost LSN, and nodes reported moved, stay pending this long before they
+    /// are reported parted. Longer than a child's own fallback (silence, probes, rejoin: about
+    /// 51 s), so children the standby did not know are not reported lost. Default 75 s.
+    pub grace: Duration,
+    /// A node told to become its subnet's LSN is named to other queriers of that subnet for
+    /// this long, so simultaneous starters do not all become LSNs. Default 10 s.
+    pub designate_ttl: Duration,
+    /// How long a subnet's LSN election stays open when no candidate has proven yet that
+    /// unsolicited UDP reaches it (see `overlay/master/election.rs`): a proof ends it at once;
+    /// without one the best available candidate is designated when it closes. `ZERO`
+    /// designates the first querier at once, without probes. Default 500 ms: a probe costs one
+    /// round trip to the master and a LAN hop.
+    pub reach_probe_wait: Duration,
+    /// How long an application message may take to be acknowledged. Default 10 s.
+    pub delivery_timeout: Duration,
+    /// A node that asks again within this window, after being told the subnet's LSNs, could
+    /// not reach them: it is told to become an LSN itself (two LSNs then settle by uptime).
+    /// Default 60 s.
+    pub requery_window: Duration,
+    /// The DHT's parameters: the master takes part as a bootstrap node every node meets.
+    pub dht: crate::dht::DhtConfig,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            lsn_timeout: Duration::from_secs(150),
+            grace: Duration::from_secs(75),
+            designate_ttl: Duration::from_secs(10),
+            reach_probe_wait: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(10),
+            requery_window: Duration::from_secs(60),
+            dht: crate::dht::DhtConfig::default(),
+        }
+    }
+}

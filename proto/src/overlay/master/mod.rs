@@ -1,0 +1,576 @@
+//! [`Master`]: the management server's side of the overlay. It answers LSN queries, registers
+//! LSNs, applies their presence deltas, keeps the topology, and delivers application messages
+//! end to end.
+
+mod delivery;
+mod dht;
+mod election;
+mod keepalive;
+mod registry;
+mod topology;
+
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+
+use self::{
+    delivery::Deliveries,
+    election::{Candidate, Decided, Elections},
+    registry::Registry,
+};
+pub use self::{
+    delivery::{DeliveryError, DeliveryId},
+    topology::{LsnView, NodeView, SubnetView, Topology},
+};
+use super::{child_digest, MasterConfig, SubnetKey};
+use crate::{
+    endpoint::{Endpoint, Event},
+    wire::{
+        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync,
+        Update,
+    },
+    NodeId, Timestamp, Transmit,
+};
+
+/// How long the master waits for an LSN a standby reported dead to answer a ping, and how many
+/// pings it sends before believing the report (five: at 10 % loss each way all fail 0.02 % of
+/// the time, and a live LSN wrongly dropped is absent until its next keepalive).
+const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
+const SUSPECT_PINGS: u32 = 5;
+
+/// A change in who is present, as the master sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PresenceEvent {
+    /// A node became present, under `lsn` (itself for an LSN).
+    Joined {
+        /// The node.
+        node: NodeId,
+        /// Its LSN.
+        lsn: NodeId,
+    },
+    /// A node left: announced (`Shutdown`), `Lost` (stopped answering), or `Moved` and not seen
+    /// elsewhere within the grace period.
+    Parted {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: crate::wire::PartReason,
+    },
+    /// A node moved to another subnet's LSN.
+    Moved {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+    /// A node is now reached through another LSN of the same subnet (failover, yield).
+    Rerouted {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+}
+
+/// What the [`Master`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterEvent {
+    /// Presence changed.
+    Presence(PresenceEvent),
+    /// An application message was delivered (acknowledged by the node, through its LSN).
+    Delivered {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Time from sending to the acknowledgement.
+        rtt: Duration,
+    },
+    /// An application message could not be delivered.
+    DeliveryFailed {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Why.
+        error: DeliveryError,
+    },
+    /// A link-layer event (sessions, refusals, enrollment).
+    Link(Event),
+}
+
+/// What an application can ask of a running [`Master`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterCommand {
+    /// [`Master::send_message`].
+    Send {
+        /// The recipient.
+        node: NodeId,
+        /// The application's id for the message (0 is reserved for polls).
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// [`Master::poll_node`].
+    Poll {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+/// The master's overlay state machine. Sans-IO: see the [crate docs](crate) for the loop.
+pub struct Master {
+    ep: Endpoint,
+    cfg: MasterConfig,
+    seq: u32,
+    reg: Registry,
+    deliveries: Deliveries,
+    /// Resync requests in flight: seq → LSN.
+    resyncs: Vec<(u32, NodeId)>,
+    /// LSNs a standby reported dead, being checked before we believe it: LSN → (ping seq,
+    /// deadline, pings sent, who reported it).
+    suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
+    events: VecDeque<MasterEvent>,
+    dht: Option<crate::dht::Dht>,
+    elections: Elections,
+    /// Keepalive echoes LSNs asked for: (when due, LSN).
+    echoes: std::collections::BTreeSet<(Timestamp, NodeId)>,
+}
+
+impl Master {
+    /// The master over `endpoint` (configured with [`EndpointConfig::master`](crate::EndpointConfig::master)).
+    pub fn new(endpoint: Endpoint, cfg: MasterConfig) -> Self {
+        Master {
+            ep: endpoint,
+            cfg,
+            seq: 0,
+            reg: Registry::default(),
+            deliveries: Deliveries::default(),
+            resyncs: Vec::new(),
+            suspects: std::collections::BTreeMap::new(),
+            events: VecDeque::new(),
+            dht: None,
+            elections: Elections::default(),
+            echoes: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// The master's node id.
+    pub fn node_id(&self) -> NodeId {
+        self.ep.node_id()
+    }
+
+    /// The link layer.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// The topology now: subnets, their LSNs (with the path of our session to each),
+    /// children, routes, last seen, RTT.
+    pub fn topology(&self) -> Topology {
+        let mut topology = self.reg.topology();
+        for lsn in topology.subnets.iter_mut().flat_map(|s| &mut s.lsns) {
+            lsn.path = self.ep.peer_path(&lsn.id);
+        }
+        topology
+    }
+
+    /// Whether `node` is present (not pending after a lost LSN or a move).
+    pub fn is_present(&self, node: &NodeId) -> bool {
+        self.reg.is_present(node)
+    }
+
+    /// Number of present nodes, LSNs included.
+    pub fn present_count(&self) -> usize {
+        self.reg.present_count()
+    }
+
+    /// Makes the master forget a node, as a lost update would (tests the digest repair).
+    #[cfg(test)]
+    pub(crate) fn forget(&mut self, node: &NodeId) {
+        self.reg.forget(node);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn send(&mut self, now: Timestamp, addr: SocketAddr, message: Message) {
+        if let Err(error) = self.ep.send_to(now, addr, message) {
+            self.events.push_back(MasterEvent::Link(Event::CommandFailed { error: error.into() }));
+        }
+    }
+
+    fn presence(&mut self, events: Vec<PresenceEvent>) {
+        self.events.extend(events.into_iter().map(MasterEvent::Presence));
+    }
+
+    /// Feeds one datagram received over UDP.
+    pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        self.handle_datagram_on(now, src, crate::Path::Udp, datagram);
+    }
+
+    /// Feeds one received datagram and the path (UDP or TCP) it came over.
+    pub fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        self.ep.handle_datagram_on(now, src, path, datagram);
+        self.pump(now);
+    }
+
+    /// Does whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.ep.handle_timeout(now);
+        let events = self.reg.expire(now, &self.cfg);
+        self.presence(events);
+        self.check_suspects(now);
+        for decided in self.elections.expire(now) {
+            self.designate(now, decided);
+        }
+        self.dht_timers(now);
+        self.send_echoes(now);
+        for (id, node) in self.deliveries.expire(now) {
+            self.events.push_back(MasterEvent::DeliveryFailed {
+                id,
+                node,
+                error: DeliveryError::Timeout,
+            });
+        }
+        self.pump(now);
+    }
+
+    /// Carries out an application command; failures come back as events.
+    pub fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
+        let (node, id, result) = match command {
+            MasterCommand::Send { node, id, data } => {
+                (node, id, self.send_message(now, node, id, &data))
+            }
+            MasterCommand::Poll { node } => (node, 0, self.poll_node(now, node)),
+        };
+        if let Err(error) = result {
+            self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<MasterEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let suspects = self.suspects.values().map(|(_, t, _, _)| *t).min();
+        [
+            self.ep.poll_timeout(),
+            self.reg.next_deadline(&self.cfg),
+            self.deliveries.next_deadline(),
+            suspects,
+            self.elections.next_deadline(),
+            self.dht_deadline(),
+            self.echoes.first().map(|(t, _)| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn pump(&mut self, now: Timestamp) {
+        while let Some(event) = self.ep.poll_event() {
+            match event {
+                Event::Message { peer, addr, message } => self.on_message(now, peer, addr, message),
+                Event::PeerEnrolled { peer, ref certificate } => {
+                    self.reg.remember_certificate((**certificate).clone());
+                    let _ = peer;
+                    self.events.push_back(MasterEvent::Link(event));
+                }
+                Event::Connected { peer, addr, .. } => {
+                    self.dht_connected(now, peer, addr);
+                    self.events.push_back(MasterEvent::Link(event));
+                }
+                Event::Disconnected { peer, .. } => {
+                    self.dht_disconnected(now, peer);
+                    self.events.push_back(MasterEvent::Link(event));
+                }
+                other => self.events.push_back(MasterEvent::Link(other)),
+            }
+        }
+        self.dht_flush(now);
+    }
+
+    fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
+        self.reg.seen(now, &peer);
+        let Some(message) = self.dht_message(now, peer, addr, message) else { return };
+        // Anything from an LSN a standby called dead proves it alive: the two settle by uptime.
+        self.suspects.remove(&peer);
+        match message {
+            Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
+            Message::Join(j) => self.on_join(now, peer, addr, j),
+            Message::Update(u) => self.on_update(now, peer, addr, u),
+            Message::Ping(p) => {
+                self.send(now, addr, Message::Pong(Pong { seq: p.seq, lsn: None }));
+                if !self.reg.is_lsn(&peer) {
+                    self.refuse_unregistered(now, addr, p.seq);
+                }
+                // Keep telling duplicate LSNs about each other until they have settled
+                // (their first exchange may have been lost to a partition).
+                if let Some(lsns) = self.reg.rivals_of(&peer) {
+                    self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: lsns }));
+                }
+            }
+            Message::Keepalive(k) => self.on_keepalive(now, peer, addr, k),
+            Message::Part(p) => {
+                let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
+                self.presence(events);
+            }
+            Message::Certificate(cert) => {
+                if self.ep.trust().verify(&cert, now).is_ok() {
+                    self.reg.remember_certificate(*cert);
+                }
+            }
+            Message::NodeList(list) => self.on_resync_answer(now, peer, list),
+            Message::ReachProof(p) => {
+                if let Some(decided) = self.elections.proof(now, &peer, p.nonce) {
+                    self.designate(now, decided);
+                }
+            }
+            Message::Ack(Ack { seq }) => {
+                if let Some((id, node, rtt)) = self.deliveries.acked(now, seq) {
+                    self.reg.set_rtt(&node, rtt);
+                    self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                }
+            }
+            Message::Error(e) => {
+                if let Some((id, node)) = self.deliveries.failed(e.seq) {
+                    let error = if e.code == ErrorCode::UNREACHABLE {
+                        DeliveryError::Unreachable(e.detail)
+                    } else {
+                        DeliveryError::Refused(e.detail)
+                    };
+                    self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+                }
+            }
+            other => self.events.push_back(MasterEvent::Link(Event::Message {
+                peer,
+                addr,
+                message: other,
+            })),
+        }
+    }
+
+    fn on_lsn_query(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, q: LsnQuery) {
+        let subnet = SubnetKey::new(q.local.0.ip(), q.prefix_len, addr.ip());
+        let contact = crate::wire::Contact { id: peer, addr: q.local };
+        let proven = self.elections.is_proven(now, &peer, q.local.0);
+        if self.elections.is_open(&subnet) && !self.reg.is_lsn(&peer) {
+            return self.elect(now, subnet, contact, addr, q.seq, proven);
+        }
+        let nodes = self.reg.lsns_for_query(now, subnet, contact, &self.cfg);
+        if nodes.is_empty()
+            && !proven
+            && !self.reg.is_lsn(&peer)
+            && !self.cfg.reach_probe_wait.is_zero()
+        {
+            // The registry would designate it: hold that until it proves it is reachable.
+            self.reg.undesignate(&subnet, &peer);
+            return self.elect(now, subnet, contact, addr, q.seq, false);
+        }
+        let reply = if nodes.is_empty() {
+            Message::Ack(Ack { seq: q.seq })
+        } else {
+            Message::NodeList(NodeList { seq: q.seq, nodes })
+        };
+        self.send(now, addr, reply);
+    }
+
+    /// Puts a querier into its subnet's LSN election (see `election.rs`); a proven one wins it
+    /// at once.
+    fn elect(
+        &mut self,
+        now: Timestamp,
+        subnet: SubnetKey,
+        contact: crate::wire::Contact,
+        addr: SocketAddr,
+        seq: u32,
+        proven: bool,
+    ) {
+        use rand_core::RngCore;
+        let nonce = self.ep.rng().next_u64();
+        let cand = Candidate::new(contact, addr, seq, nonce);
+        if proven {
+            let mut candidates = self.elections.take(&subnet);
+            candidates.push(cand);
+            let winner = candidates.len() - 1;
+            return self.designate(now, (subnet, candidates, winner));
+        }
+        for (prober, request) in self.elections.enter(now, subnet, cand, self.cfg.reach_probe_wait)
+        {
+            self.send(now, prober, Message::ProbeRequest(request));
+        }
+    }
+
+    /// Answers a decided election: the winner becomes the LSN, the others are named it.
+    fn designate(&mut self, now: Timestamp, (subnet, candidates, winner): Decided) {
+        let Some(w) = candidates.get(winner).copied() else { return };
+        tracing::debug!(lsn = ?w.contact.id, candidates = candidates.len(), "LSN designated");
+        self.reg.designate(now, subnet, w.contact, &self.cfg);
+        self.send(now, w.addr, Message::Ack(Ack { seq: w.seq }));
+        for c in candidates.iter().filter(|c| c.contact.id != w.contact.id) {
+            let list = NodeList { seq: c.seq, nodes: vec![w.contact] };
+            self.send(now, c.addr, Message::NodeList(list));
+        }
+    }
+
+    fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, j: Join) {
+        let subnet = SubnetKey::new(j.local.0.ip(), j.prefix_len, addr.ip());
+        let contact = crate::wire::Contact { id: peer, addr: j.local };
+        let events = self.reg.register_lsn(now, subnet, contact, addr);
+        self.presence(events);
+        self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
+        // Two LSNs in one subnet: tell each about the others; they settle it by uptime.
+        let lsns = self.reg.subnet_lsns(&subnet);
+        if lsns.len() > 1 {
+            for (_, at) in self.reg.subnet_lsn_addrs(&subnet) {
+                let nodes = lsns.clone();
+                self.send(now, at, Message::NodeList(NodeList { seq: 0, nodes }));
+            }
+        }
+    }
+
+    fn on_update(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Update) {
+        if !self.reg.is_lsn(&peer) {
+            let detail = "register as LSN first".to_owned();
+            return self.send(
+                now,
+                addr,
+                Message::Error(ErrorMessage { seq: u.seq, code: ErrorCode::NOT_ADMITTED, detail }),
+            );
+        }
+        let mut events = Vec::new();
+        let mut adopt = Vec::new();
+        for change in &u.changes {
+            if matches!(change.kind, crate::wire::PresenceKind::Parted(_)) {
+                // A standby reporting the LSN it replaced: hand it that LSN's children at once
+                // (those its list missed), but check the claim before reporting the LSN lost:
+                // a LAN split makes a live LSN look dead to its standby.
+                if let Some(children) = self.reg.replaced_children(&peer, &change.node) {
+                    adopt.push(Adopt { old: change.node, children });
+                    self.suspect(now, change.node, peer);
+                    continue;
+                }
+            }
+            events.extend(self.reg.apply(now, &peer, change, &u.route, &self.cfg));
+        }
+        for a in adopt.into_iter().filter(|a| !a.children.is_empty()) {
+            self.send(now, addr, Message::Adopt(a));
+        }
+        self.presence(events);
+        self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
+        if let Some(digest) = u.digest {
+            let ours = child_digest(self.reg.children_of(&peer).iter());
+            if ours != digest && !self.resyncs.iter().any(|(_, l)| *l == peer) {
+                tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
+                let seq = self.next_seq();
+                self.resyncs.push((seq, peer));
+                self.send(now, addr, Message::Resync(Resync { seq }));
+            }
+        }
+        // Keep the requests that an LSN left unanswered from piling up.
+        if self.resyncs.len() > 1024 {
+            self.resyncs.drain(..512);
+        }
+    }
+
+    /// Pings an LSN a standby reported dead.
+    fn suspect(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId) {
+        if self.suspects.contains_key(&lsn) {
+            return;
+        }
+        let seq = self.next_seq();
+        self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, 1, reporter));
+        if let Some(addr) = self.reg.lsn_addr(&lsn) {
+            self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
+        }
+    }
+
+    /// Suspected LSNs that stayed silent are lost; others get another ping.
+    fn check_suspects(&mut self, now: Timestamp) {
+        let due: Vec<NodeId> =
+            self.suspects.iter().filter(|(_, (_, t, _, _))| now >= *t).map(|(id, _)| *id).collect();
+        for lsn in due {
+            let Some((seq, _, sent, reporter)) = self.suspects.remove(&lsn) else { continue };
+            if sent < SUSPECT_PINGS {
+                self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, sent + 1, reporter));
+                if let Some(addr) = self.reg.lsn_addr(&lsn) {
+                    self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
+                }
+                continue;
+            }
+            let change = crate::wire::PresenceChange {
+                node: lsn,
+                kind: crate::wire::PresenceKind::Parted(crate::wire::PartReason::Lost),
+                addr: crate::wire::WireAddr(
+                    self.reg.lsn_addr(&lsn).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                ),
+            };
+            let events = self.reg.apply(now, &reporter, &change, &[reporter], &self.cfg);
+            self.presence(events);
+        }
+    }
+
+    fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
+        let Some(pos) = self.resyncs.iter().position(|(s, l)| *s == list.seq && *l == peer) else {
+            return;
+        };
+        self.resyncs.remove(pos);
+        let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
+        self.presence(events);
+    }
+}
+
+impl crate::Machine for Master {
+    type Event = MasterEvent;
+    type Command = MasterCommand;
+
+    fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        Master::handle_datagram(self, now, src, datagram);
+    }
+    fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        Master::handle_datagram_on(self, now, src, path, datagram);
+    }
+    fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
+        Master::handle_command(self, now, command);
+    }
+    fn handle_timeout(&mut self, now: Timestamp) {
+        Master::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Master::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        Master::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<MasterEvent> {
+        Master::poll_event(self)
+    }
+}

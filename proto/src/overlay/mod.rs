@@ -1,0 +1,34 @@
+//! The hierarchical overlay: Node → Local Super Node (LSN) → Master (thesis 4.1–4.3, 5.2–5.4).
+//!
+//! * A [`Node`] finds its subnet's LSN (LAN discovery, cached LSNs, then the master's
+//!   `LsnQuery`), joins it, or becomes the LSN when there is none. Through its LSN it is present
+//!   at the master.
+//! * An LSN pings its children, ranks them by uptime and shares the ranking (the neighbour
+//!   list). The top-ranked child is the **hot standby**: it heartbeats the LSN often, and when
+//!   the LSN dies it takes over at once and tells the children it knows, with no round trip to
+//!   the master. Other children keep a slow liveness check as the fallback.
+//! * LSNs report presence to the master as **deltas** with a digest of their child set; the
+//!   master asks for a resync when its view diverges.
+//! * The [`Master`] keeps the topology, emits presence events, and delivers application
+//!   messages end to end (sealed envelopes the LSN forwards but cannot read).
+//!
+//! Both are sans-IO [`Machine`](crate::Machine)s built on the [`Endpoint`](crate::Endpoint) link
+//! layer, run by the `fleetmesh` crate's driver or the simulator.
+
+mod config;
+mod digest;
+pub mod master;
+pub mod node;
+mod subnet;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_dht;
+
+pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
+pub use digest::child_digest;
+pub use master::{
+    DeliveryError, DeliveryId, Master, MasterCommand, MasterEvent, PresenceEvent, Topology,
+};
+pub use node::{Node, NodeCommand, NodeEvent, NodeState};
+pub use subnet::SubnetKey;

@@ -1,0 +1,187 @@
+//! The node's DHT: the [`Dht`] service wired to the node's endpoint, and the public DHT API
+//! (put, get, provide, find_providers, find_node). Results come back as
+//! [`NodeEvent::Dht`](super::NodeEvent::Dht).
+
+use std::net::SocketAddr;
+
+use super::{Node, NodeEvent};
+use crate::{
+    dht::{Dht, DhtCommand, DhtTraffic, KeyKind, QueryId, Saved, StoreOp},
+    wire::{Message, Record},
+    NodeId, Timestamp,
+};
+
+impl Node {
+    /// The DHT service, once the node has started (its first input).
+    pub fn dht(&self) -> Option<&Dht> {
+        self.dht.as_deref()
+    }
+
+    /// Signs `value` under `key` with this node's identity and stores it at the k closest
+    /// nodes. The version is the time in microseconds, so a later put replaces an earlier one;
+    /// the record lives for the configured record TTL unless republished.
+    pub fn dht_put(&mut self, now: Timestamp, key: NodeId, value: Vec<u8>) -> QueryId {
+        let ttl = self.cfg.dht.record_ttl.as_secs();
+        let record =
+            Record::sign(self.ep.identity(), key, value, now.as_micros(), now.as_secs() + ttl);
+        self.dht_put_record(now, record)
+    }
+
+    /// Stores an already signed record at the k closest nodes (e.g. one the master signed).
+    /// A record that fails the checks is refused at once with
+    /// [`DhtError::Refused`](crate::dht::DhtError::Refused).
+    pub fn dht_put_record(&mut self, now: Timestamp, record: Record) -> QueryId {
+        let query = self.dht_mut(now).put(now, record);
+        self.dht_flush(now);
+        query
+    }
+
+    /// Every record under `key` (one per publisher).
+    pub fn dht_get(&mut self, now: Timestamp, key: NodeId) -> QueryId {
+        let query = self.dht_mut(now).get(now, key);
+        self.dht_flush(now);
+        query
+    }
+
+    /// Announces that this node provides `content` (e.g. a content hash), with `offer` saying
+    /// how to fetch it: a provider record under [`KeyKind::Provider`].
+    pub fn dht_provide(&mut self, now: Timestamp, content: &[u8], offer: Vec<u8>) -> QueryId {
+        self.dht_put(now, KeyKind::Provider.key(content), offer)
+    }
+
+    /// The provider records for `content`: the records of every holder among the k closest
+    /// nodes, merged (one per provider), so a provider whose record reached only some of them
+    /// is still found ([`Dht::get_all`]).
+    pub fn dht_find_providers(&mut self, now: Timestamp, content: &[u8]) -> QueryId {
+        let query = self.dht_mut(now).get_all(now, KeyKind::Provider.key(content));
+        self.dht_flush(now);
+        query
+    }
+
+    /// The records under `key` published by `publisher` or the master; other publishers'
+    /// records are ignored ([`Dht::get_from`]).
+    pub fn dht_get_from(&mut self, now: Timestamp, key: NodeId, publisher: NodeId) -> QueryId {
+        let query = self.dht_mut(now).get_from(now, key, publisher);
+        self.dht_flush(now);
+        query
+    }
+
+    /// The contact record of `node`: under [`KeyKind::Contact`], published by `node` itself
+    /// (or the master); records anyone else put under that key are ignored.
+    pub fn dht_get_contact(&mut self, now: Timestamp, node: NodeId) -> QueryId {
+        self.dht_get_from(now, KeyKind::Contact.key(node.as_bytes()), node)
+    }
+
+    /// The trust record `name` (e.g. `b"revocations"`): under [`KeyKind::Trust`], published
+    /// by the master only; records anyone else put under that key are ignored.
+    pub fn dht_get_trust(&mut self, now: Timestamp, name: &[u8]) -> QueryId {
+        let master = self.ep.trust().network().master_id();
+        self.dht_get_from(now, KeyKind::Trust.key(name), master)
+    }
+
+    /// What this node's DHT has sent so far, by class (query, maintenance, answers; see
+    /// [`dht::traffic`](crate::dht::traffic)); all zero before the node started.
+    pub fn dht_traffic(&self) -> DhtTraffic {
+        self.dht.as_deref().map(Dht::traffic).unwrap_or_default()
+    }
+
+    /// The k nodes closest to `target`.
+    pub fn dht_find_node(&mut self, now: Timestamp, target: NodeId) -> QueryId {
+        let query = self.dht_mut(now).find_node(now, target);
+        self.dht_flush(now);
+        query
+    }
+
+    /// Switches DHT persistence on and restores what was saved before a restart (see
+    /// [`Saved::from_tables`]); call it before or right after the
+    /// node's first input. Afterwards [`poll_store`](Self::poll_store) yields the writes.
+    pub fn dht_restore(&mut self, now: Timestamp, saved: Saved) {
+        self.dht_mut(now).restore(now, saved);
+        self.dht_flush(now);
+    }
+
+    /// The next write for the node's persistent store, to be carried out in order; none before
+    /// [`dht_restore`](Self::dht_restore).
+    pub fn poll_store(&mut self) -> Option<StoreOp> {
+        self.dht.as_mut()?.poll_store()
+    }
+
+    pub(super) fn dht_command(&mut self, now: Timestamp, command: DhtCommand) -> QueryId {
+        match command {
+            DhtCommand::Put { key, value } => self.dht_put(now, key, value),
+            DhtCommand::PutRecord(record) => self.dht_put_record(now, *record),
+            DhtCommand::Get { key } => self.dht_get(now, key),
+            DhtCommand::GetFrom { key, publisher } => self.dht_get_from(now, key, publisher),
+            DhtCommand::Provide { content, offer } => self.dht_provide(now, &content, offer),
+            DhtCommand::FindProviders { content } => self.dht_find_providers(now, &content),
+            DhtCommand::FindNode { target } => self.dht_find_node(now, target),
+        }
+    }
+
+    /// The service, created at the node's first input (it needs the time).
+    fn dht_mut(&mut self, now: Timestamp) -> &mut Dht {
+        let (me, master) = (self.node_id(), self.ep.trust().network().master_id());
+        let config = &self.cfg.dht;
+        self.dht.get_or_insert_with(|| {
+            // Refresh targets only need to differ between nodes, not be secret.
+            let mut seed = [0u8; 32];
+            seed[..me.as_bytes().len()].copy_from_slice(me.as_bytes());
+            Box::new(Dht::new(now, me, master, config.clone(), seed))
+        })
+    }
+
+    pub(super) fn dht_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        if !self.cfg.dht.enabled {
+            return;
+        }
+        self.dht_mut(now).handle_connected(now, peer, addr);
+    }
+
+    pub(super) fn dht_disconnected(&mut self, now: Timestamp, peer: NodeId) {
+        if let Some(dht) = self.dht.as_mut() {
+            dht.handle_disconnected(now, peer);
+        }
+    }
+
+    /// Hands a message to the DHT; returns it when it is not the DHT's.
+    pub(super) fn dht_message(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        message: Message,
+    ) -> Option<Message> {
+        if !self.cfg.dht.enabled {
+            // Not a member: DHT requests are dropped (the asker times out and moves on).
+            return (!crate::dht::is_dht_message(&message)).then_some(message);
+        }
+        self.dht_mut(now).handle_message(now, peer, addr, message)
+    }
+
+    pub(super) fn dht_timers(&mut self, now: Timestamp) {
+        if let Some(dht) = self.dht.as_mut() {
+            if dht.poll_timeout().is_some_and(|t| t <= now) {
+                dht.handle_timeout(now);
+            }
+        }
+    }
+
+    pub(super) fn dht_deadline(&self) -> Option<Timestamp> {
+        self.dht.as_deref().and_then(Dht::poll_timeout)
+    }
+
+    /// Sends what the DHT wants sent and reports its results.
+    pub(super) fn dht_flush(&mut self, now: Timestamp) {
+        let Some(dht) = self.dht.as_mut() else { return };
+        let mut out = Vec::new();
+        while let Some(m) = dht.poll_message() {
+            out.push(m);
+        }
+        while let Some(event) = dht.poll_event() {
+            self.events.push_back(NodeEvent::Dht(event));
+        }
+        for (addr, message) in out {
+            self.send(now, addr, message);
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! [`Node`]: the overlay state machine of every managed device (thesis 5.3).
+//!
+//! States: `NoConnection → LookingForLsn → Joining → HasLsn | IsLsn`. The code is split by
+//! state and concern: `find` (looking for an LSN and joining one), `child` (life under an LSN:
+//! liveness, the hot standby, failover), `adopt` (a new LSN taking over the dead one's
+//! children, paced), `lsn` (being the LSN: children, ranking, forwarding,
+//! settling duplicate LSNs) and `uplink` (the LSN's link to the master: registration,
+//! keepalive, presence deltas).
+
+mod adopt;
+mod child;
+mod dht;
+mod find;
+mod keepalive;
+mod lsn;
+mod pings;
+mod reach;
+mod uplink;
+
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+
+use self::{child::LsnLink, find::Finder, lsn::LsnRole};
+use super::OverlayConfig;
+use crate::{
+    discovery::{Candidate, DiscoveryRequest},
+    endpoint::{Endpoint, Event},
+    wire::{Contact, ErrorCode, ErrorMessage, Message, PartReason, Pong, WireAddr},
+    NodeId, Timestamp, Transmit,
+};
+
+/// Where a node is in its life (thesis figure 14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Not part of the overlay (starting, enrolling, or left).
+    NoConnection,
+    /// Asking the LAN, the cache and the master for the subnet's LSN.
+    LookingForLsn,
+    /// Joining an LSN.
+    Joining,
+    /// A child of an LSN.
+    HasLsn,
+    /// The subnet's LSN.
+    IsLsn,
+}
+
+/// What a [`Node`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// The state changed.
+    State {
+        /// Before.
+        from: NodeState,
+        /// After.
+        to: NodeState,
+    },
+    /// Joined an LSN.
+    JoinedLsn {
+        /// The LSN.
+        lsn: NodeId,
+    },
+    /// Became the subnet's LSN; `takeover_from` names the dead LSN a standby replaced.
+    BecameLsn {
+        /// The LSN replaced, if this was a takeover.
+        takeover_from: Option<NodeId>,
+    },
+    /// The LSN stopped answering (or yielded).
+    LsnLost {
+        /// The LSN.
+        lsn: NodeId,
+    },
+    /// (LSN) A child joined.
+    ChildJoined {
+        /// The child.
+        node: NodeId,
+    },
+    /// (LSN) A child left or was lost.
+    ChildParted {
+        /// The child.
+        node: NodeId,
+        /// Why.
+        reason: PartReason,
+    },
+    /// An application message from the master arrived (authenticated end to end).
+    Message {
+        /// The master's message id.
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// The master did not answer (the node keeps retrying with backoff).
+    MasterUnreachable,
+    /// A node we asked to be our LSN refused (it is not an LSN, or not admitting us); the node
+    /// tries the next candidate.
+    JoinRefused {
+        /// The node that refused.
+        peer: NodeId,
+        /// What it said.
+        detail: String,
+    },
+    /// A link-layer event: sessions, refusals, rejected packets, enrollment.
+    Link(Event),
+    /// A DHT query finished.
+    Dht(crate::dht::DhtEvent),
+}
+
+/// What an application can ask of a running [`Node`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeCommand {
+    /// The node moved to another network: part from the old LSN (reason `Moved`) and find the
+    /// new subnet's LSN, keeping id and certificate.
+    Move(super::LocalNetwork),
+    /// Leave the overlay with an announced part (reason `Shutdown`).
+    Leave,
+    /// A DHT query; its result comes back as [`NodeEvent::Dht`].
+    Dht(crate::dht::DhtCommand),
+}
+
+/// A request awaiting an answer: its number, its deadline and how often it was sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    pub(crate) seq: u32,
+    pub(crate) deadline: Timestamp,
+    pub(crate) tries: u32,
+}
+
+/// The overlay state machine of one node. Sans-IO: see the [crate docs](crate) for the loop.
+pub struct Node {
+    ep: Endpoint,
+    cfg: OverlayConfig,
+    state: NodeState,
+    started: Timestamp,
+    seq: u32,
+    events: VecDeque<NodeEvent>,
+    requests: VecDeque<DiscoveryRequest>,
+    /// When the state machine wants to act next (start, retry after backoff).
+    wake: Option<Timestamp>,
+    backoff: Duration,
+    finder: Finder,
+    lsn: Option<LsnLink>,
+    // Boxed, as the endpoint's cold parts are: most nodes are not LSNs and many run without a
+    // DHT, and a compact node keeps its hot fields on fewer cache lines (the fleet simulator
+    // touches tens of thousands of nodes).
+    role: Option<Box<LsnRole>>,
+    dht: Option<Box<crate::dht::Dht>>,
+    /// An unsolicited reach probe got in over UDP (`reach.rs`).
+    inbound_ok: bool,
+}
+
+impl Node {
+    /// A node over `endpoint` (which holds its identity, certificate and trust).
+    pub fn new(endpoint: Endpoint, cfg: OverlayConfig) -> Self {
+        Node {
+            ep: endpoint,
+            cfg,
+            state: NodeState::NoConnection,
+            started: Timestamp::ZERO,
+            seq: 0,
+            events: VecDeque::new(),
+            requests: VecDeque::new(),
+            wake: Some(Timestamp::ZERO),
+            backoff: Duration::from_millis(500),
+            finder: Finder::default(),
+            lsn: None,
+            role: None,
+            dht: None,
+            inbound_ok: false,
+        }
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.ep.node_id()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    /// The LSN this node is a child of (itself when it is the LSN).
+    pub fn lsn(&self) -> Option<NodeId> {
+        match self.state {
+            NodeState::IsLsn => Some(self.node_id()),
+            _ => self.lsn.as_ref().map(|l| l.id),
+        }
+    }
+
+    /// (LSN) The current children, ranked best first.
+    pub fn children(&self) -> Vec<NodeId> {
+        self.role.as_ref().map(|r| r.ranked().iter().map(|c| c.id).collect()).unwrap_or_default()
+    }
+
+    /// The link layer.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OverlayConfig {
+        &self.cfg
+    }
+
+    fn me(&self) -> Contact {
+        Contact { id: self.node_id(), addr: WireAddr(self.cfg.listen) }
+    }
+
+    /// Our address on the local network: what the master hands to other nodes of the subnet.
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.cfg.local.addr, self.cfg.listen.port())
+    }
+
+    fn uptime_secs(&self, now: Timestamp) -> u32 {
+        u32::try_from(now.saturating_since(self.started).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn set_state(&mut self, to: NodeState) {
+        if self.state != to {
+            let from = self.state;
+            self.state = to;
+            tracing::debug!(node = ?self.node_id(), ?from, ?to, "state");
+            self.events.push_back(NodeEvent::State { from, to });
+        }
+    }
+
+    /// Sends `message` to whoever is at `addr`, opening a session if needed. A failure to even
+    /// queue it is reported, never dropped silently.
+    fn send(&mut self, now: Timestamp, addr: SocketAddr, message: Message) {
+        if addr == self.cfg.master {
+            self.uplink_sent(now);
+        }
+        if let Err(error) = self.ep.send_to(now, addr, message) {
+            tracing::debug!(%addr, %error, "send failed");
+            self.events.push_back(NodeEvent::Link(Event::CommandFailed { error: error.into() }));
+        }
+    }
+
+    /// Feeds one datagram received over UDP.
+    pub fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        self.handle_datagram_on(now, src, crate::Path::Udp, datagram);
+    }
+
+    /// Feeds one received datagram and the path (UDP or TCP) it came over.
+    pub fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        self.ep.handle_datagram_on(now, src, path, datagram);
+        self.pump(now);
+    }
+
+    /// Does whatever is due at `now`, including work that handling it scheduled for `now`
+    /// (e.g. a ranking push after a lost child), so that afterwards nothing is due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        // Bounded: each round only runs work the previous round made due.
+        for _ in 0..4 {
+            self.ep.handle_timeout(now);
+            self.pump(now);
+            if self.wake.is_some_and(|t| now >= t) {
+                self.wake = None;
+                self.on_wake(now);
+            }
+            self.child_timers(now);
+            self.lsn_timers(now);
+            self.find_timers(now);
+            self.dht_timers(now);
+            self.pump(now);
+            if self.poll_timeout().is_none_or(|t| t > now) {
+                break;
+            }
+        }
+    }
+
+    /// Candidates from discovery, answering [`DiscoveryRequest::Discover`].
+    pub fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
+        self.on_candidates(now, candidates);
+        self.pump(now);
+    }
+
+    /// Carries out an application command.
+    pub fn handle_command(&mut self, now: Timestamp, command: NodeCommand) {
+        match command {
+            NodeCommand::Move(local) => self.relocate(now, local),
+            NodeCommand::Leave => self.leave(now),
+            NodeCommand::Dht(command) => {
+                self.dht_command(now, command);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next thing the node needs from discovery.
+    pub fn poll_request(&mut self) -> Option<DiscoveryRequest> {
+        self.requests.pop_front()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        [
+            self.ep.poll_timeout(),
+            self.wake,
+            self.child_deadline(),
+            self.lsn_deadline(),
+            self.find_deadline(),
+            self.dht_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Handles what the link layer reported.
+    fn pump(&mut self, now: Timestamp) {
+        while let Some(event) = self.ep.poll_event() {
+            match event {
+                Event::Message { peer, addr, message } => self.on_message(now, peer, addr, message),
+                Event::ConnectFailed { addr, ref error, .. } => {
+                    tracing::debug!(%addr, %error, "connect failed");
+                    self.on_unreachable(now, addr);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
+                Event::Connected { peer, addr, .. } => {
+                    self.dht_connected(now, peer, addr);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
+                Event::Disconnected { peer, .. } => {
+                    self.dht_disconnected(now, peer);
+                    self.on_disconnected(now, peer);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
+                Event::ReachProbe { addr, path, nonce, session } => {
+                    self.on_reach_probe(now, addr, path, nonce, session);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
+                Event::Enrolled { .. } | Event::EnrollmentFailed { .. } => {
+                    let enrolled = matches!(event, Event::Enrolled { .. });
+                    self.events.push_back(NodeEvent::Link(event));
+                    if enrolled && self.state == NodeState::NoConnection {
+                        self.wake = Some(now);
+                    } else if !enrolled {
+                        self.retry_later(now);
+                    }
+                }
+                other => self.events.push_back(NodeEvent::Link(other)),
+            }
+        }
+        self.dht_flush(now);
+    }
+
+    fn on_wake(&mut self, now: Timestamp) {
+        if self.state != NodeState::NoConnection || self.finder.stopped {
+            return;
+        }
+        if self.started == Timestamp::ZERO {
+            self.started = now;
+        }
+        if self.ep.certificate().is_none() {
+            // First contact: enroll with the master before anything else.
+            let master = self.cfg.master;
+            let id = self.ep.trust().network().master_id();
+            self.ep.connect(now, master, Some(id));
+            return;
+        }
+        self.start_looking(now);
+    }
+
+    /// Tries again after the current backoff, which doubles up to the configured ceiling.
+    fn retry_later(&mut self, now: Timestamp) {
+        self.wake = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.cfg.max_backoff);
+    }
+
+    fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
+        if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
+            self.heard_from_lsn(now);
+        }
+        let Some(message) = self.dht_message(now, peer, addr, message) else { return };
+        match message {
+            Message::Ping(ping) => {
+                let lsn = match self.state {
+                    NodeState::IsLsn => Some(self.me()),
+                    _ => self.lsn.as_ref().map(|l| l.contact()),
+                };
+                self.send(now, addr, Message::Pong(Pong { seq: ping.seq, lsn }));
+                self.on_child_ping(now, peer);
+            }
+            Message::Pong(pong) => self.on_pong(now, peer, addr, pong),
+            Message::Join(join) => self.on_join(now, peer, addr, join),
+            Message::Ack(ack) => self.on_ack(now, peer, ack.seq),
+            Message::NodeList(list) => self.on_node_list(now, peer, addr, list),
+            Message::Error(error) => self.on_error(now, peer, error),
+            Message::Part(part) => self.on_part(now, peer, part),
+            Message::Takeover(t) => self.on_takeover(now, peer, t),
+            Message::Uptime(u) => self.on_uptime(now, peer, addr, u),
+            Message::Resync(r) => self.on_resync(now, addr, r),
+            Message::Adopt(a) => self.on_adopt(now, peer, a),
+            Message::Forward(f) => self.on_forward(now, peer, addr, *f),
+            Message::ProbeRequest(r) => self.on_probe_request(peer, r),
+            Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
+            Message::Keepalive(_) => self.uplink_echo(now, peer),
+            other => {
+                tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
+                self.events.push_back(NodeEvent::Link(Event::Message {
+                    peer,
+                    addr,
+                    message: other,
+                }));
+            }
+        }
+    }
+
+    fn on_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
+        if self.finder.on_error(error.seq) {
+            self.events.push_back(NodeEvent::JoinRefused { peer, detail: error.detail });
+            self.try_next_candidate(now);
+        } else {
+            self.on_lsn_error(now, peer, error);
+        }
+    }
+
+    fn reply_error(
+        &mut self,
+        now: Timestamp,
+        addr: SocketAddr,
+        seq: u32,
+        code: ErrorCode,
+        detail: &str,
+    ) {
+        self.send(now, addr, Message::Error(ErrorMessage { seq, code, detail: detail.into() }));
+    }
+
+    fn on_unreachable(&mut self, now: Timestamp, addr: SocketAddr) {
+        self.find_unreachable(now, addr);
+        self.uplink_unreachable(now, addr);
+    }
+
+    fn on_disconnected(&mut self, now: Timestamp, peer: NodeId) {
+        if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
+            self.lsn_dead(now);
+        }
+        self.child_disconnected(now, peer);
+    }
+
+    /// Moves to another network.
+    fn relocate(&mut self, now: Timestamp, local: super::LocalNetwork) {
+        self.part_all(now, PartReason::Moved);
+        self.cfg.local = local;
+        self.finder.stopped = false;
+        self.start_looking(now);
+    }
+
+    /// Leaves the overlay.
+    fn leave(&mut self, now: Timestamp) {
+        self.part_all(now, PartReason::Shutdown);
+        self.finder = Finder::default();
+        self.finder.stopped = true;
+        self.set_state(NodeState::NoConnection);
+    }
+
+    /// Announces a part to the LSN, or (as LSN) to the children with the standby as the better
+    /// LSN, and drops the role.
+    fn part_all(&mut self, now: Timestamp, reason: PartReason) {
+        if let Some(lsn) = self.lsn.take() {
+            self.send(now, lsn.addr, Message::Part(crate::wire::Part { reason, better_lsn: None }));
+        }
+        self.resign(now, reason, None);
+    }
+}
+
+impl crate::Machine for Node {
+    type Event = NodeEvent;
+    type Command = NodeCommand;
+
+    fn handle_datagram(&mut self, now: Timestamp, src: SocketAddr, datagram: &[u8]) {
+        Node::handle_datagram(self, now, src, datagram);
+    }
+    fn handle_datagram_on(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        path: crate::Path,
+        datagram: &[u8],
+    ) {
+        Node::handle_datagram_on(self, now, src, path, datagram);
+    }
+    fn handle_command(&mut self, now: Timestamp, command: NodeCommand) {
+        Node::handle_command(self, now, command);
+    }
+    fn handle_timeout(&mut self, now: Timestamp) {
+        Node::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Node::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        Node::poll_timeout(self)
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        Node::poll_event(self)
+    }
+    fn poll_discovery(&mut self) -> Option<DiscoveryRequest> {
+        self.poll_request()
+    }
+    fn handle_candidates(&mut self, now: Timestamp, candidates: Vec<Candidate>) {
+        Node::handle_candidates(self, now, candidates);
+    }
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        Node::poll_store(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! Parsing and writing the outer packet headers (layout in the [module docs](super)).
+
+/// Bytes a data packet adds to its frame: type, receiver index, counter and AEAD tag.
+pub const DATA_OVERHEAD: usize = 1 + 4 + 8 + TAG_LEN;
+
+pub(crate) const TAG_LEN: usize = 16;
+
+const HS1: u8 = 0x11;
+const HS2: u8 = 0x12;
+const HS3: u8 = 0x13;
+const DATA: u8 = 0x14;
+const PROBE: u8 = 0x15;
+/// The size of a reach probe: its type and nonce.
+const PROBE_LEN: usize = 9;
+
+/// Why a datagram was dropped before or while decrypting it. The session it was aimed at, if
+/// any, is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PacketError {
+    /// Shorter than its header, or an unknown packet type.
+    #[error("malformed packet")]
+    Malformed,
+    /// Names a session index we do not have (expired, or never existed).
+    #[error("no session with index {0:#010x}")]
+    UnknownSession(u32),
+    /// Failed authentication: tampered, truncated, or encrypted under another key.
+    #[error("packet failed authentication")]
+    Decrypt,
+    /// A replayed or too-old counter.
+    #[error(transparent)]
+    Replay(#[from] super::ReplayError),
+    /// Authenticated, but the frame inside could not be decoded.
+    #[error("bad frame: {0}")]
+    Frame(#[from] crate::codec::WireError),
+    /// A handshake packet that fits no handshake in progress.
+    #[error("unexpected handshake packet")]
+    UnexpectedHandshake,
+    /// Too large to send.
+    #[error("payload of {0} bytes is too large for one packet")]
+    TooLarge(usize),
+}
+
+/// A parsed packet, borrowing its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packet<'a> {
+    Hs1 { sender: u32, noise: &'a [u8] },
+    Hs2 { sender: u32, receiver: u32, noise: &'a [u8] },
+    Hs3 { receiver: u32, noise: &'a [u8] },
+    Data { receiver: u32, counter: u64, ciphertext: &'a [u8] },
+    Probe { nonce: u64 },
+}
+
+fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], i: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?))
+}
+
+impl<'a> Packet<'a> {
+    pub(crate) fn parse(b: &'a [u8]) -> Result<Packet<'a>, PacketError> {
+        let m = PacketError::Malformed;
+        let (&ty, _) = b.split_first().ok_or(PacketError::Malformed)?;
+        Ok(match ty {
+            HS1 => Packet::Hs1 { sender: u32_at(b, 1).ok_or(m)?, noise: &b[5..] },
+            HS2 => Packet::Hs2 {
+                sender: u32_at(b, 1).ok_or(m.clone())?,
+                receiver: u32_at(b, 5).ok_or(m)?,
+                noise: &b[9..],
+            },
+            HS3 => Packet::Hs3 { receiver: u32_at(b, 1).ok_or(m)?, noise: &b[5..] },
+            DATA => {
+                let receiver = u32_at(b, 1).ok_or(m.clone())?;
+                let counter = u64_at(b, 5).ok_or(m.clone())?;
+                let ciphertext = &b[13..];
+                if ciphertext.len() < TAG_LEN {
+                    return Err(m);
+                }
+                Packet::Data { receiver, counter, ciphertext }
+            }
+            PROBE if b.len() == PROBE_LEN => Packet::Probe { nonce: u64_at(b, 1).ok_or(m)? },
+            _ => return Err(m),
+        })
+    }
+
+    pub(crate) fn hs1(sender: u32, noise: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + noise.len());
+        out.push(HS1);
+        out.extend_from_slice(&sender.to_be_bytes());
+        out.extend_from_slice(noise);
+        out
+    }
+
+    pub(crate) fn hs2(sender: u32, receiver: u32, noise: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + noise.len());
+        out.push(HS2);
+        out.extend_from_slice(&sender.to_be_bytes());
+        out.extend_from_slice(&receiver.to_be_bytes());
+        out.extend_from_slice(noise);
+        out
+    }
+
+    pub(crate) fn hs3(receiver: u32, noise: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + noise.len());
+        out.push(HS3);
+        out.extend_from_slice(&receiver.to_be_bytes());
+        out.extend_from_slice(noise);
+        out
+    }
+
+    pub(crate) fn probe(nonce: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PROBE_LEN);
+        out.push(PROBE);
+        out.extend_from_slice(&nonce.to_be_bytes());
+        out
+    }
+
+    /// Writes a data header into `out` (cleared first); the ciphertext follows.
+    pub(crate) fn data_header(out: &mut Vec<u8>, receiver: u32, counter: u64) {
+        out.clear();
+        out.push(DATA);
+        out.extend_from_slice(&receiver.to_be_bytes());
+        out.extend_from_slice(&counter.to_be_bytes());
+    }
+}
+
+pub(crate) const DATA_HEADER_LEN: usize = 13;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        assert_eq!(
+            Packet::parse(&Packet::hs1(7, b"e")).unwrap(),
+            Packet::Hs1 { sender: 7, noise: b"e" }
+        );
+        assert_eq!(
+            Packet::parse(&Packet::hs2(1, 2, b"x")).unwrap(),
+            Packet::Hs2 { sender: 1, receiver: 2, noise: b"x" }
+        );
+        assert_eq!(
+            Packet::parse(&Packet::hs3(3, b"")).unwrap(),
+            Packet::Hs3 { receiver: 3, noise: b"" }
+        );
+        let mut d = Vec::new();
+        Packet::data_header(&mut d, 9, 42);
+        assert_eq!(d.len(), DATA_HEADER_LEN);
+        d.extend_from_slice(&[0; TAG_LEN]);
+        assert!(matches!(
+            Packet::parse(&d).unwrap(),
+            Packet::Data { receiver: 9, counter: 42, .. }
+        ));
+        assert_eq!(Packet::parse(&Packet::probe(0xfeed)).unwrap(), Packet::Probe { nonce: 0xfeed });
+        assert_eq!(Packet::parse(&[0x15, 0, 0]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[0x15; 10]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[0x14, 0, 0]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[0x99]), Err(PacketError::Malformed));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Packet::parse(&bytes);
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! A simulated day of a large fleet (thesis S3 and S6): most nodes come up in a morning window
+//! and shut down in the evening, servers stay up, nodes reboot at random, LSNs crash, nodes
+//! move between subnets, and the master goes down once. [`run`] plays it on a
+//! [`Simulation`] and returns a [`DayReport`] with the figures the benchmarks quote.
+//!
+//! ```
+//! use fleetmesh_proto::sim::day::{run, DayConfig};
+//!
+//! let cfg = DayConfig { nodes: 60, subnets: 3, hours: 0.25, ..DayConfig::default() };
+//! let report = run(&cfg, |_| {});
+//! assert_eq!(report.present_at_end, report.expected_present_at_end);
+//! ```
+
+use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::{quantile_ms, NatKind, NetModel, Simulation, START};
+use crate::{overlay::NodeState, Timestamp};
+
+const HOUR: f64 = 3600.0;
+
+/// The end of a run is left calm this long: no starts, crashes, moves or outages.
+pub const SETTLE: Duration = Duration::from_secs(120);
+
+/// What the day looks like. Times of day are offsets from the start (midnight).
+#[derive(Clone, Debug)]
+pub struct DayConfig {
+    /// Nodes in the fleet.
+    pub nodes: usize,
+    /// Subnets they are spread over (round robin).
+    pub subnets: u16,
+    /// Simulated hours.
+    pub hours: f64,
+    /// The seed: the same seed gives the same day.
+    pub seed: u64,
+    /// Fraction of nodes that stay up all day (servers); they start in the first half hour.
+    /// The rest are workstations. Default 0.2.
+    pub always_on: f64,
+    /// Workstations come up in this window (start, length). Default 07:30 for 30 minutes.
+    pub morning: (Duration, Duration),
+    /// Workstations shut down (announced) in this window. Default 16:00 for 3 hours.
+    pub evening: (Duration, Duration),
+    /// Fraction of running nodes that reboot per hour (crash, back after 1–5 minutes).
+    /// Default 0.01.
+    pub churn_per_hour: f64,
+    /// LSN crashes per hour across the fleet, each timed as a failover; the crashed node comes
+    /// back after 2–10 minutes. Default 12.
+    pub lsn_crashes_per_hour: f64,
+    /// Moves of a running node to another subnet per hour across the fleet. Default 0.
+    pub moves_per_hour: f64,
+    /// A master outage (start, length). Default 13:00 for 2 minutes.
+    pub master_outage: Option<(Duration, Duration)>,
+    /// The mix of NAT kinds over subnets (weights). Default: none 20 %, endpoint-independent
+    /// 20 %, address-restricted 20 %, port-restricted 30 %, symmetric 10 %.
+    pub nat_mix: Vec<(NatKind, f64)>,
+    /// The network model. Default: LAN 1 ms, WAN 20 ± 10 ms one way, 10 Mbit/s per subnet
+    /// uplink and downlink, 0.1 % loss.
+    pub net: NetModel,
+    /// How often the time series is sampled. Default 5 minutes.
+    pub sample_every: Duration,
+    /// Fraction of subnets whose edge firewall drops UDP (their nodes must reach the master
+    /// over TCP). Default 0.
+    pub udp_blocked_fraction: f64,
+    /// Endpoints fall back to TCP after this long without a UDP answer. Default 1 s.
+    pub tcp_fallback: Option<Duration>,
+    /// Records put into the DHT at `dht_start` by random running nodes. Default 100.
+    pub dht_records: usize,
+    /// Whether nodes and the master run the DHT. Default `true`.
+    pub dht: bool,
+    /// When the records are put; gets start two minutes later. Default 00:40.
+    pub dht_start: Duration,
+    /// DHT gets of those records per hour, from random running nodes. Default 600.
+    pub dht_lookups_per_hour: f64,
+    /// Threads the subnets run on ([`Simulation::parallel`]): the report is the same for any
+    /// number. Default: the machine's cores.
+    pub threads: usize,
+}
+
+impl Default for DayConfig {
+    fn default() -> Self {
+        let m = |h: u64, min: u64| Duration::from_secs(h * 3600 + min * 60);
+        DayConfig {
+            nodes: 1000,
+            subnets: 20,
+            hours: 24.0,
+            seed: 1,
+            always_on: 0.2,
+            morning: (m(7, 30), m(0, 30)),
+            evening: (m(16, 0), m(3, 0)),
+            churn_per_hour: 0.01,
+            lsn_crashes_per_hour: 12.0,
+            moves_per_hour: 0.0,
+            master_outage: Some((m(13, 0), m(0, 2))),
+            nat_mix: vec![
+                (NatKind::None, 0.2),
+                (NatKind::EndpointIndependent, 0.2),
+                (NatKind::AddressRestricted, 0.2),
+                (NatKind::PortRestricted, 0.3),
+                (NatKind::Symmetric, 0.1),
+            ],
+            net: NetModel {
+                wan_spread: Duration::from_millis(10),
+                subnet_bandwidth: Some(10_000_000 / 8),
+                loss: 0.001,
+                ..NetModel::default()
+            },
+            sample_every: Duration::from_secs(300),
+            udp_blocked_fraction: 0.0,
+            tcp_fallback: Some(Duration::from_secs(1)),
+            dht: true,
+            dht_records: 100,
+            dht_start: m(0, 40),
+            dht_lookups_per_hour: 600.0,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Quantiles of a latency, in milliseconds (0 when nothing was measured).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Quantiles {
+    /// How many were measured.
+    pub count: usize,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Worst.
+    pub max: u64,
+}
+
+impl Quantiles {
+    fn of(v: &[Duration]) -> Self {
+        Quantiles {
+            count: v.len(),
+            p50: quantile_ms(v, 0.5),
+            p99: quantile_ms(v, 0.99),
+            max: quantile_ms(v, 1.0),
+        }
+    }
+}
+
+/// The master's load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct MasterLoad {
+    /// Messages (datagrams sent plus received) per second over the run.
+    pub msgs_per_sec_mean: f64,
+    /// The busiest second.
+    pub msgs_per_sec_peak: u32,
+}
+
+/// DHT lookups in the run (issue figures).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DhtReport {
+    /// Gets that ran to an answer (gets cut short by their own node's crash, or still running
+    /// at the end, are not counted).
+    pub lookups: u64,
+    /// Of those, the fraction that found the record.
+    pub success_rate: f64,
+    /// Hops of successful network lookups (answers from the node's own store excluded).
+    pub hops_p50: u32,
+    /// 99th percentile of the hops.
+    pub hops_p99: u32,
+    /// Latency of successful network lookups, median.
+    pub latency_ms_p50: u64,
+    /// 99th percentile of the latency.
+    pub latency_ms_p99: u64,
+    /// DHT upkeep per running node per hour, bytes on the wire (each message sealed, 29 bytes,
+    /// plus a 28-byte IPv4/UDP header; session handshakes not counted): pings, bootstrap and
+    /// refresh lookups, republishing, and answers to other nodes' requests (those include
+    /// the answers to the measured gets).
+    pub maintenance_bytes_per_node_hour: f64,
+    /// The median simulated WAN round trip, for comparing the latency with.
+    pub wan_rtt_ms_p50: u64,
+    /// The fewest nodes holding a record after its put.
+    pub put_holders_min: usize,
+    /// Failed gets by error (NotFound, TimedOut, NoPeers, ...; puts prefixed "put").
+    pub failures: std::collections::BTreeMap<String, u64>,
+}
+
+/// One point of the time series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Simulated seconds since the start.
+    pub t: u64,
+    /// Nodes present at the master (0 while it is down).
+    pub present: usize,
+    /// Nodes running.
+    pub running: usize,
+    /// The master's messages per second since the previous sample.
+    pub master_msgs_per_sec: f64,
+}
+
+/// What a day produced. `wall_seconds` and `peak_rss_bytes` are left at 0 by [`run`] (the core
+/// reads no clock); the caller fills them in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DayReport {
+    /// Nodes in the fleet.
+    pub nodes: usize,
+    /// Subnets.
+    pub subnets: u16,
+    /// The seed.
+    pub seed: u64,
+    /// Simulated seconds.
+    pub simulated_seconds: u64,
+    /// Wall-clock seconds (filled in by the caller).
+    pub wall_seconds: f64,
+    /// Datagrams delivered plus timers handled.
+    pub events: u64,
+    /// Running nodes present at the master at the end (the last [`SETTLE`] of the run brings
+    /// no new starts or failures).
+    pub present_at_end: usize,
+    /// Nodes the master still counts present at the end although they are down (crashed
+    /// within the loss-detection time).
+    pub stale_at_end: usize,
+    /// Nodes running at the end.
+    pub expected_present_at_end: usize,
+    /// Node start → present at the master (starts while the master was down, or still listed
+    /// the node from before an unnoticed crash, are not timed).
+    pub join_ms: Quantiles,
+    /// LSN crash → all its children present under another LSN at the master. The new LSN
+    /// vouches for the children on its standby list (and those the master names) at once;
+    /// their paced rejoin then confirms them, or reports them lost (see `rejoin_ms`).
+    pub recovery_ms: Quantiles,
+    /// Failovers not complete within two minutes (or cut short by the master outage).
+    pub recoveries_incomplete: u64,
+    /// LSN crash → all its children actually joined to another LSN (or become one), from the
+    /// children's own events: the takeover is announced one child at a time
+    /// (`OverlayConfig::takeover_pace`), so this grows with the subnet (~12 s for 49).
+    pub rejoin_ms: Quantiles,
+    /// Failovers whose children had not all rejoined within two minutes (or cut short by the
+    /// master outage).
+    pub rejoins_incomplete: u64,
+    /// Move → present under an LSN of the new subnet.
+    pub move_ms: Quantiles,
+    /// Start → present for nodes in subnets that block UDP (through TCP).
+    pub tcp_fallback_ms: Quantiles,
+    /// DHT lookups.
+    pub dht: DhtReport,
+    /// WAN bytes (28-byte header per datagram) per running node per hour.
+    pub wan_bytes_per_node_hour: f64,
+    /// LAN bytes per running node per hour.
+    pub lan_bytes_per_node_hour: f64,
+    /// Node-hours of uptime the byte figures are divided by.
+    pub node_hours: f64,
+    /// The master's load.
+    pub master: MasterLoad,
+    /// The busiest second of any host but the master.
+    pub busiest_other_host_msgs_per_sec_peak: u32,
+    /// Peak resident memory (filled in by the caller).
+    pub peak_rss_bytes: u64,
+    /// Hash of every delivery: equal seeds give equal hashes.
+    pub trace_hash: String,
+    /// Present and running nodes and the master's load over the day.
+    pub series: Vec<Sample>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Sample,
+    Start(usize),
+    Stop(usize),
+    Reboot(usize),
+    Churn,
+    CrashLsn,
+    Move,
+    MasterDown,
+    MasterUp,
+    DhtPut,
+    DhtGet,
+}
+
+/// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
+pub fn run(cfg: &DayConfig, progress: impl FnMut(f64)) -> DayReport {
+    play(cfg, progress).0
+}
+
+/// Like [`run`], and hands back the simulation as it ended, for a closer look.
+pub fn run_keep(cfg: &DayConfig) -> (DayReport, Simulation) {
+    play(cfg, |_| {})
+}
+
+fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulation) {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xda7);
+    let mut sim = Simulation::new(cfg.seed);
+    sim.net = cfg.net.clone();
+    sim.parallel(cfg.threads);
+    sim.keep_events = false;
+    sim.tcp_fallback = cfg.tcp_fallback;
+    if !cfg.dht {
+        sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
+        sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
+    }
+    sim.crash_master();
+    sim.start_master();
+    let end = START + Duration::from_secs_f64(cfg.hours.max(0.0) * HOUR);
+    let subnets = cfg.subnets.max(1);
+    let total: f64 = cfg.nat_mix.iter().map(|(_, w)| w.max(0.0)).sum();
+    for s in 1..=subnets {
+        let mut pick = rng.gen::<f64>() * total;
+        let kind = cfg
+            .nat_mix
+            .iter()
+            .find(|(_, w)| {
+                pick -= w.max(0.0);
+                pick < 0.0
+            })
+            .map_or(NatKind::None, |(k, _)| *k);
+        sim.set_nat(s, kind);
+        if rng.gen_bool(cfg.udp_blocked_fraction.clamp(0.0, 1.0)) {
+            sim.block_subnet_udp(s, true);
+        }
+    }
+    let mut plan: BinaryHeap<Reverse<(Timestamp, u64, Action)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    // Nothing new goes wrong (and nothing new starts) in the last minutes, so the end state is
+    // settled rather than caught mid-join.
+    let calm = Timestamp::from_micros(end.as_micros().saturating_sub(SETTLE.as_micros() as u64));
+    let mut at = |plan: &mut BinaryHeap<_>, t: Timestamp, a: Action| {
+        seq += 1;
+        let quiet = matches!(a, Action::Sample | Action::Stop(_) | Action::DhtGet | Action::DhtPut);
+        if t <= end && (quiet || t <= calm) {
+            plan.push(Reverse((t, seq, a)));
+        }
+    };
+    let secs = |d: Duration| START + d;
+    let uniform = |rng: &mut ChaCha8Rng, (from, len): (Duration, Duration)| {
+        from + len.mul_f64(rng.gen::<f64>())
+    };
+    for k in 0..cfg.nodes {
+        // Subnet by subnet, so each subnet's nodes are consecutive slots and the subnets can
+        // run on several threads.
+        let subnet = (k * subnets as usize / cfg.nodes) as u16 + 1;
+        let i = sim.add(subnet);
+        sim.crash(i); // Added running; the plan starts it.
+        if sim.subnet(subnet).is_some_and(|s| s.udp_blocked) {
+            sim.stats.time_as_tcp(sim.id(i));
+        }
+        if rng.gen_bool(cfg.always_on.clamp(0.0, 1.0)) {
+            let t = uniform(&mut rng, (Duration::ZERO, Duration::from_secs(1800)));
+            at(&mut plan, secs(t), Action::Start(i));
+        } else {
+            at(&mut plan, secs(uniform(&mut rng, cfg.morning)), Action::Start(i));
+            at(&mut plan, secs(uniform(&mut rng, cfg.evening)), Action::Stop(i));
+        }
+    }
+    // Only the setup's bookkeeping goes; the TCP marks stay.
+    let marks = std::mem::replace(&mut sim.stats, super::Accounting::new());
+    sim.stats.adopt_marks(marks);
+    let mut t = START;
+    while t < end {
+        t = t + cfg.sample_every;
+        at(&mut plan, t, Action::Sample);
+    }
+    at(&mut plan, START + Duration::from_secs(60), Action::Churn);
+    if cfg.lsn_crashes_per_hour > 0.0 {
+        let first = Duration::from_secs_f64(HOUR / cfg.lsn_crashes_per_hour);
+        at(&mut plan, START + first, Action::CrashLsn);
+    }
+    if cfg.moves_per_hour > 0.0 {
+        at(&mut plan, START + Duration::from_secs_f64(HOUR / cfg.moves_per_hour), Action::Move);
+    }
+    if cfg.dht && cfg.dht_records > 0 {
+        at(&mut plan, secs(cfg.dht_start), Action::DhtPut);
+        if cfg.dht_lookups_per_hour > 0.0 {
+            let first = cfg.dht_start + Duration::from_secs(120);
+            at(&mut plan, secs(first), Action::DhtGet);
+        }
+    }
+    let mut keys = Vec::new();
+    if let Some((from, len)) = cfg.master_outage {
+        at(&mut plan, secs(from), Action::MasterDown);
+        at(&mut plan, secs(from + len), Action::MasterUp);
+    }
+
+    let mut running = 0usize;
+    let mut node_seconds = 0f64;
+    let mut last = START;
+    let mut series = Vec::new();
+    let mut master_total = 0u64;
+    let span = end.saturating_since(START).as_secs_f64().max(1.0);
+    while let Some(Reverse((when, _, action))) = plan.pop() {
+        sim.advance(when);
+        node_seconds += running as f64 * when.saturating_since(last).as_secs_f64();
+        last = when;
+        let running_now = |sim: &Simulation, i: usize| sim.slots[i].node.is_some();
+        match action {
+            Action::Start(i) if !running_now(&sim, i) => {
+                sim.start(i);
+                running += 1;
+            }
+            Action::Stop(i) if running_now(&sim, i) => {
+                sim.stop(i);
+                running -= 1;
+            }
+            Action::Reboot(i) if !running_now(&sim, i) => {
+                // Only a node still meant to be up comes back (not one past its evening).
+                sim.start(i);
+                running += 1;
+            }
+            Action::Churn => {
+                let expected = cfg.churn_per_hour.max(0.0) / 60.0 * running as f64;
+                let mut n = expected.floor() as usize;
+                if rng.gen_bool(expected.fract()) {
+                    n += 1;
+                }
+                for _ in 0..n {
+                    if let Some(i) = random_running(&sim, &mut rng) {
+                        sim.crash(i);
+                        running -= 1;
+                        let back = when + Duration::from_secs(rng.gen_range(60..=300));
+                        at(&mut plan, back, Action::Reboot(i));
+                    }
+                }
+                at(&mut plan, when + Duration::from_secs(60), Action::Churn);
+            }
+            Action::CrashLsn => {
+                if sim.master.is_some() {
+                    if let Some(i) = random_lsn(&sim, &mut rng, subnets) {
+                        sim.crash_timed(i);
+                        running -= 1;
+                        let back = when + Duration::from_secs(rng.gen_range(120..=600));
+                        at(&mut plan, back, Action::Reboot(i));
+                    }
+                }
+                let gap = HOUR / cfg.lsn_crashes_per_hour * rng.gen_range(0.5..1.5);
+                at(&mut plan, when + Duration::from_secs_f64(gap), Action::CrashLsn);
+            }
+            Action::Move => {
+                if let Some(i) = random_running(&sim, &mut rng) {
+                    let from = sim.slots[i].subnet();
+                    let to = (from + rng.gen_range(0..subnets.max(2) - 1)) % subnets + 1;
+                    sim.move_node(i, to);
+                }
+                let gap = HOUR / cfg.moves_per_hour * rng.gen_range(0.5..1.5);
+                at(&mut plan, when + Duration::from_secs_f64(gap), Action::Move);
+            }
+            Action::DhtPut => {
+                for n in 0..cfg.dht_records {
+                    let mut key = [0u8; 20];
+                    rng.fill(&mut key[..]);
+                    let key = crate::NodeId::from_bytes(key);
+                    if let Some(i) = random_running(&sim, &mut rng) {
+                        let value = format!("record {n}").into_bytes();
+                        sim.dht_put(i, key, value);
+                        keys.push(key);
+                    }
+                }
+            }
+            Action::DhtGet => {
+                if let (Some(i), false) = (random_running(&sim, &mut rng), keys.is_empty()) {
+                    let key = keys[rng.gen_range(0..keys.len())];
+                    sim.dht_get(i, key);
+                }
+                let gap = HOUR / cfg.dht_lookups_per_hour * rng.gen_range(0.5..1.5);
+                at(&mut plan, when + Duration::from_secs_f64(gap), Action::DhtGet);
+            }
+            Action::MasterDown => sim.crash_master(),
+            Action::MasterUp => sim.start_master(),
+            Action::Sample => {
+                let total = sim.stats.master_rate.total;
+                let dt = cfg.sample_every.as_secs_f64().max(1e-9);
+                series.push(Sample {
+                    t: when.saturating_since(START).as_secs(),
+                    present: sim.master.as_ref().map_or(0, |m| m.present_count()),
+                    running,
+                    master_msgs_per_sec: (total - master_total) as f64 / dt,
+                });
+                master_total = total;
+                progress(when.saturating_since(START).as_secs_f64() / span);
+            }
+            _ => {}
+        }
+    }
+    sim.advance(end);
+    node_seconds += running as f64 * end.saturating_since(last).as_secs_f64();
+    progress(1.0);
+    (report(cfg, &sim, node_seconds, series), sim)
+}
+
+fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Sample>) -> DayReport {
+    let st = &sim.stats;
+    let node_hours = node_seconds / HOUR;
+    let per_node_hour = |b: u64| if node_hours > 0.0 { b as f64 / node_hours } else { 0.0 };
+    let simulated = Duration::from_secs_f64(cfg.hours.max(0.0) * HOUR);
+    DayReport {
+        nodes: cfg.nodes,
+        subnets: cfg.subnets,
+        seed: cfg.seed,
+        simulated_seconds: simulated.as_secs(),
+        wall_seconds: 0.0,
+        events: sim.events,
+        present_at_end: sim
+            .slots
+            .iter()
+            .filter(|s| s.node.is_some())
+            .filter(|s| sim.master.as_ref().is_some_and(|m| m.is_present(&s.id())))
+            .count(),
+        stale_at_end: sim.master.as_ref().map_or(0, |m| {
+            sim.slots.iter().filter(|s| s.node.is_none() && m.is_present(&s.id())).count()
+        }),
+        expected_present_at_end: sim.running(),
+        join_ms: Quantiles::of(&st.joins),
+        recovery_ms: Quantiles::of(&st.recoveries),
+        recoveries_incomplete: st.recoveries_incomplete + st.failovers_open() as u64,
+        rejoin_ms: Quantiles::of(&st.rejoins),
+        rejoins_incomplete: st.rejoins_incomplete + st.rejoins_open() as u64,
+        move_ms: Quantiles::of(&st.moves),
+        tcp_fallback_ms: Quantiles::of(&st.tcp_fallback),
+        dht: dht_report(sim, node_hours),
+        wan_bytes_per_node_hour: per_node_hour(st.wan.bytes),
+        lan_bytes_per_node_hour: per_node_hour(st.lan.bytes),
+        node_hours,
+        master: MasterLoad {
+            msgs_per_sec_mean: st.master_rate.total as f64 / simulated.as_secs_f64().max(1.0),
+            msgs_per_sec_peak: st.master_rate.peak,
+        },
+        busiest_other_host_msgs_per_sec_peak: st
+            .node_rate
+            .iter()
+            .map(|m| m.peak)
+            .max()
+            .unwrap_or(0),
+        peak_rss_bytes: 0,
+        trace_hash: format!("{:016x}", st.trace),
+        series,
+    }
+}
+
+fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
+    let t = sim.dht_traffic();
+    let per_msg = (crate::secure::DATA_OVERHEAD as u64) + super::HEADER_BYTES;
+    let upkeep =
+        t.maintenance_bytes + t.answer_bytes + (t.maintenance_msgs + t.answer_msgs) * per_msg;
+    let d = &sim.stats.dht;
+    let answered = d.lookups.saturating_sub(super::DhtStats::pending(&sim.stats) as u64);
+    let hops: Vec<Duration> = d.hops.iter().map(|&h| Duration::from_millis(h.into())).collect();
+    DhtReport {
+        lookups: answered,
+        success_rate: if answered > 0 { d.succeeded as f64 / answered as f64 } else { 0.0 },
+        hops_p50: quantile_ms(&hops, 0.5) as u32,
+        hops_p99: quantile_ms(&hops, 0.99) as u32,
+        latency_ms_p50: quantile_ms(&d.latency, 0.5),
+        latency_ms_p99: quantile_ms(&d.latency, 0.99),
+        maintenance_bytes_per_node_hour: if node_hours > 0.0 {
+            upkeep as f64 / node_hours
+        } else {
+            0.0
+        },
+        wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
+        failures: d.failures.clone(),
+        put_holders_min: d.put_holders.iter().copied().min().unwrap_or(0),
+    }
+}
+
+/// A random running node (a few tries; `None` if the fleet is mostly down).
+fn random_running(sim: &Simulation, rng: &mut ChaCha8Rng) -> Option<usize> {
+    if sim.slots.is_empty() {
+        return None;
+    }
+    (0..64).map(|_| rng.gen_range(0..sim.slots.len())).find(|&i| sim.slots[i].node.is_some())
+}
+
+/// The LSN of a random subnet that has at least one other running node (so a failover can
+/// happen).
+fn random_lsn(sim: &Simulation, rng: &mut ChaCha8Rng, subnets: u16) -> Option<usize> {
+    for _ in 0..64 {
+        let s = rng.gen_range(1..=subnets);
+        let Some(sub) = sim.subnet(s) else { continue };
+        let up: Vec<usize> =
+            sub.members.iter().copied().filter(|&j| sim.slots[j].node.is_some()).collect();
+        if up.len() < 2 {
+            continue;
+        }
+        if let Some(&lsn) = up
+            .iter()
+            .find(|&&j| sim.slots[j].node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn))
+        {
+            return Some(lsn);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! What the core hands its driver to send: a [`Transmit`] over a [`Path`].
+//!
+//! The core never touches a socket; the driver (the `fleetmesh` crate's `Transport`
+//! implementations, or the simulator) carries each transmit over the path the core chose.
+
+use std::net::SocketAddr;
+
+/// Which kind of transport carries a datagram. The core picks one per peer (see
+/// [`EndpointConfig::tcp_fallback`](crate::endpoint::EndpointConfig::tcp_fallback)); a driver with a
+/// single transport sends every path over it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Path {
+    /// Datagrams over UDP: the first choice.
+    #[default]
+    Udp,
+    /// Length-prefixed frames over a TCP connection: for peers UDP does not reach, in one
+    /// direction or both.
+    Tcp,
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Path::Udp => "udp",
+            Path::Tcp => "tcp",
+        })
+    }
+}
+
+/// A datagram the core wants sent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transmit {
+    /// Where to.
+    pub dst: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+    /// Over which kind of transport.
+    pub path: Path,
+}
