@@ -3,13 +3,16 @@
 //! One task per node: `select!` over the transport's next datagram, the machine's next
 //! deadline, a command channel and discovery's answers; after each input it drains transmits
 //! and events. Inputs ready together are taken in a fixed order (deadline, discovery, commands,
-//! datagrams), so a seeded simulation repeats exactly. This is the only code in the crate that
+//! datagrams), so a seeded simulation repeats exactly. A send that would wait (a TCP dial) never
+//! holds up that loop: it finishes on a task of its own, bounded by [`SLOW_QUEUE`] and
+//! [`MAX_SLOW_DESTINATIONS`]. This is the only code in the crate that
 //! reads a clock, and it reads `tokio::time::Instant`, so turmoil's simulated time (or tokio's
 //! paused test clock) drives it.
 
 mod clock;
 mod endpoint;
 mod monitor;
+mod outbox;
 
 use tokio::sync::mpsc;
 
@@ -17,6 +20,7 @@ pub use self::{
     clock::Clock,
     endpoint::{EndpointCommand, EndpointHandle},
     monitor::{watch_network, NetworkMonitor, NetworkWatch, RouteMonitor},
+    outbox::{MAX_SLOW_DESTINATIONS, SLOW_QUEUE},
 };
 pub use fleetmesh_proto::Machine;
 
@@ -65,6 +69,9 @@ async fn run_inner<M: Machine, T: Transport>(
     events: mpsc::Sender<M::Event>,
 ) -> Result<(), DriverError> {
     let mut buf = vec![0u8; transport.max_datagram_size()];
+    let transport = Arc::new(transport);
+    // Sends never hold up the loop: a slow one finishes on a task of its own (`outbox.rs`).
+    let mut outbox = outbox::Outbox::new(transport.clone());
     let mut events = Some(events);
     // Discovery may take a while (a LAN round); it runs beside the loop and reports back here.
     let (found_tx, mut found_rx) = mpsc::channel::<Vec<Candidate>>(4);
@@ -103,10 +110,7 @@ async fn run_inner<M: Machine, T: Transport>(
             }
         }
         while let Some(t) = machine.poll_transmit() {
-            if let Err(error) = transport.send_on(t.path, t.dst, &t.payload).await {
-                // A send failure is a lost datagram; the protocol's timers deal with loss.
-                tracing::debug!(dst = %t.dst, %error, "send failed");
-            }
+            outbox.send(t).await;
         }
         while let Some(event) = machine.poll_event() {
             // Once the application dropped its receiver, events are no longer wanted.
