@@ -4,13 +4,18 @@
 //! no configuration, stays reachable through NATs, firewalls and network moves, and the
 //! management server (the *master*) can reach any of them at any moment, securely.
 //!
-//! This crate runs the protocol: the tokio [`driver`], the pluggable I/O traits and
-//! [`DualTransport`]. The protocol itself is the sans-IO crate `fleetmesh-proto` (no runtime, no
-//! sockets, no clock), re-exported here module for module, so `fleetmesh::overlay::Node` and
-//! `fleetmesh_proto::overlay::Node` are the same type. Transports live in their own crates
-//! (`fleetmesh-memory`, `fleetmesh-udp`, `fleetmesh-tcp`), LAN discovery with its LSN cache in
-//! `fleetmesh-lan` (`discovery/lan`), whole-network test harnesses in
-//! `fleetmesh-testkit`, and the `fleetmesh` command in `fleetmesh-cli`.
+//! This crate is the one to embed. Its front door, [`NodeBuilder`] and [`MasterBuilder`], turns
+//! a data directory and a few settings into a running node or master (key file, certificate or
+//! enrollment, UDP and TCP on one port, LAN discovery, the persistent store) and hands back a
+//! typed handle. Underneath, every part is a crate of its own and re-exported here:
+//!
+//! * `fleetmesh-proto`: the sans-IO protocol core (no runtime, no sockets, no clock);
+//! * `fleetmesh-driver`: the tokio driver and the `Transport`, `Discovery` and `Store` traits;
+//! * `fleetmesh-udp`, `fleetmesh-tcp`, `fleetmesh-memory`: transports; `fleetmesh-lan`: LAN
+//!   discovery with its LSN cache; `fleetmesh-redb`: the persistent store;
+//! * `fleetmesh-testkit`: whole-network test harnesses; `fleetmesh-cli`: the `fleetmesh` command.
+//!
+//! Imports run one way: proto ← driver ← transports ← this crate.
 //!
 //! ## Map of the code
 //!
@@ -72,24 +77,20 @@
 //! assert!(a.is_connected(&b.node_id()));
 //! ```
 
-pub mod discovery;
-pub mod driver;
-mod dual;
-pub mod store;
-pub mod transport;
+mod front;
 
+pub use fleetmesh_driver::{
+    discovery, driver, store, transport, Candidate, Discovery, DiscoveryError, DiscoveryRequest,
+    DualTransport, MemoryDiscovery, MemoryStore, Path, Source, Store, StoreError, Transmit,
+    Transport, TransportError,
+};
 /// The simulator, from the protocol core (feature `sim`).
 #[cfg(feature = "sim")]
 pub use fleetmesh_proto::sim;
-pub use fleetmesh_proto::{codec, dht, endpoint, identity, overlay, secure, trust, wire};
-
-pub use discovery::{
-    Candidate, Discovery, DiscoveryError, DiscoveryRequest, MemoryDiscovery, Source,
-};
-pub use dual::DualTransport;
 pub use fleetmesh_proto::{
-    Distance, Endpoint, EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId,
-    ParseNodeIdError, Timestamp, NODE_ID_LEN,
+    codec, dht, endpoint, identity, overlay, secure, trust, wire, Distance, Endpoint,
+    EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId, ParseNodeIdError, Timestamp,
+    NODE_ID_LEN,
 };
-pub use store::{MemoryStore, Store, StoreError};
-pub use transport::{Path, Transmit, Transport, TransportError};
+
+pub use front::*;

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use fleetmesh::NodeId;
+use fleetmesh_driver::NodeId;
 
 const HEADER: &str = "fleetmesh-lan-cache 1";
 

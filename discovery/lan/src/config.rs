@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use fleetmesh::NodeId;
+use fleetmesh_driver::NodeId;
 use tokio::net::UdpSocket;
 
 /// The UDP port LAN discovery listens on by default.
@@ -69,7 +69,7 @@ impl LanConfig {
     ///
     /// ```
     /// # use fleetmesh_lan::LanConfig;
-    /// let cfg = LanConfig::new(fleetmesh::NodeId::ZERO).cache_file("/var/lib/fleetmesh/lsn-cache");
+    /// let cfg = LanConfig::new(fleetmesh_driver::NodeId::ZERO).cache_file("/var/lib/fleetmesh/lsn-cache");
     /// assert!(cfg.cache.is_some());
     /// ```
     pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -81,7 +81,7 @@ impl LanConfig {
     ///
     /// ```
     /// # use fleetmesh_lan::LanConfig;
-    /// let cfg = LanConfig::new(fleetmesh::NodeId::ZERO).targets(vec!["192.168.1.255:7947".parse().unwrap()]);
+    /// let cfg = LanConfig::new(fleetmesh_driver::NodeId::ZERO).targets(vec!["192.168.1.255:7947".parse().unwrap()]);
     /// assert_eq!(cfg.targets.len(), 1);
     /// ```
     pub fn targets(mut self, targets: Vec<SocketAddr>) -> Self {
@@ -93,7 +93,7 @@ impl LanConfig {
     ///
     /// ```
     /// # use fleetmesh_lan::LanConfig;
-    /// let cfg = LanConfig::new(fleetmesh::NodeId::ZERO).bind(Some("127.0.0.1:0".parse().unwrap()), None);
+    /// let cfg = LanConfig::new(fleetmesh_driver::NodeId::ZERO).bind(Some("127.0.0.1:0".parse().unwrap()), None);
     /// assert!(cfg.bind_v6.is_none());
     /// ```
     pub fn bind(mut self, v4: Option<SocketAddr>, v6: Option<SocketAddr>) -> Self {

@@ -22,7 +22,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), fleetmesh_lan::LanError> {
 //! use fleetmesh_lan::{LanConfig, LanDiscovery};
-//! # let node_id = fleetmesh::NodeId::ZERO;
+//! # let node_id = fleetmesh_driver::NodeId::ZERO;
 //! let discovery = LanDiscovery::bind(
 //!     LanConfig::new(node_id).cache_file("/var/lib/fleetmesh/lsn-cache"),
 //! )
@@ -44,7 +44,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use fleetmesh::{Candidate, Discovery, DiscoveryError, Source};
+use fleetmesh_driver::{Candidate, Discovery, DiscoveryError, Source};
 use tokio::{net::UdpSocket, sync::mpsc, task::JoinHandle};
 
 use self::{cache::LsnCache, proto::Datagram};
@@ -75,7 +75,7 @@ pub(crate) struct State {
     /// When we are the subnet's LSN: the address we announce.
     pub(crate) announce: Option<SocketAddr>,
     /// The round in progress: its nonce and where its answers go.
-    pub(crate) round: Option<(u64, mpsc::UnboundedSender<(fleetmesh::NodeId, SocketAddr)>)>,
+    pub(crate) round: Option<(u64, mpsc::UnboundedSender<(fleetmesh_driver::NodeId, SocketAddr)>)>,
     cache: LsnCache,
     nonces: u64,
 }

@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use fleetmesh::NodeId;
+use fleetmesh_driver::NodeId;
 
 /// The first four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"FMLD";

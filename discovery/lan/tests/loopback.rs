@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use fleetmesh::{Candidate, Discovery, NodeId, Source};
+use fleetmesh_driver::{Candidate, Discovery, NodeId, Source};
 use fleetmesh_lan::{LanConfig, LanDiscovery};
 
 const LSN_ADDR: &str = "10.1.0.7:4000";

@@ -24,8 +24,8 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), fleetmesh::StoreError> {
-//! use fleetmesh::Store;
+//! # async fn main() -> Result<(), fleetmesh_driver::StoreError> {
+//! use fleetmesh_driver::Store;
 //! use fleetmesh_redb::RedbStore;
 //!
 //! let dir = tempfile::tempdir()?;
@@ -39,7 +39,7 @@
 use std::{any::Any, fmt, io, panic, path::Path, sync::Arc};
 
 use async_trait::async_trait;
-use fleetmesh::{Store, StoreError};
+use fleetmesh_driver::{Store, StoreError};
 use redb::{Database, ReadableTable, TableDefinition, TableError};
 
 /// A [`Store`] in one redb database file. Clones share the database.

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use fleetmesh::{
+use fleetmesh_driver::{
     dht::{persist, Dht, DhtConfig, KeyKind},
     wire::{KadStore, Message, Record},
     Identity, NodeId, Timestamp,
@@ -39,21 +39,24 @@ async fn records_and_contacts_come_back_after_reopening() {
     assert!(dht.handle_message(now, peers[0].0, peers[0].1, store).is_none());
     // Out go the bootstrap lookup's requests and the store's confirmation.
     let sent: Vec<Message> = std::iter::from_fn(|| dht.poll_message()).map(|(_, m)| m).collect();
-    assert!(sent.contains(&Message::KadStored(fleetmesh::wire::KadStored { rpc: 9 })), "{sent:?}");
+    assert!(
+        sent.contains(&Message::KadStored(fleetmesh_driver::wire::KadStored { rpc: 9 })),
+        "{sent:?}"
+    );
     let later = now + persist::PERSIST_DELAY;
     dht.handle_timeout(later);
 
     let db = RedbStore::open(&path).unwrap();
     let mut writes = 0;
     while let Some(op) = dht.poll_store() {
-        fleetmesh::store::apply(&db, &op).await.unwrap();
+        fleetmesh_driver::store::apply(&db, &op).await.unwrap();
         writes += 1;
     }
     assert_eq!(writes, 6, "one record and five contacts");
     drop(db);
 
     let db = RedbStore::open(&path).unwrap();
-    let saved = fleetmesh::store::load_dht(&db).await.unwrap();
+    let saved = fleetmesh_driver::store::load_dht(&db).await.unwrap();
     let mut restarted = Dht::new(later, me, master, DhtConfig::default(), [7; 32]);
     restarted.restore(later, saved);
     assert_eq!(restarted.records().get(&key).collect::<Vec<_>>(), vec![&record]);

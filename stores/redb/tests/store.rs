@@ -6,7 +6,7 @@ use std::{
     path::Path,
 };
 
-use fleetmesh::{Store, StoreError};
+use fleetmesh_driver::{Store, StoreError};
 use fleetmesh_redb::RedbStore;
 
 fn open(path: &Path) -> RedbStore {

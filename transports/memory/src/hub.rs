@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use fleetmesh::TransportError;
+use fleetmesh_driver::TransportError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
@@ -80,7 +80,7 @@ impl MemoryHub {
     /// ```
     /// use std::io;
     ///
-    /// use fleetmesh::TransportError;
+    /// use fleetmesh_driver::TransportError;
     ///
     /// let hub = fleetmesh_memory::MemoryHub::new(0);
     /// let addr = "10.0.0.1:4000".parse().unwrap();

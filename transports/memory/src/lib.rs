@@ -10,11 +10,11 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use fleetmesh::Transport;
+//! use fleetmesh_driver::Transport;
 //! use fleetmesh_memory::{LinkConfig, MemoryHub};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), fleetmesh::TransportError> {
+//! # async fn main() -> Result<(), fleetmesh_driver::TransportError> {
 //! let hub = MemoryHub::new(7);
 //! hub.set_default_link(LinkConfig::new(Duration::from_millis(5), 0.0));
 //! let a = hub.bind("10.0.0.1:4000".parse().unwrap())?;
@@ -37,9 +37,9 @@
 //!   at a full queue are dropped, like a full socket buffer.
 //! * Datagrams on a zero-latency link arrive in send order. With latency each datagram has its
 //!   own timer task, so datagrams due at the same instant may be reordered, which the
-//!   [`Transport`](fleetmesh::Transport) contract allows.
+//!   [`Transport`](fleetmesh_driver::Transport) contract allows.
 //! * A datagram larger than the buffer passed to `recv_from` is consumed and reported as
-//!   [`TransportError::TooLarge`](fleetmesh::TransportError::TooLarge) with `max` set to the
+//!   [`TransportError::TooLarge`](fleetmesh_driver::TransportError::TooLarge) with `max` set to the
 //!   buffer's length; it is never truncated.
 //!
 //! # Layout

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeSet, io, net::SocketAddr, time::Duration};
 
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use fleetmesh_memory::{LinkConfig, MemoryHub, MemoryTransport, MAX_DATAGRAM_SIZE};
 use tokio::time::{timeout, Instant};
 

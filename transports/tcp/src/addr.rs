@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 /// Replies come back to the address the peer learns from our connection, so a dialer must be
 /// reachable in `dst`'s family: the same family, or an IPv6 wildcard listener on a dual-stack
 /// system, which also accepts IPv4 connections.
-pub(crate) use fleetmesh::transport::canonical_addr as canonical;
+pub(crate) use fleetmesh_driver::transport::canonical_addr as canonical;
 
 pub(crate) fn compatible(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -> bool {
     local.is_ipv4() == dst.is_ipv4()

@@ -2,7 +2,7 @@
 
 use std::{io, net::SocketAddr};
 
-use fleetmesh::TransportError;
+use fleetmesh_driver::TransportError;
 
 /// Maps an error from dialing `dst`.
 pub(crate) fn connect_error(err: io::Error, dst: SocketAddr) -> TransportError {

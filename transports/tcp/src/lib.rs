@@ -6,11 +6,11 @@
 //! available in one build.
 //!
 //! ```no_run
-//! use fleetmesh::Transport;
+//! use fleetmesh_driver::Transport;
 //! use fleetmesh_tcp::TcpTransport;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), fleetmesh::TransportError> {
+//! # async fn main() -> Result<(), fleetmesh_driver::TransportError> {
 //! let transport = TcpTransport::bind("127.0.0.1:4433".parse().unwrap()).await?;
 //! let mut buf = vec![0u8; transport.max_datagram_size()];
 //! let (len, src) = transport.recv_from(&mut buf).await?;
@@ -35,7 +35,7 @@
 //!   acceptor observes is the one it listens on.
 //! * **Dialing** happens on the first send to an address with no open connection, bounded by
 //!   [`TcpConfig::with_connect_timeout`]; refused, unreachable and timed-out dials are
-//!   [`TransportError::Unreachable`](fleetmesh::TransportError::Unreachable).
+//!   [`TransportError::Unreachable`](fleetmesh_driver::TransportError::Unreachable).
 //! * **Broken connections:** if writing to an open connection fails, the connection is dropped,
 //!   one new connection is dialed and the datagram is sent on it; only if that fails does the
 //!   send fail. A peer that closed or restarted is normally noticed earlier, by the reader.
@@ -51,7 +51,7 @@
 //!
 //! # Addresses
 //! IPv4 and IPv6 are both supported. Sending to the other family than the listener's fails
-//! with [`TransportError::AddressFamily`](fleetmesh::TransportError::AddressFamily), since the
+//! with [`TransportError::AddressFamily`](fleetmesh_driver::TransportError::AddressFamily), since the
 //! peer could not dial back, except from a tokio listener on `[::]`, which is dual stack where
 //! the OS allows (Linux by default; tokio does not set `IPV6_V6ONLY`). IPv4-mapped peer
 //! addresses are reported as plain IPv4. Turmoil is never dual stack.
@@ -60,7 +60,7 @@
 //! A reader task per connection pushes `(source, datagram)` into one queue
 //! ([`TcpConfig::with_recv_queue`]) that `recv_from` drains; `recv_from` is cancel safe. A
 //! datagram longer than the caller's buffer is consumed and reported as
-//! [`TransportError::TooLarge`](fleetmesh::TransportError::TooLarge) with `max` set to the
+//! [`TransportError::TooLarge`](fleetmesh_driver::TransportError::TooLarge) with `max` set to the
 //! buffer's length, never truncated.
 //!
 //! # Layout
@@ -71,7 +71,7 @@
 //! * `conn.rs`: one connection's write half, idle clock and close signal.
 //! * `reader.rs`: the per-connection reader task (hello, frames, idle timeout).
 //! * `transport.rs`: [`TcpTransport`], the connection table, dialing and the accept loop.
-//! * `error.rs`: mapping `io::Error`s to [`TransportError`](fleetmesh::TransportError).
+//! * `error.rs`: mapping `io::Error`s to [`TransportError`](fleetmesh_driver::TransportError).
 
 mod addr;
 mod config;

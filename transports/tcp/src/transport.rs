@@ -13,7 +13,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use tokio::{io::AsyncWriteExt, sync::mpsc, task::JoinSet};
 
 use crate::{

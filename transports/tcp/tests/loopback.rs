@@ -4,7 +4,7 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use fleetmesh_tcp::{TcpConfig, TcpTransport, MAX_DATAGRAM_SIZE};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use fleetmesh_tcp::{TcpConfig, TcpTransport, MAX_DATAGRAM_SIZE};
 use tokio::time::timeout;
 

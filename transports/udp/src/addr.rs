@@ -7,7 +7,7 @@ use std::net::{SocketAddr, SocketAddrV6};
 ///
 /// A dual-stack socket (an IPv6 wildcard bind on a system that allows it) reaches IPv4
 /// destinations through their IPv4-mapped form, which every OS accepts on such sockets.
-pub(crate) use fleetmesh::transport::canonical_addr as canonical;
+pub(crate) use fleetmesh_driver::transport::canonical_addr as canonical;
 
 pub(crate) fn outbound(local: SocketAddr, dst: SocketAddr, dual_stack: bool) -> Option<SocketAddr> {
     match (local, dst) {

@@ -2,7 +2,7 @@
 
 use std::{io, net::SocketAddr};
 
-use fleetmesh::TransportError;
+use fleetmesh_driver::TransportError;
 
 /// Maps an error from sending to `dst`.
 pub(crate) fn send_error(err: io::Error, dst: SocketAddr) -> TransportError {

@@ -5,11 +5,11 @@
 //! constructors are available in one build.
 //!
 //! ```no_run
-//! use fleetmesh::Transport;
+//! use fleetmesh_driver::Transport;
 //! use fleetmesh_udp::UdpTransport;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), fleetmesh::TransportError> {
+//! # async fn main() -> Result<(), fleetmesh_driver::TransportError> {
 //! let transport = UdpTransport::bind("127.0.0.1:0".parse().unwrap()).await?;
 //! let mut buf = vec![0u8; transport.max_datagram_size()];
 //! let (len, src) = transport.recv_from(&mut buf).await?;
@@ -20,7 +20,7 @@
 //!
 //! # Addresses
 //! * IPv4 and IPv6 sockets are both supported. Sending to the other family fails with
-//!   [`TransportError::AddressFamily`](fleetmesh::TransportError::AddressFamily), except from a
+//!   [`TransportError::AddressFamily`](fleetmesh_driver::TransportError::AddressFamily), except from a
 //!   tokio socket bound to the unspecified IPv6 address `[::]`: tokio does not set
 //!   `IPV6_V6ONLY`, so on Linux (where `net.ipv6.bindv6only` defaults to 0) that socket is dual
 //!   stack, and IPv4 destinations are sent as IPv4-mapped IPv6 addresses. Where the OS makes
@@ -29,7 +29,7 @@
 //!   taken just to force the option either way.
 //! * Sources are reported in canonical form: an IPv4-mapped source on a dual-stack socket is
 //!   reported as the plain IPv4 address, so it compares equal to the address peers know.
-//! * [`local_addrs`](fleetmesh::Transport::local_addrs) returns the bound address as is, which
+//! * [`local_addrs`](fleetmesh_driver::Transport::local_addrs) returns the bound address as is, which
 //!   is unspecified (`0.0.0.0` or `[::]`) for a wildcard bind.
 //! * Turmoil sockets are never dual stack, and turmoil panics if the bound address's family
 //!   differs from the simulated host's.
@@ -38,7 +38,7 @@
 //! UDP itself truncates a datagram that does not fit the receive buffer. This transport never
 //! does: with a buffer shorter than [`RECV_SCRATCH_LEN`] it receives into an internal buffer
 //! big enough for any UDP datagram and copies out. A datagram longer than the caller's buffer
-//! is consumed and reported as [`TransportError::TooLarge`](fleetmesh::TransportError::TooLarge)
+//! is consumed and reported as [`TransportError::TooLarge`](fleetmesh_driver::TransportError::TooLarge)
 //! with `size` its real length and `max` the buffer's length. Passing a buffer of
 //! [`MAX_DATAGRAM_SIZE`] bytes avoids that error for anything a fleetmesh peer sends.
 //!
@@ -49,8 +49,8 @@
 //! # Layout
 //! * `socket.rs`: the tokio and turmoil sockets behind one crate-private enum.
 //! * `addr.rs`: address-family checks and IPv4-mapped address handling (pure functions).
-//! * `error.rs`: mapping `io::Error`s to [`TransportError`](fleetmesh::TransportError).
-//! * `transport.rs`: [`UdpTransport`] and its [`Transport`](fleetmesh::Transport) impl.
+//! * `error.rs`: mapping `io::Error`s to [`TransportError`](fleetmesh_driver::TransportError).
+//! * `transport.rs`: [`UdpTransport`] and its [`Transport`](fleetmesh_driver::Transport) impl.
 
 mod addr;
 mod error;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use tokio::sync::Mutex;
 
 use crate::{addr, error, socket::Socket, MAX_DATAGRAM_SIZE, RECV_SCRATCH_LEN};

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use fleetmesh::{Transport, TransportError};
+use fleetmesh_driver::{Transport, TransportError};
 use fleetmesh_udp::{UdpTransport, MAX_DATAGRAM_SIZE};
 
 const PORT: u16 = 4433;

@@ -106,7 +106,8 @@ impl Node {
         self.dht.as_mut()?.poll_store()
     }
 
-    pub(super) fn dht_command(&mut self, now: Timestamp, command: DhtCommand) -> QueryId {
+    /// Starts a DHT query or store; its result comes back as a `NodeEvent::Dht` with the id returned.
+    pub fn dht_command(&mut self, now: Timestamp, command: DhtCommand) -> QueryId {
         match command {
             DhtCommand::Put { key, value } => self.dht_put(now, key, value),
             DhtCommand::PutRecord(record) => self.dht_put_record(now, *record),

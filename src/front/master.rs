@@ -1,0 +1,207 @@
+//! [`MasterBuilder`] and [`MasterHandle`]: the management server's node, which issues
+//! certificates, admits enrollments and keeps the fleet's topology.
+
+use std::{
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use rand_core::{OsRng, RngCore};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{
+    data::DataDir,
+    net,
+    tokens::{TokenError, TokenOptions, Tokens},
+    JoinLink, StartError,
+};
+use crate::{
+    driver::{self, Clock, DriverError, DriverStopped},
+    overlay::{Master, MasterCommand, MasterConfig, MasterEvent, Topology},
+    trust::{Authority, NetworkKey},
+    Endpoint, EndpointConfig, MemoryDiscovery, NodeId,
+};
+
+/// The master's default port (UDP and TCP).
+pub const DEFAULT_MASTER_PORT: u16 = 7946;
+
+/// Builds a master.
+#[must_use]
+pub struct MasterBuilder {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    public: Vec<SocketAddr>,
+    config: MasterConfig,
+}
+
+impl MasterBuilder {
+    /// A master keeping its key and state in `data_dir` (created if missing).
+    pub fn new(data_dir: impl AsRef<Path>) -> Self {
+        MasterBuilder {
+            data_dir: data_dir.as_ref().to_path_buf(),
+            listen: SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), DEFAULT_MASTER_PORT),
+            public: Vec::new(),
+            config: MasterConfig::default(),
+        }
+    }
+
+    /// Where to listen (UDP and TCP on the same port). Default `[::]:7946` (IPv4 and IPv6).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The addresses nodes reach the master at, written into enrollment links (a public
+    /// address, or the NAT's forwarded port). Default: the listening address when it is a
+    /// specific one, otherwise every non-loopback address of this host's interfaces.
+    pub fn public_addrs(mut self, addrs: Vec<SocketAddr>) -> Self {
+        self.public = addrs;
+        self
+    }
+
+    /// The master's timers and limits.
+    pub fn config(mut self, config: MasterConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Starts the master. Call inside a tokio runtime.
+    pub async fn start(self) -> Result<MasterHandle, StartError> {
+        let dir = DataDir::open(&self.data_dir)?;
+        let identity = dir.identity("master.key")?;
+        let tokens = Tokens::load(dir.clone())?;
+        let (sockets, port) = net::bind(self.listen).await?;
+        let public = if self.public.is_empty() {
+            default_public(self.listen.ip(), port)
+        } else {
+            self.public
+        };
+        let clock = Clock::system();
+        let authority = Authority::new(identity);
+        let network = authority.network_key();
+        let endpoint = EndpointConfig::master(authority, tokens.clone(), clock.now());
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        let master = Arc::new(Mutex::new(Master::new(Endpoint::new(endpoint, seed), self.config)));
+        let (commands, events, task) =
+            driver::spawn(master.clone(), sockets, Arc::new(MemoryDiscovery::new()), clock);
+        tracing::info!(master = %network.master_id(), port, "master started");
+        Ok(MasterHandle { network, public, tokens, clock, master, commands, events, task, port })
+    }
+}
+
+fn default_public(ip: IpAddr, port: u16) -> Vec<SocketAddr> {
+    if !ip.is_unspecified() {
+        return vec![SocketAddr::new(ip, port)];
+    }
+    let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback() && (ip.is_ipv6() || i.ip().is_ipv4()))
+        // Link-local IPv6 needs a scope id that another host cannot use.
+        .filter(|i| !matches!(i.ip(), IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .map(|i| SocketAddr::new(i.ip(), port))
+        .collect();
+    addrs.sort_by_key(|a| a.is_ipv6());
+    addrs.truncate(super::link::MAX_LINK_ADDRS);
+    if addrs.is_empty() {
+        addrs.push(SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
+    }
+    addrs
+}
+
+/// A running master.
+pub struct MasterHandle {
+    network: NetworkKey,
+    public: Vec<SocketAddr>,
+    tokens: Tokens,
+    clock: Clock,
+    master: Arc<Mutex<Master>>,
+    commands: mpsc::Sender<MasterCommand>,
+    events: mpsc::Receiver<MasterEvent>,
+    task: JoinHandle<Result<(), DriverError>>,
+    port: u16,
+}
+
+impl MasterHandle {
+    /// The master's node id.
+    pub fn id(&self) -> NodeId {
+        self.network.master_id()
+    }
+
+    /// The network key every node checks certificates with.
+    pub fn network(&self) -> NetworkKey {
+        self.network
+    }
+
+    /// The port it listens on (UDP and TCP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The link without a token: names the network, admits no one.
+    pub fn link(&self) -> JoinLink {
+        JoinLink { masters: self.public.clone(), network: self.network, token: None }
+    }
+
+    /// A new enrollment link: a fresh token admitting `options.uses` devices until it
+    /// expires. The token is on disk before this returns.
+    pub fn create_token(&self, options: TokenOptions) -> Result<JoinLink, TokenError> {
+        let token = self.tokens.create(self.clock.now(), options)?;
+        Ok(JoinLink { token: Some(token), ..self.link() })
+    }
+
+    /// Tokens that can still admit a device.
+    pub fn tokens_remaining(&self) -> usize {
+        self.tokens.remaining(self.clock.now())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Master> {
+        self.master.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fleet as the master sees it now.
+    pub fn topology(&self) -> Topology {
+        self.lock().topology()
+    }
+
+    /// Whether `node` is present.
+    pub fn is_present(&self, node: &NodeId) -> bool {
+        self.lock().is_present(node)
+    }
+
+    /// How many nodes are present.
+    pub fn present_count(&self) -> usize {
+        self.lock().present_count()
+    }
+
+    /// Sends `data` to `node`, sealed end to end; its delivery (or failure) comes back as a
+    /// [`MasterEvent`] carrying `id` (0 is reserved for polls).
+    pub async fn send(&self, node: NodeId, id: u64, data: Vec<u8>) -> Result<(), DriverStopped> {
+        self.commands.send(MasterCommand::Send { node, id, data }).await.map_err(|_| DriverStopped)
+    }
+
+    /// Asks `node` whether it is there; the answer comes back as a [`MasterEvent`].
+    pub async fn poll(&self, node: NodeId) -> Result<(), DriverStopped> {
+        self.commands.send(MasterCommand::Poll { node }).await.map_err(|_| DriverStopped)
+    }
+
+    /// The next event; `None` once the master has stopped.
+    pub async fn next_event(&mut self) -> Option<MasterEvent> {
+        self.events.recv().await
+    }
+
+    /// Stops the master.
+    pub async fn shutdown(self) {
+        drop(self.commands);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+impl std::fmt::Debug for MasterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterHandle").field("id", &self.id()).field("port", &self.port).finish()
+    }
+}

@@ -1,0 +1,93 @@
+//! Sockets and the local network: UDP and TCP on one port, and which subnet this host is on.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+
+use fleetmesh_tcp::TcpTransport;
+use fleetmesh_udp::UdpTransport;
+
+use super::StartError;
+use crate::{overlay::LocalNetwork, transport::canonical_addr, DualTransport, TransportError};
+
+/// The transport the front door runs: UDP first, TCP on the same port as fallback.
+pub(crate) type Sockets = DualTransport<UdpTransport, TcpTransport>;
+
+/// Binds UDP on `addr`, then TCP on the port UDP got. `[::]` binds both IPv4 and IPv6 (a
+/// dual-stack socket); a host without IPv6 falls back to `0.0.0.0` on the same port.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<(Sockets, u16), StartError> {
+    match bind_exact(addr).await {
+        Err(StartError::Bind {
+            source: TransportError::AddressFamily(_) | TransportError::Io(_),
+            ..
+        }) if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && !ipv6_available() => {
+            bind_exact(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port())).await
+        }
+        other => other,
+    }
+}
+
+async fn bind_exact(addr: SocketAddr) -> Result<(Sockets, u16), StartError> {
+    let fail = |source| StartError::Bind { addr, source };
+    let udp = UdpTransport::bind(addr).await.map_err(fail)?;
+    let port = udp.local_addr().port();
+    let tcp_addr = SocketAddr::new(addr.ip(), port);
+    let tcp = TcpTransport::bind(tcp_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: tcp_addr, source })?;
+    Ok((DualTransport::new(udp, tcp), port))
+}
+
+fn ipv6_available() -> bool {
+    UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
+}
+
+/// The local network this host reaches `target` through: the source address the system's
+/// routing table picks for it (no packet is sent), with the prefix length of the interface
+/// that holds that address. `None` when there is no route.
+pub(crate) fn local_network(target: SocketAddr) -> Option<LocalNetwork> {
+    let target = canonical_addr(target);
+    let unspecified: IpAddr = match target {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let probe = UdpSocket::bind((unspecified, 0)).ok()?;
+    probe.connect(target).ok()?;
+    let addr = probe.local_addr().ok()?.ip();
+    Some(LocalNetwork { addr, prefix_len: prefix_len(addr) })
+}
+
+/// The prefix length of the interface holding `addr`; /24 (IPv4) or /64 (IPv6) when no
+/// interface lists it (a container with an unusual setup).
+fn prefix_len(addr: IpAddr) -> u8 {
+    let found = if_addrs::get_if_addrs().ok().and_then(|ifaces| {
+        ifaces.into_iter().find(|i| i.ip() == addr).map(|i| match i.addr {
+            if_addrs::IfAddr::V4(v4) => u32::from(v4.netmask).count_ones() as u8,
+            if_addrs::IfAddr::V6(v6) => u128::from(v6.netmask).count_ones() as u8,
+        })
+    });
+    found.unwrap_or(if addr.is_ipv4() { 24 } else { 64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_to_loopback_is_on_loopbacks_network() {
+        let net = local_network("127.0.0.1:9".parse().unwrap()).unwrap();
+        assert_eq!(net.addr, IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert_eq!(net.prefix_len, 8, "lo is 127.0.0.1/8");
+    }
+
+    #[tokio::test]
+    async fn udp_and_tcp_share_one_port() {
+        let (sockets, port) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_ne!(port, 0);
+        use crate::Transport;
+        let addrs = sockets.local_addrs();
+        assert!(addrs.iter().all(|a| a.port() == port), "{addrs:?}");
+        // The port is taken now, for both protocols: a second bind names the address.
+        let again = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let Err(err) = bind(again).await else { panic!("the port is in use") };
+        assert!(matches!(err, StartError::Bind { addr, .. } if addr == again), "{err}");
+    }
+}

@@ -1,0 +1,308 @@
+//! [`NodeBuilder`] and [`NodeHandle`]: a managed device's node, from a data directory and (the
+//! first time) an enrollment link.
+
+use std::{
+    collections::VecDeque,
+    net::{Ipv6Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use fleetmesh_lan::{LanConfig, LanDiscovery};
+use fleetmesh_redb::RedbStore;
+use rand_core::{OsRng, RngCore};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{
+    data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STORE_FILE},
+    machine::{Command, Front},
+    net, JoinLink, StartError,
+};
+use crate::{
+    dht::{DhtCommand, QueryId},
+    driver::{self, Clock, DriverError, DriverStopped},
+    overlay::{Node, NodeCommand, NodeEvent, NodeState, OverlayConfig},
+    Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
+};
+
+/// Where nodes listen unless told otherwise: every address, IPv4 and IPv6, on a port the
+/// system picks (peers learn it from the LSN and the master).
+pub const DEFAULT_NODE_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0);
+
+/// How long [`NodeBuilder::start`] waits for the master to answer a first enrollment.
+pub const DEFAULT_ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A change to the overlay's configuration, applied before the node starts.
+type Configure = Box<dyn FnOnce(&mut OverlayConfig) + Send>;
+
+/// Builds a node. See the [crate docs](crate) for a complete program.
+#[must_use]
+pub struct NodeBuilder {
+    data_dir: PathBuf,
+    link: Option<JoinLink>,
+    listen: SocketAddr,
+    lan: bool,
+    enroll_timeout: Duration,
+    configure: Option<Configure>,
+}
+
+impl NodeBuilder {
+    /// A node keeping its keys, certificate and state in `data_dir` (created if missing).
+    pub fn new(data_dir: impl AsRef<Path>) -> Self {
+        NodeBuilder {
+            data_dir: data_dir.as_ref().to_path_buf(),
+            link: None,
+            listen: DEFAULT_NODE_LISTEN,
+            lan: true,
+            enroll_timeout: DEFAULT_ENROLL_TIMEOUT,
+            configure: None,
+        }
+    }
+
+    /// Joins with this enrollment link. Needed on the first start only: the node keeps its
+    /// certificate and the network (the link without its token) in the data directory.
+    pub fn join(mut self, link: JoinLink) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    /// Where to listen (UDP and TCP on the same port). Default [`DEFAULT_NODE_LISTEN`].
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Whether to look for the subnet's LSN on the LAN (UDP broadcast and multicast on port
+    /// 7947). Default on; when the port is taken (another node on this host) the node goes on
+    /// without, with a warning.
+    pub fn lan_discovery(mut self, on: bool) -> Self {
+        self.lan = on;
+        self
+    }
+
+    /// How long a first enrollment may take. Default [`DEFAULT_ENROLL_TIMEOUT`].
+    pub fn enroll_timeout(mut self, timeout: Duration) -> Self {
+        self.enroll_timeout = timeout;
+        self
+    }
+
+    /// Adjusts the overlay's timers and limits (defaults meet the project's targets).
+    pub fn configure(mut self, f: impl FnOnce(&mut OverlayConfig) + Send + 'static) -> Self {
+        self.configure = Some(Box::new(f));
+        self
+    }
+
+    /// Starts the node: loads or creates its key, binds its sockets, opens its store, and on a
+    /// first start enrolls with the master (returning once the certificate is in hand, or the
+    /// master's refusal). Call inside a tokio runtime.
+    pub async fn start(self) -> Result<NodeHandle, StartError> {
+        let dir = DataDir::open(&self.data_dir)?;
+        let identity = dir.identity("node.key")?;
+        let id = identity.node_id();
+        let saved = match dir.read_text(NETWORK_FILE)? {
+            Some(text) => Some(text.parse::<JoinLink>().map_err(|e| StartError::Corrupt {
+                path: dir.file(NETWORK_FILE),
+                detail: e.to_string(),
+            })?),
+            None => None,
+        };
+        let link = match (self.link, saved) {
+            (Some(given), Some(saved)) if given.network != saved.network => {
+                return Err(StartError::OtherNetwork { path: dir.file(NETWORK_FILE) })
+            }
+            (Some(given), _) => given,
+            (None, Some(saved)) => saved,
+            (None, None) => return Err(StartError::NotEnrolled),
+        };
+        let certificate = dir.certificate()?.filter(|c| c.node_id() == id);
+        let mut endpoint =
+            EndpointConfig::new(identity, link.network).tcp_fallback(Some(Duration::from_secs(3)));
+        let enrolling = certificate.is_none();
+        match (certificate, &link.token) {
+            (Some(cert), _) => endpoint = endpoint.certificate(cert),
+            (None, Some(token)) => endpoint = endpoint.enroll_token(token.clone()),
+            (None, None) => return Err(StartError::NotEnrolled),
+        }
+        dir.write(NETWORK_FILE, link.without_token().to_string().as_bytes())?;
+
+        let (sockets, port) = net::bind(self.listen).await?;
+        let master = link.masters[0];
+        let local = net::local_network(master).unwrap_or(crate::overlay::LocalNetwork {
+            addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            prefix_len: 8,
+        });
+        let mut overlay =
+            OverlayConfig::new(master, SocketAddr::new(local.addr, port)).local(local);
+        if let Some(configure) = self.configure {
+            configure(&mut overlay);
+        }
+
+        let store_path = dir.file(STORE_FILE);
+        let store = tokio::task::spawn_blocking(move || RedbStore::open(store_path))
+            .await
+            .map_err(|e| StartError::data_dir(dir.file(STORE_FILE), std::io::Error::other(e)))??;
+        let saved_dht = crate::store::load_dht(&store).await?;
+
+        let discovery = discovery(self.lan, &dir, id, &link).await;
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        let mut node = Node::new(Endpoint::new(endpoint, seed), overlay);
+        let clock = Clock::system();
+        node.dht_restore(clock.now(), saved_dht);
+        let machine = Arc::new(Mutex::new(Front::new(node)));
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (commands, mut events, task) =
+            driver::spawn_with_store(machine.clone(), sockets, discovery, store, clock);
+
+        let mut early = VecDeque::new();
+        if enrolling {
+            let deadline = tokio::time::Instant::now() + self.enroll_timeout;
+            loop {
+                let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Ok(Some(event)) => event,
+                    Ok(None) => return Err(StartError::NotEnrolled),
+                    Err(_) => {
+                        task.abort();
+                        let secs = self.enroll_timeout.as_secs();
+                        return Err(StartError::EnrollmentTimeout { masters: link.masters, secs });
+                    }
+                };
+                match &event {
+                    NodeEvent::Link(Event::Enrolled { certificate }) => {
+                        dir.write(CERT_FILE, &certificate.to_bytes())?;
+                        tracing::info!(node = %id, "enrolled");
+                        early.push_back(event);
+                        break;
+                    }
+                    NodeEvent::Link(Event::EnrollmentFailed { error }) => {
+                        task.abort();
+                        return Err(StartError::refused(error));
+                    }
+                    _ => early.push_back(event),
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(EVENTS);
+        let relay = tokio::spawn(relay(events, tx, dir.clone(), early));
+        Ok(NodeHandle { id, machine, commands, events: rx, task, relay, port })
+    }
+}
+
+/// Events buffered between the node and the application.
+const EVENTS: usize = 1024;
+
+async fn discovery(on: bool, dir: &DataDir, id: NodeId, link: &JoinLink) -> Arc<dyn Discovery> {
+    if !on {
+        return Arc::new(MemoryDiscovery::new());
+    }
+    let mut config = LanConfig::new(id).cache_file(dir.file(LSN_CACHE_FILE));
+    // Fleets sharing a LAN keep apart by their network key.
+    config.network.copy_from_slice(&link.network.master_id().as_bytes()[..8]);
+    match LanDiscovery::bind(config).await {
+        Ok(lan) => Arc::new(lan),
+        Err(error) => {
+            tracing::warn!(%error, "LAN discovery unavailable; finding the LSN through the master");
+            Arc::new(MemoryDiscovery::new())
+        }
+    }
+}
+
+/// Forwards the node's events to the application, keeping a renewed certificate on disk.
+async fn relay(
+    mut from: mpsc::Receiver<NodeEvent>,
+    to: mpsc::Sender<NodeEvent>,
+    dir: DataDir,
+    early: VecDeque<NodeEvent>,
+) {
+    let mut to = Some(to);
+    for event in early {
+        forward(&mut to, event).await;
+    }
+    while let Some(event) = from.recv().await {
+        if let NodeEvent::Link(Event::Enrolled { certificate }) = &event {
+            if let Err(error) = dir.write(CERT_FILE, &certificate.to_bytes()) {
+                tracing::error!(%error, "cannot keep the new certificate");
+            }
+        }
+        forward(&mut to, event).await;
+    }
+}
+
+async fn forward(to: &mut Option<mpsc::Sender<NodeEvent>>, event: NodeEvent) {
+    // An application that dropped its receiver no longer wants events; the node runs on.
+    if let Some(tx) = to {
+        if tx.send(event).await.is_err() {
+            *to = None;
+        }
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    id: NodeId,
+    machine: Arc<Mutex<Front>>,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<NodeEvent>,
+    task: JoinHandle<Result<(), DriverError>>,
+    relay: JoinHandle<()>,
+    port: u16,
+}
+
+impl NodeHandle {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The port it listens on (UDP and TCP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where it is in the overlay.
+    pub fn state(&self) -> NodeState {
+        self.machine.lock().unwrap_or_else(|e| e.into_inner()).node().state()
+    }
+
+    /// Its LSN, when it has joined one (itself when it is the LSN).
+    pub fn lsn(&self) -> Option<NodeId> {
+        let front = self.machine.lock().unwrap_or_else(|e| e.into_inner());
+        match front.node().state() {
+            NodeState::IsLsn => Some(self.id),
+            _ => front.node().lsn(),
+        }
+    }
+
+    /// The next event; `None` once the node has stopped.
+    pub async fn next_event(&mut self) -> Option<NodeEvent> {
+        self.events.recv().await
+    }
+
+    /// Starts a DHT query or store; its result arrives as [`NodeEvent::Dht`] carrying the
+    /// returned id.
+    pub async fn dht(&self, command: DhtCommand) -> Result<QueryId, DriverStopped> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(Command::Dht(command, tx)).await.map_err(|_| DriverStopped)?;
+        rx.await.map_err(|_| DriverStopped)
+    }
+
+    /// Leaves the overlay with an announced part (the LSN reports it at once, not after its
+    /// timeouts) and stops.
+    pub async fn shutdown(self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.commands.send(Command::Node(NodeCommand::Leave, Some(tx))).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+        drop(self.commands);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+        self.relay.abort();
+    }
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("id", &self.id).field("port", &self.port).finish()
+    }
+}

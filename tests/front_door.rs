@@ -1,0 +1,152 @@
+//! The front door over real UDP on loopback: a master from a data directory, nodes that join
+//! with enrollment links, restart from their data directories, and the typed errors of each
+//! step.
+
+use std::{net::SocketAddr, time::Duration};
+
+use fleetmesh::{
+    overlay::{MasterEvent, NodeEvent},
+    MasterBuilder, MasterHandle, NodeBuilder, NodeHandle, StartError, TokenOptions,
+};
+
+const LOOPBACK: &str = "127.0.0.1:0";
+
+async fn master(dir: &std::path::Path) -> MasterHandle {
+    MasterBuilder::new(dir).listen(LOOPBACK.parse().unwrap()).start().await.unwrap()
+}
+
+fn node(dir: &std::path::Path) -> NodeBuilder {
+    // Several nodes share this host, and so would share LAN discovery's port.
+    NodeBuilder::new(dir).listen(LOOPBACK.parse().unwrap()).lan_discovery(false)
+}
+
+/// Waits (real time, generously) until `f` holds.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn message(node: &mut NodeHandle) -> (u64, Vec<u8>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), node.next_event()).await {
+            Ok(Some(NodeEvent::Message { id, data })) => return (id, data),
+            Ok(Some(_)) => {}
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_with_links_restart_from_their_data_and_errors_are_typed() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut master = master(dirs[0].path()).await;
+    let link = master.create_token(TokenOptions { uses: 3, ..Default::default() }).unwrap();
+    assert_eq!(link.masters, vec![SocketAddr::from(([127, 0, 0, 1], master.port()))]);
+    // Through its text, as an operator hands it out.
+    let link: fleetmesh::JoinLink = link.to_string().parse().unwrap();
+
+    let mut nodes = Vec::new();
+    for dir in &dirs[1..4] {
+        nodes.push(node(dir.path()).join(link.clone()).start().await.unwrap());
+    }
+    assert_eq!(master.tokens_remaining(), 0, "three uses, three nodes");
+    let ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
+    until("three nodes present", || ids.iter().all(|id| master.is_present(id))).await;
+    until("one LSN", || nodes.iter().filter(|n| n.lsn() == Some(n.id())).count() == 1).await;
+
+    // A message from the master reaches a node, sealed end to end.
+    master.send(ids[2], 7, b"hello".to_vec()).await.unwrap();
+    assert_eq!(message(&mut nodes[2]).await, (7, b"hello".to_vec()));
+
+    // The token is used up: a fourth device is refused, with the master's reason.
+    let refused = node(dirs[4].path()).join(link.clone()).start().await.unwrap_err();
+    assert!(matches!(refused, StartError::EnrollmentRefused(_)), "{refused}");
+
+    // A node restarts from its data directory alone: same id, present again.
+    let second = nodes.remove(1);
+    second.shutdown().await;
+    until("the part reported", || !master.is_present(&ids[1])).await;
+    let again = node(dirs[2].path()).start().await.unwrap();
+    assert_eq!(again.id(), ids[1]);
+    until("the restarted node present", || master.is_present(&ids[1])).await;
+
+    // Events carried presence all along.
+    let mut joined = 0;
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(10), master.next_event()).await
+    {
+        joined += matches!(event, MasterEvent::Presence(_)) as usize;
+    }
+    assert!(joined >= 4, "{joined} presence events");
+    again.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_without_link_or_certificate_is_not_enrolled() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = node(dir.path()).start().await.unwrap_err();
+    assert!(matches!(err, StartError::NotEnrolled), "{err}");
+}
+
+#[tokio::test]
+async fn an_unanswered_enrollment_times_out_with_the_address_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let master_dir = tempfile::tempdir().unwrap();
+    let m = master(master_dir.path()).await;
+    let mut link = m.create_token(TokenOptions::default()).unwrap();
+    m.shutdown().await;
+    // Nobody listens there any more.
+    link.masters = vec!["127.0.0.1:9".parse().unwrap()];
+    let err = node(dir.path())
+        .join(link)
+        .enroll_timeout(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StartError::EnrollmentTimeout { masters, .. } if masters[0].port() == 9),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let m = master(dir.path()).await;
+    m.shutdown().await;
+    let key = dir.path().join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err =
+        MasterBuilder::new(dir.path()).listen(LOOPBACK.parse().unwrap()).start().await.unwrap_err();
+    assert!(matches!(&err, StartError::KeyFilePermissions { mode: 0o644, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_link_for_another_network_is_refused_after_enrollment() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node_dir = tempfile::tempdir().unwrap();
+    let first = master(a.path()).await;
+    let link = first.create_token(TokenOptions::default()).unwrap();
+    let n = node(node_dir.path()).join(link).start().await.unwrap();
+    n.shutdown().await;
+    let other = master(b.path()).await;
+    let err = node(node_dir.path())
+        .join(other.create_token(TokenOptions::default()).unwrap())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StartError::OtherNetwork { .. }), "{err}");
+    first.shutdown().await;
+    other.shutdown().await;
+}
