@@ -54,7 +54,7 @@ async fn nodes_join_with_links_restart_from_their_data_and_errors_are_typed() {
     for dir in &dirs[1..4] {
         nodes.push(node(dir.path()).join(link.clone()).start().await.unwrap());
     }
-    assert_eq!(master.tokens_remaining(), 0, "three uses, three nodes");
+    assert_eq!(master.tokens_remaining().unwrap(), 0, "three uses, three nodes");
     let ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
     until("three nodes present", || ids.iter().all(|id| master.is_present(id))).await;
     until("one LSN", || nodes.iter().filter(|n| n.lsn() == Some(n.id())).count() == 1).await;

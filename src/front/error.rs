@@ -61,6 +61,9 @@ pub enum StartError {
         /// Why.
         source: TransportError,
     },
+    /// The master's tokens directory could not be opened.
+    #[error(transparent)]
+    Tokens(#[from] super::TokenError),
     /// The persistent store could not be opened or read.
     #[error("state database: {0}")]
     Store(#[from] StoreError),

@@ -71,7 +71,7 @@ impl MasterBuilder {
     pub async fn start(self) -> Result<MasterHandle, StartError> {
         let dir = DataDir::open(&self.data_dir)?;
         let identity = dir.identity("master.key")?;
-        let tokens = Tokens::load(dir.clone())?;
+        let tokens = Tokens::open(&self.data_dir)?;
         let (sockets, port) = net::bind(self.listen).await?;
         let public = if self.public.is_empty() {
             default_public(self.listen.ip(), port)
@@ -154,7 +154,7 @@ impl MasterHandle {
     }
 
     /// Tokens that can still admit a device.
-    pub fn tokens_remaining(&self) -> usize {
+    pub fn tokens_remaining(&self) -> Result<usize, TokenError> {
         self.tokens.remaining(self.clock.now())
     }
 
