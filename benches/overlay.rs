@@ -8,10 +8,15 @@
 //! * Idle non-local traffic per node per hour in a subnet of 50, 28-byte IPv4/UDP header per
 //!   datagram counted (target: ≤ 500 B).
 //! * Messages per second at the LSN of a subnet of 50 (target: ≤ 50).
+//! * A revocation → adopted by every other node of a 1,000-node fleet (target: p99 ≤ 10 s).
 
 use std::time::Duration;
 
-use fleetmesh::{overlay::NodeState, sim::Simulation};
+use fleetmesh::{
+    overlay::{NodeEvent, NodeState},
+    sim::Simulation,
+    Event,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -102,7 +107,39 @@ fn idle(size: usize) {
     );
 }
 
+fn revocation(subnets: u16, per: usize) {
+    let mut sim = Simulation::new(9);
+    for s in 1..=subnets {
+        for _ in 0..per {
+            sim.add(s);
+        }
+    }
+    sim.run_until(120 * SEC, |s| s.all_present());
+    let revoked = sim.id(sim.slots.len() - 1);
+    let start = sim.now;
+    let version = sim.master_do(|m, now| m.revoke(now, &[revoked])).expect("master");
+    sim.run_for(30 * SEC);
+    let mut ms: Vec<u128> = sim
+        .slots
+        .iter()
+        .filter(|s| s.node.is_some() && s.id() != revoked)
+        .map(|s| {
+            s.events
+                .iter()
+                .find(|(_, e)| {
+                    matches!(e, NodeEvent::Link(Event::RevocationsUpdated { version: v }) if *v == version)
+                })
+                .map_or(u128::MAX, |(t, _)| t.saturating_since(start).as_millis())
+        })
+        .collect();
+    let nodes = ms.len();
+    let missed = ms.iter().filter(|&&m| m == u128::MAX).count();
+    let (p50, p99) = (percentile(&mut ms, 0.5), percentile(&mut ms, 0.99));
+    println!("revoke    nodes={nodes}  p50={p50} ms  p99={p99} ms  not reached in 30 s: {missed}   (target p99 <= 10000)");
+}
+
 fn main() {
+    revocation(20, 50);
     recovery(8, 40);
     recovery(50, 20);
     join(30);

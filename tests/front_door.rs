@@ -75,6 +75,12 @@ async fn nodes_join_with_links_restart_from_their_data_and_errors_are_typed() {
     assert_eq!(again.id(), ids[1]);
     until("the restarted node present", || master.is_present(&ids[1])).await;
 
+    // Revoking a node reaches the others (through their LSN) and keeps it out.
+    master.revoke(vec![ids[0]]).await.unwrap();
+    until("the revoked node gone", || !master.is_present(&ids[0])).await;
+    until("the others still present", || master.is_present(&ids[1]) && master.is_present(&ids[2]))
+        .await;
+
     // Events carried presence all along.
     let mut joined = 0;
     while let Ok(Some(event)) =

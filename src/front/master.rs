@@ -188,6 +188,12 @@ impl MasterHandle {
         self.commands.send(MasterCommand::Poll { node }).await.map_err(|_| DriverStopped)
     }
 
+    /// Revokes `nodes`: the master signs a new revocation list and sends it through every LSN
+    /// to every node, which then refuses the revoked nodes' certificates.
+    pub async fn revoke(&self, nodes: Vec<NodeId>) -> Result<(), DriverStopped> {
+        self.commands.send(MasterCommand::Revoke { nodes }).await.map_err(|_| DriverStopped)
+    }
+
     /// The next event; `None` once the master has stopped.
     pub async fn next_event(&mut self) -> Option<MasterEvent> {
         self.events.recv().await

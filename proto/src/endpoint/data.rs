@@ -76,6 +76,15 @@ impl Endpoint {
             return self.on_enrolling_peer_message(now, index, peer, message);
         }
         match message {
+            // A certified peer without a token asks for a renewal (`renew.rs`).
+            Message::Enroll(request)
+                if self.config.enrollment.is_some() && request.token.is_none() =>
+            {
+                let reply = self.renew(now, peer, &request);
+                if let Err(error) = self.send_on(now, index, &reply) {
+                    tracing::warn!(%peer, %error, "renewal reply not sent");
+                }
+            }
             // A retried request whose answer was lost after the session was upgraded.
             Message::Enroll(_) if self.config.enrollment.is_some() => {
                 self.on_enrolling_peer_message(now, index, peer, message);
@@ -83,6 +92,7 @@ impl Endpoint {
             Message::Certificate(cert) if self.certificate.is_none() => {
                 self.on_certificate(now, *cert);
             }
+            Message::Certificate(cert) if self.is_master(&peer) => self.on_renewed(now, *cert),
             Message::Error(error) if self.certificate.is_none() && self.is_master(&peer) => {
                 self.enroll_deadline = None;
                 self.events.push_back(Event::EnrollmentFailed { error });

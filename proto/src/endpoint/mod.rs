@@ -12,6 +12,7 @@ mod data;
 mod dial;
 mod event;
 mod path;
+mod renew;
 mod timers;
 
 use std::{

@@ -24,6 +24,8 @@ mod subnet;
 mod tests;
 #[cfg(test)]
 mod tests_dht;
+#[cfg(test)]
+mod tests_trust;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;

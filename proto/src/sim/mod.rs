@@ -134,6 +134,9 @@ pub struct Simulation {
     /// TCP after this long without a UDP answer. TCP datagrams take the same latency as UDP
     /// and are never lost (TCP retransmits). Default `None`.
     pub tcp_fallback: Option<Duration>,
+    /// How long the certificates nodes start with are valid, from the simulation's start.
+    /// Default 30 days; shorter makes renewals happen within a run.
+    pub cert_validity: Duration,
     /// Per-host UDP firewalls, by slot.
     pub udp_blocks: HashMap<usize, UdpBlock>,
     /// Whether node and master events are kept in `events` / `master_events` (on by default;
@@ -213,6 +216,7 @@ impl Simulation {
             cut: Default::default(),
             keep_events: true,
             tcp_fallback: None,
+            cert_validity: Duration::from_secs(30 * 86_400),
             udp_blocks: HashMap::new(),
             stats: Accounting::new(),
             events: 0,
@@ -359,13 +363,12 @@ impl Simulation {
     }
 
     fn certify(&mut self, identity: &Identity) -> Certificate {
-        let month = Duration::from_secs(30 * 86_400);
         self.authority.issue(
             &identity.verifying_key(),
             identity.x25519_public(),
             CertFlags::NONE,
             START,
-            month,
+            self.cert_validity,
         )
     }
 

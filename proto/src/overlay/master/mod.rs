@@ -7,6 +7,7 @@ mod dht;
 mod election;
 mod keepalive;
 mod registry;
+mod revoke;
 mod topology;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
@@ -120,6 +121,11 @@ pub enum MasterCommand {
     Poll {
         /// The node.
         node: NodeId,
+    },
+    /// [`Master::revoke`].
+    Revoke {
+        /// The nodes to revoke.
+        nodes: Vec<NodeId>,
     },
 }
 
@@ -256,6 +262,10 @@ impl Master {
                 (node, id, self.send_message(now, node, id, &data))
             }
             MasterCommand::Poll { node } => (node, 0, self.poll_node(now, node)),
+            MasterCommand::Revoke { nodes } => {
+                self.revoke(now, &nodes);
+                return;
+            }
         };
         if let Err(error) = result {
             self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
@@ -300,6 +310,7 @@ impl Master {
                 }
                 Event::Connected { peer, addr, .. } => {
                     self.dht_connected(now, peer, addr);
+                    self.offer_revocations(now, peer);
                     self.events.push_back(MasterEvent::Link(event));
                 }
                 Event::Disconnected { peer, .. } => {

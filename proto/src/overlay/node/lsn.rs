@@ -274,6 +274,7 @@ impl Node {
         self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes: short }));
         if fresh {
             self.events.push_back(NodeEvent::ChildJoined { node: peer });
+            self.send_revocations(now, addr);
             // After the Ack: the joiner takes probe requests from its LSN only. Not while a
             // takeover's rejoins go on: up to six more datagrams per join would break the
             // pace's budget; later joiners probe the children left unprobed.

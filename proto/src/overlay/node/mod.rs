@@ -15,6 +15,7 @@ mod keepalive;
 mod lsn;
 mod pings;
 mod reach;
+mod renew;
 mod uplink;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
@@ -147,6 +148,8 @@ pub struct Node {
     dht: Option<Box<crate::dht::Dht>>,
     /// An unsolicited reach probe got in over UDP (`reach.rs`).
     inbound_ok: bool,
+    /// No renewal request before this (`renew.rs`).
+    renew_retry: Timestamp,
 }
 
 impl Node {
@@ -167,6 +170,7 @@ impl Node {
             role: None,
             dht: None,
             inbound_ok: false,
+            renew_retry: Timestamp::ZERO,
         }
     }
 
@@ -274,6 +278,7 @@ impl Node {
             self.lsn_timers(now);
             self.find_timers(now);
             self.dht_timers(now);
+            self.renew_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -323,6 +328,7 @@ impl Node {
             self.lsn_deadline(),
             self.find_deadline(),
             self.dht_deadline(),
+            self.renew_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -418,6 +424,7 @@ impl Node {
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
+            Message::Revocations(list) => self.on_revocations(now, peer, &list),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
