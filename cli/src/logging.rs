@@ -5,7 +5,7 @@
 //! `log.level`. A reload re-reads only the file, so a flag or `RUST_LOG` given at start stays
 //! in force. The format is fixed at start (changing it needs a restart).
 
-use std::{fmt, str::FromStr};
+use std::{fmt, io::IsTerminal, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tracing_subscriber::{
@@ -154,9 +154,11 @@ impl Logging {
         let chosen = Self::choose(&flag, env.as_ref().and_then(|e| e.as_ref().ok()), &file.level);
         let (filter, handle) = reload::Layer::new(chosen.filter());
         let output = match format {
-            LogFormat::Text => {
-                tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
-            }
+            // Colours only on a terminal: journald and log files get plain text.
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)

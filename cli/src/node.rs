@@ -170,7 +170,7 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
 fn log_event(node: &NodeHandle, event: NodeEvent) {
     match event {
         NodeEvent::State { from, to } => {
-            tracing::info!(?from, ?to, lsn = ?node.lsn(), "state changed")
+            tracing::info!(?from, ?to, "state changed")
         }
         NodeEvent::JoinedLsn { lsn } => tracing::info!(%lsn, "joined LSN"),
         NodeEvent::BecameLsn { takeover_from: Some(dead) } => {
