@@ -153,6 +153,12 @@ fn field(fields: &Value, name: &str) -> String {
     fields[name].as_str().unwrap_or_else(|| panic!("no {name} in {fields}")).to_owned()
 }
 
+fn node_config_text(data_dir: &Path, level: &str) -> String {
+    format!(
+        "data_dir = {data_dir:?}\nlisten = \"127.0.0.1:0\"\nlan_discovery = false\n\n[log]\nlevel = \"{level}\"\nformat = \"json\"\n"
+    )
+}
+
 fn master_config(dir: &Path, port: u16, level: &str) -> String {
     format!(
         "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"{level}\"\nformat = \"json\"\n",
@@ -219,8 +225,13 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     });
     assert_eq!(reason, "Shutdown");
 
-    // Restarted from its data directory alone: same id, present again.
-    nodes[child] = Daemon::spawn("node-again", &node_args(node_dirs[child].path(), None));
+    // Restarted from its data directory alone, configured by a file this time: same id,
+    // present again. The flag overrides the file's log level.
+    let node_config = dir.path().join("node.toml");
+    std::fs::write(&node_config, node_config_text(node_dirs[child].path(), "warn")).unwrap();
+    let node_config_arg = node_config.to_str().unwrap();
+    nodes[child] =
+        Daemon::spawn("node-again", &["node", "--config", node_config_arg, "--log-level", "info"]);
     let again = field(&nodes[child].wait_message("node running"), "node");
     assert_eq!(again, ids[child]);
     master.wait_for("the restarted node present", |line| {
@@ -234,6 +245,14 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     let applied = master.wait_message("log filter applied");
     assert_eq!(applied["filter"], "debug");
     master.wait_message("config reloaded");
+    // The node's --log-level info outranks the file's debug: the reload says so (at INFO)
+    // instead of applying it.
+    std::fs::write(&node_config, node_config_text(node_dirs[child].path(), "debug")).unwrap();
+    nodes[child].signal("-HUP");
+    let kept =
+        nodes[child].wait_message("log.level in the file is overridden by --log-level or RUST_LOG");
+    assert_eq!(kept["filter"], "info");
+    nodes[child].wait_message("config reloaded");
 
     for node in &mut nodes {
         node.signal("-TERM");
