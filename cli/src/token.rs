@@ -37,6 +37,10 @@ pub(crate) struct CreateArgs {
     /// The master's data directory, overriding the config's.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Address to put in the link, overriding the config's public_addrs (repeat for several):
+    /// for a master started with flags rather than its config file.
+    #[arg(long = "public-addr", value_name = "ADDR")]
+    public_addrs: Vec<SocketAddr>,
     /// How many devices may enroll with this link.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     uses: u32,
@@ -92,6 +96,9 @@ fn create(args: &CreateArgs) -> Result<JoinLink, TokenError> {
     let config = daemon::load_config(args.config.as_deref(), |c: &mut MasterConfig| {
         if let Some(dir) = &args.data_dir {
             c.data_dir = dir.clone();
+        }
+        if !args.public_addrs.is_empty() {
+            c.public_addrs = args.public_addrs.clone();
         }
     })?;
     let key = config.data_dir.join("master.key");

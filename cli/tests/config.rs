@@ -152,6 +152,21 @@ fn token_create_never_makes_a_master_key_and_refuses_bad_flags() {
     assert_eq!(link.masters, vec!["192.0.2.7:7946".parse().unwrap()]);
     assert!(link.token.is_some());
     assert_eq!(link.network, fleetmesh::trust::Authority::new(key).network_key());
+    // A flag overrides the config's addresses (a master started with flags).
+    let out = fleetmesh(&[
+        "token",
+        "create",
+        "--config",
+        config.to_str().unwrap(),
+        "--public-addr",
+        "198.51.100.1:1",
+        "--public-addr",
+        "[2001:db8::1]:2",
+    ]);
+    let link: fleetmesh::JoinLink = text(&out.stdout).trim().parse().expect("a link");
+    let want: Vec<std::net::SocketAddr> =
+        vec!["198.51.100.1:1".parse().unwrap(), "[2001:db8::1]:2".parse().unwrap()];
+    assert_eq!(link.masters, want);
     let tokens = fleetmesh::Tokens::open(&data).unwrap();
-    assert_eq!(tokens.remaining(fleetmesh::Timestamp::from_secs(0)).unwrap(), 1);
+    assert_eq!(tokens.remaining(fleetmesh::Timestamp::from_secs(0)).unwrap(), 2);
 }
