@@ -141,14 +141,22 @@ pub(crate) struct Logging {
     flag: Option<LogLevel>,
     /// `RUST_LOG` at start, when valid: wins over the file.
     env: Option<LogLevel>,
+    /// The format in use.
     format: LogFormat,
+    /// Whether `--log-format` chose it (then the file's format does not matter).
+    format_flag: bool,
 }
 
 impl Logging {
     /// Installs the global logger. `file` is the config's `[log]` table before flags.
     pub(crate) fn init(file: &LogConfig, args: &LogArgs) -> Logging {
         let env_text = std::env::var("RUST_LOG").ok().filter(|t| !t.trim().is_empty());
-        let env = env_text.as_deref().map(LogLevel::from_str);
+        // RUST_LOG keeps its usual `EnvFilter` meaning (a bare word is a target), unlike the
+        // file and the flag, which are checked more strictly against typos.
+        let env = env_text.map(|text| match EnvFilter::try_new(&text) {
+            Ok(_) => Ok(LogLevel(text)),
+            Err(source) => Err(LogLevelError::Directive { text, source }),
+        });
         let flag = args.log_level.clone();
         let format = args.log_format.unwrap_or(file.format);
         let chosen = Self::choose(&flag, env.as_ref().and_then(|e| e.as_ref().ok()), &file.level);
@@ -170,7 +178,8 @@ impl Logging {
         if let Some(Err(error)) = &env {
             tracing::warn!(%error, "RUST_LOG ignored");
         }
-        Logging { handle, flag, env: env.and_then(Result::ok), format }
+        let format_flag = args.log_format.is_some();
+        Logging { handle, flag, env: env.and_then(Result::ok), format, format_flag }
     }
 
     fn choose<'a>(
@@ -185,7 +194,7 @@ impl Logging {
     /// or `RUST_LOG` chose it); a new format is reported as needing a restart.
     pub(crate) fn reload(&self, file: &LogConfig) {
         let chosen = Self::choose(&self.flag, self.env.as_ref(), &file.level).clone();
-        if file.format != self.format && self.flag.is_none() {
+        if file.format != self.format && !self.format_flag {
             tracing::warn!(
                 format = ?file.format,
                 "log.format changed in the config file; it takes effect on restart"
