@@ -80,6 +80,12 @@ impl Identity {
         }
     }
 
+    /// Loads the key file at `path`; unlike [`Identity::load_or_generate`], a missing file is an
+    /// error (`KeyFileError::Io` with `NotFound`), for tools that act for an existing identity.
+    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
+        Self::from_key_file(&fs::read(path)?)
+    }
+
     /// Writes the key file to `path`, creating it readable and writable by its owner only.
     /// Refuses to overwrite an existing file.
     pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
@@ -173,6 +179,18 @@ mod tests {
         }
         // Saving over an existing key must not silently replace the node's identity.
         assert!(matches!(a.save(&path), Err(KeyFileError::Io(_))));
+    }
+
+    #[test]
+    fn load_reads_an_existing_key_and_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        assert!(
+            matches!(Identity::load(&path), Err(KeyFileError::Io(e)) if e.kind() == io::ErrorKind::NotFound)
+        );
+        assert!(!path.exists(), "load must not generate a key");
+        let made = Identity::load_or_generate(&path).unwrap();
+        assert_eq!(Identity::load(&path).unwrap().node_id(), made.node_id());
     }
 
     #[test]

@@ -92,6 +92,15 @@ impl MasterBuilder {
     }
 }
 
+/// The addresses a master listening on `listen` writes into its enrollment links when it is
+/// given none ([`MasterBuilder::public_addrs`]): `listen` itself when it is a specific
+/// address, otherwise every non-loopback address of this host's interfaces (IPv4 first; IPv6
+/// too when `listen` is IPv6), or loopback when there is none. Tools that create links beside
+/// a running master (`fleetmesh token create`) use it to agree with the master.
+pub fn default_public_addrs(listen: SocketAddr) -> Vec<SocketAddr> {
+    default_public(listen.ip(), listen.port())
+}
+
 fn default_public(ip: IpAddr, port: u16) -> Vec<SocketAddr> {
     if !ip.is_unspecified() {
         return vec![SocketAddr::new(ip, port)];

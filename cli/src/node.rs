@@ -1,0 +1,202 @@
+//! `fleetmesh node`: a managed device's daemon.
+//!
+//! The first start needs an enrollment link (`--join LINK`, or `join` in the config file); the
+//! node keeps its key, certificate and network in its data directory and restarts from them
+//! alone. It logs its state changes at INFO (joined an LSN, became the LSN, lost it, path
+//! changes, master unreachable). SIGINT/SIGTERM announce a Part to the LSN, then exit 0;
+//! SIGHUP re-reads the config file and applies the log level.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use fleetmesh::{endpoint::Event, overlay::NodeEvent, NodeBuilder, NodeHandle};
+use tracing::Instrument;
+
+use crate::{
+    config::{self, Link, NodeConfig},
+    daemon::{self, DaemonError},
+    duration::HumanDuration,
+    logging::{LogArgs, Logging},
+    signals::{Signal, Signals},
+};
+
+/// `fleetmesh node`'s flags; each overrides its field in the config file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct NodeArgs {
+    /// Config file (TOML, see deploy/node.toml). Without one, every field has its default.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Enrollment link from `fleetmesh token create`; needed on the first start only.
+    #[arg(long, value_name = "LINK", value_parser = parse_link)]
+    pub(crate) join: Option<Link>,
+    /// Data directory: key, certificate, network, state. Default /var/lib/fleetmesh/node.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address to listen on, UDP and TCP. Default [::]:0 (IPv4 and IPv6, a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Look for the subnet's LSN on the LAN (UDP port 7947): true or false. Default true.
+    #[arg(long, value_name = "BOOL")]
+    pub(crate) lan_discovery: Option<bool>,
+    /// How long a first enrollment may take (30s, 5m, …). Default 30s.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) enroll_timeout: Option<HumanDuration>,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+}
+
+fn parse_link(text: &str) -> Result<Link, fleetmesh::LinkError> {
+    text.parse().map(Link)
+}
+
+impl NodeArgs {
+    /// Puts the flags given over the config file's values.
+    fn apply(&self, config: &mut NodeConfig) {
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(on) = self.lan_discovery {
+            config.lan_discovery = on;
+        }
+        if let Some(timeout) = self.enroll_timeout {
+            config.enroll_timeout = timeout;
+        }
+        if let Some(link) = &self.join {
+            config.join = Some(link.clone());
+        }
+        self.log.apply(&mut config.log);
+    }
+}
+
+/// Runs the node until a signal stops it.
+pub(crate) fn run(args: NodeArgs) -> Result<(), DaemonError> {
+    let file = daemon::load_config(args.config.as_deref(), |_: &mut NodeConfig| {})?;
+    let logging = Logging::init(&file.log, &args.log);
+    let mut config = file;
+    args.apply(&mut config);
+    daemon::runtime(false)?.block_on(serve(args, config, logging))
+}
+
+async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(), DaemonError> {
+    let mut signals = Signals::install().map_err(DaemonError::Signals)?;
+    tracing::info!(
+        config = %daemon::shown(args.config.as_ref()),
+        data_dir = %config.data_dir.display(),
+        listen = %config.listen,
+        lan_discovery = config.lan_discovery,
+        "node starting"
+    );
+    let mut builder = NodeBuilder::new(&config.data_dir)
+        .listen(config.listen)
+        .lan_discovery(config.lan_discovery)
+        .enroll_timeout(config.enroll_timeout());
+    if let Some(link) = &config.join {
+        builder = builder.join(link.0.clone());
+    }
+    // A signal during a first enrollment (up to enroll_timeout) stops the wait too.
+    let mut node = tokio::select! {
+        started = builder.start() => started?,
+        signal = wait_stop(&mut signals) => {
+            tracing::info!(signal, "node stopped before it started");
+            return Ok(());
+        }
+    };
+    let span = tracing::info_span!("node", id = %node.id());
+    let stop = run_loop(&args, &config, &logging, &mut node, &mut signals).instrument(span).await;
+    if let Ok(signal) = stop {
+        tracing::info!(signal, "node leaving (announced part)");
+    }
+    node.shutdown().await;
+    stop.map(|_| tracing::info!("node stopped"))
+}
+
+async fn wait_stop(signals: &mut Signals) -> &'static str {
+    loop {
+        if let Signal::Stop(name) = signals.next().await {
+            return name;
+        }
+    }
+}
+
+async fn run_loop(
+    args: &NodeArgs,
+    config: &NodeConfig,
+    logging: &Logging,
+    node: &mut NodeHandle,
+    signals: &mut Signals,
+) -> Result<&'static str, DaemonError> {
+    tracing::info!(node = %node.id(), port = node.port(), state = ?node.state(), "node running");
+    loop {
+        tokio::select! {
+            event = node.next_event() => match event {
+                Some(event) => log_event(node, event),
+                None => return Err(DaemonError::Stopped("node")),
+            },
+            signal = signals.next() => match signal {
+                Signal::Stop(name) => return Ok(name),
+                Signal::Reload => reload(args, config, logging),
+            },
+        }
+    }
+}
+
+/// SIGHUP: re-reads the file; the log level changes now, the rest on restart.
+fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
+    let Some(path) = &args.config else {
+        tracing::info!("SIGHUP: no config file to re-read (started without --config)");
+        return;
+    };
+    let file: NodeConfig = match config::load(path) {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: config not reloaded; still running the old one");
+            return;
+        }
+    };
+    logging.reload(&file.log);
+    let mut next = file;
+    args.apply(&mut next);
+    // `join` and `enroll_timeout` matter on a first start only: no restart to ask for.
+    daemon::needs_restart(&[
+        ("data_dir", next.data_dir != running.data_dir),
+        ("listen", next.listen != running.listen),
+        ("lan_discovery", next.lan_discovery != running.lan_discovery),
+    ]);
+    tracing::info!(config = %path.display(), "config reloaded");
+}
+
+fn log_event(node: &NodeHandle, event: NodeEvent) {
+    match event {
+        NodeEvent::State { from, to } => {
+            tracing::info!(?from, ?to, "state changed")
+        }
+        NodeEvent::JoinedLsn { lsn } => tracing::info!(%lsn, "joined LSN"),
+        NodeEvent::BecameLsn { takeover_from: Some(dead) } => {
+            tracing::info!(replaced = %dead, "became the subnet's LSN (took over)")
+        }
+        NodeEvent::BecameLsn { takeover_from: None } => {
+            tracing::info!("became the subnet's LSN")
+        }
+        NodeEvent::LsnLost { lsn } => tracing::info!(%lsn, "LSN lost; looking for another"),
+        NodeEvent::MasterUnreachable => {
+            tracing::info!(state = ?node.state(), "master unreachable; retrying")
+        }
+        NodeEvent::ChildJoined { node: child } => tracing::info!(%child, "child joined"),
+        NodeEvent::ChildParted { node: child, reason } => {
+            tracing::info!(%child, ?reason, "child parted")
+        }
+        NodeEvent::JoinRefused { peer, detail } => {
+            tracing::info!(%peer, %detail, "LSN candidate refused us")
+        }
+        NodeEvent::Message { id, data } => {
+            tracing::info!(id, bytes = data.len(), "message from the master")
+        }
+        NodeEvent::Link(Event::PathChanged { peer, addr, path }) => {
+            tracing::info!(%peer, %addr, %path, "path changed")
+        }
+        NodeEvent::Link(Event::Enrolled { .. }) => tracing::info!("certificate received"),
+        other => tracing::debug!(event = ?other, "node event"),
+    }
+}
