@@ -156,3 +156,46 @@ async fn a_link_for_another_network_is_refused_after_enrollment() {
     first.shutdown().await;
     other.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_master_keeps_its_registry_revocations_and_certificates() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let master = MasterBuilder::new(dirs[0].path()).listen(addr).start().await.unwrap();
+    let port = master.port();
+    let link = master.create_token(TokenOptions { uses: 3, ..Default::default() }).unwrap();
+    let mut nodes = Vec::new();
+    for dir in &dirs[1..] {
+        // The LSN checks on the master every 2 s instead of every minute: it notices the
+        // restart sooner, and the test waits less.
+        let builder = node(dir.path()).configure(|c| c.master_check = Duration::from_secs(2));
+        nodes.push(builder.join(link.clone()).start().await.unwrap());
+    }
+    let ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
+    until("all present", || ids.iter().all(|id| master.is_present(id))).await;
+    // Revoke a child (not the LSN), so the others stay in place.
+    let child = nodes.iter().position(|n| n.lsn() != Some(n.id())).unwrap();
+    master.revoke(vec![ids[child]]).await.unwrap();
+    until("revoked one gone", || !master.is_present(&ids[child])).await;
+    master.shutdown().await;
+
+    // Same data directory, same port: the same master, with what it knew.
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let master = MasterBuilder::new(dirs[0].path()).listen(listen).start().await.unwrap();
+    let known = master.known_nodes();
+    assert_eq!(known.len(), 3, "{known:?}");
+    assert!(known.iter().all(|(_, k)| k.first_seen <= k.last_seen && k.last_addr.is_some()));
+    let others: Vec<_> = (0..3).filter(|&i| i != child).collect();
+    until("the others back", || others.iter().all(|&i| master.is_present(&ids[i]))).await;
+    // It can seal a message to a node it enrolled before the restart: the certificate was kept.
+    let to = others[0];
+    master.send(ids[to], 9, b"after restart".to_vec()).await.unwrap();
+    assert_eq!(message(&mut nodes[to]).await, (9, b"after restart".to_vec()));
+    // The revoked node stays out after the restart too.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!master.is_present(&ids[child]));
+    for n in nodes {
+        n.shutdown().await;
+    }
+    master.shutdown().await;
+}

@@ -5,7 +5,8 @@
 //! | `node.key`, `master.key` | the identity's secret keys (mode 0600) | once, on first start |
 //! | `network` | the enrollment link without its token: master addresses, network key | on join |
 //! | `node.cert` | the node's certificate (CBOR) | on each enrollment |
-//! | `state.redb` | DHT records and routing table (the persistent `Store`) | as they change |
+//! | `state.redb` | node: DHT records and routing table; master: certificates issued, the revocation list, the node registry (the persistent `Store`) | as they change |
+//! | `tokens/` | (master) enrollment tokens, one file each | on create and use |
 //! | `lsn-cache` | LSNs seen on this LAN, newest first | as they change |
 //!
 //! Small files are replaced atomically (write a temporary file, sync, rename), so a crash
@@ -100,6 +101,6 @@ pub(crate) const CERT_FILE: &str = "node.cert";
 /// The enrolled network (the link without its token).
 pub(crate) const NETWORK_FILE: &str = "network";
 /// The persistent store.
-pub(crate) const STORE_FILE: &str = "state.redb";
+pub(crate) const STATE_FILE: &str = "state.redb";
 /// The LAN discovery cache.
 pub(crate) const LSN_CACHE_FILE: &str = "lsn-cache";

@@ -2,6 +2,7 @@
 //! certificates, admits enrollments and keeps the fleet's topology.
 
 use std::{
+    io,
     net::{IpAddr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
@@ -12,17 +13,21 @@ use rand_core::{OsRng, RngCore};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
-    data::DataDir,
+    data::{DataDir, STATE_FILE},
     net,
     tokens::{TokenError, TokenOptions, Tokens},
     JoinLink, StartError,
 };
 use crate::{
     driver::{self, Clock, DriverError, DriverStopped},
-    overlay::{Master, MasterCommand, MasterConfig, MasterEvent, Topology},
+    overlay::{
+        master::{CERTS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
+        KnownNode, Master, MasterCommand, MasterConfig, MasterEvent, MasterSaved, Topology,
+    },
     trust::{Authority, NetworkKey},
-    Endpoint, EndpointConfig, MemoryDiscovery, NodeId,
+    Endpoint, EndpointConfig, MemoryDiscovery, NodeId, Store,
 };
+use fleetmesh_redb::RedbStore;
 
 /// The master's default port (UDP and TCP).
 pub const DEFAULT_MASTER_PORT: u16 = 7946;
@@ -84,11 +89,27 @@ impl MasterBuilder {
         let endpoint = EndpointConfig::master(authority, tokens.clone(), clock.now());
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
-        let master = Arc::new(Mutex::new(Master::new(Endpoint::new(endpoint, seed), self.config)));
+        let mut master = Master::new(Endpoint::new(endpoint, seed), self.config);
+        let store = open_state(&dir).await?;
+        master.restore(load_state(&*store).await?);
+        let master = Arc::new(Mutex::new(master));
+        let discovery = Arc::new(MemoryDiscovery::new());
         let (commands, events, task) =
-            driver::spawn(master.clone(), sockets, Arc::new(MemoryDiscovery::new()), clock);
+            driver::spawn_with_store(master.clone(), sockets, discovery, store, clock);
         tracing::info!(master = %network.master_id(), port, "master started");
-        Ok(MasterHandle { network, public, tokens, clock, master, commands, events, task, port })
+        let listen_ip = self.listen.ip();
+        Ok(MasterHandle {
+            network,
+            public,
+            tokens,
+            clock,
+            master,
+            commands,
+            events,
+            task,
+            port,
+            listen_ip,
+        })
     }
 }
 
@@ -99,6 +120,22 @@ impl MasterBuilder {
 /// a running master (`fleetmesh token create`) use it to agree with the master.
 pub fn default_public_addrs(listen: SocketAddr) -> Vec<SocketAddr> {
     default_public(listen.ip(), listen.port())
+}
+
+/// The master's state database, [`STATE_FILE`] in its data directory.
+async fn open_state(dir: &DataDir) -> Result<Arc<dyn Store>, StartError> {
+    let path = dir.file(STATE_FILE);
+    let open = tokio::task::spawn_blocking(move || RedbStore::open(path)).await;
+    let store =
+        open.map_err(|e| StartError::data_dir(dir.file(STATE_FILE), io::Error::other(e)))??;
+    Ok(Arc::new(store))
+}
+
+async fn load_state(store: &dyn Store) -> Result<MasterSaved, StartError> {
+    let certs = store.scan(CERTS_TABLE).await?;
+    let nodes = store.scan(NODES_TABLE).await?;
+    let revocations = store.scan(REVOCATIONS_TABLE).await?;
+    Ok(MasterSaved::from_tables(&certs, &nodes, &revocations))
 }
 
 fn default_public(ip: IpAddr, port: u16) -> Vec<SocketAddr> {
@@ -132,6 +169,7 @@ pub struct MasterHandle {
     events: mpsc::Receiver<MasterEvent>,
     task: JoinHandle<Result<(), DriverError>>,
     port: u16,
+    listen_ip: IpAddr,
 }
 
 impl MasterHandle {
@@ -176,6 +214,12 @@ impl MasterHandle {
         self.lock().topology()
     }
 
+    /// Every node the master has seen present (the durable registry): first and last seen,
+    /// last address and subnet.
+    pub fn known_nodes(&self) -> Vec<(NodeId, KnownNode)> {
+        self.lock().known_nodes().map(|(id, k)| (*id, k.clone())).collect()
+    }
+
     /// Whether `node` is present.
     pub fn is_present(&self, node: &NodeId) -> bool {
         self.lock().is_present(node)
@@ -208,10 +252,11 @@ impl MasterHandle {
         self.events.recv().await
     }
 
-    /// Stops the master.
+    /// Stops the master; returns once its port is free again.
     pub async fn shutdown(self) {
         drop(self.commands);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+        net::released(SocketAddr::new(self.listen_ip, self.port)).await;
     }
 }
 

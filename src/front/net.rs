@@ -36,6 +36,18 @@ async fn bind_exact(addr: SocketAddr) -> Result<(Sockets, u16), StartError> {
     Ok((DualTransport::new(udp, tcp), port))
 }
 
+/// Waits (up to two seconds) until the port of `addr` can be bound again: the TCP listener is
+/// closed by an aborted task, which the runtime drops a moment after the transport goes, and a
+/// caller that restarts on the same port must not race it.
+pub(crate) async fn released(addr: SocketAddr) {
+    for _ in 0..200 {
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn ipv6_available() -> bool {
     UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
 }

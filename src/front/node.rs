@@ -15,7 +15,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
-    data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STORE_FILE},
+    data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STATE_FILE},
     machine::{Command, Front},
     net, JoinLink, StartError,
 };
@@ -139,10 +139,10 @@ impl NodeBuilder {
             configure(&mut overlay);
         }
 
-        let store_path = dir.file(STORE_FILE);
+        let store_path = dir.file(STATE_FILE);
         let store = tokio::task::spawn_blocking(move || RedbStore::open(store_path))
             .await
-            .map_err(|e| StartError::data_dir(dir.file(STORE_FILE), std::io::Error::other(e)))??;
+            .map_err(|e| StartError::data_dir(dir.file(STATE_FILE), std::io::Error::other(e)))??;
         let saved_dht = crate::store::load_dht(&store).await?;
 
         let discovery = discovery(self.lan, &dir, id, &link).await;

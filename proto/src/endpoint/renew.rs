@@ -120,6 +120,14 @@ impl Endpoint {
         Some(authority.revocation_list(version, revoked, now))
     }
 
+    /// (Master) Issues serial numbers from `next` on (or later): a restarted master continues
+    /// where its saved certificates end. No effect on a node.
+    pub fn resume_serials(&mut self, next: u64) {
+        if let Some((authority, _)) = self.config.enrollment.as_mut() {
+            authority.resume_serials(next);
+        }
+    }
+
     /// The revocation list held, if any was ever adopted.
     pub fn revocations(&self) -> Option<&RevocationList> {
         self.config.trust.revocations()

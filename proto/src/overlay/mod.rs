@@ -25,12 +25,15 @@ mod tests;
 #[cfg(test)]
 mod tests_dht;
 #[cfg(test)]
+mod tests_durable;
+#[cfg(test)]
 mod tests_trust;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
-    DeliveryError, DeliveryId, Master, MasterCommand, MasterEvent, PresenceEvent, Topology,
+    DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
+    PresenceEvent, Topology,
 };
 pub use node::{Node, NodeCommand, NodeEvent, NodeState};
 pub use subnet::SubnetKey;

@@ -24,6 +24,11 @@ impl Authority {
         Authority { identity, next_serial: 1 }
     }
 
+    /// Issues serial numbers from `next` on, unless already past it (serials never go back).
+    pub fn resume_serials(&mut self, next: u64) {
+        self.next_serial = self.next_serial.max(next);
+    }
+
     /// The network key every node must be configured with.
     pub fn network_key(&self) -> NetworkKey {
         NetworkKey::new(self.identity.verifying_key())

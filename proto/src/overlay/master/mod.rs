@@ -4,6 +4,7 @@
 
 mod delivery;
 mod dht;
+mod durable;
 mod election;
 mod keepalive;
 mod registry;
@@ -19,6 +20,9 @@ use self::{
 };
 pub use self::{
     delivery::{DeliveryError, DeliveryId},
+    durable::{
+        KnownNode, MasterSaved, CERTS_TABLE, MAX_KNOWN_NODES, NODES_TABLE, REVOCATIONS_TABLE,
+    },
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
 use super::{child_digest, MasterConfig, SubnetKey};
@@ -146,6 +150,10 @@ pub struct Master {
     elections: Elections,
     /// Keepalive echoes LSNs asked for: (when due, LSN).
     echoes: std::collections::BTreeSet<(Timestamp, NodeId)>,
+    /// Certificates, revocations and the node registry on their way to the store.
+    durable: durable::Durable,
+    /// The time of the input being handled (for the registry's timestamps).
+    now: Timestamp,
 }
 
 impl Master {
@@ -163,6 +171,8 @@ impl Master {
             dht: None,
             elections: Elections::default(),
             echoes: std::collections::BTreeSet::new(),
+            durable: Default::default(),
+            now: Timestamp::ZERO,
         }
     }
 
@@ -214,6 +224,7 @@ impl Master {
     }
 
     fn presence(&mut self, events: Vec<PresenceEvent>) {
+        self.note_presence(self.now, &events);
         self.events.extend(events.into_iter().map(MasterEvent::Presence));
     }
 
@@ -230,12 +241,14 @@ impl Master {
         path: crate::Path,
         datagram: &[u8],
     ) {
+        self.now = now;
         self.ep.handle_datagram_on(now, src, path, datagram);
         self.pump(now);
     }
 
     /// Does whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.now = now;
         self.ep.handle_timeout(now);
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
@@ -257,6 +270,7 @@ impl Master {
 
     /// Carries out an application command; failures come back as events.
     pub fn handle_command(&mut self, now: Timestamp, command: MasterCommand) {
+        self.now = now;
         let (node, id, result) = match command {
             MasterCommand::Send { node, id, data } => {
                 (node, id, self.send_message(now, node, id, &data))
@@ -304,6 +318,7 @@ impl Master {
             match event {
                 Event::Message { peer, addr, message } => self.on_message(now, peer, addr, message),
                 Event::PeerEnrolled { peer, ref certificate } => {
+                    self.save_certificate(certificate);
                     self.reg.remember_certificate((**certificate).clone());
                     let _ = peer;
                     self.events.push_back(MasterEvent::Link(event));
@@ -583,5 +598,8 @@ impl crate::Machine for Master {
     }
     fn poll_event(&mut self) -> Option<MasterEvent> {
         Master::poll_event(self)
+    }
+    fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
+        Master::poll_store(self)
     }
 }

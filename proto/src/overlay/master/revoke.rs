@@ -17,18 +17,15 @@ impl Master {
     pub fn revoke(&mut self, now: Timestamp, nodes: &[NodeId]) -> Option<u64> {
         let list = self.ep.sign_revocations(now, nodes)?;
         let version = list.version;
-        let lsns: Vec<NodeId> = self
-            .topology()
-            .subnets
-            .iter()
-            .flat_map(|s| s.lsns.iter().map(|l| l.id))
-            .collect();
+        let lsns: Vec<NodeId> =
+            self.topology().subnets.iter().flat_map(|s| s.lsns.iter().map(|l| l.id)).collect();
         let message = Message::Revocations(Box::new(list.clone()));
         for lsn in &lsns {
             if let Err(error) = self.ep.send(now, lsn, &message) {
                 tracing::debug!(%lsn, %error, "revocation list not sent");
             }
         }
+        self.save_revocations(&list);
         if let Err(error) = self.ep.update_revocations(list) {
             tracing::warn!(%error, "own revocation list refused");
             return None;

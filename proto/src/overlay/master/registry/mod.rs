@@ -530,6 +530,12 @@ impl Registry {
             pending,
         }
     }
+
+    /// Where `node` is: its address and its LSN's subnet (for the durable node registry).
+    pub(super) fn whereabouts(&self, node: &NodeId) -> Option<(SocketAddr, Option<SubnetKey>)> {
+        let rec = self.nodes.get(node)?;
+        Some((rec.addr, self.lsns.get(&rec.lsn).map(|l| l.subnet)))
+    }
 }
 
 #[cfg(test)]

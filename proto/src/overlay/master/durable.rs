@@ -1,0 +1,183 @@
+//! What the master keeps across restarts: the certificates it issued, its revocation list and
+//! a registry of every node it has seen. Presence stays soft state, rebuilt from the LSNs.
+//!
+//! Sans-IO like the DHT's persistence: the master emits [`StoreOp`]s (drained with
+//! [`Master::poll_store`]) that its driver writes, in order, to a key-value store (the
+//! `fleetmesh` crate's `Store` trait: redb on disk, or any database behind the trait), and is
+//! given what was saved at startup ([`Master::restore`], from [`MasterSaved::from_tables`]).
+//! The driver writes before it sends, so a certificate is on disk before it leaves the master.
+//!
+//! Tables (keys are node ids):
+//! * [`CERTS_TABLE`]: the latest certificate issued to each node (CBOR);
+//! * [`NODES_TABLE`]: a [`KnownNode`] per node seen present (CBOR);
+//! * [`REVOCATIONS_TABLE`]: the current revocation list under the key `current` (CBOR).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_tuple::{Deserialize_tuple, Serialize_tuple};
+
+use super::{Master, PresenceEvent};
+use crate::{
+    codec::cbor,
+    dht::StoreOp,
+    trust::{Certificate, RevocationList},
+    wire::WireAddr,
+    NodeId, Timestamp,
+};
+
+/// Table of the certificates issued.
+pub const CERTS_TABLE: &str = "master.certs";
+/// Table of the nodes seen.
+pub const NODES_TABLE: &str = "master.nodes";
+/// Table of the revocation list.
+pub const REVOCATIONS_TABLE: &str = "master.revocations";
+const CURRENT: &[u8] = b"current";
+/// Most nodes the registry keeps; beyond it, new nodes are not recorded (and a warning says
+/// so). Only certified nodes become present, so this also bounds what a peer can make it grow.
+pub const MAX_KNOWN_NODES: usize = 1_000_000;
+
+/// A node the master has seen present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct KnownNode {
+    /// When it was first present, UNIX seconds.
+    pub first_seen: u64,
+    /// When it last became present or left, UNIX seconds.
+    pub last_seen: u64,
+    /// Its address when last present (as its LSN reported it).
+    pub last_addr: Option<WireAddr>,
+    /// Its subnet when last present (the key the master files subnets under).
+    #[serde(with = "serde_bytes")]
+    pub subnet: Vec<u8>,
+}
+
+/// What the master saved: the input of [`Master::restore`].
+#[derive(Clone, Debug, Default)]
+pub struct MasterSaved {
+    /// Certificates issued (undecodable entries skipped).
+    pub certs: Vec<Certificate>,
+    /// The node registry.
+    pub nodes: Vec<(NodeId, KnownNode)>,
+    /// The revocation list, if any.
+    pub revocations: Option<RevocationList>,
+}
+
+type Entries = [(Vec<u8>, Vec<u8>)];
+
+impl MasterSaved {
+    /// Decodes the three tables' entries (see the module docs). Entries that do not decode
+    /// are skipped with a warning: a registry entry is rebuilt when the node is next present.
+    pub fn from_tables(certs: &Entries, nodes: &Entries, revocations: &Entries) -> Self {
+        MasterSaved {
+            certs: certs.iter().filter_map(|(_, v)| decode(CERTS_TABLE, v)).collect(),
+            nodes: nodes
+                .iter()
+                .filter_map(|(k, v)| {
+                    let id = NodeId::from_bytes(k.as_slice().try_into().ok()?);
+                    Some((id, decode(NODES_TABLE, v)?))
+                })
+                .collect(),
+            revocations: revocations
+                .iter()
+                .find(|(k, _)| k == CURRENT)
+                .and_then(|(_, v)| decode(REVOCATIONS_TABLE, v)),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &str, v: &[u8]) -> Option<T> {
+    let result = cbor::from_slice(v);
+    if let Err(error) = &result {
+        tracing::warn!(table, %error, "undecodable master state entry skipped");
+    }
+    result.ok()
+}
+
+/// The master's durable side: the registry and the writes not yet drained.
+#[derive(Default)]
+pub(super) struct Durable {
+    known: BTreeMap<NodeId, KnownNode>,
+    ops: VecDeque<StoreOp>,
+    /// Off until [`Master::restore`]: a master without a store writes nothing.
+    on: bool,
+}
+
+impl Master {
+    /// Switches persistence on and restores what was saved: issued certificates (so the master
+    /// can seal messages to every node it enrolled), the revocation list, the node registry
+    /// and the certificate serial numbers. Call before the master's first input.
+    pub fn restore(&mut self, saved: MasterSaved) {
+        self.durable.on = true;
+        let next_serial = saved.certs.iter().map(|c| c.body.serial + 1).max().unwrap_or(1);
+        self.ep.resume_serials(next_serial);
+        for cert in saved.certs {
+            self.reg.remember_certificate(cert);
+        }
+        if let Some(list) = saved.revocations {
+            if let Err(error) = self.ep.update_revocations(list) {
+                tracing::warn!(%error, "saved revocation list refused");
+            }
+        }
+        self.durable.known = saved.nodes.into_iter().collect();
+    }
+
+    /// The next write for the master's store; none before [`restore`](Self::restore).
+    pub fn poll_store(&mut self) -> Option<StoreOp> {
+        self.durable.ops.pop_front()
+    }
+
+    /// Every node the master has seen present, with when and where.
+    pub fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &KnownNode)> {
+        self.durable.known.iter()
+    }
+
+    pub(super) fn save_certificate(&mut self, cert: &Certificate) {
+        if self.durable.on {
+            let key = cert.node_id().as_bytes().to_vec();
+            let value = cbor::to_vec(cert);
+            self.durable.ops.push_back(StoreOp::Put { table: CERTS_TABLE, key, value });
+        }
+    }
+
+    pub(super) fn save_revocations(&mut self, list: &RevocationList) {
+        if self.durable.on {
+            let (key, value) = (CURRENT.to_vec(), cbor::to_vec(list));
+            self.durable.ops.push_back(StoreOp::Put { table: REVOCATIONS_TABLE, key, value });
+        }
+    }
+
+    /// Files presence changes in the registry.
+    pub(super) fn note_presence(&mut self, now: Timestamp, events: &[PresenceEvent]) {
+        if !self.durable.on {
+            return;
+        }
+        for event in events {
+            let node = match event {
+                PresenceEvent::Joined { node, .. }
+                | PresenceEvent::Parted { node, .. }
+                | PresenceEvent::Moved { node, .. } => *node,
+                _ => continue,
+            };
+            let whereabouts = self.reg.whereabouts(&node);
+            let known = &mut self.durable.known;
+            if !known.contains_key(&node) && known.len() >= MAX_KNOWN_NODES {
+                tracing::warn!(%node, "node registry full; node not recorded");
+                continue;
+            }
+            let entry = known.entry(node).or_insert_with(|| KnownNode {
+                first_seen: now.as_secs(),
+                last_seen: now.as_secs(),
+                last_addr: None,
+                subnet: Vec::new(),
+            });
+            entry.last_seen = now.as_secs();
+            if let Some((addr, subnet)) = whereabouts {
+                entry.last_addr = Some(addr.into());
+                if let Some(subnet) = subnet {
+                    entry.subnet = subnet.as_bytes().to_vec();
+                }
+            }
+            let (key, value) = (node.as_bytes().to_vec(), cbor::to_vec(&*entry));
+            self.durable.ops.push_back(StoreOp::Put { table: NODES_TABLE, key, value });
+        }
+    }
+}
