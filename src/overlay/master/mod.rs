@@ -313,7 +313,7 @@ impl Master {
     }
 
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
-        self.reg.seen(now, &peer);
+        self.reg.seen(now, &peer, addr);
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         // Anything from an LSN a standby called dead proves it alive: the two settle by uptime.
         self.suspects.remove(&peer);

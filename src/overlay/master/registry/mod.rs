@@ -36,7 +36,8 @@ pub(super) struct NodeRecord {
 struct LsnRecord {
     subnet: SubnetKey,
     contact: Contact,
-    /// Where the LSN's session with the master is (its public address).
+    /// Where the LSN's session with the master is (its public address), as of the last
+    /// message from it.
     addr: SocketAddr,
     /// Its key in `lsn_expiry`: when last heard from, plus `slack`.
     expires: Timestamp,
@@ -64,9 +65,15 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    pub(super) fn seen(&mut self, now: Timestamp, peer: &NodeId) {
+    /// `peer` was heard from at `addr`, over its authenticated session.
+    pub(super) fn seen(&mut self, now: Timestamp, peer: &NodeId, addr: SocketAddr) {
         if let Some(rec) = self.nodes.get_mut(peer) {
             rec.last_seen = now;
+        }
+        if let Some(lsn) = self.lsns.get_mut(peer) {
+            // Its session may have moved since it registered (UDP to TCP, a NAT rebinding):
+            // everything for its subnet goes where the session is now.
+            lsn.addr = addr;
         }
         self.touch_lsn(now, peer);
     }
