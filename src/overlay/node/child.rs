@@ -159,6 +159,8 @@ impl Node {
         let network = *self.ep.trust().network();
         let opened =
             open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
+                // Only after the signature checked out: a forged stamp must not fill the window.
+                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| match wire::decode(&bytes) {
                     Ok(Message::App(app)) => Ok(app),

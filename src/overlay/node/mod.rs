@@ -147,6 +147,8 @@ pub struct Node {
     dht: Option<Box<crate::dht::Dht>>,
     /// An unsolicited reach probe got in over UDP (`reach.rs`).
     inbound_ok: bool,
+    /// The master's envelopes accepted lately: a relay cannot deliver one twice.
+    envelopes: crate::secure::EnvelopeWindow,
 }
 
 impl Node {
@@ -167,6 +169,7 @@ impl Node {
             role: None,
             dht: None,
             inbound_ok: false,
+            envelopes: crate::secure::EnvelopeWindow::default(),
         }
     }
 
@@ -201,6 +204,11 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &OverlayConfig {
         &self.cfg
+    }
+
+    /// The master's envelopes accepted lately, with the re-deliveries refused.
+    pub fn envelope_window(&self) -> &crate::secure::EnvelopeWindow {
+        &self.envelopes
     }
 
     fn me(&self) -> Contact {

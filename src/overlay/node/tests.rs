@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use crate::{
-    overlay::NodeState,
+    overlay::{NodeEvent, NodeState},
+    secure::seal_envelope,
     sim::Simulation,
-    wire::{Contact, WireAddr},
+    wire::{AppMessage, Contact, Forward, Message, WireAddr},
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -39,4 +40,51 @@ fn a_standby_whose_ranking_push_was_lost_still_takes_over_at_once() {
     });
     assert!(took <= 2 * SEC, "recovery took {took:?}");
     assert_eq!(w.node(standby).state(), NodeState::IsLsn);
+}
+
+/// The master's identity in a simulation seeded with `seed_n` (the simulator derives it so).
+fn master_identity(seed_n: u64) -> crate::Identity {
+    use rand_core::SeedableRng;
+    crate::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed_n))
+}
+
+/// How many times node `i` reported the master's message `id` to its application.
+fn reported(w: &Simulation, i: usize, id: u64) -> usize {
+    let is = |e: &NodeEvent| matches!(e, NodeEvent::Message { id: m, .. } if *m == id);
+    w.slots[i].events.iter().filter(|(_, e)| is(e)).count()
+}
+
+#[test]
+fn an_envelope_relayed_twice_is_refused_the_second_time() {
+    // A relaying LSN holds a sealed message back and delivers it again: the node must not act
+    // on it twice. Fresh envelopes, also out of order, still pass.
+    let (mut w, lsn) = Simulation::settled_subnet(33, 3, SEC);
+    let child = (0..3).find(|&i| i != lsn).expect("a child");
+    let master = master_identity(33);
+    let (to, lsn_addr) = (w.id(child), w.slots[lsn].addr);
+    let network = *w.node(child).endpoint().trust().network();
+    let x25519 = w.node(child).endpoint().identity().x25519_public();
+    let mut rng = crate::harness::rng(7);
+    let mut forward = |stamp: u64, id: u64| {
+        let mut frame = Vec::new();
+        let app = Message::App(AppMessage { id, data: b"reboot".to_vec() });
+        crate::wire::encode(&app, &mut frame).expect("encodes");
+        let envelope =
+            seal_envelope(&master, &network, to, &x25519, stamp, &frame, &mut rng).expect("seals");
+        Forward { seq: 9, to, envelope }
+    };
+    let t = w.now.as_micros();
+    let first = forward(t, 1);
+    for _ in 0..2 {
+        let f = first.clone();
+        w.node_do(child, |n, now| n.deliver(now, lsn_addr, f));
+    }
+    assert_eq!(reported(&w, child, 1), 1, "the replay was delivered again");
+    assert_eq!(w.node(child).envelope_window().replayed(), 1);
+    // A later envelope, then one sealed between the two: both pass.
+    let (later, between) = (forward(t + 2_000, 2), forward(t + 1_000, 3));
+    w.node_do(child, |n, now| n.deliver(now, lsn_addr, later));
+    w.node_do(child, |n, now| n.deliver(now, lsn_addr, between));
+    assert_eq!((reported(&w, child, 2), reported(&w, child, 3)), (1, 1));
+    assert_eq!(w.node(child).envelope_window().replayed(), 1);
 }
