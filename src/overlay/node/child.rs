@@ -139,7 +139,7 @@ impl Node {
 
     pub(super) fn on_takeover(&mut self, now: Timestamp, peer: NodeId, t: Takeover) {
         if self.state == NodeState::IsLsn {
-            // Another node claims our subnet: settle it by uptime.
+            // Another node claims our subnet: challenge it (`rival.rs`).
             self.challenge(now, t.lsn);
             return;
         }

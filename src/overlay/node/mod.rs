@@ -3,8 +3,8 @@
 //! States: `NoConnection → LookingForLsn → Joining → HasLsn | IsLsn`. The code is split by
 //! state and concern: `find` (looking for an LSN and joining one), `child` (life under an LSN:
 //! liveness, the hot standby, failover), `adopt` (a new LSN taking over the dead one's
-//! children, paced), `lsn` (being the LSN: children, ranking, forwarding,
-//! settling duplicate LSNs) and `uplink` (the LSN's link to the master: registration,
+//! children, paced), `lsn` (being the LSN: children, ranking, forwarding), `rival`
+//! (settling duplicate LSNs, and who may make us yield) and `uplink` (the LSN's link to the master: registration,
 //! keepalive, presence deltas).
 
 mod adopt;
@@ -15,6 +15,7 @@ mod keepalive;
 mod lsn;
 mod pings;
 mod reach;
+mod rival;
 mod uplink;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
