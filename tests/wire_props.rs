@@ -57,6 +57,7 @@ fn messages() -> Vec<Message> {
         &network,
         v4.id,
         &identity(4).x25519_public(),
+        1_700_000_000_000_000,
         b"payload",
         &mut rand_chacha::ChaCha20Rng::seed_from_u64(5),
     )

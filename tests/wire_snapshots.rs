@@ -63,6 +63,7 @@ fn envelope(sender: &Identity, network: &NetworkKey) -> SealedEnvelope {
         network,
         recipient.node_id(),
         &recipient.x25519_public(),
+        NOW.as_micros(),
         b"reboot at 03:00",
         &mut rng,
     )

@@ -13,6 +13,16 @@ pub struct LocalNetwork {
     pub prefix_len: u8,
 }
 
+impl LocalNetwork {
+    /// Whether `ip` is on this network (same family, same prefix; an IPv4-mapped IPv6
+    /// address counts as IPv4, as a dual-stack socket reports one).
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let (ours, ip) = (self.addr.to_canonical(), ip.to_canonical());
+        let mask = |a| super::subnet::masked(a, self.prefix_len);
+        ours.is_ipv4() == ip.is_ipv4() && mask(ours) == mask(ip)
+    }
+}
+
 /// How a [`Node`](super::Node) behaves. Defaults meet the project's targets (LSN failover
 /// ≤ 1 s median, ≤ 50 messages per second at an LSN of 50 children, ≤ 500 non-local bytes per
 /// node per hour); tests shorten them.
@@ -177,7 +187,8 @@ pub struct MasterConfig {
     /// How long an application message may take to be acknowledged. Default 10 s.
     pub delivery_timeout: Duration,
     /// A node that asks again within this window, after being told the subnet's LSNs, could
-    /// not reach them: it is told to become an LSN itself (two LSNs then settle by uptime).
+    /// not reach them: it is told to become an LSN itself (two LSNs then settle:
+    /// the one registered first stays).
     /// Default 60 s.
     pub requery_window: Duration,
     /// The DHT's parameters: the master takes part as a bootstrap node every node meets.

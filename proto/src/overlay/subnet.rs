@@ -37,7 +37,7 @@ impl fmt::Debug for SubnetKey {
 
 /// The address bytes with every bit past `prefix_len` cleared (the prefix is clipped to the
 /// family's length).
-fn masked(ip: IpAddr, prefix_len: u8) -> Vec<u8> {
+pub(super) fn masked(ip: IpAddr, prefix_len: u8) -> Vec<u8> {
     let mut bytes = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),

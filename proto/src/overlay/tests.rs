@@ -431,3 +431,43 @@ fn a_child_that_dies_silently_is_reported_lost_within_a_ping_period_and_the_retr
         );
     }
 }
+
+#[test]
+fn the_master_forwards_along_the_path_the_lsns_session_uses_now() {
+    // The LSN's session with the master moves to another address after registering (here the
+    // NAT in front of its subnet reboots; over real NATs a move from UDP to TCP does the same,
+    // as the TCP connection has its own public port). Messages for the subnet must follow the
+    // session, not the address the LSN registered from.
+    let mut w = World::new(12);
+    w.set_nat(2, crate::sim::NatKind::EndpointIndependent);
+    for s in 1..=2 {
+        for _ in 0..3 {
+            w.add(s);
+        }
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    let lsn = lsns(&w).into_iter().find(|&i| w.slots[i].subnet() == 2).expect("an LSN");
+    let target = (0..6).find(|&i| w.slots[i].subnet() == 2 && i != lsn).expect("a child");
+    let lsn_id = w.id(lsn);
+    let before = w.master().endpoint().peer_addr(&lsn_id);
+    w.rebind_nat(2);
+    // Within a keepalive period the LSN has sent to the master from its new mapping.
+    w.run_for(70 * SEC);
+    let after = w.master().endpoint().peer_addr(&lsn_id);
+    assert!(after.is_some() && after != before, "the session did not move: {before:?} {after:?}");
+    let node = w.id(target);
+    for id in [7, 8] {
+        w.master_do(|m, now| m.send_message(now, node, id, b"after the move")).unwrap();
+        w.run_for(2 * SEC);
+    }
+    let delivered = |id| {
+        w.master_events.iter().any(
+            |(_, e)| matches!(e, MasterEvent::Delivered { id: d, node: n, .. } if *d == id && *n == node),
+        )
+    };
+    assert!(
+        delivered(7) && delivered(8),
+        "{:?}",
+        &w.master_events[w.master_events.len().saturating_sub(4)..]
+    );
+}

@@ -2,7 +2,13 @@
 //!
 //! An LSN or relay forwarding an envelope sees only the sender and recipient ids. It cannot
 //! read the payload (HPKE to the recipient's X25519 key) and cannot forge or alter one (the
-//! sender's ed25519 signature, checked after decryption, covers network, both ids and payload).
+//! sender's ed25519 signature, checked after decryption, covers network, both ids, the stamp
+//! and payload).
+//!
+//! It cannot re-deliver one either: each envelope carries, inside the signature, a stamp that
+//! the sender makes unique and increasing (its clock in microseconds, bumped past the last
+//! one), and the recipient accepts each stamp once, within a window
+//! ([`EnvelopeWindow`](super::EnvelopeWindow)).
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use hpke::{
@@ -60,10 +66,27 @@ pub enum EnvelopeError {
     /// HPKE refused to seal (should not happen with valid keys).
     #[error("envelope sealing failed")]
     Seal,
+    /// An envelope with this stamp was accepted already: a re-delivery.
+    #[error("envelope {0} was delivered already")]
+    Replayed(u64),
+    /// The stamp is older than the recipient's window: too late to tell a replay apart.
+    #[error("envelope {0} is too old")]
+    TooOld(u64),
+}
+
+/// An opened envelope: what the sender signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The sender's stamp: unique per sender, increasing (see
+    /// [`EnvelopeWindow`](super::EnvelopeWindow)).
+    pub stamp: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
 }
 
 #[derive(Serialize_tuple, Deserialize_tuple)]
 struct Body {
+    stamp: u64,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
     #[serde(with = "serde_bytes_array")]
@@ -75,6 +98,7 @@ struct Signed<'a> {
     network: &'a NetworkKey,
     from: &'a NodeId,
     to: &'a NodeId,
+    stamp: u64,
     #[serde(with = "serde_bytes")]
     payload: &'a [u8],
 }
@@ -93,18 +117,21 @@ fn aad(from: &NodeId, to: &NodeId) -> Vec<u8> {
 }
 
 /// Seals `payload` from `sender` to the node `to`, whose certified X25519 key is `to_x25519`.
+/// `stamp` must be unique among the sender's envelopes and increase with time (a clock in
+/// microseconds, bumped past the previous stamp): the recipient refuses a stamp twice.
 pub fn seal_envelope<R: CryptoRng + RngCore>(
     sender: &Identity,
     network: &NetworkKey,
     to: NodeId,
     to_x25519: &[u8; 32],
+    stamp: u64,
     payload: &[u8],
     rng: &mut R,
 ) -> Result<SealedEnvelope, EnvelopeError> {
     let from = sender.node_id();
-    let signed = Signed { network, from: &from, to: &to, payload };
+    let signed = Signed { network, from: &from, to: &to, stamp, payload };
     let signature = sender.sign(&signed_bytes(domain::ENVELOPE, &signed)).to_bytes();
-    let body = cbor::to_vec(&Body { payload: payload.to_vec(), signature });
+    let body = cbor::to_vec(&Body { stamp, payload: payload.to_vec(), signature });
     let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(to_x25519)
         .map_err(|_| EnvelopeError::InvalidRecipientKey)?;
     let (enc, ciphertext) = hpke::single_shot_seal::<
@@ -119,13 +146,14 @@ pub fn seal_envelope<R: CryptoRng + RngCore>(
 }
 
 /// Opens an envelope addressed to `recipient`, checking it was signed by `sender_key` (from the
-/// sender's certificate, or the network key for the master).
+/// sender's certificate, or the network key for the master). Whether it is fresh is the
+/// caller's to check, with an [`EnvelopeWindow`](super::EnvelopeWindow) for the sender.
 pub fn open_envelope(
     recipient: &Identity,
     network: &NetworkKey,
     envelope: &SealedEnvelope,
     sender_key: &VerifyingKey,
-) -> Result<Vec<u8>, EnvelopeError> {
+) -> Result<Opened, EnvelopeError> {
     if envelope.to != recipient.node_id() {
         return Err(EnvelopeError::NotForUs(envelope.to));
     }
@@ -147,12 +175,18 @@ pub fn open_envelope(
     )
     .map_err(|_| EnvelopeError::Decrypt)?;
     let body: Body = cbor::from_slice(&plain).map_err(|_| EnvelopeError::Malformed)?;
-    let signed = Signed { network, from: &envelope.from, to: &envelope.to, payload: &body.payload };
+    let signed = Signed {
+        network,
+        from: &envelope.from,
+        to: &envelope.to,
+        stamp: body.stamp,
+        payload: &body.payload,
+    };
     sender_key
         .verify_strict(
             &signed_bytes(domain::ENVELOPE, &signed),
             &Signature::from_bytes(&body.signature),
         )
         .map_err(|_| EnvelopeError::BadSignature)?;
-    Ok(body.payload)
+    Ok(Opened { stamp: body.stamp, payload: body.payload })
 }

@@ -28,13 +28,15 @@
 //! costs 29 bytes over its frame.
 
 mod envelope;
+mod envelope_window;
 mod handshake;
 mod packet;
 mod replay;
 mod rng;
 mod session;
 
-pub use envelope::{open_envelope, seal_envelope, EnvelopeError, SealedEnvelope};
+pub use envelope::{open_envelope, seal_envelope, EnvelopeError, Opened, SealedEnvelope};
+pub use envelope_window::EnvelopeWindow;
 pub use handshake::HandshakeError;
 pub(crate) use handshake::{Credential, Handshake};
 pub(crate) use packet::Packet;

@@ -6,6 +6,8 @@ use crate::{
     Identity,
 };
 
+const STAMP: u64 = 1_700_000_000_000_000;
+
 fn parties() -> (Fixture, Identity, Identity, Identity) {
     let mut fx = Fixture::new(40);
     let master = fx.authority.identity().clone();
@@ -23,13 +25,15 @@ fn envelope_round_trip_from_master_to_node() {
         &network,
         node.node_id(),
         &node.x25519_public(),
+        STAMP,
         b"reboot",
         &mut rng(1),
     )
     .unwrap();
     // The master's signing key is the network key: nodes verify it without any lookup.
     let key = master.verifying_key();
-    assert_eq!(open_envelope(&node, &network, &env, &key).unwrap(), b"reboot");
+    let opened = open_envelope(&node, &network, &env, &key).unwrap();
+    assert_eq!((opened.stamp, &opened.payload[..]), (STAMP, &b"reboot"[..]));
 }
 
 #[test]
@@ -41,6 +45,7 @@ fn the_lsn_in_the_middle_can_neither_read_nor_forge() {
         &network,
         node.node_id(),
         &node.x25519_public(),
+        STAMP,
         b"secret",
         &mut rng(2),
     )
@@ -69,6 +74,7 @@ fn the_lsn_in_the_middle_can_neither_read_nor_forge() {
         &network,
         node.node_id(),
         &node.x25519_public(),
+        STAMP,
         b"rm -rf",
         &mut rng(3),
     )
@@ -87,6 +93,7 @@ fn envelopes_are_bound_to_their_network() {
         &fx.authority.network_key(),
         node.node_id(),
         &node.x25519_public(),
+        STAMP,
         b"x",
         &mut rng(4),
     )

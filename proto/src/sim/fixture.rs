@@ -18,4 +18,10 @@ impl Simulation {
         let lsn = (0..nodes).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
         (w, lsn)
     }
+
+    /// The NAT in front of subnet `id` drops its mappings (a router reboot): its hosts'
+    /// sessions across it reappear at new public ports once they send again.
+    pub(crate) fn rebind_nat(&mut self, id: u16) {
+        self.subnet_mut(id).nat.rebind();
+    }
 }

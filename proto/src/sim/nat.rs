@@ -147,6 +147,13 @@ impl Nat {
         allowed.then_some(m.private)
     }
 
+    /// Drops every mapping, as a router reboot does: hosts reappear at new public ports.
+    #[cfg(test)]
+    pub(crate) fn rebind(&mut self) {
+        self.by_port.clear();
+        self.by_private.clear();
+    }
+
     /// Live mappings (for reports and tests).
     pub fn mappings(&self, now: Timestamp) -> usize {
         self.by_port.values().filter(|m| self.alive(now, m)).count()

@@ -31,8 +31,11 @@
 //!   `(IP the connection comes from, port from the hello)` — the peer's listening address —
 //!   and reports that as the source of its datagrams, so replies go back over the same
 //!   connection. Only the port is taken from the peer, so it cannot claim another host's
-//!   address. A dialer whose listener has a specific IP dials from that IP, so the address the
-//!   acceptor observes is the one it listens on.
+//!   address. Nor can it take over another peer's connection by announcing its port (hosts
+//!   behind one NAT share an IP): while a live connection is filed under the announced
+//!   address, a new one is filed, and its datagrams reported, under the address it really
+//!   comes from. A dialer whose listener has a specific IP dials from that IP, so the address
+//!   the acceptor observes is the one it listens on.
 //! * **Dialing** happens on the first send to an address with no open connection, bounded by
 //!   [`TcpConfig::with_connect_timeout`]; refused, unreachable and timed-out dials are
 //!   [`TransportError::Unreachable`](fleetmesh_driver::TransportError::Unreachable).
@@ -46,8 +49,9 @@
 //! * **Bad input:** a malformed or oversized frame, a bad hello or no hello in time closes that
 //!   connection only (logged with `tracing::debug!`).
 //! * **Simultaneous dials:** two sends racing to a new peer, or two peers dialing each other at
-//!   once, can open two connections. The newest is used for sending; the other keeps
-//!   delivering until it idles out.
+//!   once, can open two connections. The one filed under the peer's listening address is used
+//!   for sending to it (the newest one we dialed; one it dialed only if none was live there);
+//!   the other keeps delivering until it idles out.
 //!
 //! # Addresses
 //! IPv4 and IPv6 are both supported. Sending to the other family than the listener's fails

@@ -97,11 +97,13 @@ pub(crate) async fn run_accepted(
         }
     };
     // The IP is the one we observe, only the port is taken from the peer: it cannot file its
-    // connection under another host's address.
-    let peer = SocketAddr::new(addr::canonical(remote).ip(), port);
-    let Some(conn) = shared.register(peer, write, Origin::Accepted) else {
+    // connection under another host's address, nor over another live connection (`register`).
+    let remote = addr::canonical(remote);
+    let peer = SocketAddr::new(remote.ip(), port);
+    let Some(conn) = shared.register(peer, remote, write, Origin::Accepted) else {
         return;
     };
+    let peer = conn.peer();
     tracing::debug!(%peer, %remote, "tcp connection accepted");
     serve(shared, conn, reader).await;
 }

@@ -202,7 +202,8 @@ impl TcpTransport {
                     return Err(TransportError::Unreachable(dst));
                 }
             };
-        let conn = shared.register(dst, write, Origin::Dialed).ok_or(TransportError::Closed)?;
+        let conn =
+            shared.register(dst, dst, write, Origin::Dialed).ok_or(TransportError::Closed)?;
         if !shared.spawn(reader::run_dialed(shared.clone(), conn.clone(), read)) {
             conn.close();
             shared.forget(&conn);
@@ -296,9 +297,15 @@ impl Shared {
     /// Files a new connection under `peer`, replacing (not closing) any older one: the older
     /// connection keeps delivering what it receives until it goes idle or fails. `None` once
     /// the transport is shut down.
+    ///
+    /// A connection we accepted names `peer` itself (its hello's port), which nothing
+    /// authenticates: hosts behind one NAT share an IP, and one could announce another's
+    /// port. So it may not displace a live connection: it is filed under `remote`, the
+    /// address it really comes from, and reported from there (replies follow it).
     pub(crate) fn register(
         &self,
         peer: SocketAddr,
+        remote: SocketAddr,
         write: BoxWrite,
         origin: Origin,
     ) -> Option<Arc<Conn>> {
@@ -306,6 +313,8 @@ impl Shared {
         if table.shut_down {
             return None;
         }
+        let taken = table.conns.get(&peer).is_some_and(|c| !c.is_closed());
+        let peer = if origin == Origin::Accepted && taken { remote } else { peer };
         let id = table.next_id;
         table.next_id += 1;
         let conn = Arc::new(Conn::new(id, peer, write));

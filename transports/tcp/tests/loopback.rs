@@ -328,3 +328,42 @@ async fn failed_write_with_failed_redial_is_an_error() {
     assert!(matches!(err, TransportError::Unreachable(d) if d == dst), "{err:?}");
     assert_eq!(b.stats().open, 0);
 }
+
+#[tokio::test]
+async fn an_announced_port_cannot_take_over_another_peers_connection() {
+    // Two hosts behind one NAT reach us from the same IP. The hello's port is only what the
+    // dialer says: a second host announcing the first one's port must not capture the
+    // traffic meant for the first.
+    let b = bind_v4().await;
+    let claimed = closed_port();
+    let mut first = TcpStream::connect(b.local_addr()).await.unwrap();
+    first.write_all(&hello(claimed.port)).await.unwrap();
+    first.write_all(&frame(b"first")).await.unwrap();
+    let (got, src) = recv(&b).await;
+    assert_eq!(
+        (got.as_slice(), src),
+        (&b"first"[..], addr(&format!("127.0.0.1:{}", claimed.port)))
+    );
+
+    let mut second = TcpStream::connect(b.local_addr()).await.unwrap();
+    second.write_all(&hello(claimed.port)).await.unwrap();
+    second.write_all(&frame(b"second")).await.unwrap();
+    let (got, second_src) = recv(&b).await;
+    assert_eq!(got, b"second");
+
+    b.send_to(src, b"for the first").await.unwrap();
+    let mut reply = vec![0u8; frame(b"for the first").len()];
+    timeout(Duration::from_secs(5), first.read_exact(&mut reply))
+        .await
+        .expect("the first peer's traffic went elsewhere")
+        .unwrap();
+    assert_eq!(reply, frame(b"for the first"));
+    // The second is reported at the address it really comes from, and answered there.
+    assert_ne!(second_src, src);
+    assert_eq!(second_src, second.local_addr().unwrap());
+    b.send_to(second_src, b"for the second").await.unwrap();
+    let mut reply = vec![0u8; frame(b"for the second").len()];
+    timeout(GUARD, second.read_exact(&mut reply)).await.unwrap().unwrap();
+    assert_eq!(reply, frame(b"for the second"));
+    assert_eq!(b.stats().dialed, 0);
+}

@@ -51,9 +51,18 @@ struct Pending {
 pub(super) struct Deliveries {
     by_seq: HashMap<u32, Pending>,
     deadlines: BTreeSet<(Timestamp, u32)>,
+    /// The last envelope stamp used.
+    stamp: u64,
 }
 
 impl Deliveries {
+    /// A stamp for the next envelope: the clock in microseconds, past the last one, so each is
+    /// unique and they increase across restarts too (the nodes refuse a stamp twice).
+    fn next_stamp(&mut self, now: Timestamp) -> u64 {
+        self.stamp = now.as_micros().max(self.stamp + 1);
+        self.stamp
+    }
+
     fn insert(&mut self, seq: u32, p: Pending) {
         self.deadlines.insert((p.deadline, seq));
         self.by_seq.insert(seq, p);
@@ -114,8 +123,10 @@ impl Master {
             .map_err(|e| DeliveryError::TooLarge(e.to_string()))?;
         let identity = self.ep.identity().clone();
         let network = *self.ep.trust().network();
-        let envelope = seal_envelope(&identity, &network, node, &x25519, &frame, self.ep.rng())
-            .map_err(|_| DeliveryError::NoCertificate)?;
+        let stamp = self.deliveries.next_stamp(now);
+        let envelope =
+            seal_envelope(&identity, &network, node, &x25519, stamp, &frame, self.ep.rng())
+                .map_err(|_| DeliveryError::NoCertificate)?;
         let seq = self.next_seq();
         let deadline = now + self.cfg.delivery_timeout;
         self.deliveries.insert(seq, Pending { id, node, sent: now, deadline });

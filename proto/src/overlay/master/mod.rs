@@ -339,9 +339,10 @@ impl Master {
     }
 
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
-        self.reg.seen(now, &peer);
+        self.reg.seen(now, &peer, addr);
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
-        // Anything from an LSN a standby called dead proves it alive: the two settle by uptime.
+        // Anything from an LSN a standby called dead proves it alive: the two settle
+        // it (`node/rival.rs`).
         self.suspects.remove(&peer);
         match message {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
@@ -467,7 +468,8 @@ impl Master {
         let events = self.reg.register_lsn(now, subnet, contact, addr);
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
-        // Two LSNs in one subnet: tell each about the others; they settle it by uptime.
+        // Two LSNs in one subnet: tell each about the others, senior first;
+        // they settle it (`node/rival.rs`).
         let lsns = self.reg.subnet_lsns(&subnet);
         if lsns.len() > 1 {
             for (_, at) in self.reg.subnet_lsn_addrs(&subnet) {

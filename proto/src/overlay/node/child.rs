@@ -139,7 +139,7 @@ impl Node {
 
     pub(super) fn on_takeover(&mut self, now: Timestamp, peer: NodeId, t: Takeover) {
         if self.state == NodeState::IsLsn {
-            // Another node claims our subnet: settle it by uptime.
+            // Another node claims our subnet: challenge it (`rival.rs`).
             self.challenge(now, t.lsn);
             return;
         }
@@ -159,6 +159,8 @@ impl Node {
         let network = *self.ep.trust().network();
         let opened =
             open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
+                // Only after the signature checked out: a forged stamp must not fill the window.
+                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| match wire::decode(&bytes) {
                     Ok(Message::App(app)) => Ok(app),

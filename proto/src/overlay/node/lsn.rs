@@ -1,5 +1,5 @@
 //! IsLsn: being the subnet's LSN. Children and their liveness, the ranking and neighbour
-//! lists, forwarding the master's messages, and settling two LSNs in one subnet.
+//! lists, forwarding the master's messages. Settling two LSNs in one subnet is `rival.rs`.
 
 use std::{
     cmp::Reverse,
@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{uplink::Uplink, Node, NodeEvent, NodeState};
+use super::{rival::Rivals, uplink::Uplink, Node, NodeEvent, NodeState};
 use crate::{
     wire::{
         Ack, Contact, ErrorCode, ErrorMessage, Forward, Join, Message, NodeList, Part, PartReason,
@@ -19,8 +19,6 @@ use crate::{
 
 /// How long the LSN keeps track of a forwarded message awaiting the child's Ack.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Shortest gap between two Uptime challenges to the same rival LSN.
-const CHALLENGE_GAP: Duration = Duration::from_secs(5);
 /// How many ranked children ordinary children are told about (their fallback successors).
 const SHORT_LIST: usize = 3;
 /// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
@@ -33,7 +31,8 @@ const STALE_LISTS_PER_SEC: u32 = 2;
 pub(crate) struct Child {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
-    /// When the child (by its own reported uptime) came up: earlier ranks higher.
+    /// When the child came up, by its own reported uptime but never before we knew it (the
+    /// claim is not evidence): earlier ranks higher.
     pub(super) up_since: Timestamp,
     pub(super) last_heard: Timestamp,
     /// Its next ping, or the check of the last one (for an adopted child: its next takeover
@@ -68,7 +67,7 @@ pub(crate) struct Child {
 }
 
 pub(crate) struct LsnRole {
-    since: Timestamp,
+    pub(super) since: Timestamp,
     pub(crate) children: BTreeMap<NodeId, Child>,
     neighbours_due: Option<Timestamp>,
     /// When the ranking was last pushed: changes go out at once, then at most once a batch.
@@ -77,7 +76,7 @@ pub(crate) struct LsnRole {
     pushed_top: Vec<NodeId>,
     /// Our forward seq → (the master's seq, where to answer, give-up time).
     forwards: HashMap<u32, (u32, SocketAddr, Timestamp)>,
-    challenged: HashMap<NodeId, Timestamp>,
+    pub(super) rivals: Rivals,
     /// The child last told it is the hot standby, and when its next heartbeat is due.
     standby: Option<(NodeId, SocketAddr, Timestamp)>,
     pub(crate) uplink: Uplink,
@@ -109,7 +108,7 @@ impl LsnRole {
             last_push: Timestamp::ZERO,
             pushed_top: Vec::new(),
             forwards: HashMap::new(),
-            challenged: HashMap::new(),
+            rivals: Rivals::default(),
             standby: None,
             uplink: Uplink::new(now, replaced),
             probes: HashMap::new(),
@@ -226,7 +225,10 @@ impl Node {
         let batch = self.cfg.neighbour_batch;
         let cert = self.ep.peer_certificate(&peer).cloned();
         let Some(role) = self.role.as_mut() else { return };
-        let up_since = now - Duration::from_secs(u64::from(join.uptime_secs));
+        // A claimed uptime counts back only to when we came to know the child: a child claiming
+        // years must not make itself the standby ahead of one we have watched longer.
+        let known = role.children.get(&peer).map_or(now, |c| c.up_since);
+        let up_since = (now - Duration::from_secs(u64::from(join.uptime_secs))).max(known);
         let adopted = role.children.get(&peer).is_some_and(|c| c.adopted_from.is_some());
         if adopted {
             role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
@@ -398,7 +400,7 @@ impl Node {
         }
         if error.code == ErrorCode::NOT_ADMITTED && peer == self.ep.trust().network().master_id() {
             // The master dropped us (another node reported us dead, or it restarted): register
-            // again; a duplicate LSN is then settled by uptime.
+            // again; a duplicate LSN is then settled as in `rival.rs`.
             return self.uplink_register(now);
         }
         tracing::debug!(?peer, code = error.code.0, detail = %error.detail, "error from peer");
@@ -418,40 +420,8 @@ impl Node {
             return self.on_neighbours(now, list);
         }
         if self.state == NodeState::IsLsn && peer == self.ep.trust().network().master_id() {
-            // The master names other LSNs of our subnet: settle who stays.
-            let me = self.node_id();
-            for rival in list.nodes.into_iter().filter(|c| c.id != me) {
-                self.challenge(now, rival);
-            }
-        }
-    }
-
-    /// Sends our LSN uptime to a rival LSN (rate-limited).
-    pub(super) fn challenge(&mut self, now: Timestamp, rival: Contact) {
-        let Some(role) = self.role.as_mut() else { return };
-        if role.challenged.get(&rival.id).is_some_and(|t| now < *t + CHALLENGE_GAP) {
-            return;
-        }
-        role.challenged.insert(rival.id, now);
-        let uptime_secs = now.saturating_since(role.since).as_secs();
-        self.send(now, rival.addr.0, Message::Uptime(Uptime { uptime_secs }));
-    }
-
-    /// A rival LSN's uptime: the longer-serving LSN stays (ties: the lower id); the other
-    /// parts its children towards the winner and joins it (thesis 5.3.5). From our own LSN,
-    /// while we are its child, it is the hot standby's heartbeat instead.
-    pub(super) fn on_uptime(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Uptime) {
-        if self.on_lsn_heartbeat(now, peer) {
-            return;
-        }
-        let Some(role) = self.role.as_ref() else { return };
-        let mine = now.saturating_since(role.since).as_secs();
-        let rival = Contact { id: peer, addr: WireAddr(addr) };
-        if u.uptime_secs > mine || (u.uptime_secs == mine && peer < self.node_id()) {
-            self.resign(now, PartReason::Yield, Some(rival));
-            self.join_now(now, rival);
-        } else {
-            self.challenge(now, rival);
+            // The master names the LSNs of our subnet: settle who stays (`rival.rs`).
+            self.on_master_lsns(now, list);
         }
     }
 

@@ -3,8 +3,8 @@
 //! States: `NoConnection → LookingForLsn → Joining → HasLsn | IsLsn`. The code is split by
 //! state and concern: `find` (looking for an LSN and joining one), `child` (life under an LSN:
 //! liveness, the hot standby, failover), `adopt` (a new LSN taking over the dead one's
-//! children, paced), `lsn` (being the LSN: children, ranking, forwarding,
-//! settling duplicate LSNs) and `uplink` (the LSN's link to the master: registration,
+//! children, paced), `lsn` (being the LSN: children, ranking, forwarding), `rival`
+//! (settling duplicate LSNs, and who may make us yield) and `uplink` (the LSN's link to the master: registration,
 //! keepalive, presence deltas).
 
 mod adopt;
@@ -16,6 +16,7 @@ mod lsn;
 mod pings;
 mod reach;
 mod renew;
+mod rival;
 mod uplink;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
@@ -150,6 +151,8 @@ pub struct Node {
     inbound_ok: bool,
     /// No renewal request before this (`renew.rs`).
     renew_retry: Timestamp,
+    /// The master's envelopes accepted lately: a relay cannot deliver one twice.
+    envelopes: crate::secure::EnvelopeWindow,
 }
 
 impl Node {
@@ -171,6 +174,7 @@ impl Node {
             dht: None,
             inbound_ok: false,
             renew_retry: Timestamp::ZERO,
+            envelopes: crate::secure::EnvelopeWindow::default(),
         }
     }
 
@@ -205,6 +209,11 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &OverlayConfig {
         &self.cfg
+    }
+
+    /// The master's envelopes accepted lately, with the re-deliveries refused.
+    pub fn envelope_window(&self) -> &crate::secure::EnvelopeWindow {
+        &self.envelopes
     }
 
     fn me(&self) -> Contact {

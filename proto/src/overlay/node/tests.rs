@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use super::rival::UptimeRefused;
 use crate::{
-    overlay::NodeState,
+    overlay::{NodeEvent, NodeState},
+    secure::seal_envelope,
     sim::Simulation,
-    wire::{Contact, WireAddr},
+    wire::{AppMessage, Contact, Forward, Join, Message, Uptime, WireAddr},
+    NodeId,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -39,4 +42,143 @@ fn a_standby_whose_ranking_push_was_lost_still_takes_over_at_once() {
     });
     assert!(took <= 2 * SEC, "recovery took {took:?}");
     assert_eq!(w.node(standby).state(), NodeState::IsLsn);
+}
+
+/// The master's identity in a simulation seeded with `seed_n` (the simulator derives it so).
+fn master_identity(seed_n: u64) -> crate::Identity {
+    use rand_core::SeedableRng;
+    crate::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed_n))
+}
+
+/// How many times node `i` reported the master's message `id` to its application.
+fn reported(w: &Simulation, i: usize, id: u64) -> usize {
+    let is = |e: &NodeEvent| matches!(e, NodeEvent::Message { id: m, .. } if *m == id);
+    w.slots[i].events.iter().filter(|(_, e)| is(e)).count()
+}
+
+#[test]
+fn an_envelope_relayed_twice_is_refused_the_second_time() {
+    // A relaying LSN holds a sealed message back and delivers it again: the node must not act
+    // on it twice. Fresh envelopes, also out of order, still pass.
+    let (mut w, lsn) = Simulation::settled_subnet(33, 3, SEC);
+    let child = (0..3).find(|&i| i != lsn).expect("a child");
+    let master = master_identity(33);
+    let (to, lsn_addr) = (w.id(child), w.slots[lsn].addr);
+    let network = *w.node(child).endpoint().trust().network();
+    let x25519 = w.node(child).endpoint().identity().x25519_public();
+    let mut rng = crate::harness::rng(7);
+    let mut forward = |stamp: u64, id: u64| {
+        let mut frame = Vec::new();
+        let app = Message::App(AppMessage { id, data: b"reboot".to_vec() });
+        crate::wire::encode(&app, &mut frame).expect("encodes");
+        let envelope =
+            seal_envelope(&master, &network, to, &x25519, stamp, &frame, &mut rng).expect("seals");
+        Forward { seq: 9, to, envelope }
+    };
+    let t = w.now.as_micros();
+    let first = forward(t, 1);
+    for _ in 0..2 {
+        let f = first.clone();
+        w.node_do(child, |n, now| n.deliver(now, lsn_addr, f));
+    }
+    assert_eq!(reported(&w, child, 1), 1, "the replay was delivered again");
+    assert_eq!(w.node(child).envelope_window().replayed(), 1);
+    // A later envelope, then one sealed between the two: both pass.
+    let (later, between) = (forward(t + 2_000, 2), forward(t + 1_000, 3));
+    w.node_do(child, |n, now| n.deliver(now, lsn_addr, later));
+    w.node_do(child, |n, now| n.deliver(now, lsn_addr, between));
+    assert_eq!((reported(&w, child, 2), reported(&w, child, 3)), (1, 1));
+    assert_eq!(w.node(child).envelope_window().replayed(), 1);
+}
+
+/// A fleet of `per` nodes in each of subnets 1 and 2, all present; with subnet 1's LSN.
+fn two_subnets(seed_n: u64, per: usize) -> (Simulation, usize) {
+    let mut w = Simulation::new(seed_n);
+    for s in 1..=2 {
+        for _ in 0..per {
+            w.add(s);
+        }
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(3 * SEC);
+    let lsn = (0..w.slots.len())
+        .find(|&i| w.slots[i].subnet() == 1 && w.node(i).state() == NodeState::IsLsn)
+        .expect("subnet 1 has an LSN");
+    (w, lsn)
+}
+
+/// Node `from` sends `message` to node `to`'s address over their session.
+fn forge(w: &mut Simulation, from: usize, to: usize, message: Message) {
+    let addr = w.slots[to].addr;
+    w.node_do(from, |n, now| n.send(now, addr, message));
+}
+
+/// Whether `lsn` is still the LSN of every node it led (`children`), and leads them.
+fn still_leads(w: &Simulation, lsn: usize, children: &[NodeId]) -> bool {
+    let id = w.id(lsn);
+    w.node(lsn).state() == NodeState::IsLsn
+        && children.iter().all(|c| {
+            w.slot_of_id(c).is_some_and(|i| w.node(i).lsn() == Some(id))
+                && w.node(lsn).children().contains(c)
+        })
+}
+
+#[test]
+fn an_uptime_claim_from_another_subnet_does_not_make_the_lsn_resign() {
+    // Any certified node could send an LSN `Uptime { u64::MAX }`: the LSN resigned and handed
+    // its children to the sender, in another subnet.
+    let (mut w, lsn) = two_subnets(34, 3);
+    let children = w.node(lsn).children();
+    let attacker = (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2).expect("subnet 2");
+    forge(&mut w, attacker, lsn, Message::Uptime(Uptime { uptime_secs: u64::MAX }));
+    w.run_for(5 * SEC);
+    assert!(still_leads(&w, lsn, &children), "the LSN gave its subnet away");
+    let from = w.slots[attacker].addr;
+    assert_eq!(w.node(lsn).rival_standing(&w.id(attacker), from), Err(UptimeRefused::OffSubnet));
+}
+
+#[test]
+fn an_inflated_uptime_from_a_rival_of_the_same_subnet_does_not_make_the_lsn_resign() {
+    // A child registers itself with the master as a second LSN of the subnet (the master then
+    // names the two to each other), and claims the longest uptime there is.
+    let (mut w, lsn) = Simulation::settled_subnet(35, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let attacker = w.slot_of_id(&children[children.len() - 1]).expect("a child");
+    let local = WireAddr(w.slots[attacker].addr);
+    let join = Join { seq: 77, local, prefix_len: 24, uptime_secs: u32::MAX };
+    w.node_do(attacker, |n, now| n.send(now, crate::sim::master_addr(), Message::Join(join)));
+    w.run_for(2 * SEC);
+    forge(&mut w, attacker, lsn, Message::Uptime(Uptime { uptime_secs: u64::MAX }));
+    w.run_for(5 * SEC);
+    let honest: Vec<NodeId> = children.iter().copied().filter(|c| *c != w.id(attacker)).collect();
+    assert!(still_leads(&w, lsn, &honest), "the LSN yielded to an inflated claim");
+    // The master named it, after us: a junior rival, challenged back, never yielded to.
+    let standing = w.node(lsn).rival_standing(&w.id(attacker), w.slots[attacker].addr);
+    assert!(matches!(standing, Ok((c, false)) if c.id == w.id(attacker)), "{standing:?}");
+}
+
+#[test]
+fn a_child_claiming_a_huge_uptime_does_not_become_the_standby() {
+    let (mut w, lsn) = Simulation::settled_subnet(36, 5, 3 * SEC);
+    let ranked = w.node(lsn).children();
+    let reachable = |w: &Simulation, id: &NodeId| {
+        w.node(lsn).role.as_ref().and_then(|r| r.children.get(id)).map(|c| c.reachable)
+    };
+    let honest = ranked[0];
+    // The lowest-ranked child that ranks by uptime alone against the standby.
+    let attacker = *ranked[1..]
+        .iter()
+        .rev()
+        .find(|id| reachable(&w, id) == reachable(&w, &honest))
+        .expect("a child ranked like the standby");
+    let slot = w.slot_of_id(&attacker).expect("its slot");
+    let join = Join {
+        seq: 78,
+        local: WireAddr(w.slots[slot].addr),
+        prefix_len: 24,
+        uptime_secs: u32::MAX,
+    };
+    forge(&mut w, slot, lsn, Message::Join(join));
+    w.run_for(3 * SEC);
+    assert_eq!(w.node(lsn).children()[0], honest, "the inflated claim made itself the standby");
 }

@@ -36,13 +36,18 @@ pub(super) struct NodeRecord {
 struct LsnRecord {
     subnet: SubnetKey,
     contact: Contact,
-    /// Where the LSN's session with the master is (its public address).
+    /// Where the LSN's session with the master is (its public address), as of the last
+    /// message from it.
     addr: SocketAddr,
     /// Its key in `lsn_expiry`: when last heard from, plus `slack`.
     expires: Timestamp,
     /// Silence allowed beyond `MasterConfig::lsn_timeout`, for an LSN that announced a
     /// longer keepalive period.
     slack: Duration,
+    /// When it registered as this subnet's LSN (kept when it registers again): of two LSNs in
+    /// a subnet, the one registered first is senior and the other yields to it
+    /// (`node/rival.rs`). Only we can vouch for that; an uptime an LSN claims proves nothing.
+    since: Timestamp,
 }
 
 #[derive(Default)]
@@ -64,9 +69,15 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    pub(super) fn seen(&mut self, now: Timestamp, peer: &NodeId) {
+    /// `peer` was heard from at `addr`, over its authenticated session.
+    pub(super) fn seen(&mut self, now: Timestamp, peer: &NodeId, addr: SocketAddr) {
         if let Some(rec) = self.nodes.get_mut(peer) {
             rec.last_seen = now;
+        }
+        if let Some(lsn) = self.lsns.get_mut(peer) {
+            // Its session may have moved since it registered (UDP to TCP, a NAT rebinding):
+            // everything for its subnet goes where the session is now.
+            lsn.addr = addr;
         }
         self.touch_lsn(now, peer);
     }
@@ -184,7 +195,8 @@ impl Registry {
         }
         if !lsns.is_empty() {
             // Asking again so soon means the LSNs we named were unreachable from there: let it
-            // lead its part of the subnet; the LSNs settle by uptime once they can talk.
+            // lead its part of the subnet; the LSNs settle once they can talk
+            // (`node/rival.rs`).
             if self.told.remove(&querier.id).is_none() {
                 self.told.insert(querier.id, now);
                 return lsns;
@@ -223,8 +235,11 @@ impl Registry {
         self.lsns.get(lsn).map(|l| l.addr)
     }
 
+    /// `subnet`'s LSNs, senior first (by registration, then id).
     pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
-        self.subnet_lsn_records(subnet).map(|(_, l)| l.contact).collect()
+        let mut lsns: Vec<&LsnRecord> = self.subnet_lsn_records(subnet).map(|(_, l)| l).collect();
+        lsns.sort_by_key(|l| (l.since, l.contact.id));
+        lsns.into_iter().map(|l| l.contact).collect()
     }
 
     /// `subnet`'s LSNs, in id order.
@@ -347,9 +362,9 @@ impl Registry {
         if self.designates.get(&subnet).is_some_and(|(d, _)| d.id == id) {
             self.designates.remove(&subnet);
         }
-        if let Some(old) = self
-            .put_lsn(id, LsnRecord { subnet, contact, addr, expires: now, slack: Duration::ZERO })
-        {
+        let since = self.lsns.get(&id).filter(|l| l.subnet == subnet).map_or(now, |l| l.since);
+        let rec = LsnRecord { subnet, contact, addr, expires: now, slack: Duration::ZERO, since };
+        if let Some(old) = self.put_lsn(id, rec) {
             self.lsn_expiry.remove(&(old.expires, id));
         }
         self.touch_lsn(now, &id);
