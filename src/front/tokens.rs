@@ -15,25 +15,29 @@ use crate::{
     Timestamp,
 };
 
-/// The tokens directory in the master's data directory: one empty file per token, named
-/// `TOKEN.USES.EXPIRES` (expiry in seconds since the UNIX epoch).
+/// The tokens directory in the master's data directory. Each unused use of a token is one
+/// empty file, `TOKEN.USE.EXPIRES` (USE numbers the uses from 1, expiry is in seconds since
+/// the UNIX epoch); `spent/` holds `TOKEN.USE.EXPIRES.NODE` for each use spent, NODE being the
+/// id of the node it admitted.
 ///
-/// The name is the whole state, so every change is one atomic rename or unlink: spending a use
-/// renames `abc.3.T` to `abc.2.T` (the last use unlinks it), and of two processes or threads
-/// spending the same use only one rename succeeds. `fleetmesh token create` can therefore add
-/// tokens beside a running master, and a crash (kill -9 included) leaves every token spent
-/// once or not at all.
+/// Spending a use is one atomic rename from the first directory to the second, so the spend
+/// and the record of whom it admitted cannot come apart: of two spenders (threads, or the
+/// master and `fleetmesh token create` beside it) only one rename succeeds, and a crash
+/// (kill -9 included) leaves the use spent and recorded, or neither. A node whose answer was
+/// lost (the master crashed right after admitting it) asks again with the same token and is
+/// admitted again by its record, without spending another use.
 pub(crate) const TOKENS_DIR: &str = "tokens";
-/// Most tokens kept at once; a master that hands out more links than this without their being
-/// used is asked to let some expire first.
+const SPENT_DIR: &str = "spent";
+/// Most unused token uses kept at once; a master that hands out more than this without their
+/// being used is asked to let some expire first.
 pub const MAX_TOKENS: usize = 100_000;
 
 /// Why no token was created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// [`MAX_TOKENS`] tokens are waiting to be used; let some expire first.
-    #[error("{MAX_TOKENS} unused tokens are outstanding; let some expire first")]
+    /// [`MAX_TOKENS`] token uses are waiting; let some expire first.
+    #[error("{MAX_TOKENS} unused token uses are outstanding; let some expire first")]
     TooMany,
     /// The tokens directory could not be read or written.
     #[error("tokens directory {path}: {source}")]
@@ -60,25 +64,27 @@ impl Default for TokenOptions {
     }
 }
 
-/// One token's file name, parsed.
+/// One use's file name, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+struct Use {
     token: String,
-    uses: u32,
+    n: u32,
     expires: u64,
 }
 
-impl Entry {
-    fn parse(name: &str) -> Option<Entry> {
-        let mut parts = name.rsplitn(3, '.');
+impl Use {
+    /// `TOKEN.USE.EXPIRES`, and with `spent` also `.NODE`.
+    fn parse(name: &str, spent: bool) -> Option<(Use, Option<String>)> {
+        let mut parts = name.rsplitn(if spent { 4 } else { 3 }, '.');
+        let node = if spent { Some(parts.next()?.to_owned()) } else { None };
         let expires = parts.next()?.parse().ok()?;
-        let uses = parts.next()?.parse().ok()?;
+        let n = parts.next()?.parse().ok()?;
         let token = parts.next()?;
-        valid_token(token).then(|| Entry { token: token.to_owned(), uses, expires })
+        valid_token(token).then(|| (Use { token: token.to_owned(), n, expires }, node))
     }
 
     fn name(&self) -> String {
-        format!("{}.{}.{}", self.token, self.uses, self.expires)
+        format!("{}.{}.{}", self.token, self.n, self.expires)
     }
 }
 
@@ -90,8 +96,8 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// The tokens of the master whose data directory is `data_dir` (the directory is created
-    /// if missing, mode 0700).
+    /// The tokens of the master whose data directory is `data_dir` (the directories are
+    /// created if missing, mode 0700).
     pub fn open(data_dir: &Path) -> Result<Self, TokenError> {
         let dir = data_dir.join(TOKENS_DIR);
         let mut builder = fs::DirBuilder::new();
@@ -101,7 +107,8 @@ impl Tokens {
             use std::os::unix::fs::DirBuilderExt;
             builder.mode(0o700);
         }
-        builder.create(&dir).map_err(|source| TokenError::Io { path: dir.clone(), source })?;
+        let spent = dir.join(SPENT_DIR);
+        builder.create(&spent).map_err(|source| TokenError::Io { path: spent, source })?;
         Ok(Tokens { dir, admission: Admission::default() })
     }
 
@@ -109,74 +116,82 @@ impl Tokens {
         TokenError::Io { path: self.dir.clone(), source }
     }
 
-    fn entries(&self) -> Result<Vec<Entry>, TokenError> {
-        let mut entries = Vec::new();
-        for item in fs::read_dir(&self.dir).map_err(|e| self.io(e))? {
+    /// Unused uses (`spent` false) or spent ones with the node each admitted.
+    fn list(&self, spent: bool) -> Result<Vec<(Use, Option<String>)>, TokenError> {
+        let dir = if spent { self.dir.join(SPENT_DIR) } else { self.dir.clone() };
+        let mut uses = Vec::new();
+        for item in fs::read_dir(&dir).map_err(|e| self.io(e))? {
             let item = item.map_err(|e| self.io(e))?;
-            // Anything else in the directory (an editor's backup, a stray file) is not a token.
-            if let Some(entry) = item.file_name().to_str().and_then(Entry::parse) {
-                entries.push(entry);
+            // Anything else (the spent directory, an editor's backup) is not a token use.
+            if let Some(found) = item.file_name().to_str().and_then(|n| Use::parse(n, spent)) {
+                uses.push(found);
             }
         }
-        Ok(entries)
+        Ok(uses)
     }
 
     fn sync(&self) -> Result<(), TokenError> {
-        // A rename or unlink is durable once its directory is.
-        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))
+        // A rename is durable once both directories are.
+        for dir in [self.dir.clone(), self.dir.join(SPENT_DIR)] {
+            fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))?;
+        }
+        Ok(())
     }
 
-    /// A new random token admitting `options.uses` devices; expired tokens are removed on the
-    /// way. It is on disk before this returns.
+    /// A new random token admitting `options.uses` devices; expired tokens (used or not) are
+    /// removed on the way. It is on disk before this returns.
     pub fn create(&self, now: Timestamp, options: TokenOptions) -> Result<String, TokenError> {
         let mut live = 0;
-        for entry in self.entries()? {
-            if entry.expires <= now.as_secs() {
-                // Best effort: another process may have removed it first.
-                let _ = fs::remove_file(self.dir.join(entry.name()));
-            } else {
-                live += 1;
+        for spent in [false, true] {
+            let dir = if spent { self.dir.join(SPENT_DIR) } else { self.dir.clone() };
+            for (u, node) in self.list(spent)? {
+                if u.expires <= now.as_secs() {
+                    let name = match node {
+                        Some(node) => format!("{}.{node}", u.name()),
+                        None => u.name(),
+                    };
+                    // Best effort: another process may have removed it first.
+                    let _ = fs::remove_file(dir.join(name));
+                } else if !spent {
+                    live += 1;
+                }
             }
         }
-        if live >= MAX_TOKENS {
+        let uses = options.uses.max(1);
+        if live + uses as usize > MAX_TOKENS {
             return Err(TokenError::TooMany);
         }
         let mut bytes = [0u8; 16];
         OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let expires = now.as_secs().saturating_add(options.valid_for.as_secs());
-        let entry = Entry { token: token.clone(), uses: options.uses.max(1), expires };
         let mut create = fs::OpenOptions::new();
         create.write(true).create_new(true);
-        create.open(self.dir.join(entry.name())).map_err(|e| self.io(e))?;
+        for n in 1..=uses {
+            let u = Use { token: token.clone(), n, expires };
+            create.open(self.dir.join(u.name())).map_err(|e| self.io(e))?;
+        }
         self.sync()?;
         Ok(token)
     }
 
-    /// Tokens that can still admit a device.
+    /// Token uses that can still admit a device.
     pub fn remaining(&self, now: Timestamp) -> Result<usize, TokenError> {
-        Ok(self.entries()?.iter().filter(|e| e.expires > now.as_secs() && e.uses > 0).count())
+        Ok(self.list(false)?.iter().filter(|(u, _)| u.expires > now.as_secs()).count())
     }
 
-    /// Spends one use of `token`, on disk; false when it is unknown, used up or expired.
-    fn spend(&self, token: &str, now: Timestamp) -> Result<bool, TokenError> {
-        // A concurrent spender may rename the file between our listing and our rename: list
-        // again and retry. Each retry means another spender used a use, so this ends.
-        loop {
-            let Some(entry) = self.entries()?.into_iter().find(|e| e.token == token) else {
-                return Ok(false);
-            };
-            if entry.expires <= now.as_secs() || entry.uses == 0 {
-                return Ok(false);
-            }
-            let from = self.dir.join(entry.name());
-            let done = if entry.uses == 1 {
-                fs::remove_file(&from)
-            } else {
-                let to = Entry { uses: entry.uses - 1, ..entry };
-                fs::rename(&from, self.dir.join(to.name()))
-            };
-            match done {
+    /// Admits `node` with `token`: by the record of a use it already spent, or by spending
+    /// one, on disk. False when the token is unknown, used up or expired.
+    fn spend(&self, token: &str, node: &str, now: Timestamp) -> Result<bool, TokenError> {
+        let valid = |u: &Use| u.token == token && u.expires > now.as_secs();
+        if self.list(true)?.iter().any(|(u, by)| valid(u) && by.as_deref() == Some(node)) {
+            return Ok(true);
+        }
+        // A concurrent spender may take a use between our listing and our rename: try the
+        // next. Each failure means another spender used that use, so this ends.
+        for (u, _) in self.list(false)?.into_iter().filter(|(u, _)| valid(u)) {
+            let to = self.dir.join(SPENT_DIR).join(format!("{}.{node}", u.name()));
+            match fs::rename(self.dir.join(u.name()), to) {
                 Ok(()) => {
                     self.sync()?;
                     return Ok(true);
@@ -185,6 +200,7 @@ impl Tokens {
                 Err(e) => return Err(self.io(e)),
             }
         }
+        Ok(false)
     }
 }
 
@@ -194,8 +210,9 @@ impl EnrollmentPolicy for Tokens {
         if !valid_token(token) {
             return Err(EnrollError::InvalidToken);
         }
-        // Spent on disk before it admits anyone: a crash right after cannot spend it again.
-        match self.spend(token, now) {
+        // Spent on disk, with whom it admitted, before it admits anyone.
+        let node = request.node_id().to_string();
+        match self.spend(token, &node, now) {
             Ok(true) => Ok(self.admission),
             Ok(false) => Err(EnrollError::InvalidToken),
             Err(error) => {
@@ -212,9 +229,19 @@ mod tests {
     use crate::Identity;
 
     fn request(token: &str) -> EnrollRequest {
-        let identity = Identity::generate(&mut OsRng);
+        request_by(&Identity::generate(&mut OsRng), token)
+    }
+
+    fn request_by(identity: &Identity, token: &str) -> EnrollRequest {
         let network = crate::trust::Authority::new(Identity::generate(&mut OsRng)).network_key();
-        EnrollRequest::new(&identity, &network, Some(token.to_owned()))
+        EnrollRequest::new(identity, &network, Some(token.to_owned()))
+    }
+
+    fn unused(dir: &Path) -> usize {
+        fs::read_dir(dir.join(TOKENS_DIR))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_file())
+            .count()
     }
 
     #[test]
@@ -226,6 +253,7 @@ mod tests {
         let twice = tokens.create(now, TokenOptions { uses: 2, ..Default::default() }).unwrap();
         let short = TokenOptions { uses: 5, valid_for: Duration::from_secs(60) };
         let brief = tokens.create(now, short).unwrap();
+        assert_eq!(tokens.remaining(now).unwrap(), 8);
 
         assert!(tokens.admit(&request(&once), now).is_ok());
         assert_eq!(tokens.admit(&request(&once), now), Err(EnrollError::InvalidToken));
@@ -238,13 +266,33 @@ mod tests {
         assert_eq!(again.admit(&request(&twice), now), Err(EnrollError::InvalidToken));
         let later = now + Duration::from_secs(61);
         assert_eq!(again.admit(&request(&brief), later), Err(EnrollError::InvalidToken));
-        assert_eq!(again.remaining(now).unwrap(), 1);
+        assert_eq!(again.remaining(now).unwrap(), 5);
         assert_eq!(again.remaining(later).unwrap(), 0);
         assert_eq!(again.admit(&request("nope"), now), Err(EnrollError::InvalidToken));
         assert_eq!(again.admit(&request("../x"), now), Err(EnrollError::InvalidToken));
-        // Creating sweeps the expired one out.
+        // Creating sweeps the expired token's five uses out.
         again.create(later, TokenOptions::default()).unwrap();
-        assert_eq!(fs::read_dir(dir.path().join(TOKENS_DIR)).unwrap().count(), 1);
+        assert_eq!(unused(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_node_whose_answer_was_lost_is_admitted_again_without_a_second_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_secs(1_700_000_000);
+        let mut tokens = Tokens::open(dir.path()).unwrap();
+        let token = tokens.create(now, TokenOptions { uses: 2, ..Default::default() }).unwrap();
+        let (a, b, c) = (
+            Identity::generate(&mut OsRng),
+            Identity::generate(&mut OsRng),
+            Identity::generate(&mut OsRng),
+        );
+        assert!(tokens.admit(&request_by(&a, &token), now).is_ok());
+        // The master restarts; node a asks again (it never got its certificate).
+        let mut restarted = Tokens::open(dir.path()).unwrap();
+        assert!(restarted.admit(&request_by(&a, &token), now).is_ok());
+        assert_eq!(restarted.remaining(now).unwrap(), 1, "a's retry spent nothing");
+        assert!(restarted.admit(&request_by(&b, &token), now).is_ok());
+        assert_eq!(restarted.admit(&request_by(&c, &token), now), Err(EnrollError::InvalidToken));
     }
 
     #[test]
