@@ -23,6 +23,7 @@ use crate::{
     dht::{DhtCommand, QueryId},
     driver::{self, Clock, DriverError, DriverStopped},
     overlay::{Node, NodeCommand, NodeEvent, NodeState, OverlayConfig},
+    wire::ErrorCode,
     Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
 };
 
@@ -175,6 +176,13 @@ impl NodeBuilder {
                         tracing::info!(node = %id, "enrolled");
                         early.push_back(event);
                         break;
+                    }
+                    // No answer in time (the master restarting, a lost session): the node
+                    // opens a fresh session and asks again by itself; wait on.
+                    NodeEvent::Link(Event::EnrollmentFailed { error })
+                        if error.code == ErrorCode::TIMEOUT =>
+                    {
+                        tracing::info!(detail = %error.detail, "enrollment unanswered; retrying");
                     }
                     NodeEvent::Link(Event::EnrollmentFailed { error }) => {
                         task.abort();

@@ -212,6 +212,10 @@ impl Node {
         }
         if self.finder.query.is_some_and(|p| now >= p.deadline) {
             self.finder.query = None;
+            // The master may have restarted and forgotten our session (a node that enrolled
+            // just before the master died asks over it): the next try opens a fresh one.
+            let master = self.ep.trust().network().master_id();
+            self.ep.close(&master);
             self.events.push_back(NodeEvent::MasterUnreachable);
             self.set_state(NodeState::NoConnection);
             self.retry_later(now);
