@@ -128,6 +128,25 @@ impl<'a> Packet<'a> {
 
 pub(crate) const DATA_HEADER_LEN: usize = 13;
 
+/// Parses `bytes` as one packet and writes the parsed packet back out. Not part of the API:
+/// the fuzz targets call it (`Packet` is crate-private) to check that parsing never panics
+/// and that a packet that parses is exactly the bytes its fields write.
+#[doc(hidden)]
+pub fn reencode_packet(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
+    Ok(match Packet::parse(bytes)? {
+        Packet::Hs1 { sender, noise } => Packet::hs1(sender, noise),
+        Packet::Hs2 { sender, receiver, noise } => Packet::hs2(sender, receiver, noise),
+        Packet::Hs3 { receiver, noise } => Packet::hs3(receiver, noise),
+        Packet::Data { receiver, counter, ciphertext } => {
+            let mut out = Vec::with_capacity(DATA_HEADER_LEN + ciphertext.len());
+            Packet::data_header(&mut out, receiver, counter);
+            out.extend_from_slice(ciphertext);
+            out
+        }
+        Packet::Probe { nonce } => Packet::probe(nonce),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
