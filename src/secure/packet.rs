@@ -183,6 +183,24 @@ mod tests {
         assert_eq!(Packet::parse(&[0x99]), Err(PacketError::Malformed));
     }
 
+    #[test]
+    fn reencoding_gives_back_every_kind_of_packet() {
+        let mut data = Vec::new();
+        Packet::data_header(&mut data, 9, 42);
+        data.extend_from_slice(&[7; TAG_LEN + 3]);
+        let packets = [
+            Packet::hs1(7, b"e"),
+            Packet::hs2(1, 2, b"x"),
+            Packet::hs3(3, b""),
+            data,
+            Packet::probe(5),
+        ];
+        for p in packets {
+            assert_eq!(reencode_packet(&p), Ok(p.clone()));
+        }
+        assert_eq!(reencode_packet(&[0x13, 0, 0]), Err(PacketError::Malformed));
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {

@@ -150,6 +150,25 @@ mod tests {
         assert_eq!(parse_hello(b"fmT1\0\x01extra"), Err(FrameError::BadHello));
     }
 
+    #[test]
+    fn an_accepted_stream_is_a_hello_then_whole_frames() {
+        let mut stream = hello(7946);
+        stream.extend_from_slice(&encode(b"abc", MAX).unwrap());
+        stream.extend_from_slice(&encode(b"", MAX).unwrap());
+        let whole = stream.len();
+        stream.extend_from_slice(&[0, 0, 0, 5, b'd']); // Unfinished: left for later.
+        let read = read_accepted(&stream, MAX).unwrap();
+        assert_eq!(
+            read,
+            Accepted { port: 7946, datagrams: vec![b"abc".to_vec(), vec![]], consumed: whole }
+        );
+        assert_eq!(read_accepted(&stream[..3], MAX), Err(FrameError::BadHello));
+        assert_eq!(read_accepted(&encode(b"abc", MAX).unwrap(), MAX), Err(FrameError::BadHello));
+        let mut big = hello(1);
+        big.extend_from_slice(&[0, 0, 0x10, 0]);
+        assert_eq!(read_accepted(&big, MAX), Err(FrameError::TooLong { len: 4096, max: MAX }));
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics_and_stays_in_bounds(bytes in proptest::collection::vec(any::<u8>(), 0..64), max in 0usize..32) {
