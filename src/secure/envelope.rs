@@ -151,7 +151,8 @@ pub fn open_envelope(
 
 /// The steps of [`open_envelope`] after decryption: decodes the contents `plain` and checks
 /// the sender's signature over them. Not part of the API: random ciphertext never decrypts,
-/// so the fuzz targets call this to reach the decoder behind the HPKE layer.
+/// so the fuzz targets call this to reach the decoder behind the HPKE layer. Unlike
+/// [`open_envelope`] it does not check that `sender_key` is `envelope.from`'s.
 #[doc(hidden)]
 pub fn open_envelope_plaintext(
     network: &NetworkKey,
