@@ -91,6 +91,22 @@ impl Credential {
     }
 }
 
+/// Decodes a handshake payload (the plaintext of message 2 or 3) as a handshake does and
+/// encodes the credential again; also hands back an enrollment request, if that is what it
+/// held. Not part of the API: payloads arrive encrypted, so a fuzzer feeding datagrams never
+/// reaches this decoder, and the fuzz targets call it directly.
+#[doc(hidden)]
+pub fn reencode_handshake_payload(
+    bytes: &[u8],
+) -> Result<(Vec<u8>, Option<EnrollRequest>), HandshakeError> {
+    let credential = Credential::decode(bytes)?;
+    let enroll = match &credential {
+        Credential::Enroll(r) => Some((**r).clone()),
+        Credential::Certificate(_) => None,
+    };
+    Ok((credential.encode(), enroll))
+}
+
 /// A finished handshake: the keys, and what the peer presented.
 pub(crate) struct HandshakeOutcome {
     pub(crate) transport: StatelessTransportState,

@@ -35,10 +35,16 @@ mod replay;
 mod rng;
 mod session;
 
+#[doc(hidden)]
+pub use envelope::open_envelope_plaintext;
 pub use envelope::{open_envelope, seal_envelope, EnvelopeError, Opened, SealedEnvelope};
 pub use envelope_window::EnvelopeWindow;
+#[doc(hidden)]
+pub use handshake::reencode_handshake_payload;
 pub use handshake::HandshakeError;
 pub(crate) use handshake::{Credential, Handshake};
+#[doc(hidden)]
+pub use packet::reencode_packet;
 pub(crate) use packet::Packet;
 pub use packet::{PacketError, DATA_OVERHEAD};
 pub use replay::{ReplayError, ReplayWindow};

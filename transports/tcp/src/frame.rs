@@ -19,7 +19,7 @@ pub(crate) const MAX_HELLO_LEN: usize = HELLO_LEN;
 
 /// Why bytes from the wire are not a valid frame.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     /// The length prefix exceeds the limit.
     #[error("frame of {len} bytes exceeds the limit of {max}")]
     TooLong {
@@ -34,7 +34,7 @@ pub(crate) enum FrameError {
 }
 
 /// A whole frame (header and payload) carrying `payload`, refused if longer than `max`.
-pub(crate) fn encode(payload: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+pub fn encode(payload: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
     let too_long = || FrameError::TooLong { len: payload.len() as u64, max };
     if payload.len() > max {
         return Err(too_long());
@@ -61,7 +61,7 @@ pub(crate) fn decode(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, F
 }
 
 /// The hello frame a dialer listening on `port` sends first.
-pub(crate) fn hello(port: u16) -> Vec<u8> {
+pub fn hello(port: u16) -> Vec<u8> {
     let mut payload = [0u8; HELLO_LEN];
     payload[..HELLO_MAGIC.len()].copy_from_slice(&HELLO_MAGIC);
     payload[HELLO_MAGIC.len()..].copy_from_slice(&port.to_be_bytes());
@@ -83,6 +83,34 @@ pub(crate) fn parse_hello(payload: &[u8]) -> Result<u16, FrameError> {
         }
         _ => Err(FrameError::BadHello),
     }
+}
+
+/// What the accepting side of a connection makes of `stream`, every byte the dialer sent.
+/// Not part of the API: the fuzz targets read streams with it, since a connection's reader is
+/// an async task.
+#[doc(hidden)]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The listening port the hello announced.
+    pub port: u16,
+    /// The datagrams of the complete frames after the hello.
+    pub datagrams: Vec<Vec<u8>>,
+    /// Bytes of `stream` those frames (hello included) took; the rest is an unfinished frame.
+    pub consumed: usize,
+}
+
+/// Reads `stream` the way `reader.rs` reads an accepted connection: a hello (at most
+/// [`MAX_HELLO_LEN`] bytes), then frames of at most `max` bytes each.
+#[doc(hidden)]
+pub fn read_accepted(stream: &[u8], max: usize) -> Result<Accepted, FrameError> {
+    let (hello, mut consumed) = decode(stream, MAX_HELLO_LEN)?.ok_or(FrameError::BadHello)?;
+    let port = parse_hello(hello)?;
+    let mut datagrams = Vec::new();
+    while let Some((payload, used)) = decode(&stream[consumed..], max)? {
+        datagrams.push(payload.to_vec());
+        consumed += used;
+    }
+    Ok(Accepted { port, datagrams, consumed })
 }
 
 #[cfg(test)]
@@ -120,6 +148,25 @@ mod tests {
         assert_eq!(parse_hello(b"nope!!"), Err(FrameError::BadHello));
         assert_eq!(parse_hello(b"fmT1\0\0"), Err(FrameError::BadHello));
         assert_eq!(parse_hello(b"fmT1\0\x01extra"), Err(FrameError::BadHello));
+    }
+
+    #[test]
+    fn an_accepted_stream_is_a_hello_then_whole_frames() {
+        let mut stream = hello(7946);
+        stream.extend_from_slice(&encode(b"abc", MAX).unwrap());
+        stream.extend_from_slice(&encode(b"", MAX).unwrap());
+        let whole = stream.len();
+        stream.extend_from_slice(&[0, 0, 0, 5, b'd']); // Unfinished: left for later.
+        let read = read_accepted(&stream, MAX).unwrap();
+        assert_eq!(
+            read,
+            Accepted { port: 7946, datagrams: vec![b"abc".to_vec(), vec![]], consumed: whole }
+        );
+        assert_eq!(read_accepted(&stream[..3], MAX), Err(FrameError::BadHello));
+        assert_eq!(read_accepted(&encode(b"abc", MAX).unwrap(), MAX), Err(FrameError::BadHello));
+        let mut big = hello(1);
+        big.extend_from_slice(&[0, 0, 0x10, 0]);
+        assert_eq!(read_accepted(&big, MAX), Err(FrameError::TooLong { len: 4096, max: MAX }));
     }
 
     proptest! {

@@ -87,6 +87,10 @@ mod reader;
 mod transport;
 
 pub use config::TcpConfig;
+#[doc(hidden)]
+pub use frame::{
+    encode as encode_frame, hello as hello_frame, read_accepted, Accepted, FrameError,
+};
 pub use transport::{TcpStats, TcpTransport};
 
 /// The largest datagram this transport carries; the same as UDP over IPv4, so the overlay can

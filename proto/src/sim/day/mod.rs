@@ -376,6 +376,9 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         at(&mut plan, secs(from + len), Action::MasterUp);
     }
 
+    // Workstations past their evening stop. A node down (rebooting) when its stop comes
+    // misses the stop itself, so its pending reboot must see this and leave it down.
+    let mut gone_home = vec![false; sim.slots.len()];
     let mut running = 0usize;
     let mut node_seconds = 0f64;
     let mut last = START;
@@ -392,11 +395,14 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                 sim.start(i);
                 running += 1;
             }
-            Action::Stop(i) if running_now(&sim, i) => {
-                sim.stop(i);
-                running -= 1;
+            Action::Stop(i) => {
+                gone_home[i] = true;
+                if running_now(&sim, i) {
+                    sim.stop(i);
+                    running -= 1;
+                }
             }
-            Action::Reboot(i) if !running_now(&sim, i) => {
+            Action::Reboot(i) if !running_now(&sim, i) && !gone_home[i] => {
                 // Only a node still meant to be up comes back (not one past its evening).
                 sim.start(i);
                 running += 1;

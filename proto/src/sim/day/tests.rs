@@ -146,3 +146,34 @@ fn workstations_follow_the_working_day() {
     assert_eq!(r.present_at_end, at(30).running);
     assert!(r.master.msgs_per_sec_peak as f64 > r.master.msgs_per_sec_mean);
 }
+
+#[test]
+fn a_workstation_down_at_its_evening_stop_stays_down() {
+    // Heavy churn (each running node reboots about three times an hour, down 1–5 minutes)
+    // puts some workstations down when their evening stop comes. A reboot after that must
+    // not bring them back for the night: they would be counted running (and their hours
+    // in `node_hours`) until the end of the day.
+    let min = |m: u64| Duration::from_secs(m * 60);
+    let cfg = DayConfig {
+        nodes: 40,
+        subnets: 2,
+        hours: 2.0,
+        always_on: 0.0,
+        morning: (min(5), min(5)),
+        evening: (min(60), min(10)),
+        churn_per_hour: 3.0,
+        lsn_crashes_per_hour: 0.0,
+        master_outage: None,
+        sample_every: min(10),
+        dht: false,
+        ..DayConfig::default()
+    };
+    let r = run(&cfg, |_| {});
+    // Every node is a workstation: after the evening window nothing runs.
+    for s in r.series.iter().filter(|s| s.t >= 80 * 60) {
+        assert_eq!(s.running, 0, "{s:?}");
+    }
+    assert_eq!(r.expected_present_at_end, 0, "{r:#?}");
+    // Up from 5–10 minutes to 60–70 minutes at most: never more than 65 minutes a node.
+    assert!(r.node_hours <= 40.0 * 65.0 / 60.0, "{}", r.node_hours);
+}
