@@ -11,6 +11,7 @@
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
 use fleetmesh::{
+    endpoint::Event,
     overlay::{MasterEvent, PresenceEvent},
     MasterBuilder, NodeId,
 };
@@ -41,6 +42,9 @@ impl Helper {
     /// Runs the master until killed: it sends one message to every node that becomes present
     /// and reports presence and deliveries.
     pub(crate) fn run(self) {
+        // libtest has printed "test NAME ... " without a newline: end that line, so each
+        // report is a line of its own.
+        println!();
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         runtime.block_on(self.serve());
     }
@@ -84,6 +88,10 @@ impl Helper {
                         "message delivered",
                         json!({ "node": node.to_string(), "id": id, "rtt_ms": rtt_ms }),
                     );
+                    continue;
+                }
+                MasterEvent::Link(Event::PeerEnrolled { peer, .. }) => {
+                    report("node enrolled", json!({ "node": peer.to_string() }));
                     continue;
                 }
                 MasterEvent::DeliveryFailed { id, node, error } => {
