@@ -1,10 +1,13 @@
-//! The test's own master for the message step: `fleetmesh::MasterBuilder` in the internet
-//! namespace, run by re-executing this test binary there (see `Helper::from_env`).
+//! The test's own master for the restart and message step: `fleetmesh::MasterBuilder` in the
+//! internet namespace, run by re-executing this test binary there (`ip netns exec … nat
+//! TEST_NAME --exact` with the variables below; see `Helper::from_env`). A separate program
+//! would need a `[[bin]]` in the package (installed with it) or an example whose path cargo
+//! does not hand to tests; the test binary is always there.
 //!
 //! Why not the `fleetmesh master` daemon: it has no way yet to send a message (that comes
 //! with the admin API), and a send-on-some-event flag in the product only for a test is the
 //! wrong trade. The front door's handle is what the daemon runs anyway, from the same data
-//! directory (key, tokens, certificates, registry), so switching to it is one more master
+//! directory (key, tokens, certificates, registry), so switching to it is the master's
 //! restart. It reports on stdout as JSON lines shaped like the daemon's log
 //! (`{"fields":{"message":…}}`), so the test reads both the same way.
 
