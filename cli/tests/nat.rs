@@ -247,6 +247,7 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_master_restarts() {
 
     // 2. SIGKILL each LAN's LSN: the others rejoin under a new LSN of their LAN.
     let mut killed = Vec::new();
+    let kill = Instant::now();
     for (lan, lsn) in nodes.iter_mut().zip(&lsns) {
         let at = lan.iter().position(|n| &n.id == lsn).expect("the LSN is one of the LAN's nodes");
         let mut dead = lan.remove(at);
@@ -254,7 +255,6 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_master_restarts() {
         dead.daemon.wait_exit(LIMIT);
         killed.push(dead);
     }
-    let kill = Instant::now();
     let (new_lsns, failover) =
         wait_lans(&mut master, &mut presence, &ids(&nodes), kill, "a new LSN per LAN");
     for (old, new) in lsns.iter().zip(&new_lsns) {
