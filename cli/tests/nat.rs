@@ -51,7 +51,7 @@ use netns::{
 use serde_json::Value;
 
 /// This test's name: the helper master re-executes it (`nat::master`).
-const TEST_NAME: &str = "a_fleet_behind_real_nat_forms_fails_over_and_survives_master_restarts";
+const TEST_NAME: &str = "a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart";
 
 /// How long any one step may take before the test gives up (a hang guard, not a target).
 const LIMIT: Duration = Duration::from_secs(60);
@@ -196,7 +196,7 @@ fn ms(d: Duration) -> String {
 }
 
 #[test]
-fn a_fleet_behind_real_nat_forms_fails_over_and_survives_master_restarts() {
+fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
     if let Some(helper) = nat::master::Helper::from_env() {
         return helper.run();
     }
