@@ -152,15 +152,21 @@ fn create_link(config: &Path, uses: u32) -> String {
     link
 }
 
-/// The token files (name → contents): a token's state is its file name.
+/// The token files (path under `tokens/` → contents): a token use's state is its file name,
+/// unused in `tokens/`, spent in `tokens/spent/`.
 fn tokens(data_dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(data_dir.join("tokens"))
-        .expect("tokens directory")
-        .map(|e| {
+    let mut files = BTreeMap::new();
+    for sub in ["", "spent"] {
+        let dir = data_dir.join("tokens").join(sub);
+        for e in std::fs::read_dir(&dir).expect("tokens directory") {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect()
+            if e.path().is_file() {
+                let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+                files.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    files
 }
 
 /// Reads the master's log until every LAN's nodes are present under one LSN of their own;
