@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{field, free_port, node_args, Daemon};
+use common::{field, fleetmesh, free_port, node_args, Daemon, LIMIT};
 
 const NODES: usize = 24;
 
@@ -33,8 +33,8 @@ fn a_master_killed_during_an_enrollment_storm_loses_nothing() {
     let config = dir.path().join("master.toml");
     std::fs::write(&config, master_config(dir.path(), port)).unwrap();
     let config_arg = config.to_str().unwrap();
-    let mut master = Daemon::spawn("master", &["master", "--config", config_arg]);
-    master.wait_message("master running");
+    let mut master = fleetmesh("master", &["master", "--config", config_arg]);
+    master.wait_message("master running", LIMIT);
     let uses = NODES.to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_fleetmesh"))
         .args(["token", "create", "--config", config_arg, "--uses", &uses, "--expires", "1h"])
@@ -49,29 +49,29 @@ fn a_master_killed_during_an_enrollment_storm_loses_nothing() {
     let mut nodes: Vec<Daemon> = dirs
         .iter()
         .enumerate()
-        .map(|(i, d)| Daemon::spawn(&format!("node{i}"), &node_args(d.path(), Some(&link))))
+        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
         .collect();
     let mut enrolled = HashSet::new();
-    master.wait_for("a third enrolled", |line| {
+    master.wait_for("a third enrolled", LIMIT, |line| {
         if line["fields"]["message"] == "node enrolled" {
             enrolled.insert(field(&line["fields"], "node"));
         }
         (enrolled.len() >= NODES / 3).then_some(())
     });
     master.signal("-KILL");
-    assert_eq!(master.wait_exit(), None, "killed by a signal");
+    assert_eq!(master.wait_exit(LIMIT), None, "killed by a signal");
     let killed_after = start.elapsed();
 
     // Restart on the same data directory: it must open its state and go on.
     let restart = Instant::now();
-    let mut master = Daemon::spawn("master-again", &["master", "--config", config_arg]);
-    master.wait_message("master running");
+    let mut master = fleetmesh("master-again", &["master", "--config", config_arg]);
+    master.wait_message("master running", LIMIT);
     let ids: Vec<String> =
-        nodes.iter_mut().map(|n| field(&n.wait_message("node running"), "node")).collect();
+        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
     let mut present: HashMap<String, bool> = HashMap::new();
     // The nodes enrolled before the kill sit under an LSN that notices the restart at its next
     // check of the master (every 60 s by default), then registers its children again.
-    master.wait_for_within(Duration::from_secs(180), "every node present", |line| {
+    master.wait_for("every node present", Duration::from_secs(180), |line| {
         let fields = &line["fields"];
         if fields["message"] == "node present" {
             present.insert(field(fields, "node"), true);
@@ -103,8 +103,8 @@ fn a_master_killed_during_an_enrollment_storm_loses_nothing() {
     );
     for node in &mut nodes {
         node.signal("-TERM");
-        assert_eq!(node.wait_exit(), Some(0), "{}", node.seen.join("\n"));
+        assert_eq!(node.wait_exit(LIMIT), Some(0), "{}", node.seen.join("\n"));
     }
     master.signal("-TERM");
-    assert_eq!(master.wait_exit(), Some(0));
+    assert_eq!(master.wait_exit(LIMIT), Some(0));
 }

@@ -10,7 +10,7 @@ mod common;
 
 use std::{path::Path, process::Command};
 
-use common::{field, free_port, node_args, Daemon};
+use common::{field, fleetmesh, free_port, node_args, Daemon, LIMIT};
 
 fn node_config_text(data_dir: &Path, level: &str) -> String {
     format!(
@@ -33,8 +33,8 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     std::fs::write(&config, master_config(dir.path(), port, "info")).unwrap();
     let config_arg = config.to_str().unwrap();
 
-    let mut master = Daemon::spawn("master", &["master", "--config", config_arg]);
-    let running = master.wait_message("master running");
+    let mut master = fleetmesh("master", &["master", "--config", config_arg]);
+    let running = master.wait_message("master running", LIMIT);
     assert_eq!(running["port"], port);
 
     // A link, made beside the running master (a file in its data directory).
@@ -52,14 +52,14 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     let mut nodes: Vec<Daemon> = node_dirs[..3]
         .iter()
         .enumerate()
-        .map(|(i, d)| Daemon::spawn(&format!("node{i}"), &node_args(d.path(), Some(&link))))
+        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
         .collect();
     let ids: Vec<String> =
-        nodes.iter_mut().map(|n| field(&n.wait_message("node running"), "node")).collect();
+        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
 
     // All three present at the master; remember which one is a child (not the LSN).
     let mut present = std::collections::HashMap::new();
-    master.wait_for("three nodes present", |line| {
+    master.wait_for("three nodes present", LIMIT, |line| {
         let fields = &line["fields"];
         if fields["message"] == "node present" {
             present.insert(field(fields, "node"), fields["is_lsn"] == true);
@@ -70,14 +70,14 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     let child = (0..3).find(|i| !present[&ids[*i]]).expect("two children");
 
     // The token had three uses: a fourth device is refused, and says so.
-    let mut fourth = Daemon::spawn("node3", &node_args(node_dirs[3].path(), Some(&link)));
-    assert_eq!(fourth.wait_exit(), Some(1), "a used-up token is refused");
+    let mut fourth = fleetmesh("node3", &node_args(node_dirs[3].path(), Some(&link)));
+    assert_eq!(fourth.wait_exit(LIMIT), Some(1), "a used-up token is refused");
     assert!(fourth.seen.iter().any(|l| l.contains("refused")), "{:?}", fourth.seen);
 
     // SIGTERM: the node announces its part (the master says Shutdown, not Lost) and exits 0.
     nodes[child].signal("-TERM");
-    assert_eq!(nodes[child].wait_exit(), Some(0), "{}", nodes[child].seen.join("\n"));
-    let reason = master.wait_for("the part", |line| {
+    assert_eq!(nodes[child].wait_exit(LIMIT), Some(0), "{}", nodes[child].seen.join("\n"));
+    let reason = master.wait_for("the part", LIMIT, |line| {
         let fields = &line["fields"];
         (fields["message"] == "node parted" && fields["node"] == ids[child].as_str())
             .then(|| field(fields, "reason"))
@@ -90,10 +90,10 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     std::fs::write(&node_config, node_config_text(node_dirs[child].path(), "warn")).unwrap();
     let node_config_arg = node_config.to_str().unwrap();
     nodes[child] =
-        Daemon::spawn("node-again", &["node", "--config", node_config_arg, "--log-level", "info"]);
-    let again = field(&nodes[child].wait_message("node running"), "node");
+        fleetmesh("node-again", &["node", "--config", node_config_arg, "--log-level", "info"]);
+    let again = field(&nodes[child].wait_message("node running", LIMIT), "node");
     assert_eq!(again, ids[child]);
-    master.wait_for("the restarted node present", |line| {
+    master.wait_for("the restarted node present", LIMIT, |line| {
         let fields = &line["fields"];
         (fields["message"] == "node present" && fields["node"] == ids[child].as_str()).then_some(())
     });
@@ -101,23 +101,23 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     // SIGHUP applies a new log level from the file: a DEBUG line appears only if it did.
     std::fs::write(&config, master_config(dir.path(), port, "debug")).unwrap();
     master.signal("-HUP");
-    let applied = master.wait_message("log filter applied");
+    let applied = master.wait_message("log filter applied", LIMIT);
     assert_eq!(applied["filter"], "debug");
-    master.wait_message("config reloaded");
+    master.wait_message("config reloaded", LIMIT);
     // The node's --log-level info outranks the file's debug: the reload says so (at INFO)
     // instead of applying it.
     std::fs::write(&node_config, node_config_text(node_dirs[child].path(), "debug")).unwrap();
     nodes[child].signal("-HUP");
-    let kept =
-        nodes[child].wait_message("log.level in the file is overridden by --log-level or RUST_LOG");
+    let kept = nodes[child]
+        .wait_message("log.level in the file is overridden by --log-level or RUST_LOG", LIMIT);
     assert_eq!(kept["filter"], "info");
-    nodes[child].wait_message("config reloaded");
+    nodes[child].wait_message("config reloaded", LIMIT);
 
     for node in &mut nodes {
         node.signal("-TERM");
-        assert_eq!(node.wait_exit(), Some(0), "{}", node.seen.join("\n"));
+        assert_eq!(node.wait_exit(LIMIT), Some(0), "{}", node.seen.join("\n"));
     }
     master.signal("-TERM");
-    assert_eq!(master.wait_exit(), Some(0), "{}", master.seen.join("\n"));
+    assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
     assert!(master.seen.iter().any(|l| l.contains("master stopped")));
 }

@@ -32,6 +32,7 @@
 mod nat {
     pub(crate) mod master;
 }
+mod common;
 mod netns;
 
 use std::{

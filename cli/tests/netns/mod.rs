@@ -11,13 +11,14 @@
 //!   with them. Every interface, address and rule lives inside these namespaces: the host's
 //!   own interfaces and routes are never touched.
 //! * [`topology`]: an "internet" namespace and LANs behind NAT routers, one namespace per host.
-//! * [`process`]: a daemon started in a namespace (`ip netns exec`) whose log the test reads.
+//! * `crate::common::process`: a daemon (here started in a namespace with `ip netns exec`)
+//!   whose log the test reads.
 //!
 //! It needs root (namespaces, iptables) and the `ip` command (iproute2); [`Lab::new`] installs
 //! iptables with apt-get when it is missing. Without root it returns [`LabError::NotRoot`]: a
 //! test must fail on it, never pass silently (CI, `.ci/run`, runs as root).
 
-pub(crate) mod process;
+pub(crate) use crate::common::process;
 pub(crate) mod topology;
 
 use std::{

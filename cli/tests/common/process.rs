@@ -1,4 +1,4 @@
-//! A daemon started inside a namespace whose JSON log lines the test reads as they come.
+//! A daemon process whose JSON log lines the test reads as they come.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -30,8 +30,8 @@ pub(crate) struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `command` (built with [`super::in_namespace`]), reading `stream`; the other
-    /// output stream is discarded.
+    /// Starts `command` (e.g. one built with `netns::in_namespace`), reading `stream`; the
+    /// other output stream is discarded.
     pub(crate) fn spawn(name: &str, mut command: Command, stream: LogStream) -> Daemon {
         let (out, err) = match stream {
             LogStream::Stderr => (Stdio::null(), Stdio::piped()),
