@@ -20,6 +20,7 @@ mod config;
 mod digest;
 pub mod master;
 pub mod node;
+mod refusals;
 mod subnet;
 #[cfg(test)]
 mod tests;
@@ -37,4 +38,5 @@ pub use master::{
     PresenceEvent, Topology,
 };
 pub use node::{Node, NodeCommand, NodeEvent, NodeState};
+pub use refusals::Refusals;
 pub use subnet::SubnetKey;

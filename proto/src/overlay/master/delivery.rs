@@ -43,6 +43,9 @@ pub enum DeliveryError {
 struct Pending {
     id: DeliveryId,
     node: NodeId,
+    /// The LSN (or the node itself) we handed the message to: the only peer whose Ack or
+    /// Error settles it (sequence numbers are guessable).
+    hop: NodeId,
     sent: Timestamp,
     deadline: Timestamp,
 }
@@ -74,16 +77,32 @@ impl Deliveries {
         Some(p)
     }
 
+    /// Whether delivery `seq` is pending and `peer` is not the hop it went to.
+    pub(super) fn wrong_hop(&self, peer: &NodeId, seq: u32) -> bool {
+        self.by_seq.get(&seq).is_some_and(|p| p.hop != *peer)
+    }
+
+    /// The delivery `seq`, removed, if `peer` is the hop it went to.
+    fn answered(&mut self, peer: &NodeId, seq: u32) -> Option<Pending> {
+        if self.by_seq.get(&seq).is_none_or(|p| p.hop != *peer) {
+            return None;
+        }
+        let p = self.by_seq.remove(&seq)?;
+        self.deadlines.remove(&(p.deadline, seq));
+        Some(p)
+    }
+
     pub(super) fn acked(
         &mut self,
         now: Timestamp,
+        peer: &NodeId,
         seq: u32,
     ) -> Option<(DeliveryId, NodeId, Duration)> {
-        self.take(seq).map(|p| (p.id, p.node, now.saturating_since(p.sent)))
+        self.answered(peer, seq).map(|p| (p.id, p.node, now.saturating_since(p.sent)))
     }
 
-    pub(super) fn failed(&mut self, seq: u32) -> Option<(DeliveryId, NodeId)> {
-        self.take(seq).map(|p| (p.id, p.node))
+    pub(super) fn failed(&mut self, peer: &NodeId, seq: u32) -> Option<(DeliveryId, NodeId)> {
+        self.answered(peer, seq).map(|p| (p.id, p.node))
     }
 
     pub(super) fn expire(&mut self, now: Timestamp) -> Vec<(DeliveryId, NodeId)> {
@@ -115,7 +134,7 @@ impl Master {
         id: DeliveryId,
         data: &[u8],
     ) -> Result<(), super::DeliveryError> {
-        let hop = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
+        let (hop_id, hop) = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
         let cert = self.reg.certificate(&node).ok_or(DeliveryError::NoCertificate)?;
         let x25519 = cert.body.x25519;
         let mut frame = Vec::new();
@@ -129,7 +148,7 @@ impl Master {
                 .map_err(|_| DeliveryError::NoCertificate)?;
         let seq = self.next_seq();
         let deadline = now + self.cfg.delivery_timeout;
-        self.deliveries.insert(seq, Pending { id, node, sent: now, deadline });
+        self.deliveries.insert(seq, Pending { id, node, hop: hop_id, sent: now, deadline });
         self.send(now, hop, Message::Forward(Box::new(Forward { seq, to: node, envelope })));
         Ok(())
     }

@@ -10,6 +10,11 @@ use crate::{
     NodeId, Timestamp,
 };
 
+/// Longest keepalive period an LSN may announce. Its silence timeout grows with the period,
+/// so an unbounded claim (`u32::MAX` seconds) would keep a dead LSN and its children present
+/// for ever. Ten times the default longest period (60 s).
+const MAX_KEEPALIVE_PERIOD: Duration = Duration::from_secs(600);
+
 /// The longest echo delay an LSN may ask for (its keepalive test needs about a minute).
 const MAX_ECHO_SECS: u16 = 600;
 
@@ -33,7 +38,7 @@ impl Master {
         if !self.reg.is_lsn(&peer) {
             return self.refuse_unregistered(now, addr, 0);
         }
-        let period = Duration::from_secs(u64::from(k.interval_secs));
+        let period = Duration::from_secs(u64::from(k.interval_secs)).min(MAX_KEEPALIVE_PERIOD);
         self.reg.set_keepalive(now, &peer, period, &self.cfg);
         if k.echo_after_secs > 0 {
             // Bounded, so a confused LSN cannot park echoes for hours.

@@ -147,6 +147,7 @@ pub struct Master {
     /// deadline, pings sent, who reported it).
     suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
     events: VecDeque<MasterEvent>,
+    refusals: super::Refusals,
     dht: Option<crate::dht::Dht>,
     elections: Elections,
     /// Keepalive echoes LSNs asked for: (when due, LSN).
@@ -169,6 +170,7 @@ impl Master {
             resyncs: Vec::new(),
             suspects: std::collections::BTreeMap::new(),
             events: VecDeque::new(),
+            refusals: super::Refusals::default(),
             dht: None,
             elections: Elections::default(),
             echoes: std::collections::BTreeSet::new(),
@@ -185,6 +187,11 @@ impl Master {
     /// The link layer.
     pub fn endpoint(&self) -> &Endpoint {
         &self.ep
+    }
+
+    /// Control messages refused because their sender may not send them, by reason.
+    pub fn refusals(&self) -> super::Refusals {
+        self.refusals
     }
 
     /// The topology now: subnets, their LSNs (with the path of our session to each),
@@ -377,13 +384,19 @@ impl Master {
                 }
             }
             Message::Ack(Ack { seq }) => {
-                if let Some((id, node, rtt)) = self.deliveries.acked(now, seq) {
+                if self.deliveries.wrong_hop(&peer, seq) {
+                    self.refusals.answer += 1;
+                }
+                if let Some((id, node, rtt)) = self.deliveries.acked(now, &peer, seq) {
                     self.reg.set_rtt(&node, rtt);
                     self.events.push_back(MasterEvent::Delivered { id, node, rtt });
                 }
             }
             Message::Error(e) => {
-                if let Some((id, node)) = self.deliveries.failed(e.seq) {
+                if self.deliveries.wrong_hop(&peer, e.seq) {
+                    self.refusals.answer += 1;
+                }
+                if let Some((id, node)) = self.deliveries.failed(&peer, e.seq) {
                     let error = if e.code == ErrorCode::UNREACHABLE {
                         DeliveryError::Unreachable(e.detail)
                     } else {

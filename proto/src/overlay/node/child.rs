@@ -7,10 +7,7 @@ use std::net::SocketAddr;
 use super::{Node, NodeEvent, NodeState, Probe};
 use crate::{
     secure::open_envelope,
-    wire::{
-        self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, Takeover,
-        WireAddr,
-    },
+    wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, WireAddr},
     NodeId, Timestamp,
 };
 
@@ -23,18 +20,26 @@ pub(crate) struct LsnLink {
     pub(crate) id: NodeId,
     pub(crate) addr: SocketAddr,
     last_heard: Timestamp,
-    probe: Option<Probe>,
+    pub(super) probe: Option<Probe>,
     /// The LSN's children, best-ranked first (the first is the hot standby).
     neighbours: Vec<Contact>,
     /// Whether this node is the hot standby (the LSN heartbeats it).
     standby: bool,
     /// A standby's confirmation of a suspected death: pings sent, next one due.
     confirm: Option<(u32, Timestamp)>,
+    /// A node that announced it replaced this LSN, followed only if the LSN fails its
+    /// probe (`takeover.rs`).
+    pub(super) claimant: Option<Contact>,
 }
 
 impl LsnLink {
     pub(crate) fn contact(&self) -> Contact {
         Contact { id: self.id, addr: WireAddr(self.addr) }
+    }
+
+    /// The child our LSN ranked first: its hot standby.
+    pub(super) fn ranked_standby(&self) -> Option<NodeId> {
+        self.neighbours.iter().map(|c| c.id).find(|id| *id != self.id)
     }
 }
 
@@ -48,7 +53,9 @@ impl Node {
             neighbours: Vec::new(),
             standby: false,
             confirm: None,
+            claimant: None,
         });
+        self.last_lsn = Some(lsn);
         self.set_state(NodeState::HasLsn);
         self.events.push_back(NodeEvent::JoinedLsn { lsn });
     }
@@ -58,6 +65,10 @@ impl Node {
             link.last_heard = now;
             link.probe = None;
             link.confirm = None;
+            if let Some(c) = link.claimant.take() {
+                self.refusals.takeover_disproved += 1;
+                tracing::debug!(lsn = ?link.id, claimant = ?c.id, "LSN answered: takeover claim dropped");
+            }
         }
     }
 
@@ -137,23 +148,6 @@ impl Node {
         self.on_child_part(now, peer, part.reason);
     }
 
-    pub(super) fn on_takeover(&mut self, now: Timestamp, peer: NodeId, t: Takeover) {
-        if self.state == NodeState::IsLsn {
-            // Another node claims our subnet: challenge it (`rival.rs`).
-            self.challenge(now, t.lsn);
-            return;
-        }
-        let current = self.lsn.as_ref().map(|l| l.id);
-        if current.is_none() || current == Some(t.old) {
-            if let Some(old) = current {
-                self.lsn = None;
-                self.ep.close(&old);
-                self.events.push_back(NodeEvent::LsnLost { lsn: old });
-            }
-            self.join_now(now, Contact { id: peer, addr: t.lsn.addr });
-        }
-    }
-
     /// The master's message, forwarded by our LSN (or the master itself).
     pub(super) fn deliver(&mut self, now: Timestamp, addr: SocketAddr, f: Forward) {
         let network = *self.ep.trust().network();
@@ -184,6 +178,10 @@ impl Node {
         let Some(link) = self.lsn.take() else { return };
         self.ep.close(&link.id);
         self.events.push_back(NodeEvent::LsnLost { lsn: link.id });
+        if let Some(claimant) = link.claimant {
+            // It announced the takeover and the LSN has now failed its probe: follow it.
+            return self.join_now(now, claimant);
+        }
         let me = self.node_id();
         if link.standby {
             // Heartbeats made us the standby even if our list names another first (see

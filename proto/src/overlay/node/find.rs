@@ -21,10 +21,33 @@ pub(crate) struct Finder {
     candidates: VecDeque<(SocketAddr, Option<NodeId>)>,
     /// Whether the current candidates came from the master (else from discovery).
     from_master: bool,
-    join: Option<(SocketAddr, Probe)>,
+    join: Option<JoinAttempt>,
     query: Option<Probe>,
     /// After the LSN died: the ranked survivors to try if no takeover is announced by then.
     pub(crate) takeover: Option<(Timestamp, Vec<Contact>)>,
+}
+
+/// Our Join in flight: where it went, whom we expect to answer, and its retry state.
+#[derive(Clone, Copy)]
+struct JoinAttempt {
+    addr: SocketAddr,
+    /// The candidate's id when we know it (from the master or the cache); a LAN answer may
+    /// not carry one.
+    expect: Option<NodeId>,
+    probe: Probe,
+}
+
+impl JoinAttempt {
+    /// Whether a reply numbered `seq` from `peer` at `addr` answers this Join: only the
+    /// candidate may accept or refuse it (any certified node could otherwise guess the
+    /// number and steer us to itself, or away from our LSN).
+    fn answered_by(&self, peer: NodeId, addr: SocketAddr, seq: u32) -> bool {
+        self.probe.seq == seq
+            && match self.expect {
+                Some(id) => id == peer,
+                None => self.addr == addr,
+            }
+    }
 }
 
 impl Finder {
@@ -34,8 +57,8 @@ impl Finder {
     }
 
     /// A refusal of our Join: the caller tries the next candidate.
-    pub(crate) fn on_error(&mut self, seq: u32) -> bool {
-        if self.join.is_some_and(|(_, p)| p.seq == seq) {
+    pub(crate) fn on_error(&mut self, peer: NodeId, addr: SocketAddr, seq: u32) -> bool {
+        if self.join.is_some_and(|j| j.answered_by(peer, addr, seq)) {
             self.join = None;
             return true;
         }
@@ -44,6 +67,17 @@ impl Finder {
 }
 
 impl Node {
+    /// Counts an answer numbered `seq` to our Join or LsnQuery that came from someone other
+    /// than the one we asked (it is then ignored by the handlers).
+    pub(super) fn count_foreign_answer(&mut self, peer: NodeId, addr: SocketAddr, seq: u32) {
+        let join =
+            self.finder.join.is_some_and(|j| j.probe.seq == seq && !j.answered_by(peer, addr, seq));
+        let query = self.finder.query.is_some_and(|p| p.seq == seq) && peer != self.master_id();
+        if join || query {
+            self.refusals.answer += 1;
+        }
+    }
+
     pub(super) fn start_looking(&mut self, now: Timestamp) {
         self.lsn = None;
         self.finder.join = None;
@@ -119,14 +153,20 @@ impl Node {
         };
         self.send(now, addr, Message::Join(join));
         self.set_state(NodeState::Joining);
-        self.finder.join =
-            Some((addr, Probe { seq, deadline: now + self.cfg.join_timeout, tries: 1 }));
+        let probe = Probe { seq, deadline: now + self.cfg.join_timeout, tries: 1 };
+        self.finder.join = Some(JoinAttempt { addr, expect, probe });
     }
 
     /// Our Join or LsnQuery was answered with an Ack. Returns false if the Ack was not ours.
-    pub(super) fn find_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
-        if let Some((addr, probe)) = self.finder.join {
-            if probe.seq == seq {
+    pub(super) fn find_ack(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        from: SocketAddr,
+        seq: u32,
+    ) -> bool {
+        if let Some(JoinAttempt { addr, .. }) = self.finder.join {
+            if self.finder.join.is_some_and(|j| j.answered_by(peer, from, seq)) {
                 self.finder.join = None;
                 self.finder.candidates.clear();
                 self.backoff = Duration::from_millis(500);
@@ -139,7 +179,7 @@ impl Node {
                 return true;
             }
         }
-        if self.finder.query.is_some_and(|p| p.seq == seq) {
+        if self.finder.query.is_some_and(|p| p.seq == seq) && peer == self.master_id() {
             // An empty answer to LsnQuery: the subnet has no LSN; become it.
             self.finder.query = None;
             self.backoff = Duration::from_millis(500);
@@ -150,15 +190,21 @@ impl Node {
     }
 
     /// A NodeList answering our query or redirecting our Join. Returns false if not ours.
-    pub(super) fn find_node_list(&mut self, now: Timestamp, list: &NodeList) -> bool {
-        if self.finder.query.is_some_and(|p| p.seq == list.seq) {
+    pub(super) fn find_node_list(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        from: SocketAddr,
+        list: &NodeList,
+    ) -> bool {
+        if self.finder.query.is_some_and(|p| p.seq == list.seq) && peer == self.master_id() {
             self.finder.query = None;
             self.finder.candidates = list.nodes.iter().map(|c| (c.addr.0, Some(c.id))).collect();
             self.finder.from_master = true;
             self.try_next_candidate(now);
             return true;
         }
-        if self.finder.join.is_some_and(|(_, p)| p.seq == list.seq) {
+        if self.finder.join.is_some_and(|j| j.answered_by(peer, from, list.seq)) {
             // Not an LSN: it named its LSN; try that first.
             let me = self.node_id();
             for c in list.nodes.iter().rev().filter(|c| c.id != me) {
@@ -182,7 +228,7 @@ impl Node {
 
     /// A session the search needed could not be opened.
     pub(super) fn find_unreachable(&mut self, now: Timestamp, addr: SocketAddr) {
-        if self.finder.join.is_some_and(|(a, _)| a == addr) {
+        if self.finder.join.is_some_and(|j| j.addr == addr) {
             self.try_next_candidate(now);
         } else if self.finder.query.is_some() && addr == self.cfg.master {
             self.finder.query = None;
@@ -207,7 +253,7 @@ impl Node {
             self.finder.discovering = None;
             self.query_master(now);
         }
-        if self.finder.join.is_some_and(|(_, p)| now >= p.deadline) {
+        if self.finder.join.is_some_and(|j| now >= j.probe.deadline) {
             self.try_next_candidate(now);
         }
         if self.finder.query.is_some_and(|p| now >= p.deadline) {
@@ -225,7 +271,7 @@ impl Node {
     pub(super) fn find_deadline(&self) -> Option<Timestamp> {
         [
             self.finder.discovering,
-            self.finder.join.map(|(_, p)| p.deadline),
+            self.finder.join.map(|j| j.probe.deadline),
             self.finder.query.map(|p| p.deadline),
             self.finder.takeover.as_ref().map(|(t, _)| *t),
         ]

@@ -8,17 +8,15 @@ use std::{
     time::Duration,
 };
 
-use super::{rival::Rivals, uplink::Uplink, Node, NodeEvent, NodeState};
+use super::{relay::Relay, rival::Rivals, uplink::Uplink, Node, NodeEvent, NodeState};
 use crate::{
     wire::{
-        Ack, Contact, ErrorCode, ErrorMessage, Forward, Join, Message, NodeList, Part, PartReason,
-        Ping, PresenceChange, PresenceKind, Resync, Takeover, Uptime, WireAddr,
+        Ack, Contact, ErrorCode, Join, Message, NodeList, Part, PartReason, Ping, PresenceChange,
+        PresenceKind, Resync, Takeover, Uptime, WireAddr,
     },
     NodeId, Timestamp,
 };
 
-/// How long the LSN keeps track of a forwarded message awaiting the child's Ack.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many ranked children ordinary children are told about (their fallback successors).
 const SHORT_LIST: usize = 3;
 /// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
@@ -74,8 +72,8 @@ pub(crate) struct LsnRole {
     last_push: Timestamp,
     /// The top of the ranking last pushed to the children.
     pushed_top: Vec<NodeId>,
-    /// Our forward seq → (the master's seq, where to answer, give-up time).
-    forwards: HashMap<u32, (u32, SocketAddr, Timestamp)>,
+    /// Our forward seq → the relayed message awaiting its child's answer (`relay.rs`).
+    pub(super) forwards: HashMap<u32, Relay>,
     pub(super) rivals: Rivals,
     /// The child last told it is the hot standby, and when its next heartbeat is due.
     standby: Option<(NodeId, SocketAddr, Timestamp)>,
@@ -352,68 +350,14 @@ impl Node {
         self.queue_change(now, change, None);
     }
 
-    /// Routes a Forward: to us, to a child, or back as unreachable.
-    pub(super) fn on_forward(
-        &mut self,
-        now: Timestamp,
-        _peer: NodeId,
-        addr: SocketAddr,
-        f: Forward,
-    ) {
-        if f.to == self.node_id() {
-            return self.deliver(now, addr, f);
-        }
-        let child_addr = self.role.as_ref().and_then(|r| r.children.get(&f.to)).map(|c| c.addr);
-        self.hurry_adopted(now, &f.to);
-        let Some(child_addr) = child_addr else {
-            return self.reply_error(
-                now,
-                addr,
-                f.seq,
-                ErrorCode::UNREACHABLE,
-                "not a child of this LSN",
-            );
-        };
-        let seq = self.next_seq();
-        if let Some(role) = self.role.as_mut() {
-            role.forwards.insert(seq, (f.seq, addr, now + FORWARD_TIMEOUT));
-        }
-        self.send(now, child_addr, Message::Forward(Box::new(Forward { seq, ..f })));
-    }
-
-    pub(super) fn on_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) {
-        if self.find_ack(now, peer, seq) || self.uplink_ack(now, peer, seq) {
-            return;
-        }
-        if let Some((upstream, addr, _)) = self.role.as_mut().and_then(|r| r.forwards.remove(&seq))
-        {
-            self.send(now, addr, Message::Ack(Ack { seq: upstream }));
-        }
-    }
-
-    pub(super) fn on_lsn_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
-        if let Some((upstream, addr, _)) =
-            self.role.as_mut().and_then(|r| r.forwards.remove(&error.seq))
-        {
-            let relayed = ErrorMessage { seq: upstream, ..error };
-            return self.send(now, addr, Message::Error(relayed));
-        }
-        if error.code == ErrorCode::NOT_ADMITTED && peer == self.ep.trust().network().master_id() {
-            // The master dropped us (another node reported us dead, or it restarted): register
-            // again; a duplicate LSN is then settled as in `rival.rs`.
-            return self.uplink_register(now);
-        }
-        tracing::debug!(?peer, code = error.code.0, detail = %error.detail, "error from peer");
-    }
-
     pub(super) fn on_node_list(
         &mut self,
         now: Timestamp,
         peer: NodeId,
-        _addr: SocketAddr,
+        addr: SocketAddr,
         list: NodeList,
     ) {
-        if self.find_node_list(now, &list) {
+        if self.find_node_list(now, peer, addr, &list) {
             return;
         }
         if list.seq == 0 && self.lsn.as_ref().is_some_and(|l| l.id == peer) {
@@ -425,7 +369,14 @@ impl Node {
         }
     }
 
-    pub(super) fn on_resync(&mut self, now: Timestamp, addr: SocketAddr, r: Resync) {
+    /// The master asks for our whole child list (its digest differs from ours). Nobody else
+    /// may: the list names every child, and a short Resync would buy a long answer.
+    pub(super) fn on_resync(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, r: Resync) {
+        if peer != self.master_id() {
+            self.refusals.resync += 1;
+            tracing::debug!(?peer, "resync not from the master: ignored");
+            return;
+        }
         if let Some(role) = &self.role {
             let nodes = role.contacts(usize::MAX);
             self.send(now, addr, Message::NodeList(NodeList { seq: r.seq, nodes }));
@@ -494,7 +445,7 @@ impl Node {
             }
             role.pings_due = role.first_ping(&lost);
         }
-        role.forwards.retain(|_, (_, _, deadline)| now < *deadline);
+        role.forwards.retain(|_, r| now < r.deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);
         let heartbeat = match &mut role.standby {
             Some((_, addr, at)) if now >= *at => {
@@ -569,7 +520,7 @@ impl Node {
 
     pub(super) fn lsn_deadline(&self) -> Option<Timestamp> {
         let role = self.role.as_ref()?;
-        let forwards = role.forwards.values().map(|(_, _, t)| *t);
+        let forwards = role.forwards.values().map(|r| r.deadline);
         role.pings_due
             .into_iter()
             .chain(forwards)

@@ -15,8 +15,10 @@ mod keepalive;
 mod lsn;
 mod pings;
 mod reach;
+mod relay;
 mod renew;
 mod rival;
+mod takeover;
 mod uplink;
 
 use std::{collections::VecDeque, net::SocketAddr, time::Duration};
@@ -136,12 +138,15 @@ pub struct Node {
     started: Timestamp,
     seq: u32,
     events: VecDeque<NodeEvent>,
+    refusals: super::Refusals,
     requests: VecDeque<DiscoveryRequest>,
     /// When the state machine wants to act next (start, retry after backoff).
     wake: Option<Timestamp>,
     backoff: Duration,
     finder: Finder,
     lsn: Option<LsnLink>,
+    /// The LSN we last joined, kept after we lose it: a takeover must name it (`takeover.rs`).
+    last_lsn: Option<NodeId>,
     // Boxed, as the endpoint's cold parts are: most nodes are not LSNs and many run without a
     // DHT, and a compact node keeps its hot fields on fewer cache lines (the fleet simulator
     // touches tens of thousands of nodes).
@@ -165,11 +170,13 @@ impl Node {
             started: Timestamp::ZERO,
             seq: 0,
             events: VecDeque::new(),
+            refusals: super::Refusals::default(),
             requests: VecDeque::new(),
             wake: Some(Timestamp::ZERO),
             backoff: Duration::from_millis(500),
             finder: Finder::default(),
             lsn: None,
+            last_lsn: None,
             role: None,
             dht: None,
             inbound_ok: false,
@@ -194,6 +201,11 @@ impl Node {
             NodeState::IsLsn => Some(self.node_id()),
             _ => self.lsn.as_ref().map(|l| l.id),
         }
+    }
+
+    /// Control messages refused because their sender may not send them, by reason.
+    pub fn refusals(&self) -> super::Refusals {
+        self.refusals
     }
 
     /// (LSN) The current children, ranked best first.
@@ -410,6 +422,14 @@ impl Node {
             self.heard_from_lsn(now);
         }
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
+        match &message {
+            Message::Ack(crate::wire::Ack { seq })
+            | Message::NodeList(crate::wire::NodeList { seq, .. }) => {
+                self.count_foreign_answer(peer, addr, *seq)
+            }
+            Message::Error(e) => self.count_foreign_answer(peer, addr, e.seq),
+            _ => {}
+        }
         match message {
             Message::Ping(ping) => {
                 let lsn = match self.state {
@@ -421,13 +441,13 @@ impl Node {
             }
             Message::Pong(pong) => self.on_pong(now, peer, addr, pong),
             Message::Join(join) => self.on_join(now, peer, addr, join),
-            Message::Ack(ack) => self.on_ack(now, peer, ack.seq),
+            Message::Ack(ack) => self.on_ack(now, peer, addr, ack.seq),
             Message::NodeList(list) => self.on_node_list(now, peer, addr, list),
-            Message::Error(error) => self.on_error(now, peer, error),
+            Message::Error(error) => self.on_error(now, peer, addr, error),
             Message::Part(part) => self.on_part(now, peer, part),
-            Message::Takeover(t) => self.on_takeover(now, peer, t),
+            Message::Takeover(t) => self.on_takeover(now, peer, addr, t),
             Message::Uptime(u) => self.on_uptime(now, peer, addr, u),
-            Message::Resync(r) => self.on_resync(now, addr, r),
+            Message::Resync(r) => self.on_resync(now, peer, addr, r),
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
@@ -445,8 +465,8 @@ impl Node {
         }
     }
 
-    fn on_error(&mut self, now: Timestamp, peer: NodeId, error: ErrorMessage) {
-        if self.finder.on_error(error.seq) {
+    fn on_error(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, error: ErrorMessage) {
+        if self.finder.on_error(peer, addr, error.seq) {
             self.events.push_back(NodeEvent::JoinRefused { peer, detail: error.detail });
             self.try_next_candidate(now);
         } else {
@@ -547,3 +567,5 @@ impl crate::Machine for Node {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_authz;

@@ -140,7 +140,10 @@ impl Node {
                 heard.insert(0, (peer, now));
                 self.challenge(now, Contact { id: peer, addr: WireAddr(addr) });
             }
-            Err(refused) => tracing::debug!(?peer, %addr, %refused, "uptime refused"),
+            Err(refused) => {
+                self.refusals.uptime += 1;
+                tracing::debug!(?peer, %addr, %refused, "uptime refused");
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use crate::{
     NodeId,
 };
 
-const SEC: Duration = Duration::from_secs(1);
+pub(super) const SEC: Duration = Duration::from_secs(1);
 
 #[test]
 fn a_standby_whose_ranking_push_was_lost_still_takes_over_at_once() {
@@ -92,7 +92,7 @@ fn an_envelope_relayed_twice_is_refused_the_second_time() {
 }
 
 /// A fleet of `per` nodes in each of subnets 1 and 2, all present; with subnet 1's LSN.
-fn two_subnets(seed_n: u64, per: usize) -> (Simulation, usize) {
+pub(super) fn two_subnets(seed_n: u64, per: usize) -> (Simulation, usize) {
     let mut w = Simulation::new(seed_n);
     for s in 1..=2 {
         for _ in 0..per {
@@ -108,13 +108,13 @@ fn two_subnets(seed_n: u64, per: usize) -> (Simulation, usize) {
 }
 
 /// Node `from` sends `message` to node `to`'s address over their session.
-fn forge(w: &mut Simulation, from: usize, to: usize, message: Message) {
+pub(super) fn forge(w: &mut Simulation, from: usize, to: usize, message: Message) {
     let addr = w.slots[to].addr;
     w.node_do(from, |n, now| n.send(now, addr, message));
 }
 
 /// Whether `lsn` is still the LSN of every node it led (`children`), and leads them.
-fn still_leads(w: &Simulation, lsn: usize, children: &[NodeId]) -> bool {
+pub(super) fn still_leads(w: &Simulation, lsn: usize, children: &[NodeId]) -> bool {
     let id = w.id(lsn);
     w.node(lsn).state() == NodeState::IsLsn
         && children.iter().all(|c| {

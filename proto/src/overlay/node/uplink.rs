@@ -73,7 +73,7 @@ impl Node {
         self.role.as_mut().map(|r| &mut r.uplink)
     }
 
-    fn master_id(&self) -> NodeId {
+    pub(super) fn master_id(&self) -> NodeId {
         self.ep.trust().network().master_id()
     }
 

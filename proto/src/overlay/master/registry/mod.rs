@@ -167,9 +167,11 @@ impl Registry {
     }
 
     /// The next hop towards `node`: its LSN's session address (the node itself for an LSN).
-    pub(super) fn next_hop(&self, node: &NodeId) -> Option<SocketAddr> {
+    /// The LSN that leads `node` (the node itself, if it is one) and the address its session
+    /// uses now.
+    pub(super) fn next_hop(&self, node: &NodeId) -> Option<(NodeId, SocketAddr)> {
         let rec = self.nodes.get(node).filter(|r| r.pending.is_none())?;
-        self.lsns.get(&rec.lsn).map(|l| l.addr)
+        self.lsns.get(&rec.lsn).map(|l| (rec.lsn, l.addr))
     }
 
     pub(super) fn set_rtt(&mut self, node: &NodeId, rtt: Duration) {

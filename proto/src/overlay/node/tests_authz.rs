@@ -1,0 +1,161 @@
+//! Who may send what: forged control messages are refused and change nothing
+//! (`takeover.rs`, `relay.rs`, `find.rs`, `lsn.rs`; the table is in docs/AUTHORIZATION.md).
+
+use super::{
+    takeover::{TakeoverRefused, TakeoverVerdict},
+    tests::{forge, still_leads, two_subnets, SEC},
+};
+use crate::{
+    overlay::MasterEvent,
+    secure::seal_envelope,
+    sim::Simulation,
+    wire::{AppMessage, Contact, Forward, Message, Resync, Takeover, WireAddr},
+};
+
+fn contact(w: &Simulation, i: usize) -> Contact {
+    Contact { id: w.id(i), addr: WireAddr(w.slots[i].addr) }
+}
+
+#[test]
+fn a_takeover_from_another_subnet_is_refused() {
+    // Before: any certified node naming our LSN as the old one took its children.
+    let (mut w, lsn) = two_subnets(41, 3);
+    let children = w.node(lsn).children();
+    let victim = w.slot_of_id(&children[0]).expect("a child");
+    let attacker = (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2).expect("subnet 2");
+    let t = Takeover { old: w.id(lsn), lsn: contact(&w, attacker) };
+    let from = w.slots[attacker].addr;
+    assert_eq!(
+        w.node(victim).takeover_verdict(&w.id(attacker), from, &t),
+        Err(TakeoverRefused::OffSubnet)
+    );
+    forge(&mut w, attacker, victim, Message::Takeover(t));
+    w.run_for(10 * SEC);
+    assert!(still_leads(&w, lsn, &children), "a child followed a forged takeover");
+}
+
+#[test]
+fn a_takeover_naming_someone_else_or_another_lsn_is_refused() {
+    let (mut w, lsn) = Simulation::settled_subnet(42, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let attacker = w.slot_of_id(&children[2]).expect("a child");
+    let victim = w.slot_of_id(&children[1]).expect("a child");
+    let (me, from) = (w.id(attacker), w.slots[attacker].addr);
+    let not_self = Takeover { old: w.id(lsn), lsn: contact(&w, victim) };
+    assert_eq!(
+        w.node(victim).takeover_verdict(&me, from, &not_self),
+        Err(TakeoverRefused::NotSelf)
+    );
+    let other_lsn = Takeover { old: w.id(attacker), lsn: contact(&w, attacker) };
+    assert_eq!(
+        w.node(victim).takeover_verdict(&me, from, &other_lsn),
+        Err(TakeoverRefused::NotOurLsn)
+    );
+    forge(&mut w, attacker, victim, Message::Takeover(not_self));
+    forge(&mut w, attacker, victim, Message::Takeover(other_lsn));
+    w.run_for(10 * SEC);
+    assert!(still_leads(&w, lsn, &children));
+}
+
+#[test]
+fn a_takeover_from_a_sibling_is_checked_against_the_live_lsn_and_dropped() {
+    // A child of the same subnet, not the standby, claims our LSN is replaced. The claim is
+    // only a reason to probe: the LSN answers, and nobody moves.
+    let (mut w, lsn) = Simulation::settled_subnet(43, 5, 3 * SEC);
+    let children = w.node(lsn).children();
+    let attacker = w.slot_of_id(&children[3]).expect("a child");
+    let victim = w.slot_of_id(&children[2]).expect("a child");
+    let t = Takeover { old: w.id(lsn), lsn: contact(&w, attacker) };
+    let from = w.slots[attacker].addr;
+    assert_eq!(
+        w.node(victim).takeover_verdict(&w.id(attacker), from, &t),
+        Ok(TakeoverVerdict::Verify)
+    );
+    forge(&mut w, attacker, victim, Message::Takeover(t));
+    w.run_for(15 * SEC);
+    assert!(still_leads(&w, lsn, &children), "a child left its live LSN");
+    assert!(w.node(victim).lsn.as_ref().is_some_and(|l| l.claimant.is_none()));
+}
+
+#[test]
+fn a_takeover_from_a_sibling_is_followed_once_the_lsn_is_dead() {
+    // The same claim when the LSN really is gone: the probe fails and the child follows the
+    // claimant (as it must for an LSN the master told to adopt children its list missed).
+    let (mut w, lsn) = Simulation::settled_subnet(44, 5, 3 * SEC);
+    let children = w.node(lsn).children();
+    let claimant = w.slot_of_id(&children[3]).expect("a child");
+    let victim = w.slot_of_id(&children[2]).expect("a child");
+    let old = w.id(lsn);
+    w.crash(lsn);
+    let t = Takeover { old, lsn: contact(&w, claimant) };
+    forge(&mut w, claimant, victim, Message::Takeover(t));
+    let took = w.run_until(30 * SEC, |w| w.node(victim).lsn().is_some_and(|l| l != old));
+    // Probed for `probe_retries` + 1 timeouts, well inside the 90 s silence timer.
+    assert!(took <= 10 * SEC, "took {took:?}");
+}
+
+#[test]
+fn only_the_master_may_make_an_lsn_relay() {
+    let (mut w, lsn) = Simulation::settled_subnet(45, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let (attacker, target) = (
+        w.slot_of_id(&children[0]).expect("a child"),
+        w.slot_of_id(&children[1]).expect("a child"),
+    );
+    // A well-formed envelope (the attacker seals it itself; it could replay a captured one).
+    let network = *w.node(target).endpoint().trust().network();
+    let x25519 = w.node(target).endpoint().identity().x25519_public();
+    let mut frame = Vec::new();
+    let app = Message::App(AppMessage { id: 5, data: b"x".to_vec() });
+    crate::wire::encode(&app, &mut frame).expect("encodes");
+    let identity = w.node(attacker).endpoint().identity().clone();
+    let mut rng = crate::harness::rng(3);
+    let envelope = seal_envelope(&identity, &network, w.id(target), &x25519, 1, &frame, &mut rng)
+        .expect("seals");
+    let f = Forward { seq: 1, to: w.id(target), envelope };
+    forge(&mut w, attacker, lsn, Message::Forward(Box::new(f)));
+    w.run_for(SEC);
+    assert_eq!(w.node(lsn).refusals().relay, 1, "the LSN relayed for a child");
+    assert_eq!(w.node(lsn).relays_pending(), 0);
+    assert!(still_leads(&w, lsn, &children));
+}
+
+#[test]
+fn only_the_master_may_ask_an_lsn_for_its_children() {
+    let (mut w, lsn) = Simulation::settled_subnet(46, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let attacker = w.slot_of_id(&children[2]).expect("a child");
+    forge(&mut w, attacker, lsn, Message::Resync(Resync { seq: 1 }));
+    w.run_for(SEC);
+    assert_eq!(w.node(lsn).refusals().resync, 1);
+    assert!(still_leads(&w, lsn, &children));
+}
+
+#[test]
+fn a_forged_ack_does_not_settle_the_masters_delivery() {
+    // Sequence numbers are small and guessable: a certified node acknowledging them all used
+    // to make the master report messages delivered that never arrived.
+    let (mut w, lsn) = Simulation::settled_subnet(47, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let (attacker, target) = (
+        w.slot_of_id(&children[0]).expect("a child"),
+        w.slot_of_id(&children[1]).expect("a child"),
+    );
+    let node = w.id(target);
+    // The target dies silently; the master still counts it present for a while.
+    w.crash(target);
+    w.master_do(|m, now| m.send_message(now, node, 77, b"reboot")).expect("sent");
+    let master = crate::sim::master_addr();
+    w.node_do(attacker, |n, now| {
+        for seq in 0..4096 {
+            n.send(now, master, Message::Ack(crate::wire::Ack { seq }));
+        }
+    });
+    w.run_for(2 * SEC);
+    let delivered = w
+        .master_events
+        .iter()
+        .any(|(_, e)| matches!(e, MasterEvent::Delivered { id: 77, node: n, .. } if *n == node));
+    assert!(!delivered, "a forged Ack settled the delivery");
+    assert!(w.master().refusals().answer >= 1);
+}

@@ -1,0 +1,26 @@
+//! Control messages refused because their sender may not send them, counted by reason.
+//!
+//! A certified peer that sends what only the master, our LSN or the candidate we asked may
+//! send is refused without effect (docs/AUTHORIZATION.md has the rules). Each refusal is
+//! counted here, so an operator sees an attack as a number rather than as nothing (the
+//! messages are logged at DEBUG only: a flood must not flood the log).
+
+/// Refused control messages, by reason. Read from [`Node::refusals`](super::Node::refusals)
+/// or [`Master::refusals`](super::Master::refusals).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusals {
+    /// `Takeover`s refused (not naming the sender, off our network, or naming an LSN that
+    /// is not ours).
+    pub takeover: u64,
+    /// `Takeover`s dropped because the LSN they called replaced still answered.
+    pub takeover_disproved: u64,
+    /// `Uptime` challenges refused (not a rival the master named, or off our network).
+    pub uptime: u64,
+    /// Requests to relay a message from anyone but the master.
+    pub relay: u64,
+    /// `Resync` requests from anyone but the master.
+    pub resync: u64,
+    /// Answers (`Ack`, `Error`, `NodeList`) from a peer other than the one asked.
+    pub answer: u64,
+}
