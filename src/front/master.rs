@@ -21,7 +21,7 @@ use super::{
 use crate::{
     driver::{self, Clock, DriverError, DriverStopped},
     overlay::{
-        master::{CERTS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
+        master::{CERTS_TABLE, LSNS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
         KnownNode, Master, MasterCommand, MasterConfig, MasterEvent, MasterSaved, Topology,
     },
     trust::{Authority, NetworkKey},
@@ -135,7 +135,8 @@ async fn load_state(store: &dyn Store) -> Result<MasterSaved, StartError> {
     let certs = store.scan(CERTS_TABLE).await?;
     let nodes = store.scan(NODES_TABLE).await?;
     let revocations = store.scan(REVOCATIONS_TABLE).await?;
-    Ok(MasterSaved::from_tables(&certs, &nodes, &revocations))
+    let lsns = store.scan(LSNS_TABLE).await?;
+    Ok(MasterSaved::from_tables(&certs, &nodes, &revocations, &lsns))
 }
 
 fn default_public(ip: IpAddr, port: u16) -> Vec<SocketAddr> {

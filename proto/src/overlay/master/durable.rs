@@ -10,7 +10,10 @@
 //! Tables (keys are node ids):
 //! * [`CERTS_TABLE`]: the latest certificate issued to each node (CBOR);
 //! * [`NODES_TABLE`]: a [`KnownNode`] per node seen present (CBOR);
-//! * [`REVOCATIONS_TABLE`]: the current revocation list under the key `current` (CBOR).
+//! * [`REVOCATIONS_TABLE`]: the current revocation list under the key `current` (CBOR);
+//! * [`LSNS_TABLE`]: the address of each LSN's session (CBOR [`WireAddr`]), so that a
+//!   restarted master can tell every LSN at once to register again, instead of waiting for
+//!   each to notice (its periodic master check, up to a minute and more).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -21,7 +24,7 @@ use crate::{
     codec::cbor,
     dht::StoreOp,
     trust::{Certificate, RevocationList},
-    wire::WireAddr,
+    wire::{ErrorCode, ErrorMessage, Message, WireAddr},
     NodeId, Timestamp,
 };
 
@@ -31,7 +34,13 @@ pub const CERTS_TABLE: &str = "master.certs";
 pub const NODES_TABLE: &str = "master.nodes";
 /// Table of the revocation list.
 pub const REVOCATIONS_TABLE: &str = "master.revocations";
+/// Table of the LSNs and their session addresses.
+pub const LSNS_TABLE: &str = "master.lsns";
 const CURRENT: &[u8] = b"current";
+/// LSNs told per [`WAKE_GAP`] after a restart: each answers with its registration and the
+/// whole list of its children, so a large fleet's LSNs are spread over a few seconds.
+const WAKE_BATCH: usize = 64;
+const WAKE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most nodes the registry keeps; beyond it, new nodes are not recorded (and a warning says
 /// so). Only certified nodes become present, so this also bounds what a peer can make it grow.
 pub const MAX_KNOWN_NODES: usize = 1_000_000;
@@ -59,29 +68,42 @@ pub struct MasterSaved {
     pub nodes: Vec<(NodeId, KnownNode)>,
     /// The revocation list, if any.
     pub revocations: Option<RevocationList>,
+    /// The LSNs when the master stopped, with their session addresses.
+    pub lsns: Vec<(NodeId, WireAddr)>,
 }
 
 type Entries = [(Vec<u8>, Vec<u8>)];
 
 impl MasterSaved {
-    /// Decodes the three tables' entries (see the module docs). Entries that do not decode
-    /// are skipped with a warning: a registry entry is rebuilt when the node is next present.
-    pub fn from_tables(certs: &Entries, nodes: &Entries, revocations: &Entries) -> Self {
+    /// Decodes the tables' entries (see the module docs). Entries that do not decode are
+    /// skipped with a warning: a registry entry is rebuilt when the node is next present.
+    pub fn from_tables(
+        certs: &Entries,
+        nodes: &Entries,
+        revocations: &Entries,
+        lsns: &Entries,
+    ) -> Self {
         MasterSaved {
+            lsns: keyed(LSNS_TABLE, lsns),
             certs: certs.iter().filter_map(|(_, v)| decode(CERTS_TABLE, v)).collect(),
-            nodes: nodes
-                .iter()
-                .filter_map(|(k, v)| {
-                    let id = NodeId::from_bytes(k.as_slice().try_into().ok()?);
-                    Some((id, decode(NODES_TABLE, v)?))
-                })
-                .collect(),
+            nodes: keyed(NODES_TABLE, nodes),
             revocations: revocations
                 .iter()
                 .find(|(k, _)| k == CURRENT)
                 .and_then(|(_, v)| decode(REVOCATIONS_TABLE, v)),
         }
     }
+}
+
+/// A table keyed by node id, decoded (entries with a bad key or value skipped).
+fn keyed<T: serde::de::DeserializeOwned>(table: &str, entries: &Entries) -> Vec<(NodeId, T)> {
+    entries
+        .iter()
+        .filter_map(|(k, v)| {
+            let id = NodeId::from_bytes(k.as_slice().try_into().ok()?);
+            Some((id, decode(table, v)?))
+        })
+        .collect()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &str, v: &[u8]) -> Option<T> {
@@ -96,6 +118,11 @@ fn decode<T: serde::de::DeserializeOwned>(table: &str, v: &[u8]) -> Option<T> {
 #[derive(Default)]
 pub(super) struct Durable {
     known: BTreeMap<NodeId, KnownNode>,
+    /// The LSNs as saved (session addresses).
+    lsns: BTreeMap<NodeId, WireAddr>,
+    /// After a restart: LSNs still to tell, and when the next batch is due.
+    wake: Vec<(NodeId, WireAddr)>,
+    wake_at: Timestamp,
     ops: VecDeque<StoreOp>,
     /// Off until [`Master::restore`]: a master without a store writes nothing.
     on: bool,
@@ -118,6 +145,34 @@ impl Master {
             }
         }
         self.durable.known = saved.nodes.into_iter().collect();
+        self.durable.lsns = saved.lsns.iter().copied().collect();
+        self.durable.wake = saved.lsns;
+    }
+
+    /// After a restart, tells the LSNs of before, a batch at a time, that we do not know them
+    /// (`NOT_ADMITTED`, over a session we open): each registers again at once and reports its
+    /// children, so presence is rebuilt in seconds.
+    pub(super) fn wake_lsns(&mut self, now: Timestamp) {
+        if self.durable.wake.is_empty() || now < self.durable.wake_at {
+            return;
+        }
+        let from = self.durable.wake.len().saturating_sub(WAKE_BATCH);
+        let batch: Vec<(NodeId, WireAddr)> = self.durable.wake.drain(from..).collect();
+        self.durable.wake_at = now + WAKE_GAP;
+        for (id, addr) in batch {
+            if self.reg.is_lsn(&id) {
+                continue; // It registered on its own already.
+            }
+            self.ep.connect(now, addr.0, Some(id));
+            let detail = "the master restarted: register again".to_owned();
+            let error = ErrorMessage { seq: 0, code: ErrorCode::NOT_ADMITTED, detail };
+            self.send(now, addr.0, Message::Error(error));
+        }
+    }
+
+    /// When [`wake_lsns`](Self::wake_lsns) has work.
+    pub(super) fn wake_deadline(&self) -> Option<Timestamp> {
+        (!self.durable.wake.is_empty()).then_some(self.durable.wake_at)
     }
 
     /// The next write for the master's store; none before [`restore`](Self::restore).
@@ -178,6 +233,24 @@ impl Master {
             }
             let (key, value) = (node.as_bytes().to_vec(), cbor::to_vec(&*entry));
             self.durable.ops.push_back(StoreOp::Put { table: NODES_TABLE, key, value });
+            self.note_lsn(&node);
+        }
+    }
+
+    /// Keeps [`LSNS_TABLE`] in step with the registry for `node`.
+    fn note_lsn(&mut self, node: &NodeId) {
+        let key = node.as_bytes().to_vec();
+        let now_lsn = self.reg.lsn_addr(node).filter(|_| self.reg.is_lsn(node)).map(WireAddr);
+        match now_lsn {
+            Some(addr) if self.durable.lsns.get(node) != Some(&addr) => {
+                self.durable.lsns.insert(*node, addr);
+                let value = cbor::to_vec(&addr);
+                self.durable.ops.push_back(StoreOp::Put { table: LSNS_TABLE, key, value });
+            }
+            None if self.durable.lsns.remove(node).is_some() => {
+                self.durable.ops.push_back(StoreOp::Remove { table: LSNS_TABLE, key });
+            }
+            _ => {}
         }
     }
 }

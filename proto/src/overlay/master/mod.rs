@@ -22,7 +22,8 @@ use self::{
 pub use self::{
     delivery::{DeliveryError, DeliveryId},
     durable::{
-        KnownNode, MasterSaved, CERTS_TABLE, MAX_KNOWN_NODES, NODES_TABLE, REVOCATIONS_TABLE,
+        KnownNode, MasterSaved, CERTS_TABLE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
+        REVOCATIONS_TABLE,
     },
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
@@ -266,6 +267,7 @@ impl Master {
         }
         self.dht_timers(now);
         self.send_echoes(now);
+        self.wake_lsns(now);
         for (id, node) in self.deliveries.expire(now) {
             self.events.push_back(MasterEvent::DeliveryFailed {
                 id,
@@ -315,6 +317,7 @@ impl Master {
             self.elections.next_deadline(),
             self.dht_deadline(),
             self.echoes.first().map(|(t, _)| *t),
+            self.wake_deadline(),
         ]
         .into_iter()
         .flatten()
