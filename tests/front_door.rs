@@ -58,6 +58,19 @@ async fn nodes_join_with_links_restart_from_their_data_and_errors_are_typed() {
     let ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
     until("three nodes present", || ids.iter().all(|id| master.is_present(id))).await;
     until("one LSN", || nodes.iter().filter(|n| n.lsn() == Some(n.id())).count() == 1).await;
+    // Each node shows its links: a child its LSN's path and round trip, the LSN the master's.
+    until("children joined", || nodes.iter().all(|n| n.status().lsn.is_some())).await;
+    for n in &nodes {
+        let status = n.status();
+        if status.lsn == Some(n.id()) {
+            assert_eq!(status.master_path, Some(fleetmesh::Path::Udp), "{status:?}");
+            assert!(status.master_rtt.is_some_and(|r| r < Duration::from_secs(5)), "{status:?}");
+            assert_eq!((status.lsn_path, status.lsn_rtt), (None, None), "{status:?}");
+        } else {
+            assert_eq!(status.lsn_path, Some(fleetmesh::Path::Udp), "{status:?}");
+            assert!(status.lsn_rtt.is_some_and(|r| r < Duration::from_secs(5)), "{status:?}");
+        }
+    }
 
     // A message from the master reaches a node, sealed end to end.
     master.send(ids[2], 7, b"hello".to_vec()).await.unwrap();

@@ -172,12 +172,18 @@ fn log_event(node: &NodeHandle, event: NodeEvent) {
         NodeEvent::State { from, to } => {
             tracing::info!(?from, ?to, "state changed")
         }
-        NodeEvent::JoinedLsn { lsn } => tracing::info!(%lsn, "joined LSN"),
+        NodeEvent::JoinedLsn { lsn } => {
+            let status = node.status();
+            let path = status.lsn_path.map(|p| p.to_string());
+            let rtt_ms = status.lsn_rtt.map(|r| r.as_secs_f64() * 1e3);
+            tracing::info!(%lsn, ?path, ?rtt_ms, "joined LSN")
+        }
         NodeEvent::BecameLsn { takeover_from: Some(dead) } => {
             tracing::info!(replaced = %dead, "became the subnet's LSN (took over)")
         }
         NodeEvent::BecameLsn { takeover_from: None } => {
-            tracing::info!("became the subnet's LSN")
+            let rtt_ms = node.status().master_rtt.map(|r| r.as_secs_f64() * 1e3);
+            tracing::info!(?rtt_ms, "became the subnet's LSN")
         }
         NodeEvent::LsnLost { lsn } => tracing::info!(%lsn, "LSN lost; looking for another"),
         NodeEvent::MasterUnreachable => {

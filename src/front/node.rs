@@ -22,7 +22,7 @@ use super::{
 use crate::{
     dht::{DhtCommand, QueryId},
     driver::{self, Clock, DriverError, DriverStopped},
-    overlay::{Node, NodeCommand, NodeEvent, NodeState, OverlayConfig},
+    overlay::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig},
     wire::ErrorCode,
     Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
 };
@@ -281,6 +281,12 @@ impl NodeHandle {
             NodeState::IsLsn => Some(self.id),
             _ => front.node().lsn(),
         }
+    }
+
+    /// Its place in the overlay, the path each of its links takes (to its LSN; to the master)
+    /// and their round-trip times.
+    pub fn status(&self) -> NodeStatus {
+        self.machine.lock().unwrap_or_else(|e| e.into_inner()).node().status()
     }
 
     /// The next event; `None` once the node has stopped.

@@ -37,6 +37,6 @@ pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
     PresenceEvent, Topology,
 };
-pub use node::{Node, NodeCommand, NodeEvent, NodeState};
+pub use node::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus};
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

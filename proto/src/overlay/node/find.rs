@@ -127,6 +127,14 @@ impl Node {
         self.set_state(NodeState::LookingForLsn);
     }
 
+    /// Notes the round trip of our LsnQuery, answered now.
+    fn query_answered(&mut self, now: Timestamp) {
+        if let Some(p) = self.finder.query {
+            let timeout = self.cfg.join_timeout;
+            self.master_answered(now, p.deadline - timeout - timeout);
+        }
+    }
+
     /// Sends a Join to the next candidate, or falls back when none is left.
     pub(super) fn try_next_candidate(&mut self, now: Timestamp) {
         self.finder.join = None;
@@ -165,9 +173,10 @@ impl Node {
         from: SocketAddr,
         seq: u32,
     ) -> bool {
-        if let Some(JoinAttempt { addr, .. }) = self.finder.join {
+        if let Some(JoinAttempt { addr, probe, .. }) = self.finder.join {
             if self.finder.join.is_some_and(|j| j.answered_by(peer, from, seq)) {
                 self.finder.join = None;
+                self.lsn_answered(now, probe.deadline - self.cfg.join_timeout);
                 self.finder.candidates.clear();
                 self.backoff = Duration::from_millis(500);
                 self.become_child(now, peer, addr);
@@ -181,6 +190,7 @@ impl Node {
         }
         if self.finder.query.is_some_and(|p| p.seq == seq) && peer == self.master_id() {
             // An empty answer to LsnQuery: the subnet has no LSN; become it.
+            self.query_answered(now);
             self.finder.query = None;
             self.backoff = Duration::from_millis(500);
             self.become_lsn(now, None, Vec::new());
@@ -198,6 +208,7 @@ impl Node {
         list: &NodeList,
     ) -> bool {
         if self.finder.query.is_some_and(|p| p.seq == list.seq) && peer == self.master_id() {
+            self.query_answered(now);
             self.finder.query = None;
             self.finder.candidates = list.nodes.iter().map(|c| (c.addr.0, Some(c.id))).collect();
             self.finder.from_master = true;

@@ -18,6 +18,8 @@ mod reach;
 mod relay;
 mod renew;
 mod rival;
+mod status;
+pub use status::NodeStatus;
 mod takeover;
 mod uplink;
 
@@ -139,6 +141,7 @@ pub struct Node {
     seq: u32,
     events: VecDeque<NodeEvent>,
     refusals: super::Refusals,
+    rtts: status::Rtts,
     requests: VecDeque<DiscoveryRequest>,
     /// When the state machine wants to act next (start, retry after backoff).
     wake: Option<Timestamp>,
@@ -171,6 +174,7 @@ impl Node {
             seq: 0,
             events: VecDeque::new(),
             refusals: super::Refusals::default(),
+            rtts: status::Rtts::default(),
             requests: VecDeque::new(),
             wake: Some(Timestamp::ZERO),
             backoff: Duration::from_millis(500),

@@ -115,6 +115,11 @@ impl Node {
         if peer != self.master_id() {
             return false;
         }
+        let timeout = self.cfg.join_timeout;
+        let registration = self.uplink().and_then(|up| up.join).filter(|p| p.seq == seq);
+        if let Some(p) = registration {
+            self.master_answered(now, p.deadline - timeout * 2);
+        }
         let Some(role) = self.role.as_mut() else { return false };
         let up = &mut role.uplink;
         if up.join.is_some_and(|p| p.seq == seq) {
