@@ -25,7 +25,28 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<(Sockets, u16), StartError>
     }
 }
 
+/// Tries for a port both protocols can have, when the system picks it.
+const ANY_PORT_TRIES: usize = 16;
+
 async fn bind_exact(addr: SocketAddr) -> Result<(Sockets, u16), StartError> {
+    let mut tries = 0;
+    loop {
+        match bind_once(addr).await {
+            // Port 0: the system gave UDP a port whose TCP twin is taken (an outgoing
+            // connection's port, say); another UDP port will do.
+            Err(StartError::Bind { source: TransportError::Io(e), .. })
+                if addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < ANY_PORT_TRIES =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn bind_once(addr: SocketAddr) -> Result<(Sockets, u16), StartError> {
     let fail = |source| StartError::Bind { addr, source };
     let udp = UdpTransport::bind(addr).await.map_err(fail)?;
     let port = udp.local_addr().port();

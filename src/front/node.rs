@@ -225,8 +225,9 @@ async fn relay(
     early: VecDeque<NodeEvent>,
 ) {
     let mut to = Some(to);
+    let mut dropped = 0;
     for event in early {
-        forward(&mut to, event).await;
+        forward(&mut to, &mut dropped, event);
     }
     while let Some(event) = from.recv().await {
         if let NodeEvent::Link(Event::Enrolled { certificate }) = &event {
@@ -234,15 +235,27 @@ async fn relay(
                 tracing::error!(%error, "cannot keep the new certificate");
             }
         }
-        forward(&mut to, event).await;
+        forward(&mut to, &mut dropped, event);
     }
 }
 
-async fn forward(to: &mut Option<mpsc::Sender<NodeEvent>>, event: NodeEvent) {
-    // An application that dropped its receiver no longer wants events; the node runs on.
+fn forward(to: &mut Option<mpsc::Sender<NodeEvent>>, dropped: &mut u64, event: NodeEvent) {
+    // An application that dropped its receiver no longer wants events; the node runs on. One
+    // that stopped reading loses events rather than stalling the node behind them (the driver
+    // waits for room in this channel): counted, and warned about once per thousand.
     if let Some(tx) = to {
-        if tx.send(event).await.is_err() {
-            *to = None;
+        match tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                *dropped += 1;
+                if *dropped % 1000 == 1 {
+                    tracing::warn!(
+                        dropped = *dropped,
+                        "the application is not reading node events; events dropped"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => *to = None,
         }
     }
 }
@@ -289,7 +302,9 @@ impl NodeHandle {
         self.machine.lock().unwrap_or_else(|e| e.into_inner()).node().status()
     }
 
-    /// The next event; `None` once the node has stopped.
+    /// The next event; `None` once the node has stopped. Up to 1,024 events wait here; while
+    /// the application does not read them, later ones are dropped (with a warning in the
+    /// log) so that the node itself never waits.
     pub async fn next_event(&mut self) -> Option<NodeEvent> {
         self.events.recv().await
     }

@@ -132,7 +132,10 @@ impl Node {
     }
 
     pub(super) fn dht_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
-        if !self.cfg.dht.enabled {
+        // Not while enrolling: the master answers anything but the enrollment request on that
+        // session with a refusal, which ends the enrollment (the DHT's first lookup used to
+        // race the master's answer in an enrollment storm).
+        if !self.cfg.dht.enabled || self.ep.certificate().is_none() {
             return;
         }
         self.dht_mut(now).handle_connected(now, peer, addr);

@@ -386,6 +386,11 @@ impl Node {
                 Event::Enrolled { .. } | Event::EnrollmentFailed { .. } => {
                     let enrolled = matches!(event, Event::Enrolled { .. });
                     self.events.push_back(NodeEvent::Link(event));
+                    if enrolled {
+                        // The enrollment session stays up: the master is our first DHT contact.
+                        let (master, addr) = (self.master_id(), self.cfg.master);
+                        self.dht_connected(now, master, addr);
+                    }
                     if enrolled && self.state == NodeState::NoConnection {
                         self.wake = Some(now);
                     } else if !enrolled {
