@@ -80,7 +80,7 @@ async fn a_master_killed_during_a_1000_node_enrollment_storm_loses_nothing() {
 
     // SIGKILL once a third have enrolled (the master logs each enrollment).
     let mut enrolled = HashSet::new();
-    let mut master = tokio::task::spawn_blocking(move || {
+    let killed_master = tokio::task::spawn_blocking(move || {
         master.wait_for("a third enrolled", LIMIT * 3, |line| {
             if line["fields"]["message"] == "node enrolled" {
                 enrolled.insert(field(&line["fields"], "node"));
@@ -93,8 +93,8 @@ async fn a_master_killed_during_a_1000_node_enrollment_storm_loses_nothing() {
     })
     .await
     .unwrap();
-    let (killed, enrolled_before_kill) = (start.elapsed(), master.1);
-    drop(master.0);
+    let (killed, enrolled_before_kill) = (start.elapsed(), killed_master.1);
+    drop(killed_master.0);
 
     // Restart on the same data directory: it must open its state and go on.
     let restart = Instant::now();
