@@ -14,6 +14,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
     data::{DataDir, STATE_FILE},
+    events::{Relay, MASTER_EVENTS},
     net,
     tokens::{TokenError, TokenOptions, Tokens},
     JoinLink, StartError,
@@ -94,8 +95,10 @@ impl MasterBuilder {
         master.restore(load_state(&*store).await?);
         let master = Arc::new(Mutex::new(master));
         let discovery = Arc::new(MemoryDiscovery::new());
-        let (commands, events, task) =
+        let (commands, from_driver, task) =
             driver::spawn_with_store(master.clone(), sockets, discovery, store, clock);
+        let (relay, events) = Relay::new("master", MASTER_EVENTS);
+        let relay = tokio::spawn(relay.run(from_driver));
         tracing::info!(master = %network.master_id(), port, "master started");
         let listen_ip = self.listen.ip();
         Ok(MasterHandle {
@@ -107,6 +110,7 @@ impl MasterBuilder {
             commands,
             events,
             task,
+            relay,
             port,
             listen_ip,
         })
@@ -169,6 +173,7 @@ pub struct MasterHandle {
     commands: mpsc::Sender<MasterCommand>,
     events: mpsc::Receiver<MasterEvent>,
     task: JoinHandle<Result<(), DriverError>>,
+    relay: JoinHandle<()>,
     port: u16,
     listen_ip: IpAddr,
 }
@@ -248,7 +253,9 @@ impl MasterHandle {
         self.commands.send(MasterCommand::Revoke { nodes }).await.map_err(|_| DriverStopped)
     }
 
-    /// The next event; `None` once the master has stopped.
+    /// The next event; `None` once the master has stopped. Up to 65,536 events wait here;
+    /// while the application does not read them, later ones are dropped (with a warning in
+    /// the log) so that the master itself never waits.
     pub async fn next_event(&mut self) -> Option<MasterEvent> {
         self.events.recv().await
     }
@@ -257,6 +264,7 @@ impl MasterHandle {
     pub async fn shutdown(self) {
         drop(self.commands);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+        self.relay.abort();
         net::released(SocketAddr::new(self.listen_ip, self.port)).await;
     }
 }

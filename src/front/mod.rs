@@ -12,6 +12,7 @@
 
 mod data;
 mod error;
+mod events;
 mod link;
 mod machine;
 mod master;

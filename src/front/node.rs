@@ -16,6 +16,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
     data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STATE_FILE},
+    events::{Relay, NODE_EVENTS},
     machine::{Command, Front},
     net, JoinLink, StartError,
 };
@@ -192,14 +193,11 @@ impl NodeBuilder {
                 }
             }
         }
-        let (tx, rx) = mpsc::channel(EVENTS);
-        let relay = tokio::spawn(relay(events, tx, dir.clone(), early));
+        let (to, rx) = Relay::new("node", NODE_EVENTS);
+        let relay = tokio::spawn(relay(events, to, dir.clone(), early));
         Ok(NodeHandle { id, machine, commands, events: rx, task, relay, port })
     }
 }
-
-/// Events buffered between the node and the application.
-const EVENTS: usize = 1024;
 
 async fn discovery(on: bool, dir: &DataDir, id: NodeId, link: &JoinLink) -> Arc<dyn Discovery> {
     if !on {
@@ -220,14 +218,12 @@ async fn discovery(on: bool, dir: &DataDir, id: NodeId, link: &JoinLink) -> Arc<
 /// Forwards the node's events to the application, keeping a renewed certificate on disk.
 async fn relay(
     mut from: mpsc::Receiver<NodeEvent>,
-    to: mpsc::Sender<NodeEvent>,
+    mut to: Relay<NodeEvent>,
     dir: DataDir,
     early: VecDeque<NodeEvent>,
 ) {
-    let mut to = Some(to);
-    let mut dropped = 0;
     for event in early {
-        forward(&mut to, &mut dropped, event);
+        to.forward(event);
     }
     while let Some(event) = from.recv().await {
         if let NodeEvent::Link(Event::Enrolled { certificate }) = &event {
@@ -235,28 +231,7 @@ async fn relay(
                 tracing::error!(%error, "cannot keep the new certificate");
             }
         }
-        forward(&mut to, &mut dropped, event);
-    }
-}
-
-fn forward(to: &mut Option<mpsc::Sender<NodeEvent>>, dropped: &mut u64, event: NodeEvent) {
-    // An application that dropped its receiver no longer wants events; the node runs on. One
-    // that stopped reading loses events rather than stalling the node behind them (the driver
-    // waits for room in this channel): counted, and warned about once per thousand.
-    if let Some(tx) = to {
-        match tx.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                *dropped += 1;
-                if *dropped % 1000 == 1 {
-                    tracing::warn!(
-                        dropped = *dropped,
-                        "the application is not reading node events; events dropped"
-                    );
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => *to = None,
-        }
+        to.forward(event);
     }
 }
 
