@@ -45,7 +45,8 @@ pub fn node_args<'a>(dir: &'a Path, link: Option<&'a str>) -> Vec<&'a str> {
         dir.to_str().expect("utf-8 path"),
         "--listen",
         "127.0.0.1:0",
-        // The nodes share this host, so they would share LAN discovery's port.
+        // The nodes share this host and its loopback, where broadcast finds them all: the tests
+        // keep LAN discovery out of the picture to control who finds whom.
         "--lan-discovery",
         "false",
         "--log-format",

@@ -103,10 +103,44 @@ impl LanConfig {
     }
 }
 
-/// Binds one socket: broadcast on for IPv4, the multicast group joined for IPv6 (a failure to
-/// join only means we do not hear multicast queries; we can still ask).
+/// Binds the socket that hears queries: broadcast on for IPv4, the multicast group joined for
+/// IPv6 (a failure to join only means we do not hear multicast queries; we can still ask).
+/// The port is shared (`SO_REUSEADDR`, and `SO_REUSEPORT` on Unix), so several nodes on one
+/// host each hear every broadcast or multicast query; answers go to the asker's own port
+/// ([`open_asking_socket`]), never to this shared one.
 pub(crate) async fn open_socket(cfg: &LanConfig, bind: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = shared_udp(bind)?;
+    configure(cfg, &socket, bind)?;
+    Ok(socket)
+}
+
+/// Binds the socket queries go out from, on a port of its own (the address of `listen`, any
+/// port): the answers come back to it alone.
+pub(crate) async fn open_asking_socket(
+    cfg: &LanConfig,
+    listen: SocketAddr,
+) -> std::io::Result<UdpSocket> {
+    let bind = SocketAddr::new(listen.ip(), 0);
     let socket = UdpSocket::bind(bind).await?;
+    configure(cfg, &socket, bind)?;
+    Ok(socket)
+}
+
+fn shared_udp(bind: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    if bind.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&bind.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn configure(cfg: &LanConfig, socket: &UdpSocket, bind: SocketAddr) -> std::io::Result<()> {
     if bind.is_ipv4() {
         socket.set_broadcast(true)?;
     } else if let Some(group) = cfg.v6_group {
@@ -114,5 +148,5 @@ pub(crate) async fn open_socket(cfg: &LanConfig, bind: SocketAddr) -> std::io::R
             tracing::debug!(%group, error = %e, "lan discovery: multicast group not joined");
         }
     }
-    Ok(socket)
+    Ok(())
 }

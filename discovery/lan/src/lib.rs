@@ -102,7 +102,10 @@ impl Drop for Tasks {
 #[derive(Clone)]
 pub struct LanDiscovery {
     shared: Arc<Shared>,
+    /// The sockets on the shared, well-known port: they hear queries.
     sockets: Vec<Arc<UdpSocket>>,
+    /// One socket per family on a port of its own: queries go out from it, answers come back.
+    askers: Vec<Arc<UdpSocket>>,
     _tasks: Arc<Tasks>,
 }
 
@@ -118,10 +121,19 @@ impl LanDiscovery {
     /// logged and replaced on the next change; one that cannot be read is an error.
     pub async fn bind(cfg: LanConfig) -> Result<Self, LanError> {
         let mut sockets = Vec::new();
+        let mut askers = Vec::new();
         let mut last_error = None;
         for bind in [cfg.bind_v4, cfg.bind_v6].into_iter().flatten() {
-            match config::open_socket(&cfg, bind).await {
-                Ok(s) => sockets.push(Arc::new(s)),
+            let opened = async {
+                let listen = config::open_socket(&cfg, bind).await?;
+                let ask = config::open_asking_socket(&cfg, bind).await?;
+                Ok::<_, std::io::Error>((listen, ask))
+            };
+            match opened.await {
+                Ok((listen, ask)) => {
+                    sockets.push(Arc::new(listen));
+                    askers.push(Arc::new(ask));
+                }
                 Err(e) => {
                     tracing::debug!(%bind, error = %e, "lan discovery: socket unavailable");
                     last_error = Some(e);
@@ -146,9 +158,10 @@ impl LanDiscovery {
         });
         let tasks = sockets
             .iter()
+            .chain(&askers)
             .map(|s| tokio::spawn(responder::run(shared.clone(), s.clone())))
             .collect();
-        Ok(LanDiscovery { shared, sockets, _tasks: Arc::new(Tasks(tasks)) })
+        Ok(LanDiscovery { shared, sockets, askers, _tasks: Arc::new(Tasks(tasks)) })
     }
 
     /// The addresses the sockets are bound to.
@@ -182,7 +195,7 @@ impl Discovery for LanDiscovery {
         let query = Datagram::Query { network: self.shared.cfg.network, nonce }.encode();
         for target in &self.shared.cfg.targets {
             let Some(socket) = self
-                .sockets
+                .askers
                 .iter()
                 .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == target.is_ipv4()))
             else {

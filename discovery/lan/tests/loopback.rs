@@ -134,3 +134,32 @@ async fn ipv6_multicast_on_loopback_when_available() {
     eprintln!("IPv6 LSN found via {via}");
     assert_eq!(found, vec![me]);
 }
+
+#[tokio::test]
+async fn nodes_on_one_host_share_the_port_and_each_hears_the_lsn() {
+    // Before, the second node on a host could not bind the discovery port and went without.
+    // Every node binds the same port; a query broadcast on loopback's broadcast address reaches
+    // the LSN's socket, and each asker gets the answer on its own port.
+    let port = {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let shared = |n: u8| {
+        let mut cfg =
+            LanConfig::new(id(n)).bind(Some(SocketAddr::from(([0, 0, 0, 0], port))), None);
+        cfg.targets = vec![SocketAddr::from(([127, 255, 255, 255], port))];
+        cfg.wait = Duration::from_millis(300);
+        cfg
+    };
+    let lsn = LanDiscovery::bind(shared(1)).await.unwrap();
+    let me = Candidate { addr: LSN_ADDR.parse().unwrap(), id: Some(id(1)), source: Source::Lan };
+    lsn.remember(me).await.unwrap();
+    let (a, b) = (
+        LanDiscovery::bind(shared(2)).await.unwrap(),
+        LanDiscovery::bind(shared(3)).await.unwrap(),
+    );
+    let (found_a, found_b) = tokio::join!(a.discover(), b.discover());
+    for found in [found_a.unwrap(), found_b.unwrap()] {
+        assert_eq!(found, vec![me], "each asker hears the LSN");
+    }
+}
