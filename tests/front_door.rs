@@ -176,7 +176,9 @@ async fn a_restarted_master_keeps_its_registry_revocations_and_certificates() {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let master = MasterBuilder::new(dirs[0].path()).listen(addr).start().await.unwrap();
     let port = master.port();
-    let link = master.create_token(TokenOptions { uses: 3, ..Default::default() }).unwrap();
+    let tags = vec!["kiosk".to_owned(), "site:berlin".to_owned()];
+    let options = TokenOptions { uses: 3, tags: tags.clone(), ..Default::default() };
+    let link = master.create_token(options).unwrap();
     let mut nodes = Vec::new();
     for dir in &dirs[1..] {
         // The LSN checks on the master every 2 s instead of every minute: it notices the
@@ -186,6 +188,9 @@ async fn a_restarted_master_keeps_its_registry_revocations_and_certificates() {
     }
     let ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
     until("all present", || ids.iter().all(|id| master.is_present(id))).await;
+    // Each carries its token's tags in the registry.
+    let tagged = || master.known_nodes().iter().filter(|(_, k)| k.tags == tags).count();
+    until("tags recorded", || tagged() == 3).await;
     // Revoke a child (not the LSN), so the others stay in place.
     let child = nodes.iter().position(|n| n.lsn() != Some(n.id())).unwrap();
     master.revoke(vec![ids[child]]).await.unwrap();
@@ -198,6 +203,7 @@ async fn a_restarted_master_keeps_its_registry_revocations_and_certificates() {
     let known = master.known_nodes();
     assert_eq!(known.len(), 3, "{known:?}");
     assert!(known.iter().all(|(_, k)| k.first_seen <= k.last_seen && k.last_addr.is_some()));
+    assert!(known.iter().all(|(_, k)| k.tags == tags), "tags kept: {known:?}");
     let others: Vec<_> = (0..3).filter(|&i| i != child).collect();
     until("the others back", || others.iter().all(|&i| master.is_present(&ids[i]))).await;
     // It can seal a message to a node it enrolled before the restart: the certificate was kept.

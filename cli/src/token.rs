@@ -47,6 +47,18 @@ pub(crate) struct CreateArgs {
     /// How long the link stays valid: 30m, 12h, 7d, …
     #[arg(long, default_value = "7d", value_name = "DURATION")]
     expires: HumanDuration,
+    /// A tag every node this link admits carries in the master's registry (repeat for
+    /// several): 1 to 64 of a-z 0-9 - _ . :, e.g. `site:berlin`.
+    #[arg(long = "tag", value_name = "TAG", value_parser = parse_tag)]
+    tags: Vec<String>,
+}
+
+fn parse_tag(text: &str) -> Result<String, String> {
+    if fleetmesh::valid_tag(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("tags are 1 to {} of a-z 0-9 - _ . :", fleetmesh::MAX_TAG_LEN))
+    }
 }
 
 /// Why no link was printed.
@@ -114,7 +126,8 @@ fn create(args: &CreateArgs) -> Result<JoinLink, TokenError> {
     }
     let network = Authority::new(identity).network_key();
     let tokens = Tokens::open(&config.data_dir)?;
-    let options = TokenOptions { uses: args.uses, valid_for: args.expires.0 };
+    let options =
+        TokenOptions { uses: args.uses, valid_for: args.expires.0, tags: args.tags.clone() };
     let token = tokens.create(now(), options)?;
     Ok(JoinLink { masters, network, token: Some(token) })
 }

@@ -42,6 +42,7 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     // A link, made beside the running master (a file in its data directory).
     let out = Command::new(env!("CARGO_BIN_EXE_fleetmesh"))
         .args(["token", "create", "--config", config_arg, "--uses", "3", "--expires", "1h"])
+        .args(["--tag", "kiosk", "--tag", "site:berlin"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -74,6 +75,20 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
         blank.elapsed().as_millis()
     );
     let child = (0..3).find(|i| !present[&ids[*i]]).expect("two children");
+
+    // Each use spent records the node and keeps the token's tags (the registry's source).
+    let spent = dir.path().join("master/tokens/spent");
+    for entry in std::fs::read_dir(&spent).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert_eq!(text, "kiosk\nsite:berlin\n");
+    }
+    // A bad tag is refused before anything is created.
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetmesh"))
+        .args(["token", "create", "--config", config_arg, "--tag", "Not A Tag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tags are 1 to 64"));
 
     // The token had three uses: a fourth device is refused, and says so.
     let mut fourth = fleetmesh("node3", &node_args(node_dirs[3].path(), Some(&link)));

@@ -47,13 +47,6 @@ impl<E> Relay<E> {
             Err(mpsc::error::TrySendError::Closed(_)) => self.to = None,
         }
     }
-
-    /// Relays everything `from` yields until it ends.
-    pub(crate) async fn run(mut self, mut from: mpsc::Receiver<E>) {
-        while let Some(event) = from.recv().await {
-            self.forward(event);
-        }
-    }
 }
 
 #[cfg(test)]

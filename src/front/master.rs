@@ -93,12 +93,14 @@ impl MasterBuilder {
         let mut master = Master::new(Endpoint::new(endpoint, seed), self.config);
         let store = open_state(&dir).await?;
         master.restore(load_state(&*store).await?);
+        reconcile_tags(&mut master, &tokens, clock.now());
         let master = Arc::new(Mutex::new(master));
         let discovery = Arc::new(MemoryDiscovery::new());
         let (commands, from_driver, task) =
             driver::spawn_with_store(master.clone(), sockets, discovery, store, clock);
         let (relay, events) = Relay::new("master", MASTER_EVENTS);
-        let relay = tokio::spawn(relay.run(from_driver));
+        let relay =
+            tokio::spawn(relay_events(from_driver, relay, tokens.clone(), master.clone(), clock));
         tracing::info!(master = %network.master_id(), port, "master started");
         let listen_ip = self.listen.ip();
         Ok(MasterHandle {
@@ -114,6 +116,46 @@ impl MasterBuilder {
             port,
             listen_ip,
         })
+    }
+}
+
+/// Gives the registry the tags of every admitted node's token, for nodes admitted just before
+/// a stop (the token's use was spent, the registry not yet written).
+fn reconcile_tags(master: &mut Master, tokens: &Tokens, now: crate::Timestamp) {
+    let tagged = match tokens.tagged_nodes() {
+        Ok(tagged) => tagged,
+        Err(error) => return tracing::warn!(%error, "token tags not read"),
+    };
+    for (node, tags) in tagged {
+        if let Ok(node) = node.parse::<NodeId>() {
+            master.set_tags(now, node, tags);
+        }
+    }
+}
+
+/// Relays the master's events to the application, recording the tags of each enrolled node's
+/// token in the registry on the way.
+async fn relay_events(
+    mut from: mpsc::Receiver<MasterEvent>,
+    mut to: Relay<MasterEvent>,
+    tokens: Tokens,
+    master: Arc<Mutex<Master>>,
+    clock: Clock,
+) {
+    while let Some(event) = from.recv().await {
+        if let MasterEvent::Link(crate::endpoint::Event::PeerEnrolled { peer, .. }) = &event {
+            let (tokens, peer) = (tokens.clone(), *peer);
+            let tags = tokio::task::spawn_blocking(move || tokens.tags_of(&peer.to_string())).await;
+            match tags {
+                Ok(Ok(tags)) if !tags.is_empty() => {
+                    let mut master = master.lock().unwrap_or_else(|e| e.into_inner());
+                    master.set_tags(clock.now(), peer, tags);
+                }
+                Ok(Err(error)) => tracing::warn!(%error, node = %peer, "token tags not read"),
+                _ => {}
+            }
+        }
+        to.forward(event);
     }
 }
 

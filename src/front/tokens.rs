@@ -16,9 +16,10 @@ use crate::{
 };
 
 /// The tokens directory in the master's data directory. Each unused use of a token is one
-/// empty file, `TOKEN.USE.EXPIRES` (USE numbers the uses from 1, expiry is in seconds since
-/// the UNIX epoch); `spent/` holds `TOKEN.USE.EXPIRES.NODE` for each use spent, NODE being the
-/// id of the node it admitted.
+/// file, `TOKEN.USE.EXPIRES` (USE numbers the uses from 1, expiry is in seconds since the
+/// UNIX epoch), holding the token's tags, one per line (empty without tags); `spent/` holds
+/// `TOKEN.USE.EXPIRES.NODE` for each use spent, NODE being the id of the node it admitted, with
+/// the same content.
 ///
 /// Spending a use is one atomic rename from the first directory to the second, so the spend
 /// and the record of whom it admitted cannot come apart: of two spenders (threads, or the
@@ -31,6 +32,10 @@ const SPENT_DIR: &str = "spent";
 /// Most unused token uses kept at once; a master that hands out more than this without their
 /// being used is asked to let some expire first.
 pub const MAX_TOKENS: usize = 100_000;
+/// Most tags on one token.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 64;
 
 /// Why no token was created.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,10 @@ pub enum TokenError {
     /// [`MAX_TOKENS`] token uses are waiting; let some expire first.
     #[error("{MAX_TOKENS} unused token uses are outstanding; let some expire first")]
     TooMany,
+    /// A tag is empty, too long, or has a character other than `a-z`, `0-9`, `-`, `_`, `.`
+    /// and `:`; or there are more than [`MAX_TAGS`].
+    #[error("bad tag {0:?}: tags are 1 to {MAX_TAG_LEN} of a-z 0-9 - _ . : (at most {MAX_TAGS})")]
+    BadTag(String),
     /// The tokens directory could not be read or written.
     #[error("tokens directory {path}: {source}")]
     Io {
@@ -50,18 +59,37 @@ pub enum TokenError {
 }
 
 /// What a new token allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenOptions {
     /// How many devices may enroll with it. Default 1.
     pub uses: u32,
     /// How long it stays valid. Default 7 days.
     pub valid_for: Duration,
+    /// Tags every node it admits carries in the master's registry (say `site:berlin`,
+    /// `kiosk`). Default none.
+    pub tags: Vec<String>,
 }
 
 impl Default for TokenOptions {
     fn default() -> Self {
-        TokenOptions { uses: 1, valid_for: Duration::from_secs(7 * 24 * 3600) }
+        TokenOptions { uses: 1, valid_for: Duration::from_secs(7 * 24 * 3600), tags: Vec::new() }
     }
+}
+
+/// Whether `tag` may be a tag: 1 to [`MAX_TAG_LEN`] of `a-z 0-9 - _ . :`.
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=MAX_TAG_LEN).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.:".contains(&b))
+}
+
+/// The tags in a use file: one per line; anything not a tag (a hand edit) is skipped.
+fn parse_tags(text: &str) -> Vec<String> {
+    let mut tags: Vec<String> =
+        text.lines().map(str::trim).filter(|t| valid_tag(t)).map(str::to_owned).collect();
+    tags.sort();
+    tags.dedup();
+    tags.truncate(MAX_TAGS);
+    tags
 }
 
 /// One use's file name, parsed.
@@ -161,6 +189,13 @@ impl Tokens {
         if live + uses as usize > MAX_TOKENS {
             return Err(TokenError::TooMany);
         }
+        if let Some(bad) = options.tags.iter().find(|t| !valid_tag(t)) {
+            return Err(TokenError::BadTag(bad.clone()));
+        }
+        if options.tags.len() > MAX_TAGS {
+            return Err(TokenError::BadTag(options.tags[MAX_TAGS].clone()));
+        }
+        let content: String = options.tags.iter().map(|t| format!("{t}\n")).collect();
         let mut bytes = [0u8; 16];
         OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -168,8 +203,13 @@ impl Tokens {
         let mut create = fs::OpenOptions::new();
         create.write(true).create_new(true);
         for n in 1..=uses {
+            use std::io::Write;
             let u = Use { token: token.clone(), n, expires };
-            create.open(self.dir.join(u.name())).map_err(|e| self.io(e))?;
+            let mut file = create.open(self.dir.join(u.name())).map_err(|e| self.io(e))?;
+            // Written and synced before the directory is: a use is never seen without its tags.
+            file.write_all(content.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| self.io(e))?;
         }
         self.sync()?;
         Ok(token)
@@ -178,6 +218,41 @@ impl Tokens {
     /// Token uses that can still admit a device.
     pub fn remaining(&self, now: Timestamp) -> Result<usize, TokenError> {
         Ok(self.list(false)?.iter().filter(|(u, _)| u.expires > now.as_secs()).count())
+    }
+
+    /// The tags of the token that admitted `node` (empty if none did, or it had none).
+    pub fn tags_of(&self, node: &str) -> Result<Vec<String>, TokenError> {
+        let spent = self.dir.join(SPENT_DIR);
+        for (u, by) in self.list(true)? {
+            if by.as_deref() == Some(node) {
+                let path = spent.join(format!("{}.{node}", u.name()));
+                return match fs::read_to_string(&path) {
+                    Ok(text) => Ok(parse_tags(&text)),
+                    // Expired and removed by `create` since the listing.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                    Err(source) => Err(TokenError::Io { path, source }),
+                };
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Every admitted node whose token had tags, with them: what the master's registry must
+    /// hold (it reconciles at start, in case it stopped between admitting and recording).
+    pub fn tagged_nodes(&self) -> Result<Vec<(String, Vec<String>)>, TokenError> {
+        let spent = self.dir.join(SPENT_DIR);
+        let mut out = Vec::new();
+        for (u, by) in self.list(true)? {
+            let Some(node) = by else { continue };
+            let path = spent.join(format!("{}.{node}", u.name()));
+            if let Ok(text) = fs::read_to_string(&path) {
+                let tags = parse_tags(&text);
+                if !tags.is_empty() {
+                    out.push((node, tags));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Admits `node` with `token`: by the record of a use it already spent, or by spending
@@ -251,7 +326,7 @@ mod tests {
         let mut tokens = Tokens::open(dir.path()).unwrap();
         let once = tokens.create(now, TokenOptions::default()).unwrap();
         let twice = tokens.create(now, TokenOptions { uses: 2, ..Default::default() }).unwrap();
-        let short = TokenOptions { uses: 5, valid_for: Duration::from_secs(60) };
+        let short = TokenOptions { uses: 5, valid_for: Duration::from_secs(60), tags: Vec::new() };
         let brief = tokens.create(now, short).unwrap();
         assert_eq!(tokens.remaining(now).unwrap(), 8);
 
@@ -315,5 +390,30 @@ mod tests {
         // 120 attempts, 50 uses: exactly 50 admitted (retries cover lost races).
         assert_eq!(admitted, 50);
         assert_eq!(tokens.remaining(now).unwrap(), 0);
+    }
+
+    #[test]
+    fn tags_travel_with_the_token_to_the_node_it_admits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = Tokens::open(dir.path()).unwrap();
+        let now = Timestamp::from_secs(1_000);
+        let tags = vec!["kiosk".to_owned(), "site:berlin".to_owned()];
+        let options = TokenOptions { uses: 2, tags: tags.clone(), ..Default::default() };
+        let token = tokens.create(now, options).unwrap();
+        let plain = tokens.create(now, TokenOptions::default()).unwrap();
+        let (tagged, untagged) = (request(&token), request(&plain));
+        tokens.admit(&tagged, now).unwrap();
+        tokens.admit(&untagged, now).unwrap();
+        let (a, b) = (tagged.node_id().to_string(), untagged.node_id().to_string());
+        assert_eq!(tokens.tags_of(&a).unwrap(), tags);
+        assert!(tokens.tags_of(&b).unwrap().is_empty());
+        assert_eq!(tokens.tagged_nodes().unwrap(), vec![(a, tags)]);
+        for bad in ["", "Upper", "white space", &"x".repeat(65)] {
+            let options = TokenOptions { tags: vec![bad.to_owned()], ..Default::default() };
+            assert!(matches!(tokens.create(now, options), Err(TokenError::BadTag(_))), "{bad:?}");
+        }
+        let many =
+            TokenOptions { tags: (0..17).map(|i| format!("t{i}")).collect(), ..Default::default() };
+        assert!(matches!(tokens.create(now, many), Err(TokenError::BadTag(_))));
     }
 }

@@ -114,3 +114,21 @@ fn a_restarted_master_tells_its_lsns_and_has_the_fleet_back_in_seconds() {
     assert!(told <= 5 * SEC, "told: back after {told:?}");
     assert!(untold > 4 * told, "untold: {untold:?}, told: {told:?}");
 }
+
+#[test]
+fn a_registry_entry_saved_before_tags_existed_decodes_without_tags() {
+    use crate::{codec::cbor, overlay::master::KnownNode};
+    #[derive(serde_tuple::Serialize_tuple)]
+    struct Before {
+        first_seen: u64,
+        last_seen: u64,
+        last_addr: Option<crate::wire::WireAddr>,
+        #[serde(with = "serde_bytes")]
+        subnet: Vec<u8>,
+    }
+    let old =
+        cbor::to_vec(&Before { first_seen: 1, last_seen: 2, last_addr: None, subnet: vec![7] });
+    let known: KnownNode = cbor::from_slice(&old).expect("an old entry decodes");
+    assert_eq!((known.first_seen, known.last_seen, known.subnet), (1, 2, vec![7]));
+    assert!(known.tags.is_empty());
+}

@@ -57,6 +57,9 @@ pub struct KnownNode {
     /// Its subnet when last present (the key the master files subnets under).
     #[serde(with = "serde_bytes")]
     pub subnet: Vec<u8>,
+    /// Tags from the token that admitted it (an entry saved before tags existed has none).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// What the master saved: the input of [`Master::restore`].
@@ -223,6 +226,7 @@ impl Master {
                 last_seen: now.as_secs(),
                 last_addr: None,
                 subnet: Vec::new(),
+                tags: Vec::new(),
             });
             entry.last_seen = now.as_secs();
             if let Some((addr, subnet)) = whereabouts {
@@ -234,6 +238,36 @@ impl Master {
             let (key, value) = (node.as_bytes().to_vec(), cbor::to_vec(&*entry));
             self.durable.ops.push_back(StoreOp::Put { table: NODES_TABLE, key, value });
             self.note_lsn(&node);
+        }
+    }
+
+    /// Records `node`'s tags (those of the token that admitted it) in the registry, creating
+    /// its entry if it has not been present yet. Tags outside the registry's bounds are
+    /// dropped: at most 16, each at most 64 bytes.
+    pub fn set_tags(&mut self, now: Timestamp, node: NodeId, mut tags: Vec<String>) {
+        tags.retain(|t| !t.is_empty() && t.len() <= 64);
+        tags.sort();
+        tags.dedup();
+        tags.truncate(16);
+        let known = &mut self.durable.known;
+        if !known.contains_key(&node) && known.len() >= MAX_KNOWN_NODES {
+            tracing::warn!(%node, "node registry full; tags not recorded");
+            return;
+        }
+        let entry = known.entry(node).or_insert_with(|| KnownNode {
+            first_seen: now.as_secs(),
+            last_seen: now.as_secs(),
+            last_addr: None,
+            subnet: Vec::new(),
+            tags: Vec::new(),
+        });
+        if entry.tags == tags {
+            return;
+        }
+        entry.tags = tags;
+        if self.durable.on {
+            let (key, value) = (node.as_bytes().to_vec(), cbor::to_vec(&*entry));
+            self.durable.ops.push_back(StoreOp::Put { table: NODES_TABLE, key, value });
         }
     }
 
