@@ -514,7 +514,10 @@ impl Master {
                 // a LAN split makes a live LSN look dead to its standby.
                 if let Some(children) = self.reg.replaced_children(&peer, &change.node) {
                     adopt.push(Adopt { old: change.node, children });
-                    self.suspect(now, change.node, peer);
+                    // One that already left (shut down, revoked) needs no checking.
+                    if self.reg.is_lsn(&change.node) {
+                        self.suspect(now, change.node, peer);
+                    }
                     continue;
                 }
             }

@@ -182,3 +182,24 @@ fn a_child_claiming_a_huge_uptime_does_not_become_the_standby() {
     w.run_for(3 * SEC);
     assert_eq!(w.node(lsn).children()[0], honest, "the inflated claim made itself the standby");
 }
+
+#[test]
+fn a_child_missing_from_the_standbys_list_follows_it_at_once_when_the_lsn_is_revoked() {
+    // The standby's ranking list can lag a new child by the push batch. A revoked (or leaving)
+    // LSN is gone from the master at once, and the master used to hand the standby only the
+    // children of a registered LSN: the child it missed waited out its own takeover timer
+    // (up to ~20 s; seen as a flaky front-door test over loopback).
+    let (mut w, lsn) = Simulation::settled_subnet(37, 3, 3 * SEC);
+    let ranked = w.node(lsn).children();
+    let standby = w.slot_of_id(&ranked[0]).expect("the standby's slot");
+    let missed = w.slot_of_id(&ranked[1]).expect("the other child's slot");
+    let itself = Contact { id: ranked[0], addr: WireAddr(w.slots[standby].addr) };
+    w.slots[standby].node.as_mut().expect("running").lose_standby_list(vec![itself]);
+    w.run_for(2 * SEC);
+    let revoked = w.id(lsn);
+    w.master_do(|m, now| m.revoke(now, &[revoked])).expect("revoked");
+    let took = w.run_until(60 * SEC, |w| {
+        w.node(missed).lsn() == Some(ranked[0]) && w.master().is_present(&ranked[1])
+    });
+    assert!(took <= 2 * SEC, "the missed child followed after {took:?}");
+}

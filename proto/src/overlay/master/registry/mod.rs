@@ -65,8 +65,15 @@ pub(super) struct Registry {
     certs: HashMap<NodeId, Certificate>,
     /// Nodes recently told the LSNs of their subnet, and when.
     told: HashMap<NodeId, Timestamp>,
+    /// LSNs that left (shut down, revoked, lost) within the grace period, with their subnet:
+    /// the standby that reports replacing one is still handed the children its list missed.
+    /// Oldest first, at most [`MAX_GONE`].
+    gone: std::collections::VecDeque<(NodeId, SubnetKey, Timestamp)>,
     present: usize,
 }
+
+/// Most departed LSNs remembered for their standby's takeover report.
+const MAX_GONE: usize = 4096;
 
 impl Registry {
     /// `peer` was heard from at `addr`, over its authenticated session.
@@ -122,7 +129,10 @@ impl Registry {
         reporter: &NodeId,
         node: &NodeId,
     ) -> Option<Vec<Contact>> {
-        if !self.lsns.contains_key(node) || self.subnet_of(node) != self.subnet_of(reporter) {
+        let subnet = self.subnet_of(node).or_else(|| {
+            self.gone.iter().rev().find(|(id, _, _)| id == node).map(|(_, subnet, _)| *subnet)
+        });
+        if subnet.is_none() || subnet != self.subnet_of(reporter) {
             return None;
         }
         let children = self
@@ -453,6 +463,11 @@ impl Registry {
     fn drop_lsn(&mut self, now: Timestamp, lsn: &NodeId, cfg: &MasterConfig) {
         if let Some(rec) = self.take_lsn(lsn) {
             self.lsn_expiry.remove(&(rec.expires, *lsn));
+            self.gone.retain(|(_, _, until)| *until > now);
+            if self.gone.len() >= MAX_GONE {
+                self.gone.pop_front();
+            }
+            self.gone.push_back((*lsn, rec.subnet, now + cfg.grace));
         }
         for child in self.children_of(lsn) {
             self.set_pending(&child, PartReason::Lost, now + cfg.grace);
