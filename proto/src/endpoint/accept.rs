@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::{Accept, Endpoint, Event, Link};
 use crate::{
-    secure::{Credential, Handshake, HandshakeError, Packet, PacketError, Session},
+    secure::{Credential, Handshake, HandshakeError, Packet, PacketError, Session, MIN_HS1_LEN},
     trust::CertError,
     Path, Timestamp,
 };
@@ -18,6 +18,11 @@ impl Endpoint {
         sender: u32,
         noise: &[u8],
     ) -> Result<(), PacketError> {
+        // What arrived: the packet header and the Noise message. Nothing answers less.
+        let received = 5 + noise.len();
+        if received < MIN_HS1_LEN {
+            return Err(PacketError::ShortHandshake(received));
+        }
         // A retransmitted message 1: our message 2 was lost, send it again, over the path the
         // initiator now uses (it falls back to TCP when UDP got no answer).
         if let Some(accept) =
@@ -40,6 +45,12 @@ impl Endpoint {
         let (handshake, noise2) = Handshake::respond(&self.config.identity, seed, noise, &cert)
             .map_err(|_| PacketError::Decrypt)?;
         let hs2 = Packet::hs2(index, sender, &noise2);
+        if hs2.len() > received {
+            // Only a certificate far larger than any we issue gets here: refuse rather than
+            // amplify.
+            tracing::warn!(len = hs2.len(), received, "message 2 larger than message 1: not sent");
+            return Err(PacketError::ShortHandshake(received));
+        }
         self.push_transmit(src, path, hs2.clone());
         self.accepts.insert(
             index,

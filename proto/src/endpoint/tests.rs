@@ -496,3 +496,39 @@ fn same_seeds_give_the_same_transcript() {
 
 mod enrollment;
 mod path;
+
+/// Bytes sent back for each message 1 from an address nobody validated.
+#[test]
+fn an_unvalidated_address_never_gets_more_bytes_than_it_sent() {
+    let mut fx = Fixture::new(61);
+    let mut initiator = Endpoint::new(fx.node(), [1; 32]);
+    let mut responder = Endpoint::new(fx.node(), [2; 32]);
+    let responder_addr: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+    initiator.connect(T0, responder_addr, None);
+    let hs1 = initiator.poll_transmit().expect("message 1").payload;
+    assert_eq!(hs1.len(), crate::secure::MIN_HS1_LEN, "message 1 is padded");
+
+    // Spoofed sources replay the message 1 (each a fresh handshake at the responder), and
+    // send the bare, unpadded Noise message 1 (37 bytes, 8.4x before this check).
+    let (mut sent_in, mut sent_out) = (0, 0);
+    for i in 0..50u8 {
+        let src = SocketAddr::from(([192, 0, 2, i], 5000));
+        for datagram in [&hs1[..], &hs1[..37]] {
+            responder.handle_datagram(T0, src, datagram);
+            sent_in += datagram.len();
+            while let Some(t) = responder.poll_transmit() {
+                assert_eq!(t.dst, src);
+                assert!(t.payload.len() <= hs1.len(), "{} > {}", t.payload.len(), hs1.len());
+                sent_out += t.payload.len();
+            }
+        }
+    }
+    assert!(sent_out > 0, "padded messages 1 are answered");
+    assert!(sent_out <= sent_in, "amplified: {sent_out} bytes out for {sent_in} in");
+    let short = std::iter::from_fn(|| responder.poll_event())
+        .filter(|e| {
+            matches!(e, Event::PacketRejected { error: PacketError::ShortHandshake(37), .. })
+        })
+        .count();
+    assert_eq!(short, 50, "every short message 1 refused");
+}

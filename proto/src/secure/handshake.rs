@@ -141,7 +141,9 @@ impl Handshake {
         let secret = zeroize::Zeroizing::new(identity.x25519_secret().to_bytes());
         let mut state = Self::builder(identity, &secret, seed)?.build_initiator()?;
         let mut msg = vec![0u8; MAX_HANDSHAKE_LEN];
-        let n = state.write_message(&[], &mut msg)?;
+        // Padded so the packet is MIN_HS1_LEN: 5 header bytes and the 32-byte ephemeral key.
+        let padding = [0u8; super::packet::MIN_HS1_LEN - 5 - 32];
+        let n = state.write_message(&padding, &mut msg)?;
         msg.truncate(n);
         Ok((Handshake { state }, msg))
     }

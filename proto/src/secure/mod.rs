@@ -46,7 +46,7 @@ pub(crate) use handshake::{Credential, Handshake};
 #[doc(hidden)]
 pub use packet::reencode_packet;
 pub(crate) use packet::Packet;
-pub use packet::{PacketError, DATA_OVERHEAD};
+pub use packet::{PacketError, DATA_OVERHEAD, MIN_HS1_LEN};
 pub use replay::{ReplayError, ReplayWindow};
 pub(crate) use rng::SeededResolver;
 pub use session::{session_pair, Session, SessionError};

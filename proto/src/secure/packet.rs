@@ -1,5 +1,13 @@
 //! Parsing and writing the outer packet headers (layout in the [module docs](super)).
 
+/// The least a handshake message 1 packet may be. The initiator pads message 1 (its Noise
+/// payload, plaintext zeros) to exactly this, and a responder does not answer a shorter one:
+/// its message 2 (some 310 bytes, most of them its certificate) then never carries more bytes
+/// to an address nobody has validated than arrived from it, so a spoofed message 1 cannot
+/// make a node an amplifier (QUIC pads its first packet the same way). 512 leaves room for a
+/// larger certificate and stays far below every path's MTU.
+pub const MIN_HS1_LEN: usize = 512;
+
 /// Bytes a data packet adds to its frame: type, receiver index, counter and AEAD tag.
 pub const DATA_OVERHEAD: usize = 1 + 4 + 8 + TAG_LEN;
 
@@ -36,6 +44,10 @@ pub enum PacketError {
     /// A handshake packet that fits no handshake in progress.
     #[error("unexpected handshake packet")]
     UnexpectedHandshake,
+    /// A handshake message 1 shorter than [`MIN_HS1_LEN`]: not answered, since the answer
+    /// would be larger than what the (unvalidated) sender sent.
+    #[error("handshake message 1 of {0} bytes is shorter than {MIN_HS1_LEN}: not answered")]
+    ShortHandshake(usize),
     /// Too large to send.
     #[error("payload of {0} bytes is too large for one packet")]
     TooLarge(usize),
