@@ -23,7 +23,8 @@
 //! let q = Query { series: "cpu".into(), from: 1_000_000, to: 1_007_200, bucket_secs: 3600 };
 //! let answer = store.query(&q).unwrap();
 //! assert_eq!(answer.buckets[0].count, 360);
-//! assert_eq!(answer.buckets[1].mean, 12.3);
+//! assert_eq!(answer.buckets[1].last, 12.3); // rounded to the declared 0.1
+//! assert!((answer.buckets[1].mean - 12.3).abs() < 1e-9);
 //! ```
 
 mod bits;
