@@ -106,7 +106,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records one sample. Samples of a series must come in time order.
+    /// Records one sample. Samples of a series must come in time order. Values of a series
+    /// declared with [`Encoding::Decimals`] are rounded to that precision here.
     pub fn record(&mut self, name: &str, point: Point) -> Result<(), StoreError> {
         let block_points = self.config.block_points;
         let s = self.series_mut(name)?;
@@ -114,7 +115,12 @@ impl Store {
             return Err(StoreError::OutOfOrder(name.to_owned()));
         }
         s.last_t = Some(point.t);
-        s.open.push(point);
+        // Rounded now, so answers from the open block equal those from the sealed one.
+        let v = match s.encoding {
+            Some(Encoding::Decimals(d)) => codec::round_to(point.v, d).unwrap_or(point.v),
+            _ => point.v,
+        };
+        s.open.push(Point { v, ..point });
         if s.open.len() >= block_points {
             self.seal(name)?;
             self.evict(point.t)?;
