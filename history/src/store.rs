@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::codec::{self, Encoding, Point, MAX_BLOCK_POINTS};
@@ -80,24 +80,36 @@ impl Store {
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let mut sealed = Vec::new();
-        let mut series: BTreeMap<String, Series> = BTreeMap::new();
-        let mut at = 0;
-        while let Some((block, len)) = parse_record(&bytes[at..]) {
-            let s = series.entry(block.series.clone()).or_default();
-            s.last_t = Some(s.last_t.map_or(block.last_t, |t| t.max(block.last_t)));
-            sealed.push(block);
-            at += len;
-        }
-        if at < bytes.len() {
-            file.set_len(at as u64)?;
-            file.sync_data()?;
-        }
+        let file_len = file.metadata()?.len();
         let config =
             StoreConfig { block_points: config.block_points.clamp(1, MAX_BLOCK_POINTS), ..config };
-        Ok(Self { path, file, config, series, sealed, file_len: at as u64 })
+        // Read record by record, keeping at most `max_bytes` of blocks (plus one): memory is
+        // bounded whatever the file holds.
+        let mut reader = BufReader::new(&mut file);
+        let mut sealed = Vec::new();
+        let mut series: BTreeMap<String, Series> = BTreeMap::new();
+        let (mut at, mut kept, mut dropped) = (0u64, 0u64, false);
+        while let Some((block, len)) = read_record(&mut reader) {
+            let s = series.entry(block.series.clone()).or_default();
+            s.last_t = Some(s.last_t.map_or(block.last_t, |t| t.max(block.last_t)));
+            kept += len as u64;
+            sealed.push(block);
+            at += len as u64;
+            while kept > config.max_bytes && !sealed.is_empty() {
+                kept -= sealed.remove(0).record.len() as u64;
+                dropped = true;
+            }
+        }
+        drop(reader);
+        if at < file_len {
+            file.set_len(at)?;
+            file.sync_data()?;
+        }
+        let mut store = Self { path, file, config, series, sealed, file_len: at };
+        if dropped {
+            store.rewrite()?;
+        }
+        Ok(store)
     }
 
     /// Declares how a series is compressed (default [`Encoding::Lossless`]).
@@ -222,6 +234,12 @@ impl Store {
         if self.sealed.len() == before {
             return Ok(());
         }
+        self.rewrite()
+    }
+
+    /// Replaces the file with the kept records (temporary file, then rename).
+    fn rewrite(&mut self) -> Result<(), StoreError> {
+        let total = self.sealed.iter().map(|b| b.record.len() as u64).sum();
         let tmp = self.path.with_extension("compact");
         let mut f = File::create(&tmp)?;
         for b in &self.sealed {
@@ -248,14 +266,25 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Parses one record at the start of `b`: the block and the record's length, or `None` if it
-/// is short, oversized, fails its checksum or does not decode.
-fn parse_record(b: &[u8]) -> Option<(Sealed, usize)> {
-    let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
+/// Reads the next record: the block and the record's length, or `None` if it is short,
+/// oversized, fails its checksum or does not decode (where recovery cuts the file).
+fn read_record(r: &mut impl Read) -> Option<(Sealed, usize)> {
+    let mut head = [0u8; 8];
+    r.read_exact(&mut head).ok()?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
     if len > MAX_RECORD {
         return None;
     }
+    let mut b = head.to_vec();
+    b.resize(8 + len, 0);
+    r.read_exact(&mut b[8..]).ok()?;
+    parse_record(&b)
+}
+
+/// Parses one whole record in `b`.
+fn parse_record(b: &[u8]) -> Option<(Sealed, usize)> {
+    let len = b.len().checked_sub(8)?;
+    let crc = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
     let payload = b.get(8..8 + len)?;
     if crc32(payload) != crc {
         return None;

@@ -139,3 +139,19 @@ fn out_of_order_and_bad_names_are_refused() {
     let long = "x".repeat(65);
     assert!(matches!(s.record(&long, Point { t: T0, v: 1.0 }), Err(StoreError::SeriesName)));
 }
+
+#[test]
+fn reopening_with_a_smaller_size_bound_keeps_the_newest_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.log");
+    let mut s = Store::open(&path, cfg(60)).unwrap();
+    fill(&mut s, "cpu", T0, 3000);
+    let big = s.file_bytes();
+    drop(s);
+    let small = StoreConfig { max_bytes: big / 4, block_points: 60, ..StoreConfig::default() };
+    let s = Store::open(&path, small).unwrap();
+    assert!(s.file_bytes() <= big / 4);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), s.file_bytes());
+    let q = Query { series: "cpu".into(), from: T0 + 29_400, to: T0 + 30_000, bucket_secs: 600 };
+    assert_eq!(s.query(&q).unwrap().buckets[0].count, 60, "the newest block is kept");
+}
