@@ -10,6 +10,7 @@
 //! - [`store`]: the append-only, checksummed block file, retention and size eviction.
 //! - [`query`]: downsampled range queries and the [`aggregate`] combinator (serde types).
 //! - [`sampler`]: turns a metrics snapshot into samples; a thin thread loop drives it.
+//! - [`host`]: reads this host's metrics with `sysinfo` (the only OS-facing code).
 //!
 //! # Example
 //! ```
@@ -31,12 +32,14 @@ mod bits;
 pub mod codec;
 mod crc;
 mod error;
+pub mod host;
 pub mod query;
 pub mod sampler;
 pub mod store;
 
 pub use codec::{decode, encode, Encoding, Point, MAX_BLOCK_POINTS};
 pub use error::{DecodeError, QueryError, StoreError};
+pub use host::HostReader;
 pub use query::{aggregate, Answer, Bucket, Downsampler, Query, MAX_AGGREGATE_INPUTS, MAX_BUCKETS};
 pub use sampler::{Metrics, Sampler, SAMPLE_INTERVAL_SECS};
 pub use store::{Store, StoreConfig, MAX_SERIES, MAX_SERIES_NAME};
