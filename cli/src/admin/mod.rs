@@ -9,6 +9,7 @@
 mod auth;
 mod error;
 mod events;
+mod metrics;
 mod routes;
 mod views;
 
@@ -28,6 +29,7 @@ pub(crate) struct AdminServer {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
     events: broadcast::Sender<String>,
+    counters: std::sync::Arc<metrics::Counters>,
     task: JoinHandle<()>,
 }
 
@@ -64,18 +66,21 @@ impl AdminServer {
             TcpListener::bind(addr).await.map_err(|source| AdminError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr, source })?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let app = routes::router(routes::AppState::new(master, token, events.clone()));
+        let counters = std::sync::Arc::new(metrics::Counters::default());
+        let app =
+            routes::router(routes::AppState::new(master, token, events.clone(), counters.clone()));
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "admin API stopped");
             }
         });
         tracing::info!(%addr, "admin API listening");
-        Ok(AdminServer { addr, events, task })
+        Ok(AdminServer { addr, events, counters, task })
     }
 
     /// Passes one of the master's events to the event stream's subscribers.
     pub(crate) fn publish(&self, event: &MasterEvent) {
+        self.counters.count(event);
         if self.events.receiver_count() > 0 {
             if let Some(json) = event_json(event) {
                 let _ = self.events.send(json);

@@ -29,6 +29,7 @@ pub(crate) struct AppState {
     token: Arc<str>,
     events: broadcast::Sender<String>,
     next_id: Arc<AtomicU64>,
+    counters: Arc<super::metrics::Counters>,
 }
 
 impl AppState {
@@ -36,12 +37,19 @@ impl AppState {
         master: MasterControl,
         token: String,
         events: broadcast::Sender<String>,
+        counters: Arc<super::metrics::Counters>,
     ) -> Self {
         // Message ids start past 0 (reserved for polls) and past earlier runs' ids.
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
-        AppState { master, token: token.into(), events, next_id: Arc::new(AtomicU64::new(start)) }
+        AppState {
+            master,
+            token: token.into(),
+            events,
+            next_id: Arc::new(AtomicU64::new(start)),
+            counters,
+        }
     }
 }
 
@@ -56,6 +64,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/nodes/{id}/revoke", post(revoke))
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/events", get(event_stream))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -258,4 +267,11 @@ async fn create_token(
 
 async fn event_stream(State(s): State<AppState>) -> impl IntoResponse {
     events::stream(s.events.subscribe())
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.counters.render(&s.master),
+    )
 }
