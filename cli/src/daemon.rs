@@ -22,6 +22,9 @@ pub(crate) enum DaemonError {
     /// The node or master did not start; the message names the step and what to fix.
     #[error(transparent)]
     Start(#[from] fleetmesh::StartError),
+    /// The master's admin API did not start.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     /// The node or master stopped by itself (its driver ended: a socket failed).
     #[error("the {0} stopped unexpectedly; see the log above")]
     Stopped(&'static str),

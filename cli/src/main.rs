@@ -1,5 +1,6 @@
 //! The `fleetmesh` command.
 
+mod admin;
 mod config;
 mod daemon;
 mod demo;

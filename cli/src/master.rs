@@ -14,6 +14,7 @@ use fleetmesh::{
 use tracing::Instrument;
 
 use crate::{
+    admin::AdminServer,
     config::{self, MasterConfig},
     daemon::{self, DaemonError},
     logging::{LogArgs, Logging},
@@ -36,6 +37,9 @@ pub(crate) struct MasterArgs {
     /// Default: the listen address when specific, else this host's interface addresses.
     #[arg(long = "public-addr", value_name = "ADDR")]
     pub(crate) public_addrs: Vec<SocketAddr>,
+    /// Address of the admin API (HTTP/JSON). Default 127.0.0.1:7947.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub(crate) log: LogArgs,
 }
@@ -51,6 +55,9 @@ impl MasterArgs {
         }
         if !self.public_addrs.is_empty() {
             config.public_addrs = self.public_addrs.clone();
+        }
+        if let Some(admin) = self.admin_listen {
+            config.admin_listen = admin;
         }
         self.log.apply(&mut config.log);
     }
@@ -82,9 +89,21 @@ async fn serve(
         .public_addrs(config.public_addrs.clone())
         .start()
         .await?;
+    let admin =
+        match AdminServer::start(config.admin_listen, &config.data_dir, master.control()).await {
+            Ok(admin) => admin,
+            Err(e) => {
+                master.shutdown().await;
+                return Err(DaemonError::Admin(e));
+            }
+        };
     let span = tracing::info_span!("master", id = %master.id());
-    let stop = run_loop(&args, &config, &logging, &mut master, &mut signals).instrument(span).await;
+    let stop = run_loop(&args, &config, &logging, &mut master, &mut signals, &admin)
+        .instrument(span)
+        .await;
     tracing::info!(present = master.present_count(), "master stopping");
+    // The admin API holds a handle on the master: stop it first.
+    admin.shutdown().await;
     master.shutdown().await;
     match stop {
         Ok(signal) => {
@@ -101,6 +120,7 @@ async fn run_loop(
     logging: &Logging,
     master: &mut MasterHandle,
     signals: &mut Signals,
+    admin: &AdminServer,
 ) -> Result<&'static str, DaemonError> {
     let link = master.link();
     tracing::info!(
@@ -108,12 +128,16 @@ async fn run_loop(
         port = master.port(),
         masters = ?link.masters,
         network = %link,
+        admin = %admin.addr,
         "master running"
     );
     loop {
         tokio::select! {
             event = master.next_event() => match event {
-                Some(event) => log_event(master, event),
+                Some(event) => {
+                    admin.publish(&event);
+                    log_event(master, event)
+                }
                 None => return Err(DaemonError::Stopped("master")),
             },
             signal = signals.next() => match signal {
@@ -144,6 +168,7 @@ fn reload(args: &MasterArgs, running: &MasterConfig, logging: &Logging) {
         ("data_dir", next.data_dir != running.data_dir),
         ("listen", next.listen != running.listen),
         ("public_addrs", next.public_addrs != running.public_addrs),
+        ("admin_listen", next.admin_listen != running.admin_listen),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

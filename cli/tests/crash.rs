@@ -21,7 +21,7 @@ const NODES: usize = 24;
 
 fn master_config(dir: &std::path::Path, port: u16) -> String {
     format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
         dir.join("master")
     )
 }

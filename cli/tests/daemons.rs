@@ -20,7 +20,7 @@ fn node_config_text(data_dir: &Path, level: &str) -> String {
 
 fn master_config(dir: &Path, port: u16, level: &str) -> String {
     format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"{level}\"\nformat = \"json\"\n",
+        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nlevel = \"{level}\"\nformat = \"json\"\n",
         dir.join("master")
     )
 }

@@ -223,7 +223,7 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {master_dir:?}\nlisten = \"{}\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+            "data_dir = {master_dir:?}\nlisten = \"{}\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
             master_addr()
         ),
     )

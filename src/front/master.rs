@@ -241,6 +241,17 @@ impl MasterHandle {
         JoinLink { masters: self.public.clone(), network: self.network, token: None }
     }
 
+    /// A cloneable handle reading and steering this master from other tasks.
+    pub fn control(&self) -> super::MasterControl {
+        super::MasterControl {
+            link: self.link(),
+            tokens: self.tokens.clone(),
+            clock: self.clock,
+            master: self.master.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+
     /// A new enrollment link: a fresh token admitting `options.uses` devices until it
     /// expires. The token is on disk before this returns.
     pub fn create_token(&self, options: TokenOptions) -> Result<JoinLink, TokenError> {

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+mod control;
 mod data;
 mod error;
 mod events;
@@ -20,6 +21,7 @@ mod net;
 mod node;
 mod tokens;
 
+pub use control::MasterControl;
 pub use error::StartError;
 pub use link::{JoinLink, LinkError, MAX_LINK_ADDRS, MAX_TOKEN_LEN};
 pub use master::{default_public_addrs, MasterBuilder, MasterHandle, DEFAULT_MASTER_PORT};

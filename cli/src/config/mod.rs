@@ -39,6 +39,8 @@ pub(crate) struct MasterConfig {
     pub(crate) listen: SocketAddr,
     /// Written into enrollment links; empty: derived from `listen`.
     pub(crate) public_addrs: Vec<SocketAddr>,
+    /// The admin API (HTTP/JSON, bearer token in `DATA_DIR/admin.token`).
+    pub(crate) admin_listen: SocketAddr,
     /// Logging.
     pub(crate) log: LogConfig,
 }
@@ -49,10 +51,14 @@ impl Default for MasterConfig {
             data_dir: DEFAULT_MASTER_DATA_DIR.into(),
             listen: SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), DEFAULT_MASTER_PORT),
             public_addrs: Vec::new(),
+            admin_listen: SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), DEFAULT_ADMIN_PORT),
             log: LogConfig::default(),
         }
     }
 }
+
+/// The admin API's port unless configured otherwise (on 127.0.0.1).
+pub(crate) const DEFAULT_ADMIN_PORT: u16 = 7947;
 
 impl MasterConfig {
     /// The addresses enrollment links carry: `public_addrs`, or what the master derives from

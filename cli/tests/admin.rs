@@ -1,0 +1,194 @@
+//! The admin API against a running master daemon with three node daemons over real UDP on
+//! loopback: every endpoint, its errors, and the OpenAPI description (docs/openapi.json)
+//! checked against the real responses.
+
+mod common;
+
+use std::{net::SocketAddr, path::Path, time::Instant};
+
+use common::{
+    field, fleetmesh, free_port,
+    http::{events, next_event, request, Reply},
+    node_args, Daemon, LIMIT,
+};
+use serde_json::{json, Value};
+
+fn master_config(dir: &Path, port: u16) -> String {
+    format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+        dir.join("master")
+    )
+}
+
+/// Polls `GET path` until `done` holds for the body, or fails at the deadline.
+fn poll_until(addr: SocketAddr, token: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let reply = request(addr, "GET", path, Some(token), None);
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        if done(&reply.body) {
+            return reply.body;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied: {:?}", reply.body);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn openapi() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("docs/openapi.json");
+    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
+}
+
+/// Validates `reply` against the response schema the OpenAPI description gives for
+/// `method path` and its status.
+fn conforms(api: &Value, method: &str, path: &str, reply: &Reply) {
+    let op = &api["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not in docs/openapi.json");
+    let response = &op["responses"][reply.status.to_string()];
+    assert!(response.is_object(), "{method} {path} {} is not documented", reply.status);
+    let schema = &response["content"]["application/json"]["schema"];
+    let mut root = schema.clone();
+    root["components"] = api["components"].clone();
+    let validator = jsonschema::validator_for(&root).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(&reply.body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{method} {path} {}: {errors:?}\n{}", reply.status, reply.body);
+}
+
+#[test]
+fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_description() {
+    let api = openapi();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("master.toml");
+    std::fs::write(&config, master_config(dir.path(), port)).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let mut master = fleetmesh("master", &["master", "--config", config_arg]);
+    let running = master.wait_message("master running", LIMIT);
+    let admin: SocketAddr = field(&running, "admin").parse().unwrap();
+    let token_path = dir.path().join("master").join("admin.token");
+    let token = std::fs::read_to_string(&token_path).unwrap().trim().to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // No token, a wrong one: 401 with a typed body.
+    for bad in [None, Some("wrong")] {
+        let reply = request(admin, "GET", "/api/status", bad, None);
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.body["error"], "unauthorized");
+        conforms(&api, "GET", "/api/status", &reply);
+    }
+
+    // Tokens: create one through the API, then enroll three nodes with it.
+    let created = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"uses": 3})));
+    assert_eq!(created.status, 201, "{created:?}");
+    conforms(&api, "POST", "/api/tokens", &created);
+    let link = created.body["link"].as_str().unwrap().to_owned();
+    let listed = request(admin, "GET", "/api/tokens", Some(&token), None);
+    assert_eq!(listed.body["remaining"], 3);
+    conforms(&api, "GET", "/api/tokens", &listed);
+    let bad = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"uses": 0})));
+    assert_eq!((bad.status, bad.body["error"].as_str()), (400, Some("bad_request")));
+    conforms(&api, "POST", "/api/tokens", &bad);
+
+    let mut stream = events(admin, &token);
+    let node_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Daemon> = node_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
+        .collect();
+    let ids: Vec<String> =
+        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
+
+    // The event stream reports each join.
+    let mut joined = std::collections::HashSet::new();
+    while !ids.iter().all(|id| joined.contains(id)) {
+        let event = next_event(&mut stream);
+        if event["type"] == "joined" {
+            joined.insert(event["node"].as_str().unwrap().to_owned());
+        }
+    }
+
+    let status = poll_until(admin, &token, "/api/status", |b| b["present"] == 3);
+    assert_eq!(status["lsns"], 1);
+    conforms(&api, "GET", "/api/status", &request(admin, "GET", "/api/status", Some(&token), None));
+
+    let all = request(admin, "GET", "/api/nodes", Some(&token), None);
+    conforms(&api, "GET", "/api/nodes", &all);
+    assert_eq!(all.body["count"], 3);
+    let lsn = all.body["nodes"].as_array().unwrap().iter().find(|n| n["is_lsn"] == true).unwrap();
+    let lsn_id = lsn["id"].as_str().unwrap().to_owned();
+    let subnet = lsn["subnet"].as_str().unwrap().to_owned();
+    let under = request(admin, "GET", &format!("/api/nodes?lsn={lsn_id}"), Some(&token), None);
+    assert_eq!(under.body["count"], 3, "the LSN and its two children");
+    let in_subnet =
+        request(admin, "GET", &format!("/api/nodes?subnet={subnet}"), Some(&token), None);
+    assert_eq!(in_subnet.body["count"], 3);
+    let absent = request(admin, "GET", "/api/nodes?present=false", Some(&token), None);
+    assert_eq!(absent.body["count"], 0);
+    let bad_filter = request(admin, "GET", "/api/nodes?present=maybe", Some(&token), None);
+    assert_eq!(bad_filter.status, 400);
+    conforms(&api, "GET", "/api/nodes", &bad_filter);
+
+    let child = ids.iter().find(|id| **id != lsn_id).unwrap().clone();
+    let one = request(admin, "GET", &format!("/api/nodes/{child}"), Some(&token), None);
+    assert_eq!((one.status, one.body["lsn"].as_str()), (200, Some(lsn_id.as_str())));
+    conforms(&api, "GET", "/api/nodes/{id}", &one);
+    let unknown = "0".repeat(40);
+    let missing = request(admin, "GET", &format!("/api/nodes/{unknown}"), Some(&token), None);
+    assert_eq!((missing.status, missing.body["error"].as_str()), (404, Some("unknown_node")));
+    conforms(&api, "GET", "/api/nodes/{id}", &missing);
+    let garbled = request(admin, "GET", "/api/nodes/not-an-id", Some(&token), None);
+    assert_eq!((garbled.status, garbled.body["error"].as_str()), (400, Some("bad_id")));
+    conforms(&api, "GET", "/api/nodes/{id}", &garbled);
+
+    // Send and poll: answered once the node acknowledged, through its LSN.
+    let sent = request(
+        admin,
+        "POST",
+        &format!("/api/nodes/{child}/send"),
+        Some(&token),
+        Some(&json!({"text": "hello"})),
+    );
+    assert_eq!((sent.status, sent.body["outcome"].as_str()), (200, Some("delivered")), "{sent:?}");
+    conforms(&api, "POST", "/api/nodes/{id}/send", &sent);
+    let child_index = ids.iter().position(|id| *id == child).unwrap();
+    let got = nodes[child_index].wait_message("message from the master", LIMIT);
+    assert_eq!(got["bytes"], 5);
+    let no_text =
+        request(admin, "POST", &format!("/api/nodes/{child}/send"), Some(&token), Some(&json!({})));
+    assert_eq!(no_text.status, 400);
+    conforms(&api, "POST", "/api/nodes/{id}/send", &no_text);
+    let polled = request(admin, "POST", &format!("/api/nodes/{child}/poll"), Some(&token), None);
+    assert_eq!(
+        (polled.status, polled.body["outcome"].as_str()),
+        (200, Some("delivered")),
+        "{polled:?}"
+    );
+    conforms(&api, "POST", "/api/nodes/{id}/poll", &polled);
+    let poll_unknown =
+        request(admin, "POST", &format!("/api/nodes/{unknown}/poll"), Some(&token), None);
+    assert_eq!(poll_unknown.status, 404);
+
+    // Revoke: accepted for a known node (its effect on the fleet is the revocation tests').
+    let revoked = request(admin, "POST", &format!("/api/nodes/{child}/revoke"), Some(&token), None);
+    assert_eq!((revoked.status, revoked.body["revoked"].as_str()), (200, Some(child.as_str())));
+    conforms(&api, "POST", "/api/nodes/{id}/revoke", &revoked);
+
+    let nowhere = request(admin, "GET", "/api/nowhere", Some(&token), None);
+    assert_eq!((nowhere.status, nowhere.body["error"].as_str()), (404, Some("not_found")));
+
+    for node in &mut nodes {
+        node.signal("-TERM");
+        node.wait_exit(LIMIT);
+    }
+    drop(stream);
+    master.signal("-TERM");
+    assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
+}
