@@ -244,6 +244,8 @@ async fn tokens(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
 struct TokenBody {
     uses: Option<u32>,
     valid_secs: Option<u64>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 async fn create_token(
@@ -261,8 +263,10 @@ async fn create_token(
     if let Some(secs) = body.valid_secs {
         options.valid_for = Duration::from_secs(secs);
     }
+    options.tags = body.tags;
+    let uses = options.uses;
     let link = s.master.create_token(options).map_err(|e| ApiError::Tokens(e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(json!({ "link": link.to_string(), "uses": options.uses }))))
+    Ok((StatusCode::CREATED, Json(json!({ "link": link.to_string(), "uses": uses }))))
 }
 
 async fn event_stream(State(s): State<AppState>) -> impl IntoResponse {
