@@ -1,6 +1,7 @@
 //! The `fleetmesh` command.
 
 mod admin;
+mod client;
 mod config;
 mod daemon;
 mod demo;
@@ -89,6 +90,10 @@ enum Command {
     /// Config files: `fleetmesh config check FILE` validates one.
     #[command(subcommand)]
     Config(config::check::ConfigCommand),
+    /// The operator's commands (status, nodes, ping, send, revoke, web): clients of the
+    /// master's admin API.
+    #[command(flatten)]
+    Admin(client::AdminCommand),
 }
 
 /// The logger of the commands that are not daemons (the daemons install their own, from
@@ -124,6 +129,10 @@ fn main() -> std::process::ExitCode {
             plain_logging();
             token::run(command).map_err(|e| e.to_string())
         }
+        Command::Admin(command) => {
+            plain_logging();
+            client::run(command).map_err(|e| e.to_string())
+        }
         Command::Config(command) => match config::check::run(command) {
             Ok(effective) => {
                 print!("{effective}");
@@ -143,5 +152,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("fleetmesh: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap checks names, conflicts and flattened arguments only when asked.
+        super::Cli::command().debug_assert();
     }
 }

@@ -85,7 +85,13 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     }
 
     // Tokens: create one through the API, then enroll three nodes with it.
-    let created = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"uses": 3})));
+    let created = request(
+        admin,
+        "POST",
+        "/api/tokens",
+        Some(&token),
+        Some(&json!({"uses": 3, "tags": ["site:test"]})),
+    );
     assert_eq!(created.status, 201, "{created:?}");
     conforms(&api, "POST", "/api/tokens", &created);
     let link = created.body["link"].as_str().unwrap().to_owned();
@@ -95,6 +101,9 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     let bad = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"uses": 0})));
     assert_eq!((bad.status, bad.body["error"].as_str()), (400, Some("bad_request")));
     conforms(&api, "POST", "/api/tokens", &bad);
+    let bad_tag =
+        request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"tags": ["No Caps"]})));
+    assert_eq!(bad_tag.status, 400, "{bad_tag:?}");
 
     let mut stream = events(admin, &token);
     let node_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -130,6 +139,11 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     let in_subnet =
         request(admin, "GET", &format!("/api/nodes?subnet={subnet}"), Some(&token), None);
     assert_eq!(in_subnet.body["count"], 3);
+    let tagged = request(admin, "GET", "/api/nodes?tag=site:test", Some(&token), None);
+    assert_eq!(tagged.body["count"], 3, "the token's tag reached every node: {tagged:?}");
+    assert_eq!(tagged.body["nodes"][0]["tags"], json!(["site:test"]));
+    let untagged = request(admin, "GET", "/api/nodes?tag=site:other", Some(&token), None);
+    assert_eq!(untagged.body["count"], 0);
     let absent = request(admin, "GET", "/api/nodes?present=false", Some(&token), None);
     assert_eq!(absent.body["count"], 0);
     let bad_filter = request(admin, "GET", "/api/nodes?present=maybe", Some(&token), None);
@@ -176,6 +190,8 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
         request(admin, "POST", &format!("/api/nodes/{unknown}/poll"), Some(&token), None);
     assert_eq!(poll_unknown.status, 404);
 
+    the_cli_is_a_client_of_the_api(admin, &dir.path().join("master"), &token, &child);
+
     // Revoke: accepted for a known node (its effect on the fleet is the revocation tests').
     let revoked = request(admin, "POST", &format!("/api/nodes/{child}/revoke"), Some(&token), None);
     assert_eq!((revoked.status, revoked.body["revoked"].as_str()), (200, Some(child.as_str())));
@@ -191,4 +207,70 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     drop(stream);
     master.signal("-TERM");
     assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
+}
+
+/// Runs `fleetmesh ARGS` to completion: exit success, stdout, stderr.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmesh"));
+    command.args(args).env_remove("FLEETMESH_API").env_remove("FLEETMESH_ADMIN_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("run fleetmesh");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The operator's commands against the same master: text and `--json`, id prefixes, the
+/// token from the data directory or the environment, and failures as exit status 1.
+fn the_cli_is_a_client_of_the_api(admin: SocketAddr, data_dir: &Path, token: &str, child: &str) {
+    let url = format!("http://{admin}");
+    let dir = data_dir.to_str().unwrap();
+    let base = ["--api", url.as_str(), "--data-dir", dir];
+    let with = |command: &[&str]| {
+        let mut args = command.to_vec();
+        args.extend(base);
+        cli(&args, &[])
+    };
+
+    let (ok, out, err) = with(&["status", "--json"]);
+    assert!(ok, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((status["present"].as_u64(), status["lsns"].as_u64()), (Some(3), Some(1)));
+    let (ok, out, _) = with(&["status"]);
+    assert!(ok && out.contains("3 present of 3 known · 1 LSNs · 1 subnets"), "{out}");
+
+    let (ok, out, _) = with(&["nodes", "--tag", "site:test", "--present"]);
+    assert!(ok && out.ends_with("3 shown of 3 known\n"), "{out}");
+    let (ok, out, _) = with(&["nodes", "--absent", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["count"], 0);
+
+    // A unique prefix names a node, as in git.
+    let (ok, out, err) = with(&["nodes", &child[..10]]);
+    assert!(ok && out.contains(child) && out.contains("tags        site:test"), "{out}{err}");
+    let (ok, _, err) = with(&["nodes", "ffffffffff0"]);
+    let no_match = err.contains("no node's id starts with") || err.contains("unknown_node");
+    assert!(!ok && no_match, "{err}");
+
+    let (ok, out, err) = with(&["ping", &child[..10], "-n", "2"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("reply from") && l.ends_with(" ms")).count(),
+        2
+    );
+    let (ok, out, err) = with(&["send", child, "from the cli", "--json"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["outcome"], "delivered");
+
+    // The environment instead of flags; a wrong token is refused with its typed error.
+    let env = [("FLEETMESH_API", url.as_str()), ("FLEETMESH_ADMIN_TOKEN", token)];
+    let (ok, out, _) = cli(&["web"], &env);
+    assert!(ok && out.trim() == format!("{url}/#token={token}"), "{out}");
+    let env = [("FLEETMESH_API", url.as_str()), ("FLEETMESH_ADMIN_TOKEN", "wrong")];
+    let (ok, _, err) = cli(&["nodes"], &env);
+    assert!(!ok && err.contains("unauthorized") && err.contains("401"), "{err}");
+    // Nothing listening: a clear error, not a hang.
+    let (ok, _, err) = cli(&["status", "--api", "http://127.0.0.1:9", "--token", "x"], &[]);
+    assert!(!ok && err.contains("cannot reach the admin API"), "{err}");
 }

@@ -106,6 +106,7 @@ async fn status(State(s): State<AppState>) -> Json<Value> {
 struct NodeFilter {
     subnet: Option<String>,
     lsn: Option<String>,
+    tag: Option<String>,
     present: Option<bool>,
     limit: Option<usize>,
 }
@@ -124,6 +125,7 @@ async fn nodes(
         .into_iter()
         .filter(|n| filter.subnet.as_ref().is_none_or(|f| n.subnet.as_ref() == Some(f)))
         .filter(|n| filter.lsn.as_ref().is_none_or(|f| n.lsn.as_ref() == Some(f)))
+        .filter(|n| filter.tag.as_ref().is_none_or(|t| n.tags.contains(t)))
         .filter(|n| filter.present.is_none_or(|p| n.present == p))
         .take(filter.limit.unwrap_or(usize::MAX))
         .collect();
@@ -262,6 +264,12 @@ async fn create_token(
     }
     if let Some(secs) = body.valid_secs {
         options.valid_for = Duration::from_secs(secs);
+    }
+    if let Some(bad) = body.tags.iter().find(|t| !fleetmesh::valid_tag(t)) {
+        return Err(ApiError::BadRequest(format!(
+            "bad tag {bad:?}: tags are 1 to {} of a-z 0-9 - _ . :",
+            fleetmesh::MAX_TAG_LEN
+        )));
     }
     options.tags = body.tags;
     let uses = options.uses;

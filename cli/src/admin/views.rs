@@ -32,6 +32,8 @@ pub(crate) struct NodeJson {
     pub(crate) route: Vec<String>,
     /// Round-trip time of its last message or poll, milliseconds.
     pub(crate) rtt_ms: Option<f64>,
+    /// Tags from the token that admitted it.
+    pub(crate) tags: Vec<String>,
     /// First seen present, UNIX seconds.
     pub(crate) first_seen: Option<u64>,
     /// Last became present or left, UNIX seconds.
@@ -103,6 +105,7 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>) -> N
             addr: Some(p.addr),
             route: p.route,
             rtt_ms: p.rtt_ms,
+            tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
         },
@@ -115,6 +118,7 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>) -> N
             addr: known_addr,
             route: Vec::new(),
             rtt_ms: None,
+            tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
         },
