@@ -4,7 +4,8 @@
 //! Endpoints (all under `/api`, documented in `docs/openapi.json`): `GET status`,
 //! `GET nodes?subnet=&lsn=&present=`, `GET nodes/{id}`, `POST nodes/{id}/send`,
 //! `POST nodes/{id}/poll`, `POST nodes/{id}/revoke`, `GET tokens`, `POST tokens`, and
-//! `GET events` (server-sent events: presence, deliveries, enrollments).
+//! `GET events` (server-sent events: presence, deliveries, enrollments). `/` serves the live
+//! web view, a client of the same API.
 
 mod auth;
 mod error;
@@ -12,6 +13,7 @@ mod events;
 mod metrics;
 mod routes;
 mod views;
+mod web;
 
 use std::{net::SocketAddr, path::Path};
 

@@ -72,6 +72,8 @@ pub(crate) fn router(state: AppState) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // The page itself holds no data: it is served without the token.
+        .merge(super::web::routes())
         .with_state(state)
 }
 
