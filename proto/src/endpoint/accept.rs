@@ -40,6 +40,15 @@ impl Endpoint {
         if self.accepts.len() >= self.config.max_accepting {
             return Err(PacketError::UnexpectedHandshake);
         }
+        // Like WireGuard's cookies, the limits apply only under load: a busy morning of real
+        // joins completes its handshakes within a round trip and never piles up half-open
+        // ones, while a flood of messages 1 that never finish does.
+        if self.accepts.len() >= self.config.max_accepting / 4
+            && self.limiter.admit(src, now).is_err()
+        {
+            self.stats.handshakes_rate_limited += 1;
+            return Err(PacketError::RateLimited);
+        }
         let index = self.fresh_index();
         let seed = self.fresh_seed();
         let (handshake, noise2) = Handshake::respond(&self.config.identity, seed, noise, &cert)

@@ -18,6 +18,8 @@ pub struct EndpointConfig {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_queued: usize,
     pub(crate) max_accepting: usize,
+    pub(crate) handshake_per_source: super::RateLimit,
+    pub(crate) handshake_per_prefix: super::RateLimit,
     pub(crate) tcp_fallback: Option<Duration>,
     pub(crate) udp_probe_interval: Duration,
 }
@@ -38,6 +40,8 @@ impl EndpointConfig {
             idle_timeout: Duration::from_secs(180),
             max_queued: 64,
             max_accepting: 4096,
+            handshake_per_source: super::DEFAULT_PER_SOURCE,
+            handshake_per_prefix: super::DEFAULT_PER_PREFIX,
             tcp_fallback: None,
             udp_probe_interval: Duration::from_secs(30),
         }
@@ -168,6 +172,21 @@ impl EndpointConfig {
     /// ```
     pub fn max_accepting(mut self, n: usize) -> Self {
         self.max_accepting = n;
+        self
+    }
+
+    /// Handshake rate limits per source IP and per source /24 (IPv4) or /48 (IPv6), applied
+    /// while the responder is under load: a quarter of [`max_accepting`](Self::max_accepting)
+    /// half-open. A message 1 over a limit is dropped unanswered. Defaults
+    /// [`DEFAULT_PER_SOURCE`](super::DEFAULT_PER_SOURCE) and
+    /// [`DEFAULT_PER_PREFIX`](super::DEFAULT_PER_PREFIX).
+    pub fn handshake_rate_limits(
+        mut self,
+        per_source: super::RateLimit,
+        per_prefix: super::RateLimit,
+    ) -> Self {
+        self.handshake_per_source = per_source;
+        self.handshake_per_prefix = per_prefix;
         self
     }
 

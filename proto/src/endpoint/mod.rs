@@ -11,6 +11,7 @@ mod config;
 mod data;
 mod dial;
 mod event;
+mod limiter;
 mod path;
 mod renew;
 mod timers;
@@ -27,6 +28,7 @@ pub use self::{
     command::EndpointCommand,
     config::EndpointConfig,
     event::{CommandError, DisconnectReason, Event},
+    limiter::{RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, MAX_TRACKED},
 };
 use crate::{
     secure::{self, Handshake, Session},
@@ -123,6 +125,8 @@ pub struct Stats {
     pub packets_rejected: u64,
     /// Sessions established, either side.
     pub sessions_established: u64,
+    /// Handshake messages 1 dropped unanswered by the rate limits (applied under load only).
+    pub handshakes_rate_limited: u64,
 }
 
 /// The sans-IO link layer of one node. See the [crate docs](crate) for the run loop.
@@ -147,6 +151,7 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     frame: Vec<u8>,
     stats: Stats,
+    limiter: limiter::HandshakeLimiter,
     /// (Master) Certificates issued, so a retried enrollment gets the same one.
     issued: HashMap<NodeId, Certificate>,
     /// (Enrolling node) When the current enrollment gives up, and when to resend the request.
@@ -159,6 +164,10 @@ impl Endpoint {
     /// from `seed`. Give each node its own seed; a simulation derives them from one master seed.
     pub fn new(config: EndpointConfig, seed: [u8; 32]) -> Self {
         let certificate = config.certificate.clone().map(Box::new);
+        let limiter = limiter::HandshakeLimiter::new(
+            config.handshake_per_source,
+            config.handshake_per_prefix,
+        );
         Endpoint {
             config,
             certificate,
@@ -175,6 +184,7 @@ impl Endpoint {
             events: VecDeque::new(),
             frame: Vec::new(),
             stats: Stats::default(),
+            limiter,
             issued: HashMap::new(),
             enroll_deadline: None,
             enroll_retry_at: Timestamp::ZERO,

@@ -532,3 +532,38 @@ fn an_unvalidated_address_never_gets_more_bytes_than_it_sent() {
         .count();
     assert_eq!(short, 50, "every short message 1 refused");
 }
+
+/// Under load (a quarter of `max_accepting` half-open), one source flooding messages 1 gets
+/// its burst answered and no more, while another source is still answered.
+#[test]
+fn under_load_a_flooding_source_is_cut_at_its_burst_and_others_still_get_answers() {
+    let mut fx = Fixture::new(62);
+    let mut initiator = Endpoint::new(fx.node(), [1; 32]);
+    let mut responder = Endpoint::new(fx.node(), [2; 32]);
+    initiator.connect(T0, "10.0.0.2:4000".parse().unwrap(), None);
+    let hs1 = initiator.poll_transmit().expect("message 1").payload;
+    // 1,024 half-open handshakes from spoofed sources in as many /24s: the default load mark.
+    for i in 0..1024u32 {
+        let src = SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 5000));
+        responder.handle_datagram(T0, src, &hs1);
+    }
+    let before = std::iter::from_fn(|| responder.poll_transmit()).count();
+    assert_eq!(before, 1024, "below the load mark nothing is limited");
+    assert_eq!(responder.stats().handshakes_rate_limited, 0);
+
+    let burst = super::DEFAULT_PER_SOURCE.burst as usize;
+    let answered = (0..1000u16)
+        .filter(|port| {
+            responder.handle_datagram(T0, SocketAddr::from(([192, 0, 2, 7], 1000 + port)), &hs1);
+            responder.poll_transmit().is_some()
+        })
+        .count();
+    assert_eq!(answered, burst, "whatever ports it uses, one IP gets its burst");
+    assert_eq!(responder.stats().handshakes_rate_limited, (1000 - burst) as u64);
+    responder.handle_datagram(T0, SocketAddr::from(([198, 51, 100, 1], 5000)), &hs1);
+    assert!(responder.poll_transmit().is_some(), "another source is still answered");
+    let limited = std::iter::from_fn(|| responder.poll_event())
+        .filter(|e| matches!(e, Event::PacketRejected { error: PacketError::RateLimited, .. }))
+        .count();
+    assert_eq!(limited, 1000 - burst);
+}

@@ -48,6 +48,10 @@ pub enum PacketError {
     /// would be larger than what the (unvalidated) sender sent.
     #[error("handshake message 1 of {0} bytes is shorter than {MIN_HS1_LEN}: not answered")]
     ShortHandshake(usize),
+    /// A handshake message 1 over its source's rate limit while the responder is under load:
+    /// dropped unanswered.
+    #[error("handshake rate limit of the source reached: not answered")]
+    RateLimited,
     /// Too large to send.
     #[error("payload of {0} bytes is too large for one packet")]
     TooLarge(usize),
