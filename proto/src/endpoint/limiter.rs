@@ -243,7 +243,9 @@ mod tests {
     fn a_million_spoofed_sources_keep_the_tables_within_their_bound() {
         let mut l = limiter();
         for i in 0u32..1_000_000 {
-            let ip = std::net::Ipv4Addr::from(0x0a00_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761)));
+            let ip = std::net::Ipv4Addr::from(
+                0x0a00_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761)),
+            );
             // One per millisecond: buckets of quiet sources refill and are forgotten.
             let _ = l.admit(SocketAddr::new(ip.into(), 1), at(u64::from(i)));
             let (sources, prefixes) = l.tracked();

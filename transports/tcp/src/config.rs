@@ -9,7 +9,15 @@ pub struct TcpConfig {
     connect_timeout: Duration,
     write_timeout: Duration,
     recv_queue: usize,
+    max_accepted: usize,
+    max_accepted_per_ip: usize,
 }
+
+/// Default for [`TcpConfig::with_accept_limits`]: connections accepted and open at once.
+pub const DEFAULT_MAX_ACCEPTED: usize = 4096;
+/// Default for [`TcpConfig::with_accept_limits`]: of those, from one IP (hosts behind one NAT
+/// share it, but only LSNs and nodes that lost UDP fall back to TCP).
+pub const DEFAULT_MAX_ACCEPTED_PER_IP: usize = 64;
 
 impl Default for TcpConfig {
     fn default() -> Self {
@@ -18,11 +26,28 @@ impl Default for TcpConfig {
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             recv_queue: 1024,
+            max_accepted: DEFAULT_MAX_ACCEPTED,
+            max_accepted_per_ip: DEFAULT_MAX_ACCEPTED_PER_IP,
         }
     }
 }
 
 impl TcpConfig {
+    /// Accepts at most `total` connections open at once, and `per_ip` from one IP address
+    /// (defaults [`DEFAULT_MAX_ACCEPTED`] and [`DEFAULT_MAX_ACCEPTED_PER_IP`]); a connection
+    /// over a limit is closed at once, before its hello is read, and counted in
+    /// [`TcpStats::refused`](crate::TcpStats::refused). Dialed connections do not count.
+    pub fn with_accept_limits(mut self, total: usize, per_ip: usize) -> Self {
+        self.max_accepted = total;
+        self.max_accepted_per_ip = per_ip;
+        self
+    }
+
+    /// See [`with_accept_limits`](Self::with_accept_limits).
+    pub fn max_accepted(&self) -> (usize, usize) {
+        (self.max_accepted, self.max_accepted_per_ip)
+    }
+
     /// Closes a connection after this long without a frame in either direction (default 60 s).
     ///
     /// ```

@@ -86,7 +86,7 @@ mod net;
 mod reader;
 mod transport;
 
-pub use config::TcpConfig;
+pub use config::{TcpConfig, DEFAULT_MAX_ACCEPTED, DEFAULT_MAX_ACCEPTED_PER_IP};
 #[doc(hidden)]
 pub use frame::{
     encode as encode_frame, hello as hello_frame, read_accepted, Accepted, FrameError,

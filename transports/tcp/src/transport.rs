@@ -4,7 +4,7 @@ use std::{
     collections::HashMap,
     future::Future,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
@@ -58,6 +58,9 @@ pub struct TcpStats {
     pub dialed: u64,
     /// Connections peers dialed to this transport that completed their hello.
     pub accepted: u64,
+    /// Connections closed on accept because a limit was reached
+    /// ([`TcpConfig::with_accept_limits`]).
+    pub refused: u64,
     /// Connections open now, one per peer, in either direction. A connection replaced by a
     /// newer one to the same peer is not counted while it winds down.
     pub open: usize,
@@ -72,6 +75,8 @@ pub(crate) struct Shared {
     table: Mutex<Table>,
     dialed: AtomicU64,
     accepted: AtomicU64,
+    refused: AtomicU64,
+    admitted: Mutex<Admitted>,
 }
 
 struct Table {
@@ -81,6 +86,14 @@ struct Table {
     tasks: JoinSet<()>,
     next_id: u64,
     shut_down: bool,
+}
+
+/// Accepted connections open now, in all and by the IP they come from. Its own lock: a slot
+/// is given back when its task is dropped, which may happen while the table is locked.
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 impl TcpTransport {
@@ -145,8 +158,10 @@ impl TcpTransport {
                 next_id: 0,
                 shut_down: false,
             }),
+            admitted: Mutex::new(Admitted::default()),
             dialed: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         });
         shared.spawn(accept_loop(shared.clone(), listener));
         tracing::debug!(%local, "tcp transport listening");
@@ -168,6 +183,7 @@ impl TcpTransport {
         TcpStats {
             dialed: self.shared.dialed.load(Ordering::Relaxed),
             accepted: self.shared.accepted.load(Ordering::Relaxed),
+            refused: self.shared.refused.load(Ordering::Relaxed),
             open: self.shared.table().conns.len(),
         }
     }
@@ -386,7 +402,17 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
     loop {
         match listener.accept().await {
             Ok((read, write, remote)) => {
-                let task = reader::run_accepted(shared.clone(), read, write, remote);
+                let Some(slot) = Slot::take(&shared, remote.ip()) else {
+                    // Dropping both halves closes it before anything is read.
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, "tcp connection refused: accept limit reached");
+                    continue;
+                };
+                let conn = reader::run_accepted(shared.clone(), read, write, remote);
+                let task = async move {
+                    conn.await;
+                    drop(slot);
+                };
                 if !shared.spawn(task) {
                     return;
                 }
@@ -394,6 +420,39 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
             Err(e) => {
                 tracing::debug!(local = %shared.local, error = %e, "tcp accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// One accepted connection's place under the accept limits, given back when it ends.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Slot> {
+        let (total, per_ip) = shared.config.max_accepted();
+        let mut admitted = shared.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let from_ip = admitted.by_ip.get(&ip).copied().unwrap_or(0);
+        if admitted.total >= total || from_ip >= per_ip {
+            return None;
+        }
+        admitted.total += 1;
+        admitted.by_ip.insert(ip, from_ip + 1);
+        Some(Slot { shared: shared.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut admitted = self.shared.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        admitted.total = admitted.total.saturating_sub(1);
+        if let Some(n) = admitted.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                admitted.by_ip.remove(&self.ip);
             }
         }
     }

@@ -367,3 +367,47 @@ async fn an_announced_port_cannot_take_over_another_peers_connection() {
     assert_eq!(reply, frame(b"for the second"));
     assert_eq!(b.stats().dialed, 0);
 }
+
+/// Connects from `local_ip` and tells whether the transport kept the connection open (a
+/// refused one is closed at once, before anything is read).
+async fn kept_open(to: SocketAddr, local_ip: &str) -> (bool, TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(addr(&format!("{local_ip}:0"))).unwrap();
+    let mut stream = socket.connect(to).await.unwrap();
+    let mut byte = [0u8; 1];
+    let open = match timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
+        Err(_) => true,      // nothing to read and not closed
+        Ok(Ok(0)) => false,  // closed by the transport
+        Ok(Err(_)) => false, // reset by the transport
+        Ok(Ok(_)) => panic!("the transport never sends first"),
+    };
+    (open, stream)
+}
+
+#[tokio::test]
+async fn accepted_connections_are_bounded_in_all_and_per_ip() {
+    let config = TcpConfig::default().with_accept_limits(3, 2);
+    let t = TcpTransport::bind_with_config(addr("127.0.0.1:0"), config).await.unwrap();
+    let to = t.local_addr();
+    let (first, c1) = kept_open(to, "127.0.0.1").await;
+    let (second, _c2) = kept_open(to, "127.0.0.1").await;
+    let (third, _c3) = kept_open(to, "127.0.0.1").await;
+    assert_eq!((first, second, third), (true, true, false), "two per IP");
+    let (other_ip, _c4) = kept_open(to, "127.0.0.2").await;
+    assert!(other_ip, "another IP still gets in");
+    let (over_total, _c5) = kept_open(to, "127.0.0.3").await;
+    assert!(!over_total, "three in all");
+    assert_eq!(t.stats().refused, 2);
+
+    // A closed connection gives its place back.
+    drop(c1);
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let (open, stream) = kept_open(to, "127.0.0.1").await;
+        if open {
+            break;
+        }
+        drop(stream);
+        assert!(tokio::time::Instant::now() < deadline, "the place was never given back");
+    }
+}
