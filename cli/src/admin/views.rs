@@ -40,6 +40,17 @@ pub(crate) struct NodeJson {
     pub(crate) last_seen: Option<u64>,
 }
 
+/// The answer of `GET /api/nodes`.
+#[derive(Debug, Serialize)]
+pub(crate) struct NodeList {
+    /// Nodes known in all, before filtering.
+    pub(crate) total: usize,
+    /// Nodes in this answer.
+    pub(crate) count: usize,
+    /// Those nodes, by id.
+    pub(crate) nodes: Vec<NodeJson>,
+}
+
 /// Where a present node sits in the topology.
 struct Placed {
     lsn: NodeId,
