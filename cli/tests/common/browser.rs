@@ -129,8 +129,13 @@ impl Browser {
     /// Returns how long it took.
     pub fn wait_until(&mut self, expression: &str, limit: Duration, what: &str) -> Duration {
         let start = Instant::now();
+        // While a navigation is under way the old or the new document may lack what the
+        // expression reads: that is "not yet", not a failure.
+        let guarded = format!(
+            "(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()"
+        );
         loop {
-            if self.eval(expression) == json!(true) {
+            if self.eval(&guarded) == json!(true) {
                 return start.elapsed();
             }
             if start.elapsed() > limit {
