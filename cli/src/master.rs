@@ -205,16 +205,6 @@ fn log_event(master: &MasterHandle, event: MasterEvent) {
         MasterEvent::Link(Event::EnrollmentRefused { peer, error }) => {
             tracing::warn!(node = %peer, %error, "enrollment refused")
         }
-        MasterEvent::Link(Event::PacketRejected { addr, error }) => {
-            tracing::info!(%addr, %error, "datagram rejected")
-        }
-        // More than a few rejections in one interval: someone is sending junk or flooding.
-        MasterEvent::Link(Event::RejectionsSuppressed { rejected }) => tracing::warn!(
-            total = rejected.total(),
-            "rejected {} more datagrams in the last {} s: {rejected}",
-            rejected.total(),
-            fleetmesh::endpoint::REPORT_INTERVAL.as_secs()
-        ),
         other => tracing::debug!(event = ?other, "master event"),
     }
 }

@@ -203,15 +203,6 @@ fn log_event(node: &NodeHandle, event: NodeEvent) {
             tracing::info!(%peer, %addr, %path, "path changed")
         }
         NodeEvent::Link(Event::Enrolled { .. }) => tracing::info!("certificate received"),
-        NodeEvent::Link(Event::PacketRejected { addr, error }) => {
-            tracing::info!(%addr, %error, "datagram rejected")
-        }
-        NodeEvent::Link(Event::RejectionsSuppressed { rejected }) => tracing::warn!(
-            total = rejected.total(),
-            "rejected {} more datagrams in the last {} s: {rejected}",
-            rejected.total(),
-            fleetmesh::endpoint::REPORT_INTERVAL.as_secs()
-        ),
         other => tracing::debug!(event = ?other, "node event"),
     }
 }

@@ -6,9 +6,11 @@
 //! namespace running one `fleetmesh node` process started from a link of
 //! `fleetmesh token create`. Then, through the master's JSON log:
 //!
-//! 1. every node is present, and each LAN has exactly one LSN, one of its own nodes;
+//! 1. every node is present, and each LAN has exactly one LSN, one of its own nodes (and the
+//!    operator's `fleetmesh status` and `nodes --lsn`, clients of the admin API, agree);
 //! 2. SIGKILL each LAN's LSN: the LAN's other nodes are present again under a new LSN of
-//!    their LAN; the killed nodes restart from their data directories (no link) and rejoin;
+//!    their LAN; the killed nodes restart from their data directories (no link) and rejoin,
+//!    and `fleetmesh send` reaches every node through its new LSN;
 //! 3. the master restarts (SIGTERM, the same data directory) as the front door's
 //!    `MasterHandle` in a re-execution of this test binary (`nat/master.rs`), because the
 //!    daemon cannot send messages yet: its registry knows every node at once, every node is
@@ -132,12 +134,29 @@ impl Node {
 }
 
 /// The master daemon, from `config`.
-fn start_master(ns: &str, config: &Path) -> Daemon {
+fn start_master(ns: &str, config: &Path) -> (Daemon, SocketAddr) {
     let mut command = in_namespace(ns, fleetmesh());
     command.args(["master", "--config"]).arg(config);
     let mut master = Daemon::spawn("master", command, LogStream::Stderr);
-    master.wait_message("master running", LIMIT);
-    master
+    let running = master.wait_message("master running", LIMIT);
+    let admin = field(&running, "admin").parse().expect("the admin API's address");
+    (master, admin)
+}
+
+/// `fleetmesh ARGS --json` in the master's namespace, as an operator on the master's host
+/// runs it: a client of the admin API, the token read from the data directory.
+fn operator(ns: &str, data_dir: &Path, admin: SocketAddr, args: &[&str]) -> Value {
+    let api = format!("http://{admin}");
+    let out = in_namespace(ns, fleetmesh())
+        .args(args)
+        .args(["--json", "--api", &api, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run the fleetmesh CLI");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "fleetmesh {args:?}: {stderr}{stdout}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("fleetmesh {args:?}: {e}: {stdout}"))
 }
 
 /// `fleetmesh token create` beside the master (tokens are files: no namespace needed).
@@ -228,7 +247,7 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
         ),
     )
     .unwrap();
-    let mut master = start_master(&internet.ns, &config);
+    let (mut master, admin) = start_master(&internet.ns, &config);
 
     // 1. Every node present from a link, one LSN per LAN. Each LAN's link keeps one use, and
     // one more link stays unused: the restart below must leave both as they are.
@@ -251,6 +270,23 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
     let all_present = start.elapsed();
     assert_eq!(presence.lsn_of.len(), 2 * HOSTS, "only our nodes: {presence:?}");
     assert_ne!(lsns[0], lsns[1], "each LAN has its own LSN");
+    // The operator sees the same through the admin API: `fleetmesh status` and `nodes`.
+    let status = operator(&internet.ns, &master_dir, admin, &["status"]);
+    assert_eq!(
+        (status["present"].as_u64(), status["lsns"].as_u64()),
+        (Some(2 * HOSTS as u64), Some(2)),
+        "{status}"
+    );
+    for (lan, lsn) in ids(&nodes).iter().zip(&lsns) {
+        let under =
+            operator(&internet.ns, &master_dir, admin, &["nodes", "--lsn", lsn, "--present"]);
+        let mut listed: Vec<&str> =
+            under["nodes"].as_array().unwrap().iter().filter_map(|n| n["id"].as_str()).collect();
+        let mut expected: Vec<&str> = lan.iter().map(String::as_str).collect();
+        listed.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "the LSN's LAN, and only it, under the LSN");
+    }
 
     // 2. SIGKILL each LAN's LSN: the others rejoin under a new LSN of their LAN.
     let mut killed = Vec::new();
@@ -277,6 +313,17 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
         lan.push(again);
     }
     wait_lans(&mut master, &mut presence, &ids(&nodes), kill, "the killed nodes back");
+    // After the failover, `fleetmesh send` reaches every node through its new LSN, and the
+    // node's log names the message.
+    let sends = Instant::now();
+    for node in nodes.iter_mut().flatten() {
+        let sent =
+            operator(&internet.ns, &master_dir, admin, &["send", &node.id, "after the failover"]);
+        assert_eq!(sent["outcome"], "delivered", "{sent}");
+        let got = node.daemon.wait_message("message from the master", LIMIT);
+        assert_eq!(got["id"], sent["id"], "the node got the message the CLI sent");
+    }
+    let sends = sends.elapsed();
 
     // 3. Restart the master (SIGTERM; the same data directory) as the front door's
     // MasterHandle, which can send (`nat/master.rs`): the same fleet, tokens and certificates,
@@ -355,6 +402,11 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
         );
     }
     println!("  master restarted -> all present again: {}", ms(present_again));
+    println!(
+        "  fleetmesh send to all {} nodes after the failover (CLI, sequential): {}",
+        2 * HOSTS,
+        ms(sends)
+    );
     println!("  master restarted -> a message delivered to each: {}", ms(all_delivered));
     let rtts: Vec<f64> = helper
         .seen

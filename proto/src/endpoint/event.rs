@@ -58,12 +58,6 @@ pub enum Event {
         /// Why it was dropped.
         error: PacketError,
     },
-    /// Datagrams rejected in the last [`REPORT_INTERVAL`](super::REPORT_INTERVAL) beyond the
-    /// first few reported one by one, by reason: a flood shows as one event, not thousands.
-    RejectionsSuppressed {
-        /// How many, by reason.
-        rejected: super::Rejections,
-    },
     /// A session ended.
     Disconnected {
         /// The peer.

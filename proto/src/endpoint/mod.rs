@@ -13,7 +13,6 @@ mod dial;
 mod event;
 mod limiter;
 mod path;
-mod rejections;
 mod renew;
 mod timers;
 
@@ -30,7 +29,6 @@ pub use self::{
     config::EndpointConfig,
     event::{CommandError, DisconnectReason, Event},
     limiter::{RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, MAX_TRACKED},
-    rejections::{Rejections, REPORTS_PER_INTERVAL, REPORT_INTERVAL},
 };
 use crate::{
     secure::{self, Handshake, Session},
@@ -129,8 +127,6 @@ pub struct Stats {
     pub sessions_established: u64,
     /// Handshake messages 1 dropped unanswered by the rate limits (applied under load only).
     pub handshakes_rate_limited: u64,
-    /// The rejected datagrams by reason.
-    pub rejected: Rejections,
 }
 
 /// The sans-IO link layer of one node. See the [crate docs](crate) for the run loop.
@@ -156,7 +152,6 @@ pub struct Endpoint {
     frame: Vec<u8>,
     stats: Stats,
     limiter: limiter::HandshakeLimiter,
-    reporter: rejections::Reporter,
     /// (Master) Certificates issued, so a retried enrollment gets the same one.
     issued: HashMap<NodeId, Certificate>,
     /// (Enrolling node) When the current enrollment gives up, and when to resend the request.
@@ -190,7 +185,6 @@ impl Endpoint {
             frame: Vec::new(),
             stats: Stats::default(),
             limiter,
-            reporter: rejections::Reporter::default(),
             issued: HashMap::new(),
             enroll_deadline: None,
             enroll_retry_at: Timestamp::ZERO,
@@ -380,10 +374,8 @@ impl Endpoint {
         self.handle_datagram_on(now, src, Path::Udp, datagram);
     }
 
-    /// Feeds one received datagram and the path it came over. Bad datagrams are counted by
-    /// reason in [`Stats::rejected`]; the first [`REPORTS_PER_INTERVAL`] of each
-    /// [`REPORT_INTERVAL`] become [`Event::PacketRejected`], the rest one
-    /// [`Event::RejectionsSuppressed`]. They never disturb an established session.
+    /// Feeds one received datagram and the path it came over. Bad datagrams become
+    /// [`Event::PacketRejected`] and never disturb an established session.
     pub fn handle_datagram_on(
         &mut self,
         now: Timestamp,
@@ -412,15 +404,8 @@ impl Endpoint {
         };
         if let Err(error) = result {
             self.stats.packets_rejected += 1;
-            self.stats.rejected.count(&error);
             tracing::debug!(%src, %error, "packet rejected");
-            let (summary, report) = self.reporter.on_reject(now, &error);
-            if let Some(rejected) = summary {
-                self.events.push_back(Event::RejectionsSuppressed { rejected });
-            }
-            if report {
-                self.events.push_back(Event::PacketRejected { addr: src, error });
-            }
+            self.events.push_back(Event::PacketRejected { addr: src, error });
         }
     }
 

@@ -21,8 +21,7 @@ impl Endpoint {
         let accepts = self.accepts.values().map(|a| a.expires);
         let links = self.link_checks.first().map(|(t, _)| *t);
         let enroll = self.enroll_deadline.map(|d| d.min(self.enroll_retry_at));
-        let report = self.reporter.deadline();
-        dials.chain(accepts).chain(links).chain(enroll).chain(report).min()
+        dials.chain(accepts).chain(links).chain(enroll).min()
     }
 
     /// When `link` next has something due: idle close, message 3 resend or give-up, or its
@@ -51,9 +50,6 @@ impl Endpoint {
         }
         self.link_timers(now);
         self.enroll_timers(now);
-        if let Some(rejected) = self.reporter.flush(now) {
-            self.events.push_back(Event::RejectionsSuppressed { rejected });
-        }
     }
 
     fn dial_timers(&mut self, now: Timestamp) {
