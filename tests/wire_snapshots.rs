@@ -16,8 +16,8 @@ use fleetmesh::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
-        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update,
-        Uptime, WireAddr,
+        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report, Resync, Takeover,
+        Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -217,6 +217,14 @@ fn samples() -> Vec<(&'static str, Message)> {
                 seq: 10,
                 to: node.node_id(),
                 envelope: envelope(&node, &network),
+            })),
+        ),
+        (
+            "wire_report",
+            Message::Report(Box::new(Report {
+                seq: 11,
+                envelope: envelope(&node, &network),
+                certificate: None,
             })),
         ),
     ]

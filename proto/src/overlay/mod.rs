@@ -37,6 +37,9 @@ pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
     PresenceEvent, Topology,
 };
-pub use node::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus};
+pub use node::{
+    Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, MAX_PENDING_REPORTS,
+    REPORT_LIFETIME,
+};
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

@@ -78,6 +78,9 @@ pub enum Message {
     Envelope(Box<crate::secure::SealedEnvelope>),
     /// An envelope for `to`, handed hop by hop (master → LSN → node); acknowledged per hop.
     Forward(Box<Forward>),
+    /// A node's envelope for the master, handed hop by hop (node → LSN → master);
+    /// acknowledged per hop.
+    Report(Box<Report>),
 }
 
 /// A node and where to reach it.
@@ -297,6 +300,8 @@ impl ErrorCode {
     pub const REFUSED: ErrorCode = ErrorCode(403);
     /// The target node is unknown or not present.
     pub const UNREACHABLE: ErrorCode = ErrorCode(404);
+    /// The recipient does not know the sender's certificate: send it along next time.
+    pub const UNKNOWN_CERTIFICATE: ErrorCode = ErrorCode(412);
     /// The operation timed out downstream.
     pub const TIMEOUT: ErrorCode = ErrorCode(408);
     /// Too many requests; try later.
@@ -351,6 +356,21 @@ pub struct Forward {
     pub to: NodeId,
     /// The sealed payload.
     pub envelope: crate::secure::SealedEnvelope,
+}
+
+/// A node's sealed message for the master, travelling hop by hop (node → its LSN → master).
+///
+/// The envelope is signed by the node and sealed to the master, so the LSN can neither read
+/// nor forge it; it only checks that the envelope's sender is its own child.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Report {
+    /// This hop's request number, acknowledged with [`Ack`] (or answered with an error).
+    pub seq: u32,
+    /// The sealed payload: from the node, to the master.
+    pub envelope: crate::secure::SealedEnvelope,
+    /// The node's certificate, when the master may not know it yet (its first report, or
+    /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`]).
+    pub certificate: Option<Certificate>,
 }
 
 /// The children of a replaced LSN, for its successor to announce itself to.

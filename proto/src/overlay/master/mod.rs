@@ -9,6 +9,7 @@ mod election;
 mod keepalive;
 mod machine;
 mod registry;
+mod reports;
 mod revoke;
 mod topology;
 
@@ -25,6 +26,7 @@ pub use self::{
         KnownNode, MasterSaved, CERTS_TABLE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
         REVOCATIONS_TABLE,
     },
+    reports::MAX_REPORT_WINDOWS,
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
 use super::{child_digest, MasterConfig, SubnetKey};
@@ -106,6 +108,16 @@ pub enum MasterEvent {
         /// Why.
         error: DeliveryError,
     },
+    /// A node's report arrived ([`Node::report`](crate::overlay::Node::report)): sealed
+    /// by the node, each seen once.
+    Report {
+        /// The sender.
+        node: NodeId,
+        /// The node's id for it.
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
     /// A link-layer event (sessions, refusals, enrollment).
     Link(Event),
 }
@@ -157,6 +169,8 @@ pub struct Master {
     durable: durable::Durable,
     /// The time of the input being handled (for the registry's timestamps).
     now: Timestamp,
+    /// Nodes' report stamps seen lately (`reports.rs`).
+    report_windows: reports::ReportWindows,
 }
 
 impl Master {
@@ -177,6 +191,7 @@ impl Master {
             echoes: std::collections::BTreeSet::new(),
             durable: Default::default(),
             now: Timestamp::ZERO,
+            report_windows: Default::default(),
         }
     }
 
@@ -381,6 +396,7 @@ impl Master {
                 }
             }
             Message::NodeList(list) => self.on_resync_answer(now, peer, list),
+            Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::ReachProof(p) => {
                 if let Some(decided) = self.elections.proof(now, &peer, p.nonce) {
                     self.designate(now, decided);

@@ -17,6 +17,8 @@ mod pings;
 mod reach;
 mod relay;
 mod renew;
+mod report;
+pub use report::{ReportError, MAX_PENDING_REPORTS, REPORT_LIFETIME};
 mod rival;
 mod status;
 pub use status::NodeStatus;
@@ -95,6 +97,18 @@ pub enum NodeEvent {
         /// The payload.
         data: Vec<u8>,
     },
+    /// The master acknowledged a report ([`Node::report`]).
+    ReportDelivered {
+        /// The report's id.
+        id: u64,
+    },
+    /// A report did not reach the master.
+    ReportFailed {
+        /// The report's id.
+        id: u64,
+        /// Why.
+        error: ReportError,
+    },
     /// The master did not answer (the node keeps retrying with backoff).
     MasterUnreachable,
     /// A node we asked to be our LSN refused (it is not an LSN, or not admitting us); the node
@@ -122,6 +136,14 @@ pub enum NodeCommand {
     Leave,
     /// A DHT query; its result comes back as [`NodeEvent::Dht`].
     Dht(crate::dht::DhtCommand),
+    /// [`Node::report`]: a message for the master. A report that cannot be queued fails at
+    /// once with [`NodeEvent::ReportFailed`].
+    Report {
+        /// The application's id for it.
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
 }
 
 /// A request awaiting an answer: its number, its deadline and how often it was sent.
@@ -161,6 +183,8 @@ pub struct Node {
     renew_retry: Timestamp,
     /// The master's envelopes accepted lately: a relay cannot deliver one twice.
     envelopes: crate::secure::EnvelopeWindow,
+    /// Our reports awaiting the master (`report.rs`).
+    reports: report::Reports,
 }
 
 impl Node {
@@ -186,6 +210,7 @@ impl Node {
             inbound_ok: false,
             renew_retry: Timestamp::ZERO,
             envelopes: crate::secure::EnvelopeWindow::default(),
+            reports: report::Reports::default(),
         }
     }
 
@@ -304,6 +329,7 @@ impl Node {
             self.find_timers(now);
             self.dht_timers(now);
             self.renew_timers(now);
+            self.report_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -324,6 +350,11 @@ impl Node {
             NodeCommand::Leave => self.leave(now),
             NodeCommand::Dht(command) => {
                 self.dht_command(now, command);
+            }
+            NodeCommand::Report { id, data } => {
+                if let Err(error) = self.report(now, id, &data) {
+                    self.events.push_back(NodeEvent::ReportFailed { id, error });
+                }
             }
         }
         self.pump(now);
@@ -354,6 +385,7 @@ impl Node {
             self.find_deadline(),
             self.dht_deadline(),
             self.renew_deadline(),
+            self.report_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -372,6 +404,7 @@ impl Node {
                 }
                 Event::Connected { peer, addr, .. } => {
                     self.dht_connected(now, peer, addr);
+                    self.report_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Disconnected { peer, .. } => {
@@ -459,6 +492,7 @@ impl Node {
             Message::Resync(r) => self.on_resync(now, peer, addr, r),
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
+            Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -578,3 +612,5 @@ impl crate::Machine for Node {
 mod tests;
 #[cfg(test)]
 mod tests_authz;
+#[cfg(test)]
+mod tests_report;
