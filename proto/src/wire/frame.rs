@@ -90,6 +90,8 @@ message_types! {
     Envelope = 0x31,
     Forward = 0x32,
     Report = 0x33,
+    Request = 0x34,
+    Response = 0x35,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

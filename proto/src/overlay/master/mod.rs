@@ -6,10 +6,12 @@ mod delivery;
 mod dht;
 mod durable;
 mod election;
+mod events;
 mod keepalive;
 mod machine;
 mod registry;
 mod reports;
+mod requests;
 mod revoke;
 mod topology;
 
@@ -26,7 +28,12 @@ pub use self::{
         KnownNode, MasterSaved, CERTS_TABLE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
         REVOCATIONS_TABLE,
     },
+    events::{MasterCommand, MasterEvent, PresenceEvent},
     reports::MAX_REPORT_WINDOWS,
+    requests::{
+        RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
+        RETRY,
+    },
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
 use super::{child_digest, MasterConfig, SubnetKey};
@@ -44,108 +51,6 @@ use crate::{
 /// the time, and a live LSN wrongly dropped is absent until its next keepalive).
 const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
 const SUSPECT_PINGS: u32 = 5;
-
-/// A change in who is present, as the master sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PresenceEvent {
-    /// A node became present, under `lsn` (itself for an LSN).
-    Joined {
-        /// The node.
-        node: NodeId,
-        /// Its LSN.
-        lsn: NodeId,
-    },
-    /// A node left: announced (`Shutdown`), `Lost` (stopped answering), or `Moved` and not seen
-    /// elsewhere within the grace period.
-    Parted {
-        /// The node.
-        node: NodeId,
-        /// Why.
-        reason: crate::wire::PartReason,
-    },
-    /// A node moved to another subnet's LSN.
-    Moved {
-        /// The node.
-        node: NodeId,
-        /// Its old LSN.
-        from: NodeId,
-        /// Its new LSN.
-        to: NodeId,
-    },
-    /// A node is now reached through another LSN of the same subnet (failover, yield).
-    Rerouted {
-        /// The node.
-        node: NodeId,
-        /// Its old LSN.
-        from: NodeId,
-        /// Its new LSN.
-        to: NodeId,
-    },
-}
-
-/// What the [`Master`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MasterEvent {
-    /// Presence changed.
-    Presence(PresenceEvent),
-    /// An application message was delivered (acknowledged by the node, through its LSN).
-    Delivered {
-        /// The message id.
-        id: DeliveryId,
-        /// The recipient.
-        node: NodeId,
-        /// Time from sending to the acknowledgement.
-        rtt: Duration,
-    },
-    /// An application message could not be delivered.
-    DeliveryFailed {
-        /// The message id.
-        id: DeliveryId,
-        /// The recipient.
-        node: NodeId,
-        /// Why.
-        error: DeliveryError,
-    },
-    /// A node's report arrived ([`Node::report`](crate::overlay::Node::report)): sealed
-    /// by the node, each seen once.
-    Report {
-        /// The sender.
-        node: NodeId,
-        /// The node's id for it.
-        id: u64,
-        /// The payload.
-        data: Vec<u8>,
-    },
-    /// A link-layer event (sessions, refusals, enrollment).
-    Link(Event),
-}
-
-/// What an application can ask of a running [`Master`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MasterCommand {
-    /// [`Master::send_message`].
-    Send {
-        /// The recipient.
-        node: NodeId,
-        /// The application's id for the message (0 is reserved for polls).
-        id: u64,
-        /// The payload.
-        data: Vec<u8>,
-    },
-    /// [`Master::poll_node`].
-    Poll {
-        /// The node.
-        node: NodeId,
-    },
-    /// [`Master::revoke`].
-    Revoke {
-        /// The nodes to revoke.
-        nodes: Vec<NodeId>,
-    },
-}
 
 /// The master's overlay state machine. Sans-IO: see the [crate docs](crate) for the loop.
 pub struct Master {
@@ -171,6 +76,8 @@ pub struct Master {
     now: Timestamp,
     /// Nodes' report stamps seen lately (`reports.rs`).
     report_windows: reports::ReportWindows,
+    /// Requests not answered yet (`requests.rs`).
+    outbox: requests::Outbox,
 }
 
 impl Master {
@@ -192,6 +99,7 @@ impl Master {
             durable: Default::default(),
             now: Timestamp::ZERO,
             report_windows: Default::default(),
+            outbox: Default::default(),
         }
     }
 
@@ -249,6 +157,7 @@ impl Master {
 
     fn presence(&mut self, events: Vec<PresenceEvent>) {
         self.note_presence(self.now, &events);
+        self.outbox_presence(self.now, &events);
         self.events.extend(events.into_iter().map(MasterEvent::Presence));
     }
 
@@ -283,13 +192,10 @@ impl Master {
         self.dht_timers(now);
         self.send_echoes(now);
         self.wake_lsns(now);
-        for (id, node) in self.deliveries.expire(now) {
-            self.events.push_back(MasterEvent::DeliveryFailed {
-                id,
-                node,
-                error: DeliveryError::Timeout,
-            });
+        for settled in self.deliveries.expire(now) {
+            self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
+        self.outbox_timers(now);
         self.pump(now);
     }
 
@@ -333,6 +239,7 @@ impl Master {
             self.dht_deadline(),
             self.echoes.first().map(|(t, _)| *t),
             self.wake_deadline(),
+            self.outbox_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -406,22 +313,27 @@ impl Master {
                 if self.deliveries.wrong_hop(&peer, seq) {
                     self.refusals.answer += 1;
                 }
-                if let Some((id, node, rtt)) = self.deliveries.acked(now, &peer, seq) {
+                if let Some((settled, rtt)) = self.deliveries.acked(now, &peer, seq) {
+                    let (id, node) = (settled.id, settled.node);
                     self.reg.set_rtt(&node, rtt);
-                    self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                    if settled.request {
+                        self.outbox_delivered(now, id);
+                    } else {
+                        self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                    }
                 }
             }
             Message::Error(e) => {
                 if self.deliveries.wrong_hop(&peer, e.seq) {
                     self.refusals.answer += 1;
                 }
-                if let Some((id, node)) = self.deliveries.failed(&peer, e.seq) {
+                if let Some(settled) = self.deliveries.failed(&peer, e.seq) {
                     let error = if e.code == ErrorCode::UNREACHABLE {
                         DeliveryError::Unreachable(e.detail)
                     } else {
                         DeliveryError::Refused(e.detail)
                     };
-                    self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+                    self.delivery_failed(now, settled, error);
                 }
             }
             other => self.events.push_back(MasterEvent::Link(Event::Message {

@@ -93,7 +93,17 @@ impl Master {
                 self.send(now, addr, Message::Ack(Ack { seq: r.seq }));
                 self.events.push_back(MasterEvent::Report { node, id: app.id, data: app.data });
             }
-            _ => self.reply(now, addr, r.seq, ErrorCode::BAD_REQUEST, "not an application message"),
+            Ok(Message::Response(response)) => {
+                self.send(now, addr, Message::Ack(Ack { seq: r.seq }));
+                self.on_response(node, *response);
+            }
+            _ => self.reply(
+                now,
+                addr,
+                r.seq,
+                ErrorCode::BAD_REQUEST,
+                "neither a message nor an answer",
+            ),
         }
     }
 

@@ -47,9 +47,15 @@ pub enum ReportError {
     Timeout,
 }
 
+/// What a pending report is: the application's (by its id) or our answer to a request.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(super) enum Key {
+    App(u64),
+    Response(u64),
+}
+
 struct Pending {
-    /// The application's id.
-    id: u64,
+    key: Key,
     /// The encoded message, until it is sealed (the master's key was not known yet).
     frame: Vec<u8>,
     envelope: Option<SealedEnvelope>,
@@ -63,7 +69,7 @@ struct Pending {
 /// The reports awaiting the master.
 #[derive(Default)]
 pub(crate) struct Reports {
-    pending: BTreeMap<u64, Pending>,
+    pending: BTreeMap<Key, Pending>,
     /// The master's X25519 key, from its certificate.
     master_key: Option<[u8; 32]>,
     /// The master asked for our certificate, or has not acknowledged a report yet.
@@ -82,14 +88,24 @@ impl Node {
         if self.reports.pending.len() >= MAX_PENDING_REPORTS {
             return Err(ReportError::Full);
         }
-        if self.reports.pending.contains_key(&id) {
+        if self.reports.pending.contains_key(&Key::App(id)) {
             return Err(ReportError::Duplicate(id));
         }
-        let mut frame = Vec::new();
         let app = Message::App(AppMessage { id, data: data.to_vec() });
-        wire::encode(&app, &mut frame).map_err(|e| ReportError::TooLarge(e.to_string()))?;
+        self.report_message(now, Key::App(id), &app)
+    }
+
+    /// Queues `message` for the master under `key` (replacing a pending one with that key).
+    pub(super) fn report_message(
+        &mut self,
+        now: Timestamp,
+        key: Key,
+        message: &Message,
+    ) -> Result<(), ReportError> {
+        let mut frame = Vec::new();
+        wire::encode(message, &mut frame).map_err(|e| ReportError::TooLarge(e.to_string()))?;
         let pending = Pending {
-            id,
+            key,
             frame,
             envelope: None,
             hop: None,
@@ -97,9 +113,15 @@ impl Node {
             wait: FIRST_RETRY,
             give_up: now + REPORT_LIFETIME,
         };
-        self.reports.pending.insert(id, pending);
+        self.reports.pending.insert(key, pending);
         self.report_timers(now);
         Ok(())
+    }
+
+    /// Forgets every pending report, as if each had been given up.
+    #[cfg(test)]
+    pub(crate) fn drop_reports(&mut self) {
+        self.reports.pending.clear();
     }
 
     /// Reports awaiting the master's acknowledgement.
@@ -129,30 +151,35 @@ impl Node {
     }
 
     pub(super) fn report_timers(&mut self, now: Timestamp) {
-        let due: Vec<u64> = self
+        let due: Vec<Key> = self
             .reports
             .pending
             .values()
             .filter(|p| now >= p.next_try || now >= p.give_up)
-            .map(|p| p.id)
+            .map(|p| p.key)
             .collect();
-        for id in due {
-            self.report_attempt(now, id);
+        for key in due {
+            self.report_attempt(now, key);
         }
     }
 
-    fn report_attempt(&mut self, now: Timestamp, id: u64) {
-        let Some(p) = self.reports.pending.get(&id) else { return };
+    fn report_attempt(&mut self, now: Timestamp, key: Key) {
+        let Some(p) = self.reports.pending.get(&key) else { return };
         if now >= p.give_up {
-            self.reports.pending.remove(&id);
-            let error = ReportError::Timeout;
-            return self.events.push_back(NodeEvent::ReportFailed { id, error });
+            self.reports.pending.remove(&key);
+            // A response given up on is still in the request log: the master asks again
+            // and gets it then (`requests.rs`).
+            if let Key::App(id) = key {
+                let error = ReportError::Timeout;
+                self.events.push_back(NodeEvent::ReportFailed { id, error });
+            }
+            return;
         }
-        if p.envelope.is_none() && !self.seal(now, id) {
+        if p.envelope.is_none() && !self.seal(now, key) {
             // No master key yet: a session with the master brings it (`report_connected`).
             let (master, addr) = (self.master_id(), self.cfg.master);
             self.ep.connect(now, addr, Some(master));
-            if let Some(p) = self.reports.pending.get_mut(&id) {
+            if let Some(p) = self.reports.pending.get_mut(&key) {
                 p.next_try = now + p.wait;
                 p.wait = (p.wait * 2).min(MAX_RETRY);
             }
@@ -162,7 +189,7 @@ impl Node {
         let seq = self.next_seq();
         let certificate =
             if self.reports.master_has_cert { None } else { self.ep.certificate().cloned() };
-        let Some(p) = self.reports.pending.get_mut(&id) else { return };
+        let Some(p) = self.reports.pending.get_mut(&key) else { return };
         let Some(envelope) = p.envelope.clone() else { return };
         p.hop = Some((hop, seq));
         p.next_try = now + p.wait;
@@ -170,27 +197,28 @@ impl Node {
         self.send(now, addr, Message::Report(Box::new(Report { seq, envelope, certificate })));
     }
 
-    /// Seals report `id` to the master; false if the master's key is not known yet.
-    fn seal(&mut self, now: Timestamp, id: u64) -> bool {
-        let Some(key) = self
+    /// Seals report `key` to the master; false if the master's key is not known yet.
+    fn seal(&mut self, now: Timestamp, key: Key) -> bool {
+        let Some(master_key) = self
             .reports
             .master_key
             .or_else(|| self.ep.peer_certificate(&self.master_id()).map(|c| c.body.x25519))
         else {
             return false;
         };
-        self.reports.master_key = Some(key);
+        self.reports.master_key = Some(master_key);
         // Stamps are our clock in microseconds, unique and increasing (the master's window).
         let stamp = now.as_micros().max(self.reports.last_stamp + 1);
         self.reports.last_stamp = stamp;
         let (identity, network, master) =
             (self.ep.identity().clone(), *self.ep.trust().network(), self.master_id());
-        let Some(frame) = self.reports.pending.get(&id).map(|p| p.frame.clone()) else {
+        let Some(frame) = self.reports.pending.get(&key).map(|p| p.frame.clone()) else {
             return false;
         };
-        match seal_envelope(&identity, &network, master, &key, stamp, &frame, self.ep.rng()) {
+        let rng = self.ep.rng();
+        match seal_envelope(&identity, &network, master, &master_key, stamp, &frame, rng) {
             Ok(envelope) => {
-                if let Some(p) = self.reports.pending.get_mut(&id) {
+                if let Some(p) = self.reports.pending.get_mut(&key) {
                     p.envelope = Some(envelope);
                     p.frame = Vec::new();
                 }
@@ -201,48 +229,52 @@ impl Node {
     }
 
     /// The pending report whose attempt `seq` went to `peer`.
-    fn report_for(&self, peer: NodeId, seq: u32) -> Option<u64> {
-        self.reports.pending.values().find(|p| p.hop == Some((peer, seq))).map(|p| p.id)
+    fn report_for(&self, peer: NodeId, seq: u32) -> Option<Key> {
+        self.reports.pending.values().find(|p| p.hop == Some((peer, seq))).map(|p| p.key)
     }
 
     /// An Ack: true if it settled one of our reports.
     pub(super) fn report_ack(&mut self, peer: NodeId, seq: u32) -> bool {
-        let Some(id) = self.report_for(peer, seq) else { return false };
-        self.reports.pending.remove(&id);
+        let Some(key) = self.report_for(peer, seq) else { return false };
+        self.reports.pending.remove(&key);
         self.reports.master_has_cert = true;
-        self.events.push_back(NodeEvent::ReportDelivered { id });
+        if let Key::App(id) = key {
+            self.events.push_back(NodeEvent::ReportDelivered { id });
+        }
         true
     }
 
     /// An Error: true if it answered one of our reports.
     pub(super) fn report_error(&mut self, now: Timestamp, peer: NodeId, e: &ErrorMessage) -> bool {
-        let Some(id) = self.report_for(peer, e.seq) else { return false };
+        let Some(key) = self.report_for(peer, e.seq) else { return false };
         match e.code {
             ErrorCode::UNKNOWN_CERTIFICATE => {
                 self.reports.master_has_cert = false;
-                self.report_retry_now(now, id);
+                self.report_retry_now(now, key);
             }
             // The LSN lost us, is full, or the master is not reachable from it: try again
             // later, by then perhaps through another LSN.
             ErrorCode::UNREACHABLE | ErrorCode::BUSY | ErrorCode::TIMEOUT => {
-                if let Some(p) = self.reports.pending.get_mut(&id) {
+                if let Some(p) = self.reports.pending.get_mut(&key) {
                     p.hop = None;
                 }
             }
             _ => {
-                self.reports.pending.remove(&id);
-                let error = ReportError::Refused(e.detail.clone());
-                self.events.push_back(NodeEvent::ReportFailed { id, error });
+                self.reports.pending.remove(&key);
+                if let Key::App(id) = key {
+                    let error = ReportError::Refused(e.detail.clone());
+                    self.events.push_back(NodeEvent::ReportFailed { id, error });
+                }
             }
         }
         true
     }
 
-    fn report_retry_now(&mut self, now: Timestamp, id: u64) {
-        if let Some(p) = self.reports.pending.get_mut(&id) {
+    fn report_retry_now(&mut self, now: Timestamp, key: Key) {
+        if let Some(p) = self.reports.pending.get_mut(&key) {
             p.next_try = now;
         }
-        self.report_attempt(now, id);
+        self.report_attempt(now, key);
     }
 
     pub(super) fn report_deadline(&self) -> Option<Timestamp> {
