@@ -127,4 +127,8 @@ pub enum MasterCommand {
         /// The nodes to revoke.
         nodes: Vec<NodeId>,
     },
+    /// Nothing: makes a driver re-read the master's timers after the application changed
+    /// the master directly through a shared handle (e.g. queued a
+    /// [`Master::request`](super::Master::request)).
+    Wake,
 }

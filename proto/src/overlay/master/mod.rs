@@ -211,6 +211,7 @@ impl Master {
                 self.revoke(now, &nodes);
                 return;
             }
+            MasterCommand::Wake => return,
         };
         if let Err(error) = result {
             self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });

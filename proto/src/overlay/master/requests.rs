@@ -165,6 +165,11 @@ impl Master {
         Ok(id)
     }
 
+    /// Request `id` while it is in the outbox: its node, and whether the node took it.
+    pub fn request_state(&self, id: RequestId) -> Option<(NodeId, bool)> {
+        self.outbox.items.get(&id).map(|i| (i.q.node, i.q.delivered))
+    }
+
     /// Requests in the outbox (waiting, in flight, or awaiting their answer).
     pub fn outbox_len(&self) -> usize {
         self.outbox.items.len()
