@@ -86,12 +86,14 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         data_dir = %config.data_dir.display(),
         listen = %config.listen,
         lan_discovery = config.lan_discovery,
+        commands = config.commands.len(),
         "node starting"
     );
-    let mut builder = NodeBuilder::new(&config.data_dir)
+    let builder = NodeBuilder::new(&config.data_dir)
         .listen(config.listen)
         .lan_discovery(config.lan_discovery)
         .enroll_timeout(config.enroll_timeout());
+    let mut builder = crate::handlers::with_builtins(builder, &config);
     if let Some(link) = &config.join {
         builder = builder.join(link.0.clone());
     }
@@ -163,6 +165,8 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
         ("data_dir", next.data_dir != running.data_dir),
         ("listen", next.listen != running.listen),
         ("lan_discovery", next.lan_discovery != running.lan_discovery),
+        ("commands", next.commands != running.commands),
+        ("command_timeout", next.command_timeout != running.command_timeout),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

@@ -38,8 +38,8 @@ pub use master::{
     PresenceEvent, RequestError, RequestId, Topology, OUTBOX_TABLE,
 };
 pub use node::{
-    Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_HANDLED,
-    MAX_LOGGED_BYTES, MAX_PENDING_REPORTS, REPORT_LIFETIME, REQUESTS_TABLE,
+    Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,
+    MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS, REPORT_LIFETIME, REQUESTS_TABLE,
 };
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

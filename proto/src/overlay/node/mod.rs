@@ -22,7 +22,7 @@ mod renew;
 mod report;
 mod requests;
 pub use report::{ReportError, MAX_PENDING_REPORTS, REPORT_LIFETIME};
-pub use requests::{RespondError, MAX_HANDLED, MAX_LOGGED_BYTES, REQUESTS_TABLE};
+pub use requests::{RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, REQUESTS_TABLE};
 mod rival;
 mod status;
 pub use status::NodeStatus;

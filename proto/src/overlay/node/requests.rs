@@ -29,6 +29,9 @@ use crate::{
 pub const MAX_HANDLED: usize = 1024;
 /// Most bytes of answers a node keeps for re-sending.
 pub const MAX_LOGGED_BYTES: usize = 8 << 20;
+/// Largest answer body: what fits a frame beside the report, the envelope and a certificate
+/// around it (a larger one is answered as failed, saying so).
+pub const MAX_ANSWER_LEN: usize = crate::wire::MAX_FRAME_LEN - 1024;
 /// The store table of the request log: an 8-byte big-endian id → its entry; the empty key
 /// holds the floor.
 pub const REQUESTS_TABLE: &str = "requests";
@@ -211,6 +214,13 @@ impl Node {
             return Err(RespondError::NotPending(id));
         };
         let expires = entry.expires;
+        // An answer too large for a frame would never arrive: answer that instead.
+        let (status, body) = if body.len() > MAX_ANSWER_LEN {
+            let why = format!("answer too large: {} bytes (at most {MAX_ANSWER_LEN})", body.len());
+            (ResponseStatus::FAILED, why.into_bytes())
+        } else {
+            (status, body)
+        };
         let answer = Some((status, serde_bytes::ByteBuf::from(body.clone())));
         self.taken.insert(id, Entry { expires, answer });
         let message = Message::Response(Box::new(Response { id, status, body }));
