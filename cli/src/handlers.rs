@@ -2,6 +2,7 @@
 //! reach on a node.
 //!
 //! * `ping`: answers its input back.
+//! * `history`: a downsampled range of one of the node's metric series (`history.rs`).
 //! * `inventory`: the host as JSON (name, OS, kernel, architecture, CPUs, memory, uptime).
 //! * `exec`: runs one of the commands named in the node's `[commands]` table (its input is
 //!   the name) and answers `{"command", "exit", "signal", "stdout", "stderr", "truncated"}`;
@@ -9,7 +10,12 @@
 //!
 //! Requests of any other kind are answered `unknown_kind`.
 
-use std::{collections::BTreeMap, process::Stdio, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    process::Stdio,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use fleetmesh::{overlay::MAX_ANSWER_LEN, NodeBuilder};
 use serde_json::json;
@@ -20,10 +26,30 @@ use crate::config::{CommandLine, NodeConfig};
 /// can grow it; the cut is halved until the answer fits).
 const FIRST_CUT: usize = 32 * 1024;
 
-/// `builder` with the built-in handlers, refusing every other kind.
-pub(crate) fn with_builtins(builder: NodeBuilder, config: &NodeConfig) -> NodeBuilder {
+/// Where the `history` handler finds the store, once the daemon opened it.
+pub(crate) type HistorySlot = Arc<OnceLock<Arc<Mutex<fleetmesh_history::Store>>>>;
+
+/// `builder` with the built-in handlers (`history` when the node keeps one), refusing every
+/// other kind.
+pub(crate) fn with_builtins(
+    builder: NodeBuilder,
+    config: &NodeConfig,
+    history: Option<HistorySlot>,
+) -> NodeBuilder {
     let commands = Arc::new(config.commands.clone());
     let timeout = config.command_timeout.0;
+    let builder = match history {
+        Some(slot) => builder.handler("history", move |body: Vec<u8>| {
+            let store = slot.get().cloned();
+            async move {
+                match store {
+                    Some(store) => crate::history::answer(store, body).await,
+                    None => Err("the metric history is not open yet".to_owned()),
+                }
+            }
+        }),
+        None => builder,
+    };
     builder
         .refuse_unknown_requests(true)
         .handler("ping", |body: Vec<u8>| async move { Ok(body) })

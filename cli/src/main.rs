@@ -7,6 +7,7 @@ mod daemon;
 mod demo;
 mod duration;
 mod handlers;
+mod history;
 mod logging;
 mod master;
 mod node;

@@ -134,6 +134,19 @@ fn requests_reach_node_handlers_through_the_api_and_the_cli() {
     let (code, _, err) = cli(admin, &token, &["request", &id, "reboot"]);
     assert!(code == Some(1) && err.contains("unknown_kind"), "{err}");
 
+    // The node's metric history, sampled since it started, downsampled on the node.
+    let (code, out, err) =
+        cli(admin, &token, &["history", &id, "mem", "--last", "10m", "--bucket", "1m", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let history: Value = serde_json::from_str(&out).unwrap();
+    let buckets = history["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 10);
+    let samples: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert!(samples >= 1, "no memory sample in the last 10 minutes: {history}");
+    let (code, _, err) =
+        cli(admin, &token, &["history", &id, "mem", "--last", "30d", "--bucket", "1m"]);
+    assert!(code == Some(1) && err.contains("buckets"), "{err}");
+
     // Absent node: the request waits, across a master restart, and is answered on return.
     node.signal("-TERM");
     node.wait_exit(LIMIT);

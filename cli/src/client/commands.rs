@@ -29,6 +29,9 @@ pub(crate) enum AdminCommand {
     /// Runs a command named in the node's `[commands]` config and prints its output; exits
     /// with the command's exit status.
     Run(super::requests::RunArgs),
+    /// A node's metric history, downsampled on the node: one line per bucket with its
+    /// samples' count, min, mean and max.
+    History(super::requests::HistoryArgs),
     /// Where a request stands: its answer, its failure, or still pending.
     Result(super::requests::ResultArgs),
     /// Revokes a node's certificate: the master drops it and tells every LSN; it cannot join
@@ -123,6 +126,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<(), ClientError> {
         AdminCommand::Request(args) => super::requests::request(args),
         AdminCommand::Run(args) => super::requests::run(args),
         AdminCommand::Result(args) => super::requests::result(args),
+        AdminCommand::History(args) => super::requests::history(args),
         AdminCommand::Revoke(args) => {
             let api = Api::connect(&args.api)?;
             let id = api.resolve(&args.id)?;

@@ -40,6 +40,26 @@ pub(crate) struct RunArgs {
     api: ApiArgs,
 }
 
+/// `fleetmesh history`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct HistoryArgs {
+    /// The node's id (or a unique prefix).
+    id: String,
+    /// The series: cpu (percent), mem, disk (bytes used), net_rx, net_tx (bytes per 10 s),
+    /// or an application's own.
+    series: String,
+    /// How far back from now.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    last: HumanDuration,
+    /// The width of one line (a bucket): its samples' count, min, mean and max.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    bucket: HumanDuration,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
 /// `fleetmesh result`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct ResultArgs {
@@ -118,6 +138,69 @@ pub(super) fn run(args: RunArgs) -> Result<(), ClientError> {
     }
 }
 
+/// Asks the node for a downsampled range of one series and prints it, a bucket a line.
+pub(super) fn history(args: HistoryArgs) -> Result<(), ClientError> {
+    let api = Api::connect(&args.api)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let bucket = args.bucket.0.as_secs().max(1);
+    let query = json!({
+        "series": args.series,
+        "from": now - args.last.0.as_secs() as i64,
+        "to": now,
+        "bucket_secs": bucket,
+    });
+    let reply = send(&api, &args.id, "history", &query.to_string(), &args.wait)?;
+    ended_ok(&reply)?;
+    let answer: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default())
+        .map_err(|_| ClientError::Failed("the node's answer is not a history".into()))?;
+    if api.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let from = answer["query"]["from"].as_i64().unwrap_or_default();
+    println!("{:<20} {:>6} {:>14} {:>14} {:>14}", "from (UTC)", "count", "min", "mean", "max");
+    for (i, b) in answer["buckets"].as_array().into_iter().flatten().enumerate() {
+        let start = from + i as i64 * bucket as i64;
+        let count = b["count"].as_u64().unwrap_or_default();
+        let num = |key: &str| b[key].as_f64().map_or("-".to_owned(), |v| format!("{v:.2}"));
+        if count == 0 {
+            println!("{:<20} {:>6}", utc(start), 0);
+        } else {
+            println!(
+                "{:<20} {count:>6} {:>14} {:>14} {:>14}",
+                utc(start),
+                num("min"),
+                num("mean"),
+                num("max")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` for Unix seconds `t` (UTC; the proleptic Gregorian calendar).
+fn utc(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Hinnant's algorithm, shifted to start in March).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Exit status 0 only for an answer with status `ok`.
 fn ended_ok(reply: &Value) -> Result<(), ClientError> {
     let id = &reply["id"];
@@ -159,5 +242,15 @@ fn text(reply: &Value) -> String {
             "request {id} pending ({}); see `fleetmesh result {id}`\n",
             if reply["delivered"] == true { "the node has it" } else { "waiting for the node" }
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(super::utc(1_796_350_000), "2026-12-04 02:06:40");
     }
 }

@@ -92,6 +92,8 @@ pub(crate) struct NodeConfig {
     pub(crate) join: Option<Link>,
     /// How long a command the master runs (`[commands]`) may take before it is killed.
     pub(crate) command_timeout: HumanDuration,
+    /// Keep a metric history (CPU, memory, disk, network every 10 s) for the master to query.
+    pub(crate) history: bool,
     /// Logging.
     pub(crate) log: LogConfig,
     /// The commands the master may run by name (`fleetmesh run NODE NAME`); nothing else.
@@ -125,6 +127,7 @@ impl Default for NodeConfig {
             enroll_timeout: HumanDuration(DEFAULT_ENROLL_TIMEOUT),
             join: None,
             command_timeout: HumanDuration(DEFAULT_COMMAND_TIMEOUT),
+            history: true,
             log: LogConfig::default(),
             commands: BTreeMap::new(),
         }
