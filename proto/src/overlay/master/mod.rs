@@ -411,6 +411,14 @@ impl Master {
     fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, j: Join) {
         let subnet = SubnetKey::new(j.local.0.ip(), j.prefix_len, addr.ip());
         let contact = crate::wire::Contact { id: peer, addr: j.local };
+        // An LSN is nobody's child, so no LSN reports its certificate: keep the one its
+        // session proved, or the master could not seal messages to it (a node certified
+        // out of band, or enrolled before the master's state was lost).
+        if self.reg.certificate(&peer).is_none() {
+            if let Some(cert) = self.ep.peer_certificate(&peer).cloned() {
+                self.reg.remember_certificate(cert);
+            }
+        }
         let events = self.reg.register_lsn(now, subnet, contact, addr);
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));

@@ -518,3 +518,5 @@ mod tests_authz;
 mod tests_report;
 #[cfg(test)]
 mod tests_requests;
+#[cfg(test)]
+mod tests_requests_chaos;
