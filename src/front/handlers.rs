@@ -42,7 +42,7 @@ impl Handlers {
         id: u64,
         kind: &str,
         body: Vec<u8>,
-        commands: &mpsc::Sender<Command>,
+        commands: &mpsc::WeakSender<Command>,
     ) -> bool {
         let Some(handler) = self.by_kind.get(kind) else {
             if self.refuse_unknown {
@@ -65,15 +65,21 @@ impl Handlers {
 }
 
 /// Sends the answer to the node's driver (without waiting: it may be full, never for long).
+/// The handlers hold the driver's command channel weakly, so that a handler still at work
+/// does not keep a node that is shutting down (and its store) alive.
 pub(crate) fn answer(
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::WeakSender<Command>,
     id: u64,
     status: ResponseStatus,
     body: Vec<u8>,
 ) {
     tokio::spawn(async move {
         let respond = NodeCommand::Respond { id, status, body };
-        if commands.send(Command::Node(respond, None)).await.is_err() {
+        let sent = match commands.upgrade() {
+            Some(commands) => commands.send(Command::Node(respond, None)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
             tracing::debug!(id, "node stopped before its answer was sent");
         }
     });

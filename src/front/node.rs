@@ -219,7 +219,7 @@ impl NodeBuilder {
             }
         }
         let (to, rx) = Relay::new("node", NODE_EVENTS);
-        let answers = (self.handlers, commands.clone());
+        let answers = (self.handlers, commands.downgrade());
         let relay = tokio::spawn(relay(events, to, dir.clone(), early, answers));
         Ok(NodeHandle { id, machine, commands, events: rx, task, relay, port })
     }
@@ -248,7 +248,7 @@ async fn relay(
     mut to: Relay<NodeEvent>,
     dir: DataDir,
     early: VecDeque<NodeEvent>,
-    (handlers, commands): (Handlers, mpsc::Sender<Command>),
+    (handlers, commands): (Handlers, mpsc::WeakSender<Command>),
 ) {
     for event in early {
         to.forward(event);
