@@ -59,9 +59,12 @@ pub fn simulate(cfg: &DayConfig, from: Duration) -> Storm {
         match event {
             MasterEvent::Presence(_) => storm.events.push((t.saturating_since(from), event)),
             // The stream shows these; the simulated day has none (its nodes start enrolled and
-            // it sends no messages). Leaving them out would understate the storm.
+            // it sends no messages or requests). Leaving them out would understate the storm.
             MasterEvent::Delivered { .. }
             | MasterEvent::DeliveryFailed { .. }
+            | MasterEvent::Response { .. }
+            | MasterEvent::RequestFailed { .. }
+            | MasterEvent::Report { .. }
             | MasterEvent::Link(LinkEvent::PeerEnrolled { .. }) => {
                 panic!("the replay does not carry {event:?}")
             }
