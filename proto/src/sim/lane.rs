@@ -178,6 +178,8 @@ pub(super) struct Shared<'a> {
     pub(super) udp_blocks: &'a HashMap<usize, UdpBlock>,
     pub(super) net: &'a NetModel,
     pub(super) keep_events: bool,
+    /// Whether the master's events are kept (`keep_events` or `keep_master_events`).
+    pub(super) keep_master_events: bool,
     /// Each slot's subnet.
     pub(super) place: &'a [u16],
     /// Indexed by subnet.

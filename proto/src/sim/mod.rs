@@ -143,6 +143,10 @@ pub struct Simulation {
     /// Whether node and master events are kept in `events` / `master_events` (on by default;
     /// large runs turn it off and read [`Simulation::stats`]).
     pub keep_events: bool,
+    /// Keeps the master's events in `master_events` even when `keep_events` is off: a large
+    /// run can then hand its master's timeline to a replay (the admin API's storm benchmark)
+    /// without holding every node's events. Default `false`.
+    pub keep_master_events: bool,
     /// What the run counted.
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
@@ -216,6 +220,7 @@ impl Simulation {
             master_cfg: MasterConfig::default(),
             cut: Default::default(),
             keep_events: true,
+            keep_master_events: false,
             tcp_fallback: None,
             cert_validity: Duration::from_secs(30 * 86_400),
             udp_blocks: HashMap::new(),

@@ -387,7 +387,7 @@ impl<'a> View<'a> {
         let mut out = std::mem::take(&mut self.scratch);
         match i {
             None => {
-                let keep = self.shared.keep_events;
+                let keep = self.shared.keep_master_events;
                 let Some(mv) = self.master.as_mut() else { return };
                 let Some(m) = mv.master.as_mut() else { return };
                 while let Some(t) = m.poll_transmit() {

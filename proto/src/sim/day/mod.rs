@@ -77,6 +77,9 @@ pub struct DayConfig {
     /// Threads the subnets run on ([`Simulation::parallel`]): the report is the same for any
     /// number. Default: the machine's cores.
     pub threads: usize,
+    /// Keep the master's events ([`Simulation::keep_master_events`]) for [`run_keep`]'s caller
+    /// to replay. Default `false`.
+    pub keep_master_events: bool,
 }
 
 impl Default for DayConfig {
@@ -115,6 +118,7 @@ impl Default for DayConfig {
             dht_start: m(0, 40),
             dht_lookups_per_hour: 600.0,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep_master_events: false,
         }
     }
 }
@@ -289,6 +293,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     sim.net = cfg.net.clone();
     sim.parallel(cfg.threads);
     sim.keep_events = false;
+    sim.keep_master_events = cfg.keep_master_events;
     sim.tcp_fallback = cfg.tcp_fallback;
     if !cfg.dht {
         sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
