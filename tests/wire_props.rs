@@ -12,8 +12,9 @@ use fleetmesh::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
-        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update,
-        Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
+        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report, Request, Response,
+        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
+        WIRE_VERSION,
     },
     Identity, NodeId, Timestamp,
 };
@@ -125,7 +126,25 @@ fn messages() -> Vec<Message> {
         Message::App(AppMessage { id: u64::MAX, data: (0..=255).collect() }),
         Message::App(AppMessage { id: 0, data: vec![] }),
         Message::Envelope(Box::new(sealed.clone())),
-        Message::Forward(Box::new(Forward { seq: 3, to: v4.id, envelope: sealed })),
+        Message::Forward(Box::new(Forward { seq: 3, to: v4.id, envelope: sealed.clone() })),
+        Message::Report(Box::new(Report { seq: 4, envelope: sealed, certificate: None })),
+        Message::Request(Box::new(Request {
+            id: u64::MAX,
+            kind: "exec".into(),
+            body: b"uptime".to_vec(),
+            expires: 1_700_003_600,
+        })),
+        Message::Request(Box::new(Request {
+            id: 1,
+            kind: String::new(),
+            body: vec![],
+            expires: 0,
+        })),
+        Message::Response(Box::new(Response {
+            id: 9,
+            status: ResponseStatus::FAILED,
+            body: (0..=255).collect(),
+        })),
     ]
 }
 
