@@ -100,21 +100,16 @@ impl Rejections {
 /// `12000 decrypt, 345 rate_limited`: the reasons that occurred, or `none`.
 impl fmt::Display for Rejections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_reasons(f, &self.reasons())
+        let mut first = true;
+        for (name, n) in self.reasons().into_iter().filter(|(_, n)| *n > 0) {
+            write!(f, "{}{n} {name}", if first { "" } else { ", " })?;
+            first = false;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
     }
-}
-
-/// Writes `n name` for each non-zero reason, comma-separated, or `none`.
-pub(crate) fn write_reasons(f: &mut fmt::Formatter<'_>, reasons: &[(&str, u64)]) -> fmt::Result {
-    let mut first = true;
-    for (name, n) in reasons.iter().filter(|(_, n)| *n > 0) {
-        write!(f, "{}{n} {name}", if first { "" } else { ", " })?;
-        first = false;
-    }
-    if first {
-        f.write_str("none")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
