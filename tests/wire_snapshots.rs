@@ -16,8 +16,8 @@ use fleetmesh::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
         KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
         Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
-        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Resync, Takeover, Update,
-        Uptime, WireAddr,
+        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report, Request, Response,
+        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -217,6 +217,31 @@ fn samples() -> Vec<(&'static str, Message)> {
                 seq: 10,
                 to: node.node_id(),
                 envelope: envelope(&node, &network),
+            })),
+        ),
+        (
+            "wire_report",
+            Message::Report(Box::new(Report {
+                seq: 11,
+                envelope: envelope(&node, &network),
+                certificate: None,
+            })),
+        ),
+        (
+            "wire_request",
+            Message::Request(Box::new(Request {
+                id: 1_700_000_000_000_001,
+                kind: "exec".to_owned(),
+                body: b"uptime".to_vec(),
+                expires: NOW.as_secs() + 3600,
+            })),
+        ),
+        (
+            "wire_response",
+            Message::Response(Box::new(Response {
+                id: 1_700_000_000_000_001,
+                status: ResponseStatus::OK,
+                body: b"up 3 days".to_vec(),
             })),
         ),
     ]

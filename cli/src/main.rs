@@ -6,6 +6,8 @@ mod config;
 mod daemon;
 mod demo;
 mod duration;
+mod handlers;
+mod history;
 mod logging;
 mod master;
 mod node;
@@ -131,7 +133,11 @@ fn main() -> std::process::ExitCode {
         }
         Command::Admin(command) => {
             plain_logging();
-            client::run(command).map_err(|e| e.to_string())
+            match client::run(command) {
+                // A remote command's own exit status, passed on (like ssh does).
+                Err(client::ClientError::Exit(code)) => return std::process::ExitCode::from(code),
+                other => other.map_err(|e| e.to_string()),
+            }
         }
         Command::Config(command) => match config::check::run(command) {
             Ok(effective) => {

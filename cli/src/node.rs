@@ -86,12 +86,17 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         data_dir = %config.data_dir.display(),
         listen = %config.listen,
         lan_discovery = config.lan_discovery,
+        commands = config.commands.len(),
         "node starting"
     );
-    let mut builder = NodeBuilder::new(&config.data_dir)
+    let builder = NodeBuilder::new(&config.data_dir)
         .listen(config.listen)
         .lan_discovery(config.lan_discovery)
         .enroll_timeout(config.enroll_timeout());
+    // The history opens once the node made its data directory; its handler waits for it.
+    let history_slot = std::sync::Arc::new(std::sync::OnceLock::new());
+    let slot = config.history.then(|| history_slot.clone());
+    let mut builder = crate::handlers::with_builtins(builder, &config, slot);
     if let Some(link) = &config.join {
         builder = builder.join(link.0.clone());
     }
@@ -103,12 +108,29 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
             return Ok(());
         }
     };
+    let history = if config.history {
+        match crate::history::History::start(&config.data_dir) {
+            Ok(history) => {
+                let _ = history_slot.set(history.store());
+                Some(history)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "metric history unavailable; the node runs without");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let span = tracing::info_span!("node", id = %node.id());
     let stop = run_loop(&args, &config, &logging, &mut node, &mut signals).instrument(span).await;
     if let Ok(signal) = stop {
         tracing::info!(signal, "node leaving (announced part)");
     }
     node.shutdown().await;
+    if let Some(history) = history {
+        history.stop();
+    }
     stop.map(|_| tracing::info!("node stopped"))
 }
 
@@ -163,6 +185,9 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
         ("data_dir", next.data_dir != running.data_dir),
         ("listen", next.listen != running.listen),
         ("lan_discovery", next.lan_discovery != running.lan_discovery),
+        ("commands", next.commands != running.commands),
+        ("command_timeout", next.command_timeout != running.command_timeout),
+        ("history", next.history != running.history),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

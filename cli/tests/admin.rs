@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::Path, time::Instant};
 use common::{
     field, fleetmesh, free_port,
     http::{events, next_event, request, Reply},
-    node_args, Daemon, LIMIT,
+    start_nodes, LIMIT,
 };
 use serde_json::{json, Value};
 
@@ -107,13 +107,8 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
 
     let mut stream = events(admin, &token);
     let node_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Daemon> = node_dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
-        .collect();
-    let ids: Vec<String> =
-        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
+    let paths: Vec<&Path> = node_dirs.iter().map(|d| d.path()).collect();
+    let (mut nodes, ids) = start_nodes(&paths, &link);
 
     // The event stream reports each join.
     let mut joined = std::collections::HashSet::new();

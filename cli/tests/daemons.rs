@@ -10,7 +10,7 @@ mod common;
 
 use std::{path::Path, process::Command};
 
-use common::{field, fleetmesh, free_port, node_args, Daemon, LIMIT};
+use common::{field, fleetmesh, free_port, node_args, start_nodes, LIMIT};
 
 fn node_config_text(data_dir: &Path, level: &str) -> String {
     format!(
@@ -52,13 +52,8 @@ fn a_fleet_from_links_parts_on_sigterm_and_restarts_from_its_data() {
     assert_eq!(link.split("&token=").next(), running["network"].as_str());
 
     let node_dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Daemon> = node_dirs[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
-        .collect();
-    let ids: Vec<String> =
-        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
+    let paths: Vec<&Path> = node_dirs[..3].iter().map(|d| d.path()).collect();
+    let (mut nodes, ids) = start_nodes(&paths, &link);
 
     // All three present at the master; remember which one is a child (not the LSN).
     let mut present = std::collections::HashMap::new();

@@ -6,7 +6,7 @@ mod common;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use common::{browser::Browser, field, fleetmesh, free_port, http::request, node_args, LIMIT};
+use common::{browser::Browser, field, fleetmesh, free_port, http::request, start_nodes, LIMIT};
 use serde_json::json;
 
 fn master_config(dir: &Path, port: u16) -> String {
@@ -31,13 +31,8 @@ fn the_web_view_shows_the_fleet_and_follows_an_lsn_crash_live() {
     let link = created.body["link"].as_str().expect("a link").to_owned();
 
     let node_dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<_> = node_dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| fleetmesh(&format!("node{i}"), &node_args(d.path(), Some(&link))))
-        .collect();
-    let ids: Vec<String> =
-        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
+    let paths: Vec<&Path> = node_dirs.iter().map(|d| d.path()).collect();
+    let (mut nodes, ids) = start_nodes(&paths, &link);
 
     let mut browser = Browser::launch();
     browser.navigate(&format!("http://{admin}/#token={token}"));

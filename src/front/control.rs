@@ -11,9 +11,21 @@ use super::{
 };
 use crate::{
     driver::{Clock, DriverStopped},
-    overlay::{KnownNode, Master, MasterCommand, Topology},
+    overlay::{KnownNode, Master, MasterCommand, RequestError, RequestId, Topology},
     NodeId,
 };
+
+/// Why [`MasterControl::request`] queued nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestRefused {
+    /// The outbox refused it (full, too large, bad time-to-live).
+    #[error(transparent)]
+    Refused(#[from] RequestError),
+    /// The master has stopped.
+    #[error("the master has stopped")]
+    Stopped,
+}
 
 /// Reads and steers a running master; cheap to clone. Events stay with the
 /// [`super::MasterHandle`] it came from ([`super::MasterHandle::control`]).
@@ -81,6 +93,26 @@ impl MasterControl {
     /// Polls `node` (see [`super::MasterHandle::poll`]).
     pub async fn poll(&self, node: NodeId) -> Result<(), DriverStopped> {
         self.commands.send(MasterCommand::Poll { node }).await.map_err(|_| DriverStopped)
+    }
+
+    /// Queues a request of `kind` for `node`, handled by it at most once within `ttl`
+    /// (see [`Master::request`]); it ends in a `MasterEvent::Response` or
+    /// `MasterEvent::RequestFailed` with the id returned, and survives a master restart.
+    pub async fn request(
+        &self,
+        node: NodeId,
+        kind: &str,
+        body: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<RequestId, RequestRefused> {
+        let id = self.lock().request(self.clock.now(), node, kind, body, ttl)?;
+        self.commands.send(MasterCommand::Wake).await.map_err(|_| RequestRefused::Stopped)?;
+        Ok(id)
+    }
+
+    /// Request `id` while it awaits its answer: its node, and whether the node took it.
+    pub fn request_state(&self, id: RequestId) -> Option<(NodeId, bool)> {
+        self.lock().request_state(id)
     }
 
     /// Revokes `nodes` (see [`super::MasterHandle::revoke`]).

@@ -29,11 +29,11 @@ impl<E> Relay<E> {
         (Relay { to: Some(tx), dropped: 0, source }, rx)
     }
 
-    /// Passes `event` on, or drops it if the application is behind.
-    pub(crate) fn forward(&mut self, event: E) {
-        let Some(tx) = &self.to else { return };
+    /// Passes `event` on, or drops it if the application is behind (then false).
+    pub(crate) fn forward(&mut self, event: E) -> bool {
+        let Some(tx) = &self.to else { return false };
         match tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => return true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped += 1;
                 if self.dropped % 1000 == 1 {
@@ -46,6 +46,7 @@ impl<E> Relay<E> {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => self.to = None,
         }
+        false
     }
 }
 

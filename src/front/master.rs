@@ -24,6 +24,7 @@ use crate::{
     overlay::{
         master::{CERTS_TABLE, LSNS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
         KnownNode, Master, MasterCommand, MasterConfig, MasterEvent, MasterSaved, Topology,
+        OUTBOX_TABLE,
     },
     trust::{Authority, NetworkKey},
     Endpoint, EndpointConfig, MemoryDiscovery, NodeId, Store,
@@ -93,6 +94,7 @@ impl MasterBuilder {
         let mut master = Master::new(Endpoint::new(endpoint, seed), self.config);
         let store = open_state(&dir).await?;
         master.restore(load_state(&*store).await?);
+        master.restore_outbox(&store.scan(OUTBOX_TABLE).await?);
         reconcile_tags(&mut master, &tokens, clock.now());
         let master = Arc::new(Mutex::new(master));
         let discovery = Arc::new(MemoryDiscovery::new());
@@ -298,6 +300,18 @@ impl MasterHandle {
     /// Asks `node` whether it is there; the answer comes back as a [`MasterEvent`].
     pub async fn poll(&self, node: NodeId) -> Result<(), DriverStopped> {
         self.commands.send(MasterCommand::Poll { node }).await.map_err(|_| DriverStopped)
+    }
+
+    /// Queues a request of `kind` for `node`, handled by it at most once within `ttl`; see
+    /// [`super::MasterControl::request`].
+    pub async fn request(
+        &self,
+        node: NodeId,
+        kind: &str,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::overlay::RequestId, super::RequestRefused> {
+        self.control().request(node, kind, body, ttl).await
     }
 
     /// Revokes `nodes`: the master signs a new revocation list and sends it through every LSN

@@ -14,6 +14,7 @@ mod control;
 mod data;
 mod error;
 mod events;
+mod handlers;
 mod link;
 mod machine;
 mod master;
@@ -21,7 +22,7 @@ mod net;
 mod node;
 mod tokens;
 
-pub use control::MasterControl;
+pub use control::{MasterControl, RequestRefused};
 pub use error::StartError;
 pub use link::{JoinLink, LinkError, MAX_LINK_ADDRS, MAX_TOKEN_LEN};
 pub use master::{default_public_addrs, MasterBuilder, MasterHandle, DEFAULT_MASTER_PORT};

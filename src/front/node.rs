@@ -17,14 +17,15 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use super::{
     data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STATE_FILE},
     events::{Relay, NODE_EVENTS},
+    handlers::{self, Handlers},
     machine::{Command, Front},
     net, JoinLink, StartError,
 };
 use crate::{
     dht::{DhtCommand, QueryId},
     driver::{self, Clock, DriverError, DriverStopped},
-    overlay::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig},
-    wire::ErrorCode,
+    overlay::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig, REQUESTS_TABLE},
+    wire::{ErrorCode, ResponseStatus},
     Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
 };
 
@@ -48,6 +49,7 @@ pub struct NodeBuilder {
     lan: bool,
     enroll_timeout: Duration,
     configure: Option<Configure>,
+    handlers: Handlers,
 }
 
 impl NodeBuilder {
@@ -60,6 +62,7 @@ impl NodeBuilder {
             lan: true,
             enroll_timeout: DEFAULT_ENROLL_TIMEOUT,
             configure: None,
+            handlers: Handlers::default(),
         }
     }
 
@@ -93,6 +96,26 @@ impl NodeBuilder {
     /// Adjusts the overlay's timers and limits (defaults meet the project's targets).
     pub fn configure(mut self, f: impl FnOnce(&mut OverlayConfig) + Send + 'static) -> Self {
         self.configure = Some(Box::new(f));
+        self
+    }
+
+    /// Answers the master's requests of `kind` with `handler`: its output is the answer, its
+    /// error the reason the request failed. Each request is handled at most once, even across
+    /// restarts; handlers run on their own tasks, whether or not the application reads
+    /// events. Requests of kinds without a handler come as [`NodeEvent::Request`].
+    pub fn handler<F, Fut>(mut self, kind: &str, handler: F) -> Self
+    where
+        F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static,
+    {
+        self.handlers.add(kind, handler);
+        self
+    }
+
+    /// Answers requests of kinds without a handler as unknown at once, instead of handing
+    /// them to the application. Default off.
+    pub fn refuse_unknown_requests(mut self, refuse: bool) -> Self {
+        self.handlers.refuse_unknown = refuse;
         self
     }
 
@@ -146,6 +169,7 @@ impl NodeBuilder {
             .await
             .map_err(|e| StartError::data_dir(dir.file(STATE_FILE), std::io::Error::other(e)))??;
         let saved_dht = crate::store::load_dht(&store).await?;
+        let saved_requests = store.scan(REQUESTS_TABLE).await?;
 
         let discovery = discovery(self.lan, &dir, id, &link).await;
         let mut seed = [0u8; 32];
@@ -153,6 +177,7 @@ impl NodeBuilder {
         let mut node = Node::new(Endpoint::new(endpoint, seed), overlay);
         let clock = Clock::system();
         node.dht_restore(clock.now(), saved_dht);
+        node.requests_restore(clock.now(), &saved_requests);
         let machine = Arc::new(Mutex::new(Front::new(node)));
         let store: Arc<dyn Store> = Arc::new(store);
         let (commands, mut events, task) =
@@ -194,7 +219,8 @@ impl NodeBuilder {
             }
         }
         let (to, rx) = Relay::new("node", NODE_EVENTS);
-        let relay = tokio::spawn(relay(events, to, dir.clone(), early));
+        let answers = (self.handlers, commands.clone());
+        let relay = tokio::spawn(relay(events, to, dir.clone(), early, answers));
         Ok(NodeHandle { id, machine, commands, events: rx, task, relay, port })
     }
 }
@@ -215,21 +241,38 @@ async fn discovery(on: bool, dir: &DataDir, id: NodeId, link: &JoinLink) -> Arc<
     }
 }
 
-/// Forwards the node's events to the application, keeping a renewed certificate on disk.
+/// Forwards the node's events to the application, keeping a renewed certificate on disk and
+/// passing requests to their handlers.
 async fn relay(
     mut from: mpsc::Receiver<NodeEvent>,
     mut to: Relay<NodeEvent>,
     dir: DataDir,
     early: VecDeque<NodeEvent>,
+    (handlers, commands): (Handlers, mpsc::Sender<Command>),
 ) {
     for event in early {
         to.forward(event);
     }
     while let Some(event) = from.recv().await {
-        if let NodeEvent::Link(Event::Enrolled { certificate }) = &event {
-            if let Err(error) = dir.write(CERT_FILE, &certificate.to_bytes()) {
-                tracing::error!(%error, "cannot keep the new certificate");
+        match event {
+            NodeEvent::Link(Event::Enrolled { ref certificate }) => {
+                if let Err(error) = dir.write(CERT_FILE, &certificate.to_bytes()) {
+                    tracing::error!(%error, "cannot keep the new certificate");
+                }
             }
+            NodeEvent::Request { id, ref kind, ref body } => {
+                if handlers.take(id, kind, body.clone(), &commands) {
+                    continue;
+                }
+                if !to.forward(event) {
+                    // Not even queued for the application: say so rather than leave the
+                    // master waiting until the request expires.
+                    let why = b"the application is not reading requests".to_vec();
+                    handlers::answer(commands.clone(), id, ResponseStatus::FAILED, why);
+                }
+                continue;
+            }
+            _ => {}
         }
         to.forward(event);
     }
@@ -290,6 +333,26 @@ impl NodeHandle {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.commands.send(Command::Dht(command, tx)).await.map_err(|_| DriverStopped)?;
         rx.await.map_err(|_| DriverStopped)
+    }
+
+    /// Answers request `id` (a [`NodeEvent::Request`] without a handler); the answer reaches
+    /// the master as a sealed report, retried until it arrives.
+    pub async fn respond(
+        &self,
+        id: u64,
+        status: ResponseStatus,
+        body: Vec<u8>,
+    ) -> Result<(), DriverStopped> {
+        let command = Command::Node(NodeCommand::Respond { id, status, body }, None);
+        self.commands.send(command).await.map_err(|_| DriverStopped)
+    }
+
+    /// Sends `data` to the master, sealed end to end and retried until it arrives; the
+    /// outcome comes as [`NodeEvent::ReportDelivered`] or [`NodeEvent::ReportFailed`] with
+    /// `id`.
+    pub async fn report(&self, id: u64, data: Vec<u8>) -> Result<(), DriverStopped> {
+        let command = Command::Node(NodeCommand::Report { id, data }, None);
+        self.commands.send(command).await.map_err(|_| DriverStopped)
     }
 
     /// Leaves the overlay with an announced part (the LSN reports it at once, not after its

@@ -25,6 +25,12 @@ pub(crate) enum ApiError {
     /// The master's driver has stopped.
     #[error("the master has stopped")]
     Stopped,
+    /// No request with this id is open or remembered.
+    #[error("unknown request {0}")]
+    UnknownRequest(String),
+    /// The master's outbox refused the request.
+    #[error("{0}")]
+    Refused(String),
     /// Tokens could not be read or created.
     #[error("tokens: {0}")]
     Tokens(String),
@@ -38,6 +44,8 @@ impl ApiError {
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::UnknownNode(_) => ("unknown_node", StatusCode::NOT_FOUND),
             ApiError::Stopped => ("stopped", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::UnknownRequest(_) => ("unknown_request", StatusCode::NOT_FOUND),
+            ApiError::Refused(_) => ("refused", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Tokens(_) => ("tokens", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

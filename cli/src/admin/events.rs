@@ -32,6 +32,17 @@ pub(crate) fn event_json(event: &MasterEvent) -> Option<String> {
         MasterEvent::DeliveryFailed { id, node, error } => json!({
             "type": "delivery_failed", "id": id, "node": node.to_string(), "error": error.to_string()
         }),
+        MasterEvent::Response { .. } | MasterEvent::RequestFailed { .. } => {
+            let (_, mut view) = super::results::ended(event)?;
+            view["type"] =
+                json!(if view["state"] == "answered" { "response" } else { "request_failed" });
+            view
+        }
+        MasterEvent::Report { node, id, data } => {
+            let mut view = json!({ "type": "report", "node": node.to_string(), "id": id });
+            super::results::put_body(&mut view, data);
+            view
+        }
         MasterEvent::Link(LinkEvent::PeerEnrolled { peer, .. }) => {
             json!({ "type": "enrolled", "node": peer.to_string() })
         }

@@ -3,7 +3,8 @@
 //!
 //! Endpoints (all under `/api`, documented in `docs/openapi.json`): `GET status`,
 //! `GET nodes?subnet=&lsn=&present=`, `GET nodes/{id}`, `POST nodes/{id}/send`,
-//! `POST nodes/{id}/poll`, `POST nodes/{id}/revoke`, `GET tokens`, `POST tokens`, and
+//! `POST nodes/{id}/poll`, `POST nodes/{id}/revoke`, `POST nodes/{id}/requests`,
+//! `GET requests/{id}`, `GET tokens`, `POST tokens`, and
 //! `GET events` (server-sent events: presence, deliveries, enrollments). `/` serves the live
 //! web view, a client of the same API.
 
@@ -11,6 +12,8 @@ mod auth;
 mod error;
 mod events;
 mod metrics;
+mod requests;
+mod results;
 mod routes;
 mod views;
 mod web;
@@ -32,6 +35,7 @@ pub(crate) struct AdminServer {
     pub(crate) addr: SocketAddr,
     events: broadcast::Sender<String>,
     counters: std::sync::Arc<metrics::Counters>,
+    results: std::sync::Arc<std::sync::Mutex<results::Results>>,
     task: JoinHandle<()>,
 }
 
@@ -69,20 +73,23 @@ impl AdminServer {
         let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr, source })?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let counters = std::sync::Arc::new(metrics::Counters::default());
-        let app =
-            routes::router(routes::AppState::new(master, token, events.clone(), counters.clone()));
+        let results = std::sync::Arc::default();
+        let state = routes::AppState::new(master, token, events.clone(), counters.clone())
+            .with_results(std::sync::Arc::clone(&results));
+        let app = routes::router(state);
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "admin API stopped");
             }
         });
         tracing::info!(%addr, "admin API listening");
-        Ok(AdminServer { addr, events, counters, task })
+        Ok(AdminServer { addr, events, counters, results, task })
     }
 
     /// Passes one of the master's events to the event stream's subscribers.
     pub(crate) fn publish(&self, event: &MasterEvent) {
         self.counters.count(event);
+        self.results.lock().unwrap_or_else(|e| e.into_inner()).record(event);
         if self.events.receiver_count() > 0 {
             if let Some(json) = event_json(event) {
                 let _ = self.events.send(json);

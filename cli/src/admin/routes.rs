@@ -25,11 +25,12 @@ use super::{auth::authorized, error::ApiError, events, views};
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    master: MasterControl,
+    pub(super) master: MasterControl,
     token: Arc<str>,
-    events: broadcast::Sender<String>,
+    pub(super) events: broadcast::Sender<String>,
     next_id: Arc<AtomicU64>,
     counters: Arc<super::metrics::Counters>,
+    pub(super) results: Arc<std::sync::Mutex<super::results::Results>>,
 }
 
 impl AppState {
@@ -49,7 +50,17 @@ impl AppState {
             events,
             next_id: Arc::new(AtomicU64::new(start)),
             counters,
+            results: Arc::default(),
         }
+    }
+
+    /// Shares `results` (filled from the master's events by the server).
+    pub(crate) fn with_results(
+        mut self,
+        results: Arc<std::sync::Mutex<super::results::Results>>,
+    ) -> Self {
+        self.results = results;
+        self
     }
 }
 
@@ -62,6 +73,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/nodes/{id}/send", post(send))
         .route("/api/nodes/{id}/poll", post(poll))
         .route("/api/nodes/{id}/revoke", post(revoke))
+        .route("/api/nodes/{id}/requests", post(super::requests::create))
+        .route("/api/requests/{id}", get(super::requests::get_one))
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/events", get(event_stream))
         .route("/metrics", get(metrics))
@@ -85,7 +98,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-fn parse_id(text: &str) -> Result<NodeId, ApiError> {
+pub(super) fn parse_id(text: &str) -> Result<NodeId, ApiError> {
     NodeId::from_str(text).map_err(|_| ApiError::BadId(text.to_owned()))
 }
 
@@ -135,7 +148,7 @@ async fn nodes(
     Ok(Json(views::NodeList { total, count: selected.len(), nodes: selected }))
 }
 
-fn find(s: &AppState, id: &str) -> Result<views::NodeJson, ApiError> {
+pub(super) fn find(s: &AppState, id: &str) -> Result<views::NodeJson, ApiError> {
     let node = parse_id(id)?;
     let text = node.to_string();
     views::all_nodes(&s.master.topology(), &s.master.known_nodes())

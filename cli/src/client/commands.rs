@@ -22,6 +22,18 @@ pub(crate) enum AdminCommand {
     /// Sends a text message to a node, sealed end to end, and waits for its delivery report;
     /// exits 1 if it was not delivered.
     Send(SendArgs),
+    /// Sends a request of KIND to a node's handlers (the node daemon has `ping`, `inventory`
+    /// and `exec`) and prints its answer; a request to an absent node waits for it (--ttl).
+    /// Exits 1 unless the node answered ok.
+    Request(super::requests::RequestArgs),
+    /// Runs a command named in the node's `[commands]` config and prints its output; exits
+    /// with the command's exit status.
+    Run(super::requests::RunArgs),
+    /// A node's metric history, downsampled on the node: one line per bucket with its
+    /// samples' count, min, mean and max.
+    History(super::requests::HistoryArgs),
+    /// Where a request stands: its answer, its failure, or still pending.
+    Result(super::requests::ResultArgs),
     /// Revokes a node's certificate: the master drops it and tells every LSN; it cannot join
     /// again with its key.
     Revoke(RevokeArgs),
@@ -111,6 +123,10 @@ pub(crate) fn run(command: AdminCommand) -> Result<(), ClientError> {
             print(&api, &reply, render::outcome);
             succeeded(&reply)
         }
+        AdminCommand::Request(args) => super::requests::request(args),
+        AdminCommand::Run(args) => super::requests::run(args),
+        AdminCommand::Result(args) => super::requests::result(args),
+        AdminCommand::History(args) => super::requests::history(args),
         AdminCommand::Revoke(args) => {
             let api = Api::connect(&args.api)?;
             let id = api.resolve(&args.id)?;
@@ -203,7 +219,7 @@ fn succeeded(reply: &Value) -> Result<(), ClientError> {
     }
 }
 
-fn print(api: &Api, value: &Value, text: impl Fn(&Value) -> String) {
+pub(super) fn print(api: &Api, value: &Value, text: impl Fn(&Value) -> String) {
     if api.json {
         println!("{value}");
     } else {

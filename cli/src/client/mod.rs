@@ -20,6 +20,8 @@ use crate::{
 
 pub(crate) use commands::{run, AdminCommand};
 
+mod requests;
+
 /// How the commands find and authenticate to the admin API.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ApiArgs {
@@ -86,6 +88,9 @@ pub(crate) enum ClientError {
     /// The operation ran but did not succeed (a failed delivery, a ping that got no answer).
     #[error("{0}")]
     Failed(String),
+    /// A command run on a node (`fleetmesh run`) exited with this status (not 0).
+    #[error("the command exited with status {0}")]
+    Exit(u8),
 }
 
 /// A connection to the admin API.
@@ -97,8 +102,9 @@ pub(crate) struct Api {
     pub(crate) json: bool,
 }
 
-/// Longest an API call may take: sends and polls wait up to 10 s for their delivery report.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an API call may take: sends and polls wait up to 10 s for their delivery report,
+/// requests up to 60 s for their answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(75);
 
 impl Api {
     /// Resolves the URL and the token from the flags, the environment and the master config.

@@ -9,6 +9,7 @@
 pub(crate) mod check;
 
 use std::{
+    collections::BTreeMap,
     fmt,
     net::{Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
@@ -28,6 +29,8 @@ use crate::{
 pub(crate) const DEFAULT_MASTER_DATA_DIR: &str = "/var/lib/fleetmesh/master";
 /// The node's data directory unless configured otherwise.
 pub(crate) const DEFAULT_NODE_DATA_DIR: &str = "/var/lib/fleetmesh/node";
+/// How long a command the master runs on a node may take unless configured otherwise.
+pub(crate) const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `fleetmesh master`'s config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +90,32 @@ pub(crate) struct NodeConfig {
     /// The enrollment link used on the first start (ignored once enrolled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) join: Option<Link>,
+    /// How long a command the master runs (`[commands]`) may take before it is killed.
+    pub(crate) command_timeout: HumanDuration,
+    /// Keep a metric history (CPU, memory, disk, network every 10 s) for the master to query.
+    pub(crate) history: bool,
     /// Logging.
     pub(crate) log: LogConfig,
+    /// The commands the master may run by name (`fleetmesh run NODE NAME`); nothing else.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) commands: BTreeMap<String, CommandLine>,
+}
+
+/// A command the master may run: a program and its arguments, run directly (no shell).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct CommandLine(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for CommandLine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let argv = Vec::<String>::deserialize(d)?;
+        if argv.first().is_none_or(|p| p.is_empty()) {
+            return Err(serde::de::Error::custom(
+                "a command is a program and its arguments, e.g. [\"/usr/bin/uptime\"]",
+            ));
+        }
+        Ok(CommandLine(argv))
+    }
 }
 
 impl Default for NodeConfig {
@@ -99,7 +126,10 @@ impl Default for NodeConfig {
             lan_discovery: true,
             enroll_timeout: HumanDuration(DEFAULT_ENROLL_TIMEOUT),
             join: None,
+            command_timeout: HumanDuration(DEFAULT_COMMAND_TIMEOUT),
+            history: true,
             log: LogConfig::default(),
+            commands: BTreeMap::new(),
         }
     }
 }

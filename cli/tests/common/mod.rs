@@ -60,6 +60,19 @@ pub fn node_args<'a>(dir: &'a Path, link: Option<&'a str>) -> Vec<&'a str> {
     args
 }
 
+/// Starts one `fleetmesh node` per data directory, enrolling with `link`, and waits until each
+/// runs: the daemons and their ids, in order.
+pub(crate) fn start_nodes(dirs: &[&Path], link: &str) -> (Vec<Daemon>, Vec<String>) {
+    let mut nodes: Vec<Daemon> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| fleetmesh(&format!("node{i}"), &node_args(dir, Some(link))))
+        .collect();
+    let ids =
+        nodes.iter_mut().map(|n| field(&n.wait_message("node running", LIMIT), "node")).collect();
+    (nodes, ids)
+}
+
 pub fn field(fields: &Value, name: &str) -> String {
     fields[name].as_str().unwrap_or_else(|| panic!("no {name} in {fields}")).to_owned()
 }

@@ -60,10 +60,7 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
     }
 
     fn refilled(&self, bucket: Bucket, now: Timestamp) -> u64 {
-        let elapsed = now.as_micros().saturating_sub(bucket.at.as_micros());
-        // per_sec tokens a second = per_sec millionths of a token a microsecond.
-        let gained = elapsed.saturating_mul(u64::from(self.limit.per_sec));
-        bucket.tokens.saturating_add(gained).min(self.full())
+        refill(self.limit, bucket, now)
     }
 
     /// Whether `key` may spend a token now; `None` when the table is full and the key is not
@@ -88,13 +85,17 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
 
     /// Forgets every bucket that has refilled to its burst: it would behave as a new one.
     fn sweep(&mut self, now: Timestamp) {
-        let full = self.full();
-        let limit = self.limit;
-        self.table.retain(|_, b| {
-            let elapsed = now.as_micros().saturating_sub(b.at.as_micros());
-            b.tokens.saturating_add(elapsed.saturating_mul(u64::from(limit.per_sec))) < full
-        });
+        let (full, limit) = (self.full(), self.limit);
+        self.table.retain(|_, b| refill(limit, *b, now) < full);
     }
+}
+
+/// A bucket's tokens at `now`, capped at its burst.
+fn refill(limit: RateLimit, bucket: Bucket, now: Timestamp) -> u64 {
+    let elapsed = now.as_micros().saturating_sub(bucket.at.as_micros());
+    // per_sec tokens a second = per_sec millionths of a token a microsecond.
+    let gained = elapsed.saturating_mul(u64::from(limit.per_sec));
+    bucket.tokens.saturating_add(gained).min(u64::from(limit.burst) * UNIT)
 }
 
 /// The prefix a source belongs to: its /24 or /48.

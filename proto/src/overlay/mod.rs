@@ -35,8 +35,11 @@ pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
-    PresenceEvent, Topology,
+    PresenceEvent, RequestError, RequestId, Topology, OUTBOX_TABLE,
 };
-pub use node::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus};
+pub use node::{
+    Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,
+    MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS, REPORT_LIFETIME, REQUESTS_TABLE,
+};
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

@@ -89,6 +89,9 @@ message_types! {
     App = 0x30,
     Envelope = 0x31,
     Forward = 0x32,
+    Report = 0x33,
+    Request = 0x34,
+    Response = 0x35,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

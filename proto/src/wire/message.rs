@@ -78,6 +78,14 @@ pub enum Message {
     Envelope(Box<crate::secure::SealedEnvelope>),
     /// An envelope for `to`, handed hop by hop (master → LSN → node); acknowledged per hop.
     Forward(Box<Forward>),
+    /// A node's envelope for the master, handed hop by hop (node → LSN → master);
+    /// acknowledged per hop.
+    Report(Box<Report>),
+    /// The master's request to a node (only inside an envelope): answered with a
+    /// [`Response`], handled at most once.
+    Request(Box<Request>),
+    /// A node's answer to a [`Request`] (only inside an envelope, in a [`Report`]).
+    Response(Box<Response>),
 }
 
 /// A node and where to reach it.
@@ -297,6 +305,8 @@ impl ErrorCode {
     pub const REFUSED: ErrorCode = ErrorCode(403);
     /// The target node is unknown or not present.
     pub const UNREACHABLE: ErrorCode = ErrorCode(404);
+    /// The recipient does not know the sender's certificate: send it along next time.
+    pub const UNKNOWN_CERTIFICATE: ErrorCode = ErrorCode(412);
     /// The operation timed out downstream.
     pub const TIMEOUT: ErrorCode = ErrorCode(408);
     /// Too many requests; try later.
@@ -351,6 +361,66 @@ pub struct Forward {
     pub to: NodeId,
     /// The sealed payload.
     pub envelope: crate::secure::SealedEnvelope,
+}
+
+/// A node's sealed message for the master, travelling hop by hop (node → its LSN → master).
+///
+/// The envelope is signed by the node and sealed to the master, so the LSN can neither read
+/// nor forge it; it only checks that the envelope's sender is its own child.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Report {
+    /// This hop's request number, acknowledged with [`Ack`] (or answered with an error).
+    pub seq: u32,
+    /// The sealed payload: from the node, to the master.
+    pub envelope: crate::secure::SealedEnvelope,
+    /// The node's certificate, when the master may not know it yet (its first report, or
+    /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`]).
+    pub certificate: Option<Certificate>,
+}
+
+/// The master's request to a node: what to do (`kind`, e.g. `"exec"`) and its input.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Request {
+    /// The master's id for it: unique, increasing; the node handles each id at most once.
+    pub id: u64,
+    /// Which handler on the node answers it.
+    pub kind: String,
+    /// The handler's input.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// Not to be handled after this (Unix seconds, the master's clock).
+    pub expires: u64,
+}
+
+/// How a node answered a [`Request`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResponseStatus(pub u16);
+
+impl ResponseStatus {
+    /// The handler ran; the body is its output.
+    pub const OK: ResponseStatus = ResponseStatus(0);
+    /// The handler ran and failed; the body says why.
+    pub const FAILED: ResponseStatus = ResponseStatus(1);
+    /// The node has no handler for the kind.
+    pub const UNKNOWN_KIND: ResponseStatus = ResponseStatus(2);
+    /// The request arrived after it expired and was not handled.
+    pub const EXPIRED: ResponseStatus = ResponseStatus(3);
+    /// The id is older than anything the node still remembers: it may have been handled
+    /// long ago, and is not handled again.
+    pub const FORGOTTEN: ResponseStatus = ResponseStatus(4);
+}
+
+/// A node's answer to a [`Request`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// How it went.
+    pub status: ResponseStatus,
+    /// The handler's output (or why it failed).
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
 }
 
 /// The children of a replaced LSN, for its successor to announce itself to.

@@ -37,5 +37,6 @@ pub use kad::{
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join, Keepalive,
     LsnQuery, Message, NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind,
-    ProbeRequest, ReachProof, Resync, Takeover, Update, Uptime,
+    ProbeRequest, ReachProof, Report, Request, Response, ResponseStatus, Resync, Takeover, Update,
+    Uptime,
 };

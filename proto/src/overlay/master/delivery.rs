@@ -48,6 +48,15 @@ struct Pending {
     hop: NodeId,
     sent: Timestamp,
     deadline: Timestamp,
+    /// A request from the outbox (`requests.rs`), whose outcome the outbox handles.
+    request: bool,
+}
+
+/// A settled delivery: its id, recipient, and whether it carried an outbox request.
+pub(super) struct Settled {
+    pub(super) id: DeliveryId,
+    pub(super) node: NodeId,
+    pub(super) request: bool,
 }
 
 #[derive(Default)]
@@ -97,22 +106,25 @@ impl Deliveries {
         now: Timestamp,
         peer: &NodeId,
         seq: u32,
-    ) -> Option<(DeliveryId, NodeId, Duration)> {
-        self.answered(peer, seq).map(|p| (p.id, p.node, now.saturating_since(p.sent)))
+    ) -> Option<(Settled, Duration)> {
+        self.answered(peer, seq).map(|p| {
+            let rtt = now.saturating_since(p.sent);
+            (Settled { id: p.id, node: p.node, request: p.request }, rtt)
+        })
     }
 
-    pub(super) fn failed(&mut self, peer: &NodeId, seq: u32) -> Option<(DeliveryId, NodeId)> {
-        self.answered(peer, seq).map(|p| (p.id, p.node))
+    pub(super) fn failed(&mut self, peer: &NodeId, seq: u32) -> Option<Settled> {
+        self.answered(peer, seq).map(|p| Settled { id: p.id, node: p.node, request: p.request })
     }
 
-    pub(super) fn expire(&mut self, now: Timestamp) -> Vec<(DeliveryId, NodeId)> {
+    pub(super) fn expire(&mut self, now: Timestamp) -> Vec<Settled> {
         let mut out = Vec::new();
         while let Some(&(deadline, seq)) = self.deadlines.first() {
             if now < deadline {
                 break;
             }
             if let Some(p) = self.take(seq) {
-                out.push((p.id, p.node));
+                out.push(Settled { id: p.id, node: p.node, request: p.request });
             }
         }
         out
@@ -134,12 +146,28 @@ impl Master {
         id: DeliveryId,
         data: &[u8],
     ) -> Result<(), super::DeliveryError> {
+        let message = Message::App(AppMessage { id, data: data.to_vec() });
+        self.send_sealed(now, node, id, &message, false)
+    }
+
+    /// Seals `message` to `node` and hands it to the node's LSN as delivery `id`.
+    pub(super) fn send_sealed(
+        &mut self,
+        now: Timestamp,
+        node: NodeId,
+        id: DeliveryId,
+        message: &Message,
+        request: bool,
+    ) -> Result<(), DeliveryError> {
         let (hop_id, hop) = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
-        let cert = self.reg.certificate(&node).ok_or(DeliveryError::NoCertificate)?;
+        let cert = self
+            .reg
+            .certificate(&node)
+            .or_else(|| self.ep.peer_certificate(&node))
+            .ok_or(DeliveryError::NoCertificate)?;
         let x25519 = cert.body.x25519;
         let mut frame = Vec::new();
-        wire::encode(&Message::App(AppMessage { id, data: data.to_vec() }), &mut frame)
-            .map_err(|e| DeliveryError::TooLarge(e.to_string()))?;
+        wire::encode(message, &mut frame).map_err(|e| DeliveryError::TooLarge(e.to_string()))?;
         let identity = self.ep.identity().clone();
         let network = *self.ep.trust().network();
         let stamp = self.deliveries.next_stamp(now);
@@ -148,7 +176,8 @@ impl Master {
                 .map_err(|_| DeliveryError::NoCertificate)?;
         let seq = self.next_seq();
         let deadline = now + self.cfg.delivery_timeout;
-        self.deliveries.insert(seq, Pending { id, node, hop: hop_id, sent: now, deadline });
+        let pending = Pending { id, node, hop: hop_id, sent: now, deadline, request };
+        self.deliveries.insert(seq, pending);
         self.send(now, hop, Message::Forward(Box::new(Forward { seq, to: node, envelope })));
         Ok(())
     }

@@ -178,6 +178,15 @@ impl Master {
         (!self.durable.wake.is_empty()).then_some(self.durable.wake_at)
     }
 
+    /// Whether the master writes to a store (after [`restore`](Self::restore)).
+    pub(super) fn durable_on(&self) -> bool {
+        self.durable.on
+    }
+
+    pub(super) fn push_store_op(&mut self, op: StoreOp) {
+        self.durable.ops.push_back(op);
+    }
+
     /// The next write for the master's store; none before [`restore`](Self::restore).
     pub fn poll_store(&mut self) -> Option<StoreOp> {
         self.durable.ops.pop_front()

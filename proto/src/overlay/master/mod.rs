@@ -6,9 +6,12 @@ mod delivery;
 mod dht;
 mod durable;
 mod election;
+mod events;
 mod keepalive;
 mod machine;
 mod registry;
+mod reports;
+mod requests;
 mod revoke;
 mod topology;
 
@@ -24,6 +27,12 @@ pub use self::{
     durable::{
         KnownNode, MasterSaved, CERTS_TABLE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
         REVOCATIONS_TABLE,
+    },
+    events::{MasterCommand, MasterEvent, PresenceEvent},
+    reports::MAX_REPORT_WINDOWS,
+    requests::{
+        RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
+        RETRY,
     },
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
@@ -42,98 +51,6 @@ use crate::{
 /// the time, and a live LSN wrongly dropped is absent until its next keepalive).
 const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
 const SUSPECT_PINGS: u32 = 5;
-
-/// A change in who is present, as the master sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PresenceEvent {
-    /// A node became present, under `lsn` (itself for an LSN).
-    Joined {
-        /// The node.
-        node: NodeId,
-        /// Its LSN.
-        lsn: NodeId,
-    },
-    /// A node left: announced (`Shutdown`), `Lost` (stopped answering), or `Moved` and not seen
-    /// elsewhere within the grace period.
-    Parted {
-        /// The node.
-        node: NodeId,
-        /// Why.
-        reason: crate::wire::PartReason,
-    },
-    /// A node moved to another subnet's LSN.
-    Moved {
-        /// The node.
-        node: NodeId,
-        /// Its old LSN.
-        from: NodeId,
-        /// Its new LSN.
-        to: NodeId,
-    },
-    /// A node is now reached through another LSN of the same subnet (failover, yield).
-    Rerouted {
-        /// The node.
-        node: NodeId,
-        /// Its old LSN.
-        from: NodeId,
-        /// Its new LSN.
-        to: NodeId,
-    },
-}
-
-/// What the [`Master`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MasterEvent {
-    /// Presence changed.
-    Presence(PresenceEvent),
-    /// An application message was delivered (acknowledged by the node, through its LSN).
-    Delivered {
-        /// The message id.
-        id: DeliveryId,
-        /// The recipient.
-        node: NodeId,
-        /// Time from sending to the acknowledgement.
-        rtt: Duration,
-    },
-    /// An application message could not be delivered.
-    DeliveryFailed {
-        /// The message id.
-        id: DeliveryId,
-        /// The recipient.
-        node: NodeId,
-        /// Why.
-        error: DeliveryError,
-    },
-    /// A link-layer event (sessions, refusals, enrollment).
-    Link(Event),
-}
-
-/// What an application can ask of a running [`Master`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MasterCommand {
-    /// [`Master::send_message`].
-    Send {
-        /// The recipient.
-        node: NodeId,
-        /// The application's id for the message (0 is reserved for polls).
-        id: u64,
-        /// The payload.
-        data: Vec<u8>,
-    },
-    /// [`Master::poll_node`].
-    Poll {
-        /// The node.
-        node: NodeId,
-    },
-    /// [`Master::revoke`].
-    Revoke {
-        /// The nodes to revoke.
-        nodes: Vec<NodeId>,
-    },
-}
 
 /// The master's overlay state machine. Sans-IO: see the [crate docs](crate) for the loop.
 pub struct Master {
@@ -157,6 +74,10 @@ pub struct Master {
     durable: durable::Durable,
     /// The time of the input being handled (for the registry's timestamps).
     now: Timestamp,
+    /// Nodes' report stamps seen lately (`reports.rs`).
+    report_windows: reports::ReportWindows,
+    /// Requests not answered yet (`requests.rs`).
+    outbox: requests::Outbox,
 }
 
 impl Master {
@@ -177,6 +98,8 @@ impl Master {
             echoes: std::collections::BTreeSet::new(),
             durable: Default::default(),
             now: Timestamp::ZERO,
+            report_windows: Default::default(),
+            outbox: Default::default(),
         }
     }
 
@@ -234,6 +157,7 @@ impl Master {
 
     fn presence(&mut self, events: Vec<PresenceEvent>) {
         self.note_presence(self.now, &events);
+        self.outbox_presence(self.now, &events);
         self.events.extend(events.into_iter().map(MasterEvent::Presence));
     }
 
@@ -268,13 +192,10 @@ impl Master {
         self.dht_timers(now);
         self.send_echoes(now);
         self.wake_lsns(now);
-        for (id, node) in self.deliveries.expire(now) {
-            self.events.push_back(MasterEvent::DeliveryFailed {
-                id,
-                node,
-                error: DeliveryError::Timeout,
-            });
+        for settled in self.deliveries.expire(now) {
+            self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
+        self.outbox_timers(now);
         self.pump(now);
     }
 
@@ -290,6 +211,7 @@ impl Master {
                 self.revoke(now, &nodes);
                 return;
             }
+            MasterCommand::Wake => return,
         };
         if let Err(error) = result {
             self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
@@ -318,6 +240,7 @@ impl Master {
             self.dht_deadline(),
             self.echoes.first().map(|(t, _)| *t),
             self.wake_deadline(),
+            self.outbox_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -381,6 +304,7 @@ impl Master {
                 }
             }
             Message::NodeList(list) => self.on_resync_answer(now, peer, list),
+            Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::ReachProof(p) => {
                 if let Some(decided) = self.elections.proof(now, &peer, p.nonce) {
                     self.designate(now, decided);
@@ -390,22 +314,27 @@ impl Master {
                 if self.deliveries.wrong_hop(&peer, seq) {
                     self.refusals.answer += 1;
                 }
-                if let Some((id, node, rtt)) = self.deliveries.acked(now, &peer, seq) {
+                if let Some((settled, rtt)) = self.deliveries.acked(now, &peer, seq) {
+                    let (id, node) = (settled.id, settled.node);
                     self.reg.set_rtt(&node, rtt);
-                    self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                    if settled.request {
+                        self.outbox_delivered(now, id);
+                    } else {
+                        self.events.push_back(MasterEvent::Delivered { id, node, rtt });
+                    }
                 }
             }
             Message::Error(e) => {
                 if self.deliveries.wrong_hop(&peer, e.seq) {
                     self.refusals.answer += 1;
                 }
-                if let Some((id, node)) = self.deliveries.failed(&peer, e.seq) {
+                if let Some(settled) = self.deliveries.failed(&peer, e.seq) {
                     let error = if e.code == ErrorCode::UNREACHABLE {
                         DeliveryError::Unreachable(e.detail)
                     } else {
                         DeliveryError::Refused(e.detail)
                     };
-                    self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+                    self.delivery_failed(now, settled, error);
                 }
             }
             other => self.events.push_back(MasterEvent::Link(Event::Message {
@@ -482,6 +411,14 @@ impl Master {
     fn on_join(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, j: Join) {
         let subnet = SubnetKey::new(j.local.0.ip(), j.prefix_len, addr.ip());
         let contact = crate::wire::Contact { id: peer, addr: j.local };
+        // An LSN is nobody's child, so no LSN reports its certificate: keep the one its
+        // session proved, or the master could not seal messages to it (a node certified
+        // out of band, or enrolled before the master's state was lost).
+        if self.reg.certificate(&peer).is_none() {
+            if let Some(cert) = self.ep.peer_certificate(&peer).cloned() {
+                self.reg.remember_certificate(cert);
+            }
+        }
         let events = self.reg.register_lsn(now, subnet, contact, addr);
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));

@@ -157,18 +157,23 @@ impl Node {
                 .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload))
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| match wire::decode(&bytes) {
-                    Ok(Message::App(app)) => Ok(app),
-                    Ok(_) => Err("envelope does not carry an application message".to_owned()),
+                    Ok(m @ (Message::App(_) | Message::Request(_))) => Ok(m),
+                    Ok(_) => Err("envelope carries neither a message nor a request".to_owned()),
                     Err(e) => Err(e.to_string()),
                 });
         match opened {
-            Ok(app) => {
+            Ok(Message::Request(request)) => {
+                self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
+                self.on_request(now, *request);
+            }
+            Ok(Message::App(app)) => {
                 self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
                 // Id 0 with no data is the master's presence poll: acknowledged, not reported.
                 if app.id != 0 || !app.data.is_empty() {
                     self.events.push_back(NodeEvent::Message { id: app.id, data: app.data });
                 }
             }
+            Ok(_) => {}
             Err(detail) => self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, &detail),
         }
     }

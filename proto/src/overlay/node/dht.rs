@@ -100,9 +100,12 @@ impl Node {
         self.dht_flush(now);
     }
 
-    /// The next write for the node's persistent store, to be carried out in order; none before
-    /// [`dht_restore`](Self::dht_restore).
+    /// The next write for the node's persistent store (the request log, the DHT), to be
+    /// carried out in order.
     pub fn poll_store(&mut self) -> Option<StoreOp> {
+        if let Some(op) = self.poll_request_store() {
+            return Some(op);
+        }
         self.dht.as_mut()?.poll_store()
     }
 

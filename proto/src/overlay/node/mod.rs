@@ -10,6 +10,8 @@
 mod adopt;
 mod child;
 mod dht;
+mod events;
+pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod keepalive;
 mod lsn;
@@ -17,6 +19,10 @@ mod pings;
 mod reach;
 mod relay;
 mod renew;
+mod report;
+mod requests;
+pub use report::{ReportError, MAX_PENDING_REPORTS, REPORT_LIFETIME};
+pub use requests::{RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, REQUESTS_TABLE};
 mod rival;
 mod status;
 pub use status::NodeStatus;
@@ -33,96 +39,6 @@ use crate::{
     wire::{Contact, ErrorCode, ErrorMessage, Message, PartReason, Pong, WireAddr},
     NodeId, Timestamp, Transmit,
 };
-
-/// Where a node is in its life (thesis figure 14).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum NodeState {
-    /// Not part of the overlay (starting, enrolling, or left).
-    NoConnection,
-    /// Asking the LAN, the cache and the master for the subnet's LSN.
-    LookingForLsn,
-    /// Joining an LSN.
-    Joining,
-    /// A child of an LSN.
-    HasLsn,
-    /// The subnet's LSN.
-    IsLsn,
-}
-
-/// What a [`Node`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NodeEvent {
-    /// The state changed.
-    State {
-        /// Before.
-        from: NodeState,
-        /// After.
-        to: NodeState,
-    },
-    /// Joined an LSN.
-    JoinedLsn {
-        /// The LSN.
-        lsn: NodeId,
-    },
-    /// Became the subnet's LSN; `takeover_from` names the dead LSN a standby replaced.
-    BecameLsn {
-        /// The LSN replaced, if this was a takeover.
-        takeover_from: Option<NodeId>,
-    },
-    /// The LSN stopped answering (or yielded).
-    LsnLost {
-        /// The LSN.
-        lsn: NodeId,
-    },
-    /// (LSN) A child joined.
-    ChildJoined {
-        /// The child.
-        node: NodeId,
-    },
-    /// (LSN) A child left or was lost.
-    ChildParted {
-        /// The child.
-        node: NodeId,
-        /// Why.
-        reason: PartReason,
-    },
-    /// An application message from the master arrived (authenticated end to end).
-    Message {
-        /// The master's message id.
-        id: u64,
-        /// The payload.
-        data: Vec<u8>,
-    },
-    /// The master did not answer (the node keeps retrying with backoff).
-    MasterUnreachable,
-    /// A node we asked to be our LSN refused (it is not an LSN, or not admitting us); the node
-    /// tries the next candidate.
-    JoinRefused {
-        /// The node that refused.
-        peer: NodeId,
-        /// What it said.
-        detail: String,
-    },
-    /// A link-layer event: sessions, refusals, rejected packets, enrollment.
-    Link(Event),
-    /// A DHT query finished.
-    Dht(crate::dht::DhtEvent),
-}
-
-/// What an application can ask of a running [`Node`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NodeCommand {
-    /// The node moved to another network: part from the old LSN (reason `Moved`) and find the
-    /// new subnet's LSN, keeping id and certificate.
-    Move(super::LocalNetwork),
-    /// Leave the overlay with an announced part (reason `Shutdown`).
-    Leave,
-    /// A DHT query; its result comes back as [`NodeEvent::Dht`].
-    Dht(crate::dht::DhtCommand),
-}
 
 /// A request awaiting an answer: its number, its deadline and how often it was sent.
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +77,10 @@ pub struct Node {
     renew_retry: Timestamp,
     /// The master's envelopes accepted lately: a relay cannot deliver one twice.
     envelopes: crate::secure::EnvelopeWindow,
+    /// Our reports awaiting the master (`report.rs`).
+    reports: report::Reports,
+    /// The master's requests taken, and their answers (`requests.rs`).
+    taken: requests::RequestLog,
 }
 
 impl Node {
@@ -186,6 +106,8 @@ impl Node {
             inbound_ok: false,
             renew_retry: Timestamp::ZERO,
             envelopes: crate::secure::EnvelopeWindow::default(),
+            reports: report::Reports::default(),
+            taken: requests::RequestLog::default(),
         }
     }
 
@@ -304,6 +226,7 @@ impl Node {
             self.find_timers(now);
             self.dht_timers(now);
             self.renew_timers(now);
+            self.report_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -324,6 +247,16 @@ impl Node {
             NodeCommand::Leave => self.leave(now),
             NodeCommand::Dht(command) => {
                 self.dht_command(now, command);
+            }
+            NodeCommand::Respond { id, status, body } => {
+                if let Err(error) = self.respond(now, id, status, body) {
+                    tracing::warn!(id, %error, "answer refused");
+                }
+            }
+            NodeCommand::Report { id, data } => {
+                if let Err(error) = self.report(now, id, &data) {
+                    self.events.push_back(NodeEvent::ReportFailed { id, error });
+                }
             }
         }
         self.pump(now);
@@ -354,6 +287,7 @@ impl Node {
             self.find_deadline(),
             self.dht_deadline(),
             self.renew_deadline(),
+            self.report_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -372,6 +306,7 @@ impl Node {
                 }
                 Event::Connected { peer, addr, .. } => {
                     self.dht_connected(now, peer, addr);
+                    self.report_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Disconnected { peer, .. } => {
@@ -459,6 +394,7 @@ impl Node {
             Message::Resync(r) => self.on_resync(now, peer, addr, r),
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
+            Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -581,3 +517,9 @@ impl crate::Machine for Node {
 mod tests;
 #[cfg(test)]
 mod tests_authz;
+#[cfg(test)]
+mod tests_report;
+#[cfg(test)]
+mod tests_requests;
+#[cfg(test)]
+mod tests_requests_chaos;

@@ -27,7 +27,8 @@ pub(super) struct Relay {
     upstream: u32,
     /// Where the master's Forward came from.
     from: SocketAddr,
-    /// The child we sent it to: the only peer whose answer counts.
+    /// The peer we sent it to (the child, or the master for a child's report): the only
+    /// peer whose answer counts.
     child: NodeId,
     /// When we give up waiting.
     pub(super) deadline: Timestamp,
@@ -80,6 +81,22 @@ impl Node {
         self.send(now, child_addr, Message::Forward(Box::new(Forward { seq, ..f })));
     }
 
+    /// Remembers a child's report relayed to `to` (the master) as our `seq`, so that the
+    /// master's answer goes back to the child (at `from`) as its `upstream`.
+    pub(super) fn relay_upwards(
+        &mut self,
+        now: Timestamp,
+        seq: u32,
+        upstream: u32,
+        from: SocketAddr,
+        to: NodeId,
+    ) {
+        let relay = Relay { upstream, from, child: to, deadline: now + FORWARD_TIMEOUT };
+        if let Some(role) = self.role.as_mut() {
+            role.forwards.insert(seq, relay);
+        }
+    }
+
     fn refuse_forward(
         &mut self,
         now: Timestamp,
@@ -108,7 +125,10 @@ impl Node {
     }
 
     pub(super) fn on_ack(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, seq: u32) {
-        if self.find_ack(now, peer, addr, seq) || self.uplink_ack(now, peer, seq) {
+        if self.find_ack(now, peer, addr, seq)
+            || self.uplink_ack(now, peer, seq)
+            || self.report_ack(peer, seq)
+        {
             return;
         }
         if let Some(r) = self.take_relay(peer, seq) {
@@ -120,6 +140,9 @@ impl Node {
         if let Some(r) = self.take_relay(peer, error.seq) {
             let relayed = ErrorMessage { seq: r.upstream, ..error };
             return self.send(now, r.from, Message::Error(relayed));
+        }
+        if self.report_error(now, peer, &error) {
+            return;
         }
         if error.code == ErrorCode::NOT_ADMITTED && peer == self.master_id() {
             // The master dropped us (another node reported us dead, or it restarted): register

@@ -1,0 +1,189 @@
+//! Requests to nodes through the master daemon's admin API and the CLI, against a node daemon
+//! with configured commands, over real UDP on loopback: answered, refused, run with the
+//! command's exit status, and queued for an absent node across a master restart.
+
+mod common;
+
+use std::{net::SocketAddr, path::Path, time::Instant};
+
+use common::{
+    field, fleetmesh, free_port,
+    http::{request, Reply},
+    node_args, LIMIT,
+};
+use serde_json::{json, Value};
+
+fn openapi() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("docs/openapi.json");
+    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
+}
+
+/// Checks `reply` against the OpenAPI description of `method path` at its status.
+fn conforms(api: &Value, method: &str, path: &str, reply: &Reply) {
+    let response =
+        &api["paths"][path][method.to_lowercase()]["responses"][reply.status.to_string()];
+    assert!(response.is_object(), "{method} {path} {} is not documented", reply.status);
+    let mut root = response["content"]["application/json"]["schema"].clone();
+    root["components"] = api["components"].clone();
+    let validator = jsonschema::validator_for(&root).expect("a valid schema");
+    let errors: Vec<String> = validator.iter_errors(&reply.body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{method} {path} {}: {errors:?}\n{}", reply.status, reply.body);
+}
+
+fn start_master(dir: &Path, port: u16) -> (common::Daemon, SocketAddr, String) {
+    let config = dir.join("master.toml");
+    let text = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n",
+        dir.join("master")
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut master = fleetmesh("master", &["master", "--config", config.to_str().unwrap()]);
+    let running = master.wait_message("master running", LIMIT);
+    let admin: SocketAddr = field(&running, "admin").parse().unwrap();
+    let token = std::fs::read_to_string(dir.join("master").join("admin.token")).unwrap();
+    (master, admin, token.trim().to_owned())
+}
+
+/// Runs `fleetmesh ARGS` against the API: exit code, stdout, stderr.
+fn cli(admin: SocketAddr, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmesh"))
+        .args(args)
+        .env("FLEETMESH_API", format!("http://{admin}"))
+        .env("FLEETMESH_ADMIN_TOKEN", token)
+        .output()
+        .expect("run fleetmesh");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn requests_reach_node_handlers_through_the_api_and_the_cli() {
+    let api = openapi();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut master, admin, token) = start_master(dir.path(), port);
+    let created = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({})));
+    let link = created.body["link"].as_str().unwrap().to_owned();
+
+    let node_dir = tempfile::tempdir().unwrap();
+    let node_config = node_dir.path().join("node.toml");
+    std::fs::write(
+        &node_config,
+        "command_timeout = \"20s\"\n\n[commands]\nhello = [\"/bin/echo\", \"hi from the node\"]\n\
+         fail = [\"/bin/sh\", \"-c\", \"echo broken >&2; exit 3\"]\n",
+    )
+    .unwrap();
+    let mut args = node_args(node_dir.path(), Some(&link));
+    args.extend(["--config", node_config.to_str().unwrap()]);
+    let mut node = fleetmesh("node", &args);
+    let id = field(&node.wait_message("node running", LIMIT), "node");
+    let deadline = Instant::now() + LIMIT;
+    while request(admin, "GET", "/api/status", Some(&token), None).body["present"] != 1 {
+        assert!(Instant::now() < deadline, "the node never became present");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The API: the built-in inventory answers with the host's facts.
+    let path = format!("/api/nodes/{id}/requests");
+    let inventory =
+        request(admin, "POST", &path, Some(&token), Some(&json!({"kind": "inventory"})));
+    assert_eq!(
+        (inventory.status, inventory.body["status"].as_str()),
+        (200, Some("ok")),
+        "{inventory:?}"
+    );
+    conforms(&api, "POST", "/api/nodes/{id}/requests", &inventory);
+    let facts: Value = serde_json::from_str(inventory.body["body"].as_str().unwrap()).unwrap();
+    assert!(facts["cpus"].as_u64().unwrap() >= 1, "{facts}");
+    let again = request(
+        admin,
+        "GET",
+        &format!("/api/requests/{}", inventory.body["id"]),
+        Some(&token),
+        None,
+    );
+    assert_eq!((again.status, &again.body), (200, &inventory.body));
+    conforms(&api, "GET", "/api/requests/{id}", &again);
+    // Typed errors: no kind, too long a wait, an unknown node, an unknown request.
+    let no_kind = request(admin, "POST", &path, Some(&token), Some(&json!({"kind": ""})));
+    assert_eq!(no_kind.status, 400);
+    conforms(&api, "POST", "/api/nodes/{id}/requests", &no_kind);
+    let long_wait = json!({"kind": "ping", "wait_secs": 600});
+    assert_eq!(request(admin, "POST", &path, Some(&token), Some(&long_wait)).status, 400);
+    let nobody = format!("/api/nodes/{}/requests", "0".repeat(40));
+    let unknown_node =
+        request(admin, "POST", &nobody, Some(&token), Some(&json!({"kind": "ping"})));
+    assert_eq!(unknown_node.status, 404);
+    conforms(&api, "POST", "/api/nodes/{id}/requests", &unknown_node);
+    let unknown = request(admin, "GET", "/api/requests/12345", Some(&token), None);
+    assert_eq!((unknown.status, unknown.body["error"].as_str()), (404, Some("unknown_request")));
+    conforms(&api, "GET", "/api/requests/{id}", &unknown);
+
+    // The CLI: run passes the command's output and exit status on; unknown kinds fail.
+    let (code, out, err) = cli(admin, &token, &["run", &id[..10], "hello"]);
+    assert_eq!((code, out.as_str()), (Some(0), "hi from the node\n"), "{err}");
+    let (code, _, err) = cli(admin, &token, &["run", &id, "fail"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("broken"), "{err}");
+    let (code, _, err) = cli(admin, &token, &["run", &id, "rm -rf /"]);
+    assert!(code == Some(1) && err.contains("no command named"), "{err}");
+    let (code, out, _) = cli(admin, &token, &["request", &id, "ping", "echo me"]);
+    assert_eq!((code, out.as_str()), (Some(0), "echo me\n"));
+    let (code, _, err) = cli(admin, &token, &["request", &id, "reboot"]);
+    assert!(code == Some(1) && err.contains("unknown_kind"), "{err}");
+
+    // The node's metric history, sampled since it started, downsampled on the node.
+    let (code, out, err) =
+        cli(admin, &token, &["history", &id, "mem", "--last", "10m", "--bucket", "1m", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let history: Value = serde_json::from_str(&out).unwrap();
+    let buckets = history["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 10);
+    let samples: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert!(samples >= 1, "no memory sample in the last 10 minutes: {history}");
+    let (code, _, err) =
+        cli(admin, &token, &["history", &id, "mem", "--last", "30d", "--bucket", "1m"]);
+    assert!(code == Some(1) && err.contains("buckets"), "{err}");
+
+    // Absent node: the request waits, across a master restart, and is answered on return.
+    node.signal("-TERM");
+    node.wait_exit(LIMIT);
+    let deadline = Instant::now() + LIMIT;
+    while request(admin, "GET", "/api/status", Some(&token), None).body["present"] != 0 {
+        assert!(Instant::now() < deadline, "the node never left");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, out, _) =
+        cli(admin, &token, &["request", &id, "ping", "while away", "--wait", "1s", "--json"]);
+    assert_eq!(code, Some(1), "no answer yet is not success");
+    let pending: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (pending["state"].as_str(), pending["delivered"].as_bool()),
+        (Some("pending"), Some(false))
+    );
+    let request_id = pending["id"].as_u64().unwrap().to_string();
+    master.signal("-TERM");
+    assert_eq!(master.wait_exit(LIMIT), Some(0));
+    let (mut master, admin, token) = start_master(dir.path(), port);
+    let mut args = node_args(node_dir.path(), None);
+    args.extend(["--config", node_config.to_str().unwrap()]);
+    let mut node = fleetmesh("node", &args);
+    node.wait_message("node running", LIMIT);
+    let deadline = Instant::now() + LIMIT;
+    let answered = loop {
+        let (code, out, _) = cli(admin, &token, &["result", &request_id]);
+        if code == Some(0) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "the queued request was never answered");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(answered, "while away\n");
+
+    node.signal("-TERM");
+    node.wait_exit(LIMIT);
+    master.signal("-TERM");
+    assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
+}

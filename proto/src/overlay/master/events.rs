@@ -1,0 +1,134 @@
+//! What the master reports ([`MasterEvent`], [`PresenceEvent`]) and what an application can
+//! ask of it ([`MasterCommand`]).
+
+use std::time::Duration;
+
+use super::{DeliveryError, DeliveryId, RequestError, RequestId};
+use crate::{endpoint::Event, NodeId};
+
+/// A change in who is present, as the master sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PresenceEvent {
+    /// A node became present, under `lsn` (itself for an LSN).
+    Joined {
+        /// The node.
+        node: NodeId,
+        /// Its LSN.
+        lsn: NodeId,
+    },
+    /// A node left: announced (`Shutdown`), `Lost` (stopped answering), or `Moved` and not seen
+    /// elsewhere within the grace period.
+    Parted {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: crate::wire::PartReason,
+    },
+    /// A node moved to another subnet's LSN.
+    Moved {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+    /// A node is now reached through another LSN of the same subnet (failover, yield).
+    Rerouted {
+        /// The node.
+        node: NodeId,
+        /// Its old LSN.
+        from: NodeId,
+        /// Its new LSN.
+        to: NodeId,
+    },
+}
+
+/// What the [`Master`](super::Master) reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterEvent {
+    /// Presence changed.
+    Presence(PresenceEvent),
+    /// An application message was delivered (acknowledged by the node, through its LSN).
+    Delivered {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Time from sending to the acknowledgement.
+        rtt: Duration,
+    },
+    /// An application message could not be delivered.
+    DeliveryFailed {
+        /// The message id.
+        id: DeliveryId,
+        /// The recipient.
+        node: NodeId,
+        /// Why.
+        error: DeliveryError,
+    },
+    /// A node's report arrived ([`Node::report`](crate::overlay::Node::report)): sealed
+    /// by the node, each seen once.
+    Report {
+        /// The sender.
+        node: NodeId,
+        /// The node's id for it.
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// A node answered a request ([`Master::request`](super::Master::request)); each
+    /// request ends once, in this or [`MasterEvent::RequestFailed`].
+    Response {
+        /// The request's id.
+        id: RequestId,
+        /// The node.
+        node: NodeId,
+        /// How it went.
+        status: crate::wire::ResponseStatus,
+        /// The handler's output.
+        body: Vec<u8>,
+    },
+    /// A request ended without an answer.
+    RequestFailed {
+        /// The request's id.
+        id: RequestId,
+        /// The node.
+        node: NodeId,
+        /// Why.
+        error: RequestError,
+    },
+    /// A link-layer event (sessions, refusals, enrollment).
+    Link(Event),
+}
+
+/// What an application can ask of a running [`Master`](super::Master).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MasterCommand {
+    /// [`Master::send_message`](super::Master::send_message).
+    Send {
+        /// The recipient.
+        node: NodeId,
+        /// The application's id for the message (0 is reserved for polls).
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// [`Master::poll_node`](super::Master::poll_node).
+    Poll {
+        /// The node.
+        node: NodeId,
+    },
+    /// [`Master::revoke`](super::Master::revoke).
+    Revoke {
+        /// The nodes to revoke.
+        nodes: Vec<NodeId>,
+    },
+    /// Nothing: makes a driver re-read the master's timers after the application changed
+    /// the master directly through a shared handle (e.g. queued a
+    /// [`Master::request`](super::Master::request)).
+    Wake,
+}
