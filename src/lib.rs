@@ -89,8 +89,8 @@ pub use fleetmesh_driver::{
 pub use fleetmesh_proto::sim;
 pub use fleetmesh_proto::{
     codec, dht, endpoint, identity, overlay, secure, trust, wire, Distance, Endpoint,
-    EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId, ParseNodeIdError, Timestamp,
-    NODE_ID_LEN,
+    EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId, ParseNodeIdError, Refused,
+    Timestamp, NODE_ID_LEN,
 };
 
 pub use front::*;

@@ -195,6 +195,35 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     let nowhere = request(admin, "GET", "/api/nowhere", Some(&token), None);
     assert_eq!((nowhere.status, nowhere.body["error"].as_str()), (404, Some("not_found")));
 
+    // Junk raises no event; it shows as a counter by reason (and a WARN summary).
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..3 {
+        junk.send_to(&[0xff], ("127.0.0.1", port)).unwrap();
+    }
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let metrics = request(admin, "GET", "/metrics", Some(&token), None);
+        assert_eq!(metrics.status, 200);
+        let malformed = metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("fleetmesh_refused_total{reason=\"malformed\"} "))
+            .map(|n| n.parse::<u64>().unwrap());
+        if malformed.is_some_and(|n| n >= 3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "junk not counted:\n{}", metrics.text);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The default log (info) shows it as a WARN summary, at most one per interval.
+    master.wait_for("a WARN summary of the junk", LIMIT, |line| {
+        let message = line["fields"]["message"].as_str().unwrap_or("");
+        (line["level"] == "WARN"
+            && message.starts_with("refused ")
+            && message.contains("malformed"))
+        .then_some(())
+    });
+
     for node in &mut nodes {
         node.signal("-TERM");
         node.wait_exit(LIMIT);

@@ -35,7 +35,7 @@ pub use discovery::{
 pub use dual::DualTransport;
 pub use fleetmesh_proto::{
     Distance, Endpoint, EndpointConfig, Event, Identity, KeyFileError, Machine, NodeId,
-    ParseNodeIdError, Timestamp, NODE_ID_LEN,
+    ParseNodeIdError, Refused, Timestamp, NODE_ID_LEN,
 };
 pub use store::{MemoryStore, Store, StoreError};
 pub use transport::{Path, Transmit, Transport, TransportError};

@@ -80,6 +80,7 @@ mod id;
 pub mod identity;
 mod machine;
 pub mod overlay;
+mod refused;
 pub mod secure;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -93,5 +94,6 @@ pub use endpoint::{Endpoint, EndpointConfig, Event};
 pub use id::{Distance, NodeId, ParseNodeIdError, NODE_ID_LEN};
 pub use identity::{Identity, KeyFileError};
 pub use machine::Machine;
+pub use refused::Refused;
 pub use time::Timestamp;
 pub use transmit::{Path, Transmit};

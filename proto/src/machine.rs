@@ -6,7 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 use crate::{
     dht::StoreOp,
     discovery::{Candidate, DiscoveryRequest},
-    Path, Timestamp, Transmit,
+    Path, Refused, Timestamp, Transmit,
 };
 
 /// A sans-IO state machine the driver can run: the method set every fleetmesh state machine
@@ -48,6 +48,11 @@ pub trait Machine: Send + 'static {
     fn poll_store(&mut self) -> Option<StoreOp> {
         None
     }
+    /// What the machine refused from the wire since it started, by reason. The driver reads
+    /// it to log a rate-limited summary, since junk raises no event. Default: nothing.
+    fn refused(&self) -> Refused {
+        Refused::default()
+    }
 }
 
 /// A machine shared with the application: the driver locks it for each call, and the
@@ -86,6 +91,9 @@ impl<M: Machine> Machine for Arc<std::sync::Mutex<M>> {
     }
     fn poll_store(&mut self) -> Option<StoreOp> {
         lock(self).poll_store()
+    }
+    fn refused(&self) -> Refused {
+        lock(self).refused()
     }
 }
 

@@ -58,6 +58,12 @@ impl MasterControl {
         self.lock().topology()
     }
 
+    /// What the master refused from the wire since it started, by reason: rejected datagrams
+    /// and handshakes, and unauthorized control messages (junk raises no event).
+    pub fn refused(&self) -> crate::Refused {
+        crate::Machine::refused(&*self.lock())
+    }
+
     /// The durable node registry (see [`super::MasterHandle::known_nodes`]).
     pub fn known_nodes(&self) -> Vec<(NodeId, KnownNode)> {
         self.lock().known_nodes().map(|(id, k)| (*id, k.clone())).collect()

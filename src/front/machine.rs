@@ -84,4 +84,7 @@ impl Machine for Front {
     fn poll_store(&mut self) -> Option<StoreOp> {
         self.node.poll_store()
     }
+    fn refused(&self) -> crate::Refused {
+        Machine::refused(&self.node)
+    }
 }

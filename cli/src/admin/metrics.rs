@@ -1,6 +1,7 @@
 //! Prometheus `/metrics` (text exposition): what the master daemon observes. Gauges come
 //! from the topology and registry; counters count the master's events as the daemon sees
-//! them. Not exposed yet (no counter in the core): sessions, handshakes, bytes by class.
+//! them; refusals by reason come from the core's counters. Not exposed yet: sessions,
+//! handshakes, bytes by class.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,6 +96,14 @@ impl Counters {
             "fleetmesh_enrollments_total{{outcome=\"refused\"}} {}\n",
             load(&self.enrollment_refused)
         ));
+        // Junk raises no event, so these come from the core's counters, not from `count`.
+        let refused = master.refused();
+        out.push_str("# HELP fleetmesh_refused_total Datagrams, handshakes and control messages refused, by reason.\n# TYPE fleetmesh_refused_total counter\n");
+        let link = refused.link.reasons().map(|(reason, n)| (reason.to_owned(), n));
+        let control = refused.control.reasons().map(|(reason, n)| (format!("control:{reason}"), n));
+        for (reason, n) in link.into_iter().chain(control) {
+            out.push_str(&format!("fleetmesh_refused_total{{reason=\"{reason}\"}} {n}\n"));
+        }
         out
     }
 }

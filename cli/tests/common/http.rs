@@ -14,6 +14,8 @@ use serde_json::Value;
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// The body as text (`/metrics` is not JSON).
+    pub text: String,
 }
 
 /// Sends `method path` with an optional bearer token and JSON body; reads the whole reply.
@@ -55,7 +57,7 @@ pub fn request(
     let mut raw = Vec::new();
     reader.read_to_end(&mut raw).unwrap();
     let text = if chunked { dechunk(&raw) } else { String::from_utf8_lossy(&raw).into_owned() };
-    Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
 }
 
 fn dechunk(raw: &[u8]) -> String {

@@ -5,7 +5,9 @@
 //! and events. Inputs ready together are taken in a fixed order (deadline, discovery, commands,
 //! datagrams), so a seeded simulation repeats exactly. A send that would wait (a TCP dial) never
 //! holds up that loop: it finishes on a task of its own, bounded by [`SLOW_QUEUE`] and
-//! [`MAX_SLOW_DESTINATIONS`]. This is the only code in the crate that
+//! [`MAX_SLOW_DESTINATIONS`]. What the machine refused from the wire raises no event; the
+//! loop logs it as one WARN summary by reason at most every [`REPORT_INTERVAL`]. This is the
+//! only code in the crate that
 //! reads a clock, and it reads `tokio::time::Instant`, so turmoil's simulated time (or tokio's
 //! paused test clock) drives it.
 
@@ -13,6 +15,7 @@ mod clock;
 mod endpoint;
 mod monitor;
 mod outbox;
+mod report;
 
 use tokio::sync::mpsc;
 
@@ -21,6 +24,7 @@ pub use self::{
     endpoint::{EndpointCommand, EndpointHandle},
     monitor::{watch_network, NetworkMonitor, NetworkWatch, RouteMonitor},
     outbox::{MAX_SLOW_DESTINATIONS, SLOW_QUEUE},
+    report::REPORT_INTERVAL,
 };
 pub use fleetmesh_proto::Machine;
 
@@ -75,6 +79,9 @@ async fn run_inner<M: Machine, T: Transport>(
     let mut events = Some(events);
     // Discovery may take a while (a LAN round); it runs beside the loop and reports back here.
     let (found_tx, mut found_rx) = mpsc::channel::<Vec<Candidate>>(4);
+    // Junk raises no event: what the machine refused is summed up here, one WARN at most
+    // per REPORT_INTERVAL (`report.rs`).
+    let mut reporter = report::Reporter::new(tokio::time::Instant::now());
     loop {
         while let Some(request) = machine.poll_discovery() {
             let discovery = discovery.clone();
@@ -120,6 +127,11 @@ async fn run_inner<M: Machine, T: Transport>(
                 }
             }
         }
+        let refused = machine.refused();
+        if let Some(summary) = reporter.poll(tokio::time::Instant::now(), refused) {
+            report::warn(&summary);
+        }
+        let report_at = reporter.deadline(&refused);
         let deadline = machine.poll_timeout().map(|t| clock.instant(t));
         // Inputs ready at the same moment are taken in a fixed order, not tokio's random one,
         // so a seeded simulation repeats exactly: a due timer first (a flood of datagrams
@@ -128,6 +140,8 @@ async fn run_inner<M: Machine, T: Transport>(
         tokio::select! {
             biased;
             () = sleep_until(deadline), if deadline.is_some() => machine.handle_timeout(clock.now()),
+            // Only wakes the loop, whose top logs the summary; the machine sees nothing.
+            () = sleep_until(report_at), if report_at.is_some() => {}
             Some(found) = found_rx.recv() => machine.handle_candidates(clock.now(), found),
             command = commands.recv() => match command {
                 Some(command) => machine.handle_command(clock.now(), command),

@@ -97,6 +97,7 @@ impl Endpoint {
         let outcome = match accept.handshake.finish(noise) {
             Ok(outcome) => outcome,
             Err(error) => {
+                self.stats.rejected.handshake_refused += 1;
                 self.events.push_back(Event::HandshakeRejected { addr: src, error });
                 return Ok(());
             }
@@ -106,6 +107,7 @@ impl Endpoint {
                 Ok(x) => x,
                 Err(error) => {
                     tracing::debug!(%src, %error, "refused initiator");
+                    self.stats.rejected.handshake_refused += 1;
                     self.events.push_back(Event::HandshakeRejected { addr: src, error });
                     return Ok(());
                 }

@@ -91,4 +91,8 @@ impl Machine for Endpoint {
     fn poll_event(&mut self) -> Option<Event> {
         Endpoint::poll_event(self)
     }
+
+    fn refused(&self) -> crate::Refused {
+        crate::Refused::new(self.stats().rejected, Default::default())
+    }
 }

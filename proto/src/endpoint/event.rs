@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use super::SendError;
 use crate::{
-    secure::{HandshakeError, PacketError},
+    secure::HandshakeError,
     trust::RevocationError,
     trust::{CertFlags, Certificate, EnrollError},
     wire::{ErrorMessage, Message},
@@ -49,14 +49,6 @@ pub enum Event {
         addr: SocketAddr,
         /// The message.
         message: Message,
-    },
-    /// A datagram was dropped (forged, replayed, malformed, unknown session). Sessions are
-    /// unaffected.
-    PacketRejected {
-        /// Where it came from.
-        addr: SocketAddr,
-        /// Why it was dropped.
-        error: PacketError,
     },
     /// A session ended.
     Disconnected {

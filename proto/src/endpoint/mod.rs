@@ -13,6 +13,7 @@ mod dial;
 mod event;
 mod limiter;
 mod path;
+mod rejections;
 mod renew;
 mod timers;
 
@@ -29,6 +30,7 @@ pub use self::{
     config::EndpointConfig,
     event::{CommandError, DisconnectReason, Event},
     limiter::{RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, MAX_TRACKED},
+    rejections::Rejections,
 };
 use crate::{
     secure::{self, Handshake, Session},
@@ -121,12 +123,15 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Datagrams given to [`Endpoint::handle_datagram`].
     pub datagrams_received: u64,
-    /// Of those, dropped as [`Event::PacketRejected`].
+    /// Of those, dropped (forged, replayed, malformed, unknown session, rate-limited): the
+    /// sum of [`rejected`](Self::rejected) but for `handshake_refused`.
     pub packets_rejected: u64,
     /// Sessions established, either side.
     pub sessions_established: u64,
     /// Handshake messages 1 dropped unanswered by the rate limits (applied under load only).
     pub handshakes_rate_limited: u64,
+    /// Rejected datagrams and refused handshakes by reason.
+    pub rejected: Rejections,
 }
 
 /// The sans-IO link layer of one node. See the [crate docs](crate) for the run loop.
@@ -374,8 +379,10 @@ impl Endpoint {
         self.handle_datagram_on(now, src, Path::Udp, datagram);
     }
 
-    /// Feeds one received datagram and the path it came over. Bad datagrams become
-    /// [`Event::PacketRejected`] and never disturb an established session.
+    /// Feeds one received datagram and the path it came over. Bad datagrams are counted by
+    /// reason in [`Stats::rejected`], logged at DEBUG, and never disturb an established
+    /// session. They raise no event: junk is free to send, and one event per datagram would
+    /// let a flood fill the application's channel (the driver logs a summary instead).
     pub fn handle_datagram_on(
         &mut self,
         now: Timestamp,
@@ -404,8 +411,8 @@ impl Endpoint {
         };
         if let Err(error) = result {
             self.stats.packets_rejected += 1;
+            self.stats.rejected.count(&error);
             tracing::debug!(%src, %error, "packet rejected");
-            self.events.push_back(Event::PacketRejected { addr: src, error });
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::{
     harness::{Fixture, Net, Verdict, DAY, T0},
-    secure::{HandshakeError, PacketError, ReplayError},
+    secure::HandshakeError,
     trust::CertError,
     wire::{AppMessage, Ping},
 };
@@ -32,14 +32,14 @@ fn received(events: &[Event]) -> Vec<Message> {
         .collect()
 }
 
-fn rejections(events: &[Event]) -> Vec<PacketError> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::PacketRejected { error, .. } => Some(error.clone()),
-            _ => None,
-        })
-        .collect()
+/// What node `i` rejected since `before` (a snapshot of its counters).
+fn rejected_since(net: &Net, i: usize, before: &Rejections) -> Rejections {
+    net.nodes[i].endpoint.stats().rejected.since(before)
+}
+
+/// Junk is counted, never reported one event per datagram.
+fn no_junk_events(events: &[Event]) -> bool {
+    events.iter().all(|e| matches!(e, Event::Message { .. }))
 }
 
 /// Two certified nodes, connected.
@@ -98,6 +98,7 @@ fn tampered_ciphertext_is_rejected_and_the_session_survives() {
     let (mut net, _) = pair(3);
     let idb = net.nodes[1].endpoint.node_id();
     net.events(1);
+    let before = net.nodes[1].endpoint.stats().rejected;
     net.set_filter(|_, _, bytes| {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
@@ -109,7 +110,9 @@ fn tampered_ciphertext_is_rejected_and_the_session_survives() {
     net.with(0, |e, now| e.send(now, &idb, &app(2))).unwrap();
     net.run_for(SECOND);
     let ev = net.events(1);
-    assert_eq!(rejections(&ev), vec![PacketError::Decrypt]);
+    let rejected = rejected_since(&net, 1, &before);
+    assert_eq!((rejected.decrypt, rejected.total()), (1, 1), "{rejected}");
+    assert!(no_junk_events(&ev), "{ev:?}");
     assert_eq!(received(&ev), vec![app(2)]);
 }
 
@@ -119,6 +122,7 @@ fn replayed_datagram_is_rejected_and_the_session_survives() {
     let idb = net.nodes[1].endpoint.node_id();
     let (addr_a, addr_b) = (net.addr(0), net.addr(1));
     net.events(1);
+    let before = net.nodes[1].endpoint.stats().rejected;
     net.with(0, |e, now| e.send(now, &idb, &app(1))).unwrap();
     net.run_for(SECOND);
     let (_, _, _, captured) =
@@ -128,10 +132,9 @@ fn replayed_datagram_is_rejected_and_the_session_survives() {
     net.with(0, |e, now| e.send(now, &idb, &app(2))).unwrap();
     net.run_for(SECOND);
     let ev = net.events(1);
-    assert!(
-        matches!(rejections(&ev)[..], [PacketError::Replay(ReplayError::Duplicate(_))]),
-        "{ev:?}"
-    );
+    let rejected = rejected_since(&net, 1, &before);
+    assert_eq!((rejected.replay, rejected.total()), (1, 1), "{rejected}");
+    assert!(no_junk_events(&ev), "{ev:?}");
     assert_eq!(received(&ev), vec![app(1), app(2)]);
 }
 
@@ -140,6 +143,7 @@ fn reordered_datagrams_within_the_window_are_all_accepted() {
     let (mut net, _) = pair(5);
     let idb = net.nodes[1].endpoint.node_id();
     net.events(1);
+    let before = net.nodes[1].endpoint.stats().rejected;
     // Capture ten datagrams instead of delivering them, then deliver them in reverse order.
     let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let h = held.clone();
@@ -154,7 +158,7 @@ fn reordered_datagrams_within_the_window_are_all_accepted() {
     }
     net.run_for(SECOND);
     let ev = net.events(1);
-    assert!(rejections(&ev).is_empty(), "{ev:?}");
+    assert_eq!(rejected_since(&net, 1, &before).total(), 0);
     let got = received(&ev);
     assert_eq!(got.len(), 10);
     assert_eq!(got[0], app(9));
@@ -353,6 +357,7 @@ fn a_data_packet_aimed_at_another_session_fails_authentication() {
     let ida = net.nodes[0].endpoint.node_id();
     let idb = net.nodes[1].endpoint.node_id();
     net.events(0);
+    let before = net.nodes[0].endpoint.stats().rejected;
     // C seals a packet on its own session with A; we catch it and rewrite the receiver index to
     // name A's session with B, as if C tried to speak as B.
     let b_index = net.nodes[0].endpoint.by_peer[&idb];
@@ -371,8 +376,9 @@ fn a_data_packet_aimed_at_another_session_fails_authentication() {
     net.inject(addr_c, addr_a, packet);
     net.run_for(SECOND);
     let ev = net.events(0);
-    assert_eq!(rejections(&ev), vec![PacketError::Decrypt]);
-    assert!(received(&ev).is_empty());
+    let rejected = rejected_since(&net, 0, &before);
+    assert_eq!((rejected.decrypt, rejected.total()), (1, 1), "{rejected}");
+    assert!(ev.is_empty(), "{ev:?}");
     assert!(net.nodes[0].endpoint.is_connected(&idb));
 }
 
@@ -382,6 +388,7 @@ fn garbage_and_unknown_sessions_are_rejected_without_harm() {
     let (addr_a, addr_b) = (net.addr(0), net.addr(1));
     let idb = net.nodes[1].endpoint.node_id();
     net.events(1);
+    let before = net.nodes[1].endpoint.stats().rejected;
     net.inject(addr_a, addr_b, vec![]);
     net.inject(
         addr_a,
@@ -397,7 +404,12 @@ fn garbage_and_unknown_sessions_are_rejected_without_harm() {
     net.with(0, |e, now| e.send(now, &idb, &app(7))).unwrap();
     net.run_for(SECOND);
     let ev = net.events(1);
-    assert_eq!(rejections(&ev).len(), 4, "{ev:?}");
+    let rejected = rejected_since(&net, 1, &before);
+    assert_eq!(
+        rejected.to_string(),
+        "1 malformed, 1 unknown_session, 1 unexpected_handshake, 1 short_handshake"
+    );
+    assert!(no_junk_events(&ev), "{ev:?}");
     assert_eq!(received(&ev), vec![app(7)]);
 }
 
@@ -525,12 +537,8 @@ fn an_unvalidated_address_never_gets_more_bytes_than_it_sent() {
     }
     assert!(sent_out > 0, "padded messages 1 are answered");
     assert!(sent_out <= sent_in, "amplified: {sent_out} bytes out for {sent_in} in");
-    let short = std::iter::from_fn(|| responder.poll_event())
-        .filter(|e| {
-            matches!(e, Event::PacketRejected { error: PacketError::ShortHandshake(37), .. })
-        })
-        .count();
-    assert_eq!(short, 50, "every short message 1 refused");
+    assert_eq!(responder.stats().rejected.short_handshake, 50, "every short message 1 refused");
+    assert_eq!(responder.poll_event(), None, "junk raises no event");
 }
 
 /// Under load (a quarter of `max_accepting` half-open), one source flooding messages 1 gets
@@ -562,8 +570,6 @@ fn under_load_a_flooding_source_is_cut_at_its_burst_and_others_still_get_answers
     assert_eq!(responder.stats().handshakes_rate_limited, (1000 - burst) as u64);
     responder.handle_datagram(T0, SocketAddr::from(([198, 51, 100, 1], 5000)), &hs1);
     assert!(responder.poll_transmit().is_some(), "another source is still answered");
-    let limited = std::iter::from_fn(|| responder.poll_event())
-        .filter(|e| matches!(e, Event::PacketRejected { error: PacketError::RateLimited, .. }))
-        .count();
-    assert_eq!(limited, 1000 - burst);
+    assert_eq!(responder.stats().rejected.rate_limited, (1000 - burst) as u64);
+    assert_eq!(responder.poll_event(), None, "a flood raises no event");
 }

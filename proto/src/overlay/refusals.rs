@@ -24,3 +24,35 @@ pub struct Refusals {
     /// Answers (`Ack`, `Error`, `NodeList`) from a peer other than the one asked.
     pub answer: u64,
 }
+
+impl Refusals {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.reasons().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Each reason's name and count.
+    pub fn reasons(&self) -> [(&'static str, u64); 6] {
+        [
+            ("takeover", self.takeover),
+            ("takeover_disproved", self.takeover_disproved),
+            ("uptime", self.uptime),
+            ("relay", self.relay),
+            ("resync", self.resync),
+            ("answer", self.answer),
+        ]
+    }
+
+    /// What was counted after `earlier` (a snapshot of the same counters), reason by reason.
+    pub fn since(&self, earlier: &Refusals) -> Refusals {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        Refusals {
+            takeover: d(self.takeover, earlier.takeover),
+            takeover_disproved: d(self.takeover_disproved, earlier.takeover_disproved),
+            uptime: d(self.uptime, earlier.uptime),
+            relay: d(self.relay, earlier.relay),
+            resync: d(self.resync, earlier.resync),
+            answer: d(self.answer, earlier.answer),
+        }
+    }
+}

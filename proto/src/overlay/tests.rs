@@ -153,6 +153,23 @@ fn master_restart_rebuilds_full_presence() {
     assert_eq!(w.master().topology().subnets.len(), 3);
 }
 
+/// The master dies between naming a node LSN and answering its Join (cli/tests/crash.rs hit
+/// this in about 1 run of 5): the LSN's session with it is stale, and a retried Join over that
+/// session is dropped unanswered by the new master. The LSN must open a fresh session rather
+/// than wait for the stale one to idle out (180 s), with its subnet absent all that time.
+#[test]
+fn an_lsn_whose_join_died_with_the_master_registers_with_the_next_one() {
+    let mut w = fleet(9, 1, 4);
+    w.run_until(30 * SEC, |w| !lsns(w).is_empty());
+    let lsn = lsns(&w)[0];
+    assert!(!w.master().is_present(&w.id(lsn)), "the Join is still on its way");
+    w.crash_master();
+    w.start_master();
+    let took = w.run_until(300 * SEC, |w| w.all_present());
+    println!("lsn_join_lost: all present {:.1} s after the restart", took.as_secs_f64());
+    assert!(took < 30 * SEC, "the LSN came back after {took:?}");
+}
+
 #[test]
 fn two_lsns_in_one_subnet_settle_on_one_after_a_partition_heals() {
     let mut w = fleet(7, 1, 6);

@@ -39,4 +39,7 @@ impl crate::Machine for Master {
     fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
         Master::poll_store(self)
     }
+    fn refused(&self) -> crate::Refused {
+        crate::Refused::new(self.endpoint().stats().rejected, self.refusals())
+    }
 }

@@ -508,6 +508,9 @@ impl crate::Machine for Node {
     fn poll_store(&mut self) -> Option<crate::dht::StoreOp> {
         Node::poll_store(self)
     }
+    fn refused(&self) -> crate::Refused {
+        crate::Refused::new(self.endpoint().stats().rejected, self.refusals())
+    }
 }
 
 #[cfg(test)]

@@ -223,7 +223,6 @@ impl Node {
         let id = self.master_id();
         let max = self.cfg.max_backoff;
         let Some(up) = self.uplink() else { return };
-        let was_registered = up.registered;
         up.registered = false;
         up.join = None;
         up.keepalive = None;
@@ -231,10 +230,11 @@ impl Node {
         up.inflight = None;
         up.retry_at = Some(now + up.backoff);
         up.backoff = (up.backoff * 2).min(max);
-        if was_registered {
-            // Its sessions are gone if it restarted; start afresh.
-            self.ep.close(&id);
-        }
+        // Its sessions are gone if it restarted; start afresh. Registered or not: a Join sent
+        // just before the master died is retried over the same session otherwise, which the
+        // new master drops unanswered until the session idles out (180 s), the subnet absent
+        // all the while. (No session, when the master was unreachable: nothing to close.)
+        self.ep.close(&id);
         self.events.push_back(NodeEvent::MasterUnreachable);
     }
 
