@@ -41,8 +41,13 @@ pub(crate) struct CreateArgs {
     /// for a master started with flags rather than its config file.
     #[arg(long = "public-addr", value_name = "ADDR")]
     public_addrs: Vec<SocketAddr>,
-    /// How many devices may enroll with this link.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// How many devices may enroll with this link (at most 10,000; a larger fleet uses
+    /// several links).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(fleetmesh::MAX_USES_PER_TOKEN))
+    )]
     uses: u32,
     /// How long the link stays valid: 30m, 12h, 7d, …
     #[arg(long, default_value = "7d", value_name = "DURATION")]

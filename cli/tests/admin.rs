@@ -104,6 +104,13 @@ fn every_admin_endpoint_answers_against_real_nodes_and_matches_the_openapi_descr
     let bad_tag =
         request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({"tags": ["No Caps"]})));
     assert_eq!(bad_tag.status, 400, "{bad_tag:?}");
+    // One token admits at most MAX_USES_PER_TOKEN devices; a larger ask creates nothing.
+    let over = json!({"uses": fleetmesh::MAX_USES_PER_TOKEN + 1});
+    let too_many = request(admin, "POST", "/api/tokens", Some(&token), Some(&over));
+    assert_eq!((too_many.status, too_many.body["error"].as_str()), (400, Some("bad_request")));
+    conforms(&api, "POST", "/api/tokens", &too_many);
+    let listed = request(admin, "GET", "/api/tokens", Some(&token), None);
+    assert_eq!(listed.body["remaining"], 3);
 
     let mut stream = events(admin, &token);
     let node_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

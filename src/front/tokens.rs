@@ -32,6 +32,10 @@ const SPENT_DIR: &str = "spent";
 /// Most unused token uses kept at once; a master that hands out more than this without their
 /// being used is asked to let some expire first.
 pub const MAX_TOKENS: usize = 100_000;
+/// Most devices one token admits (its `uses`): the most certificates, and entries in the
+/// master's certificate tables, that whoever holds one token (a leaked one included) can
+/// make it issue. A larger fleet is enrolled with several tokens.
+pub const MAX_USES_PER_TOKEN: u32 = 10_000;
 /// Most tags on one token.
 pub const MAX_TAGS: usize = 16;
 /// Longest tag, in bytes.
@@ -44,6 +48,9 @@ pub enum TokenError {
     /// [`MAX_TOKENS`] token uses are waiting; let some expire first.
     #[error("{MAX_TOKENS} unused token uses are outstanding; let some expire first")]
     TooMany,
+    /// More uses were asked of one token than [`MAX_USES_PER_TOKEN`].
+    #[error("{0} uses asked of one token; at most {MAX_USES_PER_TOKEN} (create several tokens)")]
+    TooManyUses(u32),
     /// A tag is empty, too long, or has a character other than `a-z`, `0-9`, `-`, `_`, `.`
     /// and `:`; or there are more than [`MAX_TAGS`].
     #[error("bad tag {0:?}: tags are 1 to {MAX_TAG_LEN} of a-z 0-9 - _ . : (at most {MAX_TAGS})")]
@@ -61,7 +68,7 @@ pub enum TokenError {
 /// What a new token allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenOptions {
-    /// How many devices may enroll with it. Default 1.
+    /// How many devices may enroll with it, 1 to [`MAX_USES_PER_TOKEN`]. Default 1.
     pub uses: u32,
     /// How long it stays valid. Default 7 days.
     pub valid_for: Duration,
@@ -169,6 +176,10 @@ impl Tokens {
     /// A new random token admitting `options.uses` devices; expired tokens (used or not) are
     /// removed on the way. It is on disk before this returns.
     pub fn create(&self, now: Timestamp, options: TokenOptions) -> Result<String, TokenError> {
+        // Refused before the sweep below: a refused call changes nothing.
+        if options.uses > MAX_USES_PER_TOKEN {
+            return Err(TokenError::TooManyUses(options.uses));
+        }
         let mut live = 0;
         for spent in [false, true] {
             let dir = if spent { self.dir.join(SPENT_DIR) } else { self.dir.clone() };
@@ -256,11 +267,17 @@ impl Tokens {
     }
 
     /// Admits `node` with `token`: by the record of a use it already spent, or by spending
-    /// one, on disk. False when the token is unknown, used up or expired.
-    fn spend(&self, token: &str, node: &str, now: Timestamp) -> Result<bool, TokenError> {
+    /// one, on disk.
+    fn spend(&self, token: &str, node: &str, now: Timestamp) -> Result<Spend, TokenError> {
         let valid = |u: &Use| u.token == token && u.expires > now.as_secs();
-        if self.list(true)?.iter().any(|(u, by)| valid(u) && by.as_deref() == Some(node)) {
-            return Ok(true);
+        let spent = self.list(true)?;
+        if spent.iter().any(|(u, by)| valid(u) && by.as_deref() == Some(node)) {
+            return Ok(Spend::Admitted);
+        }
+        // `create` never makes a token of more uses, but one written by an older version or
+        // by hand could have more: the cap holds whatever is on disk.
+        if spent.iter().filter(|(u, _)| u.token == token).count() >= MAX_USES_PER_TOKEN as usize {
+            return Ok(Spend::AtCap);
         }
         // A concurrent spender may take a use between our listing and our rename: try the
         // next. Each failure means another spender used that use, so this ends.
@@ -269,14 +286,25 @@ impl Tokens {
             match fs::rename(self.dir.join(u.name()), to) {
                 Ok(()) => {
                     self.sync()?;
-                    return Ok(true);
+                    return Ok(Spend::Admitted);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(self.io(e)),
             }
         }
-        Ok(false)
+        Ok(Spend::Invalid)
     }
+}
+
+/// What [`Tokens::spend`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Spend {
+    /// A use is spent on (or was already spent on) the node.
+    Admitted,
+    /// The token is unknown, used up or expired.
+    Invalid,
+    /// The token already admitted [`MAX_USES_PER_TOKEN`] nodes.
+    AtCap,
 }
 
 impl EnrollmentPolicy for Tokens {
@@ -288,8 +316,14 @@ impl EnrollmentPolicy for Tokens {
         // Spent on disk, with whom it admitted, before it admits anyone.
         let node = request.node_id().to_string();
         match self.spend(token, &node, now) {
-            Ok(true) => Ok(self.admission),
-            Ok(false) => Err(EnrollError::InvalidToken),
+            Ok(Spend::Admitted) => Ok(self.admission),
+            Ok(Spend::Invalid) => Err(EnrollError::InvalidToken),
+            Ok(Spend::AtCap) => {
+                tracing::warn!(admitted = MAX_USES_PER_TOKEN, "a token at its cap was refused");
+                Err(EnrollError::Refused(format!(
+                    "this token already admitted {MAX_USES_PER_TOKEN} nodes, the most one admits"
+                )))
+            }
             Err(error) => {
                 tracing::error!(%error, "cannot record a spent token; enrollment refused");
                 Err(EnrollError::Refused("the master cannot record the token".into()))
@@ -317,6 +351,39 @@ mod tests {
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().is_file())
             .count()
+    }
+
+    #[test]
+    fn a_token_admits_at_most_max_uses_per_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_secs(1_700_000_000);
+        let mut tokens = Tokens::open(dir.path()).unwrap();
+        // An expired use, which a create that went ahead would sweep away.
+        let brief = TokenOptions { valid_for: Duration::from_secs(1), ..Default::default() };
+        tokens.create(now, brief).unwrap();
+        let later = Timestamp::from_secs(1_700_000_010);
+        let over = MAX_USES_PER_TOKEN + 1;
+        let refused = tokens.create(later, TokenOptions { uses: over, ..Default::default() });
+        assert!(matches!(refused, Err(TokenError::TooManyUses(n)) if n == over), "{refused:?}");
+        assert_eq!(unused(dir.path()), 1, "refused: nothing created, nothing swept");
+        assert!(tokens.create(later, TokenOptions { uses: 3, ..Default::default() }).is_ok());
+
+        // A token with more uses on disk than the cap (an older version's, or hand-made)
+        // stops admitting new nodes at the cap, but still readmits one it admitted.
+        let token = "c".repeat(32);
+        let expires = now.as_secs() + 3600;
+        let known = Identity::generate(&mut OsRng);
+        let spent = dir.path().join(TOKENS_DIR).join(SPENT_DIR);
+        for n in 1..=MAX_USES_PER_TOKEN {
+            let by = if n == 1 { known.node_id().to_string() } else { format!("node{n}") };
+            fs::write(spent.join(format!("{token}.{n}.{expires}.{by}")), "").unwrap();
+        }
+        let spare = dir.path().join(TOKENS_DIR).join(format!("{token}.{over}.{expires}"));
+        fs::write(&spare, "").unwrap();
+        let refused = tokens.admit(&request(&token), now);
+        assert!(matches!(refused, Err(EnrollError::Refused(_))), "{refused:?}");
+        assert!(spare.exists(), "the spare use is not spent");
+        assert!(tokens.admit(&request_by(&known, &token), now).is_ok(), "lost answer: readmitted");
     }
 
     #[test]

@@ -273,8 +273,9 @@ async fn create_token(
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut options = TokenOptions::default();
     if let Some(uses) = body.uses {
-        if uses == 0 {
-            return Err(ApiError::BadRequest("uses must be at least 1".into()));
+        if uses == 0 || uses > fleetmesh::MAX_USES_PER_TOKEN {
+            let max = fleetmesh::MAX_USES_PER_TOKEN;
+            return Err(ApiError::BadRequest(format!("uses must be 1 to {max}")));
         }
         options.uses = uses;
     }
