@@ -205,7 +205,7 @@ impl Endpoint {
         };
         match authority.enroll(request, policy.as_mut(), now) {
             Ok(cert) => {
-                self.issued.insert(peer, cert.clone());
+                remember_issued(&mut self.issued, cert.clone(), MAX_ISSUED);
                 self.upgrade_enrolled(peer, &cert);
                 self.events
                     .push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
@@ -220,5 +220,66 @@ impl Endpoint {
                 })
             }
         }
+    }
+}
+
+/// (Master) Most certificates kept in the `issued` map, to answer a retried enrollment or
+/// renewal (its answer was lost) with the same certificate. Only such retries need them, so
+/// beyond it the older half (by serial) is forgotten: a retry of one of those gets a new
+/// certificate instead (a token enrollment is readmitted by the use it spent, so no use is
+/// spent twice). Enrollments and renewals both fill it, so it is one per node at most.
+pub(crate) const MAX_ISSUED: usize = 65_536;
+
+/// Files `cert` in `issued` (capped at `max`, see [`MAX_ISSUED`]).
+pub(super) fn remember_issued(
+    issued: &mut std::collections::HashMap<NodeId, Certificate>,
+    cert: Certificate,
+    max: usize,
+) {
+    let peer = cert.node_id();
+    if issued.len() >= max && !issued.contains_key(&peer) {
+        // Half at once: one pass over the map per `max / 2` new nodes.
+        let mut serials: Vec<u64> = issued.values().map(|c| c.body.serial).collect();
+        let mid = serials.len() / 2;
+        let cut = *serials.select_nth_unstable(mid).1;
+        issued.retain(|_, c| c.body.serial >= cut);
+    }
+    issued.insert(peer, cert);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, time::Duration};
+
+    use super::*;
+    use crate::{trust::Authority, Identity};
+
+    #[test]
+    fn the_issued_map_forgets_its_older_half_when_full() {
+        let id = |n: u8| Identity::from_secret_bytes(&[n; 32], &[n; 32]);
+        let mut authority = Authority::new(id(0));
+        let mut issue = |i: &Identity| {
+            let now = Timestamp::from_secs(1_700_000_000);
+            let (key, x) = (i.verifying_key(), i.x25519_public());
+            authority.issue(&key, x, CertFlags::NONE, now, Duration::from_secs(3600))
+        };
+        let nodes: Vec<Identity> = (1..=5).map(id).collect();
+        let mut issued = HashMap::new();
+        for node in &nodes[..4] {
+            remember_issued(&mut issued, issue(node), 4);
+        }
+        // A renewal replaces the node's entry and forgets nothing, even when full.
+        let renewed = issue(&nodes[0]);
+        remember_issued(&mut issued, renewed.clone(), 4);
+        assert_eq!(issued.len(), 4);
+        // A new node when full: the older half by serial goes (nodes 1 and 2), the renewed one
+        // stays.
+        remember_issued(&mut issued, issue(&nodes[4]), 4);
+        let mut kept: Vec<NodeId> = issued.keys().copied().collect();
+        kept.sort();
+        let mut want: Vec<NodeId> = [0, 3, 4].iter().map(|&i| nodes[i].node_id()).collect();
+        want.sort();
+        assert_eq!(kept, want);
+        assert_eq!(issued[&nodes[0].node_id()], renewed);
     }
 }

@@ -102,7 +102,7 @@ impl Endpoint {
         let validity =
             Duration::from_secs(current.body.expires_at.saturating_sub(current.body.issued_at));
         let cert = authority.issue(&key, current.body.x25519, current.flags(), now, validity);
-        self.issued.insert(peer, cert.clone());
+        super::data::remember_issued(&mut self.issued, cert.clone(), super::data::MAX_ISSUED);
         self.events.push_back(Event::PeerEnrolled { peer, certificate: Box::new(cert.clone()) });
         Message::Certificate(Box::new(cert))
     }
