@@ -135,14 +135,23 @@ fn requests_reach_node_handlers_through_the_api_and_the_cli() {
     assert!(code == Some(1) && err.contains("unknown_kind"), "{err}");
 
     // The node's metric history, sampled since it started, downsampled on the node.
-    let (code, out, err) =
-        cli(admin, &token, &["history", &id, "mem", "--last", "10m", "--bucket", "1m", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let history: Value = serde_json::from_str(&out).unwrap();
-    let buckets = history["buckets"].as_array().unwrap();
-    assert_eq!(buckets.len(), 10);
-    let samples: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-    assert!(samples >= 1, "no memory sample in the last 10 minutes: {history}");
+    // The sampler takes its first sample on its own thread once the node runs: ask until it
+    // is there.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let args = ["history", &id, "mem", "--last", "10m", "--bucket", "1m", "--json"];
+        let (code, out, err) = cli(admin, &token, &args);
+        assert_eq!(code, Some(0), "{err}");
+        let history: Value = serde_json::from_str(&out).unwrap();
+        let buckets = history["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 10);
+        let samples: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        if samples >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no memory sample in the last 10 minutes: {history}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (code, _, err) =
         cli(admin, &token, &["history", &id, "mem", "--last", "30d", "--bucket", "1m"]);
     assert!(code == Some(1) && err.contains("buckets"), "{err}");
