@@ -8,7 +8,8 @@ use std::{net::SocketAddr, path::Path, time::Instant};
 
 use common::{
     field, fleetmesh, free_port,
-    http::{events, next_event, request, Reply},
+    http::{events, next_event, request},
+    openapi::{conforms, openapi},
     start_nodes, LIMIT,
 };
 use serde_json::{json, Value};
@@ -32,28 +33,6 @@ fn poll_until(addr: SocketAddr, token: &str, path: &str, done: impl Fn(&Value) -
         assert!(Instant::now() < deadline, "{path} never satisfied: {:?}", reply.body);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-}
-
-fn openapi() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
-            .expect("docs/openapi.json");
-    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
-}
-
-/// Validates `reply` against the response schema the OpenAPI description gives for
-/// `method path` and its status.
-fn conforms(api: &Value, method: &str, path: &str, reply: &Reply) {
-    let op = &api["paths"][path][method.to_lowercase()];
-    assert!(op.is_object(), "{method} {path} is not in docs/openapi.json");
-    let response = &op["responses"][reply.status.to_string()];
-    assert!(response.is_object(), "{method} {path} {} is not documented", reply.status);
-    let schema = &response["content"]["application/json"]["schema"];
-    let mut root = schema.clone();
-    root["components"] = api["components"].clone();
-    let validator = jsonschema::validator_for(&root).expect("a valid schema");
-    let errors: Vec<String> = validator.iter_errors(&reply.body).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{method} {path} {}: {errors:?}\n{}", reply.status, reply.body);
 }
 
 #[test]

@@ -8,29 +8,12 @@ use std::{net::SocketAddr, path::Path, time::Instant};
 
 use common::{
     field, fleetmesh, free_port,
-    http::{request, Reply},
-    node_args, LIMIT,
+    http::request,
+    node_args,
+    openapi::{conforms, openapi},
+    LIMIT,
 };
 use serde_json::{json, Value};
-
-fn openapi() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
-            .expect("docs/openapi.json");
-    serde_json::from_str(&text).expect("docs/openapi.json is JSON")
-}
-
-/// Checks `reply` against the OpenAPI description of `method path` at its status.
-fn conforms(api: &Value, method: &str, path: &str, reply: &Reply) {
-    let response =
-        &api["paths"][path][method.to_lowercase()]["responses"][reply.status.to_string()];
-    assert!(response.is_object(), "{method} {path} {} is not documented", reply.status);
-    let mut root = response["content"]["application/json"]["schema"].clone();
-    root["components"] = api["components"].clone();
-    let validator = jsonschema::validator_for(&root).expect("a valid schema");
-    let errors: Vec<String> = validator.iter_errors(&reply.body).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{method} {path} {}: {errors:?}\n{}", reply.status, reply.body);
-}
 
 fn start_master(dir: &Path, port: u16) -> (common::Daemon, SocketAddr, String) {
     let config = dir.join("master.toml");

@@ -18,6 +18,7 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub(crate) mod browser;
 pub(crate) mod http;
+pub(crate) mod openapi;
 pub(crate) mod process;
 
 pub(crate) use process::{Daemon, LogStream};
