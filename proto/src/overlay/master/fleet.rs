@@ -47,6 +47,18 @@ struct Saved {
     tag: Option<String>,
 }
 
+/// Where an open fleet request stands ([`Master::fleet_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetProgress {
+    /// Nodes that answered.
+    pub answered: usize,
+    /// Nodes their LSN reported as having taken it (answered or not).
+    pub took: usize,
+    /// Nodes of the audience present now.
+    pub present: usize,
+}
+
 struct Open {
     request: Request,
     /// The signature of a copy for all the LSN's nodes (tag requests sign each copy).
@@ -136,6 +148,27 @@ impl Master {
     /// Fleet requests open now.
     pub fn fleet_open(&self) -> usize {
         self.fleet.open.len()
+    }
+
+    /// Fleet request `id` while it is open: how many answered, took it, and are of its
+    /// audience and present now (a walk over the present nodes).
+    pub fn fleet_progress(&self, id: RequestId) -> Option<FleetProgress> {
+        let open = self.fleet.open.get(&id)?;
+        let present = self.present_in(&open.audience).count();
+        let took = open.delivered.union(&open.answered).count();
+        Some(FleetProgress { answered: open.answered.len(), took, present })
+    }
+
+    /// The present nodes of `audience`.
+    fn present_in<'a>(&'a self, audience: &'a Audience) -> impl Iterator<Item = NodeId> + 'a {
+        let topology = self.reg.topology();
+        let nodes: Vec<NodeId> = topology
+            .subnets
+            .iter()
+            .flat_map(|s| &s.lsns)
+            .flat_map(|l| std::iter::once(l.id).chain(l.children.iter().map(|c| c.id)))
+            .collect();
+        nodes.into_iter().filter(move |n| self.in_audience(audience, n))
     }
 
     fn open_fleet(&mut self, now: Timestamp, id: RequestId, saved: Saved) {
@@ -254,14 +287,9 @@ impl Master {
             self.push_store_op(StoreOp::Remove { table: FLEET_TABLE, key });
         }
         let unanswered: Vec<NodeId> = open.delivered.difference(&open.answered).copied().collect();
-        let topology = self.reg.topology();
-        let unreached = topology
-            .subnets
-            .iter()
-            .flat_map(|s| &s.lsns)
-            .flat_map(|l| std::iter::once(l.id).chain(l.children.iter().map(|c| c.id)))
+        let unreached = self
+            .present_in(&open.audience)
             .filter(|n| !open.delivered.contains(n) && !open.answered.contains(n))
-            .filter(|n| self.in_audience(&open.audience, n))
             .count();
         for node in &unanswered {
             let error = RequestError::Expired { delivered: true };

@@ -30,7 +30,7 @@ pub use self::{
         REVOCATIONS_TABLE,
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
-    fleet::{FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
     reports::MAX_REPORT_WINDOWS,
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,

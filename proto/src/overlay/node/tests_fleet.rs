@@ -96,6 +96,8 @@ fn every_node_takes_a_fleet_request_once_and_the_master_sends_one_copy_per_lsn()
     w.run_for(5 * SEC);
     let got = answers(&w, id);
     assert_eq!(got.len(), 24);
+    let progress = w.master().fleet_progress(id).expect("open");
+    assert_eq!((progress.answered, progress.took, progress.present), (24, 24, 24));
     for (i, slot) in w.slots.iter().enumerate() {
         assert_eq!(got[&slot.id()], i.to_string().into_bytes());
     }
