@@ -249,6 +249,25 @@ fn summary(r: &DayReport) -> String {
         r.master.msgs_per_sec_mean, r.master.msgs_per_sec_peak
     );
     s += &format!("busiest other host   {} msg/s peak\n", r.busiest_other_host_msgs_per_sec_peak);
+    for f in &r.requests {
+        s += &format!(
+            "fleet request {:02}:{:02}  {:.2} % of {} running nodes took it within 5 s ({}), {} lost, {} after their return; master egress {} B in the next minute ({} B the minute before; target {} B for {} LSNs)\n",
+            f.at_s / 3600,
+            f.at_s / 60 % 60,
+            f.took_within_5s_pct,
+            f.running_at_send,
+            q(&f.took_ms),
+            f.lost,
+            f.took_after_return,
+            f.master_egress_bytes,
+            f.master_egress_baseline_bytes,
+            f.master_egress_target_bytes,
+            f.lsns_at_send
+        );
+    }
+    if !r.requests.is_empty() {
+        s += &format!("requests duplicated  {}\n", r.requests_duplicated);
+    }
     s += &format!("peak memory          {:.0} MiB\n", r.peak_rss_bytes as f64 / 1048576.0);
     s += &format!("trace hash           {}\n", r.trace_hash);
     s

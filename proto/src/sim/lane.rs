@@ -180,6 +180,8 @@ pub(super) struct Shared<'a> {
     pub(super) keep_events: bool,
     /// Whether the master's events are kept (`keep_events` or `keep_master_events`).
     pub(super) keep_master_events: bool,
+    /// Nodes answer the requests they take at once.
+    pub(super) answer_requests: bool,
     /// Each slot's subnet.
     pub(super) place: &'a [u16],
     /// Indexed by subnet.

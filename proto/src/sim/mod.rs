@@ -39,6 +39,7 @@ mod lane;
 mod nat;
 mod network;
 mod observe;
+mod requests;
 mod stats;
 mod view;
 mod window;
@@ -57,6 +58,7 @@ use self::lane::{Lane, SubnetInfo};
 pub use self::{
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
+    requests::RequestStats,
     stats::{quantile_ms, Accounting, DhtStats, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
 };
 use crate::{
@@ -90,6 +92,9 @@ pub struct Slot {
     pub events: Vec<(Timestamp, NodeEvent)>,
     identity: Identity,
     seed: u64,
+    /// Its request log as its store holds it (with [`Simulation::answer_requests`]): a
+    /// restarted node remembers the requests it took, as the daemon does.
+    pub(crate) requests_saved: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Slot {
@@ -147,6 +152,10 @@ pub struct Simulation {
     /// run can then hand its master's timeline to a replay (the admin API's storm benchmark)
     /// without holding every node's events. Default `false`.
     pub keep_master_events: bool,
+    /// Every node answers each request it takes at once, with an empty `OK`, and keeps its
+    /// request log across restarts as the daemon's store does (default `false`: the test
+    /// answers, or nobody does). Set it before starting the nodes.
+    pub answer_requests: bool,
     /// What the run counted.
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
@@ -221,6 +230,7 @@ impl Simulation {
             cut: Default::default(),
             keep_events: true,
             keep_master_events: false,
+            answer_requests: false,
             tcp_fallback: None,
             cert_validity: Duration::from_secs(30 * 86_400),
             udp_blocks: HashMap::new(),
@@ -349,6 +359,7 @@ impl Simulation {
             events: Vec::new(),
             identity,
             seed: seed_n,
+            requests_saved: Default::default(),
         });
         self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
@@ -391,7 +402,13 @@ impl Simulation {
         slot.seed += 1000;
         let mut overlay = (self.tune)(OverlayConfig::new(master_addr(), slot.addr));
         overlay.local = LocalNetwork { addr: slot.addr.ip(), prefix_len: 24 };
-        slot.node = Some(Node::new(Endpoint::new(config, seed(slot.seed)), overlay));
+        let mut node = Node::new(Endpoint::new(config, seed(slot.seed)), overlay);
+        if self.answer_requests {
+            let saved: Vec<(Vec<u8>, Vec<u8>)> =
+                slot.requests_saved.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            node.requests_restore(self.now, &saved);
+        }
+        slot.node = Some(node);
         // A master that still lists the node (its crash not noticed yet) sees no change when
         // it rejoins the same LSN: no event would end the timing but an unrelated one later.
         let id = identity.node_id();

@@ -154,6 +154,8 @@ pub struct Accounting {
     pub trace: u64,
     /// Delivered datagrams.
     pub delivered: u64,
+    /// The master's requests, as the nodes took them.
+    pub requests: super::requests::RequestStats,
     pending_join: HashMap<NodeId, Timestamp>,
     tcp_nodes: HashSet<NodeId>,
     /// Queries being timed: true for a get, false for a put.
@@ -267,6 +269,7 @@ impl Accounting {
         let lsn = match event {
             NodeEvent::JoinedLsn { lsn } => *lsn,
             NodeEvent::BecameLsn { .. } => *node,
+            NodeEvent::Request { id, .. } => return self.requests.took(now, node, *id),
             _ => return,
         };
         let mut changed = false;

@@ -16,8 +16,9 @@ use super::{
     Slot,
 };
 use crate::{
+    dht::StoreOp,
     discovery::{Candidate, DiscoveryRequest, Source},
-    overlay::{Master, MasterEvent, NodeEvent, NodeState},
+    overlay::{Master, MasterEvent, NodeEvent, NodeState, REQUESTS_TABLE},
     Path, Timestamp, Transmit,
 };
 
@@ -409,6 +410,7 @@ impl<'a> View<'a> {
             }
             Some(i) => {
                 let keep = self.shared.keep_events;
+                let answer = self.shared.answer_requests;
                 let l = self.shared.slot_lane(i);
                 let slot = self.slot(i);
                 let id = slot.id();
@@ -421,16 +423,41 @@ impl<'a> View<'a> {
                     discover |= r == DiscoveryRequest::Discover;
                 }
                 let mut log = Vec::new();
+                let mut answers = Vec::new();
                 while let Some(e) = n.poll_event() {
                     match &e {
                         NodeEvent::Dht(d) => log.push((now, Logged::Dht(i, d.clone()))),
                         NodeEvent::JoinedLsn { .. } | NodeEvent::BecameLsn { .. } => {
                             log.push((now, Logged::Node(id, e.clone())))
                         }
+                        NodeEvent::Request { id: r, .. } => {
+                            answers.push(*r);
+                            log.push((now, Logged::Node(id, e.clone())));
+                        }
                         _ => {}
                     }
                     if keep {
                         slot.events.push((now, e));
+                    }
+                }
+                if answer {
+                    for r in answers {
+                        let _ = n.respond(now, r, crate::wire::ResponseStatus::OK, Vec::new());
+                    }
+                    while let Some(t) = n.poll_transmit() {
+                        out.push(t);
+                    }
+                    // What the daemon would write to its store.
+                    while let Some(op) = n.poll_store() {
+                        match op {
+                            StoreOp::Put { table, key, value } if table == REQUESTS_TABLE => {
+                                slot.requests_saved.insert(key, value);
+                            }
+                            StoreOp::Remove { table, key } if table == REQUESTS_TABLE => {
+                                slot.requests_saved.remove(&key);
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 if !log.is_empty() {

@@ -37,6 +37,9 @@ const TICK: Duration = Duration::from_secs(1);
 struct Held {
     copy: FleetRequest,
     expires: Timestamp,
+    /// When we took it: the first batch waits a tick, so that it names the children that
+    /// took it at once together with us (one Ack from the master, not two).
+    since: Timestamp,
     /// Children that acknowledged their copy.
     took: BTreeSet<NodeId>,
     /// The last copy sent to each child not done yet: when, and its seq.
@@ -121,6 +124,7 @@ impl Node {
         let held = Held {
             copy: f,
             expires,
+            since: now,
             took: mine.iter().copied().collect(),
             sent: HashMap::new(),
             unreported: mine,
@@ -204,7 +208,8 @@ impl Node {
                 budget -= 1;
                 seqs.push((*id, *child, *addr));
             }
-            let idle = h.batch.is_none_or(|(_, _, t)| now >= t + BATCH_RETRY);
+            let idle =
+                h.batch.is_none_or(|(_, _, t)| now >= t + BATCH_RETRY) && now >= h.since + TICK;
             if idle && !h.unreported.is_empty() {
                 let count = h.unreported.len().min(MAX_ACKS_PER_BATCH);
                 out.push((*id, count));

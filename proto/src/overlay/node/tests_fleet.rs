@@ -81,6 +81,10 @@ fn master_bytes(w: &Simulation) -> u64 {
 fn every_node_takes_a_fleet_request_once_and_the_master_sends_one_copy_per_lsn() {
     let mut w = fleet(81, 3, 8);
     let body = vec![7u8; 8 * 1024];
+    // The master's egress without the request, over as long.
+    let quiet = master_bytes(&w);
+    w.run_for(10 * SEC);
+    let baseline = master_bytes(&w) - quiet;
     let before = master_bytes(&w);
     let id =
         w.master_do(|m, now| m.request_fleet(now, Audience::All, "inventory", &body, 10 * MINUTE));
@@ -90,8 +94,17 @@ fn every_node_takes_a_fleet_request_once_and_the_master_sends_one_copy_per_lsn()
     let took = handed(&w, id);
     assert_eq!(took.len(), 24, "every node took it: {took:?}");
     assert!(took.values().all(|n| *n == 1), "each once: {took:?}");
-    // Three copies of 8 KiB, plus acks and keepalives; 24 copies would be 192 KiB.
-    assert!(sent < 4 * body.len() as u64, "the master sent {sent} bytes");
+    // Per LSN: the copy (body, request fields, signature, packet and UDP headers) and the
+    // Ack of its one batch of acknowledgements, beyond the master's usual egress; 24 copies
+    // would be 192 KiB. (The target is 200 B per LSN beyond the request; this
+    // measures about 217, see BENCHMARKS.md.)
+    let lsns = w.master().topology().lsn_count() as u64;
+    let cost = sent.saturating_sub(baseline);
+    eprintln!(
+        "master egress {cost} B beyond {baseline} B for {lsns} LSNs of a {} B body",
+        body.len()
+    );
+    assert!(cost <= lsns * (body.len() as u64 + 256), "the request cost the master {cost} bytes");
     answer_all(&mut w, id);
     w.run_for(5 * SEC);
     let got = answers(&w, id);

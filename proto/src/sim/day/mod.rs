@@ -11,6 +11,8 @@
 //! assert_eq!(report.present_at_end, report.expected_present_at_end);
 //! ```
 
+mod requests;
+
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
 
 use rand::{Rng, SeedableRng};
@@ -80,7 +82,12 @@ pub struct DayConfig {
     /// Keep the master's events ([`Simulation::keep_master_events`]) for [`run_keep`]'s caller
     /// to replay. Default `false`.
     pub keep_master_events: bool,
+    /// Fleet-wide requests to every node, by time of day; every node answers at once.
+    /// Default 09:00 and 13:01 (during the master's outage: sent once it is back).
+    pub fleet_requests: Vec<Duration>,
 }
+
+pub use requests::{FleetRequestReport, REQUEST_BODY, REQUEST_TTL};
 
 impl Default for DayConfig {
     fn default() -> Self {
@@ -119,6 +126,7 @@ impl Default for DayConfig {
             dht_lookups_per_hour: 600.0,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_master_events: false,
+            fleet_requests: vec![m(9, 0), m(13, 1)],
         }
     }
 }
@@ -260,6 +268,10 @@ pub struct DayReport {
     pub trace_hash: String,
     /// Present and running nodes and the master's load over the day.
     pub series: Vec<Sample>,
+    /// The fleet-wide requests.
+    pub requests: Vec<FleetRequestReport>,
+    /// Requests some node was handed twice (must be 0).
+    pub requests_duplicated: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -275,6 +287,7 @@ enum Action {
     MasterUp,
     DhtPut,
     DhtGet,
+    Fleet(usize, requests::Step),
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
@@ -295,6 +308,8 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     sim.keep_events = false;
     sim.keep_master_events = cfg.keep_master_events;
     sim.tcp_fallback = cfg.tcp_fallback;
+    sim.answer_requests = !cfg.fleet_requests.is_empty();
+    let mut fleet = requests::FleetDay::new(cfg.fleet_requests.len());
     if !cfg.dht {
         sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
         sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
@@ -326,7 +341,10 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     let calm = Timestamp::from_micros(end.as_micros().saturating_sub(SETTLE.as_micros() as u64));
     let mut at = |plan: &mut BinaryHeap<_>, t: Timestamp, a: Action| {
         seq += 1;
-        let quiet = matches!(a, Action::Sample | Action::Stop(_) | Action::DhtGet | Action::DhtPut);
+        let quiet = matches!(
+            a,
+            Action::Sample | Action::Stop(_) | Action::DhtGet | Action::DhtPut | Action::Fleet(..)
+        );
         if t <= end && (quiet || t <= calm) {
             plan.push(Reverse((t, seq, a)));
         }
@@ -374,6 +392,11 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
             let first = cfg.dht_start + Duration::from_secs(120);
             at(&mut plan, secs(first), Action::DhtGet);
         }
+    }
+    for (k, t) in cfg.fleet_requests.iter().enumerate() {
+        let mark = t.saturating_sub(Duration::from_secs(60));
+        at(&mut plan, secs(mark), Action::Fleet(k, requests::Step::Mark));
+        at(&mut plan, secs(*t), Action::Fleet(k, requests::Step::Send));
     }
     let mut keys = Vec::new();
     if let Some((from, len)) = cfg.master_outage {
@@ -469,6 +492,11 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                 let gap = HOUR / cfg.dht_lookups_per_hour * rng.gen_range(0.5..1.5);
                 at(&mut plan, when + Duration::from_secs_f64(gap), Action::DhtGet);
             }
+            Action::Fleet(k, step) => {
+                if let Some((t, a)) = fleet.step(&mut sim, k, step, when, running) {
+                    at(&mut plan, t, a);
+                }
+            }
             Action::MasterDown => sim.crash_master(),
             Action::MasterUp => sim.start_master(),
             Action::Sample => {
@@ -489,7 +517,10 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     sim.advance(end);
     node_seconds += running as f64 * end.saturating_since(last).as_secs_f64();
     progress(1.0);
-    (report(cfg, &sim, node_seconds, series), sim)
+    let mut report = report(cfg, &sim, node_seconds, series);
+    report.requests = fleet.report(&sim);
+    report.requests_duplicated = sim.stats.requests.duplicated;
+    (report, sim)
 }
 
 fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Sample>) -> DayReport {
@@ -538,6 +569,8 @@ fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Samp
         peak_rss_bytes: 0,
         trace_hash: format!("{:016x}", st.trace),
         series,
+        requests: Vec::new(),
+        requests_duplicated: 0,
     }
 }
 

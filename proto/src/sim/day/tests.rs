@@ -177,3 +177,26 @@ fn a_workstation_down_at_its_evening_stop_stays_down() {
     // Up from 5–10 minutes to 60–70 minutes at most: never more than 65 minutes a node.
     assert!(r.node_hours <= 40.0 * 65.0 / 60.0, "{}", r.node_hours);
 }
+
+#[test]
+fn fleet_requests_reach_every_running_node_once_even_through_a_master_outage() {
+    let min = |m: u64| Duration::from_secs(m * 60);
+    let cfg = DayConfig {
+        hours: 1.0,
+        // One in the master's outage (20:00 to 21:00): sent once it is back.
+        fleet_requests: vec![min(10), min(20) + Duration::from_secs(30)],
+        ..small(9, 1.0)
+    };
+    let r = run(&cfg, |_| {});
+    eprintln!("{:#?}", r.requests);
+    assert_eq!(r.requests.len(), 2);
+    assert_eq!(r.requests_duplicated, 0);
+    for q in &r.requests {
+        assert_eq!(q.lost, 0, "every node running at the send took it: {q:?}");
+        assert!(q.took >= q.running_at_send, "{q:?}");
+    }
+    // With the fleet settled, at once; sent as the master comes back, once the LSNs have
+    // registered again.
+    assert_eq!(r.requests[0].took_within_5s, r.requests[0].running_at_send, "{:?}", r.requests[0]);
+    assert!(r.requests[1].at_s >= 21 * 60, "sent once the master was back: {:?}", r.requests[1]);
+}
