@@ -1,8 +1,8 @@
 //! The master's fleet requests (see `overlay/fleet.rs`): one signed copy to each LSN of the
-//! audience, sent again until the LSN acknowledges it, to LSNs that appear while it is open,
-//! and to every holder once a minute (an LSN that restarted lost it); the children's takes
-//! come back in batches, their answers as reports. It ends at its expiry, as
-//! [`MasterEvent::FleetEnded`].
+//! audience, sent again until the LSN acknowledges it, to LSNs that appear while it is open
+//! or register again (an LSN that restarted lost what it held), and to every holder every
+//! [`FLEET_RECHECK`] in case a restart went unnoticed; the children's takes come back in
+//! batches, their answers as reports. It ends at its expiry, as [`MasterEvent::FleetEnded`].
 //!
 //! Saved in the store like the outbox: a restarted master sends it to the LSNs again, and a
 //! node that answered before answers the repeat from its log (so it is not handled twice).
@@ -32,8 +32,9 @@ use crate::{
 pub const FLEET_TABLE: &str = "fleet";
 /// Most fleet requests open at once (each LSN holds them all).
 pub const MAX_FLEET_OPEN: usize = 64;
-/// How often an LSN that holds a fleet request is asked again whether it still does.
-pub const FLEET_RECHECK: Duration = Duration::from_secs(60);
+/// How often an LSN that holds a fleet request is asked again whether it still does (about
+/// 400 B per LSN for a small request: a few bytes per node-hour).
+pub const FLEET_RECHECK: Duration = Duration::from_secs(1800);
 
 #[derive(Clone, Debug, Serialize_tuple, Deserialize_tuple)]
 struct Saved {
@@ -354,7 +355,16 @@ impl Master {
         self.events.push_back(MasterEvent::Response { id, node, status, body });
     }
 
-    /// An LSN that registered (again) may have lost what it held: it gets the open requests.
+    /// An LSN registered (again, perhaps after a restart): it gets the open requests.
+    pub(super) fn fleet_lsn_registered(&mut self, now: Timestamp, lsn: &NodeId) {
+        for open in self.fleet.open.values_mut() {
+            open.holders.remove(lsn);
+            open.next_send = open.next_send.min(now);
+        }
+    }
+
+    /// An LSN that became present (again) may have lost what it held: it gets the open
+    /// requests.
     pub(super) fn fleet_presence(&mut self, now: Timestamp, events: &[PresenceEvent]) {
         for event in events {
             if let PresenceEvent::Joined { node, lsn } = event {

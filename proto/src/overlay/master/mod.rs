@@ -431,6 +431,7 @@ impl Master {
         }
         let events = self.reg.register_lsn(now, subnet, contact, addr);
         self.presence(events);
+        self.fleet_lsn_registered(now, &peer);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
         // Two LSNs in one subnet: tell each about the others, senior first;
         // they settle it (`node/rival.rs`).
