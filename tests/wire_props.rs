@@ -149,6 +149,7 @@ fn messages() -> Vec<Message> {
             seq: u32::MAX,
             request: Request { id: u64::MAX, kind: "ping".into(), body: vec![0; 300], expires: 1 },
             nodes: Some(vec![NodeId::from_bytes([7; 20]); 3]),
+            reply_key: [9; 32],
             signature: [0xfe; 64],
         })),
         Message::FleetAcks(Box::new(FleetAcks {

@@ -255,6 +255,7 @@ fn samples() -> Vec<(&'static str, Message)> {
                     expires: 1_700_003_600,
                 },
                 nodes: None,
+                reply_key: [0x3c; 32],
                 signature: [0x5a; 64],
             })),
         ),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::SubnetKey;
 use crate::{
     trust::{domain, signed_bytes, NetworkKey},
-    wire::Request,
+    wire::{FleetRequest, Request},
     Identity, NodeId,
 };
 
@@ -40,26 +40,27 @@ struct Signed<'a> {
     network: &'a NetworkKey,
     request: &'a Request,
     nodes: &'a Option<Vec<NodeId>>,
+    #[serde(with = "serde_bytes")]
+    reply_key: &'a [u8; 32],
 }
 
-/// The master's signature over `request` for `nodes`.
+/// The master's signature over a copy of `request` for `nodes`, answered to `reply_key`.
 pub(crate) fn sign(
     master: &Identity,
     network: &NetworkKey,
     request: &Request,
     nodes: &Option<Vec<NodeId>>,
+    reply_key: &[u8; 32],
 ) -> [u8; 64] {
-    let bytes = signed_bytes(domain::FLEET_REQUEST, &Signed { network, request, nodes });
-    master.sign(&bytes).to_bytes()
+    let signed = Signed { network, request, nodes, reply_key };
+    master.sign(&signed_bytes(domain::FLEET_REQUEST, &signed)).to_bytes()
 }
 
-/// Whether `signature` is the master's over `request` for `nodes`.
-pub(crate) fn verify(
-    network: &NetworkKey,
-    request: &Request,
-    nodes: &Option<Vec<NodeId>>,
-    signature: &[u8; 64],
-) -> bool {
-    let bytes = signed_bytes(domain::FLEET_REQUEST, &Signed { network, request, nodes });
-    network.verifying_key().verify_strict(&bytes, &Signature::from_bytes(signature)).is_ok()
+/// Whether `copy` carries the master's signature.
+pub(crate) fn verify(network: &NetworkKey, copy: &FleetRequest) -> bool {
+    let signed =
+        Signed { network, request: &copy.request, nodes: &copy.nodes, reply_key: &copy.reply_key };
+    let bytes = signed_bytes(domain::FLEET_REQUEST, &signed);
+    let signature = Signature::from_bytes(&copy.signature);
+    network.verifying_key().verify_strict(&bytes, &signature).is_ok()
 }

@@ -442,7 +442,11 @@ pub struct FleetRequest {
     /// Only these of the LSN's nodes are to take it (a request for a tag); none: all of
     /// them.
     pub nodes: Option<Vec<NodeId>>,
-    /// The master's signature over the network, the request and `nodes`.
+    /// The master's X25519 key, to seal the answer to: a node that never had a session with
+    /// the master would otherwise open one just to learn it.
+    #[serde(with = "crate::id::serde_bytes_array")]
+    pub reply_key: [u8; 32],
+    /// The master's signature over the network, the request, `nodes` and `reply_key`.
     #[serde(with = "crate::id::serde_bytes_array")]
     pub signature: [u8; 64],
 }

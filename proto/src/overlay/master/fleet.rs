@@ -109,7 +109,13 @@ impl Master {
         }
         let expires = (now + ttl).as_secs();
         let request = Request { id: 0, kind: kind.to_owned(), body: body.to_vec(), expires };
-        let probe = FleetRequest { seq: u32::MAX, request, nodes: None, signature: [0; 64] };
+        let probe = FleetRequest {
+            seq: u32::MAX,
+            request,
+            nodes: None,
+            reply_key: [0; 32],
+            signature: [0; 64],
+        };
         let size = wire::encoded_len(&Message::FleetRequest(Box::new(probe)));
         if size > wire::MAX_FRAME_LEN - 64 {
             return Err(RequestError::TooLarge(format!("{size} bytes")));
@@ -181,7 +187,8 @@ impl Master {
         let request =
             Request { id, kind: saved.kind, body: saved.body.into_vec(), expires: saved.expires };
         let network = *self.ep.trust().network();
-        let signature = fleet::sign(self.ep.identity(), &network, &request, &None);
+        let reply_key = self.ep.identity().x25519_public();
+        let signature = fleet::sign(self.ep.identity(), &network, &request, &None, &reply_key);
         let open = Open {
             request,
             signature,
@@ -265,14 +272,15 @@ impl Master {
         let (request, signature) = (open.request.clone(), open.signature);
         self.fleet.sent.retain(|_, (i, _, _)| *i != id);
         let network = *self.ep.trust().network();
+        let reply_key = self.ep.identity().x25519_public();
         for (lsn, addr, nodes) in due {
             let seq = self.next_seq();
             let signature = match &nodes {
-                Some(_) => fleet::sign(self.ep.identity(), &network, &request, &nodes),
+                Some(_) => fleet::sign(self.ep.identity(), &network, &request, &nodes, &reply_key),
                 None => signature,
             };
             self.fleet.sent.insert(seq, (id, lsn, nodes.clone()));
-            let copy = FleetRequest { seq, request: request.clone(), nodes, signature };
+            let copy = FleetRequest { seq, request: request.clone(), nodes, reply_key, signature };
             self.send(now, addr, Message::FleetRequest(Box::new(copy)));
         }
         if let Some(open) = self.fleet.open.get_mut(&id) {

@@ -76,11 +76,13 @@ impl Node {
             return self.reply_error(now, addr, f.seq, ErrorCode::REFUSED, why);
         }
         let network = *self.ep.trust().network();
-        if !fleet::verify(&network, &f.request, &f.nodes, &f.signature) {
+        if !fleet::verify(&network, &f) {
             self.refusals.relay += 1;
             let why = "fleet request not signed by the master";
             return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
         }
+        // Now the answer can be sealed without a session with the master.
+        self.learn_master_key(f.reply_key);
         let id = f.request.id;
         let me = self.node_id();
         let for_me = f.nodes.as_ref().is_none_or(|n| n.contains(&me));

@@ -197,6 +197,11 @@ impl Node {
         self.send(now, addr, Message::Report(Box::new(Report { seq, envelope, certificate })));
     }
 
+    /// The master's X25519 key, as a message it signed gave it.
+    pub(super) fn learn_master_key(&mut self, key: [u8; 32]) {
+        self.reports.master_key.get_or_insert(key);
+    }
+
     /// Seals report `key` to the master; false if the master's key is not known yet.
     fn seal(&mut self, now: Timestamp, key: Key) -> bool {
         let Some(master_key) = self

@@ -209,12 +209,19 @@ fn a_forged_or_altered_fleet_request_is_refused() {
     };
     // A child "relays" a request to another child: not its LSN.
     let to = w.slots[other].addr;
-    let forged = FleetRequest { seq: 9, request: request.clone(), nodes: None, signature: [1; 64] };
+    let forged = FleetRequest {
+        seq: 9,
+        request: request.clone(),
+        nodes: None,
+        reply_key: [3; 32],
+        signature: [1; 64],
+    };
     let before = w.node(other).refusals().relay;
     w.node_do(child, |n, now| n.send(now, to, Message::FleetRequest(Box::new(forged))));
     // The LSN itself sends one without the master's signature.
     let to = w.slots[child].addr;
-    let unsigned = FleetRequest { seq: 10, request, nodes: None, signature: [2; 64] };
+    let unsigned =
+        FleetRequest { seq: 10, request, nodes: None, reply_key: [3; 32], signature: [2; 64] };
     let lsn_before = w.node(child).refusals().relay;
     w.node_do(lsn, |n, now| n.send(now, to, Message::FleetRequest(Box::new(unsigned))));
     w.run_for(2 * SEC);

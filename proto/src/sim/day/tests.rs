@@ -200,3 +200,25 @@ fn fleet_requests_reach_every_running_node_once_even_through_a_master_outage() {
     assert_eq!(r.requests[0].took_within_5s, r.requests[0].running_at_send, "{:?}", r.requests[0]);
     assert!(r.requests[1].at_s >= 21 * 60, "sent once the master was back: {:?}", r.requests[1]);
 }
+
+#[test]
+fn a_fleet_request_costs_the_master_an_ack_per_answer_not_a_handshake() {
+    // Nodes that started long before (their sessions with the master idled out, or they
+    // never had one) seal their answers with the key the request carries.
+    let cfg = DayConfig {
+        nodes: 100,
+        subnets: 4,
+        hours: 0.75,
+        always_on: 1.0,
+        dht: false,
+        master_outage: None,
+        fleet_requests: vec![Duration::from_secs(2400)],
+        ..DayConfig::default()
+    };
+    let r = run(&cfg, |_| {});
+    let q = &r.requests[0];
+    assert_eq!((q.lost, q.took_within_5s), (0, q.running_at_send), "{q:?}");
+    // About 75 B per node (the Ack of its answer); a handshake each was about 450.
+    let per_node = (q.master_egress_bytes - q.master_egress_baseline_bytes) / q.took as u64;
+    assert!(per_node < 120, "{per_node} B per node: {q:?}");
+}
