@@ -9,12 +9,12 @@ use fleetmesh::{
     secure::seal_envelope,
     trust::{Authority, EnrollRequest},
     wire::{
-        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
-        KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
-        Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
-        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report, Request, Response,
-        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
-        WIRE_VERSION,
+        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
+        FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing, KadPong,
+        KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType, NodeList, Part,
+        PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record,
+        Report, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
+        WireError, MAX_FRAME_LEN, WIRE_VERSION,
     },
     Identity, NodeId, Timestamp,
 };
@@ -144,6 +144,17 @@ fn messages() -> Vec<Message> {
             id: 9,
             status: ResponseStatus::FAILED,
             body: (0..=255).collect(),
+        })),
+        Message::FleetRequest(Box::new(FleetRequest {
+            seq: u32::MAX,
+            request: Request { id: u64::MAX, kind: "ping".into(), body: vec![0; 300], expires: 1 },
+            nodes: Some(vec![NodeId::from_bytes([7; 20]); 3]),
+            signature: [0xfe; 64],
+        })),
+        Message::FleetAcks(Box::new(FleetAcks {
+            seq: 1,
+            id: 2,
+            nodes: vec![NodeId::from_bytes([1; 20]), NodeId::from_bytes([2; 20])],
         })),
     ]
 }

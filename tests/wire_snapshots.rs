@@ -13,11 +13,11 @@ use fleetmesh::{
     secure::{seal_envelope, SealedEnvelope},
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
-        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, Forward, Join,
-        KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue,
-        Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason, Ping, Pong,
-        PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report, Request, Response,
-        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
+        self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
+        FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing, KadPong,
+        KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType, NodeList, Part,
+        PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record,
+        Report, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -242,6 +242,28 @@ fn samples() -> Vec<(&'static str, Message)> {
                 id: 1_700_000_000_000_001,
                 status: ResponseStatus::OK,
                 body: b"up 3 days".to_vec(),
+            })),
+        ),
+        (
+            "wire_fleet_request",
+            Message::FleetRequest(Box::new(FleetRequest {
+                seq: 8,
+                request: Request {
+                    id: 1_700_000_000_000_002,
+                    kind: "inventory".into(),
+                    body: Vec::new(),
+                    expires: 1_700_003_600,
+                },
+                nodes: None,
+                signature: [0x5a; 64],
+            })),
+        ),
+        (
+            "wire_fleet_acks",
+            Message::FleetAcks(Box::new(FleetAcks {
+                seq: 9,
+                id: 1_700_000_000_000_002,
+                nodes: vec![NodeId::from_bytes([0x11; 20]), NodeId::from_bytes([0x22; 20])],
             })),
         ),
     ]

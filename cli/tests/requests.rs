@@ -179,3 +179,80 @@ fn requests_reach_node_handlers_through_the_api_and_the_cli() {
     master.signal("-TERM");
     assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
 }
+
+#[test]
+fn a_fleet_request_reaches_every_node_or_a_tags_nodes_through_the_api_and_the_cli() {
+    let api = openapi();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, admin, token) = start_master(dir.path(), free_port());
+    let link = |tags: &[&str]| {
+        let body = json!({ "uses": 2, "tags": tags });
+        let created = request(admin, "POST", "/api/tokens", Some(&token), Some(&body));
+        created.body["link"].as_str().unwrap().to_owned()
+    };
+    let (plain, kiosk) = (link(&[]), link(&["kiosk"]));
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    let mut ids = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let link = if i == 2 { &kiosk } else { &plain };
+        let mut node = fleetmesh("node", &node_args(d.path(), Some(link)));
+        ids.push(field(&node.wait_message("node running", LIMIT), "node"));
+        nodes.push(node);
+    }
+    let deadline = Instant::now() + LIMIT;
+    while request(admin, "GET", "/api/status", Some(&token), None).body["present"] != 3 {
+        assert!(Instant::now() < deadline, "the nodes never became present");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // Every node: the call returns once all three answered, well before its 30 s wait.
+    let started = Instant::now();
+    let (code, out, err) = cli(admin, &token, &["broadcast", "ping", "hello all", "--json"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let reply: Value = serde_json::from_str(&out).unwrap();
+    let mut answered: Vec<&str> =
+        reply["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap()).collect();
+    answered.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(answered, expected, "{reply}");
+    assert!(reply["nodes"].as_array().unwrap().iter().all(|n| n["body"] == "hello all"));
+    assert_eq!((reply["audience"].as_str(), reply["state"].as_str()), (Some("all"), Some("open")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "waited out the whole wait");
+    let id = reply["id"].as_u64().unwrap();
+    let again = request(admin, "GET", &format!("/api/requests/{id}"), Some(&token), None);
+    assert_eq!((again.status, again.body["answered"].as_u64()), (202, Some(3)));
+    conforms(&api, "GET", "/api/requests/{id}", &again);
+
+    // A tag: only the node admitted with the kiosk token.
+    let body =
+        json!({ "kind": "exec", "body": "nothing-configured", "tag": "kiosk", "wait_secs": 20 });
+    let tagged = request(admin, "POST", "/api/requests", Some(&token), Some(&body));
+    conforms(&api, "POST", "/api/requests", &tagged);
+    let got = tagged.body["nodes"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "{:?}", tagged.body);
+    assert_eq!(got[0]["node"].as_str(), Some(ids[2].as_str()));
+    assert_eq!(got[0]["status"].as_str(), Some("failed"), "no such command there");
+    let (code, out, _) = cli(admin, &token, &["result", &tagged.body["id"].to_string()]);
+    assert_eq!(code, Some(1), "a failed answer fails the command");
+    assert!(out.contains("tag:kiosk"), "{out}");
+
+    // Typed errors.
+    let both = json!({ "kind": "ping", "tag": "kiosk", "subnet": "00".repeat(20) });
+    let refused = request(admin, "POST", "/api/requests", Some(&token), Some(&both));
+    assert_eq!(refused.status, 400);
+    conforms(&api, "POST", "/api/requests", &refused);
+    let bad_subnet = json!({ "kind": "ping", "subnet": "xyz" });
+    assert_eq!(
+        request(admin, "POST", "/api/requests", Some(&token), Some(&bad_subnet)).status,
+        400
+    );
+
+    for node in &mut nodes {
+        node.signal("-TERM");
+        node.wait_exit(LIMIT);
+    }
+    master.signal("-TERM");
+    assert_eq!(master.wait_exit(LIMIT), Some(0), "{}", master.seen.join("\n"));
+}

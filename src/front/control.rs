@@ -110,6 +110,31 @@ impl MasterControl {
         Ok(id)
     }
 
+    /// Queues a request of `kind` for every node of `audience`, each to handle it at most
+    /// once within `ttl` (see [`Master::request_fleet`]): one answer per node arrives as a
+    /// `MasterEvent::Response` with the id returned, the end as `MasterEvent::FleetEnded`.
+    pub async fn request_fleet(
+        &self,
+        audience: crate::overlay::Audience,
+        kind: &str,
+        body: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<RequestId, RequestRefused> {
+        let id = self.lock().request_fleet(self.clock.now(), audience, kind, body, ttl)?;
+        self.commands.send(MasterCommand::Wake).await.map_err(|_| RequestRefused::Stopped)?;
+        Ok(id)
+    }
+
+    /// Fleet requests open now.
+    pub fn fleet_open(&self) -> usize {
+        self.lock().fleet_open()
+    }
+
+    /// Where open fleet request `id` stands (see [`Master::fleet_progress`]).
+    pub fn fleet_progress(&self, id: RequestId) -> Option<crate::overlay::master::FleetProgress> {
+        self.lock().fleet_progress(id)
+    }
+
     /// Request `id` while it awaits its answer: its node, and whether the node took it.
     pub fn request_state(&self, id: RequestId) -> Option<(NodeId, bool)> {
         self.lock().request_state(id)

@@ -24,7 +24,7 @@ use crate::{
     overlay::{
         master::{CERTS_TABLE, LSNS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
         KnownNode, Master, MasterCommand, MasterConfig, MasterEvent, MasterSaved, Topology,
-        OUTBOX_TABLE,
+        FLEET_TABLE, OUTBOX_TABLE,
     },
     trust::{Authority, NetworkKey},
     Endpoint, EndpointConfig, MemoryDiscovery, NodeId, Store,
@@ -95,6 +95,7 @@ impl MasterBuilder {
         let store = open_state(&dir).await?;
         master.restore(load_state(&*store).await?);
         master.restore_outbox(&store.scan(OUTBOX_TABLE).await?);
+        master.restore_fleet(clock.now(), &store.scan(FLEET_TABLE).await?);
         reconcile_tags(&mut master, &tokens, clock.now());
         let master = Arc::new(Mutex::new(master));
         let discovery = Arc::new(MemoryDiscovery::new());
@@ -312,6 +313,18 @@ impl MasterHandle {
         ttl: Duration,
     ) -> Result<crate::overlay::RequestId, super::RequestRefused> {
         self.control().request(node, kind, body, ttl).await
+    }
+
+    /// Queues a request of `kind` for every node of `audience`; see
+    /// [`super::MasterControl::request_fleet`].
+    pub async fn request_fleet(
+        &self,
+        audience: crate::overlay::Audience,
+        kind: &str,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::overlay::RequestId, super::RequestRefused> {
+        self.control().request_fleet(audience, kind, body, ttl).await
     }
 
     /// Revokes `nodes`: the master signs a new revocation list and sends it through every LSN

@@ -38,6 +38,10 @@ pub(crate) fn event_json(event: &MasterEvent) -> Option<String> {
                 json!(if view["state"] == "answered" { "response" } else { "request_failed" });
             view
         }
+        MasterEvent::FleetEnded { id, answered, unanswered, unreached } => json!({
+            "type": "fleet_ended", "id": id, "answered": answered, "unanswered": unanswered,
+            "unreached": unreached
+        }),
         MasterEvent::Report { node, id, data } => {
             let mut view = json!({ "type": "report", "node": node.to_string(), "id": id });
             super::results::put_body(&mut view, data);

@@ -4,13 +4,14 @@
 //! Endpoints (all under `/api`, documented in `docs/openapi.json`): `GET status`,
 //! `GET nodes?subnet=&lsn=&present=`, `GET nodes/{id}`, `POST nodes/{id}/send`,
 //! `POST nodes/{id}/poll`, `POST nodes/{id}/revoke`, `POST nodes/{id}/requests`,
-//! `GET requests/{id}`, `GET tokens`, `POST tokens`, and
+//! `POST requests` (a fleet request), `GET requests/{id}`, `GET tokens`, `POST tokens`, and
 //! `GET events` (server-sent events: presence, deliveries, enrollments). `/` serves the live
 //! web view, a client of the same API.
 
 mod auth;
 mod error;
 mod events;
+mod fleet;
 mod metrics;
 mod requests;
 mod results;

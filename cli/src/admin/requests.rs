@@ -19,10 +19,10 @@ use super::{
 };
 
 /// A request's time-to-live unless the caller gives one.
-const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// How long the call waits for the answer unless told; at most [`MAX_WAIT`].
-const DEFAULT_WAIT: Duration = Duration::from_secs(10);
-const MAX_WAIT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Body of `POST /api/nodes/{id}/requests`.
 #[derive(Debug, Deserialize)]
@@ -73,6 +73,9 @@ pub(super) async fn get_one(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: u64 =
         id.parse().map_err(|_| ApiError::BadRequest(format!("bad request id {id:?}")))?;
+    if let Some(view) = super::fleet::view(&s, request) {
+        return Ok(super::fleet::respond(view));
+    }
     if let Some(view) = stored(&s, request) {
         return Ok(respond(view));
     }

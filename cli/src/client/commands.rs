@@ -26,6 +26,10 @@ pub(crate) enum AdminCommand {
     /// and `exec`) and prints its answer; a request to an absent node waits for it (--ttl).
     /// Exits 1 unless the node answered ok.
     Request(super::requests::RequestArgs),
+    /// Sends a request of KIND to every node (or a subnet's, or a tag's) at once: one copy
+    /// per LSN, which hands it to its nodes. Prints each node's answer; the request stays open
+    /// for absent nodes (--ttl). Exits 1 unless every answer so far is ok.
+    Broadcast(super::broadcast::BroadcastArgs),
     /// Runs a command named in the node's `[commands]` config and prints its output; exits
     /// with the command's exit status.
     Run(super::requests::RunArgs),
@@ -125,6 +129,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<(), ClientError> {
         }
         AdminCommand::Request(args) => super::requests::request(args),
         AdminCommand::Run(args) => super::requests::run(args),
+        AdminCommand::Broadcast(args) => super::broadcast::broadcast(args),
         AdminCommand::Result(args) => super::requests::result(args),
         AdminCommand::History(args) => super::requests::history(args),
         AdminCommand::Revoke(args) => {

@@ -6,6 +6,7 @@
 //! master's config (`--config`, `--data-dir`, else the defaults): `admin_listen` and
 //! `DATA_DIR/admin.token`. So on the master's host, as its user, no flag is needed.
 
+mod broadcast;
 mod commands;
 mod render;
 

@@ -106,6 +106,10 @@ pub(super) fn request(args: RequestArgs) -> Result<(), ClientError> {
 pub(super) fn result(args: ResultArgs) -> Result<(), ClientError> {
     let api = Api::connect(&args.api)?;
     let reply = api.get(&format!("/api/requests/{}", args.request))?;
+    if reply.get("audience").is_some() {
+        print(&api, &reply, super::broadcast::text);
+        return super::broadcast::all_ok(&reply);
+    }
     print(&api, &reply, text);
     ended_ok(&reply)
 }

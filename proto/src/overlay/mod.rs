@@ -18,6 +18,8 @@
 
 mod config;
 mod digest;
+pub mod fleet;
+pub use fleet::Audience;
 pub mod master;
 pub mod node;
 mod refusals;
@@ -37,7 +39,7 @@ pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
-    PresenceEvent, RequestError, RequestId, Topology, OUTBOX_TABLE,
+    PresenceEvent, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
 };
 pub use node::{
     Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,

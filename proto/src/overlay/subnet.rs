@@ -19,6 +19,11 @@ impl SubnetKey {
         SubnetKey(h.finalize().into())
     }
 
+    /// The key with these raw bytes (as [`as_bytes`](Self::as_bytes) gave them).
+    pub fn from_bytes(bytes: [u8; 20]) -> Self {
+        SubnetKey(bytes)
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; 20] {
         &self.0

@@ -92,6 +92,8 @@ message_types! {
     Report = 0x33,
     Request = 0x34,
     Response = 0x35,
+    FleetRequest = 0x36,
+    FleetAcks = 0x37,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

@@ -86,6 +86,11 @@ pub enum Message {
     Request(Box<Request>),
     /// A node's answer to a [`Request`] (only inside an envelope, in a [`Report`]).
     Response(Box<Response>),
+    /// The master's request to every node under an LSN, signed by the master; the LSN fans
+    /// it out to its children (`overlay/fleet.rs`).
+    FleetRequest(Box<FleetRequest>),
+    /// An LSN tells the master which of its children took a [`FleetRequest`].
+    FleetAcks(Box<FleetAcks>),
 }
 
 /// A node and where to reach it.
@@ -421,6 +426,36 @@ pub struct Response {
     /// The handler's output (or why it failed).
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+}
+
+/// A request for many nodes at once: one copy per LSN, which hands it to each child.
+///
+/// Signed by the master (so neither the LSN nor anyone else can forge or alter it) but not
+/// sealed: every LSN on the way reads it. Requests whose body must stay secret from other
+/// fleet members go to each node alone ([`Request`] inside an envelope).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct FleetRequest {
+    /// This hop's request number, acknowledged with [`Ack`].
+    pub seq: u32,
+    /// The request, the same for every node.
+    pub request: Request,
+    /// Only these of the LSN's nodes are to take it (a request for a tag); none: all of
+    /// them.
+    pub nodes: Option<Vec<NodeId>>,
+    /// The master's signature over the network, the request and `nodes`.
+    #[serde(with = "crate::id::serde_bytes_array")]
+    pub signature: [u8; 64],
+}
+
+/// An LSN's batch of acknowledgements for one [`FleetRequest`]: these children took it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct FleetAcks {
+    /// This hop's request number, acknowledged with [`Ack`].
+    pub seq: u32,
+    /// The request's id.
+    pub id: u64,
+    /// The children that acknowledged it since the last batch.
+    pub nodes: Vec<NodeId>,
 }
 
 /// The children of a replaced LSN, for its successor to announce itself to.

@@ -280,6 +280,20 @@ impl Master {
         }
     }
 
+    /// The nodes admitted with a token carrying `tag`.
+    pub(super) fn tagged<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = NodeId> + 'a {
+        self.durable
+            .known
+            .iter()
+            .filter(move |(_, k)| k.tags.iter().any(|t| t == tag))
+            .map(|(n, _)| *n)
+    }
+
+    /// Whether `node` was admitted with a token carrying `tag`.
+    pub(super) fn has_tag(&self, node: &NodeId, tag: &str) -> bool {
+        self.durable.known.get(node).is_some_and(|k| k.tags.iter().any(|t| t == tag))
+    }
+
     /// Keeps [`LSNS_TABLE`] in step with the registry for `node`.
     fn note_lsn(&mut self, node: &NodeId) {
         let key = node.as_bytes().to_vec();

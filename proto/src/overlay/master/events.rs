@@ -100,6 +100,20 @@ pub enum MasterEvent {
         /// Why.
         error: RequestError,
     },
+    /// A fleet request ([`Master::request_fleet`](super::Master::request_fleet)) expired.
+    /// Each node's answer came before as a [`MasterEvent::Response`]; each node that took it
+    /// and did not answer as a [`MasterEvent::RequestFailed`].
+    FleetEnded {
+        /// The request's id.
+        id: RequestId,
+        /// Nodes that answered.
+        answered: usize,
+        /// Nodes that took it and did not answer.
+        unanswered: usize,
+        /// Nodes of the audience present at the end that never took it (they came too late
+        /// for their LSN to hand it over, or could not be reached).
+        unreached: usize,
+    },
     /// A link-layer event (sessions, refusals, enrollment).
     Link(Event),
 }

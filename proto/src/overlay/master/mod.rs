@@ -7,6 +7,7 @@ mod dht;
 mod durable;
 mod election;
 mod events;
+mod fleet;
 mod keepalive;
 mod machine;
 mod registry;
@@ -29,6 +30,7 @@ pub use self::{
         REVOCATIONS_TABLE,
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
+    fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
     reports::MAX_REPORT_WINDOWS,
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
@@ -78,6 +80,8 @@ pub struct Master {
     report_windows: reports::ReportWindows,
     /// Requests not answered yet (`requests.rs`).
     outbox: requests::Outbox,
+    /// Fleet requests open (`fleet.rs`).
+    fleet: fleet::Fleet,
 }
 
 impl Master {
@@ -100,6 +104,7 @@ impl Master {
             now: Timestamp::ZERO,
             report_windows: Default::default(),
             outbox: Default::default(),
+            fleet: Default::default(),
         }
     }
 
@@ -158,6 +163,7 @@ impl Master {
     fn presence(&mut self, events: Vec<PresenceEvent>) {
         self.note_presence(self.now, &events);
         self.outbox_presence(self.now, &events);
+        self.fleet_presence(self.now, &events);
         self.events.extend(events.into_iter().map(MasterEvent::Presence));
     }
 
@@ -196,6 +202,7 @@ impl Master {
             self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
         self.outbox_timers(now);
+        self.fleet_timers(now);
         self.pump(now);
     }
 
@@ -241,6 +248,7 @@ impl Master {
             self.echoes.first().map(|(t, _)| *t),
             self.wake_deadline(),
             self.outbox_deadline(),
+            self.fleet_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -312,6 +320,8 @@ impl Master {
                     self.designate(now, decided);
                 }
             }
+            Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
+            Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
             Message::Ack(Ack { seq }) => {
                 if self.deliveries.wrong_hop(&peer, seq) {
                     self.refusals.answer += 1;

@@ -109,6 +109,18 @@ impl Outbox {
         self.items.insert(id, Item { q, next_try: None, in_flight: false });
     }
 
+    /// A new request id: the clock in microseconds, past every id given (fleet requests
+    /// share the space: a node's log holds both).
+    pub(super) fn next_id(&mut self, now: Timestamp) -> RequestId {
+        self.last_id = now.as_micros().max(self.last_id + 1);
+        self.last_id
+    }
+
+    /// Ids restored from elsewhere stay below the next one given.
+    pub(super) fn bump(&mut self, id: RequestId) {
+        self.last_id = self.last_id.max(id);
+    }
+
     fn remove(&mut self, id: RequestId) -> Option<Queued> {
         self.schedule(id, None);
         let item = self.items.remove(&id)?;
@@ -149,7 +161,7 @@ impl Master {
         if self.outbox.by_node.get(&node).is_some_and(|ids| ids.len() >= MAX_QUEUED_PER_NODE) {
             return Err(RequestError::Full("node"));
         }
-        let id = now.as_micros().max(self.outbox.last_id + 1);
+        let id = self.outbox.next_id(now);
         let expires = (now + ttl).as_micros();
         let probe = Request { id, kind: kind.to_owned(), body: body.to_vec(), expires: 0 };
         let size = wire::encoded_len(&Message::Request(Box::new(probe)));
@@ -302,7 +314,7 @@ impl Master {
     /// open (a repeated answer is dropped).
     pub(super) fn on_response(&mut self, node: NodeId, r: Response) {
         if self.outbox.items.get(&r.id).is_none_or(|i| i.q.node != node) {
-            return;
+            return self.fleet_response(node, r);
         }
         self.finish(r.id);
         self.events.push_back(MasterEvent::Response {

@@ -13,6 +13,8 @@ mod dht;
 mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
+mod fleet;
+pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
 mod keepalive;
 mod lsn;
 mod pings;
@@ -81,6 +83,8 @@ pub struct Node {
     reports: report::Reports,
     /// The master's requests taken, and their answers (`requests.rs`).
     taken: requests::RequestLog,
+    /// (LSN) Fleet requests held for the children (`fleet.rs`).
+    fleet: fleet::FleetHeld,
 }
 
 impl Node {
@@ -108,6 +112,7 @@ impl Node {
             envelopes: crate::secure::EnvelopeWindow::default(),
             reports: report::Reports::default(),
             taken: requests::RequestLog::default(),
+            fleet: fleet::FleetHeld::default(),
         }
     }
 
@@ -227,6 +232,7 @@ impl Node {
             self.dht_timers(now);
             self.renew_timers(now);
             self.report_timers(now);
+            self.fleet_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -288,6 +294,7 @@ impl Node {
             self.dht_deadline(),
             self.renew_deadline(),
             self.report_deadline(),
+            self.fleet_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -395,6 +402,7 @@ impl Node {
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
+            Message::FleetRequest(f) => self.on_fleet_request(now, peer, addr, *f),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -517,6 +525,8 @@ impl crate::Machine for Node {
 mod tests;
 #[cfg(test)]
 mod tests_authz;
+#[cfg(test)]
+mod tests_fleet;
 #[cfg(test)]
 mod tests_report;
 #[cfg(test)]

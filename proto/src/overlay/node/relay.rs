@@ -128,6 +128,7 @@ impl Node {
         if self.find_ack(now, peer, addr, seq)
             || self.uplink_ack(now, peer, seq)
             || self.report_ack(peer, seq)
+            || self.fleet_ack(peer, seq)
         {
             return;
         }

@@ -270,6 +270,11 @@ impl Registry {
         (lsns.len() > 1).then_some(lsns)
     }
 
+    /// Every LSN and where its session with the master is.
+    pub(super) fn lsn_addrs(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.lsns.iter().map(|(id, l)| (*id, l.addr)).collect()
+    }
+
     pub(super) fn subnet_lsn_addrs(&self, subnet: &SubnetKey) -> Vec<(NodeId, SocketAddr)> {
         self.subnet_lsn_records(subnet).map(|(id, l)| (*id, l.addr)).collect()
     }
