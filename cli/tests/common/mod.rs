@@ -17,6 +17,7 @@ use serde_json::Value;
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub(crate) mod browser;
+pub(crate) mod flood;
 pub(crate) mod http;
 pub(crate) mod openapi;
 pub(crate) mod process;

@@ -99,6 +99,11 @@ impl Daemon {
         })
     }
 
+    /// Whether the process still runs (it has not exited, by a signal or otherwise).
+    pub(crate) fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
     /// Sends `signal` (`-KILL`, `-TERM`, …). The workspace forbids unsafe code, so no
     /// libc::kill: the kill command does it.
     pub(crate) fn signal(&self, signal: &str) {

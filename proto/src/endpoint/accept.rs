@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use super::{Accept, Endpoint, Event, Link};
 use crate::{
-    secure::{Credential, Handshake, HandshakeError, Packet, PacketError, Session, MIN_HS1_LEN},
+    secure::{
+        Credential, Handshake, HandshakeError, Packet, PacketError, Session, COOKIE_LEN,
+        MIN_HS1_LEN,
+    },
     trust::CertError,
     Path, Timestamp,
 };
@@ -16,10 +19,12 @@ impl Endpoint {
         src: SocketAddr,
         path: Path,
         sender: u32,
+        cookie: Option<[u8; COOKIE_LEN]>,
         noise: &[u8],
     ) -> Result<(), PacketError> {
-        // What arrived: the packet header and the Noise message. Nothing answers less.
-        let received = 5 + noise.len();
+        // What arrived: the packet header, the cookie if any, and the Noise message. Nothing
+        // answers less.
+        let received = 5 + cookie.map_or(0, |_| COOKIE_LEN) + noise.len();
         if received < MIN_HS1_LEN {
             return Err(PacketError::ShortHandshake(received));
         }
@@ -40,12 +45,25 @@ impl Endpoint {
         if self.accepts.len() >= self.config.max_accepting {
             return Err(PacketError::UnexpectedHandshake);
         }
-        // Like WireGuard's cookies, the limits apply only under load: a busy morning of real
-        // joins completes its handshakes within a round trip and never piles up half-open
-        // ones, while a flood of messages 1 that never finish does.
-        if self.accepts.len() >= self.config.max_accepting / 4
-            && self.limiter.admit(src, now).is_err()
-        {
+        // As with WireGuard's cookies, address validation is asked for only under load: a
+        // busy morning of real joins completes its handshakes within a round trip and never
+        // piles up half-open ones, while a flood of messages 1 that never finish does. Load
+        // is a quarter of `max_accepting` half-open, or more messages 1 than the
+        // unvalidated budget (`DEFAULT_UNVALIDATED`) allows: public-key work is the cost.
+        let rng = &mut *self.rng;
+        let validated = cookie.is_some_and(|c| self.cookies.check(now, rng, src, sender, &c));
+        let busy = self.accepts.len() >= self.config.max_accepting / 4;
+        if !validated && (busy || !self.limiter.unvalidated(now)) {
+            // The source proves its address first (a cookie reply costs one MAC, and 21
+            // bytes to an address that sent at least 512): spoofed sources stop here, and
+            // touch no rate-limit bucket of the real ones.
+            let fresh = self.cookies.issue(now, rng, src, sender);
+            self.push_transmit(src, path, Packet::cookie(sender, &fresh));
+            self.stats.cookies_sent += 1;
+            return Ok(());
+        }
+        // A validated source stays within its rate (and so does every source under load).
+        if (busy || validated) && self.limiter.admit(src, now).is_err() {
             self.stats.handshakes_rate_limited += 1;
             return Err(PacketError::RateLimited);
         }

@@ -20,6 +20,7 @@ pub struct EndpointConfig {
     pub(crate) max_accepting: usize,
     pub(crate) handshake_per_source: super::RateLimit,
     pub(crate) handshake_per_prefix: super::RateLimit,
+    pub(crate) unvalidated_handshakes: super::RateLimit,
     pub(crate) tcp_fallback: Option<Duration>,
     pub(crate) udp_probe_interval: Duration,
 }
@@ -42,6 +43,7 @@ impl EndpointConfig {
             max_accepting: 4096,
             handshake_per_source: super::DEFAULT_PER_SOURCE,
             handshake_per_prefix: super::DEFAULT_PER_PREFIX,
+            unvalidated_handshakes: super::DEFAULT_UNVALIDATED,
             tcp_fallback: None,
             udp_probe_interval: Duration::from_secs(30),
         }
@@ -187,6 +189,24 @@ impl EndpointConfig {
     ) -> Self {
         self.handshake_per_source = per_source;
         self.handshake_per_prefix = per_prefix;
+        self
+    }
+
+    /// Messages 1 answered in all, per second, before the source proved its address with a
+    /// cookie; beyond this (or once a quarter of [`max_accepting`](Self::max_accepting) is
+    /// half-open) a message 1 without a valid cookie gets a 21-byte cookie reply and no
+    /// public-key work. Default [`DEFAULT_UNVALIDATED`](super::DEFAULT_UNVALIDATED).
+    ///
+    /// ```
+    /// # use fleetmesh_proto::{endpoint::{EndpointConfig, RateLimit}, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network)
+    ///     .unvalidated_handshakes(RateLimit { per_sec: 64, burst: 128 });
+    /// ```
+    pub fn unvalidated_handshakes(mut self, limit: super::RateLimit) -> Self {
+        self.unvalidated_handshakes = limit;
         self
     }
 

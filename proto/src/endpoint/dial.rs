@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::{Dial, Endpoint, Event, Link};
 use crate::{
-    secure::{Credential, Handshake, HandshakeError, Packet, PacketError},
+    secure::{Credential, Handshake, HandshakeError, Packet, PacketError, COOKIE_LEN},
     trust::{CertError, CertFlags, EnrollRequest},
     wire::Message,
     NodeId, Path, Timestamp,
@@ -48,6 +48,31 @@ impl Endpoint {
             },
         );
         self.dial_by_addr.insert(addr, index);
+    }
+
+    /// A responder under load asks us to prove our address: send message 1 again at once,
+    /// the same Noise message with the cookie in front (and every retransmission after it).
+    /// Only the address we dialled can ask, for a handshake we have open; a forged reply can
+    /// do no more than make us send a cookie the responder refuses, and be given a good one.
+    pub(super) fn on_cookie(
+        &mut self,
+        src: SocketAddr,
+        receiver: u32,
+        cookie: &[u8; COOKIE_LEN],
+    ) -> Result<(), PacketError> {
+        let Some(dial) = self.dials.get_mut(&receiver).filter(|d| d.addr == src) else {
+            return Err(PacketError::UnexpectedHandshake);
+        };
+        let noise = match Packet::parse(&dial.hs1) {
+            Ok(Packet::Hs1 { noise, .. } | Packet::Hs1Cookie { noise, .. }) => noise,
+            // We wrote it; nothing else is ever filed there.
+            _ => return Err(PacketError::UnexpectedHandshake),
+        };
+        let hs1 = Packet::hs1_cookie(receiver, cookie, noise);
+        dial.hs1 = hs1.clone();
+        let (addr, path) = (dial.addr, dial.path);
+        self.push_transmit(addr, path, hs1);
+        Ok(())
     }
 
     pub(super) fn on_hs2(

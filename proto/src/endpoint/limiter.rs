@@ -30,6 +30,13 @@ pub const DEFAULT_PER_SOURCE: RateLimit = RateLimit { per_sec: 50, burst: 200 };
 /// Default per /24 (IPv4) or /48 (IPv6): four busy sources' worth.
 pub const DEFAULT_PER_PREFIX: RateLimit = RateLimit { per_sec: 200, burst: 800 };
 
+/// Default for messages 1 a responder answers in all without address validation (from any
+/// number of sources): each costs public-key work, so beyond this rate, or once a quarter of
+/// `max_accepting` is half-open, a source must first return a cookie (`endpoint/cookie.rs`).
+/// 256/s with a burst of 512 is a fraction of a core's worth of Diffie-Hellman; a real peer
+/// over the limit pays one round trip more, a flood from spoofed sources pays for itself.
+pub const DEFAULT_UNVALIDATED: RateLimit = RateLimit { per_sec: 256, burst: 512 };
+
 /// Most sources (and, separately, prefixes) tracked at once. A full table first forgets every
 /// bucket that has refilled (it carries no information); if all are still draining, a new
 /// source is not tracked and is limited only by its prefix and by `max_accepting`.
@@ -126,6 +133,8 @@ fn prefix(ip: IpAddr) -> Prefix {
 pub(crate) struct HandshakeLimiter {
     sources: Buckets<IpAddr>,
     prefixes: Buckets<Prefix>,
+    /// One bucket for every message 1 answered without a cookie.
+    unvalidated: Buckets<()>,
 }
 
 /// Which limit refused a handshake.
@@ -138,8 +147,25 @@ pub(crate) enum Limited {
 }
 
 impl HandshakeLimiter {
-    pub(crate) fn new(per_source: RateLimit, per_prefix: RateLimit) -> Self {
-        HandshakeLimiter { sources: Buckets::new(per_source), prefixes: Buckets::new(per_prefix) }
+    pub(crate) fn new(
+        per_source: RateLimit,
+        per_prefix: RateLimit,
+        unvalidated: RateLimit,
+    ) -> Self {
+        HandshakeLimiter {
+            sources: Buckets::new(per_source),
+            prefixes: Buckets::new(per_prefix),
+            unvalidated: Buckets::new(unvalidated),
+        }
+    }
+
+    /// Spends one of the handshakes answered without address validation, if any is left.
+    pub(crate) fn unvalidated(&mut self, now: Timestamp) -> bool {
+        let left = self.unvalidated.check(&(), now) == Some(true);
+        if left {
+            self.unvalidated.spend((), now);
+        }
+        left
     }
 
     /// Admits one handshake from `src` at `now`, or says which limit refused it. A refused
@@ -185,7 +211,17 @@ mod tests {
         HandshakeLimiter::new(
             RateLimit { per_sec: 10, burst: 20 },
             RateLimit { per_sec: 50, burst: 100 },
+            RateLimit { per_sec: 2, burst: 3 },
         )
+    }
+
+    #[test]
+    fn the_unvalidated_budget_is_one_bucket_for_all_sources() {
+        let mut l = limiter();
+        assert!((0..3).all(|_| l.unvalidated(at(0))), "the burst");
+        assert!(!l.unvalidated(at(0)), "then nothing");
+        assert!(l.unvalidated(at(500)), "2 a second: one more half a second later");
+        assert!(!l.unvalidated(at(500)));
     }
 
     fn addr(text: &str) -> SocketAddr {

@@ -8,6 +8,7 @@
 mod accept;
 mod command;
 mod config;
+mod cookie;
 mod data;
 mod dial;
 mod event;
@@ -28,8 +29,11 @@ use rand_core::{RngCore, SeedableRng};
 pub use self::{
     command::EndpointCommand,
     config::EndpointConfig,
+    cookie::COOKIE_PERIOD_SECS,
     event::{CommandError, DisconnectReason, Event},
-    limiter::{RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, MAX_TRACKED},
+    limiter::{
+        RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, DEFAULT_UNVALIDATED, MAX_TRACKED,
+    },
     rejections::Rejections,
 };
 use crate::{
@@ -130,6 +134,9 @@ pub struct Stats {
     pub sessions_established: u64,
     /// Handshake messages 1 dropped unanswered by the rate limits (applied under load only).
     pub handshakes_rate_limited: u64,
+    /// Cookie replies sent under load, instead of message 2, to sources whose message 1 did
+    /// not prove their address (see `endpoint/cookie.rs`).
+    pub cookies_sent: u64,
     /// Rejected datagrams and refused handshakes by reason.
     pub rejected: Rejections,
 }
@@ -157,6 +164,8 @@ pub struct Endpoint {
     frame: Vec<u8>,
     stats: Stats,
     limiter: limiter::HandshakeLimiter,
+    /// Secrets for the cookies that validate addresses under load.
+    cookies: cookie::CookieJar,
     /// (Master) Certificates issued, so a retried enrollment gets the same one.
     issued: HashMap<NodeId, Certificate>,
     /// (Enrolling node) When the current enrollment gives up, and when to resend the request.
@@ -172,6 +181,7 @@ impl Endpoint {
         let limiter = limiter::HandshakeLimiter::new(
             config.handshake_per_source,
             config.handshake_per_prefix,
+            config.unvalidated_handshakes,
         );
         Endpoint {
             config,
@@ -190,6 +200,7 @@ impl Endpoint {
             frame: Vec::new(),
             stats: Stats::default(),
             limiter,
+            cookies: cookie::CookieJar::new(),
             issued: HashMap::new(),
             enroll_deadline: None,
             enroll_retry_at: Timestamp::ZERO,
@@ -392,7 +403,15 @@ impl Endpoint {
     ) {
         self.stats.datagrams_received += 1;
         let result = match secure::Packet::parse(datagram) {
-            Ok(secure::Packet::Hs1 { sender, noise }) => self.on_hs1(now, src, path, sender, noise),
+            Ok(secure::Packet::Hs1 { sender, noise }) => {
+                self.on_hs1(now, src, path, sender, None, noise)
+            }
+            Ok(secure::Packet::Hs1Cookie { sender, cookie, noise }) => {
+                self.on_hs1(now, src, path, sender, Some(cookie), noise)
+            }
+            Ok(secure::Packet::Cookie { receiver, cookie }) => {
+                self.on_cookie(src, receiver, &cookie)
+            }
             Ok(secure::Packet::Hs2 { sender, receiver, noise }) => {
                 self.on_hs2(now, src, path, sender, receiver, noise)
             }

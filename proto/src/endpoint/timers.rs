@@ -27,7 +27,7 @@ impl Endpoint {
     /// When `link` next has something due: idle close, message 3 resend or give-up, or its
     /// peer's certificate expiring.
     pub(super) fn link_deadline(&self, l: &super::Link) -> Timestamp {
-        let mut t = l.last_recv + self.config.idle_timeout;
+        let mut t = l.last_recv + self.idle_limit(l);
         if l.unconfirmed_hs3.is_some() {
             t = t.min(l.retransmit_at).min(l.created + self.config.handshake_timeout);
         }
@@ -50,6 +50,31 @@ impl Endpoint {
         }
         self.link_timers(now);
         self.enroll_timers(now);
+        self.shrink_tables();
+    }
+
+    /// Gives back the memory of tables a flood grew once their entries are gone: a map kept
+    /// under a quarter full is shrunk to twice its length (so shrinking costs no more than
+    /// the removals that led to it). Half-open handshakes are the big one: a handshake flood
+    /// fills `max_accepting` of them (about 8 MB at the default 4,096), and a `HashMap` keeps
+    /// its capacity when emptied; without this the master's memory stayed at its peak after
+    /// every flood (issue 18).
+    fn shrink_tables(&mut self) {
+        shrink(&mut self.accepts);
+        shrink(&mut self.accept_by_remote);
+        shrink(&mut self.links);
+        shrink(&mut self.by_peer);
+        shrink(&mut self.by_addr);
+        shrink(&mut self.dials);
+        shrink(&mut self.dial_by_addr);
+        if self.transmits.capacity() > SHRINK_FLOOR
+            && self.transmits.len() < self.transmits.capacity() / 4
+        {
+            self.transmits.shrink_to(self.transmits.len() * 2);
+        }
+        if self.events.capacity() > SHRINK_FLOOR && self.events.len() < self.events.capacity() / 4 {
+            self.events.shrink_to(self.events.len() * 2);
+        }
     }
 
     fn dial_timers(&mut self, now: Timestamp) {
@@ -85,8 +110,21 @@ impl Endpoint {
         }
     }
 
+    /// How long `l` may stay silent before it closes: `idle_timeout`, except on the master's
+    /// side of an enrollment session (a peer without a certificate, which may only ask for
+    /// one), where it is `handshake_timeout`. An enrolling node repeats its request every two
+    /// `handshake_rto`s until it is answered, and a certificate makes the session an ordinary
+    /// one; a refused or abandoned enrollment needs nothing more. So a flood of fresh
+    /// identities holds the master's sessions for seconds, not minutes (issue 18).
+    fn idle_limit(&self, l: &super::Link) -> std::time::Duration {
+        if l.certificate.is_none() && !l.initiator {
+            self.config.handshake_timeout.min(self.config.idle_timeout)
+        } else {
+            self.config.idle_timeout
+        }
+    }
+
     fn link_timers(&mut self, now: Timestamp) {
-        let idle = self.config.idle_timeout;
         let timeout = self.config.handshake_timeout;
         let mut ended = Vec::new();
         let mut resend = Vec::new();
@@ -98,7 +136,8 @@ impl Endpoint {
                 break;
             }
             self.link_checks.pop_first();
-            let Some(link) = self.links.get_mut(&index) else { continue };
+            let Some(idle) = self.links.get(&index).map(|l| self.idle_limit(l)) else { continue };
+            let link = self.links.get_mut(&index).expect("present: just looked up");
             let reason = if now >= link.last_recv + idle {
                 Some(DisconnectReason::Idle)
             } else if link.unconfirmed_hs3.is_some() && now >= link.created + timeout {
@@ -185,5 +224,16 @@ impl Endpoint {
                 None => self.enroll_retry_at = deadline,
             }
         }
+    }
+}
+
+/// Capacity below which a table is left as it is.
+const SHRINK_FLOOR: usize = 64;
+
+/// Shrinks `map` to twice its length when it is less than a quarter full (see
+/// [`Endpoint::shrink_tables`]).
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>) {
+    if map.capacity() > SHRINK_FLOOR && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }

@@ -19,7 +19,12 @@
 //! handshake 3:  0x13 | receiver index (u32) | noise message 3 (s, se + certificate or enrollment request)
 //! data:         0x14 | receiver index (u32) | counter (u64) | ciphertext + 16-byte tag
 //! reach probe:  0x15 | nonce (u64)                                     (exactly 9 bytes)
+//! cookie reply: 0x16 | receiver index (u32) | cookie (16 bytes)       (exactly 21 bytes)
+//! handshake 1 with cookie: 0x17 | sender index (u32) | cookie (16 bytes) | noise message 1
 //! ```
+//! A responder under load answers a message 1 without a valid cookie with a cookie reply
+//! instead of message 2 (`endpoint/cookie.rs`); the initiator sends the same Noise message
+//! again behind the 0x17 header.
 //! The reach probe is the one packet outside a session: unauthenticated, never answered to its
 //! source (so it cannot be used for reflection), and only meaningful to the master, to which
 //! the receiver echoes the nonce over its authenticated session (LSN eligibility, issue 6).
@@ -45,7 +50,7 @@ pub use handshake::HandshakeError;
 pub(crate) use handshake::{Credential, Handshake};
 #[doc(hidden)]
 pub use packet::reencode_packet;
-pub(crate) use packet::Packet;
+pub(crate) use packet::{Packet, COOKIE_LEN};
 pub use packet::{PacketError, DATA_OVERHEAD, MIN_HS1_LEN};
 pub use replay::{ReplayError, ReplayWindow};
 pub(crate) use rng::SeededResolver;

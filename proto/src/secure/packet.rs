@@ -18,6 +18,12 @@ const HS2: u8 = 0x12;
 const HS3: u8 = 0x13;
 const DATA: u8 = 0x14;
 const PROBE: u8 = 0x15;
+const COOKIE: u8 = 0x16;
+const HS1_COOKIE: u8 = 0x17;
+/// Bytes in a cookie (see `endpoint/cookie.rs`).
+pub(crate) const COOKIE_LEN: usize = 16;
+/// The size of a cookie reply: its type, the initiator's index and the cookie.
+pub(crate) const COOKIE_REPLY_LEN: usize = 5 + COOKIE_LEN;
 /// The size of a reach probe: its type and nonce.
 const PROBE_LEN: usize = 9;
 
@@ -60,11 +66,42 @@ pub enum PacketError {
 /// A parsed packet, borrowing its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Packet<'a> {
-    Hs1 { sender: u32, noise: &'a [u8] },
-    Hs2 { sender: u32, receiver: u32, noise: &'a [u8] },
-    Hs3 { receiver: u32, noise: &'a [u8] },
-    Data { receiver: u32, counter: u64, ciphertext: &'a [u8] },
-    Probe { nonce: u64 },
+    Hs1 {
+        sender: u32,
+        noise: &'a [u8],
+    },
+    Hs2 {
+        sender: u32,
+        receiver: u32,
+        noise: &'a [u8],
+    },
+    Hs3 {
+        receiver: u32,
+        noise: &'a [u8],
+    },
+    Data {
+        receiver: u32,
+        counter: u64,
+        ciphertext: &'a [u8],
+    },
+    Probe {
+        nonce: u64,
+    },
+    /// A responder under load asks the initiator of `receiver` to prove its address.
+    Cookie {
+        receiver: u32,
+        cookie: [u8; COOKIE_LEN],
+    },
+    /// Message 1 again, with the cookie its sender was given.
+    Hs1Cookie {
+        sender: u32,
+        cookie: [u8; COOKIE_LEN],
+        noise: &'a [u8],
+    },
+}
+
+fn cookie_at(b: &[u8], i: usize) -> Option<[u8; COOKIE_LEN]> {
+    b.get(i..i + COOKIE_LEN)?.try_into().ok()
 }
 
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
@@ -97,6 +134,15 @@ impl<'a> Packet<'a> {
                 Packet::Data { receiver, counter, ciphertext }
             }
             PROBE if b.len() == PROBE_LEN => Packet::Probe { nonce: u64_at(b, 1).ok_or(m)? },
+            COOKIE if b.len() == COOKIE_REPLY_LEN => Packet::Cookie {
+                receiver: u32_at(b, 1).ok_or(m.clone())?,
+                cookie: cookie_at(b, 5).ok_or(m)?,
+            },
+            HS1_COOKIE => Packet::Hs1Cookie {
+                sender: u32_at(b, 1).ok_or(m.clone())?,
+                cookie: cookie_at(b, 5).ok_or(m)?,
+                noise: &b[5 + COOKIE_LEN..],
+            },
             _ => return Err(m),
         })
     }
@@ -105,6 +151,23 @@ impl<'a> Packet<'a> {
         let mut out = Vec::with_capacity(5 + noise.len());
         out.push(HS1);
         out.extend_from_slice(&sender.to_be_bytes());
+        out.extend_from_slice(noise);
+        out
+    }
+
+    pub(crate) fn cookie(receiver: u32, cookie: &[u8; COOKIE_LEN]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(COOKIE_REPLY_LEN);
+        out.push(COOKIE);
+        out.extend_from_slice(&receiver.to_be_bytes());
+        out.extend_from_slice(cookie);
+        out
+    }
+
+    pub(crate) fn hs1_cookie(sender: u32, cookie: &[u8; COOKIE_LEN], noise: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + COOKIE_LEN + noise.len());
+        out.push(HS1_COOKIE);
+        out.extend_from_slice(&sender.to_be_bytes());
+        out.extend_from_slice(cookie);
         out.extend_from_slice(noise);
         out
     }
@@ -160,6 +223,8 @@ pub fn reencode_packet(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
             out
         }
         Packet::Probe { nonce } => Packet::probe(nonce),
+        Packet::Cookie { receiver, cookie } => Packet::cookie(receiver, &cookie),
+        Packet::Hs1Cookie { sender, cookie, noise } => Packet::hs1_cookie(sender, &cookie, noise),
     })
 }
 
@@ -197,6 +262,16 @@ mod tests {
         assert_eq!(Packet::parse(&[]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x14, 0, 0]), Err(PacketError::Malformed));
         assert_eq!(Packet::parse(&[0x99]), Err(PacketError::Malformed));
+        let cookie = [5; COOKIE_LEN];
+        let reply = Packet::cookie(8, &cookie);
+        assert_eq!(reply.len(), COOKIE_REPLY_LEN);
+        assert_eq!(Packet::parse(&reply).unwrap(), Packet::Cookie { receiver: 8, cookie });
+        assert_eq!(Packet::parse(&reply[..20]), Err(PacketError::Malformed));
+        assert_eq!(
+            Packet::parse(&Packet::hs1_cookie(7, &cookie, b"e")).unwrap(),
+            Packet::Hs1Cookie { sender: 7, cookie, noise: b"e" }
+        );
+        assert_eq!(Packet::parse(&[0x17, 0, 0, 0, 1, 2]), Err(PacketError::Malformed));
     }
 
     #[test]
@@ -210,6 +285,8 @@ mod tests {
             Packet::hs3(3, b""),
             data,
             Packet::probe(5),
+            Packet::cookie(4, &[1; COOKIE_LEN]),
+            Packet::hs1_cookie(4, &[2; COOKIE_LEN], b"e"),
         ];
         for p in packets {
             assert_eq!(reencode_packet(&p), Ok(p.clone()));

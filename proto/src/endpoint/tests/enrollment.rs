@@ -128,3 +128,34 @@ fn a_node_without_certificate_only_talks_to_the_master() {
     let ev = net.events(p);
     assert!(!ev.iter().any(|e| matches!(e, Event::Connected { .. })), "{ev:?}");
 }
+
+#[test]
+fn a_refused_enrollment_session_closes_after_the_handshake_timeout_not_the_idle_timeout() {
+    let mut tokens = TokenEnrollment::new();
+    tokens.add_token("right");
+    let (mut net, mut fx, m) = master_net(tokens, 24);
+    let addr_m = net.addr(m);
+    // A refused one and one that enrolls: only the refused one's session goes early.
+    let refused = net.add(
+        EndpointConfig::new(fx.identity(), fx.authority.network_key()).enroll_token("wrong"),
+        1,
+    );
+    let enrolled = net.add(
+        EndpointConfig::new(fx.identity(), fx.authority.network_key()).enroll_token("right"),
+        2,
+    );
+    net.with(refused, |e, now| e.connect(now, addr_m, None));
+    net.with(enrolled, |e, now| e.connect(now, addr_m, None));
+    net.run_for(2 * SECOND);
+    assert!(net.nodes[enrolled].endpoint.certificate().is_some());
+    assert_eq!(net.nodes[m].endpoint.peers().count(), 2, "both sessions up");
+    // handshake_timeout (10 s) after the refused node last spoke, its session is gone.
+    net.run_for(10 * SECOND);
+    let refused_id = net.nodes[refused].endpoint.node_id();
+    let enrolled_id = net.nodes[enrolled].endpoint.node_id();
+    let peers: Vec<NodeId> = net.nodes[m].endpoint.peers().collect();
+    assert_eq!(peers, vec![enrolled_id], "the refused {refused_id} is gone, the enrolled stays");
+    // The certified one keeps the ordinary idle timeout (180 s).
+    net.run_for(160 * SECOND);
+    assert!(net.nodes[m].endpoint.is_connected(&enrolled_id));
+}

@@ -3,6 +3,7 @@
 //! with tens of thousands of nodes.
 
 mod groups;
+mod suspect;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
