@@ -62,8 +62,10 @@ impl Endpoint {
             self.stats.cookies_sent += 1;
             return Ok(());
         }
-        // A validated source stays within its rate (and so does every source under load).
-        if (busy || validated) && self.limiter.admit(src, now).is_err() {
+        // Under load, a source stays within its rate. Not otherwise: a storm of real nodes
+        // behind one address (a site's NAT) that only exceeded the unvalidated budget pays
+        // a round trip for its cookies, and no more.
+        if busy && self.limiter.admit(src, now).is_err() {
             self.stats.handshakes_rate_limited += 1;
             return Err(PacketError::RateLimited);
         }

@@ -562,11 +562,12 @@ fn with_cookie(responder: &mut Endpoint, src: SocketAddr, hs1: &[u8]) -> Option<
 fn under_load_a_flooding_source_is_cut_at_its_burst_and_others_still_get_answers() {
     let mut fx = Fixture::new(62);
     let mut initiator = Endpoint::new(fx.node(), [1; 32]);
-    let mut responder = Endpoint::new(fx.node(), [2; 32]);
+    // Load at 512 half-open: what the unvalidated budget's burst fills.
+    let mut responder = Endpoint::new(fx.node().max_accepting(2_048), [2; 32]);
     initiator.connect(T0, "10.0.0.2:4000".parse().unwrap(), None);
     let hs1 = initiator.poll_transmit().expect("message 1").payload;
     // 1,024 messages 1 from spoofed sources in as many /24s: the unvalidated budget's burst
-    // gets messages 2, the rest cookie replies.
+    // gets messages 2 (and the responder is under load), the rest cookie replies.
     for i in 0..1024u32 {
         let src = SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)), 5000));
         responder.handle_datagram(T0, src, &hs1);

@@ -132,3 +132,45 @@ fn a_registry_entry_saved_before_tags_existed_decodes_without_tags() {
     assert_eq!((known.first_seen, known.last_seen, known.subnet), (1, 2, vec![7]));
     assert!(known.tags.is_empty());
 }
+
+/// The certificate registry forgets what expired (issue 18: it only grew), in memory and in
+/// the store, but keeps the highest serial so that serials never repeat.
+#[test]
+fn expired_certificates_are_forgotten_except_the_highest_serial() {
+    use crate::{
+        trust::{Authority, CertFlags},
+        Identity,
+    };
+    let mut w = World::new(32);
+    let now = w.master_do(|_, now| now);
+    let mut authority = Authority::new(Identity::from_secret_bytes(&[1; 32], &[1; 32]));
+    let day = Duration::from_secs(86_400);
+    let mut issue = |n: u8, at: crate::Timestamp| {
+        let id = Identity::from_secret_bytes(&[n; 32], &[n; 32]);
+        let cert =
+            authority.issue(&id.verifying_key(), id.x25519_public(), CertFlags::NONE, at, 90 * day);
+        (id.node_id(), cert)
+    };
+    // Expired 10 days ago, expired an hour ago (within the grace), valid, and expired 20 days
+    // ago with the highest serial.
+    let (old, old_cert) = issue(2, now - 100 * day);
+    let (recent, recent_cert) = issue(3, now - 90 * day - Duration::from_secs(3_600));
+    let (valid, valid_cert) = issue(4, now);
+    let (last, last_cert) = issue(5, now - 110 * day);
+    let certs = vec![old_cert, recent_cert, valid_cert, last_cert];
+    w.master_do(|m, _| m.restore(MasterSaved { certs, ..MasterSaved::default() }));
+    assert_eq!(w.master().certificates_kept(), 4);
+    w.run_for(2 * SEC);
+    let mut store = Tables::new();
+    store.entry(CERTS_TABLE).or_default().extend(
+        [old, recent, valid, last].iter().map(|id| (id.as_bytes().to_vec(), b"x".to_vec())),
+    );
+    drain(&mut w, &mut store);
+    assert_eq!(w.master().certificates_kept(), 3, "only the one 10 days past its expiry goes");
+    let left: Vec<&Vec<u8>> = store[CERTS_TABLE].keys().collect();
+    assert!(!left.contains(&&old.as_bytes().to_vec()), "removed from the store too");
+    assert_eq!(left.len(), 3);
+    // A day on (past the grace and the hourly sweep), the recently expired one goes too.
+    w.run_for(day + 2 * 3_600 * SEC);
+    assert_eq!(w.master().certificates_kept(), 2, "the valid one and the highest serial stay");
+}

@@ -44,6 +44,14 @@ const WAKE_GAP: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most nodes the registry keeps; beyond it, new nodes are not recorded (and a warning says
 /// so). Only certified nodes become present, so this also bounds what a peer can make it grow.
 pub const MAX_KNOWN_NODES: usize = 1_000_000;
+/// How long past its expiry the master keeps a node's certificate (for clock skew between
+/// master and node): after that it is forgotten, in memory and in [`CERTS_TABLE`]. An expired
+/// certificate opens no session, so its node must enroll again and the new certificate
+/// replaces it; the registry of certificates is thus bounded by the certificates still valid
+/// (each spent a token use, or renewed one that did).
+pub const CERT_GRACE: std::time::Duration = std::time::Duration::from_secs(86_400);
+/// Most often the master looks for expired certificates.
+const CERT_SWEEP: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// A node the master has seen present.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
@@ -129,6 +137,8 @@ pub(super) struct Durable {
     ops: VecDeque<StoreOp>,
     /// Off until [`Master::restore`]: a master without a store writes nothing.
     on: bool,
+    /// When to look for expired certificates next.
+    cert_sweep_at: Timestamp,
 }
 
 impl Master {
@@ -195,6 +205,34 @@ impl Master {
     /// Every node the master has seen present, with when and where.
     pub fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &KnownNode)> {
         self.durable.known.iter()
+    }
+
+    /// Forgets expired certificates ([`CERT_GRACE`] after their expiry), at most once every
+    /// [`CERT_SWEEP`], and removes them from the store.
+    pub(super) fn sweep_certificates(&mut self, now: Timestamp) {
+        if self.cert_sweep_deadline().is_none_or(|t| now < t) {
+            return;
+        }
+        self.durable.cert_sweep_at = now + CERT_SWEEP;
+        for node in self.reg.forget_expired_certificates(now, CERT_GRACE) {
+            if self.durable.on {
+                let key = node.as_bytes().to_vec();
+                self.durable.ops.push_back(StoreOp::Remove { table: CERTS_TABLE, key });
+            }
+        }
+    }
+
+    /// When [`sweep_certificates`](Self::sweep_certificates) has work: only when a
+    /// certificate expires, so a fleet whose certificates are all valid gets no timer.
+    pub(super) fn cert_sweep_deadline(&self) -> Option<Timestamp> {
+        let expiry = Timestamp::from_secs(self.reg.earliest_expiry()?) + CERT_GRACE;
+        Some(expiry.max(self.durable.cert_sweep_at))
+    }
+
+    /// Certificates the master keeps to seal messages to nodes: those it issued that are
+    /// still valid, or expired less than [`CERT_GRACE`] ago (swept hourly).
+    pub fn certificates_kept(&self) -> usize {
+        self.reg.certificate_count()
     }
 
     pub(super) fn save_certificate(&mut self, cert: &Certificate) {

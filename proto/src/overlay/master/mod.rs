@@ -26,7 +26,7 @@ use self::{
 pub use self::{
     delivery::{DeliveryError, DeliveryId},
     durable::{
-        KnownNode, MasterSaved, CERTS_TABLE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
+        KnownNode, MasterSaved, CERTS_TABLE, CERT_GRACE, LSNS_TABLE, MAX_KNOWN_NODES, NODES_TABLE,
         REVOCATIONS_TABLE,
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
@@ -198,6 +198,7 @@ impl Master {
         self.dht_timers(now);
         self.send_echoes(now);
         self.wake_lsns(now);
+        self.sweep_certificates(now);
         for settled in self.deliveries.expire(now) {
             self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
@@ -249,6 +250,7 @@ impl Master {
             self.wake_deadline(),
             self.outbox_deadline(),
             self.fleet_deadline(),
+            self.cert_sweep_deadline(),
         ]
         .into_iter()
         .flatten()

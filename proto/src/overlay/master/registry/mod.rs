@@ -2,6 +2,7 @@
 //! LSNs serve which subnet. Deadlines live in ordered sets so the master's timer stays cheap
 //! with tens of thousands of nodes.
 
+mod certs;
 mod groups;
 mod suspect;
 
@@ -64,6 +65,8 @@ pub(super) struct Registry {
     pending: BTreeSet<(Timestamp, NodeId)>,
     designates: HashMap<SubnetKey, (Contact, Timestamp)>,
     certs: HashMap<NodeId, Certificate>,
+    /// The earliest expiry among `certs` still to be forgotten (`certs.rs`).
+    earliest_expiry: Option<u64>,
     /// Nodes recently told the LSNs of their subnet, and when.
     told: HashMap<NodeId, Timestamp>,
     /// LSNs that left (shut down, revoked, lost) within the grace period, with their subnet:
@@ -170,6 +173,8 @@ impl Registry {
     }
 
     pub(super) fn remember_certificate(&mut self, cert: Certificate) {
+        let expires = cert.body.expires_at;
+        self.earliest_expiry = Some(self.earliest_expiry.map_or(expires, |e| e.min(expires)));
         self.certs.insert(cert.node_id(), cert);
     }
 
