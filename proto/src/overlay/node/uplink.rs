@@ -40,9 +40,8 @@ pub(crate) struct Uplink {
     inflight: Option<(Probe, Update)>,
     batch_at: Option<Timestamp>,
     digest_at: Timestamp,
-    /// The dead LSNs this one replaced (the one it succeeded and, in a cascade, the one that
-    /// LSN had just replaced), reported lost with the first update.
-    pub(super) replaced: Vec<NodeId>,
+    /// The dead LSN this one replaced, reported lost with the first update.
+    replaced: Option<NodeId>,
 }
 
 impl Uplink {
@@ -60,7 +59,7 @@ impl Uplink {
             inflight: None,
             batch_at: None,
             digest_at: now,
-            replaced: replaced.into_iter().collect(),
+            replaced,
         }
     }
 
@@ -141,7 +140,7 @@ impl Node {
                 .collect();
             // The LSN we replaced goes after its children (ours now, adopted or joined): the
             // master moves them to us first, and only names in its Adopt those we missed.
-            for old in std::mem::take(&mut up.replaced) {
+            if let Some(old) = up.replaced.take() {
                 full.push(PresenceChange {
                     node: old,
                     kind: PresenceKind::Parted(crate::wire::PartReason::Lost),
