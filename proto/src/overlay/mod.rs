@@ -27,8 +27,6 @@ mod subnet;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_cascade;
-#[cfg(test)]
 mod tests_dht;
 #[cfg(test)]
 mod tests_durable;

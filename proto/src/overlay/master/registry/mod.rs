@@ -4,7 +4,6 @@
 
 mod certs;
 mod groups;
-mod suspect;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
