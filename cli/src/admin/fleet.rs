@@ -5,16 +5,13 @@
 use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode, Json};
-use fleetmesh::{
-    overlay::{Audience, RequestError, SubnetKey},
-    RequestRefused,
-};
+use fleetmesh::overlay::{Audience, SubnetKey};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
     error::ApiError,
-    requests::{DEFAULT_TTL, DEFAULT_WAIT, MAX_WAIT},
+    requests::{limits, refused},
     routes::AppState,
 };
 
@@ -59,23 +56,10 @@ pub(super) async fn create(
     body: Result<Json<FleetBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if body.kind.is_empty() || body.kind.len() > 64 {
-        return Err(ApiError::BadRequest("kind must be 1 to 64 bytes".into()));
-    }
-    let wait = body.wait_secs.map_or(DEFAULT_WAIT, Duration::from_secs);
-    if wait > MAX_WAIT {
-        return Err(ApiError::BadRequest(format!("wait_secs is at most {}", MAX_WAIT.as_secs())));
-    }
-    let ttl = body.ttl_secs.map_or(DEFAULT_TTL, Duration::from_secs);
+    let (wait, ttl) = limits(&body.kind, body.wait_secs, body.ttl_secs)?;
     let (audience, label) = audience(&body)?;
     let request = s.master.request_fleet(audience, &body.kind, body.body.as_bytes(), ttl).await;
-    let request = request.map_err(|e| match e {
-        RequestRefused::Refused(RequestError::BadTtl | RequestError::TooLarge(_)) => {
-            ApiError::BadRequest(e.to_string())
-        }
-        RequestRefused::Stopped => ApiError::Stopped,
-        other => ApiError::Refused(other.to_string()),
-    })?;
+    let request = request.map_err(refused)?;
     s.results.lock().unwrap_or_else(|e| e.into_inner()).start_fleet(request, label);
     // The answers are collected by the server from the master's events; look every 100 ms.
     let deadline = tokio::time::Instant::now() + wait;

@@ -19,10 +19,10 @@ use super::{
 };
 
 /// A request's time-to-live unless the caller gives one.
-pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// How long the call waits for the answer unless told; at most [`MAX_WAIT`].
-pub(super) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
-pub(super) const MAX_WAIT: Duration = Duration::from_secs(60);
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Body of `POST /api/nodes/{id}/requests`.
 #[derive(Debug, Deserialize)]
@@ -43,27 +43,41 @@ pub(super) async fn create(
     body: Result<Json<RequestBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if body.kind.is_empty() || body.kind.len() > 64 {
-        return Err(ApiError::BadRequest("kind must be 1 to 64 bytes".into()));
-    }
-    let wait = body.wait_secs.map_or(DEFAULT_WAIT, Duration::from_secs);
-    if wait > MAX_WAIT {
-        return Err(ApiError::BadRequest(format!("wait_secs is at most {}", MAX_WAIT.as_secs())));
-    }
-    let ttl = body.ttl_secs.map_or(DEFAULT_TTL, Duration::from_secs);
+    let (wait, ttl) = limits(&body.kind, body.wait_secs, body.ttl_secs)?;
     let node = parse_id(&find(&s, &id)?.id)?;
     // Subscribed before the request exists, so its end cannot slip past.
     let mut events = s.events.subscribe();
     let request = s.master.request(node, &body.kind, body.body.as_bytes(), ttl).await;
-    let request = request.map_err(|e| match e {
+    let request = request.map_err(refused)?;
+    let ended = wait_end(&mut events, request, wait).await;
+    Ok(respond(ended.or_else(|| stored(&s, request)).unwrap_or_else(|| open(&s, request))))
+}
+
+/// Checks a request's kind and `wait_secs`; its wait and time-to-live, defaults applied.
+pub(super) fn limits(
+    kind: &str,
+    wait_secs: Option<u64>,
+    ttl_secs: Option<u64>,
+) -> Result<(Duration, Duration), ApiError> {
+    if kind.is_empty() || kind.len() > 64 {
+        return Err(ApiError::BadRequest("kind must be 1 to 64 bytes".into()));
+    }
+    let wait = wait_secs.map_or(DEFAULT_WAIT, Duration::from_secs);
+    if wait > MAX_WAIT {
+        return Err(ApiError::BadRequest(format!("wait_secs is at most {}", MAX_WAIT.as_secs())));
+    }
+    Ok((wait, ttl_secs.map_or(DEFAULT_TTL, Duration::from_secs)))
+}
+
+/// Why the master queued nothing, as the API says it.
+pub(super) fn refused(e: RequestRefused) -> ApiError {
+    match e {
         RequestRefused::Refused(RequestError::BadTtl | RequestError::TooLarge(_)) => {
             ApiError::BadRequest(e.to_string())
         }
         RequestRefused::Stopped => ApiError::Stopped,
         other => ApiError::Refused(other.to_string()),
-    })?;
-    let ended = wait_end(&mut events, request, wait).await;
-    Ok(respond(ended.or_else(|| stored(&s, request)).unwrap_or_else(|| open(&s, request))))
+    }
 }
 
 /// `GET /api/requests/{id}`: the request's end, or where it stands.
