@@ -27,6 +27,8 @@ mod subnet;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cascade;
+#[cfg(test)]
 mod tests_dht;
 #[cfg(test)]
 mod tests_durable;

@@ -285,9 +285,11 @@ impl Master {
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
         self.reg.seen(now, &peer, addr);
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
-        // Anything from an LSN a standby called dead proves it alive: the two settle
-        // it (`node/rival.rs`).
-        self.suspects.remove(&peer);
+        // Anything from an LSN a standby called dead proves it alive: present again; the two
+        // settle it (`node/rival.rs`).
+        if self.suspects.remove(&peer).is_some() {
+            self.reg.clear_suspicion(&peer);
+        }
         match message {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
             Message::Join(j) => self.on_join(now, peer, addr, j),
@@ -493,11 +495,13 @@ impl Master {
         }
     }
 
-    /// Pings an LSN a standby reported dead.
+    /// Pings an LSN a standby reported dead; it is absent from now on unless it answers
+    /// (`Registry::suspect_lsn`).
     fn suspect(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId) {
         if self.suspects.contains_key(&lsn) {
             return;
         }
+        self.reg.suspect_lsn(now, &lsn, &self.cfg);
         let seq = self.next_seq();
         self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, 1, reporter));
         if let Some(addr) = self.reg.lsn_addr(&lsn) {
@@ -518,14 +522,9 @@ impl Master {
                 }
                 continue;
             }
-            let change = crate::wire::PresenceChange {
-                node: lsn,
-                kind: crate::wire::PresenceKind::Parted(crate::wire::PartReason::Lost),
-                addr: crate::wire::WireAddr(
-                    self.reg.lsn_addr(&lsn).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                ),
-            };
-            let events = self.reg.apply(now, &reporter, &change, &[reporter], &self.cfg);
+            // Not through the reporter's update: it may have died or left since (a second
+            // failure in the subnet), and the LSN must not stay registered until its timeout.
+            let events = self.reg.suspect_confirmed(now, &lsn, &self.cfg);
             self.presence(events);
         }
     }

@@ -4,6 +4,7 @@
 
 mod certs;
 mod groups;
+mod suspect;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},

@@ -1,0 +1,93 @@
+//! Failures in a row (issue 19): the master acts on a standby's takeover report at once, and a
+//! subnet whose LSN and then its successor die is led again within seconds.
+
+use std::time::Duration;
+
+use super::NodeState;
+use crate::{sim::Simulation as World, NodeId};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// One subnet of `nodes`, formed and quiet; returns the LSN's slot.
+fn formed(seed: u64, nodes: usize) -> (World, usize) {
+    let mut w = World::new(seed);
+    for _ in 0..nodes {
+        w.add(1);
+    }
+    w.run_until(60 * SEC, |w| w.all_present());
+    w.run_for(20 * SEC);
+    assert!(w.all_present());
+    let lsn = (0..nodes).find(|&i| w.node(i).state() == NodeState::IsLsn).unwrap();
+    (w, lsn)
+}
+
+/// Whether the master has `id` registered as an LSN.
+fn registered(w: &World, id: &NodeId) -> bool {
+    w.master().topology().subnets.iter().flat_map(|s| &s.lsns).any(|l| l.id == *id)
+}
+
+#[test]
+fn a_dead_lsn_is_absent_as_soon_as_its_standbys_takeover_report_arrives() {
+    let (mut w, a) = formed(31, 8);
+    let (a_id, b_id) = (w.id(a), w.node(a).children()[0]);
+    w.crash(a);
+    w.run_until(5 * SEC, |w| registered(w, &b_id));
+    // The report came with the registration (one update after it); the master checks the
+    // claim with pings, but no longer counts the LSN present meanwhile.
+    w.run_for(Duration::from_millis(100));
+    assert!(!w.master().is_present(&a_id), "the dead LSN is still present");
+    assert!(w.master().is_present(&b_id));
+    w.run_for(5 * SEC);
+    assert!(!registered(&w, &a_id));
+    assert!(w.all_present());
+}
+
+#[test]
+fn a_takeover_report_is_carried_out_though_its_reporter_left_before_the_check_ended() {
+    let (mut w, a) = formed(32, 8);
+    let (a_id, b_id) = (w.id(a), w.node(a).children()[0]);
+    let b = w.slot_of_id(&b_id).unwrap();
+    w.crash(a);
+    w.run_until(5 * SEC, |w| registered(w, &b_id));
+    w.run_for(Duration::from_millis(100));
+    // The new LSN leaves while the master still pings the old one.
+    w.stop(b);
+    w.run_for(5 * SEC);
+    assert!(!registered(&w, &a_id), "the dead LSN stayed registered");
+    assert!(!w.master().is_present(&a_id));
+}
+
+/// Sends a message to every running node and runs until each is acknowledged; panics naming
+/// the nodes whose delivery failed.
+fn message_everyone(w: &mut World) {
+    use super::{MasterCommand, MasterEvent};
+    let since = w.master_events.len();
+    let nodes: Vec<NodeId> =
+        (0..w.slots.len()).filter(|&i| w.slots[i].node.is_some()).map(|i| w.id(i)).collect();
+    for (n, node) in nodes.iter().enumerate() {
+        let id = 1000 + n as u64;
+        w.master_do(|m, now| {
+            m.handle_command(now, MasterCommand::Send { node: *node, id, data: vec![1] })
+        });
+    }
+    w.run_for(10 * SEC);
+    let mut delivered = 0;
+    for (_, e) in &w.master_events[since..] {
+        match e {
+            MasterEvent::Delivered { .. } => delivered += 1,
+            MasterEvent::DeliveryFailed { node, error, .. } => {
+                panic!("message to {} failed: {error}", w.name(node))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(delivered, nodes.len());
+}
+
+#[test]
+fn the_master_reaches_every_present_node_lsns_included_after_a_failover() {
+    let (mut w, a) = formed(33, 8);
+    w.crash(a);
+    w.run_until(10 * SEC, |w| w.all_present());
+    message_everyone(&mut w);
+}
