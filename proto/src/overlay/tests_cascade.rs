@@ -91,3 +91,78 @@ fn the_master_reaches_every_present_node_lsns_included_after_a_failover() {
     w.run_until(10 * SEC, |w| w.all_present());
     message_everyone(&mut w);
 }
+
+/// Whether every running node is present at the master under a running LSN that counts it
+/// among its children (joined, or adopted and being told of the takeover).
+fn all_under_live_lsns(w: &World) -> bool {
+    let (m, topo) = (w.master(), w.master().topology());
+    (0..w.slots.len()).filter(|&i| w.slots[i].node.is_some()).all(|i| {
+        let id = w.id(i);
+        let lsn = topo.lsn_of(&id).and_then(|l| w.slot_of_id(&l));
+        let lsn =
+            lsn.and_then(|l| w.slots[l].node.as_ref()).filter(|n| n.state() == NodeState::IsLsn);
+        m.is_present(&id) && lsn.is_some_and(|l| l.node_id() == id || l.children().contains(&id))
+    })
+}
+
+/// Whether every running node has joined a running LSN itself.
+fn all_joined_live_lsns(w: &World) -> bool {
+    (0..w.slots.len()).filter(|&i| w.slots[i].node.is_some()).all(|i| {
+        let lsn = w.node(i).lsn().and_then(|l| w.slot_of_id(&l));
+        lsn.is_some_and(|l| w.slots[l].node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn))
+    })
+}
+
+/// Crashes the LSN, then its standby `after` it became the LSN (`None`: both at once); returns
+/// the times, from the second crash, until every survivor is present under a live LSN at the
+/// master, and until every survivor has joined one itself.
+fn two_crashes(
+    seed: u64,
+    nodes: usize,
+    loss: f64,
+    after: Option<Duration>,
+) -> (Duration, Duration) {
+    let (mut w, a) = formed(seed, nodes);
+    w.net.loss = loss;
+    let b = w.slot_of_id(&w.node(a).children()[0]).unwrap();
+    w.crash(a);
+    if let Some(after) = after {
+        w.run_until(10 * SEC, |w| w.node(b).state() == NodeState::IsLsn);
+        w.run_for(after);
+    }
+    w.crash(b);
+    let present = w.run_until(60 * SEC, all_under_live_lsns);
+    let joined = present + w.run_until(60 * SEC, all_joined_live_lsns);
+    w.net.loss = 0.0;
+    w.run_for(5 * SEC);
+    message_everyone(&mut w);
+    (present, joined)
+}
+
+/// The scenario, swept: the standby dies 0–1.9 s into its takeover (its announcements
+/// reached none, some or all of the children), 2 % loss on every datagram.
+#[test]
+fn the_standby_dying_during_its_takeover_costs_seconds_not_the_silence_timer() {
+    let mut worst = (Duration::ZERO, Duration::ZERO);
+    for seed in 0..20 {
+        let after = Duration::from_millis(100 * seed);
+        let (present, joined) = two_crashes(40 + seed, 12, 0.02, Some(after));
+        assert!(present <= 5 * SEC, "seed {seed}: present under live LSNs after {present:?}");
+        assert!(joined <= 15 * SEC, "seed {seed}: all joined after {joined:?}");
+        worst = (worst.0.max(present), worst.1.max(joined));
+    }
+    println!("worst: present under live LSNs {:?}, all joined {:?}", worst.0, worst.1);
+}
+
+/// Both die before the standby could announce anything: the second standby takes over.
+#[test]
+fn the_lsn_and_its_standby_dying_together_cost_seconds() {
+    for seed in 0..5 {
+        let (present, joined) = two_crashes(60 + seed, 12, 0.02, None);
+        println!(
+            "seed {seed}: present under live LSNs after {present:?}, all joined after {joined:?}"
+        );
+        assert!(present <= 5 * SEC, "seed {seed}: present under live LSNs after {present:?}");
+        assert!(joined <= 15 * SEC, "seed {seed}: all joined after {joined:?}");
+    }
+}
