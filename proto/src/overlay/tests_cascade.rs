@@ -166,3 +166,66 @@ fn the_lsn_and_its_standby_dying_together_cost_seconds() {
         assert!(joined <= 15 * SEC, "seed {seed}: all joined after {joined:?}");
     }
 }
+
+/// Subnet 1 loses UDP (its LAN and its WAN) in a formed fleet with TCP fallback: the standby
+/// hears no pings and takes over while the LSN lives, and the master's pings to check the
+/// takeover report travel over a session it cannot move (the LSN dialed it, so the LSN moves
+/// it to TCP, at its next liveness check). The LSN stays alive, so it must never be parted.
+#[test]
+fn a_live_lsn_whose_subnet_lost_udp_is_never_parted_on_its_standbys_report() {
+    use super::{MasterEvent, PresenceEvent};
+    for seed in 41..47 {
+        let mut w = World::new(seed);
+        w.tcp_fallback = Some(SEC);
+        w.start_master();
+        for subnet in [1, 1, 1, 2, 2, 2] {
+            w.add(subnet);
+        }
+        w.run_until(10 * SEC, |w| w.all_present());
+        w.run_for(5 * SEC);
+        let lsn = (0..3).find(|&i| w.node(i).state() == NodeState::IsLsn).unwrap();
+        let lsn_id = w.id(lsn);
+        for i in 0..3 {
+            w.udp_blocks.insert(i, crate::sim::UdpBlock { inbound: true, outbound: true });
+        }
+        w.run_for(120 * SEC);
+        let parted: Vec<String> = w
+            .master_events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                MasterEvent::Presence(PresenceEvent::Parted { node, .. }) => Some(w.name(node)),
+                _ => None,
+            })
+            .collect();
+        assert!(!parted.contains(&w.name(&lsn_id)), "seed {seed}: parted {parted:?}");
+        assert!(w.all_present(), "seed {seed}");
+    }
+}
+
+/// As above, but the LSN dies as its subnet loses UDP: the check cannot conclude (the reporter
+/// came over TCP, the LSN's session is on UDP), so the LSN is absent at once and dropped when
+/// its grace (75 s) runs out, well before its 150 s timeout.
+#[test]
+fn a_dead_lsn_whose_subnet_lost_udp_is_absent_at_once_and_dropped_after_its_grace() {
+    let mut w = World::new(48);
+    w.tcp_fallback = Some(SEC);
+    w.start_master();
+    for subnet in [1, 1, 1, 2, 2, 2] {
+        w.add(subnet);
+    }
+    w.run_until(10 * SEC, |w| w.all_present());
+    w.run_for(5 * SEC);
+    let lsn = (0..3).find(|&i| w.node(i).state() == NodeState::IsLsn).unwrap();
+    let lsn_id = w.id(lsn);
+    for i in 0..3 {
+        w.udp_blocks.insert(i, crate::sim::UdpBlock { inbound: true, outbound: true });
+    }
+    w.crash(lsn);
+    let start = w.now;
+    let absent = w.run_until(30 * SEC, |w| !w.master().is_present(&lsn_id));
+    assert!(registered(&w, &lsn_id), "dropped before its grace: the check was taken as proof");
+    w.run_until(100 * SEC, |w| !registered(w, &lsn_id));
+    let dropped = w.now.saturating_since(start);
+    eprintln!("LSN dead with its subnet's UDP: absent after {absent:?}, dropped after {dropped:?}");
+    w.run_until(30 * SEC, |w| w.all_present());
+}
