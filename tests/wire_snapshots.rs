@@ -14,10 +14,11 @@ use fleetmesh::{
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
-        FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing, KadPong,
-        KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType, NodeList, Part,
-        PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record,
-        Report, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
+        FleetQuery, FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
+        KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
+        NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
+        QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
+        Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -265,6 +266,33 @@ fn samples() -> Vec<(&'static str, Message)> {
                 seq: 9,
                 id: 1_700_000_000_000_002,
                 nodes: vec![NodeId::from_bytes([0x11; 20]), NodeId::from_bytes([0x22; 20])],
+            })),
+        ),
+        (
+            "wire_fleet_query",
+            Message::FleetQuery(Box::new(FleetQuery {
+                seq: 10,
+                request: Request {
+                    id: 1_700_000_000_000_003,
+                    kind: "history".into(),
+                    body: b"cpu".to_vec(),
+                    expires: 1_700_000_016,
+                },
+                nodes: Some(vec![NodeId::from_bytes([0x33; 20])]),
+                window_ms: 10_000,
+                signature: [0x5b; 64],
+            })),
+        ),
+        (
+            "wire_query_answer",
+            Message::QueryAnswer(Box::new(QueryAnswer {
+                seq: 11,
+                id: 1_700_000_000_000_003,
+                status: ResponseStatus::OK,
+                body: b"combined".to_vec(),
+                hosts: 41,
+                failed: 1,
+                missing: 2,
             })),
         ),
     ]

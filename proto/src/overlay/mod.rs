@@ -20,6 +20,7 @@
 mod config;
 mod digest;
 pub mod fleet;
+pub mod query;
 pub use fleet::Audience;
 pub mod master;
 pub mod node;
@@ -40,7 +41,7 @@ pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
-    PresenceEvent, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
+    PresenceEvent, QueryOutcome, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
 };
 pub use node::{
     Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,

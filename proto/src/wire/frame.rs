@@ -94,6 +94,8 @@ message_types! {
     Response = 0x35,
     FleetRequest = 0x36,
     FleetAcks = 0x37,
+    FleetQuery = 0x3c,
+    QueryAnswer = 0x3d,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

@@ -114,6 +114,14 @@ pub enum MasterEvent {
         /// for their LSN to hand it over, or could not be reached).
         unreached: usize,
     },
+    /// A fleet-wide aggregate ([`Master::query_fleet`](super::Master::query_fleet)) ended:
+    /// every LSN asked answered, or its time ran out.
+    QueryEnded {
+        /// The query's id.
+        id: RequestId,
+        /// The combined answer and who it covers.
+        outcome: super::QueryOutcome,
+    },
     /// A link-layer event (sessions, refusals, enrollment).
     Link(Event),
 }

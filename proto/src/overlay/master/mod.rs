@@ -10,6 +10,7 @@ mod events;
 mod fleet;
 mod keepalive;
 mod machine;
+mod query;
 mod registry;
 mod reports;
 mod requests;
@@ -32,6 +33,7 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    query::{QueryOutcome, QUERY_GRACE},
     reports::MAX_REPORT_WINDOWS,
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
@@ -76,6 +78,8 @@ pub struct Master {
     outbox: requests::Outbox,
     /// Fleet requests open (`fleet.rs`).
     fleet: fleet::Fleet,
+    /// Fleet-wide aggregates open (`query.rs`).
+    queries: query::Queries,
 }
 
 impl Master {
@@ -99,6 +103,7 @@ impl Master {
             report_windows: Default::default(),
             outbox: Default::default(),
             fleet: Default::default(),
+            queries: Default::default(),
         }
     }
 
@@ -198,6 +203,7 @@ impl Master {
         }
         self.outbox_timers(now);
         self.fleet_timers(now);
+        self.query_timers(now);
         self.pump(now);
     }
 
@@ -244,6 +250,7 @@ impl Master {
             self.wake_deadline(),
             self.outbox_deadline(),
             self.fleet_deadline(),
+            self.query_deadline(),
             self.cert_sweep_deadline(),
         ]
         .into_iter()
@@ -319,6 +326,8 @@ impl Master {
             }
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
+            Message::Ack(Ack { seq }) if self.query_acked(peer, seq) => {}
+            Message::QueryAnswer(a) => self.on_query_answer(now, peer, addr, *a),
             Message::Ack(Ack { seq }) => {
                 if self.deliveries.wrong_hop(&peer, seq) {
                     self.refusals.answer += 1;

@@ -14,6 +14,7 @@ mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
+mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
 mod keepalive;
 mod lsn;
@@ -85,6 +86,8 @@ pub struct Node {
     taken: requests::RequestLog,
     /// (LSN) Fleet requests held for the children (`fleet.rs`).
     fleet: fleet::FleetHeld,
+    /// Aggregate queries asked of our children, or of us (`query.rs`).
+    queries: query::Queries,
 }
 
 impl Node {
@@ -113,6 +116,7 @@ impl Node {
             reports: report::Reports::default(),
             taken: requests::RequestLog::default(),
             fleet: fleet::FleetHeld::default(),
+            queries: query::Queries::default(),
         }
     }
 
@@ -233,6 +237,7 @@ impl Node {
             self.renew_timers(now);
             self.report_timers(now);
             self.fleet_timers(now);
+            self.query_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -295,6 +300,7 @@ impl Node {
             self.renew_deadline(),
             self.report_deadline(),
             self.fleet_deadline(),
+            self.query_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -403,6 +409,8 @@ impl Node {
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::FleetRequest(f) => self.on_fleet_request(now, peer, addr, *f),
+            Message::FleetQuery(q) => self.on_fleet_query(now, peer, addr, *q),
+            Message::QueryAnswer(a) => self.on_query_answer(now, peer, *a),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -527,6 +535,8 @@ mod tests;
 mod tests_authz;
 #[cfg(test)]
 mod tests_fleet;
+#[cfg(test)]
+mod tests_query;
 #[cfg(test)]
 mod tests_report;
 #[cfg(test)]
