@@ -260,7 +260,13 @@ impl Master {
                 PresenceEvent::Joined { node, .. }
                 | PresenceEvent::Parted { node, .. }
                 | PresenceEvent::Moved { node, .. } => *node,
-                _ => continue,
+                PresenceEvent::Rerouted { node, .. } => {
+                    // A standby that succeeded its LSN in the subnet (rerouted to itself), or
+                    // an LSN that yielded and is now a child: the LSN table must follow, or
+                    // a restarted master does not wake the subnet's LSN.
+                    self.note_lsn(node);
+                    continue;
+                }
             };
             let whereabouts = self.reg.whereabouts(&node);
             let known = &mut self.durable.known;

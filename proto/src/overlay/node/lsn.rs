@@ -202,8 +202,11 @@ impl Node {
         let rival = better;
         // Without a better LSN named, the children follow the standby.
         let better = better.or_else(|| role.contacts(1).first().copied());
+        // A node that moved keeps running (as a node, or an LSN of its new subnet) and answers
+        // its old children's pings: its silence would never tell them, so all are told.
+        let only_standby = rival.is_none() && reason != PartReason::Moved;
         for child in role.children.values().filter(|c| c.adopted_from.is_none()) {
-            if rival.is_none() && better.is_some_and(|b| b.id != child.id) {
+            if only_standby && better.is_some_and(|b| b.id != child.id) {
                 // Only the standby is told: it takes over and announces it to the others one
                 // at a time, as after a crash (`adopt.rs`), rather than all of them joining it
                 // in the same second. Should it miss this, our silence tells it.
