@@ -20,6 +20,7 @@ mod config;
 mod digest;
 pub mod fleet;
 pub use fleet::Audience;
+pub mod inventory;
 pub mod master;
 pub mod node;
 mod refusals;

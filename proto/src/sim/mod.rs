@@ -35,6 +35,7 @@ mod balance;
 pub mod day;
 #[cfg(test)]
 mod fixture;
+mod inventory;
 mod lane;
 mod nat;
 mod network;
@@ -56,6 +57,7 @@ use rand_core::SeedableRng;
 use self::balance::Balance;
 use self::lane::{Lane, SubnetInfo};
 pub use self::{
+    inventory::{document_bytes, sample_ratio, synthetic, InventoryModel, SimInventory},
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
     requests::RequestStats,
@@ -95,6 +97,9 @@ pub struct Slot {
     /// Its request log as its store holds it (with [`Simulation::answer_requests`]): a
     /// restarted node remembers the requests it took, as the daemon does.
     pub(crate) requests_saved: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Daily inventory changes so far, and what the master acknowledged (`inventory.rs`).
+    pub(crate) inventory_rev: u32,
+    pub(crate) inventory_acked: Option<(u64, crate::overlay::inventory::InventoryDocument)>,
 }
 
 impl Slot {
@@ -156,6 +161,8 @@ pub struct Simulation {
     /// request log across restarts as the daemon's store does (default `false`: the test
     /// answers, or nobody does). Set it before starting the nodes.
     pub answer_requests: bool,
+    /// Inventories, when on ([`Simulation::inventory`]).
+    pub(crate) inventory: Option<Box<inventory::SimInventory>>,
     /// What the run counted.
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
@@ -231,6 +238,7 @@ impl Simulation {
             keep_events: true,
             keep_master_events: false,
             answer_requests: false,
+            inventory: None,
             tcp_fallback: None,
             cert_validity: Duration::from_secs(30 * 86_400),
             udp_blocks: HashMap::new(),
@@ -289,6 +297,7 @@ impl Simulation {
         self.master_starts += 1;
         let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
         self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
+        self.inventory_master_up();
         self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
         self.refile(0);
     }
@@ -299,6 +308,7 @@ impl Simulation {
         if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
             add_traffic(&mut self.stats.dht_traffic_stopped, &t);
         }
+        self.inventory_master_down();
         self.master = None;
         self.master_deadline = None;
         self.refile(0);
@@ -360,6 +370,8 @@ impl Simulation {
             identity,
             seed: seed_n,
             requests_saved: Default::default(),
+            inventory_rev: 0,
+            inventory_acked: None,
         });
         self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
@@ -416,6 +428,7 @@ impl Simulation {
             self.stats.expect_join(id, self.now);
         }
         self.with_view(|v| v.reschedule(i));
+        self.inventory_started(i);
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
@@ -434,6 +447,7 @@ impl Simulation {
 
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
+        self.inventory_stopped(i);
         if let Some(n) = self.slots[i].node.take() {
             add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
         }

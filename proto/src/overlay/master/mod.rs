@@ -8,6 +8,7 @@ mod durable;
 mod election;
 mod events;
 mod fleet;
+mod inventory;
 mod keepalive;
 mod machine;
 mod registry;
@@ -31,6 +32,10 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    inventory::{
+        InventoryStats, INVENTORY_TABLE, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
+        MAX_INVENTORY_BYTES, MAX_INVENTORY_DOCUMENTS,
+    },
     reports::MAX_REPORT_WINDOWS,
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
@@ -82,6 +87,8 @@ pub struct Master {
     outbox: requests::Outbox,
     /// Fleet requests open (`fleet.rs`).
     fleet: fleet::Fleet,
+    /// Every node's inventory (`inventory.rs`).
+    inventories: inventory::Inventories,
 }
 
 impl Master {
@@ -105,6 +112,7 @@ impl Master {
             report_windows: Default::default(),
             outbox: Default::default(),
             fleet: Default::default(),
+            inventories: Default::default(),
         }
     }
 
@@ -321,6 +329,7 @@ impl Master {
                 }
             }
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
+            Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
             Message::Ack(Ack { seq }) => {
                 if self.deliveries.wrong_hop(&peer, seq) {

@@ -14,7 +14,13 @@ mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
+mod inventory;
+mod inventory_lsn;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
+pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
+pub use inventory_lsn::{
+    BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
+};
 mod keepalive;
 mod lsn;
 mod pings;
@@ -85,6 +91,10 @@ pub struct Node {
     taken: requests::RequestLog,
     /// (LSN) Fleet requests held for the children (`fleet.rs`).
     fleet: fleet::FleetHeld,
+    /// Our inventory and where the master stands (`inventory.rs`).
+    inventory: inventory::OwnInventory,
+    /// (LSN) The children's inventory changes for the master (`inventory_lsn.rs`).
+    inventory_queue: inventory_lsn::InventoryQueue,
 }
 
 impl Node {
@@ -113,6 +123,8 @@ impl Node {
             reports: report::Reports::default(),
             taken: requests::RequestLog::default(),
             fleet: fleet::FleetHeld::default(),
+            inventory: inventory::OwnInventory::default(),
+            inventory_queue: inventory_lsn::InventoryQueue::default(),
         }
     }
 
@@ -233,6 +245,8 @@ impl Node {
             self.renew_timers(now);
             self.report_timers(now);
             self.fleet_timers(now);
+            self.inventory_timers(now);
+            self.inventory_queue_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -295,6 +309,7 @@ impl Node {
             self.renew_deadline(),
             self.report_deadline(),
             self.fleet_deadline(),
+            self.inventory_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -403,6 +418,9 @@ impl Node {
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::FleetRequest(f) => self.on_fleet_request(now, peer, addr, *f),
+            Message::InventoryChange(c) => self.on_inventory_change(now, peer, addr, *c),
+            Message::InventoryAcks(a) => self.on_inventory_acks(now, peer, *a),
+            Message::InventoryResult(r) => self.on_inventory_result(now, peer, r),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -527,6 +545,8 @@ mod tests;
 mod tests_authz;
 #[cfg(test)]
 mod tests_fleet;
+#[cfg(test)]
+mod tests_inventory;
 #[cfg(test)]
 mod tests_report;
 #[cfg(test)]
