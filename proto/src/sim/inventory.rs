@@ -6,7 +6,8 @@
 //!
 //! The documents are modelled on a fleet installed from a few images: ~90 % of the packages
 //! are shared by every host, at mostly equal versions; a host has its own names, serials,
-//! addresses and a few extra packages. They are smaller than the thesis' ~2 MB scans
+//! addresses, install times (its image's, or its own for a third of the packages) and a few
+//! extra packages. They are smaller than the thesis' ~2 MB scans
 //! (Table 2) so that 30,000 of them fit in memory; [`sample_ratio`] measures what zstd makes
 //! of a batch of them.
 
@@ -85,6 +86,7 @@ pub fn synthetic(seed: u64, slot: usize, rev: u32, model: &InventoryModel) -> In
             format!("10.{}.{}.{}", n, slot / 250, slot % 250),
         );
     }
+    let deployed: u64 = 1_600_000_000 + host.gen_range(0..60_000_000);
     for p in 0..model.packages {
         // Every host of an image has the base set; a host adds ~10 % of the rest.
         if p >= model.packages * 9 / 10 && !host.gen_bool(0.1) {
@@ -92,9 +94,17 @@ pub fn synthetic(seed: u64, slot: usize, rev: u32, model: &InventoryModel) -> In
         }
         let lag = u32::from(host.gen_bool(0.05));
         let minor = (p as u32 * 7) % 13;
+        // Installed with the host's image, or updated on a day of its own since.
+        let installed =
+            if host.gen_bool(0.7) { deployed } else { deployed + host.gen_range(0..30_000_000) };
         doc.insert(
             format!("packages/pkg-{image}-{p:04}"),
-            format!("{}.{minor}.{}-1+deb12u{} amd64", 1 + p % 5, p % 9, 1 + image - lag.min(image)),
+            format!(
+                "{}.{minor}.{}-1+deb12u{} amd64 installed {installed}",
+                1 + p % 5,
+                p % 9,
+                1 + image - lag.min(image)
+            ),
         );
     }
     // The daily changes: a few upgrades each day, and the uptime.

@@ -77,7 +77,7 @@ pub(super) fn report(
     Some(InventoryReport {
         starts: inv.starts,
         nodes_held: sim.master.as_ref().map_or(0, |m| m.inventory_count()),
-        document_bytes_mean: if inv.starts > 0 { inv.full_upload_bytes / inv.starts } else { 0 },
+        document_bytes_mean: inv.full_upload_bytes.checked_div(inv.starts).unwrap_or(0),
         bytes_at_master: bytes,
         batches,
         full_upload_bytes: inv.full_upload_bytes,

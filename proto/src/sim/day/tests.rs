@@ -250,4 +250,3 @@ fn inventories_reach_the_master_whole_once_then_as_small_changes() {
     // Batches, not a message per node per change.
     assert!(inv.batches < cfg.nodes as u64, "{inv:?}");
 }
-
