@@ -11,11 +11,11 @@ use fleetmesh::{
     trust::{Authority, EnrollRequest},
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
-        FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing, KadPong,
-        KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType, NodeList, Part,
-        PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record,
-        Report, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
-        WireError, MAX_FRAME_LEN, WIRE_VERSION,
+        FleetQuery, FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
+        KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
+        NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
+        QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
+        Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
     },
     wire::{InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus},
     Identity, NodeId, Timestamp,
@@ -177,6 +177,22 @@ fn messages() -> Vec<Message> {
             version: 1,
             status: InventoryStatus::Mismatch,
         }),
+        Message::FleetQuery(Box::new(FleetQuery {
+            seq: 3,
+            request: Request { id: 4, kind: "history".into(), body: vec![1, 2], expires: 5 },
+            nodes: Some(vec![NodeId::from_bytes([3; 20])]),
+            window_ms: 5000,
+            signature: [0xfd; 64],
+        })),
+        Message::QueryAnswer(Box::new(QueryAnswer {
+            seq: 6,
+            id: 4,
+            status: ResponseStatus::FAILED,
+            body: b"no answers".to_vec(),
+            hosts: 0,
+            failed: 1,
+            missing: 2,
+        })),
     ]
 }
 

@@ -15,11 +15,12 @@ use fleetmesh::{
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
-        FleetRequest, Forward, InventoryAcks, InventoryBatch, InventoryChange, InventoryResult,
-        InventoryStatus, Join, KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore,
-        KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType, NodeList, Part, PartReason,
-        Ping, Pong, PresenceChange, PresenceKind, ProbeRequest, ReachProof, Record, Report,
-        Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
+        FleetQuery, FleetRequest, Forward, InventoryAcks, InventoryBatch, InventoryChange,
+        InventoryResult, InventoryStatus, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
+        KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
+        NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
+        QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
+        Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -302,6 +303,33 @@ fn samples() -> Vec<(&'static str, Message)> {
                 version: 1_700_000_000_000_003,
                 status: InventoryStatus::Applied,
             }),
+        ),
+        (
+            "wire_fleet_query",
+            Message::FleetQuery(Box::new(FleetQuery {
+                seq: 10,
+                request: Request {
+                    id: 1_700_000_000_000_003,
+                    kind: "history".into(),
+                    body: b"cpu".to_vec(),
+                    expires: 1_700_000_016,
+                },
+                nodes: Some(vec![NodeId::from_bytes([0x33; 20])]),
+                window_ms: 10_000,
+                signature: [0x5b; 64],
+            })),
+        ),
+        (
+            "wire_query_answer",
+            Message::QueryAnswer(Box::new(QueryAnswer {
+                seq: 11,
+                id: 1_700_000_000_000_003,
+                status: ResponseStatus::OK,
+                body: b"combined".to_vec(),
+                hosts: 41,
+                failed: 1,
+                missing: 2,
+            })),
         ),
     ]
 }

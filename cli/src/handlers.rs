@@ -51,6 +51,7 @@ pub(crate) fn with_builtins(
         None => builder,
     };
     builder
+        .combiner("history", crate::history::combiner())
         .refuse_unknown_requests(true)
         .handler("ping", |body: Vec<u8>| async move { Ok(body) })
         .handler("inventory", |_| async { Ok(inventory().into_bytes()) })

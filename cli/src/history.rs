@@ -94,3 +94,21 @@ pub(crate) async fn answer(store: Arc<Mutex<Store>>, body: Vec<u8>) -> Result<Ve
         .map_err(|e| e.to_string())?;
     serde_json::to_vec(&answer).map_err(|e| e.to_string())
 }
+
+/// Combines two `history` answers (JSON `Answer`s on the same bucket grid) into the fleet's:
+/// per bucket the min of minima, max of maxima, host-weighted means. The LSNs combine their
+/// nodes' answers with it, the master the LSNs'.
+pub(crate) fn combine(a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+    let parse = |x: &[u8]| {
+        serde_json::from_slice::<fleetmesh_history::Answer>(x)
+            .map_err(|e| format!("not a history answer: {e}"))
+    };
+    let both = [parse(a)?, parse(b)?];
+    let combined = fleetmesh_history::aggregate(&both).map_err(|e| e.to_string())?;
+    serde_json::to_vec(&combined).map_err(|e| e.to_string())
+}
+
+/// [`combine`] as the overlay takes it.
+pub(crate) fn combiner() -> fleetmesh::overlay::query::Combiner {
+    Arc::new(combine)
+}

@@ -89,6 +89,8 @@ async fn serve(
         .public_addrs(config.public_addrs.clone())
         .start()
         .await?;
+    // Fleet-wide history aggregates (`POST /api/queries`): the nodes combine the same way.
+    master.control().set_combiner("history", crate::history::combiner());
     let admin =
         match AdminServer::start(config.admin_listen, &config.data_dir, master.control()).await {
             Ok(admin) => admin,

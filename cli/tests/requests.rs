@@ -223,6 +223,35 @@ fn a_fleet_request_reaches_every_node_or_a_tags_nodes_through_the_api_and_the_cl
     assert_eq!((again.status, again.body["answered"].as_u64()), (202, Some(3)));
     conforms(&api, "GET", "/api/requests/{id}", &again);
 
+    // A fleet-wide history: the LSN combines its nodes' memory histories into one answer.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = now.as_secs() as i64;
+    let range = json!({ "series": "mem", "from": now - 600, "to": now + 60, "bucket_secs": 660 });
+    let ask = json!({ "kind": "history", "body": range.to_string(), "window_secs": 3 });
+    let deadline = Instant::now() + LIMIT;
+    let combined = loop {
+        let reply = request(admin, "POST", "/api/queries", Some(&token), Some(&ask));
+        conforms(&api, "POST", "/api/queries", &reply);
+        assert_eq!((reply.status, reply.body["status"].as_str()), (200, Some("ok")), "{reply:?}");
+        assert_eq!((reply.body["hosts"].as_u64(), reply.body["lsns"].as_u64()), (Some(3), Some(1)));
+        let answer: Value = serde_json::from_str(reply.body["body"].as_str().unwrap()).unwrap();
+        // Every node has sampled its memory at least once by now, or will have soon.
+        if answer["buckets"][0]["hosts"] == 3 {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "no bucket over the three nodes: {answer}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    let bucket = &combined["buckets"][0];
+    assert!(bucket["min"].as_f64() <= bucket["mean"].as_f64(), "{bucket}");
+    assert!(bucket["mean"].as_f64() <= bucket["max"].as_f64(), "{bucket}");
+    let (code, out, err) = cli(admin, &token, &["history", "all", "mem", "--last", "10m"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(out.contains("over 3 node(s)"), "{out}");
+    let unknown = json!({ "kind": "ping" });
+    let refused = request(admin, "POST", "/api/queries", Some(&token), Some(&unknown));
+    assert_eq!(refused.status, 400, "the master cannot combine pings: {refused:?}");
+
     // A tag: only the node admitted with the kiosk token.
     let body =
         json!({ "kind": "exec", "body": "nothing-configured", "tag": "kiosk", "wait_secs": 20 });

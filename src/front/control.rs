@@ -125,6 +125,28 @@ impl MasterControl {
         Ok(id)
     }
 
+    /// Asks every present node of `audience` a query of `kind` whose answers the LSNs
+    /// combine (see [`Master::query_fleet`]); the combination arrives as
+    /// `MasterEvent::QueryEnded` with the id returned, within `window` plus
+    /// [`QUERY_GRACE`](crate::overlay::master::QUERY_GRACE).
+    pub async fn query_fleet(
+        &self,
+        audience: crate::overlay::Audience,
+        kind: &str,
+        body: &[u8],
+        window: std::time::Duration,
+    ) -> Result<RequestId, RequestRefused> {
+        let id = self.lock().query_fleet(self.clock.now(), audience, kind, body, window)?;
+        self.commands.send(MasterCommand::Wake).await.map_err(|_| RequestRefused::Stopped)?;
+        Ok(id)
+    }
+
+    /// Registers how the answers to queries of `kind` are combined (the nodes need the same,
+    /// [`NodeBuilder::combiner`](super::NodeBuilder::combiner)).
+    pub fn set_combiner(&self, kind: &str, combiner: crate::overlay::query::Combiner) {
+        self.lock().set_combiner(kind, combiner);
+    }
+
     /// Fleet requests open now.
     pub fn fleet_open(&self) -> usize {
         self.lock().fleet_open()

@@ -327,6 +327,18 @@ impl MasterHandle {
         self.control().request_fleet(audience, kind, body, ttl).await
     }
 
+    /// Asks every present node of `audience` a query whose answers the LSNs combine; see
+    /// [`super::MasterControl::query_fleet`].
+    pub async fn query_fleet(
+        &self,
+        audience: crate::overlay::Audience,
+        kind: &str,
+        body: &[u8],
+        window: Duration,
+    ) -> Result<crate::overlay::RequestId, super::RequestRefused> {
+        self.control().query_fleet(audience, kind, body, window).await
+    }
+
     /// Revokes `nodes`: the master signs a new revocation list and sends it through every LSN
     /// to every node, which then refuses the revoked nodes' certificates.
     pub async fn revoke(&self, nodes: Vec<NodeId>) -> Result<(), DriverStopped> {

@@ -24,7 +24,10 @@ use super::{
 use crate::{
     dht::{DhtCommand, QueryId},
     driver::{self, Clock, DriverError, DriverStopped},
-    overlay::{Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig, REQUESTS_TABLE},
+    overlay::{
+        query::Combiner, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig,
+        REQUESTS_TABLE,
+    },
     wire::{ErrorCode, ResponseStatus},
     Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
 };
@@ -50,6 +53,7 @@ pub struct NodeBuilder {
     enroll_timeout: Duration,
     configure: Option<Configure>,
     handlers: Handlers,
+    combiners: Vec<(String, Combiner)>,
 }
 
 impl NodeBuilder {
@@ -63,6 +67,7 @@ impl NodeBuilder {
             enroll_timeout: DEFAULT_ENROLL_TIMEOUT,
             configure: None,
             handlers: Handlers::default(),
+            combiners: Vec::new(),
         }
     }
 
@@ -109,6 +114,15 @@ impl NodeBuilder {
         Fut: std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static,
     {
         self.handlers.add(kind, handler);
+        self
+    }
+
+    /// Combines the answers to fleet-wide queries of `kind` when this node is its subnet's
+    /// LSN (see [`MasterControl::query_fleet`](super::MasterControl::query_fleet)). It must be
+    /// associative and the same as the master's; an LSN without one reports its nodes'
+    /// answers to that kind as failed.
+    pub fn combiner(mut self, kind: &str, combiner: Combiner) -> Self {
+        self.combiners.push((kind.to_owned(), combiner));
         self
     }
 
@@ -175,6 +189,9 @@ impl NodeBuilder {
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         let mut node = Node::new(Endpoint::new(endpoint, seed), overlay);
+        for (kind, combiner) in self.combiners {
+            node.set_combiner(&kind, combiner);
+        }
         let clock = Clock::system();
         node.dht_restore(clock.now(), saved_dht);
         node.requests_restore(clock.now(), &saved_requests);

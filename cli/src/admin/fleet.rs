@@ -30,8 +30,12 @@ pub(super) struct FleetBody {
     wait_secs: Option<u64>,
 }
 
-fn audience(body: &FleetBody) -> Result<(Audience, String), ApiError> {
-    match (&body.subnet, &body.tag) {
+/// The audience a body names with `subnet` and `tag` (neither: every node), and its label.
+pub(super) fn audience(
+    subnet: &Option<String>,
+    tag: &Option<String>,
+) -> Result<(Audience, String), ApiError> {
+    match (subnet, tag) {
         (Some(_), Some(_)) => Err(ApiError::BadRequest("give a subnet or a tag, not both".into())),
         (Some(hex), None) => {
             let bytes = hex::decode(hex)
@@ -57,7 +61,7 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (wait, ttl) = limits(&body.kind, body.wait_secs, body.ttl_secs)?;
-    let (audience, label) = audience(&body)?;
+    let (audience, label) = audience(&body.subnet, &body.tag)?;
     let request = s.master.request_fleet(audience, &body.kind, body.body.as_bytes(), ttl).await;
     let request = request.map_err(refused)?;
     s.results.lock().unwrap_or_else(|e| e.into_inner()).start_fleet(request, label);

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod fleet;
 mod metrics;
+mod queries;
 mod requests;
 mod results;
 mod routes;

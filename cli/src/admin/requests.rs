@@ -72,9 +72,9 @@ pub(super) fn limits(
 /// Why the master queued nothing, as the API says it.
 pub(super) fn refused(e: RequestRefused) -> ApiError {
     match e {
-        RequestRefused::Refused(RequestError::BadTtl | RequestError::TooLarge(_)) => {
-            ApiError::BadRequest(e.to_string())
-        }
+        RequestRefused::Refused(
+            RequestError::BadTtl | RequestError::TooLarge(_) | RequestError::NoCombiner(_),
+        ) => ApiError::BadRequest(e.to_string()),
         RequestRefused::Stopped => ApiError::Stopped,
         other => ApiError::Refused(other.to_string()),
     }

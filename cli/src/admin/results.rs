@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use fleetmesh::overlay::{MasterEvent, RequestId};
+use fleetmesh::overlay::{MasterEvent, QueryOutcome, RequestId};
 use serde_json::{json, Value};
 
 /// How many ended requests are remembered.
@@ -79,6 +79,9 @@ impl Results {
             }
             return;
         }
+        if let MasterEvent::QueryEnded { id, outcome } = event {
+            return self.keep(*id, query_view(*id, outcome));
+        }
         let Some((id, view)) = ended(event) else { return };
         if let Some(f) = self.fleet.get_mut(&id) {
             let node = view["node"].as_str().unwrap_or_default().to_owned();
@@ -89,6 +92,10 @@ impl Results {
             }
             return;
         }
+        self.keep(id, view);
+    }
+
+    fn keep(&mut self, id: RequestId, view: Value) {
         if self.by_id.insert(id, view).is_none() {
             self.order.push_back(id);
         }
@@ -134,6 +141,24 @@ pub(crate) fn ended(event: &MasterEvent) -> Option<(RequestId, Value)> {
         }
         _ => None,
     }
+}
+
+/// A fleet-wide aggregate's end as JSON: `{"id", "state": "ended", "query": true, "status",
+/// "body", "hosts", "failed", "missing", "lsns", "lsns_silent"}`.
+fn query_view(id: RequestId, o: &QueryOutcome) -> Value {
+    let mut view = json!({
+        "id": id,
+        "state": "ended",
+        "query": true,
+        "status": status_name(o.status.0),
+        "hosts": o.hosts,
+        "failed": o.failed,
+        "missing": o.missing,
+        "lsns": o.lsns,
+        "lsns_silent": o.lsns_silent,
+    });
+    put_body(&mut view, &o.body);
+    view
 }
 
 /// The answer's bytes: as text when they are UTF-8, else in hex.

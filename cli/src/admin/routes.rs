@@ -75,6 +75,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/nodes/{id}/revoke", post(revoke))
         .route("/api/nodes/{id}/requests", post(super::requests::create))
         .route("/api/requests", post(super::fleet::create))
+        .route("/api/queries", post(super::queries::create))
         .route("/api/requests/{id}", get(super::requests::get_one))
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/events", get(event_stream))

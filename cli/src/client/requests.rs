@@ -43,7 +43,8 @@ pub(crate) struct RunArgs {
 /// `fleetmesh history`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct HistoryArgs {
-    /// The node's id (or a unique prefix).
+    /// The node's id (or a unique prefix); or `all`, `subnet:KEY` or `tag:TAG` for the
+    /// nodes' combined history (each LSN combines its nodes', the master the LSNs').
     id: String,
     /// The series: cpu (percent), mem, disk (bytes used), net_rx, net_tx (bytes per 10 s),
     /// or an application's own.
@@ -106,6 +107,23 @@ pub(super) fn request(args: RequestArgs) -> Result<(), ClientError> {
 pub(super) fn result(args: ResultArgs) -> Result<(), ClientError> {
     let api = Api::connect(&args.api)?;
     let reply = api.get(&format!("/api/requests/{}", args.request))?;
+    if reply["query"] == true {
+        // A fleet-wide aggregate: its combined answer and whom it covers.
+        print(&api, &reply, |r| {
+            format!(
+                "over {} node(s); {} failed, {} did not answer\n{}\n",
+                r["hosts"],
+                r["failed"],
+                r["missing"],
+                r["body"].as_str().unwrap_or_default()
+            )
+        });
+        return if reply["status"] == "ok" {
+            Ok(())
+        } else {
+            Err(ClientError::Failed("no node's answer could be combined".into()))
+        };
+    }
     if reply.get("audience").is_some() {
         print(&api, &reply, super::broadcast::text);
         return super::broadcast::all_ok(&reply);
@@ -143,6 +161,19 @@ pub(super) fn run(args: RunArgs) -> Result<(), ClientError> {
 }
 
 /// Asks the node for a downsampled range of one series and prints it, a bucket a line.
+/// `all`, `subnet:KEY` or `tag:TAG`: the fleet's history, with the audience's key and value
+/// for `POST /api/queries` (none for all nodes); anything else names one node.
+fn fleet_target(id: &str) -> Option<Option<(&'static str, &str)>> {
+    match id {
+        "all" => Some(None),
+        _ => id
+            .strip_prefix("subnet:")
+            .map(|k| ("subnet", k))
+            .or_else(|| id.strip_prefix("tag:").map(|t| ("tag", t)))
+            .map(Some),
+    }
+}
+
 pub(super) fn history(args: HistoryArgs) -> Result<(), ClientError> {
     let api = Api::connect(&args.api)?;
     let now = std::time::SystemTime::now()
@@ -155,13 +186,48 @@ pub(super) fn history(args: HistoryArgs) -> Result<(), ClientError> {
         "to": now,
         "bucket_secs": bucket,
     });
-    let reply = send(&api, &args.id, "history", &query.to_string(), &args.wait)?;
-    ended_ok(&reply)?;
+    let fleet = fleet_target(&args.id);
+    let reply = match &fleet {
+        Some(target) => {
+            let mut ask = json!({ "kind": "history", "body": query.to_string() });
+            if let Some((key, value)) = target {
+                ask[*key] = json!(value);
+            }
+            let (_, reply) = api.post("/api/queries", &ask)?;
+            if reply["state"] != "ended" {
+                let id = &reply["id"];
+                return Err(ClientError::Failed(format!(
+                    "no answer yet (fleetmesh result {id} later)"
+                )));
+            }
+            reply
+        }
+        None => {
+            let reply = send(&api, &args.id, "history", &query.to_string(), &args.wait)?;
+            ended_ok(&reply)?;
+            reply
+        }
+    };
+    if reply["status"] != "ok" {
+        let why = reply["body"].as_str().or(reply["error"].as_str()).unwrap_or("no answer");
+        return Err(ClientError::Failed(format!("no history: {why}")));
+    }
     let answer: Value = serde_json::from_str(reply["body"].as_str().unwrap_or_default())
-        .map_err(|_| ClientError::Failed("the node's answer is not a history".into()))?;
+        .map_err(|_| ClientError::Failed("the answer is not a history".into()))?;
     if api.json {
         println!("{answer}");
         return Ok(());
+    }
+    if fleet.is_some() {
+        println!(
+            "{} over {} node(s); {} failed, {} did not answer; {} LSN(s), {} silent",
+            args.series,
+            reply["hosts"],
+            reply["failed"],
+            reply["missing"],
+            reply["lsns"],
+            reply["lsns_silent"]
+        );
     }
     let from = answer["query"]["from"].as_i64().unwrap_or_default();
     println!("{:<20} {:>6} {:>14} {:>14} {:>14}", "from (UTC)", "count", "min", "mean", "max");

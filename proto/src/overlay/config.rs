@@ -53,8 +53,8 @@ pub struct OverlayConfig {
     pub probe_timeout: Duration,
     /// Unanswered re-probes before the peer is declared dead. Default 4.
     pub probe_retries: u32,
-    /// LSN → hot standby heartbeat period (one-way: the standby does not answer, so it costs
-    /// the LSN one message per period). Default 1 s: with suspicion after a single missed
+    /// LSN → hot standby heartbeat period (one-way: the standbys do not answer, so it costs
+    /// the LSN one message per period for each of its two hot standbys). Default 1 s: with suspicion after a single missed
     /// heartbeat (below), a crash is suspected 0.1–1.1 s after it happens, 0.6 s on average:
     /// sooner than the 300 ms period did with two missed beats (0.4–0.7 s, 0.55 s), at a third
     /// of the messages.

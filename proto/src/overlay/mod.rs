@@ -4,10 +4,11 @@
 //!   `LsnQuery`), joins it, or becomes the LSN when there is none. Through its LSN it is present
 //!   at the master.
 //! * An LSN pings its children, ranks them by uptime (counted no further back than it has
-//!   known them) and shares the ranking (the neighbour list). The top-ranked child is the
-//!   **hot standby**: it heartbeats the LSN often, and when the LSN dies it takes over at once
-//!   and tells the children it knows, with no round trip to the master. Other children keep a
-//!   slow liveness check as the fallback.
+//!   known them) and shares the ranking (the neighbour list). The two top-ranked children are
+//!   **hot standbys**: the LSN heartbeats them often, and when it dies the first takes over at
+//!   once and tells the children it knows, with no round trip to the master; the second takes
+//!   over when the first does not (or finishes the first's takeover when that one dies in
+//!   it). Other children keep a slow liveness check as the fallback.
 //! * LSNs report presence to the master as **deltas** with a digest of their child set; the
 //!   master asks for a resync when its view diverges.
 //! * The [`Master`] keeps the topology, emits presence events, and delivers application
@@ -19,6 +20,7 @@
 mod config;
 mod digest;
 pub mod fleet;
+pub mod query;
 pub use fleet::Audience;
 pub mod inventory;
 pub mod master;
@@ -27,6 +29,8 @@ mod refusals;
 mod subnet;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cascade;
 #[cfg(test)]
 mod tests_dht;
 #[cfg(test)]
@@ -38,7 +42,7 @@ pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
-    PresenceEvent, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
+    PresenceEvent, QueryOutcome, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
 };
 pub use node::{
     Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,

@@ -272,7 +272,7 @@ impl Simulation {
         if !self.per_subnet {
             while self.step(limit) {}
             self.now = self.now.max(limit);
-            return;
+            return self.save_master();
         }
         let before = limit + Duration::from_micros(1);
         // Without a lookahead a datagram could arrive in another thread's past.
@@ -317,5 +317,6 @@ impl Simulation {
             }
         }
         self.now = self.now.max(limit);
+        self.save_master();
     }
 }

@@ -33,6 +33,7 @@
 mod advance;
 mod balance;
 pub mod day;
+mod durable;
 #[cfg(test)]
 mod fixture;
 mod inventory;
@@ -163,6 +164,11 @@ pub struct Simulation {
     pub answer_requests: bool,
     /// Inventories, when on ([`Simulation::inventory`]).
     pub(crate) inventory: Option<Box<inventory::SimInventory>>,
+    /// The master keeps its store across restarts and restores it, as the daemon does
+    /// (`durable.rs`); default `false`: a restarted master starts empty. Set it before the
+    /// master first restarts.
+    pub durable_master: bool,
+    master_store: durable::MasterStore,
     /// What the run counted.
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
@@ -239,6 +245,8 @@ impl Simulation {
             keep_master_events: false,
             answer_requests: false,
             inventory: None,
+            durable_master: false,
+            master_store: Default::default(),
             tcp_fallback: None,
             cert_validity: Duration::from_secs(30 * 86_400),
             udp_blocks: HashMap::new(),
@@ -296,7 +304,11 @@ impl Simulation {
                 .tcp_fallback(self.tcp_fallback);
         self.master_starts += 1;
         let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
-        self.master = Some(Master::new(endpoint, self.master_cfg.clone()));
+        let mut master = Master::new(endpoint, self.master_cfg.clone());
+        if self.durable_master {
+            self.master_store.restore(&mut master, self.now);
+        }
+        self.master = Some(master);
         self.inventory_master_up();
         self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
         self.refile(0);
@@ -305,6 +317,7 @@ impl Simulation {
     /// Stops the master at once (its state is lost; [`start_master`](Self::start_master)
     /// brings up a fresh one).
     pub fn crash_master(&mut self) {
+        self.save_master();
         if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
             add_traffic(&mut self.stats.dht_traffic_stopped, &t);
         }
@@ -313,6 +326,17 @@ impl Simulation {
         self.master_deadline = None;
         self.refile(0);
         self.stats.master_down();
+    }
+
+    /// Carries out the master's writes to its store (with [`durable_master`](Self::durable_master)).
+    fn save_master(&mut self) {
+        // Without it, a test may keep the master's store itself.
+        if !self.durable_master {
+            return;
+        }
+        if let Some(m) = self.master.as_mut() {
+            self.master_store.save(m);
+        }
     }
 
     /// The subnet `id`, created on first use with the network model's WAN spread.

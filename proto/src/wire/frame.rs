@@ -98,6 +98,8 @@ message_types! {
     InventoryBatch = 0x39,
     InventoryAcks = 0x3a,
     InventoryResult = 0x3b,
+    FleetQuery = 0x3c,
+    QueryAnswer = 0x3d,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

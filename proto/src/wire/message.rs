@@ -99,6 +99,12 @@ pub enum Message {
     InventoryAcks(Box<super::InventoryAcks>),
     /// The master's result for one node's change, passed on by its LSN.
     InventoryResult(super::InventoryResult),
+    /// The master's query for every node under an LSN, signed by the master; the LSN asks its
+    /// children and combines their answers into one (`overlay/query.rs`).
+    FleetQuery(Box<FleetQuery>),
+    /// An answer to a [`FleetQuery`]: a child's to its LSN, or an LSN's combination of its
+    /// children's to the master.
+    QueryAnswer(Box<QueryAnswer>),
 }
 
 /// A node and where to reach it.
@@ -468,6 +474,45 @@ pub struct FleetAcks {
     pub id: u64,
     /// The children that acknowledged it since the last batch.
     pub nodes: Vec<NodeId>,
+}
+
+/// A query for many nodes whose answers are combined on the way: each LSN asks its children,
+/// combines their answers with its own and sends the master one (`overlay/query.rs`).
+///
+/// Signed by the master like a [`FleetRequest`], and read by every LSN on the way.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct FleetQuery {
+    /// This hop's request number (the master's copy is acknowledged with [`Ack`]).
+    pub seq: u32,
+    /// The query: its id, kind, body and expiry.
+    pub request: Request,
+    /// Only these of the LSN's nodes are asked (a query for a tag); none: all of them.
+    pub nodes: Option<Vec<NodeId>>,
+    /// How long the LSN waits for its children's answers, in milliseconds.
+    pub window_ms: u32,
+    /// The master's signature over the network, the request, `nodes` and `window_ms`.
+    #[serde(with = "crate::id::serde_bytes_array")]
+    pub signature: [u8; 64],
+}
+
+/// An answer to a [`FleetQuery`], combined over `hosts` nodes.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct QueryAnswer {
+    /// This hop's request number, acknowledged with [`Ack`] by the master.
+    pub seq: u32,
+    /// The query's id.
+    pub id: u64,
+    /// [`ResponseStatus::OK`] when `body` combines at least one answer.
+    pub status: ResponseStatus,
+    /// The (combined) answer, or why there is none.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// How many nodes' answers `body` combines.
+    pub hosts: u32,
+    /// Nodes asked whose handler failed (or whose answer could not be combined).
+    pub failed: u32,
+    /// Nodes asked that did not answer within the window.
+    pub missing: u32,
 }
 
 /// The children of a replaced LSN, for its successor to announce itself to.

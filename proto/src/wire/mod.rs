@@ -39,8 +39,8 @@ pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
 };
 pub use message::{
-    Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetRequest,
-    Forward, Join, Keepalive, LsnQuery, Message, NodeList, Part, PartReason, Ping, Pong,
-    PresenceChange, PresenceKind, ProbeRequest, ReachProof, Report, Request, Response,
-    ResponseStatus, Resync, Takeover, Update, Uptime,
+    Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,
+    FleetRequest, Forward, Join, Keepalive, LsnQuery, Message, NodeList, Part, PartReason, Ping,
+    Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Report, Request,
+    Response, ResponseStatus, Resync, Takeover, Update, Uptime,
 };

@@ -131,6 +131,14 @@ pub enum MasterEvent {
         /// Why.
         error: crate::overlay::inventory::InventoryError,
     },
+    /// A fleet-wide aggregate ([`Master::query_fleet`](super::Master::query_fleet)) ended:
+    /// every LSN asked answered, or its time ran out.
+    QueryEnded {
+        /// The query's id.
+        id: RequestId,
+        /// The combined answer and who it covers.
+        outcome: super::QueryOutcome,
+    },
     /// A link-layer event (sessions, refusals, enrollment).
     Link(Event),
 }

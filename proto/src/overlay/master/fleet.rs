@@ -204,7 +204,10 @@ impl Master {
 
     /// The LSNs a fleet request goes to, with the nodes each is to hand it to (all of its
     /// own: none).
-    fn fleet_lsns(&self, audience: &Audience) -> Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> {
+    pub(super) fn fleet_lsns(
+        &self,
+        audience: &Audience,
+    ) -> Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> {
         let all = |lsns: Vec<(NodeId, SocketAddr)>| {
             lsns.into_iter().map(|(id, addr)| (id, addr, None)).collect()
         };

@@ -11,13 +11,15 @@ mod fleet;
 mod inventory;
 mod keepalive;
 mod machine;
+mod query;
 mod registry;
 mod reports;
 mod requests;
 mod revoke;
+mod suspects;
 mod topology;
 
-use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr};
 
 use self::{
     delivery::Deliveries,
@@ -36,6 +38,7 @@ pub use self::{
         InventoryStats, INVENTORY_TABLE, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
         MAX_INVENTORY_BYTES, MAX_INVENTORY_DOCUMENTS,
     },
+    query::{QueryOutcome, QUERY_GRACE},
     reports::MAX_REPORT_WINDOWS,
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
@@ -53,12 +56,6 @@ use crate::{
     NodeId, Timestamp, Transmit,
 };
 
-/// How long the master waits for an LSN a standby reported dead to answer a ping, and how many
-/// pings it sends before believing the report (five: at 10 % loss each way all fail 0.02 % of
-/// the time, and a live LSN wrongly dropped is absent until its next keepalive).
-const SUSPECT_PING_TIMEOUT: Duration = Duration::from_millis(500);
-const SUSPECT_PINGS: u32 = 5;
-
 /// The master's overlay state machine. Sans-IO: see the [crate docs](crate) for the loop.
 pub struct Master {
     ep: Endpoint,
@@ -68,9 +65,8 @@ pub struct Master {
     deliveries: Deliveries,
     /// Resync requests in flight: seq → LSN.
     resyncs: Vec<(u32, NodeId)>,
-    /// LSNs a standby reported dead, being checked before we believe it: LSN → (ping seq,
-    /// deadline, pings sent, who reported it).
-    suspects: std::collections::BTreeMap<NodeId, (u32, Timestamp, u32, NodeId)>,
+    /// LSNs a standby reported dead, being checked before we believe it (`suspects.rs`).
+    suspects: suspects::Suspects,
     events: VecDeque<MasterEvent>,
     refusals: super::Refusals,
     dht: Option<crate::dht::Dht>,
@@ -89,6 +85,8 @@ pub struct Master {
     fleet: fleet::Fleet,
     /// Every node's inventory (`inventory.rs`).
     inventories: inventory::Inventories,
+    /// Fleet-wide aggregates open (`query.rs`).
+    queries: query::Queries,
 }
 
 impl Master {
@@ -101,7 +99,7 @@ impl Master {
             reg: Registry::default(),
             deliveries: Deliveries::default(),
             resyncs: Vec::new(),
-            suspects: std::collections::BTreeMap::new(),
+            suspects: Default::default(),
             events: VecDeque::new(),
             refusals: super::Refusals::default(),
             dht: None,
@@ -113,6 +111,7 @@ impl Master {
             outbox: Default::default(),
             fleet: Default::default(),
             inventories: Default::default(),
+            queries: Default::default(),
         }
     }
 
@@ -212,6 +211,7 @@ impl Master {
         }
         self.outbox_timers(now);
         self.fleet_timers(now);
+        self.query_timers(now);
         self.pump(now);
     }
 
@@ -246,7 +246,7 @@ impl Master {
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let suspects = self.suspects.values().map(|(_, t, _, _)| *t).min();
+        let suspects = self.suspects.next_deadline();
         [
             self.ep.poll_timeout(),
             self.reg.next_deadline(&self.cfg),
@@ -258,6 +258,7 @@ impl Master {
             self.wake_deadline(),
             self.outbox_deadline(),
             self.fleet_deadline(),
+            self.query_deadline(),
             self.cert_sweep_deadline(),
         ]
         .into_iter()
@@ -293,9 +294,11 @@ impl Master {
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
         self.reg.seen(now, &peer, addr);
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
-        // Anything from an LSN a standby called dead proves it alive: the two settle
-        // it (`node/rival.rs`).
-        self.suspects.remove(&peer);
+        // Anything from an LSN a standby called dead proves it alive: present again; the two
+        // settle it (`node/rival.rs`).
+        if self.suspects.remove(&peer) {
+            self.reg.clear_suspicion(&peer);
+        }
         match message {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
             Message::Join(j) => self.on_join(now, peer, addr, j),
@@ -313,6 +316,7 @@ impl Master {
             }
             Message::Keepalive(k) => self.on_keepalive(now, peer, addr, k),
             Message::Part(p) => {
+                self.vouched(&peer, &p);
                 let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
                 self.presence(events);
             }
@@ -331,6 +335,8 @@ impl Master {
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
             Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
+            Message::Ack(Ack { seq }) if self.query_acked(peer, seq) => {}
+            Message::QueryAnswer(a) => self.on_query_answer(now, peer, addr, *a),
             Message::Ack(Ack { seq }) => {
                 if self.deliveries.wrong_hop(&peer, seq) {
                     self.refusals.answer += 1;
@@ -499,43 +505,6 @@ impl Master {
         // Keep the requests that an LSN left unanswered from piling up.
         if self.resyncs.len() > 1024 {
             self.resyncs.drain(..512);
-        }
-    }
-
-    /// Pings an LSN a standby reported dead.
-    fn suspect(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId) {
-        if self.suspects.contains_key(&lsn) {
-            return;
-        }
-        let seq = self.next_seq();
-        self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, 1, reporter));
-        if let Some(addr) = self.reg.lsn_addr(&lsn) {
-            self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
-        }
-    }
-
-    /// Suspected LSNs that stayed silent are lost; others get another ping.
-    fn check_suspects(&mut self, now: Timestamp) {
-        let due: Vec<NodeId> =
-            self.suspects.iter().filter(|(_, (_, t, _, _))| now >= *t).map(|(id, _)| *id).collect();
-        for lsn in due {
-            let Some((seq, _, sent, reporter)) = self.suspects.remove(&lsn) else { continue };
-            if sent < SUSPECT_PINGS {
-                self.suspects.insert(lsn, (seq, now + SUSPECT_PING_TIMEOUT, sent + 1, reporter));
-                if let Some(addr) = self.reg.lsn_addr(&lsn) {
-                    self.send(now, addr, Message::Ping(crate::wire::Ping { seq }));
-                }
-                continue;
-            }
-            let change = crate::wire::PresenceChange {
-                node: lsn,
-                kind: crate::wire::PresenceKind::Parted(crate::wire::PartReason::Lost),
-                addr: crate::wire::WireAddr(
-                    self.reg.lsn_addr(&lsn).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                ),
-            };
-            let events = self.reg.apply(now, &reporter, &change, &[reporter], &self.cfg);
-            self.presence(events);
         }
     }
 

@@ -59,6 +59,10 @@ pub enum RequestError {
     /// The time-to-live is zero or longer than [`MAX_TTL`].
     #[error("time-to-live must be between 1 s and {} days", MAX_TTL.as_secs() / 86_400)]
     BadTtl,
+    /// A fleet-wide aggregate of a kind no combiner was registered for
+    /// ([`Master::set_combiner`](super::Master::set_combiner)).
+    #[error("no combiner for queries of kind {0:?}")]
+    NoCombiner(String),
 }
 
 /// A request as saved.

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use super::{Node, NodeEvent, NodeState, Probe};
+use super::{lsn::STANDBYS, Node, NodeEvent, NodeState, Probe};
 use crate::{
     secure::open_envelope,
     wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, WireAddr},
@@ -21,15 +21,20 @@ pub(crate) struct LsnLink {
     pub(crate) addr: SocketAddr,
     last_heard: Timestamp,
     pub(super) probe: Option<Probe>,
-    /// The LSN's children, best-ranked first (the first is the hot standby).
+    /// The LSN's children, best-ranked first (the first [`STANDBYS`] are its hot standbys).
     neighbours: Vec<Contact>,
-    /// Whether this node is the hot standby (the LSN heartbeats it).
-    standby: bool,
+    /// Our rank among the hot standbys (the LSN heartbeats us), if we are one: the first
+    /// succeeds the LSN at once, the next only if the ones before did not.
+    standby: Option<usize>,
     /// A standby's confirmation of a suspected death: pings sent, next one due.
     confirm: Option<(u32, Timestamp)>,
     /// A node that announced it replaced this LSN, followed only if the LSN fails its
     /// probe (`takeover.rs`).
     pub(super) claimant: Option<Contact>,
+    /// The dead LSN this one just replaced, with its ranking, while the takeover may still be
+    /// under way (until the deadline): should this one die too, its successor takes over the
+    /// children of both, so those it had not reached yet are not left behind.
+    pub(super) predecessor: Option<(NodeId, Vec<Contact>, Timestamp)>,
 }
 
 impl LsnLink {
@@ -37,23 +42,47 @@ impl LsnLink {
         Contact { id: self.id, addr: WireAddr(self.addr) }
     }
 
-    /// The child our LSN ranked first: its hot standby.
-    pub(super) fn ranked_standby(&self) -> Option<NodeId> {
-        self.neighbours.iter().map(|c| c.id).find(|id| *id != self.id)
+    /// The children our LSN ranked first: its hot standbys, its successors in that order.
+    pub(super) fn successors(&self) -> impl Iterator<Item = &Contact> + '_ {
+        self.neighbours.iter().filter(|c| c.id != self.id).take(STANDBYS)
+    }
+
+    /// Whether a new LSN may announce that it replaced `old`, for us: our LSN, a child it
+    /// ranked in its list to us (which took over from it and died: the list may be stale, so
+    /// not only its hot standbys), or the LSN ours replaced moments ago.
+    pub(super) fn may_be_replaced_as(&self, old: &NodeId) -> bool {
+        self.id == *old
+            || self.neighbours.iter().any(|c| c.id == *old)
+            || self.predecessor.as_ref().is_some_and(|(id, _, _)| id == old)
+    }
+
+    /// Whether our LSN ranked `id` among its hot standbys.
+    pub(super) fn is_successor(&self, id: &NodeId) -> bool {
+        self.successors().any(|c| c.id == *id)
     }
 }
 
 impl Node {
     pub(super) fn become_child(&mut self, now: Timestamp, lsn: NodeId, addr: SocketAddr) {
+        // Joining a successor of the LSN we lost: remember that one for a takeover's span.
+        let span = self.cfg.takeover_wait + self.cfg.takeover_pace * TAKEOVER_TURNS;
+        self.finder.predecessor = None;
+        let predecessor = self
+            .finder
+            .replacing
+            .take()
+            .filter(|(old, _)| *old != lsn)
+            .map(|(old, ranked)| (old, ranked, now + span));
         self.lsn = Some(LsnLink {
             id: lsn,
             addr,
             last_heard: now,
             probe: None,
             neighbours: Vec::new(),
-            standby: false,
+            standby: None,
             confirm: None,
             claimant: None,
+            predecessor,
         });
         self.last_lsn = Some(lsn);
         self.set_state(NodeState::HasLsn);
@@ -90,8 +119,8 @@ impl Node {
     pub(super) fn on_neighbours(&mut self, now: Timestamp, list: NodeList) {
         let me = self.node_id();
         let Some(link) = &mut self.lsn else { return };
-        let standby = list.nodes.first().is_some_and(|first| first.id == me);
-        if standby && !link.standby {
+        let standby = list.nodes.iter().take(STANDBYS).position(|c| c.id == me);
+        if standby.is_some() && link.standby.is_none() {
             // Heartbeats start now; do not count the time before against the LSN.
             link.last_heard = now;
         }
@@ -108,9 +137,11 @@ impl Node {
     /// (`adopt.rs`). Returns false if `peer` is not our LSN.
     pub(super) fn on_lsn_heartbeat(&mut self, now: Timestamp, peer: NodeId) -> bool {
         let Some(link) = self.lsn.as_mut().filter(|l| l.id == peer) else { return false };
-        if !link.standby {
+        if link.standby.is_none() {
+            // The list that named us was lost: our rank is unknown, so act as the first (a
+            // second successor taking over too settles with the first as rivals do).
             tracing::debug!(node = ?self.ep.node_id(), lsn = ?peer, "heartbeat: we are the standby");
-            link.standby = true;
+            link.standby = Some(0);
             link.last_heard = now;
         }
         true
@@ -121,7 +152,7 @@ impl Node {
     #[cfg(test)]
     pub(super) fn lose_standby_list(&mut self, list: Vec<Contact>) {
         if let Some(link) = &mut self.lsn {
-            link.standby = false;
+            link.standby = None;
             link.neighbours = list;
         }
     }
@@ -188,44 +219,81 @@ impl Node {
             return self.join_now(now, claimant);
         }
         let me = self.node_id();
-        if link.standby {
+        if link.standby == Some(0) {
             // Heartbeats made us the standby even if our list names another first (see
             // `on_lsn_heartbeat`).
             return self.succeed(now, link);
         }
         let survivors: Vec<Contact> =
             link.neighbours.iter().copied().filter(|c| c.id != link.id).collect();
-        match survivors.first() {
-            Some(first) if first.id == me => self.succeed(now, link),
-            Some(_) => {
-                let others: Vec<Contact> = survivors.into_iter().filter(|c| c.id != me).collect();
-                self.set_state(NodeState::Joining);
+        let wait = match (link.standby, survivors.first()) {
+            (_, None) => return self.start_looking(now),
+            (None, Some(first)) if first.id == me => return self.succeed(now, link),
+            // A later hot standby watched the LSN as closely as the first, who announces its
+            // takeover to us first (`adopt.rs`): wait that long for it, per rank before ours;
+            // then join it, or succeed the LSN ourselves when it does not answer either.
+            (Some(rank), _) => self.cfg.takeover_wait * rank as u32,
+            (None, Some(_)) => {
                 // The standby announces its takeover one child at a time (`adopt.rs`): wait
                 // for our turn, spread by id over a subnet's worth of turns, so children that
                 // noticed the silence together do not all join it in the same second.
                 let phase = f64::from(u16::from_be_bytes([me.as_bytes()[2], me.as_bytes()[3]]));
                 let turns = self.cfg.takeover_pace * TAKEOVER_TURNS;
-                let wait = self.cfg.takeover_wait + turns.mul_f64(phase / 65_536.0);
-                self.finder.takeover = Some((now + wait, others));
+                self.cfg.takeover_wait + turns.mul_f64(phase / 65_536.0)
             }
-            None => self.start_looking(now),
-        }
+        };
+        self.set_state(NodeState::Joining);
+        // In rank order, ourselves included: reaching our own place in the ranking, every
+        // successor before us failed to answer, and we take over (`find.rs`).
+        self.finder.replacing = Some((link.id, survivors.clone()));
+        self.finder.predecessor = link.predecessor;
+        self.finder.successor_waits = 0;
+        self.finder.takeover = Some((now + wait, survivors));
     }
 
     /// Becomes the LSN in place of the one `link` led (dead, or leaving and naming us), and
     /// adopts the children it ranked.
     fn succeed(&mut self, now: Timestamp, link: LsnLink) {
+        self.finder.predecessor = link.predecessor;
+        self.succeed_from(now, link.id, link.neighbours);
+    }
+
+    /// Becomes the LSN in place of `old`, adopting `ranked` (its children, best first).
+    pub(super) fn succeed_from(&mut self, now: Timestamp, old: NodeId, ranked: Vec<Contact>) {
         let me = self.node_id();
         let children: Vec<Contact> =
-            link.neighbours.iter().copied().filter(|c| c.id != link.id && c.id != me).collect();
-        self.become_lsn(now, Some(link.id), children);
+            ranked.into_iter().filter(|c| c.id != old && c.id != me).collect();
+        self.finder.replacing = None;
+        let predecessor = self.finder.predecessor.take();
+        self.become_lsn(now, Some(old), children);
+        if let Some((first, ranked, _)) = predecessor.filter(|p| now < p.2) {
+            // `old` died in the middle of its own takeover: finish that one too (the children
+            // it had not reached are still with the first LSN, and the master may still count
+            // them there).
+            let rest: Vec<Contact> = ranked.into_iter().filter(|c| c.id != old).collect();
+            self.adopt(now, first, rest);
+            if let Some(role) = self.role.as_mut() {
+                role.uplink.replaced.push(first);
+            }
+        }
+    }
+
+    /// The successors our LSN named and its ranking, kept when we leave it for a claimant
+    /// (`takeover.rs`): if the claimant does not answer our Join, the next successor is tried,
+    /// down to ourselves.
+    pub(super) fn follow_claimant(&mut self, now: Timestamp, link: LsnLink, claimant: Contact) {
+        let fallbacks: Vec<Contact> =
+            link.successors().copied().filter(|c| c.id != claimant.id).collect();
+        self.finder.replacing = Some((link.id, link.neighbours));
+        self.join_now(now, claimant);
+        self.finder.candidates.extend(fallbacks.into_iter().map(|c| (c.addr.0, Some(c.id))));
     }
 
     pub(super) fn child_timers(&mut self, now: Timestamp) {
         let cfg = self.cfg.clone();
         let Some(link) = &mut self.lsn else { return };
         let addr = link.addr;
-        if link.standby {
+        if link.standby.is_some() {
             let (pings, gap) = cfg.standby_confirm;
             match link.confirm {
                 Some((sent, at)) if now >= at => {
@@ -248,8 +316,12 @@ impl Node {
                 if p.tries > cfg.probe_retries {
                     return self.lsn_dead(now);
                 }
-                link.probe =
-                    Some(Probe { deadline: now + cfg.probe_timeout, tries: p.tries + 1, ..p });
+                // A takeover claim is checked quickly (`takeover.rs`).
+                let gap = match link.claimant {
+                    Some(_) => cfg.probe_timeout / super::takeover::VERIFY_SPEEDUP,
+                    None => cfg.probe_timeout,
+                };
+                link.probe = Some(Probe { deadline: now + gap, tries: p.tries + 1, ..p });
                 let seq = p.seq;
                 self.send(now, addr, Message::Ping(Ping { seq }));
             }
@@ -267,10 +339,10 @@ impl Node {
     pub(super) fn child_deadline(&self) -> Option<Timestamp> {
         let link = self.lsn.as_ref()?;
         Some(match (link.standby, link.confirm, link.probe) {
-            (true, Some((_, at)), _) => at,
-            (true, None, _) => link.last_heard + self.cfg.standby_dead_after,
-            (false, _, Some(p)) => p.deadline,
-            (false, _, None) => link.last_heard + self.cfg.lsn_silence,
+            (Some(_), Some((_, at)), _) => at,
+            (Some(_), None, _) => link.last_heard + self.cfg.standby_dead_after,
+            (None, _, Some(p)) => p.deadline,
+            (None, _, None) => link.last_heard + self.cfg.lsn_silence,
         })
     }
 }

@@ -13,18 +13,33 @@ use crate::{
 /// How long the node waits for discovery's answer before asking the master anyway.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 
+/// How many times a successor that has not noticed its LSN's death yet is asked again, half a
+/// `takeover_wait` apart, before the next in line is tried: it watches the LSN as closely as
+/// we do, so it notices within about a heartbeat; one that does not is cut off from it.
+const SUCCESSOR_WAITS: u32 = 4;
+
 #[derive(Default)]
 pub(crate) struct Finder {
     /// Set by `Leave`: do not look for an LSN until told to.
     pub(crate) stopped: bool,
     discovering: Option<Timestamp>,
-    candidates: VecDeque<(SocketAddr, Option<NodeId>)>,
+    pub(super) candidates: VecDeque<(SocketAddr, Option<NodeId>)>,
     /// Whether the current candidates came from the master (else from discovery).
     from_master: bool,
     join: Option<JoinAttempt>,
     query: Option<Probe>,
     /// After the LSN died: the ranked survivors to try if no takeover is announced by then.
     pub(crate) takeover: Option<(Timestamp, Vec<Contact>)>,
+    /// The LSN we lost and its ranking, while we try its successors: when the candidate
+    /// next in line is ourselves, every successor before us failed to answer, and we take
+    /// over with this list (`child.rs`).
+    pub(crate) replacing: Option<(NodeId, Vec<Contact>)>,
+    /// The LSN that the one we lost had itself replaced moments ago, with its ranking and
+    /// until when it counts (`LsnLink::predecessor`): taking over, we finish that takeover too.
+    pub(crate) predecessor: Option<(NodeId, Vec<Contact>, Timestamp)>,
+    /// Times a successor we asked answered that it still follows the dead LSN (it has not
+    /// noticed the death yet) and we waited for it to.
+    pub(super) successor_waits: u32,
 }
 
 /// Our Join in flight: where it went, whom we expect to answer, and its retry state.
@@ -138,7 +153,15 @@ impl Node {
     /// Sends a Join to the next candidate, or falls back when none is left.
     pub(super) fn try_next_candidate(&mut self, now: Timestamp) {
         self.finder.join = None;
+        let me = self.node_id();
+        while self.finder.candidates.front().is_some_and(|(_, id)| *id == Some(me)) {
+            self.finder.candidates.pop_front();
+            if let Some((old, ranked)) = self.finder.replacing.take() {
+                return self.succeed_from(now, old, ranked);
+            }
+        }
         let Some((addr, expect)) = self.finder.candidates.pop_front() else {
+            self.finder.replacing = None;
             if self.finder.from_master {
                 // The master's LSNs did not answer; its records of them expire, so ask again
                 // after a pause.
@@ -178,7 +201,9 @@ impl Node {
                 self.finder.join = None;
                 self.lsn_answered(now, probe.deadline - self.cfg.join_timeout);
                 self.finder.candidates.clear();
+                self.finder.successor_waits = 0;
                 self.backoff = Duration::from_millis(500);
+                // (`become_child` takes `finder.replacing`.)
                 self.become_child(now, peer, addr);
                 self.requests.push_back(DiscoveryRequest::Remember(Candidate {
                     addr,
@@ -216,9 +241,29 @@ impl Node {
             return true;
         }
         if self.finder.join.is_some_and(|j| j.answered_by(peer, from, list.seq)) {
-            // Not an LSN: it named its LSN; try that first.
             let me = self.node_id();
-            for c in list.nodes.iter().rev().filter(|c| c.id != me) {
+            let dead = self.finder.replacing.as_ref().map(|(old, _)| *old);
+            if dead.is_some()
+                && list.nodes.iter().all(|c| Some(c.id) == dead)
+                && self.finder.successor_waits < SUCCESSOR_WAITS
+            {
+                // A successor still following the LSN that died: it has not noticed yet and
+                // will take over shortly. Ask it again then, rather than passing it by (two
+                // LSNs would then settle it).
+                self.finder.successor_waits += 1;
+                self.finder.join = None;
+                let mut again: Vec<Contact> = vec![Contact { id: peer, addr: WireAddr(from) }];
+                let rest = self
+                    .finder
+                    .candidates
+                    .drain(..)
+                    .filter_map(|(addr, id)| id.map(|id| Contact { id, addr: WireAddr(addr) }));
+                again.extend(rest);
+                self.finder.takeover = Some((now + self.cfg.takeover_wait / 2, again));
+                return true;
+            }
+            // Not an LSN: it named its LSN; try that first (unless it is the one that died).
+            for c in list.nodes.iter().rev().filter(|c| c.id != me && Some(c.id) != dead) {
                 self.finder.candidates.push_front((c.addr.0, Some(c.id)));
             }
             self.try_next_candidate(now);

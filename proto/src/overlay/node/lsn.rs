@@ -19,6 +19,11 @@ use crate::{
 
 /// How many ranked children ordinary children are told about (their fallback successors).
 const SHORT_LIST: usize = 3;
+/// How many of the best-ranked children are hot standbys: heartbeated, each watching the LSN
+/// and ready to succeed it in rank order (`child.rs`). Two, so that the LSN and then its first
+/// standby dying before it announced the takeover costs seconds, not the children's
+/// `lsn_silence`; one more heartbeat a second at the LSN, on the LAN.
+pub(crate) const STANDBYS: usize = 2;
 /// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
 /// changes the ranking, and a push each time would cost more than the rejoins themselves.
 const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
@@ -75,8 +80,9 @@ pub(crate) struct LsnRole {
     /// Our forward seq → the relayed message awaiting its child's answer (`relay.rs`).
     pub(super) forwards: HashMap<u32, Relay>,
     pub(super) rivals: Rivals,
-    /// The child last told it is the hot standby, and when its next heartbeat is due.
-    standby: Option<(NodeId, SocketAddr, Timestamp)>,
+    /// The children last told they are hot standbys (best first, at most [`STANDBYS`]), and
+    /// when the next heartbeat of each is due.
+    standbys: Vec<(NodeId, SocketAddr, Timestamp)>,
     pub(crate) uplink: Uplink,
     /// Reach probes asked for: nonce → the child probed.
     pub(crate) probes: HashMap<u64, NodeId>,
@@ -107,7 +113,7 @@ impl LsnRole {
             pushed_top: Vec::new(),
             forwards: HashMap::new(),
             rivals: Rivals::default(),
-            standby: None,
+            standbys: Vec::new(),
             uplink: Uplink::new(now, replaced),
             probes: HashMap::new(),
             next_turn: now,
@@ -150,14 +156,16 @@ impl LsnRole {
         self.neighbours_due = Some(self.neighbours_due.map_or(due, |d| d.min(due)));
     }
 
-    /// Records which child a list just named first: it expects our heartbeats from now on.
-    fn note_standby(&mut self, now: Timestamp, first: Option<&Contact>) {
-        match first {
-            Some(c) if self.standby.is_none_or(|(id, _, _)| id != c.id) => {
-                self.standby = Some((c.id, c.addr.0, now));
-            }
-            Some(_) => {}
-            None => self.standby = None,
+    /// Records which children a list just named first: they expect our heartbeats from now on,
+    /// in step (a new one joins the schedule of those already heartbeat), so that all notice
+    /// our death at about the same time and the first in rank takes over before the next
+    /// gives up waiting for it.
+    fn note_standbys(&mut self, now: Timestamp, top: &[Contact]) {
+        let old = std::mem::take(&mut self.standbys);
+        let beat = old.iter().map(|(_, _, t)| *t).min().unwrap_or(now);
+        for c in top.iter().take(STANDBYS) {
+            let due = old.iter().find(|(id, _, _)| *id == c.id).map_or(beat, |(_, _, t)| *t);
+            self.standbys.push((c.id, c.addr.0, due));
         }
     }
 }
@@ -264,7 +272,7 @@ impl Node {
 
         role.ranking_changed(now, batch);
         let short = role.contacts(SHORT_LIST);
-        role.note_standby(now, short.first());
+        role.note_standbys(now, &short);
         if short.iter().any(|c| c.id == peer) && !role.pushed_top.contains(&peer) {
             // It now believes it is near the top: a later push that moves it down must tell
             // it at once (a stale standby would take over too).
@@ -338,9 +346,7 @@ impl Node {
         let Some(role) = self.role.as_mut() else { return };
         let Some(child) = role.children.remove(&peer) else { return };
         role.ranking_changed(now, batch);
-        if role.standby.is_some_and(|(id, _, _)| id == peer) {
-            role.standby = None;
-        }
+        role.standbys.retain(|(id, _, _)| *id != peer);
         self.events.push_back(NodeEvent::ChildParted { node: peer, reason });
         let change = PresenceChange {
             node: peer,
@@ -447,15 +453,13 @@ impl Node {
         }
         role.forwards.retain(|_, r| now < r.deadline);
         let push = role.neighbours_due.is_some_and(|t| now >= t);
-        let heartbeat = match &mut role.standby {
-            Some((_, addr, at)) if now >= *at => {
-                *at = now + self.cfg.standby_heartbeat;
-                Some(*addr)
-            }
-            _ => None,
-        };
+        let mut heartbeats = Vec::new();
+        for (_, addr, at) in role.standbys.iter_mut().filter(|(_, _, at)| now >= *at) {
+            *at = now + self.cfg.standby_heartbeat;
+            heartbeats.push(*addr);
+        }
         let uptime_secs = now.saturating_since(role.since).as_secs();
-        if let Some(addr) = heartbeat {
+        for addr in heartbeats {
             self.send(now, addr, Message::Uptime(Uptime { uptime_secs }));
         }
         for addr in ping {
@@ -497,7 +501,7 @@ impl Node {
         let top_changed = top != role.pushed_top;
         let old_top = std::mem::replace(&mut role.pushed_top, top);
         let short: Vec<Contact> = full.iter().take(SHORT_LIST).copied().collect();
-        role.note_standby(now, full.first());
+        role.note_standbys(now, &full);
         let mut sends = Vec::new();
         for (rank, c) in full.iter().enumerate() {
             match rank {
@@ -524,7 +528,7 @@ impl Node {
         role.pings_due
             .into_iter()
             .chain(forwards)
-            .chain(role.standby.map(|(_, _, t)| t))
+            .chain(role.standbys.iter().map(|(_, _, t)| *t))
             .chain(role.neighbours_due)
             .chain(self.uplink_deadline())
             .min()

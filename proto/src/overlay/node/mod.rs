@@ -16,6 +16,7 @@ mod find;
 mod fleet;
 mod inventory;
 mod inventory_lsn;
+mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
 pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
 pub use inventory_lsn::{
@@ -95,6 +96,8 @@ pub struct Node {
     inventory: inventory::OwnInventory,
     /// (LSN) The children's inventory changes for the master (`inventory_lsn.rs`).
     inventory_queue: inventory_lsn::InventoryQueue,
+    /// Aggregate queries asked of our children, or of us (`query.rs`).
+    queries: query::Queries,
 }
 
 impl Node {
@@ -125,6 +128,7 @@ impl Node {
             fleet: fleet::FleetHeld::default(),
             inventory: inventory::OwnInventory::default(),
             inventory_queue: inventory_lsn::InventoryQueue::default(),
+            queries: query::Queries::default(),
         }
     }
 
@@ -247,6 +251,7 @@ impl Node {
             self.fleet_timers(now);
             self.inventory_timers(now);
             self.inventory_queue_timers(now);
+            self.query_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -310,6 +315,7 @@ impl Node {
             self.report_deadline(),
             self.fleet_deadline(),
             self.inventory_deadline(),
+            self.query_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -421,6 +427,8 @@ impl Node {
             Message::InventoryChange(c) => self.on_inventory_change(now, peer, addr, *c),
             Message::InventoryAcks(a) => self.on_inventory_acks(now, peer, *a),
             Message::InventoryResult(r) => self.on_inventory_result(now, peer, r),
+            Message::FleetQuery(q) => self.on_fleet_query(now, peer, addr, *q),
+            Message::QueryAnswer(a) => self.on_query_answer(now, peer, *a),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
@@ -547,6 +555,8 @@ mod tests_authz;
 mod tests_fleet;
 #[cfg(test)]
 mod tests_inventory;
+#[cfg(test)]
+mod tests_query;
 #[cfg(test)]
 mod tests_report;
 #[cfg(test)]

@@ -129,6 +129,7 @@ impl Node {
             || self.uplink_ack(now, peer, seq)
             || self.report_ack(peer, seq)
             || self.fleet_ack(peer, seq)
+            || self.query_ack(peer, seq)
         {
             return;
         }

@@ -210,17 +210,15 @@ impl Node {
         status: ResponseStatus,
         body: Vec<u8>,
     ) -> Result<(), RespondError> {
+        if self.query_pending(id) {
+            self.answer_query(now, id, status, body);
+            return Ok(());
+        }
         let Some(entry) = self.taken.entries.get(&id).filter(|e| e.answer.is_none()) else {
             return Err(RespondError::NotPending(id));
         };
         let expires = entry.expires;
-        // An answer too large for a frame would never arrive: answer that instead.
-        let (status, body) = if body.len() > MAX_ANSWER_LEN {
-            let why = format!("answer too large: {} bytes (at most {MAX_ANSWER_LEN})", body.len());
-            (ResponseStatus::FAILED, why.into_bytes())
-        } else {
-            (status, body)
-        };
+        let (status, body) = fit_answer(status, body);
         let answer = Some((status, serde_bytes::ByteBuf::from(body.clone())));
         self.taken.insert(id, Entry { expires, answer });
         let message = Message::Response(Box::new(Response { id, status, body }));
@@ -238,5 +236,15 @@ impl Node {
     /// Requests taken and not answered yet.
     pub fn requests_pending(&self) -> usize {
         self.taken.entries.values().filter(|e| e.answer.is_none()).count()
+    }
+}
+
+/// The answer, or (when too large for a frame, where it would never arrive) a failure saying so.
+pub(super) fn fit_answer(status: ResponseStatus, body: Vec<u8>) -> (ResponseStatus, Vec<u8>) {
+    if body.len() > MAX_ANSWER_LEN {
+        let why = format!("answer too large: {} bytes (at most {MAX_ANSWER_LEN})", body.len());
+        (ResponseStatus::FAILED, why.into_bytes())
+    } else {
+        (status, body)
     }
 }

@@ -78,6 +78,33 @@ fn a_takeover_from_a_sibling_is_checked_against_the_live_lsn_and_dropped() {
 }
 
 #[test]
+fn a_claim_to_replace_the_standby_is_checked_against_the_live_lsn_too() {
+    // Naming our LSN's first standby as the one replaced (as a second standby does when the
+    // first died during its takeover) is no shortcut: from a child that is not a hot standby
+    // it is only a reason to probe the LSN, which answers.
+    let (mut w, lsn) = Simulation::settled_subnet(46, 6, 3 * SEC);
+    let children = w.node(lsn).children();
+    let attacker = w.slot_of_id(&children[4]).expect("a child");
+    let victim = w.slot_of_id(&children[3]).expect("a child");
+    let t = Takeover { old: children[0], lsn: contact(&w, attacker) };
+    let from = w.slots[attacker].addr;
+    assert_eq!(
+        w.node(victim).takeover_verdict(&w.id(attacker), from, &t),
+        Ok(TakeoverVerdict::Verify)
+    );
+    // From the second hot standby, the same claim is followed at once.
+    let second = w.slot_of_id(&children[1]).expect("a child");
+    let t2 = Takeover { old: children[0], lsn: contact(&w, second) };
+    assert_eq!(
+        w.node(victim).takeover_verdict(&children[1], w.slots[second].addr, &t2),
+        Ok(TakeoverVerdict::Follow)
+    );
+    forge(&mut w, attacker, victim, Message::Takeover(t));
+    w.run_for(15 * SEC);
+    assert!(still_leads(&w, lsn, &children), "a child left its live LSN");
+}
+
+#[test]
 fn a_takeover_from_a_sibling_is_followed_once_the_lsn_is_dead() {
     // The same claim when the LSN really is gone: the probe fails and the child follows the
     // claimant (as it must for an LSN the master told to adopt children its list missed).

@@ -40,8 +40,9 @@ pub(crate) struct Uplink {
     inflight: Option<(Probe, Update)>,
     batch_at: Option<Timestamp>,
     digest_at: Timestamp,
-    /// The dead LSN this one replaced, reported lost with the first update.
-    replaced: Option<NodeId>,
+    /// The dead LSNs this one replaced (the one it succeeded and, in a cascade, the one that
+    /// LSN had just replaced), reported lost with the first update.
+    pub(super) replaced: Vec<NodeId>,
 }
 
 impl Uplink {
@@ -59,7 +60,7 @@ impl Uplink {
             inflight: None,
             batch_at: None,
             digest_at: now,
-            replaced,
+            replaced: replaced.into_iter().collect(),
         }
     }
 
@@ -140,7 +141,7 @@ impl Node {
                 .collect();
             // The LSN we replaced goes after its children (ours now, adopted or joined): the
             // master moves them to us first, and only names in its Adopt those we missed.
-            if let Some(old) = up.replaced.take() {
+            for old in std::mem::take(&mut up.replaced) {
                 full.push(PresenceChange {
                     node: old,
                     kind: PresenceKind::Parted(crate::wire::PartReason::Lost),

@@ -330,6 +330,8 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
         sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
     }
+    // The master restores its store after the outage, as the daemon does.
+    sim.durable_master = true;
     sim.crash_master();
     sim.start_master();
     let end = START + Duration::from_secs_f64(cfg.hours.max(0.0) * HOUR);

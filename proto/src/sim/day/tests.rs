@@ -195,10 +195,13 @@ fn fleet_requests_reach_every_running_node_once_even_through_a_master_outage() {
         assert_eq!(q.lost, 0, "every node running at the send took it: {q:?}");
         assert!(q.took >= q.running_at_send, "{q:?}");
     }
-    // With the fleet settled, at once; sent as the master comes back, once the LSNs have
-    // registered again.
+    // With the fleet settled, at once; sent as the master comes back, which restores its
+    // store and wakes the LSNs of before: they register again and take it within seconds.
     assert_eq!(r.requests[0].took_within_5s, r.requests[0].running_at_send, "{:?}", r.requests[0]);
-    assert!(r.requests[1].at_s >= 21 * 60, "sent once the master was back: {:?}", r.requests[1]);
+    let back = &r.requests[1];
+    assert!(back.at_s >= 21 * 60, "sent once the master was back: {back:?}");
+    // How soon after the return, in this churn (40 LSN crashes and 30 moves an hour), is
+    // not asserted here: see `behind_nats_a_fleet_request_sent_as_the_master_returns_...`.
 }
 
 #[test]
@@ -213,6 +216,9 @@ fn a_fleet_request_costs_the_master_an_ack_per_answer_not_a_handshake() {
         dht: false,
         master_outage: None,
         fleet_requests: vec![Duration::from_secs(2400)],
+        // The master's egress in the minute after the request is measured: no inventory
+        // acknowledgements in it.
+        inventory: None,
         ..DayConfig::default()
     };
     let r = run(&cfg, |_| {});
@@ -249,4 +255,24 @@ fn inventories_reach_the_master_whole_once_then_as_small_changes() {
     assert!(inv.reduction > 2.0, "{inv:?}");
     // Batches, not a message per node per change.
     assert!(inv.batches < cfg.nodes as u64, "{inv:?}");
+}
+
+#[test]
+fn behind_nats_a_fleet_request_sent_as_the_master_returns_is_taken_within_seconds() {
+    // The standard day's mix of NATs, a two-minute master outage: the restarted master's
+    // wake-up cannot pass mappings that expired; the LSNs' own retries bring them back.
+    let min = |m: u64| Duration::from_secs(m * 60);
+    let cfg = DayConfig {
+        hours: 1.0,
+        fleet_requests: vec![min(22)],
+        lsn_crashes_per_hour: 0.0,
+        moves_per_hour: 0.0,
+        master_outage: Some((min(20), min(2))),
+        nat_mix: DayConfig::default().nat_mix,
+        ..small(10, 1.0)
+    };
+    let r = run(&cfg, |_| {});
+    let q = &r.requests[0];
+    assert!(q.at_s >= 22 * 60 && q.lost == 0, "{q:?}");
+    assert_eq!(q.took_within_5s, q.running_at_send, "{q:?}");
 }

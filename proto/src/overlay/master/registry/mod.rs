@@ -4,6 +4,7 @@
 
 mod certs;
 mod groups;
+mod suspect;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -523,6 +524,12 @@ impl Registry {
             self.pending.pop_first();
             let reason = self.nodes.get(&node).and_then(|r| r.pending).map(|(r, _)| r);
             if let Some(reason) = reason {
+                if self.lsns.contains_key(&node) {
+                    // A suspected LSN that never answered (`master/suspects.rs`): its
+                    // children wait for another LSN, as after any lost LSN.
+                    events.extend(self.lsn_gone(now, &node, reason, cfg));
+                    continue;
+                }
                 self.take_node(&node);
                 events.push(PresenceEvent::Parted { node, reason });
             }
