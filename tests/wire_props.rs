@@ -6,6 +6,7 @@
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use fleetmesh::{
+    overlay::inventory,
     secure::seal_envelope,
     trust::{Authority, EnrollRequest},
     wire::{
@@ -16,6 +17,7 @@ use fleetmesh::{
         QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
         Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
     },
+    wire::{InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus},
     Identity, NodeId, Timestamp,
 };
 use proptest::{collection::vec, prelude::*};
@@ -157,6 +159,24 @@ fn messages() -> Vec<Message> {
             id: 2,
             nodes: vec![NodeId::from_bytes([1; 20]), NodeId::from_bytes([2; 20])],
         })),
+        Message::InventoryChange(Box::new(inventory_change())),
+        Message::InventoryBatch(Box::new(InventoryBatch {
+            seq: 3,
+            data: inventory::pack(&[inventory_change(), inventory_change()]),
+        })),
+        Message::InventoryAcks(Box::new(InventoryAcks {
+            seq: 3,
+            results: vec![InventoryResult {
+                node: NodeId::from_bytes([4; 20]),
+                version: u64::MAX,
+                status: InventoryStatus::Refused,
+            }],
+        })),
+        Message::InventoryResult(InventoryResult {
+            node: NodeId::from_bytes([4; 20]),
+            version: 1,
+            status: InventoryStatus::Mismatch,
+        }),
         Message::FleetQuery(Box::new(FleetQuery {
             seq: 3,
             request: Request { id: 4, kind: "history".into(), body: vec![1, 2], expires: 5 },
@@ -174,6 +194,22 @@ fn messages() -> Vec<Message> {
             missing: 2,
         })),
     ]
+}
+
+fn inventory_change() -> InventoryChange {
+    let diff = inventory::InventoryDiff {
+        remove: vec!["a".into()],
+        set: vec![("packages/b".into(), "1.0".into())],
+    };
+    InventoryChange {
+        seq: 5,
+        node: NodeId::from_bytes([4; 20]),
+        base: None,
+        version: 6,
+        diff: diff.encode(),
+        certificate: None,
+        signature: [0xab; 64],
+    }
 }
 
 fn encode(msg: &Message) -> Vec<u8> {

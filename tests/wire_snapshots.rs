@@ -10,11 +10,13 @@
 use std::{collections::HashSet, net::SocketAddr, time::Duration};
 
 use fleetmesh::{
+    overlay::inventory::{self, InventoryDiff},
     secure::{seal_envelope, SealedEnvelope},
     trust::{Authority, CertFlags, EnrollRequest, NetworkKey},
     wire::{
         self, Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks,
-        FleetQuery, FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
+        FleetQuery, FleetRequest, Forward, InventoryAcks, InventoryBatch, InventoryChange,
+        InventoryResult, InventoryStatus, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
         KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
         NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
         QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
@@ -268,6 +270,40 @@ fn samples() -> Vec<(&'static str, Message)> {
                 nodes: vec![NodeId::from_bytes([0x11; 20]), NodeId::from_bytes([0x22; 20])],
             })),
         ),
+        ("wire_inventory_change", Message::InventoryChange(Box::new(inventory_change()))),
+        (
+            "wire_inventory_batch",
+            Message::InventoryBatch(Box::new(InventoryBatch {
+                seq: 10,
+                data: inventory::pack(&[InventoryChange { seq: 0, ..inventory_change() }]),
+            })),
+        ),
+        (
+            "wire_inventory_acks",
+            Message::InventoryAcks(Box::new(InventoryAcks {
+                seq: 10,
+                results: vec![
+                    InventoryResult {
+                        node: NodeId::from_bytes([0x11; 20]),
+                        version: 1_700_000_000_000_003,
+                        status: InventoryStatus::Applied,
+                    },
+                    InventoryResult {
+                        node: NodeId::from_bytes([0x22; 20]),
+                        version: 1_700_000_000_000_004,
+                        status: InventoryStatus::Mismatch,
+                    },
+                ],
+            })),
+        ),
+        (
+            "wire_inventory_result",
+            Message::InventoryResult(InventoryResult {
+                node: NodeId::from_bytes([0x11; 20]),
+                version: 1_700_000_000_000_003,
+                status: InventoryStatus::Applied,
+            }),
+        ),
         (
             "wire_fleet_query",
             Message::FleetQuery(Box::new(FleetQuery {
@@ -296,6 +332,23 @@ fn samples() -> Vec<(&'static str, Message)> {
             })),
         ),
     ]
+}
+
+/// A node's diff of its inventory: one package upgraded, one removed.
+fn inventory_change() -> InventoryChange {
+    let diff = InventoryDiff {
+        remove: vec!["packages/telnet".into()],
+        set: vec![("packages/openssl".into(), "3.0.15-1~deb12u1".into())],
+    };
+    InventoryChange {
+        seq: 11,
+        node: NodeId::from_bytes([0x11; 20]),
+        base: Some(1_700_000_000_000_001),
+        version: 1_700_000_000_000_003,
+        diff: diff.encode(),
+        certificate: None,
+        signature: [0x5a; 64],
+    }
 }
 
 fn encode(msg: &Message) -> Vec<u8> {

@@ -39,7 +39,16 @@ const HOURS: f64 = 8.5;
 const CHILD: &str = "FLEETMESH_STORM_OUT";
 
 fn config() -> DayConfig {
-    DayConfig { nodes: NODES, subnets: SUBNETS, hours: HOURS, dht: false, ..DayConfig::default() }
+    // The admin stream does not carry inventory events: the storm is presence.
+    let inventory = None;
+    DayConfig {
+        nodes: NODES,
+        subnets: SUBNETS,
+        hours: HOURS,
+        dht: false,
+        inventory,
+        ..DayConfig::default()
+    }
 }
 
 fn main() {

@@ -58,6 +58,12 @@ pub(crate) struct SimulateArgs {
     /// Each subnet's WAN latency differs from the base by up to this much, ms.
     #[arg(long, default_value_t = 10)]
     wan_spread_ms: u64,
+    /// No inventories (by default every node reports one at each start).
+    #[arg(long)]
+    no_inventory: bool,
+    /// Also run the same day without inventories, for the master's peak without them.
+    #[arg(long)]
+    inventory_baseline: bool,
     /// Each subnet's WAN uplink and downlink, Mbit/s (0: unlimited).
     #[arg(long, default_value_t = 10.0)]
     bandwidth_mbit: f64,
@@ -126,6 +132,9 @@ impl SimulateArgs {
         cfg.net.loss = fraction("loss", self.loss)?;
         cfg.udp_blocked_fraction = fraction("udp-blocked-fraction", self.udp_blocked_fraction)?;
         cfg.dht = !self.no_dht;
+        if self.no_inventory {
+            cfg.inventory = None;
+        }
         cfg.dht_records = self.dht_records;
         cfg.dht_lookups_per_hour = self.dht_lookups_per_hour.max(0.0);
         if self.threads > 0 {
@@ -163,6 +172,10 @@ pub(crate) fn run(args: SimulateArgs) -> Result<(), String> {
     }
     report.wall_seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
+    if let (true, Some(inv)) = (args.inventory_baseline, report.inventory.as_mut()) {
+        let without = day::run(&DayConfig { inventory: None, ..cfg.clone() }, |_| {});
+        inv.master_peak_msgs_per_sec_without = Some(without.master.msgs_per_sec_peak);
+    }
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         println!("{json}");
@@ -267,6 +280,29 @@ fn summary(r: &DayReport) -> String {
     }
     if !r.requests.is_empty() {
         s += &format!("requests duplicated  {}\n", r.requests_duplicated);
+    }
+    if let Some(i) = &r.inventory {
+        let without = i
+            .master_peak_msgs_per_sec_without
+            .map_or("not run (--inventory-baseline)".into(), |p| format!("{p} msg/s"));
+        s += &format!(
+            "inventory            {} starts, {} held at the master, {} B per document; {} B in {} batches reached the master against {} B of whole uploads: {:.1}x less ({} B after the day's change); a week: {} B against {} B, {:.1}x less; zstd on {} hosts' documents {:.2}x; master peak {} msg/s, without inventories {}\n",
+            i.starts,
+            i.nodes_held,
+            i.document_bytes_mean,
+            i.bytes_at_master,
+            i.batches,
+            i.full_upload_bytes,
+            i.reduction,
+            i.change_bytes_at_master,
+            i.week_bytes_at_master,
+            i.week_full_upload_bytes,
+            i.week_reduction,
+            day::SAMPLE_HOSTS,
+            i.sample_zstd_ratio,
+            i.master_peak_msgs_per_sec,
+            without
+        );
     }
     s += &format!("peak memory          {:.0} MiB\n", r.peak_rss_bytes as f64 / 1048576.0);
     s += &format!("trace hash           {}\n", r.trace_hash);

@@ -21,6 +21,8 @@ fn the_event_stream_loses_nothing_of_a_2000_node_join_storm() {
         hours: 0.75,
         morning: (Duration::ZERO, Duration::from_secs(1800)),
         dht: false,
+        // The admin stream does not carry inventory events: the storm is presence.
+        inventory: None,
         ..DayConfig::default()
     };
     let storm = simulate(&cfg, Duration::ZERO);

@@ -22,6 +22,7 @@ mod digest;
 pub mod fleet;
 pub mod query;
 pub use fleet::Audience;
+pub mod inventory;
 pub mod master;
 pub mod node;
 mod refusals;

@@ -36,6 +36,7 @@ pub mod day;
 mod durable;
 #[cfg(test)]
 mod fixture;
+mod inventory;
 mod lane;
 mod nat;
 mod network;
@@ -57,6 +58,7 @@ use rand_core::SeedableRng;
 use self::balance::Balance;
 use self::lane::{Lane, SubnetInfo};
 pub use self::{
+    inventory::{document_bytes, sample_ratio, synthetic, InventoryModel, SimInventory},
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
     requests::RequestStats,
@@ -96,6 +98,9 @@ pub struct Slot {
     /// Its request log as its store holds it (with [`Simulation::answer_requests`]): a
     /// restarted node remembers the requests it took, as the daemon does.
     pub(crate) requests_saved: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Daily inventory changes so far, and what the master acknowledged (`inventory.rs`).
+    pub(crate) inventory_rev: u32,
+    pub(crate) inventory_acked: Option<(u64, crate::overlay::inventory::InventoryDocument)>,
 }
 
 impl Slot {
@@ -157,6 +162,8 @@ pub struct Simulation {
     /// request log across restarts as the daemon's store does (default `false`: the test
     /// answers, or nobody does). Set it before starting the nodes.
     pub answer_requests: bool,
+    /// Inventories, when on ([`Simulation::inventory`]).
+    pub(crate) inventory: Option<Box<inventory::SimInventory>>,
     /// The master keeps its store across restarts and restores it, as the daemon does
     /// (`durable.rs`); default `false`: a restarted master starts empty. Set it before the
     /// master first restarts.
@@ -237,6 +244,7 @@ impl Simulation {
             keep_events: true,
             keep_master_events: false,
             answer_requests: false,
+            inventory: None,
             durable_master: false,
             master_store: Default::default(),
             tcp_fallback: None,
@@ -301,6 +309,7 @@ impl Simulation {
             self.master_store.restore(&mut master, self.now);
         }
         self.master = Some(master);
+        self.inventory_master_up();
         self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
         self.refile(0);
     }
@@ -312,6 +321,7 @@ impl Simulation {
         if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
             add_traffic(&mut self.stats.dht_traffic_stopped, &t);
         }
+        self.inventory_master_down();
         self.master = None;
         self.master_deadline = None;
         self.refile(0);
@@ -384,6 +394,8 @@ impl Simulation {
             identity,
             seed: seed_n,
             requests_saved: Default::default(),
+            inventory_rev: 0,
+            inventory_acked: None,
         });
         self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
@@ -440,6 +452,7 @@ impl Simulation {
             self.stats.expect_join(id, self.now);
         }
         self.with_view(|v| v.reschedule(i));
+        self.inventory_started(i);
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
@@ -458,6 +471,7 @@ impl Simulation {
 
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
+        self.inventory_stopped(i);
         if let Some(n) = self.slots[i].node.take() {
             add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
         }

@@ -30,6 +30,7 @@ pub(crate) mod domain {
     pub(crate) const ENVELOPE: &[u8] = b"fleetmesh/v1/envelope\0";
     pub(crate) const RECORD: &[u8] = b"fleetmesh/v1/dht-record\0";
     pub(crate) const FLEET_REQUEST: &[u8] = b"fleetmesh/v1/fleet-request\0";
+    pub(crate) const INVENTORY: &[u8] = b"fleetmesh/v1/inventory-change\0";
     pub(crate) const FLEET_QUERY: &[u8] = b"fleetmesh/v1/fleet-query\0";
 }
 

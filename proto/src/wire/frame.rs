@@ -94,6 +94,10 @@ message_types! {
     Response = 0x35,
     FleetRequest = 0x36,
     FleetAcks = 0x37,
+    InventoryChange = 0x38,
+    InventoryBatch = 0x39,
+    InventoryAcks = 0x3a,
+    InventoryResult = 0x3b,
     FleetQuery = 0x3c,
     QueryAnswer = 0x3d,
 }

@@ -91,6 +91,14 @@ pub enum Message {
     FleetRequest(Box<FleetRequest>),
     /// An LSN tells the master which of its children took a [`FleetRequest`].
     FleetAcks(Box<FleetAcks>),
+    /// A node's signed change to its inventory, for its LSN to batch (`overlay/inventory`).
+    InventoryChange(Box<super::InventoryChange>),
+    /// An LSN's compressed batch of inventory changes for the master.
+    InventoryBatch(Box<super::InventoryBatch>),
+    /// The master's results for an [`InventoryBatch`](super::InventoryBatch).
+    InventoryAcks(Box<super::InventoryAcks>),
+    /// The master's result for one node's change, passed on by its LSN.
+    InventoryResult(super::InventoryResult),
     /// The master's query for every node under an LSN, signed by the master; the LSN asks its
     /// children and combines their answers into one (`overlay/query.rs`).
     FleetQuery(Box<FleetQuery>),

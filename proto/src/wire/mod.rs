@@ -23,6 +23,7 @@
 
 pub(crate) mod addr;
 mod frame;
+mod inventory;
 mod kad;
 mod message;
 
@@ -31,6 +32,9 @@ pub use addr::WireAddr;
 pub(crate) use crate::codec::cbor;
 pub use crate::codec::WireError;
 pub use frame::{decode, encode, encoded_len, MessageType, MAX_FRAME_LEN, WIRE_VERSION};
+pub use inventory::{
+    InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus,
+};
 pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
 };

@@ -114,6 +114,23 @@ pub enum MasterEvent {
         /// for their LSN to hand it over, or could not be reached).
         unreached: usize,
     },
+    /// A node's inventory changed at the master ([`Master::inventory`](super::Master::inventory)
+    /// has it): a whole document (`full`) or a diff applied.
+    Inventory {
+        /// The node.
+        node: NodeId,
+        /// The version held now.
+        version: u64,
+        /// Whether the change replaced the whole document.
+        full: bool,
+    },
+    /// An inventory batch or change was refused (docs/AUTHORIZATION.md).
+    InventoryRefused {
+        /// The LSN (or other peer) that sent it.
+        lsn: NodeId,
+        /// Why.
+        error: crate::overlay::inventory::InventoryError,
+    },
     /// A fleet-wide aggregate ([`Master::query_fleet`](super::Master::query_fleet)) ended:
     /// every LSN asked answered, or its time ran out.
     QueryEnded {

@@ -8,6 +8,7 @@ mod durable;
 mod election;
 mod events;
 mod fleet;
+mod inventory;
 mod keepalive;
 mod machine;
 mod query;
@@ -33,6 +34,10 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    inventory::{
+        InventoryStats, INVENTORY_TABLE, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
+        MAX_INVENTORY_BYTES, MAX_INVENTORY_DOCUMENTS,
+    },
     query::{QueryOutcome, QUERY_GRACE},
     reports::MAX_REPORT_WINDOWS,
     requests::{
@@ -78,6 +83,8 @@ pub struct Master {
     outbox: requests::Outbox,
     /// Fleet requests open (`fleet.rs`).
     fleet: fleet::Fleet,
+    /// Every node's inventory (`inventory.rs`).
+    inventories: inventory::Inventories,
     /// Fleet-wide aggregates open (`query.rs`).
     queries: query::Queries,
 }
@@ -103,6 +110,7 @@ impl Master {
             report_windows: Default::default(),
             outbox: Default::default(),
             fleet: Default::default(),
+            inventories: Default::default(),
             queries: Default::default(),
         }
     }
@@ -325,6 +333,7 @@ impl Master {
                 }
             }
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
+            Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
             Message::Ack(Ack { seq }) if self.query_acked(peer, seq) => {}
             Message::QueryAnswer(a) => self.on_query_answer(now, peer, addr, *a),

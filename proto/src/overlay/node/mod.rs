@@ -14,8 +14,14 @@ mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
+mod inventory;
+mod inventory_lsn;
 mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
+pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
+pub use inventory_lsn::{
+    BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
+};
 mod keepalive;
 mod lsn;
 mod pings;
@@ -86,6 +92,10 @@ pub struct Node {
     taken: requests::RequestLog,
     /// (LSN) Fleet requests held for the children (`fleet.rs`).
     fleet: fleet::FleetHeld,
+    /// Our inventory and where the master stands (`inventory.rs`).
+    inventory: inventory::OwnInventory,
+    /// (LSN) The children's inventory changes for the master (`inventory_lsn.rs`).
+    inventory_queue: inventory_lsn::InventoryQueue,
     /// Aggregate queries asked of our children, or of us (`query.rs`).
     queries: query::Queries,
 }
@@ -116,6 +126,8 @@ impl Node {
             reports: report::Reports::default(),
             taken: requests::RequestLog::default(),
             fleet: fleet::FleetHeld::default(),
+            inventory: inventory::OwnInventory::default(),
+            inventory_queue: inventory_lsn::InventoryQueue::default(),
             queries: query::Queries::default(),
         }
     }
@@ -237,6 +249,8 @@ impl Node {
             self.renew_timers(now);
             self.report_timers(now);
             self.fleet_timers(now);
+            self.inventory_timers(now);
+            self.inventory_queue_timers(now);
             self.query_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
@@ -300,6 +314,7 @@ impl Node {
             self.renew_deadline(),
             self.report_deadline(),
             self.fleet_deadline(),
+            self.inventory_deadline(),
             self.query_deadline(),
         ]
         .into_iter()
@@ -409,6 +424,9 @@ impl Node {
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
             Message::FleetRequest(f) => self.on_fleet_request(now, peer, addr, *f),
+            Message::InventoryChange(c) => self.on_inventory_change(now, peer, addr, *c),
+            Message::InventoryAcks(a) => self.on_inventory_acks(now, peer, *a),
+            Message::InventoryResult(r) => self.on_inventory_result(now, peer, r),
             Message::FleetQuery(q) => self.on_fleet_query(now, peer, addr, *q),
             Message::QueryAnswer(a) => self.on_query_answer(now, peer, *a),
             Message::ProbeRequest(r) => self.on_probe_request(peer, r),
@@ -535,6 +553,8 @@ mod tests;
 mod tests_authz;
 #[cfg(test)]
 mod tests_fleet;
+#[cfg(test)]
+mod tests_inventory;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]

@@ -143,7 +143,10 @@ impl Node {
             let relayed = ErrorMessage { seq: r.upstream, ..error };
             return self.send(now, r.from, Message::Error(relayed));
         }
-        if self.report_error(now, peer, &error) {
+        if self.report_error(now, peer, &error)
+            || self.inventory_error(peer, &error)
+            || self.inventory_batch_error(now, peer, error.seq, error.code)
+        {
             return;
         }
         if error.code == ErrorCode::NOT_ADMITTED && peer == self.master_id() {

@@ -11,6 +11,7 @@
 //! assert_eq!(report.present_at_end, report.expected_present_at_end);
 //! ```
 
+mod inventory;
 mod requests;
 
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
@@ -85,8 +86,14 @@ pub struct DayConfig {
     /// Fleet-wide requests to every node, by time of day; every node answers at once.
     /// Default 09:00 and 13:01 (during the master's outage: sent once it is back).
     pub fleet_requests: Vec<Duration>,
+    /// Inventories reported by every node at each start (`None`: off). Default on.
+    pub inventory: Option<super::InventoryModel>,
+    /// When every node's inventory changes a little. Default 14:00 (after the master's
+    /// outage: it restores its inventories, and the nodes go on with diffs).
+    pub inventory_change: Duration,
 }
 
+pub use inventory::{InventoryReport, SAMPLE_HOSTS};
 pub use requests::{FleetRequestReport, REQUEST_BODY, REQUEST_TTL};
 
 impl Default for DayConfig {
@@ -127,6 +134,8 @@ impl Default for DayConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep_master_events: false,
             fleet_requests: vec![m(9, 0), m(13, 1)],
+            inventory: Some(super::InventoryModel::default()),
+            inventory_change: m(14, 0),
         }
     }
 }
@@ -272,6 +281,8 @@ pub struct DayReport {
     pub requests: Vec<FleetRequestReport>,
     /// Requests some node was handed twice (must be 0).
     pub requests_duplicated: u64,
+    /// Inventories, when on.
+    pub inventory: Option<InventoryReport>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -288,6 +299,7 @@ enum Action {
     DhtPut,
     DhtGet,
     Fleet(usize, requests::Step),
+    InventoryChange,
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
@@ -310,6 +322,10 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     sim.tcp_fallback = cfg.tcp_fallback;
     sim.answer_requests = !cfg.fleet_requests.is_empty();
     let mut fleet = requests::FleetDay::new(cfg.fleet_requests.len());
+    if let Some(model) = cfg.inventory.clone() {
+        sim.inventory(model);
+    }
+    let mut before_change = None;
     if !cfg.dht {
         sim.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.enabled(false), ..c };
         sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
@@ -375,6 +391,10 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     // Only the setup's bookkeeping goes; the TCP marks stay.
     let marks = std::mem::replace(&mut sim.stats, super::Accounting::new());
     sim.stats.adopt_marks(marks);
+    sim.inventory_reset_counts();
+    if cfg.inventory.is_some() {
+        at(&mut plan, secs(cfg.inventory_change), Action::InventoryChange);
+    }
     let mut t = START;
     while t < end {
         t = t + cfg.sample_every;
@@ -499,6 +519,10 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                     at(&mut plan, t, a);
                 }
             }
+            Action::InventoryChange => {
+                before_change = Some(inventory::at_master(&sim));
+                sim.change_inventories();
+            }
             Action::MasterDown => sim.crash_master(),
             Action::MasterUp => sim.start_master(),
             Action::Sample => {
@@ -522,6 +546,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     let mut report = report(cfg, &sim, node_seconds, series);
     report.requests = fleet.report(&sim);
     report.requests_duplicated = sim.stats.requests.duplicated;
+    report.inventory = inventory::report(&sim, cfg.seed, before_change);
     (report, sim)
 }
 
@@ -573,6 +598,7 @@ fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Samp
         series,
         requests: Vec::new(),
         requests_duplicated: 0,
+        inventory: None,
     }
 }
 

@@ -216,6 +216,9 @@ fn a_fleet_request_costs_the_master_an_ack_per_answer_not_a_handshake() {
         dht: false,
         master_outage: None,
         fleet_requests: vec![Duration::from_secs(2400)],
+        // The master's egress in the minute after the request is measured: no inventory
+        // acknowledgements in it.
+        inventory: None,
         ..DayConfig::default()
     };
     let r = run(&cfg, |_| {});
@@ -224,6 +227,34 @@ fn a_fleet_request_costs_the_master_an_ack_per_answer_not_a_handshake() {
     // About 75 B per node (the Ack of its answer); a handshake each was about 450.
     let per_node = (q.master_egress_bytes - q.master_egress_baseline_bytes) / q.took as u64;
     assert!(per_node < 120, "{per_node} B per node: {q:?}");
+}
+
+#[test]
+fn inventories_reach_the_master_whole_once_then_as_small_changes() {
+    // The master's outage (20 min) comes before the change (25 min): it restores its
+    // inventories, so the change still goes as diffs.
+    let cfg = DayConfig {
+        lsn_crashes_per_hour: 4.0,
+        moves_per_hour: 0.0,
+        inventory_change: Duration::from_secs(1500),
+        ..small(9, 0.5)
+    };
+    let (r, sim) = run_keep(&cfg);
+    let inv = r.inventory.expect("inventories are on by default");
+    let master = sim.master.as_ref().expect("the master is up");
+    for slot in sim.slots.iter().filter(|s| s.node.is_some()) {
+        let held = master.inventory(&slot.id()).map(|(_, d)| d);
+        assert_eq!(held, slot.node.as_ref().and_then(|n| n.inventory()), "every running node's");
+    }
+    assert!(inv.starts >= r.expected_present_at_end as u64);
+    // The change costs a small part of the first uploads, which zstd shrank.
+    let first = inv.bytes_at_master - inv.change_bytes_at_master;
+    assert!(inv.change_bytes_at_master > 0);
+    assert!(inv.change_bytes_at_master * 2 < first, "{inv:?}");
+    assert!(first * 2 < inv.full_upload_bytes, "{inv:?}");
+    assert!(inv.reduction > 2.0, "{inv:?}");
+    // Batches, not a message per node per change.
+    assert!(inv.batches < cfg.nodes as u64, "{inv:?}");
 }
 
 #[test]
