@@ -33,11 +33,11 @@
 mod advance;
 mod balance;
 pub mod day;
-mod durable;
 #[cfg(test)]
 mod fixture;
 mod inventory;
 mod lane;
+mod master;
 mod nat;
 mod network;
 mod observe;
@@ -69,7 +69,7 @@ use crate::{
         LocalNetwork, Master, MasterConfig, MasterEvent, Node, NodeCommand, NodeEvent, NodeState,
         OverlayConfig,
     },
-    trust::{Authority, CertFlags, Certificate, OpenEnrollment},
+    trust::{Authority, CertFlags, Certificate},
     Endpoint, EndpointConfig, Identity, NodeId, Timestamp,
 };
 
@@ -168,7 +168,7 @@ pub struct Simulation {
     /// (`durable.rs`); default `false`: a restarted master starts empty. Set it before the
     /// master first restarts.
     pub durable_master: bool,
-    master_store: durable::MasterStore,
+    master_store: master::MasterStore,
     /// What the run counted.
     pub stats: Accounting,
     /// Events handled: datagrams delivered to a running host plus timers that fired.
@@ -295,48 +295,6 @@ impl Simulation {
             self.filed.push(None);
         }
         self.parts_stale = true;
-    }
-
-    /// (Re)starts the master (a restart loses all its state, as a real restart would).
-    pub fn start_master(&mut self) {
-        let config =
-            EndpointConfig::master(self.authority.clone(), OpenEnrollment::default(), START)
-                .tcp_fallback(self.tcp_fallback);
-        self.master_starts += 1;
-        let endpoint = Endpoint::new(config, seed(1 << 40 | self.master_starts));
-        let mut master = Master::new(endpoint, self.master_cfg.clone());
-        if self.durable_master {
-            self.master_store.restore(&mut master, self.now);
-        }
-        self.master = Some(master);
-        self.inventory_master_up();
-        self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
-        self.refile(0);
-    }
-
-    /// Stops the master at once (its state is lost; [`start_master`](Self::start_master)
-    /// brings up a fresh one).
-    pub fn crash_master(&mut self) {
-        self.save_master();
-        if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
-            add_traffic(&mut self.stats.dht_traffic_stopped, &t);
-        }
-        self.inventory_master_down();
-        self.master = None;
-        self.master_deadline = None;
-        self.refile(0);
-        self.stats.master_down();
-    }
-
-    /// Carries out the master's writes to its store (with [`durable_master`](Self::durable_master)).
-    fn save_master(&mut self) {
-        // Without it, a test may keep the master's store itself.
-        if !self.durable_master {
-            return;
-        }
-        if let Some(m) = self.master.as_mut() {
-            self.master_store.save(m);
-        }
     }
 
     /// The subnet `id`, created on first use with the network model's WAN spread.
@@ -593,19 +551,6 @@ impl Simulation {
         let r = f(self.slots[i].node.as_mut().expect("node is running"), now);
         self.with_view(|v| v.drain(Some(i)));
         r
-    }
-
-    /// Acts on the master now, then sends what it produced.
-    pub fn master_do<R>(&mut self, f: impl FnOnce(&mut Master, Timestamp) -> R) -> R {
-        let now = self.now;
-        let r = f(self.master.as_mut().expect("master is running"), now);
-        self.with_view(|v| v.drain(None));
-        r
-    }
-
-    /// The master (panics while it is down).
-    pub fn master(&self) -> &Master {
-        self.master.as_ref().expect("master is running")
     }
 
     /// Blocks UDP at subnet `id`'s edge (WAN traffic in and out; the LAN is not affected), as

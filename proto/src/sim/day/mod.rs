@@ -12,7 +12,11 @@
 //! ```
 
 mod inventory;
+mod report;
 mod requests;
+
+use report::report;
+pub use report::{DayReport, DhtReport, MasterLoad, Quantiles, Sample};
 
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
 
@@ -138,151 +142,6 @@ impl Default for DayConfig {
             inventory_change: m(14, 0),
         }
     }
-}
-
-/// Quantiles of a latency, in milliseconds (0 when nothing was measured).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Quantiles {
-    /// How many were measured.
-    pub count: usize,
-    /// Median.
-    pub p50: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// Worst.
-    pub max: u64,
-}
-
-impl Quantiles {
-    fn of(v: &[Duration]) -> Self {
-        Quantiles {
-            count: v.len(),
-            p50: quantile_ms(v, 0.5),
-            p99: quantile_ms(v, 0.99),
-            max: quantile_ms(v, 1.0),
-        }
-    }
-}
-
-/// The master's load.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct MasterLoad {
-    /// Messages (datagrams sent plus received) per second over the run.
-    pub msgs_per_sec_mean: f64,
-    /// The busiest second.
-    pub msgs_per_sec_peak: u32,
-}
-
-/// DHT lookups in the run (issue figures).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct DhtReport {
-    /// Gets that ran to an answer (gets cut short by their own node's crash, or still running
-    /// at the end, are not counted).
-    pub lookups: u64,
-    /// Of those, the fraction that found the record.
-    pub success_rate: f64,
-    /// Hops of successful network lookups (answers from the node's own store excluded).
-    pub hops_p50: u32,
-    /// 99th percentile of the hops.
-    pub hops_p99: u32,
-    /// Latency of successful network lookups, median.
-    pub latency_ms_p50: u64,
-    /// 99th percentile of the latency.
-    pub latency_ms_p99: u64,
-    /// DHT upkeep per running node per hour, bytes on the wire (each message sealed, 29 bytes,
-    /// plus a 28-byte IPv4/UDP header; session handshakes not counted): pings, bootstrap and
-    /// refresh lookups, republishing, and answers to other nodes' requests (those include
-    /// the answers to the measured gets).
-    pub maintenance_bytes_per_node_hour: f64,
-    /// The median simulated WAN round trip, for comparing the latency with.
-    pub wan_rtt_ms_p50: u64,
-    /// The fewest nodes holding a record after its put.
-    pub put_holders_min: usize,
-    /// Failed gets by error (NotFound, TimedOut, NoPeers, ...; puts prefixed "put").
-    pub failures: std::collections::BTreeMap<String, u64>,
-}
-
-/// One point of the time series.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Sample {
-    /// Simulated seconds since the start.
-    pub t: u64,
-    /// Nodes present at the master (0 while it is down).
-    pub present: usize,
-    /// Nodes running.
-    pub running: usize,
-    /// The master's messages per second since the previous sample.
-    pub master_msgs_per_sec: f64,
-}
-
-/// What a day produced. `wall_seconds` and `peak_rss_bytes` are left at 0 by [`run`] (the core
-/// reads no clock); the caller fills them in.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct DayReport {
-    /// Nodes in the fleet.
-    pub nodes: usize,
-    /// Subnets.
-    pub subnets: u16,
-    /// The seed.
-    pub seed: u64,
-    /// Simulated seconds.
-    pub simulated_seconds: u64,
-    /// Wall-clock seconds (filled in by the caller).
-    pub wall_seconds: f64,
-    /// Datagrams delivered plus timers handled.
-    pub events: u64,
-    /// Running nodes present at the master at the end (the last [`SETTLE`] of the run brings
-    /// no new starts or failures).
-    pub present_at_end: usize,
-    /// Nodes the master still counts present at the end although they are down (crashed
-    /// within the loss-detection time).
-    pub stale_at_end: usize,
-    /// Nodes running at the end.
-    pub expected_present_at_end: usize,
-    /// Node start → present at the master (starts while the master was down, or still listed
-    /// the node from before an unnoticed crash, are not timed).
-    pub join_ms: Quantiles,
-    /// LSN crash → all its children present under another LSN at the master. The new LSN
-    /// vouches for the children on its standby list (and those the master names) at once;
-    /// their paced rejoin then confirms them, or reports them lost (see `rejoin_ms`).
-    pub recovery_ms: Quantiles,
-    /// Failovers not complete within two minutes (or cut short by the master outage).
-    pub recoveries_incomplete: u64,
-    /// LSN crash → all its children actually joined to another LSN (or become one), from the
-    /// children's own events: the takeover is announced one child at a time
-    /// (`OverlayConfig::takeover_pace`), so this grows with the subnet (~12 s for 49).
-    pub rejoin_ms: Quantiles,
-    /// Failovers whose children had not all rejoined within two minutes (or cut short by the
-    /// master outage).
-    pub rejoins_incomplete: u64,
-    /// Move → present under an LSN of the new subnet.
-    pub move_ms: Quantiles,
-    /// Start → present for nodes in subnets that block UDP (through TCP).
-    pub tcp_fallback_ms: Quantiles,
-    /// DHT lookups.
-    pub dht: DhtReport,
-    /// WAN bytes (28-byte header per datagram) per running node per hour.
-    pub wan_bytes_per_node_hour: f64,
-    /// LAN bytes per running node per hour.
-    pub lan_bytes_per_node_hour: f64,
-    /// Node-hours of uptime the byte figures are divided by.
-    pub node_hours: f64,
-    /// The master's load.
-    pub master: MasterLoad,
-    /// The busiest second of any host but the master.
-    pub busiest_other_host_msgs_per_sec_peak: u32,
-    /// Peak resident memory (filled in by the caller).
-    pub peak_rss_bytes: u64,
-    /// Hash of every delivery: equal seeds give equal hashes.
-    pub trace_hash: String,
-    /// Present and running nodes and the master's load over the day.
-    pub series: Vec<Sample>,
-    /// The fleet-wide requests.
-    pub requests: Vec<FleetRequestReport>,
-    /// Requests some node was handed twice (must be 0).
-    pub requests_duplicated: u64,
-    /// Inventories, when on.
-    pub inventory: Option<InventoryReport>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -548,84 +407,6 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     report.requests_duplicated = sim.stats.requests.duplicated;
     report.inventory = inventory::report(&sim, cfg.seed, before_change);
     (report, sim)
-}
-
-fn report(cfg: &DayConfig, sim: &Simulation, node_seconds: f64, series: Vec<Sample>) -> DayReport {
-    let st = &sim.stats;
-    let node_hours = node_seconds / HOUR;
-    let per_node_hour = |b: u64| if node_hours > 0.0 { b as f64 / node_hours } else { 0.0 };
-    let simulated = Duration::from_secs_f64(cfg.hours.max(0.0) * HOUR);
-    DayReport {
-        nodes: cfg.nodes,
-        subnets: cfg.subnets,
-        seed: cfg.seed,
-        simulated_seconds: simulated.as_secs(),
-        wall_seconds: 0.0,
-        events: sim.events,
-        present_at_end: sim
-            .slots
-            .iter()
-            .filter(|s| s.node.is_some())
-            .filter(|s| sim.master.as_ref().is_some_and(|m| m.is_present(&s.id())))
-            .count(),
-        stale_at_end: sim.master.as_ref().map_or(0, |m| {
-            sim.slots.iter().filter(|s| s.node.is_none() && m.is_present(&s.id())).count()
-        }),
-        expected_present_at_end: sim.running(),
-        join_ms: Quantiles::of(&st.joins),
-        recovery_ms: Quantiles::of(&st.recoveries),
-        recoveries_incomplete: st.recoveries_incomplete + st.failovers_open() as u64,
-        rejoin_ms: Quantiles::of(&st.rejoins),
-        rejoins_incomplete: st.rejoins_incomplete + st.rejoins_open() as u64,
-        move_ms: Quantiles::of(&st.moves),
-        tcp_fallback_ms: Quantiles::of(&st.tcp_fallback),
-        dht: dht_report(sim, node_hours),
-        wan_bytes_per_node_hour: per_node_hour(st.wan.bytes),
-        lan_bytes_per_node_hour: per_node_hour(st.lan.bytes),
-        node_hours,
-        master: MasterLoad {
-            msgs_per_sec_mean: st.master_rate.total as f64 / simulated.as_secs_f64().max(1.0),
-            msgs_per_sec_peak: st.master_rate.peak,
-        },
-        busiest_other_host_msgs_per_sec_peak: st
-            .node_rate
-            .iter()
-            .map(|m| m.peak)
-            .max()
-            .unwrap_or(0),
-        peak_rss_bytes: 0,
-        trace_hash: format!("{:016x}", st.trace),
-        series,
-        requests: Vec::new(),
-        requests_duplicated: 0,
-        inventory: None,
-    }
-}
-
-fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
-    let t = sim.dht_traffic();
-    let per_msg = (crate::secure::DATA_OVERHEAD as u64) + super::HEADER_BYTES;
-    let upkeep =
-        t.maintenance_bytes + t.answer_bytes + (t.maintenance_msgs + t.answer_msgs) * per_msg;
-    let d = &sim.stats.dht;
-    let answered = d.lookups.saturating_sub(super::DhtStats::pending(&sim.stats) as u64);
-    let hops: Vec<Duration> = d.hops.iter().map(|&h| Duration::from_millis(h.into())).collect();
-    DhtReport {
-        lookups: answered,
-        success_rate: if answered > 0 { d.succeeded as f64 / answered as f64 } else { 0.0 },
-        hops_p50: quantile_ms(&hops, 0.5) as u32,
-        hops_p99: quantile_ms(&hops, 0.99) as u32,
-        latency_ms_p50: quantile_ms(&d.latency, 0.5),
-        latency_ms_p99: quantile_ms(&d.latency, 0.99),
-        maintenance_bytes_per_node_hour: if node_hours > 0.0 {
-            upkeep as f64 / node_hours
-        } else {
-            0.0
-        },
-        wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
-        failures: d.failures.clone(),
-        put_holders_min: d.put_holders.iter().copied().min().unwrap_or(0),
-    }
 }
 
 /// A random running node (a few tries; `None` if the fleet is mostly down).
