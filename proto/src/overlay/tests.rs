@@ -254,6 +254,21 @@ fn a_node_without_certificate_enrolls_on_first_contact_then_joins() {
 }
 
 #[test]
+fn a_node_whose_first_contact_finds_the_master_down_enrolls_once_it_is_back() {
+    // Its dial times out (no session, so no enrollment timeout either); it must dial again
+    // rather than wait for nothing (the 1,000-node crash storm lost nodes this way).
+    let mut w = fleet(13, 1, 3);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.crash_master();
+    let newcomer = w.add_uncertified(1);
+    w.run_for(20 * SEC);
+    assert!(w.node(newcomer).endpoint().certificate().is_none());
+    w.start_master();
+    w.run_until(120 * SEC, |w| w.node(newcomer).endpoint().certificate().is_some());
+    assert!(w.node(newcomer).endpoint().certificate().is_some(), "enrolled after the restart");
+}
+
+#[test]
 fn the_master_polls_a_node_for_presence_and_rtt() {
     let mut w = fleet(11, 2, 3);
     w.run_until(30 * SEC, |w| w.all_present());

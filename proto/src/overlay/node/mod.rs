@@ -330,6 +330,11 @@ impl Node {
                 Event::ConnectFailed { addr, ref error, .. } => {
                     tracing::debug!(%addr, %error, "connect failed");
                     self.on_unreachable(now, addr);
+                    if self.ep.certificate().is_none() && addr == self.cfg.master {
+                        // The enrollment dial found no master (down, restarting): no session,
+                        // so no enrollment timeout will come either. Dial again later.
+                        self.retry_later(now);
+                    }
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Connected { peer, addr, .. } => {
