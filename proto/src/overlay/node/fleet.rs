@@ -60,6 +60,36 @@ pub(super) struct FleetHeld {
 }
 
 impl Node {
+    /// Who may send a fanned-out message (a fleet request or query): the master, or our LSN
+    /// passing on the master's signed copy; `verify` checks the master's signature. Refuses
+    /// with an error reply otherwise. Some(true) when it came from the master itself.
+    pub(super) fn check_fanout(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        seq: u32,
+        what: &str,
+        verify: impl FnOnce(&crate::trust::NetworkKey) -> bool,
+    ) -> Option<bool> {
+        let from_master = peer == self.master_id();
+        let from_lsn = self.lsn.as_ref().is_some_and(|l| l.id == peer);
+        if !from_master && !from_lsn {
+            self.refusals.relay += 1;
+            let why = format!("only the master or our LSN sends a {what}");
+            self.reply_error(now, addr, seq, ErrorCode::REFUSED, &why);
+            return None;
+        }
+        let network = *self.ep.trust().network();
+        if !verify(&network) {
+            self.refusals.relay += 1;
+            let why = format!("{what} not signed by the master");
+            self.reply_error(now, addr, seq, ErrorCode::BAD_REQUEST, &why);
+            return None;
+        }
+        Some(from_master)
+    }
+
     /// A fleet request from the master (we are an LSN) or from our LSN.
     pub(super) fn on_fleet_request(
         &mut self,
@@ -68,19 +98,12 @@ impl Node {
         addr: SocketAddr,
         f: FleetRequest,
     ) {
-        let from_master = peer == self.master_id();
-        let from_lsn = self.lsn.as_ref().is_some_and(|l| l.id == peer);
-        if !from_master && !from_lsn {
-            self.refusals.relay += 1;
-            let why = "only the master or our LSN sends fleet requests";
-            return self.reply_error(now, addr, f.seq, ErrorCode::REFUSED, why);
-        }
-        let network = *self.ep.trust().network();
-        if !fleet::verify(&network, &f) {
-            self.refusals.relay += 1;
-            let why = "fleet request not signed by the master";
-            return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
-        }
+        let what = "fleet request";
+        let Some(from_master) =
+            self.check_fanout(now, peer, addr, f.seq, what, |network| fleet::verify(network, &f))
+        else {
+            return;
+        };
         // Now the answer can be sealed without a session with the master.
         self.learn_master_key(f.reply_key);
         let id = f.request.id;

@@ -14,7 +14,8 @@ use crate::{
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// A settled fleet of `subnets` subnets of `per` nodes each.
-fn fleet(seed: u64, subnets: u16, per: usize) -> Simulation {
+/// A settled fleet: `subnets` subnets of `per` nodes, all present, quiet for 5 s.
+pub(super) fn fleet(seed: u64, subnets: u16, per: usize) -> Simulation {
     let mut w = Simulation::new(seed);
     for s in 1..=subnets {
         for _ in 0..per {
