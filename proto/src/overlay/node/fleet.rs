@@ -117,7 +117,7 @@ impl Node {
                 return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
             }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
-            return self.on_request(now, f.request);
+            return self.take_fleet_copy(now, f.request);
         }
         if let Some(h) = self.fleet.held.get_mut(&id) {
             // The master checking that we still hold it, or naming other nodes for a tag.
@@ -130,7 +130,7 @@ impl Node {
             }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
             if take {
-                self.on_request(now, f.request);
+                self.take_fleet_copy(now, f.request);
             }
             return;
         }
@@ -158,7 +158,7 @@ impl Node {
         self.fleet.held.insert(id, held);
         self.fleet.next_tick = Some(now);
         if for_me {
-            self.on_request(now, request);
+            self.take_fleet_copy(now, request);
         }
     }
 
@@ -259,6 +259,14 @@ impl Node {
             self.send(now, master, Message::FleetAcks(Box::new(FleetAcks { seq, id, nodes })));
         }
         self.fleet.next_tick = (!self.fleet.held.is_empty()).then_some(now + TICK);
+    }
+
+    /// Our own copy of a fleet request, through the request log. Another copy of one whose
+    /// answer the master acknowledged (a new LSN hands it out again) needs nothing more.
+    fn take_fleet_copy(&mut self, now: Timestamp, request: crate::wire::Request) {
+        if !self.answer_is_delivered(request.id) {
+            self.on_request(now, request);
+        }
     }
 
     pub(super) fn fleet_deadline(&self) -> Option<Timestamp> {
