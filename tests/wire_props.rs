@@ -14,8 +14,9 @@ use fleetmesh::{
         FleetQuery, FleetRequest, Forward, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
         KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
         NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
-        QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
-        Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN, WIRE_VERSION,
+        QueryAnswer, ReachProof, Record, Report, ReportAcks, ReportBatch, Request, Response,
+        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr, WireError, MAX_FRAME_LEN,
+        WIRE_VERSION,
     },
     wire::{InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus},
     Identity, NodeId, Timestamp,
@@ -129,7 +130,7 @@ fn messages() -> Vec<Message> {
         Message::App(AppMessage { id: 0, data: vec![] }),
         Message::Envelope(Box::new(sealed.clone())),
         Message::Forward(Box::new(Forward { seq: 3, to: v4.id, envelope: sealed.clone() })),
-        Message::Report(Box::new(Report { seq: 4, envelope: sealed, certificate: None })),
+        Message::Report(Box::new(Report { seq: 4, envelope: sealed.clone(), certificate: None })),
         Message::Request(Box::new(Request {
             id: u64::MAX,
             kind: "exec".into(),
@@ -193,6 +194,11 @@ fn messages() -> Vec<Message> {
             failed: 1,
             missing: 2,
         })),
+        Message::ReportBatch(Box::new(ReportBatch {
+            reports: vec![Report { seq: 5, envelope: sealed, certificate: None }],
+        })),
+        Message::ReportBatch(Box::new(ReportBatch { reports: vec![] })),
+        Message::ReportAcks(Box::new(ReportAcks { seqs: vec![0, u32::MAX] })),
     ]
 }
 

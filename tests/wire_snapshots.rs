@@ -19,8 +19,8 @@ use fleetmesh::{
         InventoryResult, InventoryStatus, Join, KadFindNode, KadFindValue, KadNodes, KadPing,
         KadPong, KadStore, KadStored, KadValue, Keepalive, LsnQuery, Message, MessageType,
         NodeList, Part, PartReason, Ping, Pong, PresenceChange, PresenceKind, ProbeRequest,
-        QueryAnswer, ReachProof, Record, Report, Request, Response, ResponseStatus, Resync,
-        Takeover, Update, Uptime, WireAddr,
+        QueryAnswer, ReachProof, Record, Report, ReportAcks, ReportBatch, Request, Response,
+        ResponseStatus, Resync, Takeover, Update, Uptime, WireAddr,
     },
     Identity, NodeId, Timestamp,
 };
@@ -331,6 +331,16 @@ fn samples() -> Vec<(&'static str, Message)> {
                 missing: 2,
             })),
         ),
+        (
+            "wire_report_batch",
+            Message::ReportBatch(Box::new(ReportBatch {
+                reports: vec![
+                    Report { seq: 12, envelope: envelope(&node, &network), certificate: None },
+                    Report { seq: 13, envelope: envelope(&node, &network), certificate: None },
+                ],
+            })),
+        ),
+        ("wire_report_acks", Message::ReportAcks(Box::new(ReportAcks { seqs: vec![12, 13] }))),
     ]
 }
 

@@ -42,7 +42,8 @@ pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,
-    PresenceEvent, QueryOutcome, RequestError, RequestId, Topology, FLEET_TABLE, OUTBOX_TABLE,
+    PresenceEvent, QueryOutcome, RequestError, RequestId, Topology, FLEET_TABLE, MAX_REPORT_BATCH,
+    OUTBOX_TABLE,
 };
 pub use node::{
     Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,

@@ -100,6 +100,8 @@ message_types! {
     InventoryResult = 0x3b,
     FleetQuery = 0x3c,
     QueryAnswer = 0x3d,
+    ReportBatch = 0x3e,
+    ReportAcks = 0x3f,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

@@ -105,6 +105,10 @@ pub enum Message {
     /// An answer to a [`FleetQuery`]: a child's to its LSN, or an LSN's combination of its
     /// children's to the master.
     QueryAnswer(Box<QueryAnswer>),
+    /// An LSN's children's reports for the master, carried together (`node/report_batch.rs`).
+    ReportBatch(Box<ReportBatch>),
+    /// The master's acknowledgement of the reports of a [`ReportBatch`] it took.
+    ReportAcks(Box<ReportAcks>),
 }
 
 /// A node and where to reach it.
@@ -395,6 +399,22 @@ pub struct Report {
     /// The node's certificate, when the master may not know it yet (its first report, or
     /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`]).
     pub certificate: Option<Certificate>,
+}
+
+/// Reports an LSN relays for its children, carried in one message so that the master answers
+/// a burst of them (every node answering a fleet request) with one [`ReportAcks`]. Each keeps
+/// its own `seq`; the master answers a report it refuses with an [`ErrorMessage`] of that seq.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct ReportBatch {
+    /// The reports, at most `overlay::MAX_REPORT_BATCH`.
+    pub reports: Vec<Report>,
+}
+
+/// The `seq`s of the reports of a [`ReportBatch`] the master took (or had taken already).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct ReportAcks {
+    /// The reports' `seq`s.
+    pub seqs: Vec<u32>,
 }
 
 /// The master's request to a node: what to do (`kind`, e.g. `"exec"`) and its input.

@@ -41,6 +41,6 @@ pub use kad::{
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,
     FleetRequest, Forward, Join, Keepalive, LsnQuery, Message, NodeList, Part, PartReason, Ping,
-    Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Report, Request,
-    Response, ResponseStatus, Resync, Takeover, Update, Uptime,
+    Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Report, ReportAcks,
+    ReportBatch, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime,
 };

@@ -39,7 +39,7 @@ pub use self::{
         MAX_INVENTORY_BYTES, MAX_INVENTORY_DOCUMENTS,
     },
     query::{QueryOutcome, QUERY_GRACE},
-    reports::MAX_REPORT_WINDOWS,
+    reports::{MAX_REPORT_BATCH, MAX_REPORT_WINDOWS},
     requests::{
         RequestError, RequestId, ASK_AGAIN, MAX_OUTBOX, MAX_QUEUED_PER_NODE, MAX_TTL, OUTBOX_TABLE,
         RETRY,
@@ -327,6 +327,7 @@ impl Master {
             }
             Message::NodeList(list) => self.on_resync_answer(now, peer, list),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
+            Message::ReportBatch(b) => self.on_report_batch(now, peer, addr, *b),
             Message::ReachProof(p) => {
                 if let Some(decided) = self.elections.proof(now, &peer, p.nonce) {
                     self.designate(now, decided);

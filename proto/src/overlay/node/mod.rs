@@ -29,6 +29,7 @@ mod reach;
 mod relay;
 mod renew;
 mod report;
+mod report_batch;
 mod requests;
 pub use report::{ReportError, MAX_PENDING_REPORTS, REPORT_LIFETIME};
 pub use requests::{RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, REQUESTS_TABLE};
@@ -88,6 +89,8 @@ pub struct Node {
     envelopes: crate::secure::EnvelopeWindow,
     /// Our reports awaiting the master (`report.rs`).
     reports: report::Reports,
+    /// (LSN) Children's reports waiting to go to the master together (`report_batch.rs`).
+    report_batch: report_batch::ReportBatcher,
     /// The master's requests taken, and their answers (`requests.rs`).
     taken: requests::RequestLog,
     /// (LSN) Fleet requests held for the children (`fleet.rs`).
@@ -124,6 +127,7 @@ impl Node {
             renew_retry: Timestamp::ZERO,
             envelopes: crate::secure::EnvelopeWindow::default(),
             reports: report::Reports::default(),
+            report_batch: report_batch::ReportBatcher::default(),
             taken: requests::RequestLog::default(),
             fleet: fleet::FleetHeld::default(),
             inventory: inventory::OwnInventory::default(),
@@ -248,6 +252,7 @@ impl Node {
             self.dht_timers(now);
             self.renew_timers(now);
             self.report_timers(now);
+            self.report_batch_timers(now);
             self.fleet_timers(now);
             self.inventory_timers(now);
             self.inventory_queue_timers(now);
@@ -313,6 +318,7 @@ impl Node {
             self.dht_deadline(),
             self.renew_deadline(),
             self.report_deadline(),
+            self.report_batch_deadline(),
             self.fleet_deadline(),
             self.inventory_deadline(),
             self.query_deadline(),
@@ -428,6 +434,7 @@ impl Node {
             Message::Adopt(a) => self.on_adopt(now, peer, a),
             Message::Forward(f) => self.on_forward(now, peer, addr, *f),
             Message::Report(r) => self.on_report(now, peer, addr, *r),
+            Message::ReportAcks(a) => self.on_report_acks(now, peer, *a),
             Message::FleetRequest(f) => self.on_fleet_request(now, peer, addr, *f),
             Message::InventoryChange(c) => self.on_inventory_change(now, peer, addr, *c),
             Message::InventoryAcks(a) => self.on_inventory_acks(now, peer, *a),

@@ -133,6 +133,11 @@ impl Node {
         {
             return;
         }
+        self.relay_ack(now, peer, seq);
+    }
+
+    /// `peer`'s Ack of relayed message `seq`, passed back to where it came from.
+    pub(super) fn relay_ack(&mut self, now: Timestamp, peer: NodeId, seq: u32) {
         if let Some(r) = self.take_relay(peer, seq) {
             self.send(now, r.from, Message::Ack(Ack { seq: r.upstream }));
         }

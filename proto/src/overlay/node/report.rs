@@ -307,7 +307,6 @@ impl Node {
         let seq = self.next_seq();
         let master = self.master_id();
         self.relay_upwards(now, seq, r.seq, addr, master);
-        let to = self.cfg.master;
-        self.send(now, to, Message::Report(Box::new(Report { seq, ..r })));
+        self.batch_report(now, Report { seq, ..r });
     }
 }

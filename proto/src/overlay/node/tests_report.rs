@@ -1,6 +1,8 @@
 //! Nodes' reports to the master (`report.rs`, `master/reports.rs`): delivered once through the
 //! LSN, repeats recognised, forged carriers refused.
 
+use std::time::Duration;
+
 use super::{
     tests::{forge, SEC},
     NodeEvent, NodeState, ReportError,
@@ -8,8 +10,8 @@ use super::{
 use crate::{
     overlay::MasterEvent,
     secure::seal_envelope,
-    sim::{master_addr, Simulation},
-    wire::{self, AppMessage, Message, Report},
+    sim::{master_addr, Role, Simulation},
+    wire::{self, AppMessage, Message, Report, ReportAcks, ReportBatch},
     NodeId,
 };
 
@@ -121,4 +123,53 @@ fn a_report_outlives_its_lsns_crash() {
     w.run_until(120 * SEC, |w| delivered(w, child, 11));
     assert!(delivered(&w, child, 11));
     assert_eq!(reports_at_master(&w, node, 11), vec![b"still here".to_vec()]);
+}
+
+#[test]
+fn a_burst_of_childrens_reports_costs_the_master_one_ack_per_batch() {
+    let (mut w, lsn) = Simulation::settled_subnet(64, 21, 3 * SEC);
+    let children: Vec<usize> =
+        w.node(lsn).children().iter().map(|c| w.slot_of_id(c).expect("a child")).collect();
+    assert_eq!(children.len(), 20);
+    let before = w.stats.sent_by_role[Role::Master as usize].datagrams;
+    for &c in &children {
+        w.node_do(c, |n, now| n.report(now, 11, b"done")).expect("queued");
+    }
+    w.run_for(2 * SEC);
+    for &c in &children {
+        assert_eq!(reports_at_master(&w, w.id(c), 11).len(), 1);
+        assert!(delivered(&w, c, 11), "child {c} got its Ack");
+    }
+    // The first report goes alone, the other 19 in one batch: two answers, not twenty.
+    let sent = w.stats.sent_by_role[Role::Master as usize].datagrams - before;
+    assert!(sent <= 3, "the master sent {sent} datagrams for 20 reports");
+}
+
+#[test]
+fn only_a_registered_lsn_carries_a_batch_and_only_the_master_acknowledges_one() {
+    let (mut w, lsn) = Simulation::settled_subnet(65, 4, 3 * SEC);
+    let children = w.node(lsn).children();
+    let (carrier, victim) = (
+        w.slot_of_id(&children[0]).expect("a child"),
+        w.slot_of_id(&children[1]).expect("a child"),
+    );
+    let now_us = w.node_do(victim, |_, now| now.as_micros());
+    let report = sealed_report(&mut w, victim, now_us, 800);
+    let batch = Message::ReportBatch(Box::new(ReportBatch { reports: vec![report] }));
+    let to = master_addr();
+    w.node_do(carrier, |n, now| n.send(now, to, batch));
+    w.run_for(SEC);
+    assert!(reports_at_master(&w, w.id(victim), 5).is_empty());
+    assert_eq!(w.master().refusals().relay, 1);
+    // A child's report on its way (relayed by the LSN, the master's answer a WAN round trip
+    // off), its acknowledgement forged by another child: not passed on.
+    w.node_do(victim, |n, now| n.report(now, 12, b"x")).expect("queued");
+    w.run_for(Duration::from_millis(5));
+    let seqs: Vec<u32> = (0..4096).collect();
+    forge(&mut w, carrier, lsn, Message::ReportAcks(Box::new(ReportAcks { seqs })));
+    w.run_for(Duration::from_millis(5));
+    assert!(!delivered(&w, victim, 12));
+    assert_eq!(w.node(lsn).refusals().relay, 1);
+    w.run_for(SEC);
+    assert!(delivered(&w, victim, 12), "the master's own acknowledgement still counts");
 }
