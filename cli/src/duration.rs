@@ -89,9 +89,64 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A period that may be switched off: `off` (or `0`) or a [`HumanDuration`] (`6h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Every(pub(crate) Option<HumanDuration>);
+
+impl Every {
+    /// The period, when on.
+    pub(crate) fn period(self) -> Option<Duration> {
+        self.0.map(|d| d.0)
+    }
+}
+
+impl FromStr for Every {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Self, DurationError> {
+        match s.trim() {
+            "off" | "0" => Ok(Every(None)),
+            other => other.parse().map(|d| Every(Some(d))),
+        }
+    }
+}
+
+impl fmt::Display for Every {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => d.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl Serialize for Every {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Every {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_is_off_or_a_duration() {
+        assert_eq!("off".parse::<Every>(), Ok(Every(None)));
+        assert_eq!(" 0 ".parse::<Every>(), Ok(Every(None)));
+        let six: Every = "6h".parse().unwrap();
+        assert_eq!(six.period(), Some(Duration::from_secs(6 * 3600)));
+        assert_eq!((six.to_string(), Every(None).to_string()), ("6h".into(), "off".into()));
+        assert_eq!("0s".parse::<Every>(), Err(DurationError::Zero));
+        assert_eq!("soon".parse::<Every>(), Err(DurationError::Number("soon".into())));
+    }
 
     #[test]
     fn units_parse_and_print_back() {

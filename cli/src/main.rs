@@ -8,6 +8,7 @@ mod demo;
 mod duration;
 mod handlers;
 mod history;
+mod inventory;
 mod logging;
 mod master;
 mod node;

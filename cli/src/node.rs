@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::{
     config::{self, Link, NodeConfig},
     daemon::{self, DaemonError},
-    duration::HumanDuration,
+    duration::{Every, HumanDuration},
     logging::{LogArgs, Logging},
     signals::{Signal, Signals},
 };
@@ -40,6 +40,10 @@ pub(crate) struct NodeArgs {
     /// How long a first enrollment may take (30s, 5m, …). Default 30s.
     #[arg(long, value_name = "DURATION")]
     pub(crate) enroll_timeout: Option<HumanDuration>,
+    /// How often to collect this host's inventory for the master (6h, 30m, …, or off).
+    /// Default 6h.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) inventory_interval: Option<Every>,
     #[command(flatten)]
     pub(crate) log: LogArgs,
 }
@@ -62,6 +66,9 @@ impl NodeArgs {
         }
         if let Some(timeout) = self.enroll_timeout {
             config.enroll_timeout = timeout;
+        }
+        if let Some(every) = self.inventory_interval {
+            config.inventory_interval = every;
         }
         if let Some(link) = &self.join {
             config.join = Some(link.clone());
@@ -150,8 +157,15 @@ async fn run_loop(
     signals: &mut Signals,
 ) -> Result<&'static str, DaemonError> {
     tracing::info!(node = %node.id(), port = node.port(), state = ?node.state(), "node running");
+    // The first tick is at once: the inventory goes out at start, then every period.
+    let mut inventory = config.inventory_interval.period().map(|period| {
+        let mut timer = tokio::time::interval(period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    });
     loop {
         tokio::select! {
+            Some(_) = tick(inventory.as_mut()) => set_inventory(node, config).await?,
             event = node.next_event() => match event {
                 Some(event) => log_event(node, event),
                 None => return Err(DaemonError::Stopped("node")),
@@ -162,6 +176,37 @@ async fn run_loop(
             },
         }
     }
+}
+
+/// The next tick of `timer`; never without one.
+async fn tick(timer: Option<&mut tokio::time::Interval>) -> Option<()> {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+            Some(())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Collects the host's inventory, adds the daemon's own facts (`fleetmesh/version`, and
+/// `fleetmesh/commands`: the names the master may run), and hands it to the node (which
+/// sends what changed).
+async fn set_inventory(node: &NodeHandle, config: &NodeConfig) -> Result<(), DaemonError> {
+    let mut document = match tokio::task::spawn_blocking(crate::inventory::collect).await {
+        Ok(document) => document,
+        Err(error) => {
+            tracing::warn!(%error, "inventory not collected");
+            return Ok(());
+        }
+    };
+    document.insert("fleetmesh/version".into(), env!("CARGO_PKG_VERSION").into());
+    let commands: Vec<&str> = config.commands.keys().map(String::as_str).collect();
+    if !commands.is_empty() {
+        document.insert("fleetmesh/commands".into(), commands.join(","));
+    }
+    tracing::debug!(entries = document.len(), "inventory collected");
+    node.set_inventory(document).await.map_err(|_| DaemonError::Stopped("node"))
 }
 
 /// SIGHUP: re-reads the file; the log level changes now, the rest on restart.
@@ -188,6 +233,7 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
         ("commands", next.commands != running.commands),
         ("command_timeout", next.command_timeout != running.command_timeout),
         ("history", next.history != running.history),
+        ("inventory_interval", next.inventory_interval != running.inventory_interval),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

@@ -11,7 +11,10 @@ use super::{
 };
 use crate::{
     driver::{Clock, DriverStopped},
-    overlay::{KnownNode, Master, MasterCommand, RequestError, RequestId, Topology},
+    overlay::{
+        inventory::InventoryDocument, master::InventoryStats, KnownNode, Master, MasterCommand,
+        RequestError, RequestId, Topology,
+    },
     NodeId,
 };
 
@@ -160,6 +163,23 @@ impl MasterControl {
     /// Request `id` while it awaits its answer: its node, and whether the node took it.
     pub fn request_state(&self, id: RequestId) -> Option<(NodeId, bool)> {
         self.lock().request_state(id)
+    }
+
+    /// The inventory of `node` as the master holds it: its version and document (kept in
+    /// the master's store across restarts).
+    pub fn inventory(&self, node: &NodeId) -> Option<(u64, InventoryDocument)> {
+        self.lock().inventory(node).map(|(v, d)| (v, d.clone()))
+    }
+
+    /// How many nodes' inventories the master holds.
+    pub fn inventory_count(&self) -> usize {
+        self.lock().inventory_count()
+    }
+
+    /// What arrived in inventory batches since the master started (changes, whole
+    /// documents, bytes).
+    pub fn inventory_stats(&self) -> InventoryStats {
+        self.lock().inventory_stats()
     }
 
     /// Revokes `nodes` (see [`super::MasterHandle::revoke`]).

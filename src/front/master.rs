@@ -22,7 +22,7 @@ use super::{
 use crate::{
     driver::{self, Clock, DriverError, DriverStopped},
     overlay::{
-        master::{CERTS_TABLE, LSNS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
+        master::{CERTS_TABLE, INVENTORY_TABLE, LSNS_TABLE, NODES_TABLE, REVOCATIONS_TABLE},
         KnownNode, Master, MasterCommand, MasterConfig, MasterEvent, MasterSaved, Topology,
         FLEET_TABLE, OUTBOX_TABLE,
     },
@@ -96,6 +96,7 @@ impl MasterBuilder {
         master.restore(load_state(&*store).await?);
         master.restore_outbox(&store.scan(OUTBOX_TABLE).await?);
         master.restore_fleet(clock.now(), &store.scan(FLEET_TABLE).await?);
+        master.restore_inventories(&store.scan(INVENTORY_TABLE).await?);
         reconcile_tags(&mut master, &tokens, clock.now());
         let master = Arc::new(Mutex::new(master));
         let discovery = Arc::new(MemoryDiscovery::new());
@@ -290,6 +291,24 @@ impl MasterHandle {
     /// How many nodes are present.
     pub fn present_count(&self) -> usize {
         self.lock().present_count()
+    }
+
+    /// The inventory of `node` as the master holds it: its version and document.
+    pub fn inventory(
+        &self,
+        node: &NodeId,
+    ) -> Option<(u64, crate::overlay::inventory::InventoryDocument)> {
+        self.lock().inventory(node).map(|(v, d)| (v, d.clone()))
+    }
+
+    /// How many nodes' inventories the master holds.
+    pub fn inventory_count(&self) -> usize {
+        self.lock().inventory_count()
+    }
+
+    /// What arrived in inventory batches since the master started.
+    pub fn inventory_stats(&self) -> crate::overlay::master::InventoryStats {
+        self.lock().inventory_stats()
     }
 
     /// Sends `data` to `node`, sealed end to end; its delivery (or failure) comes back as a

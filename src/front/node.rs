@@ -18,15 +18,15 @@ use super::{
     data::{DataDir, CERT_FILE, LSN_CACHE_FILE, NETWORK_FILE, STATE_FILE},
     events::{Relay, NODE_EVENTS},
     handlers::{self, Handlers},
-    machine::{Command, Front},
+    machine::{decode_acked, Command, Front, OWN_INVENTORY_KEY, OWN_INVENTORY_TABLE},
     net, JoinLink, StartError,
 };
 use crate::{
     dht::{DhtCommand, QueryId},
     driver::{self, Clock, DriverError, DriverStopped},
     overlay::{
-        query::Combiner, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, OverlayConfig,
-        REQUESTS_TABLE,
+        inventory::InventoryDocument, query::Combiner, Node, NodeCommand, NodeEvent, NodeState,
+        NodeStatus, OverlayConfig, REQUESTS_TABLE,
     },
     wire::{ErrorCode, ResponseStatus},
     Discovery, Endpoint, EndpointConfig, Event, MemoryDiscovery, NodeId, Store,
@@ -184,6 +184,7 @@ impl NodeBuilder {
             .map_err(|e| StartError::data_dir(dir.file(STATE_FILE), std::io::Error::other(e)))??;
         let saved_dht = crate::store::load_dht(&store).await?;
         let saved_requests = store.scan(REQUESTS_TABLE).await?;
+        let saved_inventory = store.scan(OWN_INVENTORY_TABLE).await?;
 
         let discovery = discovery(self.lan, &dir, id, &link).await;
         let mut seed = [0u8; 32];
@@ -195,6 +196,12 @@ impl NodeBuilder {
         let clock = Clock::system();
         node.dht_restore(clock.now(), saved_dht);
         node.requests_restore(clock.now(), &saved_requests);
+        let acked = saved_inventory.iter().find(|(key, _)| key == OWN_INVENTORY_KEY);
+        match acked.map(|(_, value)| decode_acked(value)) {
+            Some(Some((version, document))) => node.restore_inventory(version, document),
+            Some(None) => tracing::warn!("undecodable saved inventory; sending it whole"),
+            None => {}
+        }
         let machine = Arc::new(Mutex::new(Front::new(node)));
         let store: Arc<dyn Store> = Arc::new(store);
         let (commands, mut events, task) =
@@ -370,6 +377,20 @@ impl NodeHandle {
     pub async fn report(&self, id: u64, data: Vec<u8>) -> Result<(), DriverStopped> {
         let command = Command::Node(NodeCommand::Report { id, data }, None);
         self.commands.send(command).await.map_err(|_| DriverStopped)
+    }
+
+    /// Sets this node's inventory document (OS, hardware, packages, the application's own
+    /// entries: paths to values). The master gets what changed since the version it
+    /// acknowledged last, batched by the LSN; the acknowledged version is kept in the node's
+    /// store, so that after a restart only a diff is sent.
+    pub async fn set_inventory(&self, document: InventoryDocument) -> Result<(), DriverStopped> {
+        self.commands.send(Command::SetInventory(document)).await.map_err(|_| DriverStopped)
+    }
+
+    /// The inventory the master acknowledged last: its version and document.
+    pub fn inventory_acked(&self) -> Option<(u64, InventoryDocument)> {
+        let front = self.machine.lock().unwrap_or_else(|e| e.into_inner());
+        front.node().inventory_acked().map(|(v, d)| (v, d.clone()))
     }
 
     /// Leaves the overlay with an announced part (the LSN reports it at once, not after its

@@ -22,6 +22,9 @@ pub(crate) enum ApiError {
     /// The master has never seen this node.
     #[error("unknown node {0}")]
     UnknownNode(String),
+    /// The node has reported no inventory (yet).
+    #[error("no inventory from node {0} yet")]
+    NoInventory(String),
     /// The master's driver has stopped.
     #[error("the master has stopped")]
     Stopped,
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::BadId(_) => ("bad_id", StatusCode::BAD_REQUEST),
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::UnknownNode(_) => ("unknown_node", StatusCode::NOT_FOUND),
+            ApiError::NoInventory(_) => ("no_inventory", StatusCode::NOT_FOUND),
             ApiError::Stopped => ("stopped", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::UnknownRequest(_) => ("unknown_request", StatusCode::NOT_FOUND),
             ApiError::Refused(_) => ("refused", StatusCode::SERVICE_UNAVAILABLE),

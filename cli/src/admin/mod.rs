@@ -4,6 +4,7 @@
 //! Endpoints (all under `/api`, documented in `docs/openapi.json`): `GET status`,
 //! `GET nodes?subnet=&lsn=&present=`, `GET nodes/{id}`, `POST nodes/{id}/send`,
 //! `POST nodes/{id}/poll`, `POST nodes/{id}/revoke`, `POST nodes/{id}/requests`,
+//! `GET nodes/{id}/inventory`,
 //! `POST requests` (a fleet request), `GET requests/{id}`, `GET tokens`, `POST tokens`, and
 //! `GET events` (server-sent events: presence, deliveries, enrollments). `/` serves the live
 //! web view, a client of the same API.
@@ -12,6 +13,7 @@ mod auth;
 mod error;
 mod events;
 mod fleet;
+mod inventory;
 mod metrics;
 mod queries;
 mod requests;

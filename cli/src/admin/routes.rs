@@ -74,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/nodes/{id}/poll", post(poll))
         .route("/api/nodes/{id}/revoke", post(revoke))
         .route("/api/nodes/{id}/requests", post(super::requests::create))
+        .route("/api/nodes/{id}/inventory", get(super::inventory::get_one))
         .route("/api/requests", post(super::fleet::create))
         .route("/api/queries", post(super::queries::create))
         .route("/api/requests/{id}", get(super::requests::get_one))
@@ -114,6 +115,7 @@ async fn status(State(s): State<AppState>) -> Json<Value> {
         "subnets": topology.subnets.len(),
         "known": s.master.known_nodes().len(),
         "topology": views::topology_json(&topology),
+        "inventory": super::inventory::stats_json(&s.master),
     }))
 }
 

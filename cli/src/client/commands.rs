@@ -36,6 +36,10 @@ pub(crate) enum AdminCommand {
     /// A node's metric history, downsampled on the node: one line per bucket with its
     /// samples' count, min, mean and max.
     History(super::requests::HistoryArgs),
+    /// A node's inventory as the master holds it (OS, kernel, host, CPU, memory, disks,
+    /// network interfaces, installed packages): one `PATH  VALUE` line per entry, optionally
+    /// only those under a PREFIX.
+    Inventory(super::inventory::InventoryArgs),
     /// Where a request stands: its answer, its failure, or still pending.
     Result(super::requests::ResultArgs),
     /// Revokes a node's certificate: the master drops it and tells every LSN; it cannot join
@@ -132,6 +136,7 @@ pub(crate) fn run(command: AdminCommand) -> Result<(), ClientError> {
         AdminCommand::Broadcast(args) => super::broadcast::broadcast(args),
         AdminCommand::Result(args) => super::requests::result(args),
         AdminCommand::History(args) => super::requests::history(args),
+        AdminCommand::Inventory(args) => super::inventory::inventory(args),
         AdminCommand::Revoke(args) => {
             let api = Api::connect(&args.api)?;
             let id = api.resolve(&args.id)?;

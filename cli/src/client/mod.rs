@@ -8,6 +8,7 @@
 
 mod broadcast;
 mod commands;
+mod inventory;
 mod render;
 
 use std::{path::PathBuf, time::Duration};

@@ -21,7 +21,7 @@ use fleetmesh::{JoinLink, DEFAULT_ENROLL_TIMEOUT, DEFAULT_MASTER_PORT, DEFAULT_N
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
-    duration::HumanDuration,
+    duration::{Every, HumanDuration},
     logging::{LogFormat, LogLevel},
 };
 
@@ -31,6 +31,8 @@ pub(crate) const DEFAULT_MASTER_DATA_DIR: &str = "/var/lib/fleetmesh/master";
 pub(crate) const DEFAULT_NODE_DATA_DIR: &str = "/var/lib/fleetmesh/node";
 /// How long a command the master runs on a node may take unless configured otherwise.
 pub(crate) const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often the node collects its inventory unless configured otherwise.
+pub(crate) const DEFAULT_INVENTORY_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
 /// `fleetmesh master`'s config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,8 @@ pub(crate) struct NodeConfig {
     pub(crate) command_timeout: HumanDuration,
     /// Keep a metric history (CPU, memory, disk, network every 10 s) for the master to query.
     pub(crate) history: bool,
+    /// How often to collect the host's inventory (at start, then every this); off: never.
+    pub(crate) inventory_interval: Every,
     /// Logging.
     pub(crate) log: LogConfig,
     /// The commands the master may run by name (`fleetmesh run NODE NAME`); nothing else.
@@ -128,6 +132,7 @@ impl Default for NodeConfig {
             join: None,
             command_timeout: HumanDuration(DEFAULT_COMMAND_TIMEOUT),
             history: true,
+            inventory_interval: Every(Some(HumanDuration(DEFAULT_INVENTORY_INTERVAL))),
             log: LogConfig::default(),
             commands: BTreeMap::new(),
         }
@@ -269,6 +274,21 @@ mod tests {
         assert_eq!(node, NodeConfig::default());
         assert_eq!(parse::<NodeConfig>(path, &to_toml(&node)).unwrap(), node);
         assert_eq!(parse::<MasterConfig>(path, &to_toml(&master)).unwrap(), master);
+        assert_eq!(node.inventory_interval.period(), Some(DEFAULT_INVENTORY_INTERVAL));
+    }
+
+    #[test]
+    fn the_inventory_interval_can_be_switched_off_or_changed() {
+        let path = Path::new("n.toml");
+        let off: NodeConfig = parse(path, "inventory_interval = \"off\"\n").unwrap();
+        assert_eq!(off.inventory_interval.period(), None);
+        assert_eq!(parse::<NodeConfig>(path, &to_toml(&off)).unwrap(), off);
+        let zero: NodeConfig = parse(path, "inventory_interval = \"0\"\n").unwrap();
+        assert_eq!(zero.inventory_interval.period(), None);
+        let hour: NodeConfig = parse(path, "inventory_interval = \"1h\"\n").unwrap();
+        assert_eq!(hour.inventory_interval.period(), Some(Duration::from_secs(3600)));
+        let err = parse::<NodeConfig>(path, "inventory_interval = \"often\"\n").unwrap_err();
+        assert!(err.to_string().contains("n.toml:1:"), "{err}");
     }
 
     #[test]
