@@ -63,7 +63,6 @@ pub(crate) fn collect() -> InventoryDocument {
         addrs.sort();
         put(format!("net/{name}/addrs"), addrs.join(","));
     }
-    drop(put);
     for (name, version) in dpkg_packages(Path::new(DPKG_STATUS)) {
         doc.insert(format!("pkg/{name}"), version);
     }
