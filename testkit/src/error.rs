@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 /// Why [`OverlayFleet::run_for`](crate::OverlayFleet::run_for) or
-/// [`run_until`](crate::OverlayFleet::run_until) stopped early.
-#[derive(Debug, thiserror::Error)]
+/// [`run_until`](crate::OverlayFleet::run_until) stopped early. Its `Debug` is its message,
+/// so `unwrap()` in a test prints the topology readably.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
     /// A host's driver ended while the host was up (it panicked or returned an error): the
@@ -31,6 +32,12 @@ pub enum RunError {
     /// run passed the builder's [`duration`](crate::OverlayBuilder::duration)).
     #[error("simulation failed: {0}")]
     Sim(String),
+}
+
+impl std::fmt::Debug for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<Box<dyn std::error::Error>> for RunError {

@@ -83,9 +83,7 @@ pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
 pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
 pub use loss::{Loss, Lossy};
-pub use overlay::{
-    Control, OverlayBuilder, OverlayFleet, PollReport, MASTER_HOST, MASTER_HOST_V6,
-};
+pub use overlay::{Control, OverlayBuilder, OverlayFleet, PollReport, MASTER_HOST, MASTER_HOST_V6};
 pub use tap::{Tap, Tapped};
 
 /// The README's examples, run as doctests.

@@ -50,6 +50,13 @@ impl OverlayFleet<'_> {
         lsns
     }
 
+    /// The children of the LSN on `host`, best ranked first (the first is its hot standby), as
+    /// that node sees them; empty if it is down or not an LSN.
+    pub fn ranked_children(&self, host: &str) -> Vec<String> {
+        let ids = self.with_node(host, |n| n.children()).unwrap_or_default();
+        ids.iter().map(|id| self.name(id)).collect()
+    }
+
     /// Whether the master shows `host` present (false while the master is down). This is the
     /// master's belief; [`poll_all`](Self::poll_all) checks it by reaching the node.
     pub fn present(&self, host: &str) -> bool {
@@ -79,12 +86,12 @@ impl OverlayFleet<'_> {
         let hosts = self.hosts();
         for host in &hosts {
             let node = self.node_id(host);
-            loop {
-                match self.master_command(MasterCommand::Poll { node }) {
-                    Err(CommandError::QueueFull) => self.step()?,
-                    // Sent, or the master is down: then it stays unanswered.
-                    _ => break,
-                }
+            // A full queue: let the master take some, and send again. Sent, or the master is
+            // down (its hosts then stay unanswered): go on.
+            while let Err(CommandError::QueueFull) =
+                self.master_command(MasterCommand::Poll { node })
+            {
+                self.step()?;
             }
         }
         let report = loop {

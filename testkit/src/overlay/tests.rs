@@ -32,7 +32,10 @@ fn a_panicking_driver_fails_the_run_naming_its_host() {
     }
     assert!(error.to_string().contains(&victim), "{error}");
     assert!(!fleet.is_up(&victim));
-    assert_eq!(fleet.command(&victim, fleetmesh::overlay::NodeCommand::Leave), Err(CommandError::Stopped));
+    assert_eq!(
+        fleet.command(&victim, fleetmesh::overlay::NodeCommand::Leave),
+        Err(CommandError::Stopped)
+    );
     // Reported once: the others run on.
     fleet.run_for(SEC).unwrap();
     assert!(fleet.is_up(&fleet.hosts()[0]));
