@@ -91,6 +91,29 @@ pub(crate) struct SimulateArgs {
     /// Threads the subnets run on (0: one per core). The report is the same for any number.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Times of day (HH:MM, comma-separated) at which the master sends a request to the whole
+    /// fleet, or "none".
+    #[arg(long, default_value = "09:00,13:01")]
+    fleet_requests: String,
+}
+
+/// Parses `--fleet-requests`: "none", or comma-separated HH:MM times of day.
+fn fleet_request_times(text: &str) -> Result<Vec<Duration>, String> {
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|t| {
+            let t = t.trim();
+            let bad = || format!("--fleet-requests: {t:?} is not HH:MM (or use \"none\")");
+            let (h, m) = t.split_once(':').ok_or_else(bad)?;
+            let (h, m): (u64, u64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            Ok(Duration::from_secs(h * 3600 + m * 60))
+        })
+        .collect()
 }
 
 impl SimulateArgs {
@@ -127,6 +150,7 @@ impl SimulateArgs {
                 )
             }),
             sample_every: Duration::from_secs(self.sample_minutes * 60),
+            fleet_requests: fleet_request_times(&self.fleet_requests)?,
             ..DayConfig::default()
         };
         cfg.net.loss = fraction("loss", self.loss)?;
@@ -334,6 +358,13 @@ mod tests {
         assert_eq!(cfg.master_outage.unwrap().0, Duration::from_secs(13 * 3600));
         let none = parse(&["--master-outage-at", "-1", "--bandwidth-mbit", "0"]).unwrap();
         assert!(none.master_outage.is_none() && none.net.subnet_bandwidth.is_none());
+        assert_eq!(cfg.fleet_requests, DayConfig::default().fleet_requests);
+        let two = parse(&["--fleet-requests", "08:30, 17:05"]).unwrap().fleet_requests;
+        assert_eq!(
+            two,
+            [Duration::from_secs(8 * 3600 + 1800), Duration::from_secs(17 * 3600 + 300)]
+        );
+        assert!(parse(&["--fleet-requests", "none"]).unwrap().fleet_requests.is_empty());
     }
 
     #[test]
@@ -341,6 +372,9 @@ mod tests {
         assert!(parse(&["--loss", "1.5"]).unwrap_err().contains("--loss"));
         assert!(parse(&["--nodes", "0"]).unwrap_err().contains("--nodes"));
         assert!(parse(&["--hours", "0"]).unwrap_err().contains("--hours"));
+        for bad in ["9", "25:00", "09:60", "nine:00"] {
+            assert!(parse(&["--fleet-requests", bad]).unwrap_err().contains("--fleet-requests"));
+        }
         assert!(parse(&["--nodes", "x"]).is_err());
         assert!(parse(&["--nat", "carrier-grade"]).unwrap_err().contains("--nat"));
         assert!(parse(&["--udp-blocked-fraction", "2"]).unwrap_err().contains("udp-blocked"));

@@ -60,6 +60,36 @@ pub(super) struct FleetHeld {
 }
 
 impl Node {
+    /// Who may send a fanned-out message (a fleet request or query): the master, or our LSN
+    /// passing on the master's signed copy; `verify` checks the master's signature. Refuses
+    /// with an error reply otherwise. Some(true) when it came from the master itself.
+    pub(super) fn check_fanout(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        seq: u32,
+        what: &str,
+        verify: impl FnOnce(&crate::trust::NetworkKey) -> bool,
+    ) -> Option<bool> {
+        let from_master = peer == self.master_id();
+        let from_lsn = self.lsn.as_ref().is_some_and(|l| l.id == peer);
+        if !from_master && !from_lsn {
+            self.refusals.relay += 1;
+            let why = format!("only the master or our LSN sends a {what}");
+            self.reply_error(now, addr, seq, ErrorCode::REFUSED, &why);
+            return None;
+        }
+        let network = *self.ep.trust().network();
+        if !verify(&network) {
+            self.refusals.relay += 1;
+            let why = format!("{what} not signed by the master");
+            self.reply_error(now, addr, seq, ErrorCode::BAD_REQUEST, &why);
+            return None;
+        }
+        Some(from_master)
+    }
+
     /// A fleet request from the master (we are an LSN) or from our LSN.
     pub(super) fn on_fleet_request(
         &mut self,
@@ -68,19 +98,12 @@ impl Node {
         addr: SocketAddr,
         f: FleetRequest,
     ) {
-        let from_master = peer == self.master_id();
-        let from_lsn = self.lsn.as_ref().is_some_and(|l| l.id == peer);
-        if !from_master && !from_lsn {
-            self.refusals.relay += 1;
-            let why = "only the master or our LSN sends fleet requests";
-            return self.reply_error(now, addr, f.seq, ErrorCode::REFUSED, why);
-        }
-        let network = *self.ep.trust().network();
-        if !fleet::verify(&network, &f) {
-            self.refusals.relay += 1;
-            let why = "fleet request not signed by the master";
-            return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
-        }
+        let what = "fleet request";
+        let Some(from_master) =
+            self.check_fanout(now, peer, addr, f.seq, what, |network| fleet::verify(network, &f))
+        else {
+            return;
+        };
         // Now the answer can be sealed without a session with the master.
         self.learn_master_key(f.reply_key);
         let id = f.request.id;
@@ -94,7 +117,7 @@ impl Node {
                 return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
             }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
-            return self.on_request(now, f.request);
+            return self.take_fleet_copy(now, f.request);
         }
         if let Some(h) = self.fleet.held.get_mut(&id) {
             // The master checking that we still hold it, or naming other nodes for a tag.
@@ -107,7 +130,7 @@ impl Node {
             }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
             if take {
-                self.on_request(now, f.request);
+                self.take_fleet_copy(now, f.request);
             }
             return;
         }
@@ -135,7 +158,7 @@ impl Node {
         self.fleet.held.insert(id, held);
         self.fleet.next_tick = Some(now);
         if for_me {
-            self.on_request(now, request);
+            self.take_fleet_copy(now, request);
         }
     }
 
@@ -236,6 +259,14 @@ impl Node {
             self.send(now, master, Message::FleetAcks(Box::new(FleetAcks { seq, id, nodes })));
         }
         self.fleet.next_tick = (!self.fleet.held.is_empty()).then_some(now + TICK);
+    }
+
+    /// Our own copy of a fleet request, through the request log. Another copy of one whose
+    /// answer the master acknowledged (a new LSN hands it out again) needs nothing more.
+    fn take_fleet_copy(&mut self, now: Timestamp, request: crate::wire::Request) {
+        if !self.answer_is_delivered(request.id) {
+            self.on_request(now, request);
+        }
     }
 
     pub(super) fn fleet_deadline(&self) -> Option<Timestamp> {

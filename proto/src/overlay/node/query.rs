@@ -84,19 +84,11 @@ impl Node {
         addr: SocketAddr,
         q: FleetQuery,
     ) {
-        let from_master = peer == self.master_id();
-        let from_lsn = self.lsn.as_ref().is_some_and(|l| l.id == peer);
-        if !from_master && !from_lsn {
-            self.refusals.relay += 1;
-            let why = "only the master or our LSN sends queries";
-            return self.reply_error(now, addr, q.seq, ErrorCode::REFUSED, why);
-        }
-        let network = *self.ep.trust().network();
-        if !query::verify(&network, &q) {
-            self.refusals.relay += 1;
-            let why = "query not signed by the master";
-            return self.reply_error(now, addr, q.seq, ErrorCode::BAD_REQUEST, why);
-        }
+        let Some(from_master) = self
+            .check_fanout(now, peer, addr, q.seq, "query", |network| query::verify(network, &q))
+        else {
+            return;
+        };
         let me = self.node_id();
         let for_me = q.nodes.as_ref().is_none_or(|n| n.contains(&me));
         let expires = Timestamp::from_secs(q.request.expires);

@@ -243,8 +243,9 @@ impl Node {
         let Some(key) = self.report_for(peer, seq) else { return false };
         self.reports.pending.remove(&key);
         self.reports.master_has_cert = true;
-        if let Key::App(id) = key {
-            self.events.push_back(NodeEvent::ReportDelivered { id });
+        match key {
+            Key::App(id) => self.events.push_back(NodeEvent::ReportDelivered { id }),
+            Key::Response(id) => self.answer_delivered(id),
         }
         true
     }

@@ -10,10 +10,15 @@
 //! grow), so no repeat is ever handled twice. Entries past their request's expiry are dropped:
 //! a repeat then is refused as expired.
 //!
+//! A fleet request comes again whenever the node's LSN changes (the new LSN hands every
+//! child a copy): once the master has acknowledged our answer, such a copy is only
+//! acknowledged, not answered again (`delivered`; kept in memory, so after a restart the
+//! answer goes once more).
+//!
 //! A request taken but not answered when the node stopped cannot be known to have run or
 //! not: after a restart it is answered [`ResponseStatus::FAILED`], never handed out again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
@@ -72,6 +77,8 @@ pub(crate) struct RequestLog {
     ops: VecDeque<StoreOp>,
     /// Off until [`Node::requests_restore`]: a node without a store writes nothing.
     on: bool,
+    /// Logged ids whose answer the master acknowledged.
+    delivered: BTreeSet<u64>,
 }
 
 impl RequestLog {
@@ -93,6 +100,7 @@ impl RequestLog {
         while self.entries.len() > MAX_HANDLED || self.bytes > MAX_LOGGED_BYTES {
             let Some((first, old)) = self.entries.pop_first() else { break };
             self.bytes -= old.size();
+            self.delivered.remove(&first);
             self.forget(first);
             self.floor = first + 1;
             if self.on {
@@ -120,6 +128,7 @@ impl RequestLog {
             if let Some(old) = self.entries.remove(&id) {
                 self.bytes -= old.size();
             }
+            self.delivered.remove(&id);
             self.forget(id);
         }
     }
@@ -231,6 +240,19 @@ impl Node {
         if let Err(error) = self.report_message(now, Key::Response(id), &message) {
             tracing::warn!(id, %error, "could not send an answer to the master");
         }
+    }
+
+    /// The master acknowledged our answer to request `id`.
+    pub(super) fn answer_delivered(&mut self, id: u64) {
+        if self.taken.entries.contains_key(&id) {
+            self.taken.delivered.insert(id);
+        }
+    }
+
+    /// Whether the master has our answer to request `id` (so another copy of it needs only
+    /// an acknowledgement).
+    pub(super) fn answer_is_delivered(&self, id: u64) -> bool {
+        self.taken.delivered.contains(&id)
     }
 
     /// Requests taken and not answered yet.

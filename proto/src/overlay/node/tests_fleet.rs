@@ -14,7 +14,8 @@ use crate::{
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// A settled fleet of `subnets` subnets of `per` nodes each.
-fn fleet(seed: u64, subnets: u16, per: usize) -> Simulation {
+/// A settled fleet: `subnets` subnets of `per` nodes, all present, quiet for 5 s.
+pub(super) fn fleet(seed: u64, subnets: u16, per: usize) -> Simulation {
     let mut w = Simulation::new(seed);
     for s in 1..=subnets {
         for _ in 0..per {
@@ -193,6 +194,35 @@ fn children_of_a_crashed_lsn_take_it_from_the_new_one() {
     for i in &survivors {
         assert_eq!(took.get(i), Some(&1), "node {i} took it once: {took:?}");
     }
+}
+
+#[test]
+fn a_new_lsn_s_copy_of_an_answered_request_sends_no_answer_again() {
+    // The simulated day's LSN crashes made every child send its answer again for every
+    // failover while the request was open (24 answers per node over an 8 h request).
+    let mut w = fleet(85, 1, 8);
+    let id = w
+        .master_do(|m, now| m.request_fleet(now, Audience::All, "exec", b"x", 60 * MINUTE))
+        .expect("queued");
+    w.run_for(5 * SEC);
+    answer_all(&mut w, id);
+    w.run_until(10 * SEC, |w| answers(w, id).len() == 8);
+    w.run_until(SEC, |w| (0..8).all(|i| w.node(i).reports_pending() == 0));
+    let lsn = (0..8).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
+    w.crash(lsn);
+    let survivors: Vec<usize> = (0..8).filter(|i| *i != lsn).collect();
+    // An answer sent again would await the master's acknowledgement for a WAN round trip.
+    for _ in 0..6000 {
+        w.run_for(Duration::from_millis(10));
+        for &i in &survivors {
+            assert_eq!(w.node(i).reports_pending(), 0, "node {i} answered again");
+        }
+    }
+    let new = survivors.iter().find(|&&i| w.node(i).state() == NodeState::IsLsn).copied();
+    let new = new.expect("a new LSN");
+    assert_eq!(w.node(new).fleet_held(), 1, "the new LSN holds the request");
+    assert_eq!(answers(&w, id).len(), 8);
+    assert!(handed(&w, id).values().all(|n| *n == 1), "nobody handled it twice");
 }
 
 #[test]

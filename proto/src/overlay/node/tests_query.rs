@@ -24,19 +24,11 @@ fn sum() -> Combiner {
 
 /// A settled fleet, every node and the master able to combine "sum".
 fn fleet(seed: u64, subnets: u16, per: usize) -> Simulation {
-    let mut w = Simulation::new(seed);
-    for s in 1..=subnets {
-        for _ in 0..per {
-            w.add(s);
-        }
-    }
-    w.run_until(Duration::from_secs(60), |w| w.all_present());
-    assert!(w.all_present(), "the fleet settled");
+    let mut w = super::tests_fleet::fleet(seed, subnets, per);
     for i in 0..w.slots.len() {
         w.node_do(i, |n, _| n.set_combiner("sum", sum()));
     }
     w.master_do(|m, _| m.set_combiner("sum", sum()));
-    w.run_for(5 * SEC);
     w
 }
 
