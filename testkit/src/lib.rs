@@ -40,28 +40,53 @@
 //! assert_eq!(fleet.topology().unwrap().present(), 3);
 //! ```
 //!
+//! Scenarios ask the fleet by host name: [`OverlayFleet::lsn_of`], [`present`], [`absent`]
+//! (the master's view), [`poll_all`] (the proof: the master reaches every node), with
+//! [`isolate`], [`crash`](OverlayFleet::crash), independent [`loss`](OverlayBuilder::loss) or
+//! [`burst_loss`](OverlayBuilder::burst_loss) to break things. A driver that panics or fails
+//! fails the run ([`RunError::HostFailed`]). The kit's `README.md` has a worked scenario
+//! (compiled and run as a doctest).
+//!
+//! [`present`]: OverlayFleet::present
+//! [`absent`]: OverlayFleet::absent
+//! [`poll_all`]: OverlayFleet::poll_all
+//! [`isolate`]: OverlayFleet::isolate
+//!
 //! # Layout
 //! * `fleet.rs`: [`Fleet`], link-layer endpoints over UDP or TCP.
 //! * `overlay/`: [`OverlayFleet`] (`mod.rs`), its [`OverlayBuilder`] (`builder.rs`), the
-//!   software its hosts run (`host.rs`) and the [`Control`] handles (`handle.rs`).
+//!   software its hosts run (`host.rs`), the [`Control`] handles (`handle.rs`), the
+//!   questions a scenario asks by host name (`ask.rs`) and the faults the kit's own tests
+//!   inject (`fault.rs`).
+//! * `error.rs`: [`RunError`], [`CommandError`].
 //! * `lan.rs`: [`Lan`], the subnets of an overlay fleet and the test [`LanDiscovery`].
 //! * `tap.rs`: [`Tap`], a recording wrapper around a host's transport.
 //! * `firewall.rs`: [`Firewall`], a host firewall dropping UDP one way or both.
+//! * `loss.rs`: [`Loss`], independent per-datagram loss from a seeded RNG.
 //! * `log.rs`: [`EventLog`], every host's events with simulated times.
 //! * `seeds.rs`: identities and per-run seeds derived from the fleet's seed.
 
+mod error;
 mod firewall;
 mod fleet;
 mod lan;
 mod log;
+mod loss;
 mod overlay;
 mod run;
 mod seeds;
 mod tap;
 
+pub use error::{CommandError, RunError};
 pub use firewall::{Firewall, Firewalled, UdpBlock};
 pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
 pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
-pub use overlay::{Control, OverlayBuilder, OverlayFleet, MASTER_HOST, MASTER_HOST_V6};
+pub use loss::{Loss, Lossy};
+pub use overlay::{Control, OverlayBuilder, OverlayFleet, PollReport, MASTER_HOST, MASTER_HOST_V6};
 pub use tap::{Tap, Tapped};
+
+/// The README's examples, run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -24,6 +24,8 @@ pub struct OverlayBuilder {
     pub(crate) master: MasterConfig,
     pub(crate) tcp_fallback: Option<Duration>,
     pub(crate) ipv6: bool,
+    pub(crate) loss: f64,
+    pub(crate) burst_loss: f64,
 }
 
 impl std::fmt::Debug for OverlayBuilder {
@@ -36,6 +38,8 @@ impl std::fmt::Debug for OverlayBuilder {
             .field("wan", &self.wan)
             .field("tick", &self.tick)
             .field("master", &self.master)
+            .field("loss", &self.loss)
+            .field("burst_loss", &self.burst_loss)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +57,8 @@ impl OverlayBuilder {
             master: MasterConfig::default(),
             tcp_fallback: None,
             ipv6: false,
+            loss: 0.0,
+            burst_loss: 0.0,
         }
     }
 
@@ -114,6 +120,38 @@ impl OverlayBuilder {
         self
     }
 
+    /// Independent per-datagram loss: every UDP datagram any host sends (LAN and WAN, the
+    /// master's too) is dropped with probability `p`, on its own, drawn from an RNG seeded
+    /// from the fleet's seed and the host, so the same seed drops the same datagrams. TCP
+    /// (with [`tcp_fallback`](Self::tcp_fallback)) is reliable and never dropped. Change it
+    /// while running with [`OverlayFleet::set_loss`]. Default 0.
+    ///
+    /// ```
+    /// # use fleetmesh_testkit::OverlayFleet;
+    /// let fleet = OverlayFleet::builder(7).loss(0.2).build();
+    /// assert_eq!(fleet.loss(), 0.2);
+    /// ```
+    pub fn loss(mut self, p: f64) -> Self {
+        self.loss = p;
+        self
+    }
+
+    /// Burst loss, turmoil's link failure model (its *fail rate*): each datagram sent fails
+    /// its link with probability `p`, and a failed link drops that datagram **and every
+    /// datagram in flight on the link, both ways**; the link works again from the next one
+    /// sent. Losses therefore come in bursts, and more so on busy links. For independent loss
+    /// use [`loss`](Self::loss). Change it while running with
+    /// [`OverlayFleet::set_burst_loss`]. Default 0.
+    ///
+    /// ```
+    /// # use fleetmesh_testkit::OverlayFleet;
+    /// let fleet = OverlayFleet::builder(7).burst_loss(0.05).build();
+    /// ```
+    pub fn burst_loss(mut self, p: f64) -> Self {
+        self.burst_loss = p;
+        self
+    }
+
     /// The master's configuration. Default [`MasterConfig::default`].
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
@@ -127,6 +165,9 @@ impl OverlayBuilder {
         // Real sockets buffer far more than turmoil's default of 64 datagrams; the master
         // must not drop a burst of registrations as if it were overloaded.
         builder.udp_capacity(4096);
+        if self.burst_loss > 0.0 {
+            builder.fail_rate(self.burst_loss);
+        }
         if self.ipv6 {
             builder.ip_version(turmoil::IpVersion::V6);
         }

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fleetmesh::driver::DriverStopped;
 use tokio::sync::mpsc;
+
+use crate::CommandError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every write is one assignment; a poisoned lock still holds a consistent value.
@@ -37,17 +38,23 @@ impl<C> Default for Control<C> {
 }
 
 impl<C> Control<C> {
-    /// Sends `command`, waiting for room in the queue (from a turmoil client task).
-    pub async fn send(&self, command: C) -> Result<(), DriverStopped> {
-        let sender = lock(&self.sender).clone().ok_or(DriverStopped)?;
-        sender.send(command).await.map_err(|_| DriverStopped)
+    /// Sends `command`, waiting for room in the queue (from a turmoil client task). Fails
+    /// with [`CommandError::Stopped`] while the host is down.
+    pub async fn send(&self, command: C) -> Result<(), CommandError> {
+        let sender = lock(&self.sender).clone().ok_or(CommandError::Stopped)?;
+        sender.send(command).await.map_err(|_| CommandError::Stopped)
     }
 
     /// Sends `command` at once (from the test, between simulation steps). The host acts on it
-    /// at its next tick.
-    pub fn try_send(&self, command: C) -> Result<(), DriverStopped> {
-        let sender = lock(&self.sender).clone().ok_or(DriverStopped)?;
-        sender.try_send(command).map_err(|_| DriverStopped)
+    /// at its next tick. Fails with [`CommandError::QueueFull`] when the driver has not yet
+    /// taken the commands sent before (step the simulation and send again), with
+    /// [`CommandError::Stopped`] while the host is down.
+    pub fn try_send(&self, command: C) -> Result<(), CommandError> {
+        let sender = lock(&self.sender).clone().ok_or(CommandError::Stopped)?;
+        sender.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => CommandError::Stopped,
+        })
     }
 
     pub(crate) fn set(&self, sender: Option<mpsc::Sender<C>>) {

@@ -22,8 +22,13 @@ use fleetmesh::{
 use fleetmesh_tcp::TcpTransport;
 use fleetmesh_udp::UdpTransport;
 
-use super::handle::{Control, Running};
-use crate::{firewall::Firewall, lan::Lan, log::EventLog, seeds, tap::Tap, NODE_PORT};
+use super::{
+    fault::Fault,
+    handle::{Control, Running},
+};
+use crate::{
+    firewall::Firewall, lan::Lan, log::EventLog, loss::Loss, seeds, tap::Tap, RunError, NODE_PORT,
+};
 
 /// Adjusts each node's [`OverlayConfig`] (timers) before it starts.
 pub(crate) type Tune = Arc<dyn Fn(OverlayConfig) -> OverlayConfig + Send + Sync>;
@@ -37,6 +42,12 @@ pub(crate) struct Common {
     pub(crate) restarts: Arc<AtomicU64>,
     pub(crate) tap: Tap,
     pub(crate) firewall: Firewall,
+    /// The fleet's independent loss, applied to the host's UDP sends.
+    pub(crate) loss: Loss,
+    /// Faults the kit's own tests inject.
+    pub(crate) fault: Fault,
+    /// Where the host reports its driver's unexpected end.
+    pub(crate) failures: Failures,
     /// With a TCP fallback, the host also listens on TCP.
     pub(crate) tcp_fallback: Option<std::time::Duration>,
     /// The host's address family: IPv6 hosts bind `[::]`.
@@ -58,12 +69,15 @@ impl Common {
         };
         let bind = SocketAddr::new(ip, NODE_PORT);
         let udp = self.firewall.wrap(UdpTransport::bind_turmoil(bind).await?);
+        // Loss on UDP only: TCP retransmits what the network drops.
+        let loss_seed = seeds::host_seed(self.seed, &format!("{}/loss", self.name), restart);
+        let udp = self.loss.wrap(udp, loss_seed);
         let transport: HostTransport = match self.tcp_fallback {
             Some(_) => {
                 let tcp = TcpTransport::bind_turmoil(bind).await?;
-                Arc::new(self.tap.wrap(DualTransport::new(udp, tcp)))
+                Arc::new(self.fault.wrap(self.tap.wrap(DualTransport::new(udp, tcp))))
             }
-            None => Arc::new(self.tap.wrap(udp)),
+            None => Arc::new(self.fault.wrap(self.tap.wrap(udp))),
         };
         let clock = Clock::starting_at(self.start + turmoil::sim_elapsed().unwrap_or_default());
         Ok((transport, clock, seeds::host_seed(self.seed, &self.name, restart)))
@@ -101,7 +115,7 @@ pub(crate) async fn run_node(spec: NodeSpec) -> turmoil::Result {
     let node = Arc::new(Mutex::new(Node::new(Endpoint::new(config, seed), overlay)));
     spec.running.set(Some(node.clone()));
     let discovery = Arc::new(spec.lan.discovery(name));
-    let (commands, mut events, _task) = driver::spawn(node, transport, discovery, clock);
+    let (commands, mut events, task) = driver::spawn(node, transport, discovery, clock);
     spec.control.set(Some(commands));
     while let Some(event) = events.recv().await {
         if let NodeEvent::State { to, .. } = &event {
@@ -109,7 +123,58 @@ pub(crate) async fn run_node(spec: NodeSpec) -> turmoil::Result {
         }
         spec.log.push(name, event);
     }
+    // The events ended, so the driver did, on its own: a crash would have dropped this task.
+    let reason = ended(task).await;
+    spec.running.set(None);
+    spec.control.set(None);
+    spec.lan.set_lsn(name, false);
+    spec.common.failures.push(name, reason);
     Ok(())
+}
+
+/// Why a driver task ended.
+async fn ended(task: tokio::task::JoinHandle<Result<(), driver::DriverError>>) -> String {
+    match task.await {
+        Ok(Ok(())) => "it stopped: its command channel closed".to_owned(),
+        Ok(Err(error)) => format!("it failed: {error}"),
+        Err(error) if error.is_panic() => {
+            let panic = error.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(not a string)".to_owned());
+            format!("it panicked: {message}")
+        }
+        Err(error) => format!("its task ended: {error}"),
+    }
+}
+
+/// The hosts whose driver ended while they were up, in order; clones share the list.
+#[derive(Clone, Default)]
+pub(crate) struct Failures {
+    list: Arc<Mutex<Vec<(String, std::time::Duration, String)>>>,
+}
+
+impl Failures {
+    fn push(&self, host: &str, reason: String) {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        // One push per failure; a poisoned lock still holds a consistent list.
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).push((host.to_owned(), at, reason));
+    }
+
+    /// Failures after the first `seen`, as errors.
+    pub(crate) fn since(&self, seen: usize) -> Vec<RunError> {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let new = list.get(seen..).unwrap_or_default();
+        new.iter()
+            .map(|(host, at, reason)| RunError::HostFailed {
+                host: host.clone(),
+                at: *at,
+                reason: reason.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Everything the master host needs to (re)start the master.
@@ -137,10 +202,15 @@ pub(crate) async fn run_master(spec: MasterSpec) -> turmoil::Result {
         Arc::new(Mutex::new(Master::new(Endpoint::new(config, seed), spec.config.clone())));
     spec.running.set(Some(master.clone()));
     let discovery = Arc::new(MemoryDiscovery::new());
-    let (commands, mut events, _task) = driver::spawn(master, transport, discovery, clock);
+    let (commands, mut events, task) = driver::spawn(master, transport, discovery, clock);
     spec.control.set(Some(commands));
     while let Some(event) = events.recv().await {
         spec.log.push(&spec.common.name, event);
     }
+    // As for a node: the driver ended on its own.
+    let reason = ended(task).await;
+    spec.running.set(None);
+    spec.control.set(None);
+    spec.common.failures.push(&spec.common.name, reason);
     Ok(())
 }

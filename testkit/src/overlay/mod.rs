@@ -1,8 +1,12 @@
 //! [`OverlayFleet`]: a turmoil network of overlay nodes in numbered subnets and their master.
 
+mod ask;
 mod builder;
+mod fault;
 mod handle;
 mod host;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::BTreeMap,
@@ -11,13 +15,13 @@ use std::{
     time::Duration,
 };
 
-pub use self::{builder::OverlayBuilder, handle::Control};
+pub use self::{ask::PollReport, builder::OverlayBuilder, handle::Control};
 use self::{
+    fault::Fault,
     handle::Running,
-    host::{Common, MasterSpec, NodeSpec},
+    host::{Common, Failures, MasterSpec, NodeSpec},
 };
 use fleetmesh::{
-    driver::DriverStopped,
     overlay::{
         LocalNetwork, Master, MasterCommand, MasterEvent, Node, NodeCommand, NodeEvent, NodeState,
         PresenceEvent, Topology,
@@ -30,9 +34,10 @@ use crate::{
     firewall::{Firewall, UdpBlock},
     lan::Lan,
     log::EventLog,
+    loss::Loss,
     seeds,
     tap::Tap,
-    NODE_PORT,
+    CommandError, RunError, NODE_PORT,
 };
 
 /// The master's host name (and address).
@@ -51,6 +56,7 @@ struct NodeEntry {
     local: Arc<Mutex<LocalNetwork>>,
     tap: Tap,
     firewall: Firewall,
+    fault: Fault,
 }
 
 /// A turmoil network of overlay [`Node`]s in numbered subnets and one [`Master`], each under
@@ -81,8 +87,14 @@ pub struct OverlayFleet<'a> {
     master: Running<Master>,
     master_control: Control<MasterCommand>,
     master_tap: Tap,
+    master_fault: Fault,
     node_log: EventLog<NodeEvent>,
     master_log: EventLog<MasterEvent>,
+    /// Independent loss on every host's UDP sends.
+    loss: Loss,
+    /// Hosts whose driver ended while up, and how many of them a run already reported.
+    failures: Failures,
+    failures_seen: usize,
 }
 
 fn ip(host: &str) -> IpAddr {
@@ -110,14 +122,19 @@ impl<'a> OverlayFleet<'a> {
             master: Running::default(),
             master_control: Control::default(),
             master_tap: Tap::default(),
+            master_fault: Fault::default(),
             node_log: EventLog::default(),
             master_log: EventLog::default(),
+            loss: Loss::default(),
+            failures: Failures::default(),
+            failures_seen: 0,
         };
+        fleet.loss.set(fleet.config.loss);
         fleet.add_master();
         fleet
     }
 
-    fn common(&self, name: &str, tap: &Tap, firewall: &Firewall) -> Common {
+    fn common(&self, name: &str, tap: &Tap, firewall: &Firewall, fault: &Fault) -> Common {
         Common {
             name: name.to_owned(),
             seed: self.config.seed,
@@ -125,6 +142,9 @@ impl<'a> OverlayFleet<'a> {
             restarts: Arc::new(AtomicU64::new(0)),
             tap: tap.clone(),
             firewall: firewall.clone(),
+            loss: self.loss.clone(),
+            fault: fault.clone(),
+            failures: self.failures.clone(),
             tcp_fallback: self.config.tcp_fallback,
             ipv6: self.config.ipv6,
         }
@@ -147,7 +167,12 @@ impl<'a> OverlayFleet<'a> {
 
     fn add_master(&mut self) {
         let spec = MasterSpec {
-            common: self.common(self.master_host(), &self.master_tap, &Firewall::default()),
+            common: self.common(
+                self.master_host(),
+                &self.master_tap,
+                &Firewall::default(),
+                &self.master_fault,
+            ),
             authority: self.authority.clone(),
             config: self.config.master.clone(),
             running: self.master.clone(),
@@ -206,10 +231,11 @@ impl<'a> OverlayFleet<'a> {
             local: local.clone(),
             tap: Tap::default(),
             firewall: Firewall::default(),
+            fault: Fault::default(),
         };
         self.lan.add(&name, subnet, listen);
         let spec = NodeSpec {
-            common: self.common(&name, &entry.tap, &entry.firewall),
+            common: self.common(&name, &entry.tap, &entry.firewall, &entry.fault),
             identity,
             certificate,
             network: self.authority.network_key(),
@@ -295,12 +321,16 @@ impl<'a> OverlayFleet<'a> {
         &self.lan
     }
 
-    /// The hosts that are LSNs now, in name order.
+    /// The hosts whose node believes it is an LSN now (its last state event), in name order.
+    /// This is what the nodes believe, not the master's topology: two nodes of one subnet may
+    /// both believe it for a while, and the master may still list an LSN that has crashed.
+    /// For the master's view see [`lsn_of`](Self::lsn_of) and [`topology`](Self::topology).
     pub fn lsns(&self) -> Vec<String> {
         self.lan.lsns()
     }
 
-    /// The LSNs of `subnet` now.
+    /// The hosts of `subnet` whose node believes it is an LSN now (see [`lsns`](Self::lsns):
+    /// the nodes' belief, not the master's topology).
     pub fn lsns_in(&self, subnet: u8) -> Vec<String> {
         self.lsns().into_iter().filter(|h| self.lan.subnet(h) == Some(subnet)).collect()
     }
@@ -320,7 +350,8 @@ impl<'a> OverlayFleet<'a> {
         self.with_node(host, Node::state)
     }
 
-    /// Whether `host`'s node is up.
+    /// Whether `host`'s node is up: started, not crashed, and its driver still running (a
+    /// driver that ended on its own makes the next run fail with [`RunError::HostFailed`]).
     pub fn is_up(&self, host: &str) -> bool {
         self.entry(host).running.get().is_some()
     }
@@ -360,7 +391,7 @@ impl<'a> OverlayFleet<'a> {
     }
 
     /// Sends `command` to `host`'s node now.
-    pub fn command(&self, host: &str, command: NodeCommand) -> Result<(), DriverStopped> {
+    pub fn command(&self, host: &str, command: NodeCommand) -> Result<(), CommandError> {
         self.entry(host).control.try_send(command)
     }
 
@@ -370,7 +401,7 @@ impl<'a> OverlayFleet<'a> {
     }
 
     /// Sends `command` to the master now.
-    pub fn master_command(&self, command: MasterCommand) -> Result<(), DriverStopped> {
+    pub fn master_command(&self, command: MasterCommand) -> Result<(), CommandError> {
         self.master_control.try_send(command)
     }
 
@@ -443,6 +474,45 @@ impl<'a> OverlayFleet<'a> {
         }
     }
 
+    /// Cuts `host` (a node or the master) off from every other host, the LAN included, until
+    /// [`rejoin`](Self::rejoin). It keeps running: only the network is gone. Hosts added
+    /// later are not cut off from it.
+    pub fn isolate(&self, host: &str) {
+        let others = self.others(host);
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        self.partition(&[host], &others);
+    }
+
+    /// Restores every link of `host` cut by [`isolate`](Self::isolate) (or by
+    /// [`partition`](Self::partition)).
+    pub fn rejoin(&self, host: &str) {
+        let others = self.others(host);
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        self.repair(&[host], &others);
+    }
+
+    /// Every host but `host`, the master included.
+    fn others(&self, host: &str) -> Vec<String> {
+        let all = self.nodes.keys().map(String::as_str).chain([self.master_host()]);
+        all.filter(|h| *h != host).map(str::to_owned).collect()
+    }
+
+    /// Sets the independent per-datagram loss from now on (see [`OverlayBuilder::loss`]).
+    pub fn set_loss(&self, p: f64) {
+        self.loss.set(p);
+    }
+
+    /// The independent per-datagram loss now.
+    pub fn loss(&self) -> f64 {
+        self.loss.get()
+    }
+
+    /// Sets the burst loss (turmoil's fail rate: a lost datagram takes everything in flight
+    /// on its link with it) on every link from now on (see [`OverlayBuilder::burst_loss`]).
+    pub fn set_burst_loss(&mut self, p: f64) {
+        self.sim.set_fail_rate(p);
+    }
+
     /// Restores every link between a host of `a` and a host of `b`.
     pub fn repair(&self, a: &[&str], b: &[&str]) {
         for x in a {
@@ -458,34 +528,48 @@ impl<'a> OverlayFleet<'a> {
         self.sim.elapsed()
     }
 
-    /// Runs the simulation for `d` of simulated time.
-    pub fn run_for(&mut self, d: Duration) -> turmoil::Result {
-        crate::run::run_for(&mut self.sim, d)
+    /// One simulation step; fails if a host's driver ended on its own meanwhile.
+    fn step(&mut self) -> Result<(), RunError> {
+        self.sim.step()?;
+        if let Some(failure) = self.failures.since(self.failures_seen).into_iter().next() {
+            self.failures_seen += 1;
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    /// Runs the simulation for `d` of simulated time. Fails at once with
+    /// [`RunError::HostFailed`], naming the host, when a host's driver panics or returns an
+    /// error (each such end is reported once; the host counts as down afterwards).
+    pub fn run_for(&mut self, d: Duration) -> Result<(), RunError> {
+        let until = self.sim.elapsed() + d;
+        while self.sim.elapsed() < until {
+            self.step()?;
+        }
+        Ok(())
     }
 
     /// Runs until `cond` holds (checked before each step), returning the simulated time that
-    /// took; fails, with the topology in the message, after `max`.
+    /// took; fails with [`RunError::Timeout`] (the topology in the message) after `max`, and
+    /// as [`run_for`](Self::run_for) does when a host's driver ends.
     pub fn run_until(
         &mut self,
         max: Duration,
         mut cond: impl FnMut(&Self) -> bool,
-    ) -> Result<Duration, Box<dyn std::error::Error>> {
+    ) -> Result<Duration, RunError> {
         let start = self.sim.elapsed();
         while !cond(self) {
-            let took = self.sim.elapsed() - start;
-            if took >= max {
-                let topology = self.render_topology();
-                return Err(
-                    format!("condition not met within {max:?}; topology:\n{topology}").into()
-                );
+            if self.sim.elapsed() - start >= max {
+                return Err(RunError::Timeout { max, topology: self.render_topology() });
             }
-            self.sim.step()?;
+            self.step()?;
         }
         Ok(self.sim.elapsed() - start)
     }
 
-    /// The underlying turmoil simulation, for anything this type does not wrap (loss rates,
-    /// per-link latencies, clients).
+    /// The underlying turmoil simulation, for anything this type does not wrap (per-link
+    /// latencies and burst loss, clients). Stepping it directly bypasses the driver-failure
+    /// check of [`run_for`](Self::run_for).
     pub fn sim(&mut self) -> &mut turmoil::Sim<'a> {
         &mut self.sim
     }
