@@ -320,6 +320,9 @@ pub struct Update {
 pub struct ErrorCode(pub u16);
 
 impl ErrorCode {
+    /// Not a failure: the master has the sender's answer to this already, so nothing more
+    /// is needed (a child's reply to another copy of a fleet request it answered).
+    pub const ALREADY_REPORTED: ErrorCode = ErrorCode(208);
     /// The request could not be decoded or is not valid here.
     pub const BAD_REQUEST: ErrorCode = ErrorCode(400);
     /// The sender is not admitted (no or invalid certificate).

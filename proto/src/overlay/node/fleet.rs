@@ -116,9 +116,15 @@ impl Node {
                 let why = "fleet request not for this node";
                 return self.reply_error(now, addr, f.seq, ErrorCode::BAD_REQUEST, why);
             }
+            if self.answer_is_delivered(id) {
+                // Our LSN need not tell the master we took it: the master has our answer.
+                let why = "answered already";
+                return self.reply_error(now, addr, f.seq, ErrorCode::ALREADY_REPORTED, why);
+            }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
             return self.take_fleet_copy(now, f.request);
         }
+        let answered = self.answer_is_delivered(id);
         if let Some(h) = self.fleet.held.get_mut(&id) {
             // The master checking that we still hold it, or naming other nodes for a tag.
             h.copy.nodes = f.nodes.clone();
@@ -126,7 +132,9 @@ impl Node {
             let take = for_me && !h.took.contains(&me);
             if take {
                 h.took.insert(me);
-                h.unreported.push(me);
+                if !answered {
+                    h.unreported.push(me);
+                }
             }
             self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
             if take {
@@ -144,13 +152,15 @@ impl Node {
         }
         self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
         let request = f.request.clone();
-        // We take it too if it is for us, and say so with the first batch.
-        let mine: Vec<NodeId> = if for_me { vec![me] } else { Vec::new() };
+        // We take it too if it is for us, and say so with the first batch (unless the master
+        // has our answer already).
+        let took: BTreeSet<NodeId> = if for_me { [me].into() } else { BTreeSet::new() };
+        let mine = if answered { Vec::new() } else { took.iter().copied().collect() };
         let held = Held {
             copy: f,
             expires,
             since: now,
-            took: mine.iter().copied().collect(),
+            took,
             sent: HashMap::new(),
             unreported: mine,
             batch: None,
@@ -160,6 +170,25 @@ impl Node {
         if for_me {
             self.take_fleet_copy(now, request);
         }
+    }
+
+    /// A child's [`ErrorCode::ALREADY_REPORTED`] reply to its copy: it took the request
+    /// before and the master has its answer; true if it settled a copy.
+    pub(super) fn fleet_copy_answered(&mut self, peer: NodeId, seq: u32, code: ErrorCode) -> bool {
+        if code != ErrorCode::ALREADY_REPORTED {
+            return false;
+        }
+        let Some(&(id, child)) = self.fleet.copies.get(&seq) else { return false };
+        if child != peer {
+            self.refusals.answer += 1;
+            return true;
+        }
+        self.fleet.copies.remove(&seq);
+        if let Some(h) = self.fleet.held.get_mut(&id) {
+            h.sent.remove(&child);
+            h.took.insert(child);
+        }
+        true
     }
 
     /// An Ack: true if it settled a child's copy or a batch of ours.
@@ -271,6 +300,13 @@ impl Node {
 
     pub(super) fn fleet_deadline(&self) -> Option<Timestamp> {
         self.fleet.next_tick
+    }
+
+    /// (LSN) Children (and us) counted as having taken request `id` but not yet reported
+    /// to the master.
+    #[cfg(test)]
+    pub(crate) fn fleet_unreported(&self, id: u64) -> usize {
+        self.fleet.held.get(&id).map_or(0, |h| h.unreported.len())
     }
 
     /// (LSN) Fleet requests held for the children.

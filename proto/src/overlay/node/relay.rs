@@ -151,6 +151,7 @@ impl Node {
         if self.report_error(now, peer, &error)
             || self.inventory_error(peer, &error)
             || self.inventory_batch_error(now, peer, error.seq, error.code)
+            || self.fleet_copy_answered(peer, error.seq, error.code)
         {
             return;
         }

@@ -197,7 +197,7 @@ fn children_of_a_crashed_lsn_take_it_from_the_new_one() {
 }
 
 #[test]
-fn a_new_lsn_s_copy_of_an_answered_request_sends_no_answer_again() {
+fn a_new_lsn_s_copy_of_an_answered_request_sends_no_answer_and_no_acknowledgement_again() {
     // The simulated day's LSN crashes made every child send its answer again for every
     // failover while the request was open (24 answers per node over an 8 h request).
     let mut w = fleet(85, 1, 8);
@@ -211,11 +211,13 @@ fn a_new_lsn_s_copy_of_an_answered_request_sends_no_answer_again() {
     let lsn = (0..8).find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN");
     w.crash(lsn);
     let survivors: Vec<usize> = (0..8).filter(|i| *i != lsn).collect();
-    // An answer sent again would await the master's acknowledgement for a WAN round trip.
+    // An answer sent again would await the master's acknowledgement for a WAN round trip;
+    // and the new LSN has no one to report as having taken it: the master has every answer.
     for _ in 0..6000 {
         w.run_for(Duration::from_millis(10));
         for &i in &survivors {
             assert_eq!(w.node(i).reports_pending(), 0, "node {i} answered again");
+            assert_eq!(w.node(i).fleet_unreported(id), 0, "node {i} reports takers again");
         }
     }
     let new = survivors.iter().find(|&&i| w.node(i).state() == NodeState::IsLsn).copied();
