@@ -108,6 +108,20 @@ fn a_node_s_inventory_shows_at_the_master_and_a_restarted_node_sends_only_a_diff
     let bad = request(admin, "GET", "/api/nodes/nothex/inventory", Some(&token), None);
     assert_eq!((bad.status, &bad.body["error"]), (400, &json!("bad_id")));
     conforms(&api, "GET", "/api/nodes/{id}/inventory", &bad);
+    // A node the master knows that collects no inventory: 404 no_inventory.
+    let created = request(admin, "POST", "/api/tokens", Some(&token), Some(&json!({})));
+    let quiet_link = created.body["link"].as_str().unwrap().to_owned();
+    let quiet_dir = tempfile::tempdir().unwrap();
+    let quiet_config = quiet_dir.path().join("node.toml");
+    std::fs::write(&quiet_config, "inventory_interval = \"off\"\n").unwrap();
+    let mut quiet = start_node("quiet", quiet_dir.path(), Some(&quiet_link), &quiet_config);
+    let quiet_id = field(&quiet.wait_message("node running", LIMIT), "node");
+    let quiet_path = format!("/api/nodes/{quiet_id}/inventory");
+    let none = poll(admin, &token, &quiet_path, |r| r.body["error"] == "no_inventory");
+    assert_eq!(none.status, 404);
+    conforms(&api, "GET", "/api/nodes/{id}/inventory", &none);
+    quiet.signal("-TERM");
+    assert_eq!(quiet.wait_exit(LIMIT), Some(0));
 
     // The CLI: text lines, a prefix, JSON.
     let (code, out, err) = cli(admin, &token, &["inventory", &id[..10]]);
