@@ -4,32 +4,16 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+mod loopback;
+
+use loopback::{master, node, until};
+
 use fleetmesh::{
     overlay::{MasterEvent, NodeEvent},
-    MasterBuilder, MasterHandle, NodeBuilder, NodeHandle, StartError, TokenOptions,
+    MasterBuilder, NodeHandle, StartError, TokenOptions,
 };
 
 const LOOPBACK: &str = "127.0.0.1:0";
-
-async fn master(dir: &std::path::Path) -> MasterHandle {
-    MasterBuilder::new(dir).listen(LOOPBACK.parse().unwrap()).start().await.unwrap()
-}
-
-fn node(dir: &std::path::Path) -> NodeBuilder {
-    // Several nodes share this host, and so would share LAN discovery's port.
-    NodeBuilder::new(dir).listen(LOOPBACK.parse().unwrap()).lan_discovery(false)
-}
-
-/// Waits (real time, generously) until `f` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 async fn message(node: &mut NodeHandle) -> (u64, Vec<u8>) {
     loop {
@@ -44,7 +28,7 @@ async fn message(node: &mut NodeHandle) -> (u64, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_links_restart_from_their_data_and_errors_are_typed() {
     let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut master = master(dirs[0].path()).await;
+    let mut master = master(dirs[0].path(), 0).await;
     let link = master.create_token(TokenOptions { uses: 3, ..Default::default() }).unwrap();
     assert_eq!(link.masters, vec![SocketAddr::from(([127, 0, 0, 1], master.port()))]);
     // Through its text, as an operator hands it out.
@@ -120,7 +104,7 @@ async fn a_node_without_link_or_certificate_is_not_enrolled() {
 async fn an_unanswered_enrollment_times_out_with_the_address_asked() {
     let dir = tempfile::tempdir().unwrap();
     let master_dir = tempfile::tempdir().unwrap();
-    let m = master(master_dir.path()).await;
+    let m = master(master_dir.path(), 0).await;
     let mut link = m.create_token(TokenOptions::default()).unwrap();
     m.shutdown().await;
     // Nobody listens there any more.
@@ -142,7 +126,7 @@ async fn an_unanswered_enrollment_times_out_with_the_address_asked() {
 async fn a_key_file_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let m = master(dir.path()).await;
+    let m = master(dir.path(), 0).await;
     m.shutdown().await;
     let key = dir.path().join("master.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -155,11 +139,11 @@ async fn a_key_file_others_can_read_is_refused() {
 async fn a_link_for_another_network_is_refused_after_enrollment() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let node_dir = tempfile::tempdir().unwrap();
-    let first = master(a.path()).await;
+    let first = master(a.path(), 0).await;
     let link = first.create_token(TokenOptions::default()).unwrap();
     let n = node(node_dir.path()).join(link).start().await.unwrap();
     n.shutdown().await;
-    let other = master(b.path()).await;
+    let other = master(b.path(), 0).await;
     let err = node(node_dir.path())
         .join(other.create_token(TokenOptions::default()).unwrap())
         .start()

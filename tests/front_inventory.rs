@@ -2,30 +2,11 @@
 //! master; both restart from their data directories, the master still holds it, and the node
 //! sends only what changed.
 
-use std::time::Duration;
+mod loopback;
 
-use fleetmesh::{
-    overlay::inventory::InventoryDocument, MasterBuilder, MasterHandle, NodeBuilder, TokenOptions,
-};
+use loopback::{master, node, until};
 
-async fn master(dir: &std::path::Path, port: u16) -> MasterHandle {
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    MasterBuilder::new(dir).listen(listen).start().await.unwrap()
-}
-
-fn node(dir: &std::path::Path) -> NodeBuilder {
-    NodeBuilder::new(dir).listen("127.0.0.1:0".parse().unwrap()).lan_discovery(false)
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use fleetmesh::{overlay::inventory::InventoryDocument, TokenOptions};
 
 fn doc(entries: &[(&str, &str)]) -> InventoryDocument {
     entries.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()

@@ -4,32 +4,17 @@
 
 use std::time::Duration;
 
+mod loopback;
+
+use loopback::{master, node, until};
+
 use fleetmesh::{
     overlay::{MasterEvent, NodeEvent, RequestId},
     wire::ResponseStatus,
-    MasterBuilder, MasterHandle, NodeBuilder, NodeId, TokenOptions,
+    MasterHandle, NodeId, TokenOptions,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-async fn master(dir: &std::path::Path, port: u16) -> MasterHandle {
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    MasterBuilder::new(dir).listen(listen).start().await.unwrap()
-}
-
-fn node(dir: &std::path::Path) -> NodeBuilder {
-    NodeBuilder::new(dir).listen("127.0.0.1:0".parse().unwrap()).lan_discovery(false)
-}
-
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// The end of request `id` at the master: `(node, status, body)`, or the failure's text.
 async fn end(

@@ -16,6 +16,7 @@ use serde_json::Value;
 /// How long any one step may take before the test gives up.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
+pub(crate) mod admin;
 pub(crate) mod browser;
 pub(crate) mod flood;
 pub(crate) mod http;
