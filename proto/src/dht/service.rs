@@ -96,7 +96,7 @@ pub struct Dht {
     next_rpc: u32,
     next_query: u64,
     bootstrapped: bool,
-    outbox: VecDeque<(SocketAddr, Message)>,
+    outbox: VecDeque<(SocketAddr, Option<NodeId>, Message)>,
     events: VecDeque<DhtEvent>,
     traffic: DhtTraffic,
     /// Persistence, once [`restore`](Dht::restore) switched it on.
@@ -270,7 +270,7 @@ impl Dht {
 
     /// The next message to send, and where.
     pub fn poll_message(&mut self) -> Option<(SocketAddr, Message)> {
-        self.outbox.pop_front()
+        self.outbox.pop_front().map(|(addr, _, message)| (addr, message))
     }
 
     /// The next query result.
@@ -312,7 +312,19 @@ impl Dht {
     /// Queues `message` for `addr`, counted in `class`.
     fn send(&mut self, addr: SocketAddr, message: Message, class: TrafficClass) {
         self.traffic.count(class, &message);
-        self.outbox.push_back((addr, message));
+        self.outbox.push_back((addr, None, message));
+    }
+
+    /// Queues a request for the contact `peer` at `addr`, counted in `class`.
+    fn request(&mut self, peer: NodeId, addr: SocketAddr, message: Message, class: TrafficClass) {
+        self.traffic.count(class, &message);
+        self.outbox.push_back((addr, Some(peer), message));
+    }
+
+    /// Like [`poll_message`](Self::poll_message), with the contact a request is meant for
+    /// (`None` for answers): a node whose dial to it fails can have it introduced.
+    pub fn poll_message_to(&mut self) -> Option<(SocketAddr, Option<NodeId>, Message)> {
+        self.outbox.pop_front()
     }
 
     /// Whether `record` passes a get's publisher rule.

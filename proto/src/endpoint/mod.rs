@@ -14,6 +14,7 @@ mod dial;
 mod event;
 mod limiter;
 mod path;
+mod punch;
 mod rejections;
 mod renew;
 mod timers;

@@ -113,6 +113,14 @@ pub struct OverlayConfig {
     pub max_backoff: Duration,
     /// The DHT's parameters (k, α, timeouts, record limits).
     pub dht: crate::dht::DhtConfig,
+    /// Reach (issue 16, `overlay/node/introduce.rs`): a dial to a peer that got no answer
+    /// this long is helped by an introduction from the master (hole punching). `None`: never.
+    /// Default 500 ms: one handshake retransmission period, well beyond any WAN round trip,
+    /// and early enough for the punched session to answer a DHT request (2 s) in time.
+    pub introduce_after: Option<Duration>,
+    /// Whether the node learns its NAT class once joined (`overlay/node/nat.rs`). Default
+    /// `true`.
+    pub nat_check: bool,
 }
 
 impl OverlayConfig {
@@ -145,6 +153,8 @@ impl OverlayConfig {
             neighbour_batch: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             dht: crate::dht::DhtConfig::default(),
+            introduce_after: Some(Duration::from_millis(500)),
+            nat_check: true,
         }
     }
 

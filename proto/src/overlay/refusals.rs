@@ -23,6 +23,9 @@ pub struct Refusals {
     pub resync: u64,
     /// Answers (`Ack`, `Error`, `NodeList`) from a peer other than the one asked.
     pub answer: u64,
+    /// Introductions (and their check-ins) from anyone but the introducer, or for a node
+    /// that is not ours to pass them to (`overlay/node/introduce.rs`).
+    pub introduction: u64,
 }
 
 impl Refusals {
@@ -32,7 +35,7 @@ impl Refusals {
     }
 
     /// Each reason's name and count.
-    pub fn reasons(&self) -> [(&'static str, u64); 6] {
+    pub fn reasons(&self) -> [(&'static str, u64); 7] {
         [
             ("takeover", self.takeover),
             ("takeover_disproved", self.takeover_disproved),
@@ -40,6 +43,7 @@ impl Refusals {
             ("relay", self.relay),
             ("resync", self.resync),
             ("answer", self.answer),
+            ("introduction", self.introduction),
         ]
     }
 
@@ -53,6 +57,7 @@ impl Refusals {
             relay: d(self.relay, earlier.relay),
             resync: d(self.resync, earlier.resync),
             answer: d(self.answer, earlier.answer),
+            introduction: d(self.introduction, earlier.introduction),
         }
     }
 }

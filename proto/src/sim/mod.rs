@@ -41,6 +41,7 @@ mod master;
 mod nat;
 mod network;
 mod observe;
+pub mod reach;
 mod requests;
 mod stats;
 mod view;

@@ -102,6 +102,12 @@ message_types! {
     QueryAnswer = 0x3d,
     ReportBatch = 0x3e,
     ReportAcks = 0x3f,
+    ObserveMe = 0x40,
+    Observed = 0x41,
+    NatReport = 0x42,
+    Introduce = 0x43,
+    Introduction = 0x44,
+    Introduced = 0x45,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

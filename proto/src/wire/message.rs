@@ -109,6 +109,18 @@ pub enum Message {
     ReportBatch(Box<ReportBatch>),
     /// The master's acknowledgement of the reports of a [`ReportBatch`] it took.
     ReportAcks(Box<ReportAcks>),
+    /// Which address did this come from? (NAT classification, `wire/nat.rs`.)
+    ObserveMe(super::ObserveMe),
+    /// The address an [`ObserveMe`](super::ObserveMe) came from.
+    Observed(super::Observed),
+    /// A node's NAT class, for the master.
+    NatReport(super::NatReport),
+    /// Asks the introducer to introduce the sender to a node it cannot reach.
+    Introduce(super::Introduce),
+    /// The introducer tells a node to dial a peer at once (hole punching).
+    Introduction(Box<super::Introduction>),
+    /// An introduced node checks in with the introducer.
+    Introduced(super::Introduced),
 }
 
 /// A node and where to reach it.

@@ -26,6 +26,7 @@ mod frame;
 mod inventory;
 mod kad;
 mod message;
+mod nat;
 
 pub use addr::WireAddr;
 // The codec sits below `wire`, `trust` and `secure` so none of them imports another's encoding.
@@ -37,6 +38,10 @@ pub use inventory::{
 };
 pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
+};
+pub use nat::{
+    Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
+    MAX_INTRO_ADDRS,
 };
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,

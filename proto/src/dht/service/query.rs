@@ -215,7 +215,7 @@ impl Dht {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, contact.id, None, RpcKind::Ping);
                     let ping = Message::KadPing(KadPing { rpc });
-                    self.send(contact.addr.0, ping, TrafficClass::Maintenance);
+                    self.request(contact.id, contact.addr.0, ping, TrafficClass::Maintenance);
                 }
                 RoutingEvent::Refresh { target } => {
                     self.start(now, target, Purpose::Refresh);
@@ -267,7 +267,7 @@ impl Dht {
         for request in sends {
             let rpc = self.fresh_rpc();
             self.track(now, rpc, request.to.id, Some(id), RpcKind::Lookup);
-            self.send(request.to.addr.0, request.message(rpc), class);
+            self.request(request.to.id, request.to.addr.0, request.message(rpc), class);
         }
         let Some(q) = self.queries.get_mut(&id) else { return };
         if let Some(result) = q.lookup.poll_event() {
@@ -360,7 +360,7 @@ impl Dht {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, node.id, Some(id), RpcKind::Store);
                     let store = KadStore { rpc, record: (*record).clone(), cache: false };
-                    self.send(node.addr.0, Message::KadStore(Box::new(store)), class);
+                    self.request(node.id, node.addr.0, Message::KadStore(Box::new(store)), class);
                     sent += 1;
                 }
                 if let Some(q) = self.queries.get_mut(&id) {

@@ -8,6 +8,7 @@ mod durable;
 mod election;
 mod events;
 mod fleet;
+mod introduce;
 mod inventory;
 mod keepalive;
 mod machine;
@@ -34,6 +35,10 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    introduce::{
+        IntroducerStats, INTRODUCTION_TIMEOUT, MAX_HELPERS, MAX_NAT_CLASSES,
+        MAX_PENDING_INTRODUCTIONS, MAX_PENDING_PER_NODE,
+    },
     inventory::{
         InventoryStats, INVENTORY_TABLE, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
         MAX_INVENTORY_BYTES, MAX_INVENTORY_DOCUMENTS,
@@ -87,6 +92,8 @@ pub struct Master {
     inventories: inventory::Inventories,
     /// Fleet-wide aggregates open (`query.rs`).
     queries: query::Queries,
+    /// NAT classes and introductions (`introduce.rs`).
+    intro: Box<introduce::Introducer>,
 }
 
 impl Master {
@@ -112,6 +119,7 @@ impl Master {
             fleet: Default::default(),
             inventories: Default::default(),
             queries: Default::default(),
+            intro: Box::default(),
         }
     }
 
@@ -136,6 +144,10 @@ impl Master {
         let mut topology = self.reg.topology();
         for lsn in topology.subnets.iter_mut().flat_map(|s| &mut s.lsns) {
             lsn.path = self.ep.peer_path(&lsn.id);
+            lsn.nat = self.nat_class(&lsn.id).map(|(c, _)| c);
+            for child in &mut lsn.children {
+                child.nat = self.nat_class(&child.id).map(|(c, _)| c);
+            }
         }
         topology
     }
@@ -212,6 +224,7 @@ impl Master {
         self.outbox_timers(now);
         self.fleet_timers(now);
         self.query_timers(now);
+        self.intro_timers(now);
         self.pump(now);
     }
 
@@ -260,6 +273,7 @@ impl Master {
             self.fleet_deadline(),
             self.query_deadline(),
             self.cert_sweep_deadline(),
+            self.intro_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -334,6 +348,10 @@ impl Master {
                 }
             }
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
+            Message::ObserveMe(o) => self.on_observe_me(now, peer, addr, o),
+            Message::NatReport(r) => self.on_nat_report(peer, addr, r),
+            Message::Introduce(i) => self.on_introduce(now, peer, addr, i),
+            Message::Introduced(i) => self.on_introduced(now, peer, addr, i),
             Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
             Message::Ack(Ack { seq }) if self.query_acked(peer, seq) => {}

@@ -34,6 +34,8 @@ pub struct LsnView {
     pub path: Option<crate::Path>,
     /// Its children, ordered by id.
     pub children: Vec<NodeView>,
+    /// The NAT class it reported (`None` until it did).
+    pub nat: Option<crate::wire::NatClass>,
 }
 
 /// One node.
@@ -49,6 +51,8 @@ pub struct NodeView {
     pub last_seen: Timestamp,
     /// Round-trip time of the last message or poll, if any.
     pub rtt: Option<Duration>,
+    /// The NAT class it reported (`None` until it did).
+    pub nat: Option<crate::wire::NatClass>,
 }
 
 impl Topology {

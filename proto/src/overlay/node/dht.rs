@@ -181,13 +181,16 @@ impl Node {
     pub(super) fn dht_flush(&mut self, now: Timestamp) {
         let Some(dht) = self.dht.as_mut() else { return };
         let mut out = Vec::new();
-        while let Some(m) = dht.poll_message() {
+        while let Some(m) = dht.poll_message_to() {
             out.push(m);
         }
         while let Some(event) = dht.poll_event() {
             self.events.push_back(NodeEvent::Dht(event));
         }
-        for (addr, message) in out {
+        for (addr, peer, message) in out {
+            if let Some(peer) = peer {
+                self.intro_watch(now, peer, addr);
+            }
             self.send(now, addr, message);
         }
     }

@@ -14,10 +14,16 @@ mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
+mod introduce;
 mod inventory;
+mod nat;
 mod inventory_lsn;
 mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
+pub use introduce::{
+    IntroStats, COOLDOWN, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED, MAX_WATCHED,
+};
+pub use nat::{OBSERVE_TIMEOUT, PROBE_WAIT, RETRY as NAT_RETRY};
 pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
 pub use inventory_lsn::{
     BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
@@ -101,6 +107,10 @@ pub struct Node {
     inventory_queue: inventory_lsn::InventoryQueue,
     /// Aggregate queries asked of our children, or of us (`query.rs`).
     queries: query::Queries,
+    /// What we learned of our NAT (`nat.rs`).
+    nat: nat::NatCheck,
+    /// Introductions asked, received and watched for (`introduce.rs`).
+    intro: Box<introduce::Introductions>,
 }
 
 impl Node {
@@ -133,6 +143,8 @@ impl Node {
             inventory: inventory::OwnInventory::default(),
             inventory_queue: inventory_lsn::InventoryQueue::default(),
             queries: query::Queries::default(),
+            nat: nat::NatCheck::default(),
+            intro: Box::default(),
         }
     }
 
@@ -257,6 +269,8 @@ impl Node {
             self.inventory_timers(now);
             self.inventory_queue_timers(now);
             self.query_timers(now);
+            self.nat_timers(now);
+            self.intro_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -322,6 +336,8 @@ impl Node {
             self.fleet_deadline(),
             self.inventory_deadline(),
             self.query_deadline(),
+            self.nat_deadline(),
+            self.intro_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -344,6 +360,7 @@ impl Node {
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Connected { peer, addr, .. } => {
+                    self.intro_connected(now, peer);
                     self.dht_connected(now, peer, addr);
                     self.report_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
@@ -354,7 +371,9 @@ impl Node {
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::ReachProbe { addr, path, nonce, session } => {
-                    self.on_reach_probe(now, addr, path, nonce, session);
+                    if !self.nat_probe(now, nonce, session) {
+                        self.on_reach_probe(now, addr, path, nonce, session);
+                    }
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Enrolled { .. } | Event::EnrollmentFailed { .. } => {
@@ -445,6 +464,9 @@ impl Node {
             Message::ReachProof(p) => self.on_reach_proof(now, peer, p),
             Message::Keepalive(_) => self.uplink_echo(now, peer),
             Message::Revocations(list) => self.on_revocations(now, peer, &list),
+            Message::ObserveMe(o) => self.on_observe_me(now, addr, o),
+            Message::Observed(o) => self.on_observed(now, peer, o),
+            Message::Introduction(i) => self.on_introduction(now, peer, *i),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
@@ -457,6 +479,9 @@ impl Node {
     }
 
     fn on_error(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, error: ErrorMessage) {
+        if self.intro_refused(now, peer, error.seq) {
+            return;
+        }
         if self.finder.on_error(peer, addr, error.seq) {
             self.events.push_back(NodeEvent::JoinRefused { peer, detail: error.detail });
             self.try_next_candidate(now);
@@ -492,6 +517,7 @@ impl Node {
     fn relocate(&mut self, now: Timestamp, local: super::LocalNetwork) {
         self.part_all(now, PartReason::Moved);
         self.cfg.local = local;
+        self.nat_reset();
         self.finder.stopped = false;
         self.start_looking(now);
     }

@@ -552,6 +552,7 @@ impl Registry {
             route: r.route.clone(),
             last_seen: r.last_seen,
             rtt: r.rtt,
+            nat: None,
         };
         for (id, lsn) in &self.lsns {
             let children = self
@@ -566,6 +567,7 @@ impl Registry {
                 last_seen: me.as_ref().map_or(Timestamp::ZERO, |m| m.last_seen),
                 path: None,
                 children,
+                nat: None,
             });
         }
         let pending = self

@@ -1,0 +1,64 @@
+//! Hole punching, the link layer's part (issue 16): dial a peer at every address an
+//! introducer gave for it at once, and once a session with it stands (whichever handshake
+//! answered first, ours or the peer's), drop the other attempts and move what waited on them
+//! onto that session.
+
+use std::net::SocketAddr;
+
+use super::Endpoint;
+use crate::{NodeId, Timestamp};
+
+impl Endpoint {
+    /// Dials `peer` at each of `addrs` now. A handshake already running to one of them (a
+    /// dial the NAT swallowed) is bound to `peer` and its message 1 sent again at once, with
+    /// a fresh retransmission timer: the introducer has just told the peer to open its NAT
+    /// for us, so this copy gets through where the first did not.
+    pub fn punch(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr]) {
+        if self.is_connected(&peer) {
+            return;
+        }
+        let rto = self.config.handshake_rto;
+        for &addr in addrs {
+            if self.by_addr.contains_key(&addr) {
+                continue;
+            }
+            match self.dial_by_addr.get(&addr).copied() {
+                Some(index) => {
+                    let Some(dial) = self.dials.get_mut(&index) else { continue };
+                    dial.expect.get_or_insert(peer);
+                    dial.rto = rto;
+                    dial.retransmit_at = now + rto;
+                    let (path, hs1) = (dial.path, dial.hs1.clone());
+                    self.push_transmit(addr, path, hs1);
+                }
+                None => self.connect(now, addr, Some(peer)),
+            }
+        }
+    }
+
+    /// A session with `peer` stands: every other handshake towards it (bound to it, or
+    /// running to one of `also`) is dropped, and the messages queued behind those go over the
+    /// session instead. Returns how many handshakes were dropped.
+    pub fn settle_dials(&mut self, now: Timestamp, peer: NodeId, also: &[SocketAddr]) -> usize {
+        let Some(&link) = self.by_peer.get(&peer) else { return 0 };
+        let mut drop: Vec<u32> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.expect == Some(peer) || (d.expect.is_none() && also.contains(&d.addr)))
+            .map(|(i, _)| *i)
+            .collect();
+        drop.sort_unstable();
+        for index in &drop {
+            let Some(dial) = self.dials.remove(index) else { continue };
+            self.dial_by_addr.remove(&dial.addr);
+            for message in dial.queued {
+                if self.links.contains_key(&link) {
+                    if let Err(error) = self.send_on(now, link, &message) {
+                        tracing::debug!(%peer, %error, "message queued on a punched dial lost");
+                    }
+                }
+            }
+        }
+        drop.len()
+    }
+}

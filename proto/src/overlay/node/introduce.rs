@@ -1,0 +1,242 @@
+//! Introductions (hole punching), the node's side (issue 16; the introducer's side is
+//! `overlay/master/introduce.rs`).
+//!
+//! * **Asking.** A DHT request to a contact we have no session with starts a dial. If that
+//!   dial has not produced a session after [`OverlayConfig::introduce_after`], the node asks
+//!   the master to introduce it to the contact ([`Introduce`]). Failed asks cool down for
+//!   [`COOLDOWN`] per peer.
+//! * **Being introduced.** An [`Introduction`] from the master (or relayed by our LSN, for
+//!   a child) names a peer and its addresses: the public one the introducer observed and the
+//!   local one. We dial them all at once ([`Endpoint::punch`](crate::Endpoint::punch)); the
+//!   peer dials us at the same moment, so each side's NAT has a mapping towards the other
+//!   when the other's packet arrives. Whichever handshake completes first carries the
+//!   session; the others are dropped and what waited on them moves onto it. With `answer`
+//!   set we also check in with the master directly ([`Introduced`]), so it observes our
+//!   current public address for the asker.
+//! * **Relaying.** An LSN passes an introduction from the master on to the child it names.
+//!
+//! Authorization: introductions only from the master or, for its own child, our LSN; relays
+//! only of the master's introductions to our own children (docs/AUTHORIZATION.md).
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use super::{Node, NodeState};
+use crate::{
+    wire::{Introduce, Introduced, Introduction, Message, MAX_INTRO_ADDRS},
+    NodeId, Timestamp,
+};
+
+/// How long an asked introduction, or a received one, may take to produce a session.
+pub const INTRO_TIMEOUT: Duration = Duration::from_secs(5);
+/// After an introduction that produced no session, none is asked for that peer this long.
+pub const COOLDOWN: Duration = Duration::from_secs(30);
+/// Dials watched for an introduction at once (more are left to fail as before).
+pub const MAX_WATCHED: usize = 64;
+/// Introductions asked and not settled at once.
+pub const MAX_ASKED: usize = 16;
+/// Introductions received and not settled at once (more are dropped).
+pub const MAX_INTRODUCED: usize = 32;
+/// Peers in cooldown at once (the oldest are forgotten first).
+pub const MAX_COOLDOWN: usize = 256;
+
+/// What the node's introductions did (for tests and the simulator).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntroStats {
+    /// Introductions asked of the master.
+    pub asked: u64,
+    /// Of those, followed by a session with the peer in time.
+    pub succeeded: u64,
+    /// Of those, that produced no session in time.
+    pub failed: u64,
+    /// Introductions received (we were told to dial).
+    pub introduced: u64,
+    /// Introductions passed on to a child (as LSN).
+    pub relayed: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Asked {
+    seq: u32,
+    addr: SocketAddr,
+    until: Timestamp,
+}
+
+/// The node's introductions in flight.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Introductions {
+    /// Dials that may need an introduction: peer → (address dialled, when to ask).
+    watch: BTreeMap<NodeId, (SocketAddr, Timestamp)>,
+    asked: BTreeMap<NodeId, Asked>,
+    /// Introductions received: peer → until.
+    introduced: BTreeMap<NodeId, Timestamp>,
+    cooldown: BTreeMap<NodeId, Timestamp>,
+    stats: IntroStats,
+}
+
+impl Node {
+    /// What this node's introductions did so far.
+    pub fn intro_stats(&self) -> IntroStats {
+        self.intro.stats
+    }
+
+    /// Dials `peer` at `addr` (as a DHT request does), with an introduction from the master
+    /// if the dial gets no answer (see the module docs). For tests and the simulator's
+    /// reach matrix.
+    pub fn reach(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        self.intro_watch(now, peer, addr);
+        self.ep.connect(now, addr, Some(peer));
+        self.pump(now);
+    }
+
+    /// A request is about to go to `peer` at `addr`: if that starts a dial, watch it.
+    pub(super) fn intro_watch(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        let Some(after) = self.cfg.introduce_after else { return };
+        let i = &self.intro;
+        if peer == self.master_id()
+            || addr == self.cfg.master
+            || self.ep.peer_at(addr).is_some()
+            || self.ep.is_connected(&peer)
+            || self.cfg.local.contains(addr.ip())
+            || i.watch.contains_key(&peer)
+            || i.asked.contains_key(&peer)
+            || i.watch.len() >= MAX_WATCHED
+        {
+            return;
+        }
+        self.intro.watch.insert(peer, (addr, now + after));
+    }
+
+    pub(super) fn intro_deadline(&self) -> Option<Timestamp> {
+        let i = &self.intro;
+        let watch = i.watch.values().map(|(_, t)| *t);
+        let asked = i.asked.values().map(|a| a.until);
+        watch.chain(asked).chain(i.introduced.values().copied()).min()
+    }
+
+    pub(super) fn intro_timers(&mut self, now: Timestamp) {
+        let due: Vec<(NodeId, SocketAddr)> =
+            self.intro.watch.iter().filter(|(_, (_, t))| *t <= now).map(|(p, (a, _))| (*p, *a)).collect();
+        for (peer, addr) in due {
+            self.intro.watch.remove(&peer);
+            self.intro.cooldown.retain(|_, t| *t > now);
+            let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
+            if self.ep.is_connected(&peer)
+                || !joined
+                || self.intro.cooldown.contains_key(&peer)
+                || self.intro.asked.len() >= MAX_ASKED
+            {
+                continue;
+            }
+            let seq = self.next_seq();
+            self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT });
+            self.intro.stats.asked += 1;
+            let master = self.cfg.master;
+            self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
+        }
+        let failed: Vec<NodeId> =
+            self.intro.asked.iter().filter(|(_, a)| a.until <= now).map(|(p, _)| *p).collect();
+        for peer in failed {
+            self.intro_failed(now, peer);
+        }
+        self.intro.introduced.retain(|_, t| *t > now);
+    }
+
+    fn intro_failed(&mut self, now: Timestamp, peer: NodeId) {
+        if self.intro.asked.remove(&peer).is_none() {
+            return;
+        }
+        self.intro.stats.failed += 1;
+        if self.intro.cooldown.len() >= MAX_COOLDOWN {
+            if let Some((&oldest, _)) = self.intro.cooldown.iter().min_by_key(|(_, t)| **t) {
+                self.intro.cooldown.remove(&oldest);
+            }
+        }
+        self.intro.cooldown.insert(peer, now + COOLDOWN);
+    }
+
+    /// The master refused an introduction we asked for (target absent, too many asked):
+    /// returns whether `seq` was one.
+    pub(super) fn intro_refused(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
+        if peer != self.master_id() {
+            return false;
+        }
+        let Some(target) = self.intro.asked.iter().find(|(_, a)| a.seq == seq).map(|(p, _)| *p)
+        else {
+            return false;
+        };
+        self.intro_failed(now, target);
+        true
+    }
+
+    /// A session with `peer` stands: settle the dials an introduction started.
+    pub(super) fn intro_connected(&mut self, now: Timestamp, peer: NodeId) {
+        let i = &mut self.intro;
+        let mut also = Vec::new();
+        if let Some((addr, _)) = i.watch.remove(&peer) {
+            also.push(addr);
+        }
+        let asked = i.asked.remove(&peer);
+        if let Some(a) = asked {
+            also.push(a.addr);
+            i.stats.succeeded += 1;
+        }
+        let introduced = i.introduced.remove(&peer).is_some();
+        if asked.is_some() || introduced {
+            self.ep.settle_dials(now, peer, &also);
+        }
+    }
+
+    /// An introduction arrived (see the module docs for who may send one).
+    pub(super) fn on_introduction(&mut self, now: Timestamp, from: NodeId, intro: Introduction) {
+        let master = self.master_id();
+        if intro.to != self.node_id() {
+            // As LSN, pass the master's introduction on to the child it names.
+            let child = (from == master)
+                .then(|| self.role.as_ref().and_then(|r| r.children.get(&intro.to)))
+                .flatten()
+                .map(|c| c.addr);
+            match child {
+                Some(addr) => {
+                    self.intro.stats.relayed += 1;
+                    self.send(now, addr, Message::Introduction(Box::new(intro)));
+                }
+                None => {
+                    tracing::debug!(?from, to = ?intro.to, "introduction not ours to relay");
+                    self.refusals.introduction += 1;
+                }
+            }
+            return;
+        }
+        let from_lsn =
+            self.state == NodeState::HasLsn && self.lsn.as_ref().is_some_and(|l| l.id == from);
+        if from != master && !from_lsn {
+            tracing::debug!(?from, "introduction not from the introducer: refused");
+            self.refusals.introduction += 1;
+            return;
+        }
+        let peer = intro.peer;
+        if peer == self.node_id() || peer == master {
+            return;
+        }
+        let i = &mut self.intro;
+        if !i.introduced.contains_key(&peer) && i.introduced.len() >= MAX_INTRODUCED {
+            tracing::debug!(?peer, "too many introductions at once: dropped");
+            return;
+        }
+        i.introduced.insert(peer, now + INTRO_TIMEOUT);
+        i.stats.introduced += 1;
+        let me = [self.cfg.listen, self.local_addr()];
+        let addrs: Vec<SocketAddr> = intro
+            .addrs
+            .iter()
+            .take(MAX_INTRO_ADDRS)
+            .map(|a| a.0)
+            .filter(|a| !me.contains(a))
+            .collect();
+        if intro.answer {
+            let to = self.cfg.master;
+            self.send(now, to, Message::Introduced(Introduced { nonce: intro.nonce }));
+        }
+        self.ep.punch(now, peer, &addrs);
+    }
+}
