@@ -180,6 +180,7 @@ mod tests {
         sim.run_until(Duration::from_secs(60), |s| {
             s.all_present() && nodes.iter().all(|&i| s.node(i).nat_checked())
         });
+        sim.run_for(Duration::from_secs(1)); // The last reports on their way.
         let first_class = sim.node(first).nat_class();
         assert_eq!(first_class.mapping, Mapping::Public);
         assert_eq!(first_class.inbound, None, "no helper was known when it asked");
