@@ -199,6 +199,24 @@ fn messages() -> Vec<Message> {
         })),
         Message::ReportBatch(Box::new(ReportBatch { reports: vec![] })),
         Message::ReportAcks(Box::new(ReportAcks { seqs: vec![0, u32::MAX] })),
+        Message::ObserveMe(fleetmesh::wire::ObserveMe { seq: u32::MAX }),
+        Message::Observed(fleetmesh::wire::Observed { seq: 0, addr: v6.addr, nonce: u64::MAX, helper: Some(v4) }),
+        Message::NatReport(fleetmesh::wire::NatReport {
+            class: fleetmesh::wire::NatClass {
+                mapping: fleetmesh::wire::Mapping::EndpointDependent,
+                inbound: None,
+            },
+            observed: v4.addr,
+        }),
+        Message::Introduce(fleetmesh::wire::Introduce { seq: 1, target: v6.id }),
+        Message::Introduction(Box::new(fleetmesh::wire::Introduction {
+            nonce: 1,
+            to: v4.id,
+            peer: v6.id,
+            addrs: vec![v4.addr, v6.addr],
+            answer: false,
+        })),
+        Message::Introduced(fleetmesh::wire::Introduced { nonce: 0 }),
     ]
 }
 

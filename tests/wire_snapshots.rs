@@ -341,6 +341,41 @@ fn samples() -> Vec<(&'static str, Message)> {
             })),
         ),
         ("wire_report_acks", Message::ReportAcks(Box::new(ReportAcks { seqs: vec![12, 13] }))),
+        ("wire_observe_me", Message::ObserveMe(fleetmesh::wire::ObserveMe { seq: 21 })),
+        (
+            "wire_observed",
+            Message::Observed(fleetmesh::wire::Observed {
+                seq: 21,
+                addr: addr("203.0.113.7:20001"),
+                nonce: 0x0123_4567_89ab_cdef,
+                helper: Some(contact(9, "198.51.100.4:4000")),
+            }),
+        ),
+        (
+            "wire_nat_report",
+            Message::NatReport(fleetmesh::wire::NatReport {
+                class: fleetmesh::wire::NatClass {
+                    mapping: fleetmesh::wire::Mapping::EndpointIndependent,
+                    inbound: Some(false),
+                },
+                observed: addr("203.0.113.7:20001"),
+            }),
+        ),
+        (
+            "wire_introduce",
+            Message::Introduce(fleetmesh::wire::Introduce { seq: 22, target: identity(5).node_id() }),
+        ),
+        (
+            "wire_introduction",
+            Message::Introduction(Box::new(fleetmesh::wire::Introduction {
+                nonce: 0x0123_4567_89ab_cdef,
+                to: identity(5).node_id(),
+                peer: identity(6).node_id(),
+                addrs: vec![addr("203.0.113.7:20001"), addr("10.1.0.7:4000")],
+                answer: true,
+            })),
+        ),
+        ("wire_introduced", Message::Introduced(fleetmesh::wire::Introduced { nonce: 0x0123_4567_89ab_cdef })),
     ]
 }
 

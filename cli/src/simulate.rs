@@ -95,6 +95,14 @@ pub(crate) struct SimulateArgs {
     /// fleet, or "none".
     #[arg(long, default_value = "09:00,13:01")]
     fleet_requests: String,
+    /// Instead of a day: for every pair of NAT kinds, whether a node behind one opens a
+    /// session with a node behind the other, without and with introductions by the master
+    /// (issue 16). Uses --seed; prints grids, or with --json a `nat_matrix` key.
+    #[arg(long)]
+    nat_matrix: bool,
+    /// Trials per pair of NAT kinds for --nat-matrix.
+    #[arg(long, default_value_t = 10)]
+    nat_trials: u32,
 }
 
 /// Parses `--fleet-requests`: "none", or comma-separated HH:MM times of day.
@@ -181,6 +189,9 @@ impl SimulateArgs {
 
 /// Runs the simulation and prints the report.
 pub(crate) fn run(args: SimulateArgs) -> Result<(), String> {
+    if args.nat_matrix {
+        return nat_matrix(&args);
+    }
     let cfg = args.config()?;
     let bar = !args.json && std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -205,6 +216,39 @@ pub(crate) fn run(args: SimulateArgs) -> Result<(), String> {
         println!("{json}");
     } else {
         print!("{}", summary(&report));
+    }
+    Ok(())
+}
+
+/// `--nat-matrix`: the reach matrix before (plain dials) and after (introductions).
+fn nat_matrix(args: &SimulateArgs) -> Result<(), String> {
+    use fleetmesh::sim::reach;
+    let before = reach::nat_matrix(args.seed, args.nat_trials, false);
+    let after = reach::nat_matrix(args.seed, args.nat_trials, true);
+    if args.json {
+        let value = serde_json::json!({ "nat_matrix": { "without_introductions": before, "with_introductions": after } });
+        let json = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        println!("{json}");
+        return Ok(());
+    }
+    println!("direct sessions, {} trials per pair, seed {}", args.nat_trials, args.seed);
+    println!("\nwithout introductions (a plain dial to the address the master observed):");
+    print!("{}", before.grid());
+    println!("\nwith introductions by the master (hole punching, connection reversal):");
+    print!("{}", after.grid());
+    println!("\ntime to direct with introductions, p50 / p99 (ms):");
+    for p in after.pairs.iter().filter(|p| p.direct > 0.0) {
+        println!("  {:>22} -> {:<22} {:>5} / {:>5}", p.from, p.to, p.time_ms_p50, p.time_ms_p99);
+    }
+    let failing: Vec<String> = after
+        .pairs
+        .iter()
+        .filter(|p| p.direct < 1.0)
+        .map(|p| format!("{} -> {} ({:.0} % direct)", p.from, p.to, p.direct * 100.0))
+        .collect();
+    println!("\nstill without a direct path (needs port prediction or the relay, issue 16 phase 2):");
+    for f in failing {
+        println!("  {f}");
     }
     Ok(())
 }

@@ -16,6 +16,9 @@ use serde::Serialize;
 use super::{quantile_ms, NatKind, Simulation};
 use crate::overlay::{NodeState, OverlayConfig};
 
+/// When a trial's unanswered dial asks for an introduction.
+pub const INTRODUCE_AFTER: Duration = Duration::from_millis(500);
+
 /// How long a trial waits for the session.
 pub const REACH_WAIT: Duration = Duration::from_secs(10);
 
@@ -116,7 +119,11 @@ pub fn trial(seed: u64, a: NatKind, b: NatKind, introductions: bool) -> Option<D
     sim.keep_events = false;
     // No DHT: its traffic would open NAT mappings between the two before the measured dial.
     sim.tune = if introductions {
-        |c| OverlayConfig { dht: c.dht.enabled(false), ..c }
+        |c| OverlayConfig {
+            dht: c.dht.enabled(false),
+            introduce_after: Some(INTRODUCE_AFTER),
+            ..c
+        }
     } else {
         |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: None, ..c }
     };

@@ -186,3 +186,31 @@ fn a_forged_ack_does_not_settle_the_masters_delivery() {
     assert!(!delivered, "a forged Ack settled the delivery");
     assert!(w.master().refusals().answer >= 1);
 }
+
+#[test]
+fn an_introduction_from_anyone_but_the_introducer_is_refused() {
+    // A certified node telling another to dial a third would make it a reflector.
+    let (mut w, lsn) = two_subnets(47, 3);
+    let victim = w.node(lsn).children()[0];
+    let victim = w.slot_of_id(&victim).expect("a child");
+    let attacker = (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2).expect("subnet 2");
+    let target = (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2 && i != attacker).unwrap();
+    let intro = crate::wire::Introduction {
+        nonce: 1,
+        to: w.id(victim),
+        peer: w.id(target),
+        addrs: vec![WireAddr(w.slots[target].addr)],
+        answer: false,
+    };
+    let before = w.node(victim).refusals().introduction;
+    forge(&mut w, attacker, victim, Message::Introduction(Box::new(intro.clone())));
+    w.run_for(SEC);
+    assert_eq!(w.node(victim).refusals().introduction, before + 1);
+    assert_eq!(w.node(victim).intro_stats().introduced, 0);
+    // Nor may a node ask another subnet's LSN to relay one.
+    let lsn_before = w.node(lsn).refusals().introduction;
+    forge(&mut w, attacker, lsn, Message::Introduction(Box::new(intro)));
+    w.run_for(SEC);
+    assert_eq!(w.node(lsn).refusals().introduction, lsn_before + 1);
+    assert_eq!(w.node(lsn).intro_stats().relayed, 0);
+}
