@@ -200,7 +200,12 @@ fn messages() -> Vec<Message> {
         Message::ReportBatch(Box::new(ReportBatch { reports: vec![] })),
         Message::ReportAcks(Box::new(ReportAcks { seqs: vec![0, u32::MAX] })),
         Message::ObserveMe(fleetmesh::wire::ObserveMe { seq: u32::MAX }),
-        Message::Observed(fleetmesh::wire::Observed { seq: 0, addr: v6.addr, nonce: u64::MAX, helper: Some(v4) }),
+        Message::Observed(fleetmesh::wire::Observed {
+            seq: 0,
+            addr: v6.addr,
+            nonce: u64::MAX,
+            helper: Some(v4),
+        }),
         Message::NatReport(fleetmesh::wire::NatReport {
             class: fleetmesh::wire::NatClass {
                 mapping: fleetmesh::wire::Mapping::EndpointDependent,

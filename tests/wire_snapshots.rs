@@ -363,7 +363,10 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         (
             "wire_introduce",
-            Message::Introduce(fleetmesh::wire::Introduce { seq: 22, target: identity(5).node_id() }),
+            Message::Introduce(fleetmesh::wire::Introduce {
+                seq: 22,
+                target: identity(5).node_id(),
+            }),
         ),
         (
             "wire_introduction",
@@ -375,7 +378,10 @@ fn samples() -> Vec<(&'static str, Message)> {
                 answer: true,
             })),
         ),
-        ("wire_introduced", Message::Introduced(fleetmesh::wire::Introduced { nonce: 0x0123_4567_89ab_cdef })),
+        (
+            "wire_introduced",
+            Message::Introduced(fleetmesh::wire::Introduced { nonce: 0x0123_4567_89ab_cdef }),
+        ),
     ]
 }
 

@@ -246,7 +246,9 @@ fn nat_matrix(args: &SimulateArgs) -> Result<(), String> {
         .filter(|p| p.direct < 1.0)
         .map(|p| format!("{} -> {} ({:.0} % direct)", p.from, p.to, p.direct * 100.0))
         .collect();
-    println!("\nstill without a direct path (needs port prediction or the relay, issue 16 phase 2):");
+    println!(
+        "\nstill without a direct path (needs port prediction or the relay, issue 16 phase 2):"
+    );
     for f in failing {
         println!("  {f}");
     }

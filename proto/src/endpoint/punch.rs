@@ -44,7 +44,9 @@ impl Endpoint {
         let mut drop: Vec<u32> = self
             .dials
             .iter()
-            .filter(|(_, d)| d.expect == Some(peer) || (d.expect.is_none() && also.contains(&d.addr)))
+            .filter(|(_, d)| {
+                d.expect == Some(peer) || (d.expect.is_none() && also.contains(&d.addr))
+            })
             .map(|(i, _)| *i)
             .collect();
         drop.sort_unstable();

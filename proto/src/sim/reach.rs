@@ -73,9 +73,9 @@ impl NatMatrix {
         for a in NatKind::ALL {
             out.push_str(&format!("{:<12}", short(a)));
             for b in NatKind::ALL {
-                let cell = self.get(a, b).map_or("-".to_string(), |p| {
-                    format!("{:.0} %", p.direct * 100.0)
-                });
+                let cell = self
+                    .get(a, b)
+                    .map_or("-".to_string(), |p| format!("{:.0} %", p.direct * 100.0));
                 out.push_str(&format!("{cell:>12}"));
             }
             out.push('\n');
@@ -119,11 +119,7 @@ pub fn trial(seed: u64, a: NatKind, b: NatKind, introductions: bool) -> Option<D
     sim.keep_events = false;
     // No DHT: its traffic would open NAT mappings between the two before the measured dial.
     sim.tune = if introductions {
-        |c| OverlayConfig {
-            dht: c.dht.enabled(false),
-            introduce_after: Some(INTRODUCE_AFTER),
-            ..c
-        }
+        |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: Some(INTRODUCE_AFTER), ..c }
     } else {
         |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: None, ..c }
     };

@@ -39,13 +39,13 @@ pub use inventory::{
 pub use kad::{
     KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
 };
-pub use nat::{
-    Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
-    MAX_INTRO_ADDRS,
-};
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,
     FleetRequest, Forward, Join, Keepalive, LsnQuery, Message, NodeList, Part, PartReason, Ping,
     Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Report, ReportAcks,
     ReportBatch, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime,
+};
+pub use nat::{
+    Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
+    MAX_INTRO_ADDRS,
 };

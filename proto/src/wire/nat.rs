@@ -68,9 +68,7 @@ impl TryFrom<u8> for Mapping {
 }
 
 /// What a node learned of its NAT.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize_tuple, Deserialize_tuple,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize_tuple, Deserialize_tuple)]
 pub struct NatClass {
     /// How its outbound flows are mapped.
     pub mapping: Mapping,

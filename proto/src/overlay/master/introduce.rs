@@ -184,13 +184,20 @@ impl Master {
                 return refuse(self, ErrorCode::UNREACHABLE, "no local address");
             };
             self.send(now, hop, to_target(asker, vec![a], false, 0));
-            let back = Introduction { nonce: 0, to: asker, peer: target, addrs: vec![WireAddr(b)], answer: false };
+            let back = Introduction {
+                nonce: 0,
+                to: asker,
+                peer: target,
+                addrs: vec![WireAddr(b)],
+                answer: false,
+            };
             self.send(now, addr, Message::Introduction(Box::new(back)));
             return;
         }
         let mut addrs = vec![addr];
         addrs.extend(asker_local.filter(|a| *a != addr));
-        let asker_open = self.intro.classes.get(&asker).is_some_and(|(c, _)| c.inbound == Some(true));
+        let asker_open =
+            self.intro.classes.get(&asker).is_some_and(|(c, _)| c.inbound == Some(true));
         if asker_open {
             // Connection reversal: the asker takes unsolicited inbound, so the target dials it.
             self.intro.stats.reversed += 1;
@@ -213,7 +220,13 @@ impl Master {
     }
 
     /// The target of an introduction checked in: hand the asker the address it came from.
-    pub(super) fn on_introduced(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, m: Introduced) {
+    pub(super) fn on_introduced(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        m: Introduced,
+    ) {
         let ours = self.intro.pending.get(&m.nonce).is_some_and(|p| p.target == peer);
         if !ours {
             tracing::debug!(?peer, "check-in for no introduction of it: refused");

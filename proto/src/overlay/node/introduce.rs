@@ -114,8 +114,13 @@ impl Node {
     }
 
     pub(super) fn intro_timers(&mut self, now: Timestamp) {
-        let due: Vec<(NodeId, SocketAddr)> =
-            self.intro.watch.iter().filter(|(_, (_, t))| *t <= now).map(|(p, (a, _))| (*p, *a)).collect();
+        let due: Vec<(NodeId, SocketAddr)> = self
+            .intro
+            .watch
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(p, (a, _))| (*p, *a))
+            .collect();
         for (peer, addr) in due {
             self.intro.watch.remove(&peer);
             self.intro.cooldown.retain(|_, t| *t > now);

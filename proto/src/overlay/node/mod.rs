@@ -16,18 +16,18 @@ mod find;
 mod fleet;
 mod introduce;
 mod inventory;
-mod nat;
 mod inventory_lsn;
+mod nat;
 mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
 pub use introduce::{
     IntroStats, COOLDOWN, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED, MAX_WATCHED,
 };
-pub use nat::{OBSERVE_TIMEOUT, PROBE_WAIT, RETRY as NAT_RETRY};
 pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
 pub use inventory_lsn::{
     BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
 };
+pub use nat::{OBSERVE_TIMEOUT, PROBE_WAIT, RETRY as NAT_RETRY};
 mod keepalive;
 mod lsn;
 mod pings;
