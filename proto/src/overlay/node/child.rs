@@ -111,6 +111,9 @@ impl Node {
             }
             return;
         }
+        if self.on_replaced_pong(now, peer, addr, pong.lsn) {
+            return;
+        }
         self.uplink_pong(now, peer, addr, pong);
         self.on_child_pong(now, peer);
     }
@@ -255,7 +258,9 @@ impl Node {
     /// adopts the children it ranked.
     fn succeed(&mut self, now: Timestamp, link: LsnLink) {
         self.finder.predecessor = link.predecessor;
-        self.succeed_from(now, link.id, link.neighbours);
+        let (old, addr) = (link.id, link.addr);
+        self.succeed_from(now, old, link.neighbours);
+        self.recheck_replaced(now, addr);
     }
 
     /// Becomes the LSN in place of `old`, adopting `ranked` (its children, best first).

@@ -23,6 +23,7 @@ pub use inventory_lsn::{
     BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
 };
 mod keepalive;
+mod lost;
 mod lsn;
 mod pings;
 mod reach;
@@ -420,7 +421,7 @@ impl Node {
                     _ => self.lsn.as_ref().map(|l| l.contact()),
                 };
                 self.send(now, addr, Message::Pong(Pong { seq: ping.seq, lsn }));
-                self.on_child_ping(now, peer);
+                self.on_child_ping(now, peer, addr);
             }
             Message::Pong(pong) => self.on_pong(now, peer, addr, pong),
             Message::Join(join) => self.on_join(now, peer, addr, join),
