@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 /// How often. A burst's state goes within seconds of its end (half-open handshakes and
-/// enrollment sessions 10 s after their last datagram); a trim costs well under a
-/// millisecond when there is nothing to give back.
+/// enrollment sessions 10 s after their last datagram); a trim runs on the blocking pool, so
+/// the runtime's threads never wait for it.
 pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the task that trims the heap every [`TRIM_EVERY`], on the current tokio runtime. It
