@@ -22,8 +22,9 @@
 //!
 //! The floods are paced (a few thousand datagrams a second per target) so that the test is
 //! about what hostile bytes and state do, not about the kernel's socket buffers: a flood that
-//! fills those drops legitimate datagrams too, and a plain message from the master
-//! (`POST /api/nodes/{id}/send`) is not retransmitted (requests are).
+//! fills those drops legitimate datagrams too. The master sends a message again every second
+//! until acknowledged (`master/delivery.rs`), so such a drop delays it; before that, one
+//! dropped datagram failed it.
 
 #[path = "hostile/attack.rs"]
 mod attack;
