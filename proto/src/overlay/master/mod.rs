@@ -208,6 +208,7 @@ impl Master {
         for settled in self.deliveries.expire(now) {
             self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
+        self.resend_deliveries(now);
         self.outbox_timers(now);
         self.fleet_timers(now);
         self.query_timers(now);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{lsn::STANDBYS, Node, NodeEvent, NodeState, Probe};
 use crate::{
-    secure::open_envelope,
+    secure::{open_envelope, EnvelopeError},
     wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, WireAddr},
     NodeId, Timestamp,
 };
@@ -188,13 +188,19 @@ impl Node {
         let opened =
             open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
                 // Only after the signature checked out: a forged stamp must not fill the window.
-                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload))
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| match wire::decode(&bytes) {
-                    Ok(m @ (Message::App(_) | Message::Request(_))) => Ok(m),
-                    Ok(_) => Err("envelope carries neither a message nor a request".to_owned()),
-                    Err(e) => Err(e.to_string()),
-                });
+                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload));
+        if let Err(EnvelopeError::Replayed(_)) = opened {
+            // A copy of one we took: the master sends it again when our Ack was lost
+            // (`master/delivery.rs`). Acknowledged again, taken once. (A relay replaying it
+            // gains an Ack and nothing else.)
+            return self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
+        }
+        let opened =
+            opened.map_err(|e| e.to_string()).and_then(|bytes| match wire::decode(&bytes) {
+                Ok(m @ (Message::App(_) | Message::Request(_))) => Ok(m),
+                Ok(_) => Err("envelope carries neither a message nor a request".to_owned()),
+                Err(e) => Err(e.to_string()),
+            });
         match opened {
             Ok(Message::Request(request)) => {
                 self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
