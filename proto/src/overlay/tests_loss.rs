@@ -136,7 +136,7 @@ fn nodes_joining_at_twenty_percent_loss_rarely_lead_a_second_lsn() {
             matches!(e, NodeEvent::BecameLsn { takeover_from: None })
         };
         let leaders: usize = w.slots.iter().map(|s| s.events.iter().filter(led).count()).sum();
-        extra.push(leaders - 1);
+        extra.push(leaders.saturating_sub(1));
     }
     let total: usize = extra.iter().sum();
     println!("second LSNs led, by seed: {extra:?} ({total} in all)");

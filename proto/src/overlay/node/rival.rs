@@ -230,7 +230,7 @@ impl Node {
         addr: SocketAddr,
         lsn: Option<Contact>,
     ) -> bool {
-        if !lsn.is_some_and(|c| c.id == peer) || !self.took_over_from_live(now, &peer, addr) {
+        if lsn.is_none_or(|c| c.id != peer) || !self.took_over_from_live(now, &peer, addr) {
             return false;
         }
         tracing::debug!(lsn = ?peer, "the LSN we replaced answers as an LSN: handing back");
