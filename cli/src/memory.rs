@@ -14,10 +14,8 @@ pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the task that trims the heap every [`TRIM_EVERY`], on the current tokio runtime. It
 /// ends with the runtime.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn spawn_trimmer() {
-    if !TRIM_SUPPORTED {
-        return;
-    }
     tokio::spawn(async {
         let mut every = tokio::time::interval(TRIM_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -30,10 +28,9 @@ pub(crate) fn spawn_trimmer() {
     });
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_SUPPORTED: bool = true;
+/// Nothing to do without glibc.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-const TRIM_SUPPORTED: bool = false;
+pub(crate) fn spawn_trimmer() {}
 
 /// Returns the free memory at the top of every glibc arena, and the free whole pages inside
 /// them, to the OS.
@@ -46,6 +43,3 @@ fn trim() {
         libc::malloc_trim(0);
     }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
