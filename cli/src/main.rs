@@ -11,6 +11,7 @@ mod history;
 mod inventory;
 mod logging;
 mod master;
+mod memory;
 mod node;
 mod signals;
 mod simulate;

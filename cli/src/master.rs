@@ -78,6 +78,8 @@ async fn serve(
     logging: Logging,
 ) -> Result<(), DaemonError> {
     let mut signals = Signals::install().map_err(DaemonError::Signals)?;
+    // The master is what floods and storms inflate; a node's heap stays small.
+    crate::memory::spawn_trimmer();
     tracing::info!(
         config = %daemon::shown(args.config.as_ref()),
         data_dir = %config.data_dir.display(),

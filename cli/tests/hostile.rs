@@ -17,13 +17,14 @@
 //! identity is admitted; the handshake flood gets fewer bytes back than it sent; the attack
 //! is counted (`fleetmesh_refused_total`); and once a wave's state has expired (half-open
 //! handshakes and enrollment sessions both go 10 s after their last datagram) the master's
-//! memory does not grow from one wave to the next. RSS figures, drops at full socket buffers
-//! and timings are printed, never asserted.
+//! memory does not grow from one wave to the next. RSS figures (against the value before the
+//! attack), drops at full socket buffers and timings are printed, never asserted.
 //!
 //! The floods are paced (a few thousand datagrams a second per target) so that the test is
 //! about what hostile bytes and state do, not about the kernel's socket buffers: a flood that
-//! fills those drops legitimate datagrams too, and a plain message from the master
-//! (`POST /api/nodes/{id}/send`) is not retransmitted (requests are).
+//! fills those drops legitimate datagrams too. The master sends a message again every second
+//! until acknowledged (`master/delivery.rs`), so such a drop delays it; before that, one
+//! dropped datagram failed it.
 
 #[path = "hostile/attack.rs"]
 mod attack;
@@ -171,6 +172,7 @@ fn a_fleet_under_hostile_input_loses_nothing_and_gives_its_memory_back() {
     }
     thread::sleep(Duration::from_secs(1));
     let rss_before = rss_kib(master.pid());
+    print_smaps(master.pid());
 
     let captured = capture(&link, lsn);
     let target = attack::Target {
@@ -184,8 +186,8 @@ fn a_fleet_under_hostile_input_loses_nothing_and_gives_its_memory_back() {
         admin_token: token.clone(),
         ids: ids.clone(),
     };
-    // Two waves: the state of the first must be gone (given back, or ready for reuse) before
-    // the second, so the second may not leave the master larger than the first did.
+    // Each wave's state must be gone (given back, or ready for reuse) before the next, so a
+    // wave may not leave the master larger than the wave before it did.
     let mut after = Vec::new();
     for wave in 0..WAVES {
         let (drops_before, flood_start) = (udp_receive_buffer_drops(), Instant::now());
@@ -228,38 +230,25 @@ fn a_fleet_under_hostile_input_loses_nothing_and_gives_its_memory_back() {
         );
 
         // The half-open handshakes and the enrollment sessions expire 10 s after their last
-        // datagram (the handshake timeout); the tables shrink back when they do.
-        thread::sleep(Duration::from_secs(12).saturating_sub(flood_end.elapsed()));
+        // datagram (the handshake timeout); the tables shrink back when they do, and the
+        // master daemon gives the freed heap back to the OS every 5 s (cli/src/memory.rs).
+        thread::sleep(Duration::from_secs(17).saturating_sub(flood_end.elapsed()));
         let rss = rss_kib(master.pid());
         println!(
-            "hostile: master RSS {rss_before} KiB before the attack, {peak} KiB at the end of wave {wave}, {rss} KiB {} ms later",
-            flood_end.elapsed().as_millis()
+            "hostile: master RSS {rss_before} KiB before the attack, {peak} KiB at the end of wave {wave}, {rss} KiB {} ms later = {:.2}x",
+            flood_end.elapsed().as_millis(),
+            rss as f64 / rss_before as f64
         );
+        print_smaps(master.pid());
         after.push(rss);
-        if std::env::var_os("HOSTILE_SMAPS").is_some() {
-            let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", master.pid())).unwrap();
-            let mut current = String::new();
-            for line in smaps.lines() {
-                if line.contains('-') && !line.starts_with(|c: char| c.is_ascii_uppercase()) {
-                    current = line.chars().take(40).collect();
-                } else if let Some(kb) = line.strip_prefix("Rss:") {
-                    let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap();
-                    if kb > 400 {
-                        println!("smaps {kb} KiB {current}");
-                    }
-                }
-            }
-        }
         for (i, id) in ids.iter().enumerate() {
             legitimate_round(admin, &token, id, 10_000 + wave * 100 + i);
         }
     }
-    // The master's tables are back to their size before the attack (the endpoint shrinks
-    // them, `tables_a_handshake_flood_grew_shrink_once_it_has_expired`), but glibc keeps the
-    // freed memory in its per-thread arenas (HOSTILE_SMAPS=1 prints the mappings): RSS does
-    // not return to within 10 % of its start (BENCHMARKS.md, "Hostile input"). What is
-    // asserted is that it is kept for reuse, not lost: the last wave leaves the master no
-    // more than 15 % larger than the wave before it did (measured: 3 to 9 %, falling).
+    // RSS does not always return to within 10 % of its start (1.15 to 1.25 times, BENCHMARKS.md,
+    // "Hostile input"): after the trim, what stays is live or pinned by live neighbours, and the
+    // code the attack ran is now resident. What is asserted is that it is kept for reuse, not
+    // lost: the last wave leaves the master no more than 15 % larger than the wave before it.
     let (last, before_last) = (after[WAVES - 1], after[WAVES - 2]);
     assert!(
         last * 100 <= before_last * 115,
@@ -267,6 +256,26 @@ fn a_fleet_under_hostile_input_loses_nothing_and_gives_its_memory_back() {
     );
     println!("hostile: whole test {} ms", start.elapsed().as_millis());
     stop(&mut nodes, master);
+}
+
+/// With HOSTILE_SMAPS set, prints the process's mappings that hold more than 400 KiB: where
+/// its memory is.
+fn print_smaps(pid: u32) {
+    if std::env::var_os("HOSTILE_SMAPS").is_none() {
+        return;
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        if line.contains('-') && !line.starts_with(|c: char| c.is_ascii_uppercase()) {
+            current = line.chars().take(40).collect();
+        } else if let Some(kb) = line.strip_prefix("Rss:") {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            if kb > 400 {
+                println!("smaps {kb} KiB {current}");
+            }
+        }
+    }
 }
 
 /// The fleet's UDP ports, for [`fleet_drops`].

@@ -238,6 +238,11 @@ impl Endpoint {
         self.link(peer).is_some_and(|l| l.unconfirmed_hs3.is_none())
     }
 
+    /// When anything authentic last came from `peer`, if we have a session with it.
+    pub fn last_heard(&self, peer: &NodeId) -> Option<Timestamp> {
+        self.link(peer).map(|l| l.last_recv)
+    }
+
     /// The peer with an established session at `addr`, if any.
     pub fn peer_at(&self, addr: SocketAddr) -> Option<NodeId> {
         self.by_addr.get(&addr).and_then(|i| self.links.get(i)).map(|l| l.peer)

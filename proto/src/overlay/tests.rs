@@ -219,6 +219,43 @@ fn master_message_reaches_a_node_through_its_lsn() {
     assert_eq!(err, super::DeliveryError::NotPresent);
 }
 
+/// 15 % loss on every datagram: an attempt crosses four hops (master, LSN, node, and the Ack
+/// back), so one in two would fail. Each message goes again until acknowledged, and arrives
+/// once.
+#[test]
+fn a_message_whose_datagrams_are_lost_goes_again_and_arrives_once() {
+    let mut w = fleet(8, 2, 4);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.net.loss = 0.15;
+    let mut sent = Vec::new();
+    for round in 0..5u64 {
+        for i in 0..w.slots.len() {
+            let (node, id) = (w.id(i), 1 + round * 100 + i as u64);
+            w.master_do(|m, now| m.send_message(now, node, id, b"x")).unwrap();
+            sent.push((i, id));
+        }
+    }
+    w.run_for(12 * SEC);
+    w.net.loss = 0.0;
+    let failed: Vec<_> = w
+        .master_events
+        .iter()
+        .filter(|(_, e)| matches!(e, MasterEvent::DeliveryFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    for (i, id) in sent {
+        let delivered = w.master_events.iter().filter(
+            |(_, e)| matches!(e, MasterEvent::Delivered { id: d, node, .. } if *d == id && *node == w.id(i)),
+        );
+        assert_eq!(delivered.count(), 1, "message {id} to slot {i}");
+        let taken = w.slots[i]
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, super::NodeEvent::Message { id: d, .. } if *d == id));
+        assert_eq!(taken.count(), 1, "message {id} taken by slot {i}");
+    }
+}
+
 #[test]
 fn the_master_repairs_a_diverged_view_from_the_digest() {
     let mut w = World::new(9);

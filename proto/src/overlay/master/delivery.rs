@@ -1,5 +1,10 @@
 //! End-to-end application messages from the master: sealed to the node, forwarded hop by hop,
 //! acknowledged back; each outcome reported.
+//!
+//! A message not acknowledged within [`RESEND_EVERY`] goes again, the same envelope along the
+//! node's current path, until its deadline: one lost datagram on any of the four hops (master,
+//! LSN, node and back) no longer fails it. The node takes the envelope once and acknowledges
+//! every copy (`node/child.rs`, `deliver`).
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -12,6 +17,10 @@ use crate::{
     wire::{self, AppMessage, Forward, Message},
     NodeId, Timestamp,
 };
+
+/// How long the master waits for a delivery's Ack before it sends the message again. An Ack
+/// over a healthy path takes a few round trips of milliseconds; a second is a lost datagram.
+pub(crate) const RESEND_EVERY: Duration = Duration::from_secs(1);
 
 /// The application's id of a message (its choice; 0 is reserved for presence polls).
 pub type DeliveryId = u64;
@@ -48,8 +57,12 @@ struct Pending {
     hop: NodeId,
     sent: Timestamp,
     deadline: Timestamp,
+    /// When it goes again if no Ack came.
+    resend_at: Timestamp,
     /// A request from the outbox (`requests.rs`), whose outcome the outbox handles.
     request: bool,
+    /// The message as sent, for the copies.
+    forward: Forward,
 }
 
 /// A settled delivery: its id, recipient, and whether it carried an outbox request.
@@ -63,6 +76,7 @@ pub(super) struct Settled {
 pub(super) struct Deliveries {
     by_seq: HashMap<u32, Pending>,
     deadlines: BTreeSet<(Timestamp, u32)>,
+    resends: BTreeSet<(Timestamp, u32)>,
     /// The last envelope stamp used.
     stamp: u64,
 }
@@ -77,12 +91,14 @@ impl Deliveries {
 
     fn insert(&mut self, seq: u32, p: Pending) {
         self.deadlines.insert((p.deadline, seq));
+        self.resends.insert((p.resend_at, seq));
         self.by_seq.insert(seq, p);
     }
 
     fn take(&mut self, seq: u32) -> Option<Pending> {
         let p = self.by_seq.remove(&seq)?;
         self.deadlines.remove(&(p.deadline, seq));
+        self.resends.remove(&(p.resend_at, seq));
         Some(p)
     }
 
@@ -96,9 +112,7 @@ impl Deliveries {
         if self.by_seq.get(&seq).is_none_or(|p| p.hop != *peer) {
             return None;
         }
-        let p = self.by_seq.remove(&seq)?;
-        self.deadlines.remove(&(p.deadline, seq));
-        Some(p)
+        self.take(seq)
     }
 
     pub(super) fn acked(
@@ -130,8 +144,29 @@ impl Deliveries {
         out
     }
 
+    /// The deliveries whose copy is due at `now` (and before their deadline): each is
+    /// rescheduled [`RESEND_EVERY`] later.
+    fn due(&mut self, now: Timestamp) -> Vec<(u32, NodeId)> {
+        let mut out = Vec::new();
+        while let Some(&(at, seq)) = self.resends.first() {
+            if now < at {
+                break;
+            }
+            self.resends.pop_first();
+            if let Some(p) = self.by_seq.get_mut(&seq) {
+                p.resend_at = now + RESEND_EVERY;
+                if p.resend_at < p.deadline {
+                    self.resends.insert((p.resend_at, seq));
+                }
+                out.push((seq, p.node));
+            }
+        }
+        out
+    }
+
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let resend = self.resends.first().map(|(t, _)| *t);
+        self.deadlines.first().map(|(t, _)| *t).into_iter().chain(resend).min()
     }
 }
 
@@ -176,10 +211,27 @@ impl Master {
                 .map_err(|_| DeliveryError::NoCertificate)?;
         let seq = self.next_seq();
         let deadline = now + self.cfg.delivery_timeout;
-        let pending = Pending { id, node, hop: hop_id, sent: now, deadline, request };
+        let forward = Forward { seq, to: node, envelope };
+        let resend_at = now + RESEND_EVERY;
+        let pending =
+            Pending { id, node, hop: hop_id, sent: now, deadline, resend_at, request, forward };
+        let message = Message::Forward(Box::new(pending.forward.clone()));
         self.deliveries.insert(seq, pending);
-        self.send(now, hop, Message::Forward(Box::new(Forward { seq, to: node, envelope })));
+        self.send(now, hop, message);
         Ok(())
+    }
+
+    /// Sends again every delivery whose Ack is overdue, along the node's path as it is now
+    /// (the Ack must then come from the new hop). A node without a path keeps its delivery
+    /// waiting for one until the deadline.
+    pub(super) fn resend_deliveries(&mut self, now: Timestamp) {
+        for (seq, node) in self.deliveries.due(now) {
+            let Some((hop_id, hop)) = self.reg.next_hop(&node) else { continue };
+            let Some(p) = self.deliveries.by_seq.get_mut(&seq) else { continue };
+            p.hop = hop_id;
+            let message = Message::Forward(Box::new(p.forward.clone()));
+            self.send(now, hop, message);
+        }
     }
 
     /// Polls `node` for presence and round-trip time: an empty message with id 0, which the

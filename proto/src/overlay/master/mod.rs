@@ -16,6 +16,7 @@ mod query;
 mod registry;
 mod reports;
 mod requests;
+mod resync;
 mod revoke;
 mod suspects;
 mod topology;
@@ -54,10 +55,7 @@ pub use self::{
 use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
-    wire::{
-        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Resync,
-        Update,
-    },
+    wire::{Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Update},
     NodeId, Timestamp, Transmit,
 };
 
@@ -68,8 +66,8 @@ pub struct Master {
     seq: u32,
     reg: Registry,
     deliveries: Deliveries,
-    /// Resync requests in flight: seq → LSN.
-    resyncs: Vec<(u32, NodeId)>,
+    /// Resync requests in flight (`resync.rs`).
+    resyncs: resync::Resyncs,
     /// LSNs a standby reported dead, being checked before we believe it (`suspects.rs`).
     suspects: suspects::Suspects,
     events: VecDeque<MasterEvent>,
@@ -105,7 +103,7 @@ impl Master {
             seq: 0,
             reg: Registry::default(),
             deliveries: Deliveries::default(),
-            resyncs: Vec::new(),
+            resyncs: Default::default(),
             suspects: Default::default(),
             events: VecDeque::new(),
             refusals: super::Refusals::default(),
@@ -211,6 +209,7 @@ impl Master {
         let events = self.reg.expire(now, &self.cfg);
         self.presence(events);
         self.check_suspects(now);
+        self.resync_timers(now);
         for decided in self.elections.expire(now) {
             self.designate(now, decided);
         }
@@ -221,6 +220,7 @@ impl Master {
         for settled in self.deliveries.expire(now) {
             self.delivery_failed(now, settled, DeliveryError::Timeout);
         }
+        self.resend_deliveries(now);
         self.outbox_timers(now);
         self.fleet_timers(now);
         self.query_timers(now);
@@ -265,6 +265,7 @@ impl Master {
             self.reg.next_deadline(&self.cfg),
             self.deliveries.next_deadline(),
             suspects,
+            self.resyncs.next_deadline(),
             self.elections.next_deadline(),
             self.dht_deadline(),
             self.echoes.first().map(|(t, _)| *t),
@@ -312,6 +313,8 @@ impl Master {
         // settle it (`node/rival.rs`).
         if self.suspects.remove(&peer) {
             self.reg.clear_suspicion(&peer);
+            // The standby that reported it moved some of its children meanwhile.
+            self.resync(now, peer);
         }
         match message {
             Message::LsnQuery(q) => self.on_lsn_query(now, peer, addr, q),
@@ -333,6 +336,7 @@ impl Master {
                 self.vouched(&peer, &p);
                 let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
                 self.presence(events);
+                self.yielded_to(now, &p);
             }
             Message::Certificate(cert) => {
                 if self.ep.trust().verify(&cert, now).is_ok() {
@@ -491,6 +495,8 @@ impl Master {
         }
         let mut events = Vec::new();
         let mut adopt = Vec::new();
+        let joined = |c: &&crate::wire::PresenceChange| c.kind == crate::wire::PresenceKind::Joined;
+        let lsn_joined = u.changes.iter().filter(joined).any(|c| self.reg.is_lsn(&c.node));
         for change in &u.changes {
             if matches!(change.kind, crate::wire::PresenceKind::Parted(_)) {
                 // A standby reporting the LSN it replaced: hand it that LSN's children at once
@@ -514,25 +520,15 @@ impl Master {
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
         if let Some(digest) = u.digest {
             let ours = child_digest(self.reg.children_of(&peer).iter());
-            if ours != digest && !self.resyncs.iter().any(|(_, l)| *l == peer) {
+            if ours != digest {
                 tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
-                let seq = self.next_seq();
-                self.resyncs.push((seq, peer));
-                self.send(now, addr, Message::Resync(Resync { seq }));
+                self.resync(now, peer);
             }
         }
-        // Keep the requests that an LSN left unanswered from piling up.
-        if self.resyncs.len() > 1024 {
-            self.resyncs.drain(..512);
+        if lsn_joined {
+            // An LSN now reports to `peer` (it yielded): its children wait for `peer` to
+            // report them, and those that never left `peer` it never will (`resync.rs`).
+            self.resync(now, peer);
         }
-    }
-
-    fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
-        let Some(pos) = self.resyncs.iter().position(|(s, l)| *s == list.seq && *l == peer) else {
-            return;
-        };
-        self.resyncs.remove(pos);
-        let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
-        self.presence(events);
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::{lsn::STANDBYS, Node, NodeEvent, NodeState, Probe};
 use crate::{
-    secure::open_envelope,
+    secure::{open_envelope, EnvelopeError},
     wire::{self, Ack, Contact, ErrorCode, Forward, Message, NodeList, Part, Ping, Pong, WireAddr},
     NodeId, Timestamp,
 };
@@ -111,6 +111,9 @@ impl Node {
             }
             return;
         }
+        if self.on_replaced_pong(now, peer, addr, pong.lsn) {
+            return;
+        }
         self.uplink_pong(now, peer, addr, pong);
         self.on_child_pong(now, peer);
     }
@@ -185,13 +188,19 @@ impl Node {
         let opened =
             open_envelope(self.ep.identity(), &network, &f.envelope, &network.verifying_key())
                 // Only after the signature checked out: a forged stamp must not fill the window.
-                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload))
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| match wire::decode(&bytes) {
-                    Ok(m @ (Message::App(_) | Message::Request(_))) => Ok(m),
-                    Ok(_) => Err("envelope carries neither a message nor a request".to_owned()),
-                    Err(e) => Err(e.to_string()),
-                });
+                .and_then(|o| self.envelopes.accept(now, o.stamp).map(|()| o.payload));
+        if let Err(EnvelopeError::Replayed(_)) = opened {
+            // A copy of one we took: the master sends it again when our Ack was lost
+            // (`master/delivery.rs`). Acknowledged again, taken once. (A relay replaying it
+            // gains an Ack and nothing else.)
+            return self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
+        }
+        let opened =
+            opened.map_err(|e| e.to_string()).and_then(|bytes| match wire::decode(&bytes) {
+                Ok(m @ (Message::App(_) | Message::Request(_))) => Ok(m),
+                Ok(_) => Err("envelope carries neither a message nor a request".to_owned()),
+                Err(e) => Err(e.to_string()),
+            });
         match opened {
             Ok(Message::Request(request)) => {
                 self.send(now, addr, Message::Ack(Ack { seq: f.seq }));
@@ -255,7 +264,9 @@ impl Node {
     /// adopts the children it ranked.
     fn succeed(&mut self, now: Timestamp, link: LsnLink) {
         self.finder.predecessor = link.predecessor;
-        self.succeed_from(now, link.id, link.neighbours);
+        let (old, addr) = (link.id, link.addr);
+        self.succeed_from(now, old, link.neighbours);
+        self.recheck_replaced(now, addr);
     }
 
     /// Becomes the LSN in place of `old`, adopting `ranked` (its children, best first).

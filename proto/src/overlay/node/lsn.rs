@@ -27,6 +27,8 @@ pub(crate) const STANDBYS: usize = 2;
 /// Shortest gap between two ranking pushes while adopted children rejoin: every paced rejoin
 /// changes the ranking, and a push each time would cost more than the rejoins themselves.
 const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
+/// How many copies of its Part a yielding LSN sends each child (`resign`).
+const YIELD_PART_COPIES: u32 = 3;
 /// Most stale short lists sent with pings in one second: after a takeover every child's list
 /// is stale, and pings cluster.
 const STALE_LISTS_PER_SEC: u32 = 2;
@@ -71,6 +73,11 @@ pub(crate) struct Child {
 
 pub(crate) struct LsnRole {
     pub(super) since: Timestamp,
+    /// The LSN we took over from, if we did (`rival.rs`: handing its role back).
+    pub(super) took_over_from: Option<NodeId>,
+    /// After a takeover from our own dead LSN: where it was, how many checks went to it, and
+    /// when the next is due (`rival.rs`).
+    pub(super) recheck: Option<(SocketAddr, u32, Timestamp)>,
     pub(crate) children: BTreeMap<NodeId, Child>,
     neighbours_due: Option<Timestamp>,
     /// When the ranking was last pushed: changes go out at once, then at most once a batch.
@@ -80,6 +87,8 @@ pub(crate) struct LsnRole {
     /// Our forward seq → the relayed message awaiting its child's answer (`relay.rs`).
     pub(super) forwards: HashMap<u32, Relay>,
     pub(super) rivals: Rivals,
+    /// Children reported lost lately (`lost.rs`).
+    pub(super) lost: super::lost::Lost,
     /// The children last told they are hot standbys (best first, at most [`STANDBYS`]), and
     /// when the next heartbeat of each is due.
     standbys: Vec<(NodeId, SocketAddr, Timestamp)>,
@@ -107,12 +116,15 @@ impl LsnRole {
     pub(super) fn new(now: Timestamp, replaced: Option<NodeId>) -> Self {
         LsnRole {
             since: now,
+            took_over_from: replaced,
+            recheck: None,
             children: BTreeMap::new(),
             neighbours_due: None,
             last_push: Timestamp::ZERO,
             pushed_top: Vec::new(),
             forwards: HashMap::new(),
             rivals: Rivals::default(),
+            lost: Default::default(),
             standbys: Vec::new(),
             uplink: Uplink::new(now, replaced),
             probes: HashMap::new(),
@@ -205,6 +217,11 @@ impl Node {
         // A node that moved keeps running (as a node, or an LSN of its new subnet) and answers
         // its old children's pings: its silence would never tell them, so all are told.
         let only_standby = rival.is_none() && reason != PartReason::Moved;
+        // A child that misses a yield's Part follows a node that is no LSN any more, which its
+        // old LSN's pings no longer reach (it closed that session), until its `lsn_silence`
+        // runs out: sent thrice (a later copy finds it joining and changes nothing). Yields
+        // are rare; the other parts go once (a crash-like silence covers them).
+        let copies = if reason == PartReason::Yield { YIELD_PART_COPIES } else { 1 };
         for child in role.children.values().filter(|c| c.adopted_from.is_none()) {
             if only_standby && better.is_some_and(|b| b.id != child.id) {
                 // Only the standby is told: it takes over and announces it to the others one
@@ -213,7 +230,9 @@ impl Node {
                 continue;
             }
             let better_lsn = better.filter(|b| b.id != child.id).or(better);
-            self.send(now, child.addr, Message::Part(Part { reason, better_lsn }));
+            for _ in 0..copies {
+                self.send(now, child.addr, Message::Part(Part { reason, better_lsn }));
+            }
         }
         if role.uplink.registered() {
             self.send(now, self.cfg.master, Message::Part(Part { reason, better_lsn: better }));
@@ -238,6 +257,7 @@ impl Node {
         // years must not make itself the standby ahead of one we have watched longer.
         let known = role.children.get(&peer).map_or(now, |c| c.up_since);
         let up_since = (now - Duration::from_secs(u64::from(join.uptime_secs))).max(known);
+        role.lost.forget(&peer);
         let adopted = role.children.get(&peer).is_some_and(|c| c.adopted_from.is_some());
         if adopted {
             role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
@@ -328,8 +348,9 @@ impl Node {
         }
     }
 
-    pub(super) fn on_child_ping(&mut self, now: Timestamp, peer: NodeId) {
+    pub(super) fn on_child_ping(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.child_heard(now, peer);
+        self.lost_child_heard(now, &peer, addr);
     }
 
     pub(super) fn on_child_pong(&mut self, now: Timestamp, peer: NodeId) {
@@ -344,13 +365,16 @@ impl Node {
         self.remove_child(now, peer, PartReason::Lost);
     }
 
-    fn remove_child(&mut self, now: Timestamp, peer: NodeId, reason: PartReason) {
+    pub(super) fn remove_child(&mut self, now: Timestamp, peer: NodeId, reason: PartReason) {
         let batch = self.cfg.neighbour_batch;
         let Some(role) = self.role.as_mut() else { return };
         let Some(child) = role.children.remove(&peer) else { return };
         role.ranking_changed(now, batch);
         role.standbys.retain(|(id, _, _)| *id != peer);
         self.events.push_back(NodeEvent::ChildParted { node: peer, reason });
+        if reason == PartReason::Lost && child.adopted_from.is_none() {
+            self.child_lost(now, peer, child.addr);
+        }
         let change = PresenceChange {
             node: peer,
             kind: PresenceKind::Parted(reason),
@@ -387,7 +411,10 @@ impl Node {
             return;
         }
         if let Some(role) = &self.role {
-            let nodes = role.contacts(usize::MAX);
+            // Every child, adopted ones too: the master counts those present (they are in
+            // our digest), and a list without them would make it part them.
+            let contact = |c: &&Child| Contact { id: c.id, addr: WireAddr(c.addr) };
+            let nodes = role.ranked().iter().map(contact).collect();
             self.send(now, addr, Message::NodeList(NodeList { seq: r.seq, nodes }));
         }
     }
@@ -489,6 +516,7 @@ impl Node {
         if push {
             self.push_neighbours(now);
         }
+        self.hand_back_timers(now);
         self.uplink_timers(now);
     }
 
@@ -533,6 +561,7 @@ impl Node {
             .chain(forwards)
             .chain(role.standbys.iter().map(|(_, _, t)| *t))
             .chain(role.neighbours_due)
+            .chain(role.recheck.map(|(_, _, t)| t))
             .chain(self.uplink_deadline())
             .min()
     }

@@ -29,6 +29,7 @@ pub use inventory_lsn::{
 };
 pub use nat::{OBSERVE_TIMEOUT, PROBE_WAIT, RETRY as NAT_RETRY};
 mod keepalive;
+mod lost;
 mod lsn;
 mod pings;
 mod reach;
@@ -439,7 +440,7 @@ impl Node {
                     _ => self.lsn.as_ref().map(|l| l.contact()),
                 };
                 self.send(now, addr, Message::Pong(Pong { seq: ping.seq, lsn }));
-                self.on_child_ping(now, peer);
+                self.on_child_ping(now, peer, addr);
             }
             Message::Pong(pong) => self.on_pong(now, peer, addr, pong),
             Message::Join(join) => self.on_join(now, peer, addr, join),

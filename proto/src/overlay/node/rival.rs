@@ -14,6 +14,11 @@
 //! that it hears from us and yields. Anything else is refused ([`UptimeRefused`]) and changes
 //! nothing.
 //!
+//! A standby that took over from an LSN still alive (a run of lost datagrams passed for its
+//! death) hands the role back as soon as that LSN's heartbeat or its answer to our checks
+//! (a Pong naming itself an LSN) reaches it, within a minute of the takeover: that LSN was our
+//! own, whom we followed, and the master lists it senior anyway.
+//!
 //! The master sends its list to both LSNs at once, so the senior's `Uptime` can reach the
 //! junior before the junior's list does: the junior remembers the last few rivals it heard
 //! from (`HEARD_FOR`) and yields as soon as the list names one of them senior.
@@ -22,7 +27,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use super::Node;
 use crate::{
-    wire::{Contact, Message, NodeList, PartReason, Uptime, WireAddr},
+    wire::{Contact, Message, NodeList, PartReason, Ping, Uptime, WireAddr},
     NodeId, Timestamp,
 };
 
@@ -33,6 +38,15 @@ const CHALLENGE_GAP: Duration = Duration::from_secs(5);
 const MAX_RIVALS: usize = 8;
 /// How long an Uptime from a rival the master has not named yet is remembered.
 const HEARD_FOR: Duration = Duration::from_secs(10);
+/// How long after a takeover the LSN we took over from can make us hand its role back by its
+/// heartbeat (`on_uptime`) or its answer to our checks (`on_replaced_pong`).
+const HAND_BACK_WINDOW: Duration = Duration::from_secs(60);
+/// When a standby that took over checks the LSN it replaced: this long after the takeover,
+/// then twice as long each time, [`RECHECKS`] times in all (1, 3, 7, 15 s). The check opens
+/// a fresh session (ours closed with the takeover), over which the live LSN's heartbeats reach
+/// us again too.
+const FIRST_RECHECK: Duration = Duration::from_secs(1);
+const RECHECKS: u32 = 4;
 
 /// Why an `Uptime` from a rival was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +138,15 @@ impl Node {
         if self.on_lsn_heartbeat(now, peer) {
             return;
         }
+        if self.took_over_from_live(now, &peer, addr) {
+            // The LSN we took over from still heartbeats us, its standby: it is alive, and
+            // what we took for its death was a run of lost datagrams. Hand the role back at
+            // once rather than after the master's rival list: the children that followed us
+            // go back with our Part, and the master is told by it (it then asks the LSN for
+            // its children: `master/resync.rs`).
+            tracing::debug!(lsn = ?peer, "the LSN we replaced is alive: handing back");
+            return self.yield_to(now, Contact { id: peer, addr: WireAddr(addr) });
+        }
         match self.rival_standing(&peer, addr) {
             Ok((rival, true)) => self.yield_to(now, rival),
             Ok((rival, false)) => self.challenge(now, rival),
@@ -159,6 +182,60 @@ impl Node {
             return Err(UptimeRefused::OffSubnet);
         }
         role.rivals.named(peer).ok_or(UptimeRefused::NotNamed)
+    }
+
+    /// Whether `peer`, heard at `addr`, is the LSN we took over from moments ago (within
+    /// [`HAND_BACK_WINDOW`]), on our network. It was our own LSN, whom we followed: its word
+    /// is as good as the master's list.
+    pub(crate) fn took_over_from_live(
+        &self,
+        now: Timestamp,
+        peer: &NodeId,
+        addr: SocketAddr,
+    ) -> bool {
+        self.role
+            .as_ref()
+            .is_some_and(|r| r.took_over_from == Some(*peer) && now < r.since + HAND_BACK_WINDOW)
+            && self.cfg.local.contains(addr.ip())
+    }
+
+    /// Schedules the checks of the dead LSN at `addr` we just took over from.
+    pub(super) fn recheck_replaced(&mut self, now: Timestamp, addr: SocketAddr) {
+        if let Some(role) = self.role.as_mut() {
+            role.recheck = Some((addr, 0, now + FIRST_RECHECK));
+        }
+    }
+
+    /// Pings the LSN we took over from when a check is due: alive, it answers with a Pong
+    /// naming itself its LSN (`on_replaced_pong`).
+    pub(super) fn hand_back_timers(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_mut() else { return };
+        let Some((addr, sent, _)) = role.recheck.filter(|(_, _, at)| now >= *at) else {
+            return;
+        };
+        let Some(old) = role.took_over_from else { return };
+        role.recheck = (sent + 1 < RECHECKS)
+            .then(|| (addr, sent + 1, now + FIRST_RECHECK * 2u32.pow(sent + 1)));
+        let seq = self.next_seq();
+        self.ep.connect(now, addr, Some(old));
+        self.send(now, addr, Message::Ping(Ping { seq }));
+    }
+
+    /// A Pong from the LSN we took over from, naming itself an LSN: it is alive and leads
+    /// (our suspicion was a run of lost datagrams). Returns whether we handed the role back.
+    pub(super) fn on_replaced_pong(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        lsn: Option<Contact>,
+    ) -> bool {
+        if lsn.is_none_or(|c| c.id != peer) || !self.took_over_from_live(now, &peer, addr) {
+            return false;
+        }
+        tracing::debug!(lsn = ?peer, "the LSN we replaced answers as an LSN: handing back");
+        self.yield_to(now, Contact { id: peer, addr: WireAddr(addr) });
+        true
     }
 
     /// Gives up the LSN role to a senior rival and joins it.

@@ -500,7 +500,13 @@ impl Registry {
                 events.extend(self.remove(&child, PartReason::Lost));
             }
         }
+        // A listed node that is an LSN itself is left alone: the list may be older than its
+        // takeover (the LSN still counts the standby that took over from it), and only its
+        // own Join to another LSN, reported as a change, ends its role.
         for c in nodes {
+            if self.lsns.contains_key(&c.id) {
+                continue;
+            }
             let change = PresenceChange { node: c.id, kind: PresenceKind::Joined, addr: c.addr };
             events.extend(self.apply(now, lsn, &change, &[*lsn], cfg));
         }

@@ -1,0 +1,106 @@
+//! Asking an LSN for its whole child list (`Resync`) when the master's view of it may be
+//! wrong, retried until answered.
+//!
+//! Besides a digest mismatch (`on_update`), the master asks after the events that move an
+//! LSN's children away at the master but not on the LAN (issue 19, 20 % loss):
+//! * a standby's takeover report named an LSN that then proved alive: the standby's adoption
+//!   moved that LSN's children, and those that stayed with it are reported by nobody;
+//! * an LSN yielded to another, or joined it as a child: its children wait for the one it
+//!   yielded to, which never reports those that never left it.
+//!
+//! Without this, such children stayed absent until the LSN's next digest (10 minutes) while
+//! attached to a live LSN. Each costs one Resync and one list over the WAN, only after such
+//! an event: no periodic traffic.
+
+use std::time::Duration;
+
+use super::Master;
+use crate::{
+    wire::{Message, NodeList, Part, PartReason, Resync},
+    NodeId, Timestamp,
+};
+
+/// How long a Resync waits for its answer before it is sent again.
+const RESYNC_RETRY: Duration = Duration::from_secs(2);
+/// How many times a Resync is sent (at 20 % loss each way all three round trips fail 5 %).
+const RESYNC_TRIES: u32 = 3;
+/// Most Resyncs in flight: one per LSN, so a fleet's worth; the oldest go first beyond it.
+const MAX_RESYNCS: usize = 1024;
+
+/// One Resync in flight.
+struct Pending {
+    seq: u32,
+    lsn: NodeId,
+    /// When it is sent again (or given up).
+    due: Timestamp,
+    tries: u32,
+}
+
+/// The Resyncs in flight, at most one per LSN.
+#[derive(Default)]
+pub(super) struct Resyncs(Vec<Pending>);
+
+impl Resyncs {
+    pub(super) fn next_deadline(&self) -> Option<Timestamp> {
+        self.0.iter().map(|p| p.due).min()
+    }
+}
+
+impl Master {
+    /// Asks `lsn` for its child list, unless a request to it is already in flight.
+    pub(super) fn resync(&mut self, now: Timestamp, lsn: NodeId) {
+        if self.resyncs.0.iter().any(|p| p.lsn == lsn) || !self.reg.is_lsn(&lsn) {
+            return;
+        }
+        if self.resyncs.0.len() >= MAX_RESYNCS {
+            self.resyncs.0.remove(0);
+        }
+        let seq = self.next_seq();
+        self.resyncs.0.push(Pending { seq, lsn, due: now + RESYNC_RETRY, tries: 1 });
+        self.send_resync(now, &lsn, seq);
+    }
+
+    /// An LSN parted naming the one it yielded to: that one is asked for its children.
+    pub(super) fn yielded_to(&mut self, now: Timestamp, part: &Part) {
+        if let Some(better) = part.better_lsn.filter(|_| part.reason == PartReason::Yield) {
+            self.resync(now, better.id);
+        }
+    }
+
+    /// Resends the Resyncs whose answer is late; gives up after [`RESYNC_TRIES`].
+    pub(super) fn resync_timers(&mut self, now: Timestamp) {
+        let mut again = Vec::new();
+        self.resyncs.0.retain_mut(|p| {
+            if now < p.due {
+                return true;
+            }
+            if p.tries >= RESYNC_TRIES {
+                return false;
+            }
+            p.tries += 1;
+            p.due = now + RESYNC_RETRY;
+            again.push((p.lsn, p.seq));
+            true
+        });
+        for (lsn, seq) in again {
+            self.send_resync(now, &lsn, seq);
+        }
+    }
+
+    fn send_resync(&mut self, now: Timestamp, lsn: &NodeId, seq: u32) {
+        if let Some(addr) = self.reg.lsn_addr(lsn) {
+            self.send(now, addr, Message::Resync(Resync { seq }));
+        }
+    }
+
+    /// An LSN's child list, answering our Resync.
+    pub(super) fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
+        let Some(pos) = self.resyncs.0.iter().position(|p| p.seq == list.seq && p.lsn == peer)
+        else {
+            return;
+        };
+        self.resyncs.0.remove(pos);
+        let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
+        self.presence(events);
+    }
+}

@@ -1,0 +1,175 @@
+//! Failover and presence under heavy loss (issue 19): a standby must not take a live LSN's
+//! role for a run of lost datagrams, a mistaken takeover is undone without parting anyone,
+//! and a lost Join does not make its sender lead a second LSN.
+
+use std::time::Duration;
+
+use super::{MasterEvent, NodeEvent, NodeState, PresenceEvent};
+use crate::sim::Simulation as World;
+
+const SEC: Duration = Duration::from_secs(1);
+/// Second LSNs led in the join sweep below, at most: measured 1 over the 20 seeds (9 with
+/// one Join per candidate).
+const LED_AT_MOST: usize = 1;
+
+fn subnet(seed: u64, per: usize) -> World {
+    let mut w = World::new(seed);
+    for _ in 0..per {
+        w.add(1);
+    }
+    w
+}
+
+fn lsns(w: &World) -> Vec<usize> {
+    (0..w.slots.len())
+        .filter(|&i| w.slots[i].node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn))
+        .collect()
+}
+
+/// Takeovers by any node since `from`.
+fn takeovers(w: &World, from: Duration) -> usize {
+    let from = crate::Timestamp::ZERO + from;
+    let took = |(t, e): &&(crate::Timestamp, NodeEvent)| {
+        *t >= from && matches!(e, NodeEvent::BecameLsn { takeover_from: Some(_) })
+    };
+    w.slots.iter().map(|s| s.events.iter().filter(took).count()).sum()
+}
+
+/// The master's Parted events so far.
+fn parted(w: &World) -> usize {
+    let is = |(_, e): &&(crate::Timestamp, MasterEvent)| {
+        matches!(e, MasterEvent::Presence(PresenceEvent::Parted { .. }))
+    };
+    w.master_events.iter().filter(is).count()
+}
+
+#[test]
+fn twenty_percent_loss_never_makes_a_standby_take_over_from_a_live_lsn() {
+    // Every lost heartbeat starts a confirmation; with four pings, all four round trips
+    // failed 1.7 % of the time and the standby took over from a live LSN every few minutes.
+    let mut w = subnet(61, 8);
+    w.net.loss = 0.2;
+    w.run_until(120 * SEC, |w| w.all_present());
+    w.run_until(120 * SEC, |w| lsns(w).len() == 1);
+    w.run_for(30 * SEC);
+    let from = w.now.saturating_since(crate::Timestamp::ZERO);
+    let lsn = lsns(&w);
+    w.run_for(600 * SEC);
+    assert_eq!(takeovers(&w, from), 0, "a standby took over from a live LSN");
+    assert_eq!(lsns(&w), lsn);
+}
+
+/// A subnet of `per` with its LSN and hot standby, settled; the link between the two is cut
+/// for 3 s, so the standby takes over from the live LSN (nothing else is lost).
+fn mistaken_takeover(seed: u64, per: usize, master_down: bool) -> (World, usize, usize) {
+    let mut w = subnet(seed, per);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(10 * SEC);
+    let lsn = lsns(&w)[0];
+    let standby = w.slot_of_id(&w.node(lsn).children()[0]).expect("a standby");
+    if master_down {
+        w.crash_master();
+    }
+    w.partition(lsn, &[standby], false);
+    w.run_for(3 * SEC);
+    assert_eq!(w.node(standby).state(), NodeState::IsLsn, "the cut makes the standby take over");
+    w.partition(lsn, &[standby], true);
+    (w, lsn, standby)
+}
+
+#[test]
+fn a_standby_that_took_over_from_a_live_lsn_hands_the_role_back_when_it_hears_it() {
+    // With the master down nobody names the two LSNs to each other: the old LSN's heartbeat,
+    // which still comes to its standby, is the evidence. (Before, the standby led a second
+    // LSN until the master was back and listed them.)
+    let (mut w, lsn, standby) = mistaken_takeover(62, 8, true);
+    let took = w.run_until(30 * SEC, |w| lsns(w) == [lsn]);
+    assert!(took <= 5 * SEC, "handed back after {took:?}; LSNs {:?}", lsns(&w));
+    let lsn_id = w.id(lsn);
+    w.run_until(10 * SEC, |w| w.node(standby).lsn() == Some(lsn_id));
+}
+
+#[test]
+fn after_a_mistaken_takeover_every_node_stays_present_at_the_master() {
+    // The standby's report moved the LSN's children to it at the master; when it handed
+    // back, those that never left the LSN waited for the LSN to report them, which it did
+    // only when a digest happened to differ, and a lost Resync was never asked again: at
+    // 20 % loss they parted and stayed absent while attached. Twenty nodes: the standby
+    // announces its takeover 400 ms apart and hands back before the last.
+    for seed in [63, 67, 68, 69] {
+        let (mut w, lsn, _) = mistaken_takeover(seed, 20, false);
+        w.net.loss = 0.2;
+        w.run_for(150 * SEC);
+        w.net.loss = 0.0;
+        w.run_for(5 * SEC);
+        let topo = w.master().topology();
+        assert_eq!(lsns(&w), [lsn], "seed {seed}");
+        assert!(w.all_present(), "seed {seed}: {}", topo.render(|id| w.name(id)));
+        let log: Vec<String> = w
+            .master_events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                MasterEvent::Presence(p) => Some(format!("{t:?} {p:?}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            parted(&w),
+            0,
+            "seed {seed}: {}\n{}",
+            topo.render(|id| w.name(id)),
+            log.join("\n")
+        );
+    }
+}
+
+#[test]
+fn nodes_joining_at_twenty_percent_loss_rarely_lead_a_second_lsn() {
+    // A Join lost (or its Ack) sent the node to the master, which names no LSN to a querier
+    // asking again within a minute: it led a second LSN of its own.
+    let mut extra = Vec::new();
+    for seed in 60..80 {
+        let mut w = subnet(seed, 10);
+        w.net.loss = 0.2;
+        w.run_for(60 * SEC);
+        let led = |(_, e): &&(crate::Timestamp, NodeEvent)| {
+            matches!(e, NodeEvent::BecameLsn { takeover_from: None })
+        };
+        let leaders: usize = w.slots.iter().map(|s| s.events.iter().filter(led).count()).sum();
+        extra.push(leaders.saturating_sub(1));
+    }
+    let total: usize = extra.iter().sum();
+    println!("second LSNs led, by seed: {extra:?} ({total} in all)");
+    assert!(total <= LED_AT_MOST, "{extra:?}");
+}
+
+#[test]
+fn a_live_child_its_lsn_reported_lost_is_present_again() {
+    // Reported lost after its answers were lost, the child still believed it was the LSN's:
+    // nothing pinged it, our Pong satisfied its probe, and it stayed absent while attached.
+    for tell_lost in [false, true] {
+        let mut w = subnet(70, 6);
+        w.run_until(30 * SEC, |w| w.all_present());
+        w.run_for(5 * SEC);
+        let lsn = lsns(&w)[0];
+        let child = (0..6).find(|&i| i != lsn).expect("a child");
+        let id = w.id(child);
+        if tell_lost {
+            // The LSN's word to the child is lost too: the child's own probe, after its
+            // `lsn_silence`, is what brings it back.
+            w.partition(lsn, &[child], false);
+        }
+        w.node_do(lsn, |n, now| n.lose_child(now, id));
+        w.run_for(SEC);
+        let lost = |(_, e): &(crate::Timestamp, MasterEvent)| matches!(e, MasterEvent::Presence(PresenceEvent::Parted { node, .. }) if *node == id);
+        // Told at once, it rejoins before the report leaves: the master never parts it.
+        assert_eq!(w.master_events.iter().any(lost), tell_lost);
+        w.partition(lsn, &[child], true);
+        let silence = w.node(child).config().lsn_silence;
+        let took = w.run_until(silence + 70 * SEC, |w| w.master().is_present(&id));
+        assert_eq!(w.node(child).lsn(), Some(w.id(lsn)));
+        if !tell_lost {
+            assert!(took <= SEC, "present again after {took:?}");
+        }
+    }
+}
