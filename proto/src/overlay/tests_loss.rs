@@ -8,9 +8,11 @@ use super::{MasterEvent, NodeEvent, NodeState, PresenceEvent};
 use crate::sim::Simulation as World;
 
 const SEC: Duration = Duration::from_secs(1);
-/// Second LSNs led in the join sweep below, at most: measured 1 over the 20 seeds (9 with
-/// one Join per candidate).
-const LED_AT_MOST: usize = 1;
+/// Second LSNs led in the join sweep below (60 seeds), at most. Measured 4 with the NAT check
+/// on (2 with it off: its traffic only moves which seeds lose a Join); with one Join per
+/// candidate it was 9 in the first 20 seeds alone. The bound had been the exact figure of
+/// one RNG sequence over 20 seeds, so any change in traffic broke it.
+const LED_AT_MOST: usize = 6;
 
 fn subnet(seed: u64, per: usize) -> World {
     let mut w = World::new(seed);
@@ -128,7 +130,7 @@ fn nodes_joining_at_twenty_percent_loss_rarely_lead_a_second_lsn() {
     // A Join lost (or its Ack) sent the node to the master, which names no LSN to a querier
     // asking again within a minute: it led a second LSN of its own.
     let mut extra = Vec::new();
-    for seed in 60..80 {
+    for seed in 60..120 {
         let mut w = subnet(seed, 10);
         w.net.loss = 0.2;
         w.run_for(60 * SEC);
