@@ -10,8 +10,8 @@ use crate::{NodeId, Timestamp};
 
 impl Endpoint {
     /// Dials `peer` at each of `addrs` now. A handshake already running to one of them (a
-    /// dial the NAT swallowed) is bound to `peer` and its message 1 sent again at once, with
-    /// a fresh retransmission timer: the introducer has just told the peer to open its NAT
+    /// dial the NAT swallowed) has its message 1 sent again at once, with a fresh
+    /// retransmission timer: the introducer has just told the peer to open its NAT
     /// for us, so this copy gets through where the first did not.
     pub fn punch(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr]) {
         if self.is_connected(&peer) {
@@ -25,7 +25,13 @@ impl Endpoint {
             match self.dial_by_addr.get(&addr).copied() {
                 Some(index) => {
                     let Some(dial) = self.dials.get_mut(&index) else { continue };
-                    dial.expect.get_or_insert(peer);
+                    // A dial to this address meant for someone else (private addresses repeat
+                    // across LANs: the peer's local address may be our LSN's) is left alone;
+                    // one that expects nobody in particular is not bound to the peer either,
+                    // or meeting whoever answers there would fail it.
+                    if dial.expect.is_some_and(|e| e != peer) {
+                        continue;
+                    }
                     dial.rto = rto;
                     dial.retransmit_at = now + rto;
                     let (path, hs1) = (dial.path, dial.hs1.clone());
