@@ -122,10 +122,9 @@ pub struct OverlayConfig {
     pub dht: crate::dht::DhtConfig,
     /// Reach (issue 16, `overlay/node/introduce.rs`): a dial to a peer that got no answer
     /// this long is helped by an introduction from the master (hole punching). `None`: never.
-    /// Default `None` for now: with it on, `overlay::tests::ten_percent_loss_converges_and_stays_present`
-    /// (seed 5) loses a subnet's presence, not yet understood (issue 16). 500 ms is the
-    /// value measured in `sim::reach`: one handshake retransmission period, well beyond any
-    /// WAN round trip, and early enough for the punched session to answer a DHT request (2 s).
+    /// Default 500 ms, the value measured in `sim::reach`: one handshake retransmission
+    /// period, well beyond any WAN round trip, and early enough for the punched session to
+    /// answer a DHT request (2 s).
     pub introduce_after: Option<Duration>,
     /// Whether the node learns its NAT class once joined (`overlay/node/nat.rs`). Default
     /// `true`.
@@ -162,7 +161,7 @@ impl OverlayConfig {
             neighbour_batch: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             dht: crate::dht::DhtConfig::default(),
-            introduce_after: None,
+            introduce_after: Some(Duration::from_millis(500)),
             nat_check: true,
         }
     }

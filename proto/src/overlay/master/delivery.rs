@@ -195,11 +195,11 @@ impl Master {
         request: bool,
     ) -> Result<(), DeliveryError> {
         let (hop_id, hop) = self.reg.next_hop(&node).ok_or(DeliveryError::NotPresent)?;
-        let cert = self
-            .reg
-            .certificate(&node)
-            .or_else(|| self.ep.peer_certificate(&node))
-            .ok_or(DeliveryError::NoCertificate)?;
+        let Some(cert) = self.reg.certificate(&node).or_else(|| self.ep.peer_certificate(&node))
+        else {
+            self.ask_certificates(now, hop_id);
+            return Err(DeliveryError::NoCertificate);
+        };
         let x25519 = cert.body.x25519;
         let mut frame = Vec::new();
         wire::encode(message, &mut frame).map_err(|e| DeliveryError::TooLarge(e.to_string()))?;

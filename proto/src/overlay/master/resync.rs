@@ -12,7 +12,7 @@
 //! attached to a live LSN. Each costs one Resync and one list over the WAN, only after such
 //! an event: no periodic traffic.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use super::Master;
 use crate::{
@@ -36,28 +36,50 @@ struct Pending {
     tries: u32,
 }
 
+/// At most one Resync per LSN this often for a certificate we lack.
+const CERTS_ASK_EVERY: Duration = Duration::from_secs(60);
+
 /// The Resyncs in flight, at most one per LSN.
 #[derive(Default)]
-pub(super) struct Resyncs(Vec<Pending>);
+pub(super) struct Resyncs {
+    pending: Vec<Pending>,
+    /// LSNs asked because a child's certificate was missing: until when not again (at most
+    /// [`MAX_RESYNCS`]).
+    certs_asked: BTreeMap<NodeId, Timestamp>,
+}
 
 impl Resyncs {
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
-        self.0.iter().map(|p| p.due).min()
+        self.pending.iter().map(|p| p.due).min()
     }
 }
 
 impl Master {
     /// Asks `lsn` for its child list, unless a request to it is already in flight.
     pub(super) fn resync(&mut self, now: Timestamp, lsn: NodeId) {
-        if self.resyncs.0.iter().any(|p| p.lsn == lsn) || !self.reg.is_lsn(&lsn) {
+        if self.resyncs.pending.iter().any(|p| p.lsn == lsn) || !self.reg.is_lsn(&lsn) {
             return;
         }
-        if self.resyncs.0.len() >= MAX_RESYNCS {
-            self.resyncs.0.remove(0);
+        if self.resyncs.pending.len() >= MAX_RESYNCS {
+            self.resyncs.pending.remove(0);
         }
         let seq = self.next_seq();
-        self.resyncs.0.push(Pending { seq, lsn, due: now + RESYNC_RETRY, tries: 1 });
+        self.resyncs.pending.push(Pending { seq, lsn, due: now + RESYNC_RETRY, tries: 1 });
         self.send_resync(now, &lsn, seq);
+    }
+
+    /// We could not seal to a present child of `lsn`: its certificate travelled from the LSN
+    /// unacknowledged and was lost (20 % loss; or a master restart lost what it had not
+    /// stored). The LSN answers a Resync by sending its children's certificates again
+    /// (`node/lsn.rs`), so one is sent, at most once per [`CERTS_ASK_EVERY`] per LSN.
+    pub(super) fn ask_certificates(&mut self, now: Timestamp, lsn: NodeId) {
+        let asked = &mut self.resyncs.certs_asked;
+        asked.retain(|_, until| *until > now);
+        if asked.contains_key(&lsn) || asked.len() >= MAX_RESYNCS {
+            return;
+        }
+        asked.insert(lsn, now + CERTS_ASK_EVERY);
+        self.resync(now, lsn);
     }
 
     /// An LSN parted naming the one it yielded to: that one is asked for its children.
@@ -70,7 +92,7 @@ impl Master {
     /// Resends the Resyncs whose answer is late; gives up after [`RESYNC_TRIES`].
     pub(super) fn resync_timers(&mut self, now: Timestamp) {
         let mut again = Vec::new();
-        self.resyncs.0.retain_mut(|p| {
+        self.resyncs.pending.retain_mut(|p| {
             if now < p.due {
                 return true;
             }
@@ -95,11 +117,12 @@ impl Master {
 
     /// An LSN's child list, answering our Resync.
     pub(super) fn on_resync_answer(&mut self, now: Timestamp, peer: NodeId, list: NodeList) {
-        let Some(pos) = self.resyncs.0.iter().position(|p| p.seq == list.seq && p.lsn == peer)
+        let Some(pos) =
+            self.resyncs.pending.iter().position(|p| p.seq == list.seq && p.lsn == peer)
         else {
             return;
         };
-        self.resyncs.0.remove(pos);
+        self.resyncs.pending.remove(pos);
         let events = self.reg.resync(now, &peer, &list.nodes, &self.cfg);
         self.presence(events);
     }

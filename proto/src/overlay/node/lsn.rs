@@ -416,6 +416,7 @@ impl Node {
             let contact = |c: &&Child| Contact { id: c.id, addr: WireAddr(c.addr) };
             let nodes = role.ranked().iter().map(contact).collect();
             self.send(now, addr, Message::NodeList(NodeList { seq: r.seq, nodes }));
+            self.send_certificates_again(now);
         }
     }
 

@@ -23,6 +23,8 @@ const MAX_CHANGES: usize = 100;
 /// seal messages to it.)
 const CERT_BATCH: usize = 10;
 const CERT_GAP: Duration = Duration::from_secs(1);
+/// At most this often does a Resync make us send every certificate again.
+const CERTS_AGAIN: Duration = Duration::from_secs(60);
 
 pub(crate) struct Uplink {
     registered: bool,
@@ -37,6 +39,8 @@ pub(crate) struct Uplink {
     certs: Vec<Certificate>,
     /// When the next batch of `certs` goes (more than [`CERT_BATCH`] were queued).
     certs_at: Option<Timestamp>,
+    /// Not before this do the master's Resyncs queue every certificate again.
+    certs_again_at: Timestamp,
     inflight: Option<(Probe, Update)>,
     batch_at: Option<Timestamp>,
     digest_at: Timestamp,
@@ -57,6 +61,7 @@ impl Uplink {
             queue: Vec::new(),
             certs: Vec::new(),
             certs_at: None,
+            certs_again_at: now,
             inflight: None,
             batch_at: None,
             digest_at: now,
@@ -72,6 +77,24 @@ impl Uplink {
 impl Node {
     fn uplink(&mut self) -> Option<&mut Uplink> {
         self.role.as_mut().map(|r| &mut r.uplink)
+    }
+
+    /// The master asked for our child list (`Resync`): it may lack a child's certificate,
+    /// since they travel to it unacknowledged. Sends ours and every child's again, paced by
+    /// [`CERT_BATCH`] per [`CERT_GAP`], at most once per [`CERTS_AGAIN`].
+    pub(super) fn send_certificates_again(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_ref() else { return };
+        if now < role.uplink.certs_again_at {
+            return;
+        }
+        let mut certs: Vec<Certificate> = self.ep.certificate().cloned().into_iter().collect();
+        let children = role.children.keys().filter_map(|id| self.ep.peer_certificate(id));
+        certs.extend(children.cloned());
+        let Some(up) = self.uplink() else { return };
+        up.certs_again_at = now + CERTS_AGAIN;
+        up.certs.retain(|c| !certs.iter().any(|n| n.node_id() == c.node_id()));
+        up.certs.extend(certs);
+        up.certs_at = Some(now);
     }
 
     pub(super) fn master_id(&self) -> NodeId {
