@@ -43,7 +43,7 @@ pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
 pub use service::Dht;
-pub use traffic::DhtTraffic;
+pub use traffic::{DhtTraffic, Tally, UpkeepCauses};
 
 /// Whether `message` belongs to the DHT protocol.
 pub fn is_dht_message(message: &crate::wire::Message) -> bool {

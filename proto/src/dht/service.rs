@@ -69,10 +69,11 @@ use std::{
 
 use super::{
     persist::StoreOp,
-    traffic::{DhtTraffic, TrafficClass},
+    traffic::{Cause, DhtTraffic, TrafficClass},
     DhtConfig, DhtError, DhtEvent, InsertOutcome, QueryId, QueryStats, RecordStore, RoutingTable,
 };
 use crate::{
+    overlay::LocalNetwork,
     wire::{Contact, Message, Record},
     NodeId, Timestamp,
 };
@@ -101,6 +102,9 @@ pub struct Dht {
     traffic: DhtTraffic,
     /// Persistence, once [`restore`](Dht::restore) switched it on.
     persist: Option<Persist>,
+    /// The node's own local network, to count LAN traffic apart (see
+    /// [`set_local_network`](Dht::set_local_network)).
+    lan: Option<LocalNetwork>,
 }
 
 /// What was last written to the store, and when to write the next difference.
@@ -137,6 +141,7 @@ impl Dht {
             events: VecDeque::new(),
             traffic: DhtTraffic::default(),
             persist: None,
+            lan: None,
         }
     }
 
@@ -164,6 +169,26 @@ impl Dht {
     /// [`traffic`](super::traffic)).
     pub fn traffic(&self) -> DhtTraffic {
         self.traffic
+    }
+
+    /// The node's own local network: messages to addresses on it are counted as LAN traffic
+    /// ([`DhtTraffic::maintenance_lan`], [`DhtTraffic::answer_lan`]).
+    pub fn set_local_network(&mut self, lan: LocalNetwork) {
+        self.lan = Some(lan);
+    }
+
+    /// Whether `addr` is on the node's own local network.
+    pub fn is_lan(&self, addr: &SocketAddr) -> bool {
+        self.lan.as_ref().is_some_and(|l| l.contains(addr.ip()))
+    }
+
+    /// The owner opened a session to `addr` to send one of this service's messages: counted
+    /// in [`DhtTraffic::dials`].
+    pub fn note_dial(&mut self, addr: &SocketAddr) {
+        self.traffic.dials = self.traffic.dials.saturating_add(1);
+        if self.is_lan(addr) {
+            self.traffic.dials_lan = self.traffic.dials_lan.saturating_add(1);
+        }
     }
 
     /// The link layer authenticated `peer` (with a certificate) at `addr`.
@@ -309,9 +334,16 @@ impl Dht {
         }
     }
 
-    /// Queues `message` for `addr`, counted in `class`.
-    fn send(&mut self, addr: SocketAddr, message: Message, class: TrafficClass) {
-        self.traffic.count(class, &message);
+    /// Queues `message` for `addr`, counted in `class` (and under `cause`, for maintenance).
+    fn send(
+        &mut self,
+        addr: SocketAddr,
+        message: Message,
+        class: TrafficClass,
+        cause: Option<Cause>,
+    ) {
+        let lan = self.is_lan(&addr);
+        self.traffic.count(class, cause, lan, &message);
         self.outbox.push_back((addr, message));
     }
 
@@ -326,7 +358,7 @@ impl Dht {
         if was_empty && outcome == InsertOutcome::Inserted && !self.bootstrapped {
             self.bootstrapped = true;
             let me = self.me;
-            self.start(now, me, Purpose::Refresh);
+            self.start(now, me, Purpose::Refresh { cause: Cause::Bootstrap });
         }
     }
 
