@@ -118,7 +118,8 @@ struct Persist {
 
 impl Dht {
     /// A service for the node with id `me`, started at `now`. `master` is the master's id (whose
-    /// records override everyone's); `seed` drives the refresh targets.
+    /// records override everyone's); `seed` drives the refresh targets and the spread of
+    /// republish times.
     pub fn new(
         now: Timestamp,
         me: NodeId,
@@ -126,10 +127,15 @@ impl Dht {
         config: DhtConfig,
         seed: [u8; 32],
     ) -> Self {
+        let mut records = RecordStore::new(&config, master);
+        // Its own stream: the table's refresh targets draw from `seed` itself.
+        let mut record_seed = seed;
+        record_seed[31] ^= 0x5a;
+        records.seed(record_seed);
         Dht {
             me,
             table: RoutingTable::new(me, &config, now, seed),
-            records: RecordStore::new(&config, master),
+            records,
             config,
             certified: HashSet::new(),
             queries: BTreeMap::new(),

@@ -240,13 +240,14 @@ mod tests {
         assert_eq!(t.msgs(), 3);
         assert_eq!(t.sealed_bytes(), t.bytes() + 3 * 29);
         assert_eq!(t.causes.ping, Tally { msgs: 1, bytes: 8 });
-        assert_eq!(t.answer_lan, Tally { msgs: 1, bytes: 8 });
+        let pong = encoded_len(&Message::KadPong(KadPong { rpc: 1 })) as u64;
+        assert_eq!(t.answer_lan, Tally { msgs: 1, bytes: pong });
         assert_eq!(t.maintenance_lan, Tally::default());
         t.count_reply(Cause::Ping, &Message::KadPong(KadPong { rpc: 0x8000_0001 }));
         assert_eq!(t.causes.ping.msgs, 2);
         let mut sum = DhtTraffic::default();
         sum.add(&t);
         sum.add(&t);
-        assert_eq!((sum.msgs(), sum.causes.ping.msgs, sum.answer_lan.bytes), (6, 4, 16));
+        assert_eq!((sum.msgs(), sum.causes.ping.msgs, sum.answer_lan.bytes), (6, 4, 2 * pong));
     }
 }

@@ -299,6 +299,10 @@ impl Dht {
         if let Some(result) = q.lookup.poll_event() {
             q.hops = result.hops;
             self.table.handle_lookup(now, &result.target);
+            // The lookup also went into the range of every contact that answered it.
+            for contact in &result.queried {
+                self.table.handle_touched(now, &contact.id);
+            }
             self.finish_lookup(now, id, result.outcome);
         }
         let Some(q) = self.queries.get(&id) else { return };

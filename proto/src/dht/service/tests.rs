@@ -224,3 +224,46 @@ fn get_all_merges_the_records_of_every_holder_and_get_from_drops_foreign_publish
         }
     }
 }
+
+/// An id whose first bit differs from `me`'s (bucket 0), the rest from `tail`.
+fn far_id(me: &NodeId, tail: u8) -> NodeId {
+    let mut bytes = [tail; 20];
+    bytes[0] = (me.as_bytes()[0] ^ 0x80) & 0x80 | (tail & 0x7f);
+    NodeId::from_bytes(bytes)
+}
+
+#[test]
+fn an_answered_request_proves_its_contact_alive_so_no_ping_follows() {
+    use crate::wire::KadNodes;
+    use std::time::Duration;
+    let me = identity(1).node_id();
+    let config = DhtConfig::default().k(2);
+    let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
+    let (a, b, c) = (far_id(&me, 1), far_id(&me, 2), far_id(&me, 3));
+    d.handle_connected(now(), a, addr(1));
+    d.handle_connected(now(), b, addr(2));
+    drain(&mut d);
+    // B sends us a request at 10 min; at 20 min A answers one of ours.
+    let ten = now() + Duration::from_secs(600);
+    d.handle_message(ten, b, addr(2), Message::KadPing(KadPing { rpc: 1 }));
+    let twenty = now() + Duration::from_secs(1200);
+    d.find_node(twenty, NodeId::hash(b"somewhere"));
+    let asked = drain(&mut d);
+    let rpc = asked
+        .iter()
+        .find_map(|(to, m)| match m {
+            Message::KadFindNode(f) if *to == addr(1) => Some(f.rpc),
+            _ => None,
+        })
+        .expect("A is asked");
+    let answer = Message::KadNodes(KadNodes { rpc, nodes: vec![] });
+    assert!(d.handle_message(twenty, a, addr(1), answer).is_none());
+    drain(&mut d);
+    // A newcomer for the full bucket: both contacts were heard from within the liveness
+    // window, so nobody is pinged and the newcomer is dropped.
+    d.handle_connected(twenty, c, addr(3));
+    let sent = drain(&mut d);
+    assert!(!sent.iter().any(|(_, m)| matches!(m, Message::KadPing(_))), "{sent:?}");
+    assert!(!d.table().contains(&c));
+    assert_eq!(d.traffic().causes.ping.msgs, 0);
+}
