@@ -201,6 +201,8 @@ impl Dht {
     pub fn handle_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.certified.insert(peer);
         self.seen(now, peer, addr);
+        // A full bucket may want its head pinged: send it now, not at the next event.
+        self.advance(now);
     }
 
     /// The session with `peer` ended: requests to it fail.
