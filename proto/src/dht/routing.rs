@@ -50,9 +50,11 @@
 //! [`RoutingEvent::Refresh`] with a random id in its range (from the table's seeded RNG); the
 //! caller runs a find_node lookup for it and reports every finished lookup through
 //! [`handle_lookup`](RoutingTable::handle_lookup), and every contact that answered one of its
-//! lookups through [`handle_touched`](RoutingTable::handle_touched): a lookup that asked a
-//! contact in a bucket's range went into that range (paper §2.3: a bucket is refreshed only if
-//! no node lookup went into it for an hour).
+//! lookups, or sent it a request, through [`handle_touched`](RoutingTable::handle_touched): a
+//! lookup that asked a contact in a bucket's range went into that range (paper §2.3: a bucket
+//! is refreshed only if no node lookup went into it for an hour), and a request is the
+//! sender's lookup or store going through us, traffic that flows anyway and keeps the
+//! sender's range in use.
 //!
 //! A bucket whose contacts were all heard from within the refresh interval is not refreshed
 //! either: the refresh exists to replace dead contacts and find missing ones (paper §2.3,
@@ -393,8 +395,8 @@ impl RoutingTable {
         }
     }
 
-    /// A lookup of ours got an answer from `id`: the lookup went into the range of `id`'s
-    /// bucket, which needs no refresh for another interval.
+    /// A lookup of ours got an answer from `id`, or `id` sent us a request: traffic went into
+    /// the range of `id`'s bucket, which needs no refresh for another interval.
     pub fn handle_touched(&mut self, now: Timestamp, id: &NodeId) {
         self.handle_lookup(now, id);
     }

@@ -225,6 +225,9 @@ impl Dht {
         addr: SocketAddr,
         message: Message,
     ) -> Option<Message> {
+        use Message as M;
+        let request =
+            matches!(message, M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_));
         let other =
             self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {
@@ -233,6 +236,11 @@ impl Dht {
         // Any Kad message on an authenticated session proves its sender alive there.
         if self.certified.contains(&peer) {
             self.seen(now, peer, addr);
+            // A request is a lookup (or store) of the sender's that went through us: traffic
+            // that flows anyway, keeping the sender's range of our table in use.
+            if request {
+                self.table.handle_touched(now, &peer);
+            }
         }
         self.advance(now);
         None

@@ -267,3 +267,38 @@ fn an_answered_request_proves_its_contact_alive_so_no_ping_follows() {
     assert!(!d.table().contains(&c));
     assert_eq!(d.traffic().causes.ping.msgs, 0);
 }
+
+#[test]
+fn a_request_from_a_contact_postpones_the_refresh_of_its_bucket() {
+    use crate::wire::KadFindNode;
+    use std::time::Duration;
+    let me = identity(1).node_id();
+    let config = DhtConfig::default().k(1);
+    let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
+    let far = far_id(&me, 1);
+    // Shares the first bit with us, not the second: bucket 1 once the table splits.
+    let mut bytes = [2u8; 20];
+    bytes[0] = me.as_bytes()[0] & 0x80 | (!me.as_bytes()[0] & 0x40);
+    let near = NodeId::from_bytes(bytes);
+    d.handle_connected(now(), far, addr(1));
+    d.handle_connected(now(), near, addr(2));
+    assert_eq!(d.table().bucket_of(&far), Some(0));
+    assert_eq!(d.table().bucket_of(&near), Some(1));
+    drain(&mut d);
+    // Half an hour in, the far contact's lookup asks us something.
+    let half = now() + Duration::from_secs(1800);
+    let ask = Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"x") });
+    d.handle_message(half, far, addr(1), ask);
+    drain(&mut d);
+    // At the hour only bucket 1 is refreshed.
+    d.handle_timeout(now() + Duration::from_secs(3600));
+    let targets: Vec<Option<usize>> = drain(&mut d)
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::KadFindNode(f) => Some(d.table().bucket_of(&f.target)),
+            _ => None,
+        })
+        .collect();
+    assert!(!targets.is_empty());
+    assert!(targets.iter().all(|b| *b == Some(1)), "{targets:?}");
+}
