@@ -226,8 +226,10 @@ impl Dht {
         message: Message,
     ) -> Option<Message> {
         use Message as M;
-        let request =
-            matches!(message, M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_));
+        let request = matches!(
+            message,
+            M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_)
+        );
         let other =
             self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {

@@ -259,9 +259,8 @@ fn a_bucket_a_lookup_went_into_is_not_refreshed() {
 fn a_bucket_whose_contacts_all_spoke_lately_is_not_refreshed() {
     let mut t = table(2);
     let local = t.local_id();
-    let far: Vec<Contact> = (0..2u8)
-        .map(|j| contact(id_at(&local, 0, [j; 20]), &format!("10.0.0.{j}:1")))
-        .collect();
+    let far: Vec<Contact> =
+        (0..2u8).map(|j| contact(id_at(&local, 0, [j; 20]), &format!("10.0.0.{j}:1"))).collect();
     let near = contact(id_at(&local, 1, [9; 20]), "10.0.1.1:1");
     for c in far.iter().chain([&near]) {
         t.handle_verified(T0, *c);

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use super::Dht;
 use crate::{
     dht::{
-        traffic::{Cause, TrafficClass}, DhtError, DhtEvent, Lookup, LookupOutcome, QueryId, QueryStats,
-        RecordEvent, RoutingEvent,
+        traffic::{Cause, TrafficClass},
+        DhtError, DhtEvent, Lookup, LookupOutcome, QueryId, QueryStats, RecordEvent, RoutingEvent,
     },
     wire::{Contact, KadPing, KadStore, KadValue, Message, Record},
     NodeId, Timestamp,

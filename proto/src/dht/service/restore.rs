@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::{Dht, Persist, Purpose};
 use crate::{
-    dht::traffic::Cause,
     dht::persist::{self, Saved, StoreOp, PERSIST_DELAY, RECORDS_TABLE, ROUTING_TABLE},
+    dht::traffic::Cause,
     wire::Contact,
     NodeId, Timestamp,
 };
