@@ -323,6 +323,18 @@ fn summary(r: &DayReport) -> String {
         d.wan_rtt_ms_p50,
         d.maintenance_bytes_per_node_hour
     );
+    let c = &d.upkeep_by_cause;
+    s += &format!(
+        "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN)\n",
+        d.upkeep_wan_bytes_per_node_hour,
+        d.upkeep_lan_bytes_per_node_hour,
+        c.bootstrap,
+        c.refresh,
+        c.republish,
+        c.ping,
+        d.dials_per_node_hour,
+        d.dials_wan_per_node_hour
+    );
     s += &format!(
         "traffic per node-hour  WAN {:.0} B, LAN {:.0} B ({:.0} node-hours)\n",
         r.wan_bytes_per_node_hour, r.lan_bytes_per_node_hour, r.node_hours

@@ -21,6 +21,14 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// refreshes any bucket to which it has not performed a node lookup in the past hour".
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// A contact heard from within this window counts as alive: a full bucket whose least recently
+/// seen contact was heard from this recently keeps it without pinging it, and drops the
+/// newcomer. BitTorrent's DHT (BEP 5) uses the same 15 minutes: "a good node is a node has
+/// responded to one of our queries within the last 15 minutes", or sent us one. Any `Kad*`
+/// message on an authenticated session counts, so traffic that flows anyway (lookups, answers,
+/// stores) proves liveness and the ping, with the handshake it may need, is saved.
+pub const DEFAULT_LIVENESS_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// A node that holds a record re-stores it at the k closest nodes this often. Kademlia paper
 /// §2.3: every node republishes the pairs it holds once an hour; the optimisation of §2.5
 /// skips a pair that another node stored here within the hour, and [`RecordStore`] does too.
@@ -72,6 +80,7 @@ pub struct DhtConfig {
     pub(crate) alpha: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) refresh_interval: Duration,
+    pub(crate) liveness_window: Duration,
     pub(crate) republish_interval: Duration,
     pub(crate) record_ttl: Duration,
     pub(crate) max_record_size: usize,
@@ -89,6 +98,7 @@ impl Default for DhtConfig {
             alpha: DEFAULT_ALPHA,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            liveness_window: DEFAULT_LIVENESS_WINDOW,
             republish_interval: DEFAULT_REPUBLISH_INTERVAL,
             record_ttl: DEFAULT_RECORD_TTL,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
@@ -146,6 +156,18 @@ impl DhtConfig {
     /// ```
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How recently a contact must have been heard from to count as alive without a ping
+    /// (see [`DEFAULT_LIVENESS_WINDOW`], the default). Zero pings every time.
+    ///
+    /// ```
+    /// # use fleetmesh_proto::dht::DhtConfig;
+    /// let config = DhtConfig::default().liveness_window(std::time::Duration::from_secs(300));
+    /// ```
+    pub fn liveness_window(mut self, window: Duration) -> Self {
+        self.liveness_window = window;
         self
     }
 

@@ -32,10 +32,10 @@ pub mod service;
 pub mod traffic;
 
 pub use config::{
-    DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_MAX_PER_SUBNET,
-    DEFAULT_MAX_RECORDS, DEFAULT_MAX_RECORDS_PER_PUBLISHER, DEFAULT_MAX_RECORD_SIZE,
-    DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL, DEFAULT_REPUBLISH_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT,
+    DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_LIVENESS_WINDOW,
+    DEFAULT_MAX_PER_SUBNET, DEFAULT_MAX_RECORDS, DEFAULT_MAX_RECORDS_PER_PUBLISHER,
+    DEFAULT_MAX_RECORD_SIZE, DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_REPUBLISH_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use event::{DhtCommand, DhtError, DhtEvent, QueryId, QueryStats};
 pub use lookup::{Lookup, LookupKind, LookupOutcome, LookupRequest, LookupResult};
@@ -43,7 +43,7 @@ pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};
 pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_FAILURES};
 pub use service::Dht;
-pub use traffic::DhtTraffic;
+pub use traffic::{DhtTraffic, Tally, UpkeepCauses};
 
 /// Whether `message` belongs to the DHT protocol.
 pub fn is_dht_message(message: &crate::wire::Message) -> bool {

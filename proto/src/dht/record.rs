@@ -43,12 +43,19 @@
 //! whichever comes first, so nobody can pin data forever; publishers renew by storing it
 //! again. Every republish interval the store asks its owner to re-store each record at the k
 //! closest nodes ([`RecordEvent::Republish`]), except records someone else stored here in the
-//! meantime (the paper's optimisation: they did the work). Cached copies
+//! meantime (the paper's optimisation: they did the work). Each republish time is drawn from
+//! the last tenth of the interval with the store's seeded RNG ([`RecordStore::seed`]), so the
+//! k holders of a record, which all stored it at the same moment, do not republish it in one
+//! burst: the first to come due re-stores it at the others, which renews their copies and
+//! pushes their own republish back, so a record costs about one republish per interval
+//! instead of k. Cached copies
 //! ([`RecordStore::put_cached`]) live for the short cache TTL and are never republished.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 use serde_tuple::Serialize_tuple;
 
 use super::DhtConfig;
@@ -312,7 +319,12 @@ pub struct RecordStore {
     records: BTreeMap<(NodeId, NodeId), Held>,
     per_publisher: HashMap<NodeId, usize>,
     events: VecDeque<RecordEvent>,
+    /// Draws the republish times; `None` (no [`seed`](Self::seed)): the full interval.
+    rng: Option<ChaCha20Rng>,
 }
+
+/// Republish times are spread over the last `1 / REPUBLISH_SPREAD` of the interval.
+const REPUBLISH_SPREAD: u32 = 10;
 
 impl RecordStore {
     /// An empty store. `master` is the master's node id
@@ -330,7 +342,24 @@ impl RecordStore {
             records: BTreeMap::new(),
             per_publisher: HashMap::new(),
             events: VecDeque::new(),
+            rng: None,
         }
+    }
+
+    /// Spreads republish times over the last tenth of the interval, drawn from `seed` (see
+    /// the [module docs](self)); without it every record is republished a full interval after
+    /// it was stored.
+    pub fn seed(&mut self, seed: [u8; 32]) {
+        self.rng = Some(ChaCha20Rng::from_seed(seed));
+    }
+
+    /// When a record stored (or republished) at `now` is next republished.
+    fn next_republish(&mut self, now: Timestamp) -> Timestamp {
+        let interval = self.republish_interval;
+        let Some(rng) = self.rng.as_mut() else { return now + interval };
+        let spread = interval / REPUBLISH_SPREAD;
+        let micros = u64::try_from(spread.as_micros()).unwrap_or(u64::MAX).max(1);
+        now + interval - std::time::Duration::from_micros(rng.next_u64() % micros)
     }
 
     /// The master's node id, whose records override everyone's.
@@ -436,7 +465,7 @@ impl RecordStore {
         }
         let lifetime = if cached { self.cache_ttl } else { self.record_ttl };
         let expires = Timestamp::from_secs(record.expires_at).min(now + lifetime);
-        let republish_at = (!cached).then(|| now + self.republish_interval);
+        let republish_at = (!cached).then(|| self.next_republish(now));
         if let Some(held) = self.records.get_mut(&(key, publisher)) {
             let previous = held.record.version;
             if record.version < previous || (record.version == previous && record != held.record) {
@@ -505,9 +534,16 @@ impl RecordStore {
             self.remove(&key, &publisher);
             self.events.push_back(RecordEvent::Removed { key, publisher });
         }
-        for held in self.records.values_mut() {
-            if held.republish_at.is_some_and(|t| t <= now) {
-                held.republish_at = Some(now + self.republish_interval);
+        let due: Vec<(NodeId, NodeId)> = self
+            .records
+            .iter()
+            .filter(|(_, h)| h.republish_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for id in due {
+            let next = self.next_republish(now);
+            if let Some(held) = self.records.get_mut(&id) {
+                held.republish_at = Some(next);
                 self.events.push_back(RecordEvent::Republish { record: held.record.clone() });
             }
         }

@@ -49,7 +49,18 @@
 //! A bucket into whose range no lookup went for the refresh interval yields
 //! [`RoutingEvent::Refresh`] with a random id in its range (from the table's seeded RNG); the
 //! caller runs a find_node lookup for it and reports every finished lookup through
-//! [`handle_lookup`](RoutingTable::handle_lookup).
+//! [`handle_lookup`](RoutingTable::handle_lookup), and every contact that answered one of its
+//! lookups, or sent it a request, through [`handle_touched`](RoutingTable::handle_touched): a
+//! lookup that asked a contact in a bucket's range went into that range (paper §2.3: a bucket
+//! is refreshed only if no node lookup went into it for an hour), and a request is the
+//! sender's lookup or store going through us, traffic that flows anyway and keeps the
+//! sender's range in use.
+//!
+//! A bucket whose contacts were all heard from within the refresh interval is not refreshed
+//! either: the refresh exists to replace dead contacts and find missing ones (paper §2.3,
+//! "pathological cases in which there are no lookups for a particular ID range"), and a bucket
+//! whose every contact spoke to us lately (requests, answers) is in use. It is checked again
+//! when its least recently seen contact's hour is up.
 
 use std::{
     collections::VecDeque,
@@ -96,7 +107,8 @@ pub enum InsertOutcome {
         /// The bucket's least-recently-seen contact.
         head: Contact,
     },
-    /// The bucket is full and already waits for a ping answer: the contact was dropped.
+    /// The bucket is full and either its contacts were all heard from within the liveness
+    /// window or it already waits for a ping answer: the contact was dropped.
     BucketFull,
     /// The bucket already holds the maximum number of contacts from the contact's subnet.
     SubnetFull,
@@ -147,6 +159,13 @@ impl Bucket {
 
     fn position(&self, id: &NodeId) -> Option<usize> {
         self.entries.iter().position(|e| e.contact.id == *id)
+    }
+
+    /// Whether the bucket holds contacts and every one was heard from after `since` with no
+    /// request failing since.
+    fn heard_since(&self, since: Timestamp) -> bool {
+        !self.entries.is_empty()
+            && self.entries.iter().all(|e| e.last_seen > since && e.failures == 0)
     }
 
     /// Whether `contact` may join without breaking the subnet limit (not counting `except`).
@@ -220,6 +239,7 @@ pub struct RoutingTable {
     max_per_subnet: usize,
     request_timeout: Duration,
     refresh_interval: Duration,
+    liveness_window: Duration,
     /// Never empty; see the module docs for which ids each bucket covers.
     buckets: Vec<Bucket>,
     events: VecDeque<RoutingEvent>,
@@ -235,6 +255,7 @@ impl RoutingTable {
             max_per_subnet: config.max_per_subnet,
             request_timeout: config.request_timeout,
             refresh_interval: config.refresh_interval,
+            liveness_window: config.liveness_window,
             buckets: vec![Bucket::new(now)],
             events: VecDeque::new(),
             rng: ChaCha20Rng::from_seed(seed),
@@ -333,6 +354,9 @@ impl RoutingTable {
             if bucket.pending.is_some() {
                 return InsertOutcome::BucketFull;
             }
+            if bucket.heard_since(now - self.liveness_window) {
+                return InsertOutcome::BucketFull;
+            }
             let head = bucket.entries[0].contact;
             bucket.pending = Some(Pending {
                 candidate: contact,
@@ -371,6 +395,12 @@ impl RoutingTable {
         }
     }
 
+    /// A lookup of ours got an answer from `id`, or `id` sent us a request: traffic went into
+    /// the range of `id`'s bucket, which needs no refresh for another interval.
+    pub fn handle_touched(&mut self, now: Timestamp, id: &NodeId) {
+        self.handle_lookup(now, id);
+    }
+
     /// Removes `id` (e.g. its certificate was revoked); returns its contact if it was held. If
     /// it was a bucket head under a ping, the contact waiting for its place takes it.
     pub fn remove(&mut self, id: &NodeId) -> Option<Contact> {
@@ -399,14 +429,23 @@ impl RoutingTable {
     }
 
     /// Evicts heads that did not answer their ping in time, and queues refresh lookups for
-    /// stale buckets.
+    /// stale buckets (those with a contact not heard from within the interval; see the
+    /// [module docs](self)).
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        let interval = self.refresh_interval;
         for index in 0..self.buckets.len() {
             if self.buckets[index].pending.as_ref().is_some_and(|p| p.deadline <= now) {
                 self.evict_head(index);
             }
-            if self.buckets[index].refreshed + self.refresh_interval <= now {
-                self.buckets[index].refreshed = now;
+            let bucket = &mut self.buckets[index];
+            if bucket.refreshed + interval <= now {
+                if bucket.heard_since(now - interval) {
+                    // Every contact spoke lately: look again when the oldest's hour is up.
+                    let oldest = bucket.entries.iter().map(|e| e.last_seen).min();
+                    bucket.refreshed = oldest.unwrap_or(now).max(bucket.refreshed);
+                    continue;
+                }
+                bucket.refreshed = now;
                 let target = self.random_id_in(index);
                 self.events.push_back(RoutingEvent::Refresh { target });
             }

@@ -69,10 +69,11 @@ use std::{
 
 use super::{
     persist::StoreOp,
-    traffic::{DhtTraffic, TrafficClass},
+    traffic::{Cause, DhtTraffic, TrafficClass},
     DhtConfig, DhtError, DhtEvent, InsertOutcome, QueryId, QueryStats, RecordStore, RoutingTable,
 };
 use crate::{
+    overlay::LocalNetwork,
     wire::{Contact, Message, Record},
     NodeId, Timestamp,
 };
@@ -101,6 +102,9 @@ pub struct Dht {
     traffic: DhtTraffic,
     /// Persistence, once [`restore`](Dht::restore) switched it on.
     persist: Option<Persist>,
+    /// The node's own local network, to count LAN traffic apart (see
+    /// [`set_local_network`](Dht::set_local_network)).
+    lan: Option<LocalNetwork>,
 }
 
 /// What was last written to the store, and when to write the next difference.
@@ -114,7 +118,8 @@ struct Persist {
 
 impl Dht {
     /// A service for the node with id `me`, started at `now`. `master` is the master's id (whose
-    /// records override everyone's); `seed` drives the refresh targets.
+    /// records override everyone's); `seed` drives the refresh targets and the spread of
+    /// republish times.
     pub fn new(
         now: Timestamp,
         me: NodeId,
@@ -122,10 +127,15 @@ impl Dht {
         config: DhtConfig,
         seed: [u8; 32],
     ) -> Self {
+        let mut records = RecordStore::new(&config, master);
+        // Its own stream: the table's refresh targets draw from `seed` itself.
+        let mut record_seed = seed;
+        record_seed[31] ^= 0x5a;
+        records.seed(record_seed);
         Dht {
             me,
             table: RoutingTable::new(me, &config, now, seed),
-            records: RecordStore::new(&config, master),
+            records,
             config,
             certified: HashSet::new(),
             queries: BTreeMap::new(),
@@ -137,6 +147,7 @@ impl Dht {
             events: VecDeque::new(),
             traffic: DhtTraffic::default(),
             persist: None,
+            lan: None,
         }
     }
 
@@ -166,10 +177,32 @@ impl Dht {
         self.traffic
     }
 
+    /// The node's own local network: messages to addresses on it are counted as LAN traffic
+    /// ([`DhtTraffic::maintenance_lan`], [`DhtTraffic::answer_lan`]).
+    pub fn set_local_network(&mut self, lan: LocalNetwork) {
+        self.lan = Some(lan);
+    }
+
+    /// Whether `addr` is on the node's own local network.
+    pub fn is_lan(&self, addr: &SocketAddr) -> bool {
+        self.lan.as_ref().is_some_and(|l| l.contains(addr.ip()))
+    }
+
+    /// The owner opened a session to `addr` to send one of this service's messages: counted
+    /// in [`DhtTraffic::dials`].
+    pub fn note_dial(&mut self, addr: &SocketAddr) {
+        self.traffic.dials = self.traffic.dials.saturating_add(1);
+        if self.is_lan(addr) {
+            self.traffic.dials_lan = self.traffic.dials_lan.saturating_add(1);
+        }
+    }
+
     /// The link layer authenticated `peer` (with a certificate) at `addr`.
     pub fn handle_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.certified.insert(peer);
         self.seen(now, peer, addr);
+        // A full bucket may want its head pinged: send it now, not at the next event.
+        self.advance(now);
     }
 
     /// The session with `peer` ended: requests to it fail.
@@ -192,6 +225,11 @@ impl Dht {
         addr: SocketAddr,
         message: Message,
     ) -> Option<Message> {
+        use Message as M;
+        let request = matches!(
+            message,
+            M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_)
+        );
         let other =
             self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {
@@ -200,6 +238,11 @@ impl Dht {
         // Any Kad message on an authenticated session proves its sender alive there.
         if self.certified.contains(&peer) {
             self.seen(now, peer, addr);
+            // A request is a lookup (or store) of the sender's that went through us: traffic
+            // that flows anyway, keeping the sender's range of our table in use.
+            if request {
+                self.table.handle_touched(now, &peer);
+            }
         }
         self.advance(now);
         None
@@ -309,15 +352,31 @@ impl Dht {
         }
     }
 
-    /// Queues `message` for `addr`, counted in `class`.
-    fn send(&mut self, addr: SocketAddr, message: Message, class: TrafficClass) {
-        self.traffic.count(class, &message);
+    /// Queues `message` for `addr`, counted in `class` (and under `cause`, for maintenance).
+    fn send(
+        &mut self,
+        addr: SocketAddr,
+        message: Message,
+        class: TrafficClass,
+        cause: Option<Cause>,
+    ) {
+        let lan = self.is_lan(&addr);
+        self.traffic.count(class, cause, lan, &message);
         self.outbox.push_back((addr, None, message));
     }
 
-    /// Queues a request for the contact `peer` at `addr`, counted in `class`.
-    fn request(&mut self, peer: NodeId, addr: SocketAddr, message: Message, class: TrafficClass) {
-        self.traffic.count(class, &message);
+    /// Queues a request for the contact `peer` at `addr`, counted as [`send`](Self::send)
+    /// does.
+    fn request(
+        &mut self,
+        peer: NodeId,
+        addr: SocketAddr,
+        message: Message,
+        class: TrafficClass,
+        cause: Option<Cause>,
+    ) {
+        let lan = self.is_lan(&addr);
+        self.traffic.count(class, cause, lan, &message);
         self.outbox.push_back((addr, Some(peer), message));
     }
 
@@ -338,7 +397,7 @@ impl Dht {
         if was_empty && outcome == InsertOutcome::Inserted && !self.bootstrapped {
             self.bootstrapped = true;
             let me = self.me;
-            self.start(now, me, Purpose::Refresh);
+            self.start(now, me, Purpose::Refresh { cause: Cause::Bootstrap });
         }
     }
 

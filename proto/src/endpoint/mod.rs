@@ -258,6 +258,12 @@ impl Endpoint {
         self.link(peer).and_then(|l| l.certificate.as_deref())
     }
 
+    /// Whether a handshake to `addr` is under way (a [`send_to`](Self::send_to) there waits
+    /// behind it).
+    pub fn is_dialing(&self, addr: SocketAddr) -> bool {
+        self.dial_by_addr.contains_key(&addr)
+    }
+
     /// Ids of every peer with an established, confirmed session.
     pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.by_peer.keys().copied().filter(|p| self.is_connected(p))

@@ -208,12 +208,7 @@ pub struct Simulation {
 }
 
 fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
-    sum.query_msgs += t.query_msgs;
-    sum.query_bytes += t.query_bytes;
-    sum.maintenance_msgs += t.maintenance_msgs;
-    sum.maintenance_bytes += t.maintenance_bytes;
-    sum.answer_msgs += t.answer_msgs;
-    sum.answer_bytes += t.answer_bytes;
+    sum.add(t);
 }
 
 /// The master's address in every simulation.

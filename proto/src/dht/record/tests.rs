@@ -201,6 +201,35 @@ fn records_expire_and_are_republished() {
 }
 
 #[test]
+fn seeded_republish_times_spread_and_the_first_holder_spares_the_others() {
+    let config = DhtConfig::default();
+    let mut first = fixture(config.clone());
+    let mut second = fixture(config);
+    first.store.seed([1; 32]);
+    second.store.seed([2; 32]);
+    let ak = first.alice.verifying_key();
+    // Two holders get the same record at the same moment (a put's stores).
+    let r = rec(&first.alice, b"k", b"v", 1);
+    first.store.put(T0, r.clone(), &ak).unwrap();
+    second.store.put(T0, r.clone(), &ak).unwrap();
+    let (a, b) = (first.store.poll_timeout().unwrap(), second.store.poll_timeout().unwrap());
+    assert_ne!(a, b, "the holders must not republish in one burst");
+    for t in [a, b] {
+        assert!(t > T0 + HOUR - HOUR / 10 && t <= T0 + HOUR, "{t:?}");
+    }
+    // The first to come due republishes; its store reaches the other, which then skips its
+    // own turn.
+    let (early, late) = if a < b { (&mut first, &mut second) } else { (&mut second, &mut first) };
+    let due = a.min(b);
+    early.store.handle_timeout(due);
+    assert_eq!(early.store.poll_event(), Some(RecordEvent::Republish { record: r.clone() }));
+    late.store.put(due, r.clone(), &ak).unwrap();
+    late.store.handle_timeout(a.max(b));
+    assert_eq!(late.store.poll_event(), None);
+    assert!(late.store.poll_timeout().unwrap() > due + HOUR - HOUR / 10);
+}
+
+#[test]
 fn cached_copies_are_short_lived_and_never_republished() {
     let mut f = fixture(DhtConfig::default());
     let ak = f.alice.verifying_key();

@@ -22,8 +22,10 @@ fn id_at(local: &NodeId, shared: usize, tail: [u8; NODE_ID_LEN]) -> NodeId {
     NodeId::from_bytes(bytes)
 }
 
+/// A table that pings a full bucket's head every time (no liveness window), to test the ping
+/// rules on their own.
 fn table(k: usize) -> RoutingTable {
-    let config = DhtConfig::default().k(k);
+    let config = DhtConfig::default().k(k).liveness_window(Duration::ZERO);
     RoutingTable::new(NodeId::hash(b"local"), &config, T0, [1; 32])
 }
 
@@ -203,6 +205,93 @@ fn stale_buckets_yield_refresh_targets_in_their_range() {
     let expected: HashSet<usize> = (1..buckets).collect();
     assert_eq!(refreshed, expected);
     assert_eq!(t.poll_timeout(), Some(half + hour));
+}
+
+#[test]
+fn a_full_bucket_heard_from_lately_drops_the_newcomer_without_a_ping() {
+    let config = DhtConfig::default().k(4);
+    let mut t = RoutingTable::new(NodeId::hash(b"local"), &config, T0, [1; 32]);
+    let c = far_contacts(&t, 6);
+    for x in &c[..4] {
+        assert_eq!(t.handle_verified(T0, *x), InsertOutcome::Inserted);
+    }
+    // Ten minutes later every contact in the bucket counts as alive: no ping.
+    let soon = T0 + Duration::from_secs(600);
+    assert_eq!(t.handle_verified(soon, c[4]), InsertOutcome::BucketFull);
+    assert_eq!(t.poll_event(), None);
+    assert!(!t.contains(&c[4].id));
+    // The head spoke at 10 min, the others not since T0: at 20 min the new head (c[1]) is
+    // past the window and is pinged.
+    t.handle_verified(soon, c[0]);
+    let later = T0 + Duration::from_secs(1200);
+    assert_eq!(t.handle_verified(later, c[5]), InsertOutcome::Pending { head: c[1] });
+    assert_eq!(t.poll_event(), Some(RoutingEvent::Ping { contact: c[1] }));
+}
+
+#[test]
+fn a_bucket_a_lookup_went_into_is_not_refreshed() {
+    let mut t = table(2);
+    let local = t.local_id();
+    for shared in 0..3 {
+        for j in 0..2u8 {
+            let id = id_at(&local, shared, [j + 7 * shared as u8; 20]);
+            t.handle_verified(T0, contact(id, &format!("10.0.{shared}.{j}:1")));
+        }
+    }
+    let buckets = t.num_buckets();
+    let hour = DhtConfig::default().refresh_interval;
+    // A lookup of ours got an answer from a contact in bucket 1 (not its target's bucket).
+    let half = T0 + hour / 2;
+    t.handle_touched(half, &id_at(&local, 1, [0x55; 20]));
+    t.handle_timeout(T0 + hour);
+    let mut refreshed = HashSet::new();
+    while let Some(event) = t.poll_event() {
+        let RoutingEvent::Refresh { target } = event else { panic!("{event:?}") };
+        refreshed.insert(t.bucket_of(&target).unwrap());
+    }
+    let expected: HashSet<usize> = (0..buckets).filter(|&b| b != 1).collect();
+    assert_eq!(refreshed, expected);
+    // Its turn comes an hour after the lookup.
+    assert_eq!(t.poll_timeout(), Some(half + hour));
+}
+
+#[test]
+fn a_bucket_whose_contacts_all_spoke_lately_is_not_refreshed() {
+    let mut t = table(2);
+    let local = t.local_id();
+    let far: Vec<Contact> =
+        (0..2u8).map(|j| contact(id_at(&local, 0, [j; 20]), &format!("10.0.0.{j}:1"))).collect();
+    let near = contact(id_at(&local, 1, [9; 20]), "10.0.1.1:1");
+    for c in far.iter().chain([&near]) {
+        t.handle_verified(T0, *c);
+    }
+    assert_eq!(t.bucket_of(&far[0].id), Some(0));
+    assert_eq!(t.bucket_of(&near.id), Some(1));
+    let hour = DhtConfig::default().refresh_interval;
+    // Both far contacts sent us something at 50 min (a request, an answer); the near one did
+    // not.
+    let spoke = T0 + Duration::from_secs(3000);
+    for c in &far {
+        t.handle_verified(spoke, *c);
+    }
+    t.handle_timeout(T0 + hour);
+    let events: Vec<RoutingEvent> = std::iter::from_fn(|| t.poll_event()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let RoutingEvent::Refresh { target } = events[0] else { panic!("{events:?}") };
+    assert_eq!(t.bucket_of(&target), Some(1));
+    // Bucket 0 is looked at again an hour after its oldest contact spoke. Both speak again
+    // meanwhile, but a request to one of them fails after that: the bucket is stale.
+    assert_eq!(t.poll_timeout(), Some(spoke + hour));
+    for c in &far {
+        t.handle_verified(T0 + Duration::from_secs(4200), *c);
+    }
+    t.handle_failure(T0 + Duration::from_secs(4500), &far[1].id);
+    t.handle_timeout(spoke + hour);
+    let events: Vec<RoutingEvent> = std::iter::from_fn(|| t.poll_event()).collect();
+    assert!(
+        matches!(events[..], [RoutingEvent::Refresh { target }] if t.bucket_of(&target) == Some(0)),
+        "{events:?}"
+    );
 }
 
 #[derive(Clone, Debug)]

@@ -47,7 +47,7 @@ impl Dht {
             Message::KadStore(s) => self.store(now, *s),
             other => return Some(other),
         };
-        self.send(addr, answer, TrafficClass::Answer);
+        self.send(addr, answer, TrafficClass::Answer, None);
         None
     }
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use super::Dht;
 use crate::{
     dht::{
-        traffic::TrafficClass, DhtError, DhtEvent, Lookup, LookupOutcome, QueryId, QueryStats,
-        RecordEvent, RoutingEvent,
+        traffic::{Cause, TrafficClass},
+        DhtError, DhtEvent, Lookup, LookupOutcome, QueryId, QueryStats, RecordEvent, RoutingEvent,
     },
     wire::{Contact, KadPing, KadStore, KadValue, Message, Record},
     NodeId, Timestamp,
@@ -26,6 +26,8 @@ pub(super) struct Rpc {
     pub(super) peer: NodeId,
     query: Option<QueryId>,
     kind: RpcKind,
+    /// The maintenance it serves, if any: its answer is charged there.
+    cause: Option<Cause>,
     pub(super) deadline: Timestamp,
 }
 
@@ -40,8 +42,8 @@ pub(super) enum Purpose {
     /// Store `record` at the k closest; `public` when an application asked, otherwise a
     /// republish.
     Put { record: Box<Record>, public: bool },
-    /// Bootstrap, post-restore check or bucket refresh: no event.
-    Refresh,
+    /// Bootstrap, post-restore check (`cause` Bootstrap) or bucket refresh: no event.
+    Refresh { cause: Cause },
 }
 
 impl Purpose {
@@ -50,7 +52,18 @@ impl Purpose {
         match self {
             Purpose::FindNode | Purpose::Get { .. } | Purpose::GetAll => TrafficClass::Query,
             Purpose::Put { public: true, .. } => TrafficClass::Query,
-            Purpose::Put { public: false, .. } | Purpose::Refresh => TrafficClass::Maintenance,
+            Purpose::Put { public: false, .. } | Purpose::Refresh { .. } => {
+                TrafficClass::Maintenance
+            }
+        }
+    }
+
+    /// The maintenance it serves, if any.
+    fn cause(&self) -> Option<Cause> {
+        match self {
+            Purpose::Refresh { cause } => Some(*cause),
+            Purpose::Put { public: false, .. } => Some(Cause::Republish),
+            _ => None,
         }
     }
 }
@@ -116,6 +129,18 @@ impl Dht {
         addr: SocketAddr,
         message: Message,
     ) -> Option<Message> {
+        let rpc = match &message {
+            Message::KadPong(p) => Some(p.rpc),
+            Message::KadNodes(n) => Some(n.rpc),
+            Message::KadValue(v) => Some(v.rpc),
+            Message::KadStored(s) => Some(s.rpc),
+            Message::Error(e) => Some(e.seq),
+            _ => None,
+        };
+        let cause = rpc.and_then(|n| self.rpcs.get(&n)).filter(|r| r.peer == peer);
+        if let Some(cause) = cause.and_then(|r| r.cause) {
+            self.traffic.count_reply(cause, &message);
+        }
         match message {
             Message::KadPong(p) => {
                 if self.take_rpc(p.rpc, peer, RpcKind::Ping).is_some() {
@@ -213,12 +238,13 @@ impl Dht {
             match event {
                 RoutingEvent::Ping { contact } => {
                     let rpc = self.fresh_rpc();
-                    self.track(now, rpc, contact.id, None, RpcKind::Ping);
+                    self.track(now, rpc, contact.id, None, RpcKind::Ping, Some(Cause::Ping));
                     let ping = Message::KadPing(KadPing { rpc });
-                    self.request(contact.id, contact.addr.0, ping, TrafficClass::Maintenance);
+                    let (to, addr) = (contact.id, contact.addr.0);
+                    self.request(to, addr, ping, TrafficClass::Maintenance, Some(Cause::Ping));
                 }
                 RoutingEvent::Refresh { target } => {
-                    self.start(now, target, Purpose::Refresh);
+                    self.start(now, target, Purpose::Refresh { cause: Cause::Refresh });
                 }
             }
         }
@@ -245,6 +271,7 @@ impl Dht {
         peer: NodeId,
         query: Option<QueryId>,
         kind: RpcKind,
+        cause: Option<Cause>,
     ) {
         // Lookup requests outlive the lookup's own deadline a little, so a late answer is
         // still matched (the lookup uses late answers).
@@ -253,7 +280,7 @@ impl Dht {
         } else {
             self.config.request_timeout
         };
-        self.rpcs.insert(rpc, Rpc { peer, query, kind, deadline: now + wait });
+        self.rpcs.insert(rpc, Rpc { peer, query, kind, cause, deadline: now + wait });
     }
 
     fn step(&mut self, now: Timestamp, id: QueryId) {
@@ -263,16 +290,21 @@ impl Dht {
             sends.push(request);
         }
         q.requests += sends.len();
-        let class = q.purpose.class();
+        let (class, cause) = (q.purpose.class(), q.purpose.cause());
         for request in sends {
             let rpc = self.fresh_rpc();
-            self.track(now, rpc, request.to.id, Some(id), RpcKind::Lookup);
-            self.request(request.to.id, request.to.addr.0, request.message(rpc), class);
+            self.track(now, rpc, request.to.id, Some(id), RpcKind::Lookup, cause);
+            let (to, addr) = (request.to.id, request.to.addr.0);
+            self.request(to, addr, request.message(rpc), class, cause);
         }
         let Some(q) = self.queries.get_mut(&id) else { return };
         if let Some(result) = q.lookup.poll_event() {
             q.hops = result.hops;
             self.table.handle_lookup(now, &result.target);
+            // The lookup also went into the range of every contact that answered it.
+            for contact in &result.queried {
+                self.table.handle_touched(now, &contact.id);
+            }
             self.finish_lookup(now, id, result.outcome);
         }
         let Some(q) = self.queries.get(&id) else { return };
@@ -305,7 +337,7 @@ impl Dht {
             _ => none,
         };
         match (q.purpose.clone(), outcome) {
-            (Purpose::Refresh, _) => {
+            (Purpose::Refresh { .. }, _) => {
                 self.queries.remove(&id);
             }
             (Purpose::FindNode, LookupOutcome::Closest(nodes)) => {
@@ -326,7 +358,8 @@ impl Dht {
                     // depends on it.
                     let rpc = self.fresh_rpc();
                     let store = KadStore { rpc, record: first.clone(), cache: true };
-                    self.send(at.addr.0, Message::KadStore(Box::new(store)), TrafficClass::Query);
+                    let message = Message::KadStore(Box::new(store));
+                    self.send(at.addr.0, message, TrafficClass::Query, None);
                 }
                 let result = Ok(records);
                 self.events.push_back(DhtEvent::Got { query: id, key: target, result, stats });
@@ -354,13 +387,18 @@ impl Dht {
                         }
                     }
                 }
-                let class = if public { TrafficClass::Query } else { TrafficClass::Maintenance };
+                let (class, cause) = if public {
+                    (TrafficClass::Query, None)
+                } else {
+                    (TrafficClass::Maintenance, Some(Cause::Republish))
+                };
                 let mut sent = 0;
                 for node in nodes.iter().take(k) {
                     let rpc = self.fresh_rpc();
-                    self.track(now, rpc, node.id, Some(id), RpcKind::Store);
+                    self.track(now, rpc, node.id, Some(id), RpcKind::Store, cause);
                     let store = KadStore { rpc, record: (*record).clone(), cache: false };
-                    self.request(node.id, node.addr.0, Message::KadStore(Box::new(store)), class);
+                    let message = Message::KadStore(Box::new(store));
+                    self.request(node.id, node.addr.0, message, class, cause);
                     sent += 1;
                 }
                 if let Some(q) = self.queries.get_mut(&id) {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::{Dht, Persist, Purpose};
 use crate::{
     dht::persist::{self, Saved, StoreOp, PERSIST_DELAY, RECORDS_TABLE, ROUTING_TABLE},
+    dht::traffic::Cause,
     wire::Contact,
     NodeId, Timestamp,
 };
@@ -33,7 +34,7 @@ impl Dht {
         if !self.table.is_empty() {
             self.bootstrapped = true;
             let me = self.me;
-            self.start(now, me, Purpose::Refresh);
+            self.start(now, me, Purpose::Refresh { cause: Cause::Bootstrap });
         }
     }
 

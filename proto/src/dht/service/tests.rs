@@ -224,3 +224,81 @@ fn get_all_merges_the_records_of_every_holder_and_get_from_drops_foreign_publish
         }
     }
 }
+
+/// An id whose first bit differs from `me`'s (bucket 0), the rest from `tail`.
+fn far_id(me: &NodeId, tail: u8) -> NodeId {
+    let mut bytes = [tail; 20];
+    bytes[0] = (me.as_bytes()[0] ^ 0x80) & 0x80 | (tail & 0x7f);
+    NodeId::from_bytes(bytes)
+}
+
+#[test]
+fn an_answered_request_proves_its_contact_alive_so_no_ping_follows() {
+    use crate::wire::KadNodes;
+    use std::time::Duration;
+    let me = identity(1).node_id();
+    let config = DhtConfig::default().k(2);
+    let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
+    let (a, b, c) = (far_id(&me, 1), far_id(&me, 2), far_id(&me, 3));
+    d.handle_connected(now(), a, addr(1));
+    d.handle_connected(now(), b, addr(2));
+    drain(&mut d);
+    // B sends us a request at 10 min; at 20 min A answers one of ours.
+    let ten = now() + Duration::from_secs(600);
+    d.handle_message(ten, b, addr(2), Message::KadPing(KadPing { rpc: 1 }));
+    let twenty = now() + Duration::from_secs(1200);
+    d.find_node(twenty, NodeId::hash(b"somewhere"));
+    let asked = drain(&mut d);
+    let rpc = asked
+        .iter()
+        .find_map(|(to, m)| match m {
+            Message::KadFindNode(f) if *to == addr(1) => Some(f.rpc),
+            _ => None,
+        })
+        .expect("A is asked");
+    let answer = Message::KadNodes(KadNodes { rpc, nodes: vec![] });
+    assert!(d.handle_message(twenty, a, addr(1), answer).is_none());
+    drain(&mut d);
+    // A newcomer for the full bucket: both contacts were heard from within the liveness
+    // window, so nobody is pinged and the newcomer is dropped.
+    d.handle_connected(twenty, c, addr(3));
+    let sent = drain(&mut d);
+    assert!(!sent.iter().any(|(_, m)| matches!(m, Message::KadPing(_))), "{sent:?}");
+    assert!(!d.table().contains(&c));
+    assert_eq!(d.traffic().causes.ping.msgs, 0);
+}
+
+#[test]
+fn a_request_from_a_contact_postpones_the_refresh_of_its_bucket() {
+    use crate::wire::KadFindNode;
+    use std::time::Duration;
+    let me = identity(1).node_id();
+    let config = DhtConfig::default().k(1);
+    let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
+    let far = far_id(&me, 1);
+    // Shares the first bit with us, not the second: bucket 1 once the table splits.
+    let mut bytes = [2u8; 20];
+    bytes[0] = me.as_bytes()[0] & 0x80 | (!me.as_bytes()[0] & 0x40);
+    let near = NodeId::from_bytes(bytes);
+    d.handle_connected(now(), far, addr(1));
+    d.handle_connected(now(), near, addr(2));
+    assert_eq!(d.table().bucket_of(&far), Some(0));
+    assert_eq!(d.table().bucket_of(&near), Some(1));
+    drain(&mut d);
+    // Half an hour in, the far contact's lookup asks us something.
+    let half = now() + Duration::from_secs(1800);
+    let ask = Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"x") });
+    d.handle_message(half, far, addr(1), ask);
+    drain(&mut d);
+    // At the hour only bucket 1 is refreshed.
+    d.handle_timeout(now() + Duration::from_secs(3600));
+    let targets: Vec<Option<usize>> = drain(&mut d)
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::KadFindNode(f) => Some(d.table().bucket_of(&f.target)),
+            _ => None,
+        })
+        .collect();
+    assert!(!targets.is_empty());
+    assert!(targets.iter().all(|b| *b == Some(1)), "{targets:?}");
+}

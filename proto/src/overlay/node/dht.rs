@@ -125,12 +125,14 @@ impl Node {
     /// The service, created at the node's first input (it needs the time).
     fn dht_mut(&mut self, now: Timestamp) -> &mut Dht {
         let (me, master) = (self.node_id(), self.ep.trust().network().master_id());
-        let config = &self.cfg.dht;
+        let (config, lan) = (&self.cfg.dht, self.cfg.local);
         self.dht.get_or_insert_with(|| {
             // Refresh targets only need to differ between nodes, not be secret.
             let mut seed = [0u8; 32];
             seed[..me.as_bytes().len()].copy_from_slice(me.as_bytes());
-            Box::new(Dht::new(now, me, master, config.clone(), seed))
+            let mut dht = Dht::new(now, me, master, config.clone(), seed);
+            dht.set_local_network(lan);
+            Box::new(dht)
         })
     }
 
@@ -190,6 +192,12 @@ impl Node {
         for (addr, peer, message) in out {
             if let Some(peer) = peer {
                 self.intro_watch(now, peer, addr);
+            }
+            // No session there yet: this send opens one (a handshake on the wire).
+            if self.ep.peer_at(addr).is_none() && !self.ep.is_dialing(addr) {
+                if let Some(dht) = self.dht.as_mut() {
+                    dht.note_dial(&addr);
+                }
             }
             self.send(now, addr, message);
         }

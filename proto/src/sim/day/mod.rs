@@ -16,7 +16,7 @@ mod report;
 mod requests;
 
 use report::report;
-pub use report::{DayReport, DhtReport, MasterLoad, Quantiles, Sample};
+pub use report::{DayReport, DhtReport, MasterLoad, Quantiles, Sample, UpkeepByCause};
 
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
 

@@ -57,12 +57,38 @@ pub struct DhtReport {
     /// refresh lookups, republishing, and answers to other nodes' requests (those include
     /// the answers to the measured gets).
     pub maintenance_bytes_per_node_hour: f64,
+    /// Of the upkeep, what crossed the WAN (to another subnet or the master), bytes on the wire
+    /// as above, per node-hour.
+    pub upkeep_wan_bytes_per_node_hour: f64,
+    /// Of the upkeep, what stayed in the sender's own subnet.
+    pub upkeep_lan_bytes_per_node_hour: f64,
+    /// The maintenance part of the upkeep by cause, requests and the answers they got, bytes on
+    /// the wire per node-hour (see `dht::traffic`).
+    pub upkeep_by_cause: UpkeepByCause,
+    /// Sessions opened to send a DHT message (queries included), per node-hour: each is a
+    /// Noise handshake, not counted in the upkeep bytes.
+    pub dials_per_node_hour: f64,
+    /// Of those, to another subnet.
+    pub dials_wan_per_node_hour: f64,
     /// The median simulated WAN round trip, for comparing the latency with.
     pub wan_rtt_ms_p50: u64,
     /// The fewest nodes holding a record after its put.
     pub put_holders_min: usize,
     /// Failed gets by error (NotFound, TimedOut, NoPeers, ...; puts prefixed "put").
     pub failures: std::collections::BTreeMap<String, u64>,
+}
+
+/// DHT maintenance by cause, bytes on the wire per node-hour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct UpkeepByCause {
+    /// Self-lookups of nodes that (re)started.
+    pub bootstrap: f64,
+    /// Lookups refreshing idle buckets.
+    pub refresh: f64,
+    /// Republishing held records (lookups and stores).
+    pub republish: f64,
+    /// Liveness pings.
+    pub ping: f64,
 }
 
 /// One point of the time series.
@@ -210,6 +236,11 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
     let per_msg = (crate::secure::DATA_OVERHEAD as u64) + crate::sim::HEADER_BYTES;
     let upkeep =
         t.maintenance_bytes + t.answer_bytes + (t.maintenance_msgs + t.answer_msgs) * per_msg;
+    let lan = t.maintenance_lan.bytes
+        + t.answer_lan.bytes
+        + (t.maintenance_lan.msgs + t.answer_lan.msgs) * per_msg;
+    let per_hour = |x: f64| if node_hours > 0.0 { x / node_hours } else { 0.0 };
+    let wire = |c: crate::dht::Tally| per_hour((c.bytes + c.msgs * per_msg) as f64);
     let d = &sim.stats.dht;
     let answered = d.lookups.saturating_sub(crate::sim::DhtStats::pending(&sim.stats) as u64);
     let hops: Vec<Duration> = d.hops.iter().map(|&h| Duration::from_millis(h.into())).collect();
@@ -220,11 +251,17 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
         hops_p99: quantile_ms(&hops, 0.99) as u32,
         latency_ms_p50: quantile_ms(&d.latency, 0.5),
         latency_ms_p99: quantile_ms(&d.latency, 0.99),
-        maintenance_bytes_per_node_hour: if node_hours > 0.0 {
-            upkeep as f64 / node_hours
-        } else {
-            0.0
+        maintenance_bytes_per_node_hour: per_hour(upkeep as f64),
+        upkeep_wan_bytes_per_node_hour: per_hour(upkeep.saturating_sub(lan) as f64),
+        upkeep_lan_bytes_per_node_hour: per_hour(lan as f64),
+        upkeep_by_cause: UpkeepByCause {
+            bootstrap: wire(t.causes.bootstrap),
+            refresh: wire(t.causes.refresh),
+            republish: wire(t.causes.republish),
+            ping: wire(t.causes.ping),
         },
+        dials_per_node_hour: per_hour(t.dials as f64),
+        dials_wan_per_node_hour: per_hour(t.dials.saturating_sub(t.dials_lan) as f64),
         wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
         failures: d.failures.clone(),
         put_holders_min: d.put_holders.iter().copied().min().unwrap_or(0),
