@@ -211,6 +211,10 @@ pub struct MasterConfig {
     pub requery_window: Duration,
     /// The DHT's parameters: the master takes part as a bootstrap node every node meets.
     pub dht: crate::dht::DhtConfig,
+    /// The longest keepalive period LSNs use ([`OverlayConfig::max_keepalive`]): with it
+    /// the master tells a silence of all its LSNs that chance does not explain, and reports
+    /// itself isolated (`overlay/master/isolation.rs`). Default 60 s.
+    pub lsn_keepalive_max: Duration,
 }
 
 impl Default for MasterConfig {
@@ -223,6 +227,7 @@ impl Default for MasterConfig {
             delivery_timeout: Duration::from_secs(10),
             requery_window: Duration::from_secs(60),
             dht: crate::dht::DhtConfig::default(),
+            lsn_keepalive_max: Duration::from_secs(60),
         }
     }
 }

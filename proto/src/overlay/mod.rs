@@ -36,6 +36,8 @@ mod tests_dht;
 #[cfg(test)]
 mod tests_durable;
 #[cfg(test)]
+mod tests_isolation;
+#[cfg(test)]
 mod tests_loss;
 #[cfg(test)]
 mod tests_trust;

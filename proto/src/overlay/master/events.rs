@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{DeliveryError, DeliveryId, RequestError, RequestId};
-use crate::{endpoint::Event, NodeId};
+use crate::{endpoint::Event, NodeId, Timestamp};
 
 /// A change in who is present, as the master sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +141,20 @@ pub enum MasterEvent {
     },
     /// A link-layer event (sessions, refusals, enrollment).
     Link(Event),
+    /// No LSN was heard from for longer than chance explains: the master is probably cut
+    /// off from the fleet, and what it shows as present is stale
+    /// ([`Master::isolated_since`](super::Master::isolated_since)). Presence is not changed.
+    Isolated {
+        /// When the last LSN was heard from.
+        since: Timestamp,
+        /// LSNs registered, none of which was heard from.
+        lsns: usize,
+    },
+    /// An LSN was heard from again after [`MasterEvent::Isolated`].
+    Reconnected {
+        /// How long the master was isolated (from the last message before it).
+        isolated_for: Duration,
+    },
 }
 
 /// What an application can ask of a running [`Master`](super::Master).

@@ -10,6 +10,7 @@ mod events;
 mod fleet;
 mod introduce;
 mod inventory;
+mod isolation;
 mod keepalive;
 mod machine;
 mod query;
@@ -92,6 +93,8 @@ pub struct Master {
     queries: query::Queries,
     /// NAT classes and introductions (`introduce.rs`).
     intro: Box<introduce::Introducer>,
+    /// Whether the master hears from its LSNs (`isolation.rs`).
+    isolation: isolation::Isolation,
 }
 
 impl Master {
@@ -118,6 +121,7 @@ impl Master {
             inventories: Default::default(),
             queries: Default::default(),
             intro: Box::default(),
+            isolation: Default::default(),
         }
     }
 
@@ -225,6 +229,7 @@ impl Master {
         self.fleet_timers(now);
         self.query_timers(now);
         self.intro_timers(now);
+        self.isolation_timers(now);
         self.pump(now);
     }
 
@@ -275,6 +280,7 @@ impl Master {
             self.query_deadline(),
             self.cert_sweep_deadline(),
             self.intro_deadline(),
+            self.isolation_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -308,6 +314,9 @@ impl Master {
 
     fn on_message(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, message: Message) {
         self.reg.seen(now, &peer, addr);
+        if self.reg.is_lsn(&peer) {
+            self.heard_from_lsn(now);
+        }
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         // Anything from an LSN a standby called dead proves it alive: present again; the two
         // settle it (`node/rival.rs`).

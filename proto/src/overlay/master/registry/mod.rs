@@ -114,6 +114,17 @@ impl Registry {
         self.touch_lsn(now, peer);
     }
 
+    /// LSNs registered.
+    pub(super) fn lsn_count(&self) -> usize {
+        self.lsns.len()
+    }
+
+    /// The `n` LSNs heard from last, with their session addresses.
+    pub(super) fn latest_lsns(&self, n: usize) -> Vec<(NodeId, SocketAddr)> {
+        let latest = self.lsn_expiry.iter().rev().take(n);
+        latest.filter_map(|(_, id)| self.lsns.get(id).map(|l| (*id, l.addr))).collect()
+    }
+
     pub(super) fn is_lsn(&self, peer: &NodeId) -> bool {
         self.lsns.contains_key(peer)
     }
