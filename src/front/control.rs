@@ -67,6 +67,11 @@ impl MasterControl {
         crate::Machine::refused(&*self.lock())
     }
 
+    /// See [`super::MasterHandle::isolated_since`].
+    pub fn isolated_since(&self) -> Option<crate::Timestamp> {
+        self.lock().isolated_since()
+    }
+
     /// The durable node registry (see [`super::MasterHandle::known_nodes`]).
     pub fn known_nodes(&self) -> Vec<(NodeId, KnownNode)> {
         self.lock().known_nodes().map(|(id, k)| (*id, k.clone())).collect()

@@ -277,6 +277,13 @@ impl MasterHandle {
         self.lock().topology()
     }
 
+    /// Since when the master has heard from none of its LSNs, pings to them unanswered: it
+    /// is probably cut off from the fleet, and what it shows as present is stale
+    /// ([`Master::isolated_since`]).
+    pub fn isolated_since(&self) -> Option<crate::Timestamp> {
+        self.lock().isolated_since()
+    }
+
     /// Every node the master has seen present (the durable registry): first and last seen,
     /// last address and subnet.
     pub fn known_nodes(&self) -> Vec<(NodeId, KnownNode)> {

@@ -114,6 +114,7 @@ async fn status(State(s): State<AppState>) -> Json<Value> {
         "lsns": topology.lsn_count(),
         "subnets": topology.subnets.len(),
         "known": s.master.known_nodes().len(),
+        "isolated_since": s.master.isolated_since().map(|t| t.as_secs()),
         "topology": views::topology_json(&topology),
         "inventory": super::inventory::stats_json(&s.master),
     }))
