@@ -360,13 +360,11 @@ impl Dht {
         class: TrafficClass,
         cause: Option<Cause>,
     ) {
-        let lan = self.is_lan(&addr);
-        self.traffic.count(class, cause, lan, &message);
-        self.outbox.push_back((addr, None, message));
+        self.queue(addr, None, message, class, cause);
     }
 
     /// Queues a request for the contact `peer` at `addr`, counted as [`send`](Self::send)
-    /// does.
+    /// does; `peer` goes with it so a dial that fails can be helped by an introduction.
     fn request(
         &mut self,
         peer: NodeId,
@@ -375,9 +373,20 @@ impl Dht {
         class: TrafficClass,
         cause: Option<Cause>,
     ) {
+        self.queue(addr, Some(peer), message, class, cause);
+    }
+
+    fn queue(
+        &mut self,
+        addr: SocketAddr,
+        peer: Option<NodeId>,
+        message: Message,
+        class: TrafficClass,
+        cause: Option<Cause>,
+    ) {
         let lan = self.is_lan(&addr);
         self.traffic.count(class, cause, lan, &message);
-        self.outbox.push_back((addr, Some(peer), message));
+        self.outbox.push_back((addr, peer, message));
     }
 
     /// Like [`poll_message`](Self::poll_message), with the contact a request is meant for

@@ -4,6 +4,7 @@
 
 mod certs;
 mod groups;
+mod lsns;
 mod suspect;
 
 use std::{
@@ -112,21 +113,6 @@ impl Registry {
         let Some(lsn) = self.lsns.get_mut(peer) else { return };
         lsn.slack = (period * 5 / 2).saturating_sub(cfg.lsn_timeout);
         self.touch_lsn(now, peer);
-    }
-
-    /// LSNs registered.
-    pub(super) fn lsn_count(&self) -> usize {
-        self.lsns.len()
-    }
-
-    /// The `n` LSNs heard from last, with their session addresses.
-    pub(super) fn latest_lsns(&self, n: usize) -> Vec<(NodeId, SocketAddr)> {
-        let latest = self.lsn_expiry.iter().rev().take(n);
-        latest.filter_map(|(_, id)| self.lsns.get(id).map(|l| (*id, l.addr))).collect()
-    }
-
-    pub(super) fn is_lsn(&self, peer: &NodeId) -> bool {
-        self.lsns.contains_key(peer)
     }
 
     pub(super) fn is_present(&self, node: &NodeId) -> bool {
@@ -260,10 +246,6 @@ impl Registry {
     }
 
     /// Where an LSN's session with the master is.
-    pub(super) fn lsn_addr(&self, lsn: &NodeId) -> Option<SocketAddr> {
-        self.lsns.get(lsn).map(|l| l.addr)
-    }
-
     /// `subnet`'s LSNs, senior first (by registration, then id).
     pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
         let mut lsns: Vec<&LsnRecord> = self.subnet_lsn_records(subnet).map(|(_, l)| l).collect();
@@ -287,10 +269,6 @@ impl Registry {
     }
 
     /// Every LSN and where its session with the master is.
-    pub(super) fn lsn_addrs(&self) -> Vec<(NodeId, SocketAddr)> {
-        self.lsns.iter().map(|(id, l)| (*id, l.addr)).collect()
-    }
-
     pub(super) fn subnet_lsn_addrs(&self, subnet: &SubnetKey) -> Vec<(NodeId, SocketAddr)> {
         self.subnet_lsn_records(subnet).map(|(id, l)| (*id, l.addr)).collect()
     }
