@@ -129,6 +129,9 @@ pub struct OverlayConfig {
     /// Whether the node learns its NAT class once joined (`overlay/node/nat.rs`). Default
     /// `true`.
     pub nat_check: bool,
+    /// Whether this node may serve as a GSN (relay for other members) when the master finds
+    /// it takes unsolicited inbound (`overlay/node/gsn.rs`). Default `true`.
+    pub gsn: bool,
 }
 
 impl OverlayConfig {
@@ -163,6 +166,7 @@ impl OverlayConfig {
             dht: crate::dht::DhtConfig::default(),
             introduce_after: Some(Duration::from_millis(500)),
             nat_check: true,
+            gsn: true,
         }
     }
 

@@ -50,8 +50,9 @@ pub use master::{
     OUTBOX_TABLE,
 };
 pub use node::{
-    Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN,
-    MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS, REPORT_LIFETIME, REQUESTS_TABLE,
+    relay_addr, GsnStats, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError,
+    RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS,
+    REPORT_LIFETIME, REQUESTS_TABLE,
 };
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

@@ -26,6 +26,10 @@ pub struct Refusals {
     /// Introductions (and their check-ins) from anyone but the introducer, or for a node
     /// that is not ours to pass them to (`overlay/node/introduce.rs`).
     pub introduction: u64,
+    /// Relay traffic refused (`overlay/node/gsn.rs`): `RelayData` to a node not serving as
+    /// GSN, from a non-member, too large or over its circuit's rate; `Relayed` from a GSN
+    /// the master did not name for that peer; `GsnGrant` from anyone but the master.
+    pub gsn: u64,
 }
 
 impl Refusals {
@@ -35,7 +39,7 @@ impl Refusals {
     }
 
     /// Each reason's name and count.
-    pub fn reasons(&self) -> [(&'static str, u64); 7] {
+    pub fn reasons(&self) -> [(&'static str, u64); 8] {
         [
             ("takeover", self.takeover),
             ("takeover_disproved", self.takeover_disproved),
@@ -44,6 +48,7 @@ impl Refusals {
             ("resync", self.resync),
             ("answer", self.answer),
             ("introduction", self.introduction),
+            ("gsn", self.gsn),
         ]
     }
 
@@ -58,6 +63,7 @@ impl Refusals {
             resync: d(self.resync, earlier.resync),
             answer: d(self.answer, earlier.answer),
             introduction: d(self.introduction, earlier.introduction),
+            gsn: d(self.gsn, earlier.gsn),
         }
     }
 }

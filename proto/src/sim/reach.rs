@@ -7,7 +7,8 @@
 //! Once everyone is present and has classified its NAT, the child of the first subnet dials
 //! the child of the second at the address the master observed for it, as a DHT request
 //! would ([`Node::reach`](crate::overlay::Node::reach)), and the run measures how long until
-//! the session stands (at most [`REACH_WAIT`]).
+//! the session stands (at most [`REACH_WAIT`]), and whether it runs directly or through the
+//! GSN the master named (the public node, appointed for taking unsolicited inbound).
 
 use std::time::Duration;
 
@@ -33,12 +34,23 @@ pub struct PairReach {
     pub trials: u32,
     /// Fraction of trials whose session opened directly within [`REACH_WAIT`].
     pub direct: f64,
-    /// Fraction that found no path (there is no relay yet: issue 16, phase 2).
+    /// Fraction whose session opened through a GSN (the relay) within [`REACH_WAIT`].
+    pub relayed: f64,
+    /// Fraction that found no path.
     pub unreachable: f64,
     /// Time from the dial to the session, of the successful trials, median (ms).
     pub time_ms_p50: u64,
     /// 99th percentile of it (ms).
     pub time_ms_p99: u64,
+}
+
+/// How a trial's session opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reached {
+    /// Time from the dial to the session.
+    pub took: Duration,
+    /// Whether it runs through a GSN.
+    pub relayed: bool,
 }
 
 /// The whole matrix.
@@ -56,7 +68,14 @@ impl NatMatrix {
         self.pairs.iter().find(|p| p.from == from.name() && p.to == to.name())
     }
 
-    /// The matrix as a text grid: direct % per pair (rows: dialler, columns: target).
+    /// Ordered pairs with a session (direct or relayed) in every trial, and in all.
+    pub fn reached(&self) -> (usize, usize) {
+        let all = self.pairs.iter().filter(|p| p.unreachable == 0.0 && p.trials > 0).count();
+        (all, self.pairs.len())
+    }
+
+    /// The matrix as a text grid: per pair direct % and, if any, relayed % (rows: dialler,
+    /// columns: target), then a summary line.
     pub fn grid(&self) -> String {
         let short = |k: NatKind| match k {
             NatKind::None => "none",
@@ -73,13 +92,25 @@ impl NatMatrix {
         for a in NatKind::ALL {
             out.push_str(&format!("{:<12}", short(a)));
             for b in NatKind::ALL {
-                let cell = self
-                    .get(a, b)
-                    .map_or("-".to_string(), |p| format!("{:.0} %", p.direct * 100.0));
+                let cell = self.get(a, b).map_or("-".to_string(), |p| {
+                    if p.relayed > 0.0 {
+                        format!("{:.0}+{:.0}r %", p.direct * 100.0, p.relayed * 100.0)
+                    } else {
+                        format!("{:.0} %", p.direct * 100.0)
+                    }
+                });
                 out.push_str(&format!("{cell:>12}"));
             }
             out.push('\n');
         }
+        let (reached, all) = self.reached();
+        let mut times: Vec<u64> = self.pairs.iter().map(|p| p.time_ms_p99).collect();
+        times.sort_unstable();
+        out.push_str(&format!(
+            "pairs reaching each other in every trial (direct or relayed, \"r\"): {reached} of \
+             {all}; worst pair's p99 time to session {} ms\n",
+            times.last().copied().unwrap_or(0)
+        ));
         out
     }
 }
@@ -91,10 +122,12 @@ pub fn nat_matrix(seed: u64, trials: u32, introductions: bool) -> NatMatrix {
     for (ai, a) in NatKind::ALL.into_iter().enumerate() {
         for (bi, b) in NatKind::ALL.into_iter().enumerate() {
             let mut times = Vec::new();
+            let mut relayed = 0;
             for t in 0..trials {
                 let s = seed.wrapping_mul(1_000_003) ^ ((ai * 5 + bi) as u64) << 16 ^ u64::from(t);
-                if let Some(took) = trial(s, a, b, introductions) {
-                    times.push(took);
+                if let Some(r) = trial(s, a, b, introductions) {
+                    times.push(r.took);
+                    relayed += usize::from(r.relayed);
                 }
             }
             let n = trials.max(1) as f64;
@@ -102,7 +135,8 @@ pub fn nat_matrix(seed: u64, trials: u32, introductions: bool) -> NatMatrix {
                 from: a.name(),
                 to: b.name(),
                 trials,
-                direct: times.len() as f64 / n,
+                direct: (times.len() - relayed) as f64 / n,
+                relayed: relayed as f64 / n,
                 unreachable: (trials as usize - times.len()) as f64 / n,
                 time_ms_p50: quantile_ms(&times, 0.5),
                 time_ms_p99: quantile_ms(&times, 0.99),
@@ -113,15 +147,35 @@ pub fn nat_matrix(seed: u64, trials: u32, introductions: bool) -> NatMatrix {
 }
 
 /// One trial: how long the child behind `a` took to open a session with the child behind
-/// `b`, or `None` if it did not within [`REACH_WAIT`].
-pub fn trial(seed: u64, a: NatKind, b: NatKind, introductions: bool) -> Option<Duration> {
+/// `b` and whether it is relayed, or `None` if it did not within [`REACH_WAIT`].
+pub fn trial(seed: u64, a: NatKind, b: NatKind, introductions: bool) -> Option<Reached> {
+    trial_with(seed, a, b, introductions, true)
+}
+
+/// [`trial`], with nodes allowed to serve as GSNs or not (`gsn`).
+pub fn trial_with(
+    seed: u64,
+    a: NatKind,
+    b: NatKind,
+    introductions: bool,
+    gsn: bool,
+) -> Option<Reached> {
     let mut sim = Simulation::new(seed);
     sim.keep_events = false;
     // No DHT: its traffic would open NAT mappings between the two before the measured dial.
-    sim.tune = if introductions {
-        |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: Some(INTRODUCE_AFTER), ..c }
-    } else {
-        |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: None, ..c }
+    sim.tune = match (introductions, gsn) {
+        (true, true) => |c| OverlayConfig {
+            dht: c.dht.enabled(false),
+            introduce_after: Some(INTRODUCE_AFTER),
+            ..c
+        },
+        (true, false) => |c| OverlayConfig {
+            dht: c.dht.enabled(false),
+            introduce_after: Some(INTRODUCE_AFTER),
+            gsn: false,
+            ..c
+        },
+        (false, _) => |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: None, ..c },
     };
     sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
     sim.set_nat(1, a);
@@ -144,7 +198,8 @@ pub fn trial(seed: u64, a: NatKind, b: NatKind, introductions: bool) -> Option<D
     let step = Duration::from_millis(10);
     while sim.now.saturating_since(start) < REACH_WAIT {
         if sim.node(from).endpoint().is_connected(&target) {
-            return Some(sim.now.saturating_since(start));
+            let relayed = sim.node(from).relayed_via(&target).is_some();
+            return Some(Reached { took: sim.now.saturating_since(start), relayed });
         }
         sim.run_for(step);
     }
@@ -208,8 +263,8 @@ mod tests {
         use NatKind::{AddressRestricted, PortRestricted};
         for (a, b) in [(PortRestricted, PortRestricted), (AddressRestricted, PortRestricted)] {
             assert_eq!(trial(11, a, b, false), None, "{a:?} -> {b:?} without introductions");
-            let took = trial(11, a, b, true).unwrap_or_else(|| panic!("{a:?} -> {b:?}"));
-            assert!(took < Duration::from_secs(2), "{a:?} -> {b:?} took {took:?}");
+            let r = trial(11, a, b, true).unwrap_or_else(|| panic!("{a:?} -> {b:?}"));
+            assert!(r.took < Duration::from_secs(2) && !r.relayed, "{a:?} -> {b:?}: {r:?}");
         }
     }
 
@@ -217,13 +272,21 @@ mod tests {
     fn connection_reversal_when_the_dialler_takes_inbound() {
         // A full-cone dialler takes unsolicited inbound: the master only tells the target
         // to dial it.
-        let took = trial(12, NatKind::EndpointIndependent, NatKind::PortRestricted, true);
-        assert!(took.is_some_and(|t| t < Duration::from_secs(2)), "{took:?}");
+        let r = trial(12, NatKind::EndpointIndependent, NatKind::PortRestricted, true);
+        assert!(r.is_some_and(|r| r.took < Duration::from_secs(2) && !r.relayed), "{r:?}");
     }
 
     #[test]
-    fn symmetric_to_symmetric_still_fails_without_a_relay() {
-        assert_eq!(trial(13, NatKind::Symmetric, NatKind::Symmetric, true), None);
+    fn symmetric_to_symmetric_fails_without_a_gsn_and_is_relayed_with_one() {
+        use NatKind::{PortRestricted, Symmetric};
+        for (a, b) in
+            [(Symmetric, Symmetric), (PortRestricted, Symmetric), (Symmetric, PortRestricted)]
+        {
+            assert_eq!(trial_with(13, a, b, true, false), None, "{a:?} -> {b:?}: no GSN allowed");
+            let r = trial(13, a, b, true).unwrap_or_else(|| panic!("{a:?} -> {b:?} not reached"));
+            assert!(r.relayed, "{a:?} -> {b:?}: {r:?}");
+            assert!(r.took < Duration::from_secs(3), "{a:?} -> {b:?} took {:?}", r.took);
+        }
     }
 
     #[test]

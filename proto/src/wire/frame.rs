@@ -108,6 +108,9 @@ message_types! {
     Introduce = 0x43,
     Introduction = 0x44,
     Introduced = 0x45,
+    GsnGrant = 0x46,
+    RelayData = 0x47,
+    Relayed = 0x48,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

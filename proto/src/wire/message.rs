@@ -121,6 +121,12 @@ pub enum Message {
     Introduction(Box<super::Introduction>),
     /// An introduced node checks in with the introducer.
     Introduced(super::Introduced),
+    /// The master tells a node whether it serves as a GSN (relay).
+    GsnGrant(super::GsnGrant),
+    /// A member's datagram for another member, through a GSN.
+    RelayData(Box<super::RelayData>),
+    /// A GSN passes on a member's [`RelayData`](super::RelayData).
+    Relayed(Box<super::Relayed>),
 }
 
 /// A node and where to reach it.

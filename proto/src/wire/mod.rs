@@ -27,6 +27,7 @@ mod inventory;
 mod kad;
 mod message;
 mod nat;
+mod relay;
 
 pub use addr::WireAddr;
 // The codec sits below `wire`, `trust` and `secure` so none of them imports another's encoding.
@@ -49,3 +50,4 @@ pub use nat::{
     Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
     MAX_INTRO_ADDRS,
 };
+pub use relay::{GsnGrant, RelayData, Relayed, MAX_RELAY_BYTES};

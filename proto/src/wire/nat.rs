@@ -117,6 +117,8 @@ pub struct NatReport {
     pub class: NatClass,
     /// The address the master observed for it.
     pub observed: WireAddr,
+    /// Whether its config lets it serve as a GSN (relay) when it takes unsolicited inbound.
+    pub gsn: bool,
 }
 
 /// Asks the introducer to introduce the sender to `target` (a direct dial got no answer).
@@ -144,6 +146,8 @@ pub struct Introduction {
     /// `to` answers the introducer with [`Introduced`] at once, directly, so the introducer
     /// observes its current public address and hands it to `peer`.
     pub answer: bool,
+    /// The GSN to relay through if no direct session opens in time (issue 16, phase 2).
+    pub relay: Option<super::Contact>,
 }
 
 /// The introduced node checks in with the introducer (see [`Introduction::answer`]).

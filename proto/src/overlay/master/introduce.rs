@@ -68,6 +68,7 @@ struct Pending {
     asker_addr: SocketAddr,
     target: NodeId,
     target_local: Option<SocketAddr>,
+    relay: Option<Contact>,
     until: Timestamp,
 }
 
@@ -81,6 +82,9 @@ pub(super) struct Introducer {
     expiry: BTreeSet<(Timestamp, u64)>,
     per_asker: HashMap<NodeId, usize>,
     stats: IntroducerStats,
+    /// Appointed GSNs (`gsn.rs`): node → the address it reported from.
+    pub(super) gsns: BTreeMap<NodeId, SocketAddr>,
+    pub(super) next_gsn: usize,
 }
 
 impl Master {
@@ -129,7 +133,13 @@ impl Master {
         None
     }
 
-    pub(super) fn on_nat_report(&mut self, peer: NodeId, addr: SocketAddr, report: NatReport) {
+    pub(super) fn on_nat_report(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        report: NatReport,
+    ) {
         let i = &mut self.intro;
         if i.classes.len() >= MAX_NAT_CLASSES && !i.classes.contains_key(&peer) {
             let reg = &self.reg;
@@ -146,6 +156,7 @@ impl Master {
         } else if !open {
             i.helpers.remove(&peer);
         }
+        self.appoint_gsn(now, peer, addr, open && report.gsn);
     }
 
     pub(super) fn on_introduce(
@@ -173,9 +184,13 @@ impl Master {
             Some((a, s)) => (Some(a), s),
             None => (None, None),
         };
+        // The relay if the punch fails; none for connection reversal (the asker takes
+        // inbound, and it gets no introduction to learn the GSN from).
+        let relay = self.pick_gsn(asker, target);
         let to_target = |peer: NodeId, addrs: Vec<SocketAddr>, answer: bool, nonce: u64| {
             let addrs = addrs.into_iter().map(WireAddr).collect();
-            Message::Introduction(Box::new(Introduction { nonce, to: target, peer, addrs, answer }))
+            let intro = Introduction { nonce, to: target, peer, addrs, answer, relay };
+            Message::Introduction(Box::new(intro))
         };
         if asker_subnet.is_some() && asker_subnet == target_subnet {
             // One LAN: the NAT between them is no obstacle, its hairpinning may be.
@@ -190,6 +205,7 @@ impl Master {
                 peer: target,
                 addrs: vec![WireAddr(b)],
                 answer: false,
+                relay,
             };
             self.send(now, addr, Message::Introduction(Box::new(back)));
             return;
@@ -201,7 +217,11 @@ impl Master {
         if asker_open {
             // Connection reversal: the asker takes unsolicited inbound, so the target dials it.
             self.intro.stats.reversed += 1;
-            self.send(now, hop, to_target(asker, addrs, false, 0));
+            let mut m = to_target(asker, addrs, false, 0);
+            if let Message::Introduction(i) = &mut m {
+                i.relay = None;
+            }
+            self.send(now, hop, m);
             return;
         }
         let i = &mut self.intro;
@@ -213,7 +233,8 @@ impl Master {
         let nonce = self.ep.rng().next_u64().max(1);
         let until = now + INTRODUCTION_TIMEOUT;
         let i = &mut self.intro;
-        i.pending.insert(nonce, Pending { asker, asker_addr: addr, target, target_local, until });
+        i.pending
+            .insert(nonce, Pending { asker, asker_addr: addr, target, target_local, relay, until });
         i.expiry.insert((until, nonce));
         *i.per_asker.entry(asker).or_default() += 1;
         self.send(now, hop, to_target(asker, addrs, true, nonce));
@@ -237,7 +258,14 @@ impl Master {
         self.intro.stats.punched += 1;
         let mut addrs = vec![WireAddr(addr)];
         addrs.extend(p.target_local.filter(|a| *a != addr).map(WireAddr));
-        let intro = Introduction { nonce: m.nonce, to: p.asker, peer, addrs, answer: false };
+        let intro = Introduction {
+            nonce: m.nonce,
+            to: p.asker,
+            peer,
+            addrs,
+            answer: false,
+            relay: p.relay,
+        };
         self.send(now, p.asker_addr, Message::Introduction(Box::new(intro)));
     }
 

@@ -8,6 +8,7 @@ mod durable;
 mod election;
 mod events;
 mod fleet;
+mod gsn;
 mod introduce;
 mod inventory;
 mod isolation;
@@ -37,6 +38,7 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    gsn::MAX_GSNS,
     introduce::{
         IntroducerStats, INTRODUCTION_TIMEOUT, MAX_HELPERS, MAX_NAT_CLASSES,
         MAX_PENDING_INTRODUCTIONS, MAX_PENDING_PER_NODE,
@@ -362,7 +364,7 @@ impl Master {
             }
             Message::FleetAcks(a) => self.on_fleet_acks(now, peer, addr, *a),
             Message::ObserveMe(o) => self.on_observe_me(now, peer, addr, o),
-            Message::NatReport(r) => self.on_nat_report(peer, addr, r),
+            Message::NatReport(r) => self.on_nat_report(now, peer, addr, r),
             Message::Introduce(i) => self.on_introduce(now, peer, addr, i),
             Message::Introduced(i) => self.on_introduced(now, peer, addr, i),
             Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),

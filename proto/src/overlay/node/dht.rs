@@ -143,6 +143,10 @@ impl Node {
         if !self.cfg.dht.enabled || self.ep.certificate().is_none() {
             return;
         }
+        if addr == super::gsn::relay_addr(&peer) {
+            // A relayed session: its address is a stand-in, no contact to hand on.
+            return;
+        }
         self.dht_mut(now).handle_connected(now, peer, addr);
     }
 

@@ -242,6 +242,9 @@ impl Node {
             let to = self.cfg.master;
             self.send(now, to, Message::Introduced(Introduced { nonce: intro.nonce }));
         }
+        if let Some(gsn) = intro.relay {
+            self.relay_wait(now, peer, gsn);
+        }
         self.ep.punch(now, peer, &addrs);
     }
 }

@@ -14,12 +14,17 @@ mod events;
 pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
+mod gsn;
 mod introduce;
 mod inventory;
 mod inventory_lsn;
 mod nat;
 mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
+pub use gsn::{
+    relay_addr, GsnStats, CIRCUIT_BURST, CIRCUIT_IDLE, CIRCUIT_RATE, MAX_CIRCUITS, MAX_RELAY_PATHS,
+    MAX_RELAY_WAITS, RELAY_AFTER, RELAY_PATH_IDLE,
+};
 pub use introduce::{
     IntroStats, COOLDOWN, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED, MAX_WATCHED,
 };
@@ -112,6 +117,8 @@ pub struct Node {
     nat: nat::NatCheck,
     /// Introductions asked, received and watched for (`introduce.rs`).
     intro: Box<introduce::Introductions>,
+    /// Relay paths and, as GSN, circuits (`gsn.rs`).
+    gsn: Box<gsn::Gsn>,
 }
 
 impl Node {
@@ -146,6 +153,7 @@ impl Node {
             queries: query::Queries::default(),
             nat: nat::NatCheck::default(),
             intro: Box::default(),
+            gsn: Box::default(),
         }
     }
 
@@ -272,6 +280,7 @@ impl Node {
             self.query_timers(now);
             self.nat_timers(now);
             self.intro_timers(now);
+            self.gsn_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -309,7 +318,7 @@ impl Node {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ep.poll_transmit()
+        self.next_transmit()
     }
 
     /// The next event.
@@ -339,6 +348,7 @@ impl Node {
             self.query_deadline(),
             self.nat_deadline(),
             self.intro_deadline(),
+            self.gsn_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -347,6 +357,7 @@ impl Node {
 
     /// Handles what the link layer reported.
     fn pump(&mut self, now: Timestamp) {
+        self.gsn.clock = self.gsn.clock.max(now);
         while let Some(event) = self.ep.poll_event() {
             match event {
                 Event::Message { peer, addr, message } => self.on_message(now, peer, addr, message),
@@ -468,6 +479,9 @@ impl Node {
             Message::ObserveMe(o) => self.on_observe_me(now, addr, o),
             Message::Observed(o) => self.on_observed(now, peer, o),
             Message::Introduction(i) => self.on_introduction(now, peer, *i),
+            Message::GsnGrant(g) => self.on_gsn_grant(peer, g),
+            Message::RelayData(r) => self.on_relay_data(now, peer, *r),
+            Message::Relayed(r) => self.on_relayed(now, peer, *r),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {

@@ -199,7 +199,8 @@ impl Node {
         self.nat.phase = Phase::Idle;
         self.nat.done = true;
         let Some(observed) = self.nat.observed else { return };
-        let report = NatReport { class: self.nat.class, observed: WireAddr(observed) };
+        let report =
+            NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: self.cfg.gsn };
         tracing::debug!(node = ?self.node_id(), class = %self.nat.class, "nat classified");
         let master = self.cfg.master;
         self.send(now, master, Message::NatReport(report));

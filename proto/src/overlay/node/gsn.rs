@@ -1,0 +1,292 @@
+//! The relay through a Global Super Node (issue 16, phase 2; the master's side is
+//! `overlay/master/gsn.rs`), both roles:
+//!
+//! * **Member.** An [`Introduction`](crate::wire::Introduction) may name a GSN. If no session
+//!   with the peer stands [`RELAY_AFTER`] later (the punch failed), we give the peer a
+//!   *relay address*: a stand-in socket address in the discard prefix `100::/64` (RFC 6666),
+//!   never routed, derived from the peer's id. The endpoint dials the peer there like at any
+//!   address; every datagram it sends there leaves inside a [`RelayData`] for the peer over
+//!   our session with the GSN ([`Node::poll_transmit`]), and every [`Relayed`] from that GSN
+//!   for the peer is fed back to the endpoint as a datagram from the relay address. So the
+//!   end-to-end Noise session runs inside: the GSN sees ciphertext only and cannot forge it.
+//!   To the endpoint the relay is one more path to the peer: whichever handshake answers
+//!   first carries the session, and a later direct session replaces it.
+//! * **GSN.** While the master's [`GsnGrant`] holds, a [`RelayData`] from a member with a
+//!   session (hence certified) is passed on as [`Relayed`] to the member it names, if that
+//!   one has a session with us too. Per circuit (ordered pair) a token bucket of
+//!   [`CIRCUIT_RATE`] bytes/s with [`CIRCUIT_BURST`] of burst, each datagram at most
+//!   [`MAX_RELAY_BYTES`]; no cap on a circuit's time or total bytes (unlike libp2p's 2 min
+//!   and 128 KiB), so bulk data can flow later. Beyond the bucket a datagram is dropped, as
+//!   a full link drops it: the end-to-end session retransmits.
+//!
+//! Bounds: [`MAX_RELAY_PATHS`] relay paths and [`MAX_RELAY_WAITS`] pending ones per member;
+//! [`MAX_CIRCUITS`] circuits per GSN (idle ones, unused for [`CIRCUIT_IDLE`], make room).
+//! Authorization (docs/AUTHORIZATION.md): `GsnGrant` only from the master; `RelayData` only
+//! to a granted GSN, from a member; `Relayed` only from the GSN the master named for that
+//! peer.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
+
+use super::Node;
+use crate::{
+    wire::{Contact, GsnGrant, Message, RelayData, Relayed, MAX_RELAY_BYTES},
+    NodeId, Path, Timestamp, Transmit,
+};
+
+/// How long after an introduction a member turns to the relay if no session stands.
+pub const RELAY_AFTER: Duration = Duration::from_millis(1500);
+/// Relay paths a member keeps at once (more are refused: the dial fails as before).
+pub const MAX_RELAY_PATHS: usize = 64;
+/// Introductions waiting for [`RELAY_AFTER`] at once.
+pub const MAX_RELAY_WAITS: usize = 32;
+/// A relay path unused by any session this long is forgotten.
+pub const RELAY_PATH_IDLE: Duration = Duration::from_secs(120);
+/// Circuits (ordered member pairs) a GSN tracks at once.
+pub const MAX_CIRCUITS: usize = 4096;
+/// A circuit unused this long may be dropped to make room (its bucket starts full again).
+pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
+/// Sustained bytes per second per circuit: far above control traffic (a few KB/s), enough
+/// for a modest bulk flow; a configurable limit and fair queueing are for the transport.
+pub const CIRCUIT_RATE: u64 = 1024 * 1024;
+/// Burst per circuit, bytes.
+pub const CIRCUIT_BURST: u64 = 256 * 1024;
+
+/// What this node relayed (as GSN) and used relays for (as member).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GsnStats {
+    /// (GSN) Datagrams passed on.
+    pub forwarded: u64,
+    /// (GSN) Bytes passed on.
+    pub forwarded_bytes: u64,
+    /// (GSN) Datagrams dropped over a circuit's rate or because the target has no session.
+    pub dropped: u64,
+    /// (Member) Relay paths opened.
+    pub paths: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RelayPath {
+    gsn: Contact,
+    addr: SocketAddr,
+    used: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Circuit {
+    tokens: u64,
+    at: Timestamp,
+}
+
+/// The relay state of one node.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Gsn {
+    /// Whether the master appointed us.
+    granted: bool,
+    /// Introductions that named a GSN: peer → (GSN, when to turn to it).
+    wait: BTreeMap<NodeId, (Contact, Timestamp)>,
+    paths: BTreeMap<NodeId, RelayPath>,
+    by_addr: HashMap<SocketAddr, NodeId>,
+    circuits: HashMap<(NodeId, NodeId), Circuit>,
+    /// The last time handed in, for wrapping transmits (`poll_transmit` is given none).
+    pub(super) clock: Timestamp,
+    stats: GsnStats,
+}
+
+/// The relay address standing for `peer`: in `100::/64`, which is never routed.
+pub fn relay_addr(peer: &NodeId) -> SocketAddr {
+    let b = peer.as_bytes();
+    let w = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let ip = Ipv6Addr::new(0x100, 0, 0, 0, w(0), w(2), w(4), w(6));
+    SocketAddr::new(IpAddr::V6(ip), w(8))
+}
+
+impl Node {
+    /// Whether the master appointed this node a GSN.
+    pub fn is_gsn(&self) -> bool {
+        self.gsn.granted
+    }
+
+    /// What this node relayed and used relays for.
+    pub fn gsn_stats(&self) -> GsnStats {
+        self.gsn.stats
+    }
+
+    /// The GSN our session with `peer` runs through, if it is relayed.
+    pub fn relayed_via(&self, peer: &NodeId) -> Option<NodeId> {
+        let addr = self.ep.peer_addr(peer)?;
+        let p = self.gsn.paths.get(peer).filter(|p| p.addr == addr)?;
+        Some(p.gsn.id)
+    }
+
+    pub(super) fn on_gsn_grant(&mut self, peer: NodeId, g: GsnGrant) {
+        if peer != self.master_id() {
+            tracing::debug!(?peer, "GSN grant not from the master: refused");
+            self.refusals.gsn += 1;
+            return;
+        }
+        self.gsn.granted = g.active && self.cfg.gsn;
+    }
+
+    /// An introduction named `gsn` for `peer`: turn to it if the punch fails.
+    pub(super) fn relay_wait(&mut self, now: Timestamp, peer: NodeId, gsn: Contact) {
+        let g = &mut self.gsn;
+        if gsn.id == self.ep.node_id() || gsn.id == peer {
+            return;
+        }
+        if g.wait.contains_key(&peer) || g.wait.len() < MAX_RELAY_WAITS {
+            g.wait.insert(peer, (gsn, now + RELAY_AFTER));
+        }
+    }
+
+    pub(super) fn gsn_deadline(&self) -> Option<Timestamp> {
+        self.gsn.wait.values().map(|(_, t)| *t).min()
+    }
+
+    pub(super) fn gsn_timers(&mut self, now: Timestamp) {
+        let due: Vec<(NodeId, Contact)> = self
+            .gsn
+            .wait
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(p, (g, _))| (*p, *g))
+            .collect();
+        for (peer, gsn) in due {
+            self.gsn.wait.remove(&peer);
+            if self.ep.is_connected(&peer) {
+                continue;
+            }
+            if let Some(addr) = self.open_relay_path(now, peer, gsn) {
+                if !self.ep.is_connected(&gsn.id) {
+                    self.ep.connect(now, gsn.addr.0, Some(gsn.id));
+                }
+                self.ep.punch(now, peer, &[addr]);
+            }
+        }
+    }
+
+    /// Records a relay path to `peer` through `gsn`; `None` when full or taken.
+    fn open_relay_path(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        gsn: Contact,
+    ) -> Option<SocketAddr> {
+        let addr = relay_addr(&peer);
+        let g = &mut self.gsn;
+        if let Some(p) = g.paths.get_mut(&peer) {
+            p.gsn = gsn;
+            p.used = now;
+            return Some(addr);
+        }
+        if g.paths.len() >= MAX_RELAY_PATHS {
+            let ep = &self.ep;
+            g.paths.retain(|id, p| {
+                ep.peer_addr(id) == Some(p.addr) || now.saturating_since(p.used) < RELAY_PATH_IDLE
+            });
+            g.by_addr.retain(|_, id| g.paths.contains_key(id));
+            if g.paths.len() >= MAX_RELAY_PATHS {
+                return None;
+            }
+        }
+        if g.by_addr.get(&addr).is_some_and(|other| *other != peer) {
+            return None;
+        }
+        g.paths.insert(peer, RelayPath { gsn, addr, used: now });
+        g.by_addr.insert(addr, peer);
+        g.stats.paths += 1;
+        Some(addr)
+    }
+
+    /// The next transmit for the driver: one the endpoint addressed to a relay address
+    /// leaves inside a [`RelayData`] to the GSN instead.
+    pub(super) fn next_transmit(&mut self) -> Option<Transmit> {
+        // Bounded: each wrapped transmit queues at most one outer one (or none, while the
+        // session with the GSN is being opened).
+        loop {
+            let t = self.ep.poll_transmit()?;
+            let Some(&peer) = self.gsn.by_addr.get(&t.dst) else { return Some(t) };
+            let Some(path) = self.gsn.paths.get_mut(&peer) else { return Some(t) };
+            path.used = self.gsn.clock;
+            let (now, gsn) = (self.gsn.clock, path.gsn.addr.0);
+            let m = Message::RelayData(Box::new(RelayData { to: peer, bytes: t.payload }));
+            if let Err(error) = self.ep.send_to(now, gsn, m) {
+                tracing::debug!(%error, "relay send failed");
+            }
+        }
+    }
+
+    /// (Member) A GSN passed on a datagram from `r.from`.
+    pub(super) fn on_relayed(&mut self, now: Timestamp, gsn: NodeId, r: Relayed) {
+        let named = match self.gsn.paths.get(&r.from) {
+            Some(p) => p.gsn.id == gsn,
+            None => false,
+        };
+        // The peer may turn to the relay before our own wait ends: take it early.
+        let waiting = self.gsn.wait.get(&r.from).filter(|(g, _)| g.id == gsn).map(|(g, _)| *g);
+        let addr = if named {
+            Some(relay_addr(&r.from))
+        } else if let Some(g) = waiting {
+            self.gsn.wait.remove(&r.from);
+            self.open_relay_path(now, r.from, g)
+        } else {
+            None
+        };
+        let Some(addr) = addr else {
+            tracing::debug!(?gsn, from = ?r.from, "relayed datagram from a GSN not named: refused");
+            self.refusals.gsn += 1;
+            return;
+        };
+        if let Some(p) = self.gsn.paths.get_mut(&r.from) {
+            p.used = now;
+        }
+        self.ep.handle_datagram_on(now, addr, Path::Udp, &r.bytes);
+    }
+
+    /// (GSN) A member asks us to pass a datagram on.
+    pub(super) fn on_relay_data(&mut self, now: Timestamp, from: NodeId, r: RelayData) {
+        let member = self.ep.peer_certificate(&from).is_some();
+        if !self.gsn.granted || !member || r.to == from || r.bytes.len() > MAX_RELAY_BYTES {
+            tracing::debug!(?from, granted = self.gsn.granted, member, "relay data refused");
+            self.refusals.gsn += 1;
+            return;
+        }
+        let Some(to_addr) = self.ep.peer_addr(&r.to).filter(|_| self.ep.is_connected(&r.to)) else {
+            self.gsn.stats.dropped += 1;
+            return;
+        };
+        if !self.circuit_take(now, (from, r.to), r.bytes.len() as u64) {
+            self.gsn.stats.dropped += 1;
+            return;
+        }
+        self.gsn.stats.forwarded += 1;
+        self.gsn.stats.forwarded_bytes += r.bytes.len() as u64;
+        let m = Message::Relayed(Box::new(Relayed { from, bytes: r.bytes }));
+        self.send(now, to_addr, m);
+    }
+
+    /// Takes `n` bytes from the circuit's bucket; false when it has not got them (or no
+    /// room for a new circuit).
+    fn circuit_take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
+        let c = &mut self.gsn.circuits;
+        if !c.contains_key(&key) && c.len() >= MAX_CIRCUITS {
+            c.retain(|_, v| now.saturating_since(v.at) < CIRCUIT_IDLE);
+            if c.len() >= MAX_CIRCUITS {
+                return false;
+            }
+        }
+        let circuit = c.entry(key).or_insert(Circuit { tokens: CIRCUIT_BURST, at: now });
+        let us = now.saturating_since(circuit.at).as_micros() as u64;
+        let refill = us.saturating_mul(CIRCUIT_RATE) / 1_000_000;
+        circuit.tokens = circuit.tokens.saturating_add(refill).min(CIRCUIT_BURST);
+        circuit.at = now;
+        if circuit.tokens < n {
+            return false;
+        }
+        circuit.tokens -= n;
+        true
+    }
+}
