@@ -212,6 +212,7 @@ fn messages() -> Vec<Message> {
                 inbound: None,
             },
             observed: v4.addr,
+            gsn: false,
         }),
         Message::Introduce(fleetmesh::wire::Introduce { seq: 1, target: v6.id }),
         Message::Introduction(Box::new(fleetmesh::wire::Introduction {
@@ -220,8 +221,15 @@ fn messages() -> Vec<Message> {
             peer: v6.id,
             addrs: vec![v4.addr, v6.addr],
             answer: false,
+            relay: Some(v6),
         })),
         Message::Introduced(fleetmesh::wire::Introduced { nonce: 0 }),
+        Message::GsnGrant(fleetmesh::wire::GsnGrant { active: false }),
+        Message::RelayData(Box::new(fleetmesh::wire::RelayData {
+            to: v6.id,
+            bytes: vec![0; fleetmesh::wire::MAX_RELAY_BYTES],
+        })),
+        Message::Relayed(Box::new(fleetmesh::wire::Relayed { from: v4.id, bytes: vec![] })),
     ]
 }
 

@@ -359,6 +359,7 @@ fn samples() -> Vec<(&'static str, Message)> {
                     inbound: Some(false),
                 },
                 observed: addr("203.0.113.7:20001"),
+                gsn: true,
             }),
         ),
         (
@@ -376,11 +377,27 @@ fn samples() -> Vec<(&'static str, Message)> {
                 peer: identity(6).node_id(),
                 addrs: vec![addr("203.0.113.7:20001"), addr("10.1.0.7:4000")],
                 answer: true,
+                relay: Some(contact(9, "198.51.100.4:4000")),
             })),
         ),
         (
             "wire_introduced",
             Message::Introduced(fleetmesh::wire::Introduced { nonce: 0x0123_4567_89ab_cdef }),
+        ),
+        ("wire_gsn_grant", Message::GsnGrant(fleetmesh::wire::GsnGrant { active: true })),
+        (
+            "wire_relay_data",
+            Message::RelayData(Box::new(fleetmesh::wire::RelayData {
+                to: identity(6).node_id(),
+                bytes: vec![0x04, 0, 0, 0, 1, 2, 3, 0xaa, 0xbb],
+            })),
+        ),
+        (
+            "wire_relayed",
+            Message::Relayed(Box::new(fleetmesh::wire::Relayed {
+                from: identity(5).node_id(),
+                bytes: vec![0x04, 0, 0, 0, 1, 2, 3, 0xaa, 0xbb],
+            })),
         ),
     ]
 }

@@ -607,6 +607,8 @@ mod tests_authz;
 #[cfg(test)]
 mod tests_fleet;
 #[cfg(test)]
+mod tests_gsn;
+#[cfg(test)]
 mod tests_inventory;
 #[cfg(test)]
 mod tests_query;

@@ -1,0 +1,97 @@
+//! GSNs and the relay (`gsn.rs`, `master/gsn.rs`): who is appointed, that forged relay
+//! messages are refused, that a relayed session stands and that circuits are rate-bounded.
+
+use std::time::Duration;
+
+use super::{tests::forge, NodeState};
+use crate::{
+    overlay::OverlayConfig,
+    sim::{NatKind, Simulation},
+    wire::{GsnGrant, Message, RelayData, Relayed},
+};
+
+/// Two subnets behind symmetric NATs (two nodes each) and a public helper: (world, helper,
+/// [LSN, child] of subnet 1, [LSN, child] of subnet 2).
+fn world(seed: u64) -> (Simulation, usize, [usize; 2], [usize; 2]) {
+    let mut w = Simulation::new(seed);
+    w.keep_events = false;
+    w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), ..c };
+    w.master_cfg.dht = w.master_cfg.dht.clone().enabled(false);
+    w.set_nat(1, NatKind::Symmetric);
+    w.set_nat(2, NatKind::Symmetric);
+    w.set_nat(3, NatKind::None);
+    let helper = w.add(3);
+    w.run_until(Duration::from_secs(30), |s| s.all_present());
+    let nodes: Vec<usize> = [1, 1, 2, 2].into_iter().map(|s| w.add(s)).collect();
+    w.run_until(Duration::from_secs(60), |s| {
+        s.all_present() && nodes.iter().chain([&helper]).all(|&i| s.node(i).nat_checked())
+    });
+    w.run_for(Duration::from_secs(1));
+    let pair = |w: &Simulation, p: &[usize]| {
+        let lsn = p.iter().copied().find(|&i| w.node(i).state() == NodeState::IsLsn).unwrap();
+        let child = p.iter().copied().find(|&i| i != lsn).unwrap();
+        [lsn, child]
+    };
+    let (a, b) = (pair(&w, &nodes[..2]), pair(&w, &nodes[2..]));
+    (w, helper, a, b)
+}
+
+#[test]
+fn the_master_appoints_the_node_taking_inbound_and_forged_relay_messages_are_refused() {
+    let (mut w, helper, [lsn1, child1], [_, child2]) = world(61);
+    assert_eq!(w.master().gsns(), vec![w.id(helper)]);
+    assert!(w.node(helper).is_gsn());
+    for i in [lsn1, child1, child2] {
+        assert!(!w.node(i).is_gsn(), "a filtered node is no GSN");
+    }
+    // The LSN of subnet 1 reaches its child over the LAN: its forgeries arrive.
+    let before = w.node(child1).refusals().gsn;
+    forge(&mut w, lsn1, child1, Message::GsnGrant(GsnGrant { active: true }));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.node(child1).refusals().gsn, before + 1, "a grant not from the master");
+    assert!(!w.node(child1).is_gsn());
+    // A node the master did not appoint forwards nothing.
+    let data = RelayData { to: w.id(child2), bytes: vec![1; 64] };
+    forge(&mut w, lsn1, child1, Message::RelayData(Box::new(data)));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.node(child1).refusals().gsn, before + 2, "relay data to a non-GSN");
+    assert_eq!(w.node(child1).gsn_stats().forwarded, 0);
+    // A datagram "relayed" by a node no introduction named as GSN for that peer.
+    let relayed = Relayed { from: w.id(child2), bytes: vec![1; 64] };
+    forge(&mut w, lsn1, child1, Message::Relayed(Box::new(relayed)));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.node(child1).refusals().gsn, before + 3, "relayed from a GSN not named");
+    assert_eq!(w.node(child1).gsn_stats().paths, 0, "no relay path opened");
+    // Oversized relay data to the real GSN is refused too.
+    let gsn_before = w.node(helper).refusals().gsn;
+    let big = RelayData { to: w.id(child2), bytes: vec![0; crate::wire::MAX_RELAY_BYTES + 1] };
+    forge(&mut w, child1, helper, Message::RelayData(Box::new(big)));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.node(helper).refusals().gsn, gsn_before + 1, "oversized relay data");
+}
+
+#[test]
+fn a_relayed_session_stands_and_its_circuit_is_rate_bounded() {
+    let (mut w, helper, [_, child1], [_, child2]) = world(62);
+    let (target, gsn) = (w.id(child2), w.id(helper));
+    let addr = w.node(child2).observed_addr().expect("observed");
+    w.node_do(child1, |n, now| n.reach(now, target, addr));
+    w.run_for(Duration::from_secs(5));
+    assert!(w.node(child1).endpoint().is_connected(&target), "no session");
+    assert_eq!(w.node(child1).relayed_via(&target), Some(gsn));
+    assert_eq!(w.node(child2).relayed_via(&w.id(child1)), Some(gsn));
+    let stats = w.node(helper).gsn_stats();
+    assert!(stats.forwarded >= 3, "the handshake went through the GSN: {stats:?}");
+    // A burst far above the circuit's bucket: most of it is dropped, not queued.
+    let size = 30_000;
+    for _ in 0..20 {
+        let data = RelayData { to: target, bytes: vec![0; size] };
+        forge(&mut w, child1, helper, Message::RelayData(Box::new(data)));
+    }
+    w.run_for(Duration::from_millis(50));
+    let after = w.node(helper).gsn_stats();
+    let passed = after.forwarded - stats.forwarded;
+    let burst = (super::CIRCUIT_BURST as usize).div_ceil(size) as u64;
+    assert!(passed <= burst + 1, "{passed} of 20 passed, bucket holds {burst}");
+    assert!(after.dropped - stats.dropped >= 20 - burst - 1, "{after:?}");
+}
