@@ -311,6 +311,19 @@ fn summary(r: &DayReport) -> String {
     if r.tcp_fallback_ms.count > 0 {
         s += &format!("present through TCP  {}\n", q(&r.tcp_fallback_ms));
     }
+    if let Some(p) = &r.presence {
+        s += &format!(
+            "presence accuracy    {:.5} of {:.0} node-seconds right (running or shown present, checked every {} s while the master ran); present but unreachable {:.0} node-s ({:.0} of them down), absent but reachable {:.0} node-s; longest wrong {:.0} s (present but unreachable {:.0} s)\n",
+            p.accuracy,
+            p.node_seconds,
+            p.check_every_s,
+            p.stale_node_seconds,
+            p.stale_down_node_seconds,
+            p.late_node_seconds,
+            p.longest_wrong_s,
+            p.longest_stale_s
+        );
+    }
     let d = &r.dht;
     s += &format!(
         "DHT gets             {} answered, success {:.4}, hops p50 {} p99 {}, latency p50 {} ms p99 {} ms (WAN RTT {} ms); upkeep {:.0} B/node-hour\n",

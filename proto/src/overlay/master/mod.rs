@@ -13,6 +13,7 @@ mod inventory;
 mod isolation;
 mod keepalive;
 mod machine;
+mod overdue;
 mod query;
 mod registry;
 mod reports;
@@ -95,6 +96,8 @@ pub struct Master {
     intro: Box<introduce::Introducer>,
     /// Whether the master hears from its LSNs (`isolation.rs`).
     isolation: isolation::Isolation,
+    /// LSNs late with their keepalive (`overdue.rs`).
+    overdue: overdue::Overdue,
 }
 
 impl Master {
@@ -122,6 +125,7 @@ impl Master {
             queries: Default::default(),
             intro: Box::default(),
             isolation: Default::default(),
+            overdue: Default::default(),
         }
     }
 
@@ -162,6 +166,12 @@ impl Master {
     /// Number of present nodes, LSNs included.
     pub fn present_count(&self) -> usize {
         self.reg.present_count()
+    }
+
+    /// The LSN a message to `node` goes through now (`node` itself if it is an LSN); `None`
+    /// unless it is present.
+    pub fn route_of(&self, node: &NodeId) -> Option<NodeId> {
+        self.reg.next_hop(node).map(|(lsn, _)| lsn)
     }
 
     /// Makes the master forget a node, as a lost update would (tests the digest repair).
@@ -230,6 +240,7 @@ impl Master {
         self.query_timers(now);
         self.intro_timers(now);
         self.isolation_timers(now);
+        self.overdue_timers(now);
         self.pump(now);
     }
 
@@ -281,6 +292,7 @@ impl Master {
             self.cert_sweep_deadline(),
             self.intro_deadline(),
             self.isolation_deadline(),
+            self.overdue.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -316,6 +328,7 @@ impl Master {
         self.reg.seen(now, &peer, addr);
         if self.reg.is_lsn(&peer) {
             self.heard_from_lsn(now);
+            self.overdue_heard(now, peer);
         }
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         // Anything from an LSN a standby called dead proves it alive: present again; the two
@@ -479,6 +492,7 @@ impl Master {
             }
         }
         let events = self.reg.register_lsn(now, subnet, contact, addr);
+        self.overdue_heard(now, contact.id);
         self.presence(events);
         self.fleet_lsn_registered(now, &peer);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));

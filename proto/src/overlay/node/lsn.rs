@@ -183,6 +183,16 @@ impl LsnRole {
 }
 
 impl Node {
+    /// (LSN) The current children, ranked best first.
+    pub fn children(&self) -> Vec<NodeId> {
+        self.role.as_ref().map(|r| r.ranked().iter().map(|c| c.id).collect()).unwrap_or_default()
+    }
+
+    /// (LSN) Whether `id` is one of its children now.
+    pub fn has_child(&self, id: &NodeId) -> bool {
+        self.role.as_ref().is_some_and(|r| r.children.contains_key(id))
+    }
+
     /// Becomes the subnet's LSN. A standby passes the dead LSN and the children it knows.
     pub(super) fn become_lsn(
         &mut self,

@@ -172,6 +172,8 @@ pub struct DayReport {
     pub requests_duplicated: u64,
     /// Inventories, when on.
     pub inventory: Option<InventoryReport>,
+    /// How right the master's view of presence was, when checked.
+    pub presence: Option<super::PresenceReport>,
 }
 
 pub(super) fn report(
@@ -228,6 +230,7 @@ pub(super) fn report(
         requests: Vec::new(),
         requests_duplicated: 0,
         inventory: None,
+        presence: None,
     }
 }
 
