@@ -20,6 +20,7 @@ mod reports;
 mod requests;
 mod resync;
 mod revoke;
+mod rivals;
 mod suspects;
 mod topology;
 
@@ -98,6 +99,8 @@ pub struct Master {
     isolation: isolation::Isolation,
     /// LSNs late with their keepalive (`overdue.rs`).
     overdue: overdue::Overdue,
+    /// Subnets with duplicate LSNs, told about each other again (`rivals.rs`).
+    duplicates: rivals::Duplicates,
 }
 
 impl Master {
@@ -126,6 +129,7 @@ impl Master {
             intro: Box::default(),
             isolation: Default::default(),
             overdue: Default::default(),
+            duplicates: Default::default(),
         }
     }
 
@@ -241,6 +245,7 @@ impl Master {
         self.intro_timers(now);
         self.isolation_timers(now);
         self.overdue_timers(now);
+        self.rival_timers(now);
         self.pump(now);
     }
 
@@ -293,6 +298,7 @@ impl Master {
             self.intro_deadline(),
             self.isolation_deadline(),
             self.overdue.next_deadline(),
+            self.duplicates.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -496,15 +502,9 @@ impl Master {
         self.presence(events);
         self.fleet_lsn_registered(now, &peer);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
-        // Two LSNs in one subnet: tell each about the others, senior first;
-        // they settle it (`node/rival.rs`).
-        let lsns = self.reg.subnet_lsns(&subnet);
-        if lsns.len() > 1 {
-            for (_, at) in self.reg.subnet_lsn_addrs(&subnet) {
-                let nodes = lsns.clone();
-                self.send(now, at, Message::NodeList(NodeList { seq: 0, nodes }));
-            }
-        }
+        // Two LSNs in one subnet: tell each about the others, senior first, until they
+        // settle it (`rivals.rs`, `node/rival.rs`).
+        self.tell_rivals(now, subnet);
     }
 
     fn on_update(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Update) {

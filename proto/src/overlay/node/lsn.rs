@@ -528,6 +528,7 @@ impl Node {
             self.push_neighbours(now);
         }
         self.hand_back_timers(now);
+        self.rival_timers(now);
         self.uplink_timers(now);
     }
 
@@ -573,6 +574,7 @@ impl Node {
             .chain(role.standbys.iter().map(|(_, _, t)| *t))
             .chain(role.neighbours_due)
             .chain(role.recheck.map(|(_, _, t)| t))
+            .chain(self.rival_deadline())
             .chain(self.uplink_deadline())
             .min()
     }
