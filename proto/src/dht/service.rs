@@ -47,10 +47,13 @@
 //! table ([`RoutingTable::handle_failure`]), and a lost session
 //! ([`handle_disconnected`](Dht::handle_disconnected)) fails its outstanding requests at
 //! once. Records live at the k closest nodes and are re-stored there every republish interval
-//! by every holder, so a record survives as long as one of its k holders does. A node that
-//! restarts without persistence starts from an empty table and bootstraps again from its
-//! first overlay session; with persistence ([`restore`](Dht::restore)) it checks its saved
-//! contacts with a self-lookup.
+//! by the first holder that comes due. Between republishes the join transfer keeps them there
+//! (`service/transfer.rs`): a node that enters our table near a record we hold, or that asks
+//! us a self-lookup because it (re)started, possibly empty, is handed the records it should
+//! hold by the holders nearest their keys, so a record survives its holders rebooting one
+//! after the other. A node that restarts without persistence starts from an empty table and
+//! bootstraps again from its first overlay session; with persistence
+//! ([`restore`](Dht::restore)) it checks its saved contacts with a self-lookup.
 //!
 //! # Request numbers
 //!

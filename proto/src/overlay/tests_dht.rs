@@ -414,10 +414,11 @@ fn gets_succeed_while_a_fifth_of_the_nodes_crash_and_restart_within_the_hour() {
 fn transfer_fleet(seed: u64) -> (World, NodeId, Vec<usize>) {
     let mut w = fleet_with(seed, 3, 20, |w| {
         w.tune = |c| crate::overlay::OverlayConfig {
-            dht: c.dht.republish_interval(6 * 3600 * SEC),
+            dht: c.dht.republish_interval(6 * 3600 * SEC).join_transfer(true),
             ..c
         };
-        w.master_cfg.dht = w.master_cfg.dht.clone().republish_interval(6 * 3600 * SEC);
+        w.master_cfg.dht =
+            w.master_cfg.dht.clone().republish_interval(6 * 3600 * SEC).join_transfer(true);
     });
     for j in 0..20u8 {
         let key = KeyKind::Provider.key(&[b't', j]);

@@ -1,6 +1,8 @@
 //! Join transfer (Kademlia §2.5): handing held records to a node that should hold them, so
 //! that no record is lost to churn between two republishes.
 //!
+//! Off unless [`DhtConfig::join_transfer`](crate::dht::DhtConfig::join_transfer) is set.
+//!
 //! # When
 //!
 //! - **A newcomer**: a certified peer enters the routing table
@@ -111,7 +113,6 @@ impl Handoff {
         self.order.retain(|(p, ..)| p != peer);
         self.handed.retain(|(p, ..)| p != peer);
     }
-
 }
 
 /// Whether `me`, holding a record under `key`, hands it to `peer` (rules 1 and 2 of the
@@ -141,7 +142,7 @@ impl Dht {
         addr: SocketAddr,
         rejoined: bool,
     ) {
-        if !self.certified.contains(&peer) || peer == self.me {
+        if !self.config.join_transfer || !self.certified.contains(&peer) || peer == self.me {
             return;
         }
         if rejoined {

@@ -43,6 +43,7 @@ fn record(key: NodeId, n: u64) -> Record {
 /// A service with id `me` holding `records`, stored by the certified peer `storer` at
 /// `addr(1)`, with everything it sent drained.
 fn holding(me: NodeId, config: DhtConfig, storer: NodeId, records: &[Record]) -> Dht {
+    let config = config.join_transfer(true);
     let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
     d.handle_connected(now(), storer, addr(1));
     for (rpc, record) in records.iter().enumerate() {
@@ -179,4 +180,18 @@ fn the_memory_of_what_was_handed_is_bounded_and_forgets_the_oldest() {
     h.forget(&peer(MAX_HANDED + 9));
     assert!(!h.was_handed(&peer(MAX_HANDED + 9), &r));
     assert_eq!(h.handed.len(), MAX_HANDED - 1);
+}
+
+#[test]
+fn off_by_default() {
+    let key = KeyKind::Provider.key(b"content");
+    let storer = near(&key, 0x40);
+    let mut d = Dht::new(now(), far_me(), NodeId::hash(b"master"), DhtConfig::default(), [1; 32]);
+    d.handle_connected(now(), storer, addr(1));
+    let store = KadStore { rpc: 1, record: record(key, 1), cache: false };
+    d.handle_message(now(), storer, addr(1), Message::KadStore(Box::new(store)));
+    while d.poll_message().is_some() {}
+    d.handle_connected(now(), near(&key, 1), addr(2));
+    self_lookup(&mut d, now(), near(&key, 1), addr(2));
+    assert!(handed(&mut d, addr(2)).is_empty());
 }
