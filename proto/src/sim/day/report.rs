@@ -89,6 +89,8 @@ pub struct UpkeepByCause {
     pub republish: f64,
     /// Liveness pings.
     pub ping: f64,
+    /// Join transfer: held records handed to nodes that (re)joined near their keys.
+    pub transfer: f64,
 }
 
 /// One point of the time series.
@@ -262,6 +264,7 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
             refresh: wire(t.causes.refresh),
             republish: wire(t.causes.republish),
             ping: wire(t.causes.ping),
+            transfer: wire(t.causes.transfer),
         },
         dials_per_node_hour: per_hour(t.dials as f64),
         dials_wan_per_node_hour: per_hour(t.dials.saturating_sub(t.dials_lan) as f64),
