@@ -316,6 +316,19 @@ fn summary(r: &DayReport) -> String {
     if r.tcp_fallback_ms.count > 0 {
         s += &format!("present through TCP  {}\n", q(&r.tcp_fallback_ms));
     }
+    if let Some(p) = &r.presence {
+        s += &format!(
+            "presence accuracy    {:.5} of {:.0} node-seconds right (running or shown present, checked every {} s while the master ran); present but unreachable {:.0} node-s ({:.0} of them down), absent but reachable {:.0} node-s; longest wrong {:.0} s (present but unreachable {:.0} s)\n",
+            p.accuracy,
+            p.node_seconds,
+            p.check_every_s,
+            p.stale_node_seconds,
+            p.stale_down_node_seconds,
+            p.late_node_seconds,
+            p.longest_wrong_s,
+            p.longest_stale_s
+        );
+    }
     let d = &r.dht;
     s += &format!(
         "DHT gets             {} answered, success {:.4}, hops p50 {} p99 {}, latency p50 {} ms p99 {} ms (WAN RTT {} ms); upkeep {:.0} B/node-hour\n",
@@ -330,13 +343,14 @@ fn summary(r: &DayReport) -> String {
     );
     let c = &d.upkeep_by_cause;
     s += &format!(
-        "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN)\n",
+        "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0}, transfer {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN)\n",
         d.upkeep_wan_bytes_per_node_hour,
         d.upkeep_lan_bytes_per_node_hour,
         c.bootstrap,
         c.refresh,
         c.republish,
         c.ping,
+        c.transfer,
         d.dials_per_node_hour,
         d.dials_wan_per_node_hour
     );

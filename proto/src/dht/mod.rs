@@ -10,7 +10,7 @@
 //! | [`routing`] | [`RoutingTable`]: k-buckets, LRS rule, splitting, subnet limit, refresh |
 //! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
 //! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
-//! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers) |
+//! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers, join transfer) |
 //! | [`traffic`] | [`DhtTraffic`]: messages and bytes sent, by class (query, maintenance, answers) |
 //! | [`persist`] | [`StoreOp`], [`persist::load`]: records and routing table through the `Store` trait |
 //! | [`event`] | [`DhtEvent`], [`DhtError`], [`DhtCommand`]: query results and requests |

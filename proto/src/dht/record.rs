@@ -400,6 +400,12 @@ impl RecordStore {
         self.records.values().map(|h| &h.record)
     }
 
+    /// The records held for the network (cache copies left out: they are nobody's to hand
+    /// on), by key then publisher.
+    pub fn iter_held(&self) -> impl Iterator<Item = &Record> + '_ {
+        self.records.values().filter(|h| h.republish_at.is_some()).map(|h| &h.record)
+    }
+
     /// The stateless checks of [`put`](Self::put): size, expiry, key and signature. Use it on
     /// a record a find_value lookup returned before trusting it.
     pub fn check(

@@ -8,6 +8,7 @@
 //! | `service/answer.rs` | answering other nodes' requests |
 //! | `service/query.rs` | queries: starting lookups, following them, finishing them |
 //! | `service/restore.rs` | persistence: restoring after a restart, writing the difference |
+//! | `service/transfer.rs` | join transfer: handing records to a node that (re)joined near them |
 //!
 //! # Who enters the routing table
 //!
@@ -46,10 +47,13 @@
 //! table ([`RoutingTable::handle_failure`]), and a lost session
 //! ([`handle_disconnected`](Dht::handle_disconnected)) fails its outstanding requests at
 //! once. Records live at the k closest nodes and are re-stored there every republish interval
-//! by every holder, so a record survives as long as one of its k holders does. A node that
-//! restarts without persistence starts from an empty table and bootstraps again from its
-//! first overlay session; with persistence ([`restore`](Dht::restore)) it checks its saved
-//! contacts with a self-lookup.
+//! by the first holder that comes due. Between republishes the join transfer keeps them there
+//! (`service/transfer.rs`): a node that enters our table near a record we hold, or that asks
+//! us a self-lookup because it (re)started, possibly empty, is handed the records it should
+//! hold by the holders nearest their keys, so a record survives its holders rebooting one
+//! after the other. A node that restarts without persistence starts from an empty table and
+//! bootstraps again from its first overlay session; with persistence
+//! ([`restore`](Dht::restore)) it checks its saved contacts with a self-lookup.
 //!
 //! # Request numbers
 //!
@@ -81,6 +85,7 @@ use crate::{
 mod answer;
 mod query;
 mod restore;
+mod transfer;
 
 use query::{Purpose, Query, Rpc};
 
@@ -105,6 +110,8 @@ pub struct Dht {
     /// The node's own local network, to count LAN traffic apart (see
     /// [`set_local_network`](Dht::set_local_network)).
     lan: Option<LocalNetwork>,
+    /// Join transfer: what was handed to whom (see `service/transfer.rs`).
+    handoff: transfer::Handoff,
 }
 
 /// What was last written to the store, and when to write the next difference.
@@ -148,6 +155,7 @@ impl Dht {
             traffic: DhtTraffic::default(),
             persist: None,
             lan: None,
+            handoff: transfer::Handoff::default(),
         }
     }
 
@@ -200,7 +208,9 @@ impl Dht {
     /// The link layer authenticated `peer` (with a certificate) at `addr`.
     pub fn handle_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.certified.insert(peer);
-        self.seen(now, peer, addr);
+        if self.seen(now, peer, addr) == InsertOutcome::Inserted {
+            self.hand_over(now, peer, addr, false);
+        }
         // A full bucket may want its head pinged: send it now, not at the next event.
         self.advance(now);
     }
@@ -230,6 +240,8 @@ impl Dht {
             message,
             M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_)
         );
+        // Only a node's bootstrap or post-restore lookup asks for its own id: it (re)joined.
+        let rejoined = matches!(&message, M::KadFindNode(f) if f.target == peer);
         let other =
             self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {
@@ -237,7 +249,10 @@ impl Dht {
         }
         // Any Kad message on an authenticated session proves its sender alive there.
         if self.certified.contains(&peer) {
-            self.seen(now, peer, addr);
+            let inserted = self.seen(now, peer, addr) == InsertOutcome::Inserted;
+            if inserted || rejoined {
+                self.hand_over(now, peer, addr, rejoined);
+            }
             // A request is a lookup (or store) of the sender's that went through us: traffic
             // that flows anyway, keeping the sender's range of our table in use.
             if request {
@@ -400,7 +415,7 @@ impl Dht {
         only.is_none_or(|p| record.publisher == p || record.publisher == self.records.master())
     }
 
-    fn seen(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+    fn seen(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) -> InsertOutcome {
         let was_empty = self.table.is_empty();
         let outcome = self.table.handle_verified(now, Contact { id: peer, addr: addr.into() });
         if was_empty && outcome == InsertOutcome::Inserted && !self.bootstrapped {
@@ -408,6 +423,7 @@ impl Dht {
             let me = self.me;
             self.start(now, me, Purpose::Refresh { cause: Cause::Bootstrap });
         }
+        outcome
     }
 
     fn fresh_query(&mut self) -> QueryId {

@@ -8,7 +8,7 @@
 //! | class | messages |
 //! |---|---|
 //! | **query** | the lookup requests (`KadFindNode`, `KadFindValue`) and `KadStore`s of a query the application started: [`Dht::put`](super::Dht::put), [`get`](super::Dht::get), [`get_all`](super::Dht::get_all), [`get_from`](super::Dht::get_from), [`find_node`](super::Dht::find_node); including the cache copy a get leaves at the closest node that lacked the value |
-//! | **maintenance** | what keeps the table and the records healthy without anyone asking: liveness pings (`KadPing`), the bootstrap and post-restore self-lookups, idle-bucket refresh lookups, and republishing (the find_node lookup and the `KadStore`s re-storing a held record) |
+//! | **maintenance** | what keeps the table and the records healthy without anyone asking: liveness pings (`KadPing`), the bootstrap and post-restore self-lookups, idle-bucket refresh lookups, republishing (the find_node lookup and the `KadStore`s re-storing a held record), and the join transfer (`KadStore`s handing held records to a node that joined) |
 //! | **answers** | replies to other nodes' requests (`KadPong`, `KadNodes`, `KadValue`, `KadStored`, and `Error` refusing a `KadStore`) |
 //!
 //! Answers are a class of their own because the answering node cannot tell whether the
@@ -67,7 +67,7 @@ pub struct DhtTraffic {
     /// Their encoded bytes.
     pub query_bytes: u64,
     /// Messages sent for table and record upkeep (pings, refresh and self-lookups,
-    /// republishing).
+    /// republishing, join transfer).
     pub maintenance_msgs: u64,
     /// Their encoded bytes.
     pub maintenance_bytes: u64,
@@ -120,6 +120,9 @@ pub struct UpkeepCauses {
     pub republish: Tally,
     /// Liveness pings of a full bucket's head.
     pub ping: Tally,
+    /// Join transfer: held records handed to a (re)joining node that should hold them
+    /// (`KadStore`s and their answers; see `service/transfer.rs`).
+    pub transfer: Tally,
 }
 
 impl UpkeepCauses {
@@ -129,6 +132,7 @@ impl UpkeepCauses {
             Cause::Refresh => &mut self.refresh,
             Cause::Republish => &mut self.republish,
             Cause::Ping => &mut self.ping,
+            Cause::Transfer => &mut self.transfer,
         }
     }
 }
@@ -166,6 +170,7 @@ impl DhtTraffic {
         c.refresh.merge(&o.refresh);
         c.republish.merge(&o.republish);
         c.ping.merge(&o.ping);
+        c.transfer.merge(&o.transfer);
         sum(&mut self.dials, other.dials);
         sum(&mut self.dials_lan, other.dials_lan);
     }
@@ -211,6 +216,7 @@ pub(crate) enum Cause {
     Refresh,
     Republish,
     Ping,
+    Transfer,
 }
 
 /// Why a message is sent: the class it is counted in.

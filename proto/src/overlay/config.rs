@@ -34,9 +34,10 @@ pub struct OverlayConfig {
     pub listen: SocketAddr,
     /// The node's local network.
     pub local: LocalNetwork,
-    /// LSN → child ping period. Default 60 s: 49 children cost the LSN ~1.6 messages per
-    /// second, and a child that dies silently is reported lost within about 70 s (this period
-    /// plus the quick re-pings below); one that shuts down says so at once. The standby's
+    /// LSN → child ping period. Default 45 s: 49 children cost the LSN ~2.2 messages per
+    /// second (LAN only), and a child that dies silently is reported lost within about 57 s
+    /// (this period plus the quick re-pings below), inside issue 19's minute; one that shuts
+    /// down says so at once. The standby's
     /// heartbeat, not these pings, carries failover, so a longer period costs no failover
     /// time; it halves the wake-ups of an idle child (a laptop on battery) and the LSN's
     /// upkeep. Keep `lsn_silence` above it, or children probe their LSN between its pings.
@@ -93,8 +94,10 @@ pub struct OverlayConfig {
     /// Keepalives are one-way; see `overlay/node/keepalive.rs`.
     pub master_keepalive: Duration,
     /// The longest keepalive period an LSN moves to once an echo from the master showed that
-    /// its NAT mapping outlives that much silence. Default 60 s: half the two minutes RFC 4787
-    /// asks NATs to keep idle mappings, and the master then allows 150 s of silence.
+    /// its NAT mapping outlives that much silence. Default 45 s: well inside the two minutes
+    /// RFC 4787 asks NATs to keep idle mappings, and short enough that the master, pinging an
+    /// LSN this late by 2 s (`overlay/master/overdue.rs`), finds a vanished one absent within
+    /// 55 s.
     /// `max_keepalive ≤ master_keepalive` disables the test.
     pub max_keepalive: Duration,
     /// How long after a failed echo test the LSN tries again (a NAT rarely changes; a move
@@ -143,7 +146,7 @@ impl OverlayConfig {
             master,
             listen,
             local: LocalNetwork { addr: listen.ip(), prefix_len },
-            child_ping_interval: Duration::from_secs(60),
+            child_ping_interval: Duration::from_secs(45),
             child_missed_pings: 12,
             lsn_silence: Duration::from_secs(90),
             probe_timeout: Duration::from_secs(1),
@@ -154,7 +157,7 @@ impl OverlayConfig {
             takeover_wait: Duration::from_secs(1),
             takeover_pace: Duration::from_millis(400),
             master_keepalive: Duration::from_secs(25),
-            max_keepalive: Duration::from_secs(60),
+            max_keepalive: Duration::from_secs(45),
             keepalive_retest: Duration::from_secs(3600),
             master_check: Duration::from_secs(60),
             join_timeout: Duration::from_secs(2),
@@ -187,11 +190,12 @@ impl OverlayConfig {
 /// How the [`Master`](super::Master) behaves.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
-    /// An LSN silent this long (no keepalive, no update) is lost. Default 150 s: two and a
-    /// half of the longest default keepalive period (60 s), so that one or two lost one-way
-    /// keepalives, or a lost echo request, never cost a subnet its presence. An LSN that
-    /// announces a longer period is allowed two and a half of its own periods. A whole
-    /// subnet going dark at once is thus noticed within this time.
+    /// An LSN silent this long (no keepalive, no update) is lost, whatever pings say: the
+    /// backstop. Default 150 s. An LSN late with its keepalive is pinged and lost much sooner
+    /// if it does not answer (`overlay/master/overdue.rs`: within 55 s with the default
+    /// keepalive period); this bound holds when the master doubts its own reach
+    /// (`isolation.rs`) and no LSN is declared lost on silence alone. An LSN that announces a
+    /// longer period is allowed two and a half of its own periods.
     pub lsn_timeout: Duration,
     /// Children of a lost LSN, and nodes reported moved, stay pending this long before they
     /// are reported parted. Longer than a child's own fallback (silence, probes, rejoin: about
@@ -217,7 +221,8 @@ pub struct MasterConfig {
     pub dht: crate::dht::DhtConfig,
     /// The longest keepalive period LSNs use ([`OverlayConfig::max_keepalive`]): with it
     /// the master tells a silence of all its LSNs that chance does not explain, and reports
-    /// itself isolated (`overlay/master/isolation.rs`). Default 60 s.
+    /// itself isolated (`overlay/master/isolation.rs`), and expects a keepalive from an LSN that
+    /// has not announced its period yet (`overlay/master/overdue.rs`). Default 45 s.
     pub lsn_keepalive_max: Duration,
 }
 
@@ -231,7 +236,7 @@ impl Default for MasterConfig {
             delivery_timeout: Duration::from_secs(10),
             requery_window: Duration::from_secs(60),
             dht: crate::dht::DhtConfig::default(),
-            lsn_keepalive_max: Duration::from_secs(60),
+            lsn_keepalive_max: Duration::from_secs(45),
         }
     }
 }

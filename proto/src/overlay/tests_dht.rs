@@ -407,3 +407,70 @@ fn gets_succeed_while_a_fifth_of_the_nodes_crash_and_restart_within_the_hour() {
     assert!(median <= w.net.wan * 2 * 3, "median {median:?}");
     assert!(traffic.iter().all(|t| t.maintenance_msgs > 0));
 }
+
+/// A fleet whose records are republished only every six hours, so whatever keeps a record
+/// alive within the test is the join transfer; and a record of node 0's that the master (which
+/// never crashes here) does not hold, with its holders.
+fn transfer_fleet(seed: u64) -> (World, NodeId, Vec<usize>) {
+    let mut w = fleet_with(seed, 3, 20, |w| {
+        w.tune = |c| crate::overlay::OverlayConfig {
+            dht: c.dht.republish_interval(6 * 3600 * SEC).join_transfer(true),
+            ..c
+        };
+        w.master_cfg.dht =
+            w.master_cfg.dht.clone().republish_interval(6 * 3600 * SEC).join_transfer(true);
+    });
+    for j in 0..20u8 {
+        let key = KeyKind::Provider.key(&[b't', j]);
+        let put = run_query(&mut w, 0, |n, now| n.dht_put(now, key, vec![j]));
+        assert!(matches!(put, DhtEvent::Put { result: Ok(_), .. }), "{put:?}");
+        let master = w.master.as_ref().and_then(|m| m.dht()).expect("the master's DHT");
+        if master.records().get(&key).next().is_none() {
+            let held = holders(&w, key, w.id(0));
+            assert!(held.len() >= 10, "stored at only {}", held.len());
+            return (w, key, held);
+        }
+    }
+    panic!("the master holds every key tried");
+}
+
+/// Crashes node `i`, restarts it empty a minute later and waits until it is present again and
+/// its bootstrap lookup is done.
+fn reboot(w: &mut World, i: usize) {
+    w.crash(i);
+    w.run_for(60 * SEC);
+    w.start(i);
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(10 * SEC);
+}
+
+#[test]
+fn a_holder_that_reboots_empty_gets_its_records_back_from_its_neighbours() {
+    let (mut w, key, held) = transfer_fleet(23);
+    let i = held[0];
+    reboot(&mut w, i);
+    assert!(holders(&w, key, w.id(0)).contains(&i), "node {i} came back without the record");
+    // Handed by the nearest holders only, not by all k.
+    let transfers: u64 = (0..w.slots.len())
+        .filter_map(|j| w.slots[j].node.as_ref())
+        .map(|n| n.dht_traffic().causes.transfer.msgs)
+        .sum();
+    assert!(transfers >= 1, "no transfer counted");
+}
+
+#[test]
+fn a_record_outlives_the_reboot_of_every_holder_between_two_republishes() {
+    let (mut w, key, held) = transfer_fleet(29);
+    // One holder after the other, each back empty before the next goes: well within the
+    // six-hour republish interval, so without the join transfer the last copy goes with the
+    // last original holder.
+    for &i in &held {
+        reboot(&mut w, i);
+    }
+    let now_held = holders(&w, key, w.id(0));
+    assert!(now_held.len() >= held.len() / 2, "held by {now_held:?} only (was {held:?})");
+    for reader in [5, 25, 45] {
+        let got = run_query(&mut w, reader, |n, now| n.dht_get(now, key));
+        assert!(matches!(got, DhtEvent::Got { result: Ok(_), .. }), "reader {reader}: {got:?}");
+    }
+}

@@ -1,9 +1,10 @@
 //! A master cut off from its fleet says so (issue 19, `master/isolation.rs`), and a healthy
-//! fleet at 10 % loss never makes it say so.
+//! fleet at 10 % loss never makes it say so; an LSN that vanishes is absent within a minute
+//! (`master/overdue.rs`), and a lost keepalive costs nothing.
 
 use std::time::Duration;
 
-use super::MasterEvent;
+use super::{MasterEvent, PresenceEvent};
 use crate::sim::{master_addr, Simulation as World};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -70,5 +71,29 @@ fn a_healthy_fleet_at_ten_percent_loss_never_looks_isolated() {
         w.net.loss = 0.1;
         w.run_for(1800 * SEC);
         assert_eq!(isolation_events(&w), [], "seed {seed}");
+        let parted = w
+            .master_events
+            .iter()
+            .filter(|(_, e)| matches!(e, MasterEvent::Presence(PresenceEvent::Parted { .. })))
+            .count();
+        assert_eq!(parted, 0, "seed {seed}: lost keepalives cost no LSN its presence");
+    }
+}
+
+#[test]
+fn an_lsn_alone_in_its_subnet_that_vanishes_is_absent_within_a_minute() {
+    for seed in [95, 96, 97] {
+        let mut w = fleet(seed);
+        let lone = w.add(4);
+        w.run_until(60 * SEC, |w| w.all_present());
+        w.run_for(300 * SEC); // Keepalives at their long period (45 s).
+        let id = w.id(lone);
+        w.crash(lone);
+        let crashed = w.now;
+        w.run_until(150 * SEC, |w| !w.master().is_present(&id));
+        let took = w.now.saturating_since(crashed);
+        // At most a keepalive period, the slack and eight pings; at least the pings.
+        assert!(took <= 55 * SEC && took >= 8 * SEC, "seed {seed}: {took:?}");
+        assert_eq!(w.master().present_count(), 12, "seed {seed}: the others stay");
     }
 }

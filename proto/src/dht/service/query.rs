@@ -264,7 +264,7 @@ impl Dht {
         }
     }
 
-    fn track(
+    pub(super) fn track(
         &mut self,
         now: Timestamp,
         rpc: u32,

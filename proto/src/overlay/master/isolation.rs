@@ -62,6 +62,11 @@ impl Master {
         self.isolation.since
     }
 
+    /// When any LSN was last heard from.
+    pub(super) fn last_heard_from_any_lsn(&self) -> Option<Timestamp> {
+        self.isolation.last_heard
+    }
+
     /// A message from an LSN arrived.
     pub(super) fn heard_from_lsn(&mut self, now: Timestamp) {
         let i = &mut self.isolation;

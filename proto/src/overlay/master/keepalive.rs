@@ -40,6 +40,7 @@ impl Master {
         }
         let period = Duration::from_secs(u64::from(k.interval_secs)).min(MAX_KEEPALIVE_PERIOD);
         self.reg.set_keepalive(now, &peer, period, &self.cfg);
+        self.overdue_period(now, peer, period);
         if k.echo_after_secs > 0 {
             // Bounded, so a confused LSN cannot park echoes for hours.
             let after = Duration::from_secs(u64::from(k.echo_after_secs.min(MAX_ECHO_SECS)));

@@ -14,12 +14,14 @@ mod inventory;
 mod isolation;
 mod keepalive;
 mod machine;
+mod overdue;
 mod query;
 mod registry;
 mod reports;
 mod requests;
 mod resync;
 mod revoke;
+mod rivals;
 mod suspects;
 mod topology;
 
@@ -97,6 +99,10 @@ pub struct Master {
     intro: Box<introduce::Introducer>,
     /// Whether the master hears from its LSNs (`isolation.rs`).
     isolation: isolation::Isolation,
+    /// LSNs late with their keepalive (`overdue.rs`).
+    overdue: overdue::Overdue,
+    /// Subnets with duplicate LSNs, told about each other again (`rivals.rs`).
+    duplicates: rivals::Duplicates,
 }
 
 impl Master {
@@ -124,6 +130,8 @@ impl Master {
             queries: Default::default(),
             intro: Box::default(),
             isolation: Default::default(),
+            overdue: Default::default(),
+            duplicates: Default::default(),
         }
     }
 
@@ -164,6 +172,12 @@ impl Master {
     /// Number of present nodes, LSNs included.
     pub fn present_count(&self) -> usize {
         self.reg.present_count()
+    }
+
+    /// The LSN a message to `node` goes through now (`node` itself if it is an LSN); `None`
+    /// unless it is present.
+    pub fn route_of(&self, node: &NodeId) -> Option<NodeId> {
+        self.reg.next_hop(node).map(|(lsn, _)| lsn)
     }
 
     /// Makes the master forget a node, as a lost update would (tests the digest repair).
@@ -232,6 +246,8 @@ impl Master {
         self.query_timers(now);
         self.intro_timers(now);
         self.isolation_timers(now);
+        self.overdue_timers(now);
+        self.rival_timers(now);
         self.pump(now);
     }
 
@@ -283,6 +299,8 @@ impl Master {
             self.cert_sweep_deadline(),
             self.intro_deadline(),
             self.isolation_deadline(),
+            self.overdue.next_deadline(),
+            self.duplicates.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -318,6 +336,7 @@ impl Master {
         self.reg.seen(now, &peer, addr);
         if self.reg.is_lsn(&peer) {
             self.heard_from_lsn(now);
+            self.overdue_heard(now, peer);
         }
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         // Anything from an LSN a standby called dead proves it alive: present again; the two
@@ -481,18 +500,13 @@ impl Master {
             }
         }
         let events = self.reg.register_lsn(now, subnet, contact, addr);
+        self.overdue_heard(now, contact.id);
         self.presence(events);
         self.fleet_lsn_registered(now, &peer);
         self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
-        // Two LSNs in one subnet: tell each about the others, senior first;
-        // they settle it (`node/rival.rs`).
-        let lsns = self.reg.subnet_lsns(&subnet);
-        if lsns.len() > 1 {
-            for (_, at) in self.reg.subnet_lsn_addrs(&subnet) {
-                let nodes = lsns.clone();
-                self.send(now, at, Message::NodeList(NodeList { seq: 0, nodes }));
-            }
-        }
+        // Two LSNs in one subnet: tell each about the others, senior first, until they
+        // settle it (`rivals.rs`, `node/rival.rs`).
+        self.tell_rivals(now, subnet);
     }
 
     fn on_update(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr, u: Update) {

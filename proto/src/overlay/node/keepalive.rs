@@ -162,16 +162,16 @@ mod tests {
         let c = cfg();
         let mut p = KeepalivePlan::new(at(0), &c);
         let Some(Due::Keepalive(k)) = p.poll(at(25), &c) else { panic!("keepalive due") };
-        assert_eq!(k.echo_after_secs, 65, "asks for an echo after max_keepalive + margin");
-        assert!(u64::from(k.interval_secs) > 65, "the master must not time us out meanwhile");
+        assert_eq!(k.echo_after_secs, 50, "asks for an echo after max_keepalive + margin");
+        assert!(u64::from(k.interval_secs) > 50, "the master must not time us out meanwhile");
         p.sent(at(25));
-        assert_eq!(p.poll(at(80), &c), None, "silent while waiting for the echo");
-        p.echoed(at(90), &c);
+        assert_eq!(p.poll(at(70), &c), None, "silent while waiting for the echo");
+        p.echoed(at(75), &c);
         assert_eq!(p.period(), c.max_keepalive);
-        let Some(Due::Keepalive(k)) = p.poll(at(90), &c) else { panic!("refresh at once") };
-        assert_eq!((k.interval_secs, k.echo_after_secs), (60, 0));
-        p.sent(at(90));
-        assert_eq!(p.deadline(), at(150));
+        let Some(Due::Keepalive(k)) = p.poll(at(75), &c) else { panic!("refresh at once") };
+        assert_eq!((k.interval_secs, k.echo_after_secs), (45, 0));
+        p.sent(at(75));
+        assert_eq!(p.deadline(), at(120));
     }
 
     #[test]
@@ -180,18 +180,18 @@ mod tests {
         let mut p = KeepalivePlan::new(at(0), &c);
         assert!(matches!(p.poll(at(25), &c), Some(Due::Keepalive(_))));
         p.sent(at(25));
-        // Give-up time: 25 + 65 + 2 × probe_timeout (1 s).
-        assert_eq!(p.deadline(), at(92));
+        // Give-up time: 25 + 50 + 2 × probe_timeout (1 s).
+        assert_eq!(p.deadline(), at(77));
         // Something goes out at once to reopen the mapping (here the overdue check).
-        match p.poll(at(92), &c) {
+        match p.poll(at(77), &c) {
             Some(Due::Check) => {}
             Some(Due::Keepalive(k)) => assert_eq!(k.echo_after_secs, 0),
             None => panic!("the mapping must be refreshed at once"),
         }
         assert_eq!(p.period(), c.master_keepalive);
-        p.sent(at(92));
-        let retest = 92 + c.keepalive_retest.as_secs();
-        let mut t = 92;
+        p.sent(at(77));
+        let retest = 77 + c.keepalive_retest.as_secs();
+        let mut t = 77;
         while t < retest - 25 {
             t = p.deadline().as_secs();
             match p.poll(at(t), &c) {

@@ -183,6 +183,16 @@ impl LsnRole {
 }
 
 impl Node {
+    /// (LSN) The current children, ranked best first.
+    pub fn children(&self) -> Vec<NodeId> {
+        self.role.as_ref().map(|r| r.ranked().iter().map(|c| c.id).collect()).unwrap_or_default()
+    }
+
+    /// (LSN) Whether `id` is one of its children now.
+    pub fn has_child(&self, id: &NodeId) -> bool {
+        self.role.as_ref().is_some_and(|r| r.children.contains_key(id))
+    }
+
     /// Becomes the subnet's LSN. A standby passes the dead LSN and the children it knows.
     pub(super) fn become_lsn(
         &mut self,
@@ -518,6 +528,7 @@ impl Node {
             self.push_neighbours(now);
         }
         self.hand_back_timers(now);
+        self.rival_timers(now);
         self.uplink_timers(now);
     }
 
@@ -563,6 +574,7 @@ impl Node {
             .chain(role.standbys.iter().map(|(_, _, t)| *t))
             .chain(role.neighbours_due)
             .chain(role.recheck.map(|(_, _, t)| t))
+            .chain(self.rival_deadline())
             .chain(self.uplink_deadline())
             .min()
     }

@@ -180,11 +180,6 @@ impl Node {
         self.refusals
     }
 
-    /// (LSN) The current children, ranked best first.
-    pub fn children(&self) -> Vec<NodeId> {
-        self.role.as_ref().map(|r| r.ranked().iter().map(|c| c.id).collect()).unwrap_or_default()
-    }
-
     /// The link layer.
     pub fn endpoint(&self) -> &Endpoint {
         &self.ep

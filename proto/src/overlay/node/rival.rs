@@ -22,6 +22,11 @@
 //! The master sends its list to both LSNs at once, so the senior's `Uptime` can reach the
 //! junior before the junior's list does: the junior remembers the last few rivals it heard
 //! from (`HEARD_FOR`) and yields as soon as the list names one of them senior.
+//!
+//! One lost `Uptime` must not leave two LSNs for a minute (until the master's next list, sent
+//! with its answer to our liveness check): after a list, both sides challenge every named
+//! rival again each [`CHALLENGE_GAP`], [`REPEATS`] times. At 20 % loss a round settles it
+//! four times in five, so two LSNs rarely outlast 10 s; the repeats cost a LAN datagram each.
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -36,6 +41,8 @@ const CHALLENGE_GAP: Duration = Duration::from_secs(5);
 /// Most rivals kept from the master's list, and most senders kept in `heard` (a subnet has
 /// one LSN, rarely two or three).
 const MAX_RIVALS: usize = 8;
+/// Rounds of challenges after each list from the master (30 s).
+const REPEATS: u32 = 6;
 /// How long an Uptime from a rival the master has not named yet is remembered.
 const HEARD_FOR: Duration = Duration::from_secs(10);
 /// How long after a takeover the LSN we took over from can make us hand its role back by its
@@ -71,6 +78,8 @@ pub(crate) struct Rivals {
     heard: Vec<(NodeId, Timestamp)>,
     /// When we last challenged each rival (entries older than the gap are dropped).
     challenged: HashMap<NodeId, Timestamp>,
+    /// The next round of challenges to the named rivals, and the rounds left.
+    repeat: Option<(Timestamp, u32)>,
 }
 
 impl Rivals {
@@ -116,10 +125,36 @@ impl Node {
         if let Some((senior, _)) = senior_heard.copied() {
             return self.yield_to(now, senior);
         }
+        role.rivals.repeat =
+            (!role.rivals.named.is_empty()).then_some((now + CHALLENGE_GAP, REPEATS));
         let named: Vec<Contact> = role.rivals.named.iter().map(|(c, _)| *c).collect();
         for rival in named {
             self.challenge(now, rival);
         }
+    }
+
+    /// Challenges the named rivals again when a round is due (see the module docs). A rival
+    /// that has since joined us is no rival: our Uptime would make it our standby.
+    pub(super) fn rival_timers(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_mut() else { return };
+        let Some((at, left)) = role.rivals.repeat.filter(|(at, _)| now >= *at) else { return };
+        let children = &role.children;
+        let named: Vec<Contact> = role
+            .rivals
+            .named
+            .iter()
+            .map(|(c, _)| *c)
+            .filter(|c| !children.contains_key(&c.id))
+            .collect();
+        role.rivals.repeat =
+            (left > 1 && !named.is_empty()).then_some((at + CHALLENGE_GAP, left - 1));
+        for rival in named {
+            self.challenge(now, rival);
+        }
+    }
+
+    pub(super) fn rival_deadline(&self) -> Option<Timestamp> {
+        self.role.as_ref()?.rivals.repeat.map(|(at, _)| at)
     }
 
     /// Sends our LSN uptime to a rival LSN (rate-limited).

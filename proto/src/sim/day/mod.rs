@@ -12,9 +12,11 @@
 //! ```
 
 mod inventory;
+mod presence;
 mod report;
 mod requests;
 
+pub use presence::PresenceReport;
 use report::report;
 pub use report::{DayReport, DhtReport, MasterLoad, Quantiles, Sample, UpkeepByCause};
 
@@ -95,6 +97,9 @@ pub struct DayConfig {
     /// When every node's inventory changes a little. Default 14:00 (after the master's
     /// outage: it restores its inventories, and the nodes go on with diffs).
     pub inventory_change: Duration,
+    /// How often the master's view of every node is checked against the truth
+    /// ([`PresenceReport`]; `None`: never). Default 10 s.
+    pub presence_check_every: Option<Duration>,
 }
 
 pub use inventory::{InventoryReport, SAMPLE_HOSTS};
@@ -140,6 +145,7 @@ impl Default for DayConfig {
             fleet_requests: vec![m(9, 0), m(13, 1)],
             inventory: Some(super::InventoryModel::default()),
             inventory_change: m(14, 0),
+            presence_check_every: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -159,6 +165,7 @@ enum Action {
     DhtGet,
     Fleet(usize, requests::Step),
     InventoryChange,
+    PresenceCheck,
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
@@ -220,7 +227,12 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         seq += 1;
         let quiet = matches!(
             a,
-            Action::Sample | Action::Stop(_) | Action::DhtGet | Action::DhtPut | Action::Fleet(..)
+            Action::Sample
+                | Action::Stop(_)
+                | Action::DhtGet
+                | Action::DhtPut
+                | Action::Fleet(..)
+                | Action::PresenceCheck
         );
         if t <= end && (quiet || t <= calm) {
             plan.push(Reverse((t, seq, a)));
@@ -280,6 +292,11 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         at(&mut plan, secs(*t), Action::Fleet(k, requests::Step::Send));
     }
     let mut keys = Vec::new();
+    let mut presence =
+        cfg.presence_check_every.map(|every| presence::PresenceCheck::new(every, sim.slots.len()));
+    if let Some(p) = &presence {
+        at(&mut plan, p.next(START), Action::PresenceCheck);
+    }
     if let Some((from, len)) = cfg.master_outage {
         at(&mut plan, secs(from), Action::MasterDown);
         at(&mut plan, secs(from + len), Action::MasterUp);
@@ -382,6 +399,12 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                 before_change = Some(inventory::at_master(&sim));
                 sim.change_inventories();
             }
+            Action::PresenceCheck => {
+                if let Some(p) = presence.as_mut() {
+                    p.check(&sim, when);
+                    at(&mut plan, p.next(when), Action::PresenceCheck);
+                }
+            }
             Action::MasterDown => sim.crash_master(),
             Action::MasterUp => sim.start_master(),
             Action::Sample => {
@@ -406,6 +429,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     report.requests = fleet.report(&sim);
     report.requests_duplicated = sim.stats.requests.duplicated;
     report.inventory = inventory::report(&sim, cfg.seed, before_change);
+    report.presence = presence.map(presence::PresenceCheck::report);
     (report, sim)
 }
 

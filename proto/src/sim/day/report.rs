@@ -89,6 +89,8 @@ pub struct UpkeepByCause {
     pub republish: f64,
     /// Liveness pings.
     pub ping: f64,
+    /// Join transfer: held records handed to nodes that (re)joined near their keys.
+    pub transfer: f64,
 }
 
 /// One point of the time series.
@@ -172,6 +174,8 @@ pub struct DayReport {
     pub requests_duplicated: u64,
     /// Inventories, when on.
     pub inventory: Option<InventoryReport>,
+    /// How right the master's view of presence was, when checked.
+    pub presence: Option<super::PresenceReport>,
 }
 
 pub(super) fn report(
@@ -228,6 +232,7 @@ pub(super) fn report(
         requests: Vec::new(),
         requests_duplicated: 0,
         inventory: None,
+        presence: None,
     }
 }
 
@@ -259,6 +264,7 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
             refresh: wire(t.causes.refresh),
             republish: wire(t.causes.republish),
             ping: wire(t.causes.ping),
+            transfer: wire(t.causes.transfer),
         },
         dials_per_node_hour: per_hour(t.dials as f64),
         dials_wan_per_node_hour: per_hour(t.dials.saturating_sub(t.dials_lan) as f64),

@@ -280,3 +280,17 @@ fn behind_nats_a_fleet_request_sent_as_the_master_returns_is_taken_within_second
     assert!(q.at_s >= 22 * 60 && q.lost == 0, "{q:?}");
     assert_eq!(q.took_within_5s, q.running_at_send, "{q:?}");
 }
+
+#[test]
+fn the_masters_view_of_presence_is_checked_and_mostly_right() {
+    // LSN crashes, reboots and moves make the view wrong for a while; a crash of a child is
+    // only noticed after its missed pings, so some stale node-seconds must be seen.
+    let r = run(&small(7, 0.5), |_| {});
+    let p = r.presence.expect("checked by default");
+    assert!(p.node_seconds > 60.0 * 500.0, "{p:?}");
+    assert!(p.stale_node_seconds > 0.0, "crashes went unseen by the check: {p:?}");
+    assert!(p.accuracy > 0.95 && p.accuracy < 1.0, "{p:?}");
+    assert!(p.longest_stale_s >= 10.0 && p.longest_stale_s <= 160.0, "{p:?}");
+    let off = run(&DayConfig { presence_check_every: None, ..small(7, 0.5) }, |_| {});
+    assert!(off.presence.is_none());
+}

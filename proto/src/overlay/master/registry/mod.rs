@@ -179,7 +179,6 @@ impl Registry {
         self.certs.get(node)
     }
 
-    /// The next hop towards `node`: its LSN's session address (the node itself for an LSN).
     /// The LSN that leads `node` (the node itself, if it is one) and the address its session
     /// uses now.
     pub(super) fn next_hop(&self, node: &NodeId) -> Option<(NodeId, SocketAddr)> {
