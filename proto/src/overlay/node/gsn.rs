@@ -54,6 +54,9 @@ pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
 pub const CIRCUIT_RATE: u64 = 1024 * 1024;
 /// Burst per circuit, bytes.
 pub const CIRCUIT_BURST: u64 = 256 * 1024;
+/// A full circuit table is swept for idle circuits at most this often: without it, every
+/// datagram for a new circuit would scan all [`MAX_CIRCUITS`] while the table stays full.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What this node relayed (as GSN) and used relays for (as member).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +94,9 @@ pub(super) struct Gsn {
     paths: BTreeMap<NodeId, RelayPath>,
     by_addr: HashMap<SocketAddr, NodeId>,
     circuits: HashMap<(NodeId, NodeId), Circuit>,
+    /// When the full circuit table was last swept, and how often it was (for tests).
+    swept: Option<Timestamp>,
+    sweeps: u64,
     /// The last time handed in, for wrapping transmits (`poll_transmit` is given none).
     pub(super) clock: Timestamp,
     stats: GsnStats,
@@ -268,17 +274,28 @@ impl Node {
         self.send(now, to_addr, m);
     }
 
+    fn circuit_take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
+        self.gsn.take(now, key, n)
+    }
+}
+
+impl Gsn {
     /// Takes `n` bytes from the circuit's bucket; false when it has not got them (or no
     /// room for a new circuit).
-    fn circuit_take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
-        let c = &mut self.gsn.circuits;
-        if !c.contains_key(&key) && c.len() >= MAX_CIRCUITS {
-            c.retain(|_, v| now.saturating_since(v.at) < CIRCUIT_IDLE);
-            if c.len() >= MAX_CIRCUITS {
+    fn take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
+        if !self.circuits.contains_key(&key) && self.circuits.len() >= MAX_CIRCUITS {
+            if self.swept.is_some_and(|t| now.saturating_since(t) < SWEEP_EVERY) {
+                return false;
+            }
+            self.swept = Some(now);
+            self.sweeps += 1;
+            self.circuits.retain(|_, v| now.saturating_since(v.at) < CIRCUIT_IDLE);
+            if self.circuits.len() >= MAX_CIRCUITS {
                 return false;
             }
         }
-        let circuit = c.entry(key).or_insert(Circuit { tokens: CIRCUIT_BURST, at: now });
+        let circuit =
+            self.circuits.entry(key).or_insert(Circuit { tokens: CIRCUIT_BURST, at: now });
         let us = now.saturating_since(circuit.at).as_micros() as u64;
         let refill = us.saturating_mul(CIRCUIT_RATE) / 1_000_000;
         circuit.tokens = circuit.tokens.saturating_add(refill).min(CIRCUIT_BURST);
@@ -288,5 +305,37 @@ impl Node {
         }
         circuit.tokens -= n;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: u32) -> NodeId {
+        let mut b = [0u8; 20];
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        NodeId::from_bytes(b)
+    }
+
+    #[test]
+    fn a_full_circuit_table_refuses_new_circuits_and_sweeps_at_most_once_a_second() {
+        let mut g = Gsn::default();
+        let t0 = Timestamp::ZERO;
+        for i in 0..MAX_CIRCUITS as u32 {
+            assert!(g.take(t0, (id(0), id(i + 1)), 10));
+        }
+        // Full of busy circuits: a new one is refused, and a flood of new ones scans once.
+        for i in 0..1_000u32 {
+            assert!(!g.take(t0 + Duration::from_millis(10), (id(1), id(i)), 10));
+        }
+        assert_eq!(g.sweeps, 1);
+        // An existing circuit still flows.
+        assert!(g.take(t0 + Duration::from_millis(20), (id(0), id(1)), 10));
+        // Once the others have idled, a new circuit takes their room.
+        let later = t0 + CIRCUIT_IDLE + Duration::from_secs(1);
+        assert!(g.take(later, (id(2), id(3)), 10));
+        assert_eq!(g.sweeps, 2);
+        assert!(g.circuits.len() <= 2, "{} circuits kept", g.circuits.len());
     }
 }
