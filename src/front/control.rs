@@ -67,6 +67,11 @@ impl MasterControl {
         crate::Machine::refused(&*self.lock())
     }
 
+    /// See [`super::MasterHandle::gsns`].
+    pub fn gsns(&self) -> Vec<NodeId> {
+        self.lock().gsns()
+    }
+
     /// See [`super::MasterHandle::isolated_since`].
     pub fn isolated_since(&self) -> Option<crate::Timestamp> {
         self.lock().isolated_since()

@@ -284,6 +284,12 @@ impl MasterHandle {
         self.lock().isolated_since()
     }
 
+    /// The nodes the master appointed Global Super Nodes (relays between NATed peers;
+    /// [`Master::gsns`]).
+    pub fn gsns(&self) -> Vec<NodeId> {
+        self.lock().gsns()
+    }
+
     /// Every node the master has seen present (the durable registry): first and last seen,
     /// last address and subnet.
     pub fn known_nodes(&self) -> Vec<(NodeId, KnownNode)> {

@@ -139,7 +139,7 @@ async fn nodes(
     if let Some(lsn) = &filter.lsn {
         parse_id(lsn)?;
     }
-    let all = views::all_nodes(&s.master.topology(), &s.master.known_nodes());
+    let all = views::all_nodes(&s.master.topology(), &s.master.known_nodes(), &s.master.gsns());
     let total = all.len();
     let selected: Vec<_> = all
         .into_iter()
@@ -156,7 +156,7 @@ async fn nodes(
 pub(super) fn find(s: &AppState, id: &str) -> Result<views::NodeJson, ApiError> {
     let node = parse_id(id)?;
     let text = node.to_string();
-    views::all_nodes(&s.master.topology(), &s.master.known_nodes())
+    views::all_nodes(&s.master.topology(), &s.master.known_nodes(), &s.master.gsns())
         .into_iter()
         .find(|n| n.id == text)
         .ok_or(ApiError::UnknownNode(text))

@@ -32,6 +32,11 @@ pub(crate) struct NodeJson {
     pub(crate) route: Vec<String>,
     /// Round-trip time of its last message or poll, milliseconds.
     pub(crate) rtt_ms: Option<f64>,
+    /// The NAT class it reported (e.g. "endpoint-independent mapping, open inbound"), while
+    /// present and once it has reported one.
+    pub(crate) nat: Option<String>,
+    /// Whether the master appointed it a Global Super Node (a relay for NATed peers).
+    pub(crate) gsn: bool,
     /// Tags from the token that admitted it.
     pub(crate) tags: Vec<String>,
     /// First seen present, UNIX seconds.
@@ -58,10 +63,16 @@ struct Placed {
     addr: String,
     route: Vec<String>,
     rtt_ms: Option<f64>,
+    nat: Option<String>,
 }
 
-/// Every node, present or known, joined from the topology and the registry.
-pub(crate) fn all_nodes(topology: &Topology, known: &[(NodeId, KnownNode)]) -> Vec<NodeJson> {
+/// Every node, present or known, joined from the topology and the registry; `gsns` are the
+/// appointed Global Super Nodes.
+pub(crate) fn all_nodes(
+    topology: &Topology,
+    known: &[(NodeId, KnownNode)],
+    gsns: &[NodeId],
+) -> Vec<NodeJson> {
     let mut placed: HashMap<NodeId, Placed> = HashMap::new();
     for subnet in &topology.subnets {
         let key = hex(subnet.key.as_bytes());
@@ -74,6 +85,7 @@ pub(crate) fn all_nodes(topology: &Topology, known: &[(NodeId, KnownNode)]) -> V
                     addr: lsn.addr.to_string(),
                     route: vec![lsn.id.to_string()],
                     rtt_ms: None,
+                    nat: lsn.nat.map(|c| c.to_string()),
                 },
             );
             for child in &lsn.children {
@@ -85,6 +97,7 @@ pub(crate) fn all_nodes(topology: &Topology, known: &[(NodeId, KnownNode)]) -> V
                         addr: child.addr.to_string(),
                         route: child.route.iter().map(ToString::to_string).collect(),
                         rtt_ms: child.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                        nat: child.nat.map(|c| c.to_string()),
                     },
                 );
             }
@@ -93,16 +106,16 @@ pub(crate) fn all_nodes(topology: &Topology, known: &[(NodeId, KnownNode)]) -> V
     let mut out = Vec::with_capacity(known.len().max(placed.len()));
     for (id, k) in known {
         let p = placed.remove(id);
-        out.push(node_json(*id, p, Some(k)));
+        out.push(node_json(*id, p, Some(k), gsns.contains(id)));
     }
     for (id, p) in placed {
-        out.push(node_json(id, Some(p), None));
+        out.push(node_json(id, Some(p), None, gsns.contains(&id)));
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
 
-fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>) -> NodeJson {
+fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>, gsn: bool) -> NodeJson {
     let known_subnet = known.filter(|k| !k.subnet.is_empty()).map(|k| hex(&k.subnet));
     let known_addr =
         known.and_then(|k| k.last_addr).map(|a| std::net::SocketAddr::from(a).to_string());
@@ -116,6 +129,8 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>) -> N
             addr: Some(p.addr),
             route: p.route,
             rtt_ms: p.rtt_ms,
+            nat: p.nat,
+            gsn,
             tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
@@ -129,6 +144,8 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>) -> N
             addr: known_addr,
             route: Vec::new(),
             rtt_ms: None,
+            nat: None,
+            gsn,
             tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
@@ -149,12 +166,19 @@ pub(crate) fn topology_json(topology: &Topology) -> serde_json::Value {
                     let children: Vec<_> = l
                         .children
                         .iter()
-                        .map(|c| serde_json::json!({ "id": c.id.to_string(), "addr": c.addr.to_string() }))
+                        .map(|c| {
+                            serde_json::json!({
+                                "id": c.id.to_string(),
+                                "addr": c.addr.to_string(),
+                                "nat": c.nat.map(|n| n.to_string()),
+                            })
+                        })
                         .collect();
                     serde_json::json!({
                         "id": l.id.to_string(),
                         "addr": l.addr.to_string(),
                         "path": l.path.map(|p| format!("{p:?}").to_lowercase()),
+                        "nat": l.nat.map(|n| n.to_string()),
                         "children": children,
                     })
                 })
