@@ -102,9 +102,9 @@ function drawRows() {
   rows.style.top = first * ROW + "px";
   rows.replaceChildren(...state.shown.slice(first, last).map((n) => {
     const r = el("div", { class: "row", "data-node": n.id, "data-present": String(n.present), "data-lsn": n.lsn || "" });
-    const st = n.present ? (n.is_lsn ? "LSN" : "yes") : "no";
+    const st = (n.present ? (n.is_lsn ? "LSN" : "yes") : "no") + (n.gsn ? " · GSN" : "");
     r.append(el("span", { title: n.id }, short(n.id)), el("span", {}, st), el("span", {}, short(n.lsn)),
-      el("span", {}, n.addr || "-"), el("span", {}, n.rtt_ms == null ? "-" : n.rtt_ms.toFixed(1) + " ms"),
+      el("span", { title: n.nat ? "NAT: " + n.nat : "NAT class not reported" }, n.addr || "-"), el("span", {}, n.rtt_ms == null ? "-" : n.rtt_ms.toFixed(1) + " ms"),
       el("span", {}, (n.tags || []).join(", ")));
     return r;
   }));
