@@ -1,6 +1,6 @@
 //! The JSON shapes the admin API answers with (schemas in `docs/openapi.json`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use fleetmesh::{
     overlay::{KnownNode, Topology},
@@ -73,6 +73,8 @@ pub(crate) fn all_nodes(
     known: &[(NodeId, KnownNode)],
     gsns: &[NodeId],
 ) -> Vec<NodeJson> {
+    // At most MAX_GSNS, but looked up once per node of a large fleet.
+    let gsns: HashSet<&NodeId> = gsns.iter().collect();
     let mut placed: HashMap<NodeId, Placed> = HashMap::new();
     for subnet in &topology.subnets {
         let key = hex(subnet.key.as_bytes());

@@ -264,7 +264,7 @@ impl Node {
             self.gsn.stats.dropped += 1;
             return;
         };
-        if !self.circuit_take(now, (from, r.to), r.bytes.len() as u64) {
+        if !self.gsn.take(now, (from, r.to), r.bytes.len() as u64) {
             self.gsn.stats.dropped += 1;
             return;
         }
@@ -272,10 +272,6 @@ impl Node {
         self.gsn.stats.forwarded_bytes += r.bytes.len() as u64;
         let m = Message::Relayed(Box::new(Relayed { from, bytes: r.bytes }));
         self.send(now, to_addr, m);
-    }
-
-    fn circuit_take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
-        self.gsn.take(now, key, n)
     }
 }
 
