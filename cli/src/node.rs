@@ -273,6 +273,12 @@ fn log_event(node: &NodeHandle, event: NodeEvent) {
         NodeEvent::Link(Event::PathChanged { peer, addr, path }) => {
             tracing::info!(%peer, %addr, %path, "path changed")
         }
+        NodeEvent::PeerPath { peer, via: Some(gsn) } => {
+            tracing::info!(%peer, %gsn, "session relayed through a GSN (hole punching failed)")
+        }
+        NodeEvent::PeerPath { peer, via: None } => {
+            tracing::info!(%peer, "relayed session moved to a direct path")
+        }
         NodeEvent::Link(Event::Enrolled { .. }) => tracing::info!("certificate received"),
         other => tracing::debug!(event = ?other, "node event"),
     }

@@ -17,6 +17,13 @@ impl Endpoint {
         if self.is_connected(&peer) {
             return;
         }
+        self.punch_beside(now, peer, addrs);
+    }
+
+    /// Like [`punch`](Self::punch), even while a session with `peer` stands (one through a
+    /// relay, which a direct session is to replace). A handshake that completes becomes the
+    /// peer's session; the old one stays open until idle, so nothing in flight on it is lost.
+    pub fn punch_beside(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr]) {
         let rto = self.config.handshake_rto;
         for &addr in addrs {
             if self.by_addr.contains_key(&addr) {

@@ -97,6 +97,14 @@ pub enum NodeEvent {
         /// What it said.
         detail: String,
     },
+    /// A session with `peer` came up on a relay path, or a direct session replaced a relayed
+    /// one (after a GSN relayed them because hole punching failed, `gsn.rs`).
+    PeerPath {
+        /// The peer.
+        peer: NodeId,
+        /// The GSN the session runs through; `None` for a direct path.
+        via: Option<NodeId>,
+    },
     /// A link-layer event: sessions, refusals, rejected packets, enrollment.
     Link(Event),
     /// A DHT query finished.

@@ -11,6 +11,14 @@
 //!   end-to-end Noise session runs inside: the GSN sees ciphertext only and cannot forge it.
 //!   To the endpoint the relay is one more path to the peer: whichever handshake answers
 //!   first carries the session, and a later direct session replaces it.
+//! * **Upgrade.** A NAT that defeated the punch may change (rebooted, replaced, a port
+//!   forwarded). While a session runs through the relay and is in use, the member with the
+//!   lower id asks the master for a fresh introduction [`UPGRADE_FIRST`] after the relay
+//!   began, then at doubling intervals up to [`UPGRADE_MAX`]; both sides punch beside the
+//!   relayed session ([`Endpoint::punch_beside`](crate::Endpoint::punch_beside)). A direct
+//!   session that completes becomes the peer's session; the relayed one stays open until
+//!   idle, so nothing in flight on it is lost. [`NodeEvent::PeerPath`](super::NodeEvent)
+//!   reports the session's path whenever it comes up on, or leaves, a relay.
 //! * **GSN.** While the master's [`GsnGrant`] holds, a [`RelayData`] from a member with a
 //!   session (hence certified) is passed on as [`Relayed`] to the member it names, if that
 //!   one has a session with us too. Per circuit (ordered pair) a token bucket of
@@ -54,6 +62,11 @@ pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
 pub const CIRCUIT_RATE: u64 = 1024 * 1024;
 /// Burst per circuit, bytes.
 pub const CIRCUIT_BURST: u64 = 256 * 1024;
+/// How long a relayed session runs before the first try at a direct path beside it; each
+/// failed try doubles the wait, up to [`UPGRADE_MAX`].
+pub const UPGRADE_FIRST: Duration = Duration::from_secs(30);
+/// The longest wait between tries at a direct path for a relayed session.
+pub const UPGRADE_MAX: Duration = Duration::from_secs(600);
 /// A full circuit table is swept for idle circuits at most this often: without it, every
 /// datagram for a new circuit would scan all [`MAX_CIRCUITS`] while the table stays full.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -69,6 +82,10 @@ pub struct GsnStats {
     pub dropped: u64,
     /// (Member) Relay paths opened.
     pub paths: u64,
+    /// (Member) Tries at a direct path for a relayed session (introductions asked).
+    pub upgrade_tries: u64,
+    /// (Member) Relayed sessions replaced by a direct one.
+    pub upgraded: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +93,10 @@ struct RelayPath {
     gsn: Contact,
     addr: SocketAddr,
     used: Timestamp,
+    /// When to try a direct path next, while a session runs here.
+    upgrade_at: Timestamp,
+    /// The wait after that try.
+    backoff: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -149,10 +170,51 @@ impl Node {
     }
 
     pub(super) fn gsn_deadline(&self) -> Option<Timestamp> {
-        self.gsn.wait.values().map(|(_, t)| *t).min()
+        let waits = self.gsn.wait.values().map(|(_, t)| *t);
+        // Upgrades are timed only for paths that carry the peer's session now.
+        let ep = &self.ep;
+        let upgrades = (self.gsn.paths.iter())
+            .filter(|(id, p)| ep.peer_addr(id) == Some(p.addr))
+            .map(|(_, p)| p.upgrade_at);
+        waits.chain(upgrades).min()
+    }
+
+    /// Tries a direct path for each relayed session whose turn has come: the side with the
+    /// lower id asks the master for an introduction (so the two do not both ask), and the
+    /// introduction has both sides punch beside the relayed session (`introduce.rs`). A
+    /// direct session that completes takes over; the relayed one idles out.
+    fn upgrade_timers(&mut self, now: Timestamp) {
+        let me = self.ep.node_id();
+        let due: Vec<NodeId> = (self.gsn.paths.iter())
+            .filter(|(id, p)| p.upgrade_at <= now && self.ep.peer_addr(id) == Some(p.addr))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in due {
+            let Some(p) = self.gsn.paths.get_mut(&peer) else { continue };
+            p.upgrade_at = now + p.backoff;
+            p.backoff = (p.backoff * 2).min(UPGRADE_MAX);
+            // Only a session in use is worth a direct path.
+            let (in_use, addr) = (now.saturating_since(p.used) < RELAY_PATH_IDLE, p.addr);
+            if me < peer && in_use && self.intro_may_ask(now, &peer) {
+                self.gsn.stats.upgrade_tries += 1;
+                self.intro_ask(now, peer, addr);
+            }
+        }
+    }
+
+    /// A session with `peer` came up at `addr`: if a relay path to the peer is on record,
+    /// reports which path the session runs on.
+    pub(super) fn relay_connected(&mut self, peer: NodeId, addr: SocketAddr) {
+        let Some(p) = self.gsn.paths.get(&peer) else { return };
+        let via = (p.addr == addr).then_some(p.gsn.id);
+        if via.is_none() {
+            self.gsn.stats.upgraded += 1;
+        }
+        self.events.push_back(super::NodeEvent::PeerPath { peer, via });
     }
 
     pub(super) fn gsn_timers(&mut self, now: Timestamp) {
+        self.upgrade_timers(now);
         let due: Vec<(NodeId, Contact)> = self
             .gsn
             .wait
@@ -186,6 +248,8 @@ impl Node {
         if let Some(p) = g.paths.get_mut(&peer) {
             p.gsn = gsn;
             p.used = now;
+            p.upgrade_at = now + UPGRADE_FIRST;
+            p.backoff = UPGRADE_FIRST;
             return Some(addr);
         }
         if g.paths.len() >= MAX_RELAY_PATHS {
@@ -201,7 +265,9 @@ impl Node {
         if g.by_addr.get(&addr).is_some_and(|other| *other != peer) {
             return None;
         }
-        g.paths.insert(peer, RelayPath { gsn, addr, used: now });
+        let upgrade_at = now + UPGRADE_FIRST;
+        g.paths
+            .insert(peer, RelayPath { gsn, addr, used: now, upgrade_at, backoff: UPGRADE_FIRST });
         g.by_addr.insert(addr, peer);
         g.stats.paths += 1;
         Some(addr)

@@ -132,11 +132,7 @@ impl Node {
             {
                 continue;
             }
-            let seq = self.next_seq();
-            self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT });
-            self.intro.stats.asked += 1;
-            let master = self.cfg.master;
-            self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
+            self.intro_ask(now, peer, addr);
         }
         let failed: Vec<NodeId> =
             self.intro.asked.iter().filter(|(_, a)| a.until <= now).map(|(p, _)| *p).collect();
@@ -144,6 +140,26 @@ impl Node {
             self.intro_failed(now, peer);
         }
         self.intro.introduced.retain(|_, t| *t > now);
+    }
+
+    /// Asks the master to introduce us to `peer` (last dialled at `addr`).
+    pub(super) fn intro_ask(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        let seq = self.next_seq();
+        self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT });
+        self.intro.stats.asked += 1;
+        let master = self.cfg.master;
+        self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
+    }
+
+    /// Whether an introduction for `peer` may be asked now (joined, none running for it, not
+    /// cooling down after a failed one, room among those asked).
+    pub(super) fn intro_may_ask(&self, now: Timestamp, peer: &NodeId) -> bool {
+        let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
+        let i = &self.intro;
+        joined
+            && !i.asked.contains_key(peer)
+            && i.cooldown.get(peer).is_none_or(|t| *t <= now)
+            && i.asked.len() < MAX_ASKED
     }
 
     fn intro_failed(&mut self, now: Timestamp, peer: NodeId) {
@@ -245,6 +261,12 @@ impl Node {
         if let Some(gsn) = intro.relay {
             self.relay_wait(now, peer, gsn);
         }
-        self.ep.punch(now, peer, &addrs);
+        if self.relayed_via(&peer).is_some() {
+            // Our session with the peer runs through a GSN: this is a try at a direct path
+            // beside it (`gsn.rs`, upgrades).
+            self.ep.punch_beside(now, peer, &addrs);
+        } else {
+            self.ep.punch(now, peer, &addrs);
+        }
     }
 }

@@ -24,7 +24,7 @@ mod query;
 pub use fleet::{FANOUT_PER_SECOND, MAX_FLEET_HELD};
 pub use gsn::{
     relay_addr, GsnStats, CIRCUIT_BURST, CIRCUIT_IDLE, CIRCUIT_RATE, MAX_CIRCUITS, MAX_RELAY_PATHS,
-    MAX_RELAY_WAITS, RELAY_AFTER, RELAY_PATH_IDLE,
+    MAX_RELAY_WAITS, RELAY_AFTER, RELAY_PATH_IDLE, UPGRADE_FIRST, UPGRADE_MAX,
 };
 pub use introduce::{
     IntroStats, COOLDOWN, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED, MAX_WATCHED,
@@ -369,6 +369,7 @@ impl Node {
                 }
                 Event::Connected { peer, addr, .. } => {
                     self.intro_connected(now, peer);
+                    self.relay_connected(peer, addr);
                     self.dht_connected(now, peer, addr);
                     self.report_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));

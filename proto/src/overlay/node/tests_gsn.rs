@@ -95,3 +95,79 @@ fn a_relayed_session_stands_and_its_circuit_is_rate_bounded() {
     assert!(passed <= burst + 1, "{passed} of 20 passed, bucket holds {burst}");
     assert!(after.dropped - stats.dropped >= 20 - burst - 1, "{after:?}");
 }
+
+/// Has `from` ping `to` (which answers) over their session, wherever it runs.
+fn ping_over_session(w: &mut Simulation, from: usize, to: usize, rpc: u32) {
+    let peer = w.id(to);
+    let addr = w.node(from).endpoint().peer_addr(&peer).expect("a session");
+    w.node_do(from, |n, now| n.send(now, addr, Message::Ping(crate::wire::Ping { seq: rpc })));
+}
+
+#[test]
+fn a_relayed_session_moves_to_a_direct_path_once_the_nat_allows_it() {
+    let (mut w, helper, [_, child1], [_, child2]) = world(63);
+    let (id1, id2, gsn) = (w.id(child1), w.id(child2), w.id(helper));
+    let addr = w.node(child2).observed_addr().expect("observed");
+    w.node_do(child1, |n, now| n.reach(now, id2, addr));
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.node(child1).relayed_via(&id2), Some(gsn), "symmetric to symmetric: relayed");
+    // Subnet 1's NAT is replaced by one that maps endpoint-independently (say, the operator
+    // forwarded a port): hole punching can work now, and the next try finds it.
+    w.set_nat(1, NatKind::EndpointIndependent);
+    let mut rpc = 0;
+    for _ in 0..60 {
+        rpc += 1;
+        ping_over_session(&mut w, child1, child2, rpc);
+        w.run_for(Duration::from_secs(1));
+        if w.node(child1).relayed_via(&id2).is_none() && w.node(child2).relayed_via(&id1).is_none()
+        {
+            break;
+        }
+    }
+    for (a, b) in [(child1, id2), (child2, id1)] {
+        assert!(w.node(a).endpoint().is_connected(&b), "the session dropped");
+        assert_eq!(w.node(a).relayed_via(&b), None, "still relayed after a minute");
+        assert_eq!(w.node(a).gsn_stats().upgraded, 1, "{:?}", w.node(a).gsn_stats());
+    }
+    let (low, _) = if id1 < id2 { (child1, child2) } else { (child2, child1) };
+    assert_eq!(w.node(low).gsn_stats().upgrade_tries, 1, "the lower id asks, once");
+    // Traffic now flows directly: the GSN passes on nothing more.
+    let forwarded = w.node(helper).gsn_stats().forwarded;
+    let received = w.node(child2).endpoint().stats().datagrams_received;
+    for _ in 0..5 {
+        rpc += 1;
+        ping_over_session(&mut w, child1, child2, rpc);
+        w.run_for(Duration::from_secs(1));
+    }
+    assert!(w.node(child2).endpoint().stats().datagrams_received >= received + 5);
+    assert_eq!(w.node(helper).gsn_stats().forwarded, forwarded, "still through the GSN");
+}
+
+#[test]
+fn a_session_that_stays_relayed_tries_a_direct_path_with_backoff_and_keeps_flowing() {
+    let (mut w, helper, [_, child1], [_, child2]) = world(64);
+    let (id1, id2, gsn) = (w.id(child1), w.id(child2), w.id(helper));
+    let addr = w.node(child2).observed_addr().expect("observed");
+    w.node_do(child1, |n, now| n.reach(now, id2, addr));
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.node(child1).relayed_via(&id2), Some(gsn));
+    // Fifteen minutes of traffic between two symmetric NATs: every try fails, the session
+    // stays on the relay throughout, and the tries back off (30, 60, 120, 240, 480 s).
+    for rpc in 0..900 {
+        ping_over_session(&mut w, child1, child2, rpc);
+        w.run_for(Duration::from_secs(1));
+        assert_eq!(
+            w.node(child1).relayed_via(&id2),
+            Some(gsn),
+            "left the relay at {rpc} s: {:?} {:?} {:?}",
+            w.node(child1).endpoint().peer_addr(&id2),
+            w.node(child1).gsn_stats(),
+            w.node(helper).gsn_stats()
+        );
+    }
+    let (low, high) = if id1 < id2 { (child1, child2) } else { (child2, child1) };
+    let tries = w.node(low).gsn_stats().upgrade_tries;
+    assert!((3..=5).contains(&tries), "{tries} tries in 15 minutes");
+    assert_eq!(w.node(high).gsn_stats().upgrade_tries, 0, "only the lower id asks");
+    assert_eq!(w.node(low).gsn_stats().upgraded, 0);
+}
