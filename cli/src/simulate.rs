@@ -341,6 +341,12 @@ fn summary(r: &DayReport) -> String {
         d.wan_rtt_ms_p50,
         d.maintenance_bytes_per_node_hour
     );
+    if !d.by_nat.is_empty() {
+        let classes: Vec<String> = (d.by_nat.iter())
+            .map(|(class, g)| format!("{class} {:.4} of {}", g.success_rate, g.lookups))
+            .collect();
+        s += &format!("DHT gets by NAT      {} (the asking node's NAT)\n", classes.join(", "));
+    }
     let c = &d.upkeep_by_cause;
     s += &format!(
         "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0}, transfer {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN)\n",

@@ -512,7 +512,8 @@ impl Simulation {
         let Some(n) = self.slots[i].node.as_mut() else { return };
         // Registered before the node's output is collected: a local answer comes at once.
         let query = n.dht_get(now, key);
-        self.stats.expect_dht(i, query, true);
+        let nat = self.nat_of(i);
+        self.stats.expect_dht(i, query, true, nat);
         self.with_view(|v| v.drain(Some(i)));
     }
 
@@ -522,8 +523,14 @@ impl Simulation {
         let now = self.now;
         let Some(n) = self.slots[i].node.as_mut() else { return };
         let query = n.dht_put(now, key, value);
-        self.stats.expect_dht(i, query, false);
+        let nat = self.nat_of(i);
+        self.stats.expect_dht(i, query, false, nat);
         self.with_view(|v| v.drain(Some(i)));
+    }
+
+    /// The NAT class of node `i`'s subnet.
+    pub fn nat_of(&self, i: usize) -> NatKind {
+        self.info.get(self.slots[i].subnet() as usize).map_or(NatKind::None, |s| s.nat)
     }
 
     /// Node `i`'s id.

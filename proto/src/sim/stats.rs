@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use super::NatKind;
 use crate::{
     dht::{DhtEvent, QueryId},
     overlay::{NodeEvent, NodeState, PresenceEvent},
@@ -159,7 +160,8 @@ pub struct Accounting {
     pending_join: HashMap<NodeId, Timestamp>,
     tcp_nodes: HashSet<NodeId>,
     /// Queries being timed: true for a get, false for a put.
-    dht_pending: HashMap<(usize, QueryId), bool>,
+    /// DHT queries the simulation started: (slot, query) → (a get?, the asker's NAT).
+    dht_pending: HashMap<(usize, QueryId), (bool, NatKind)>,
     pending_move: HashMap<NodeId, (Timestamp, u16)>,
     failovers: Vec<Failover>,
 }
@@ -205,16 +207,14 @@ impl Accounting {
         self.tcp_nodes.insert(node);
     }
 
-    pub(super) fn expect_dht(&mut self, slot: usize, query: QueryId, get: bool) {
+    pub(super) fn expect_dht(&mut self, slot: usize, query: QueryId, get: bool, nat: NatKind) {
         self.dht.lookups += u64::from(get);
-        self.dht_pending.insert((slot, query), get);
+        self.dht_pending.insert((slot, query), (get, nat));
     }
 
     /// Feeds a node's DHT event: the result of a get started by the simulation is counted.
     pub(super) fn dht_event(&mut self, slot: usize, event: &DhtEvent) {
-        if self.dht_pending.remove(&(slot, event.query())).is_none() {
-            return;
-        }
+        let Some((_, nat)) = self.dht_pending.remove(&(slot, event.query())) else { return };
         if let DhtEvent::Put { result, .. } = event {
             match result {
                 Ok(n) => self.dht.put_holders.push(*n),
@@ -228,7 +228,11 @@ impl Accounting {
         if let Err(e) = result {
             *self.dht.failures.entry(variant(e)).or_default() += 1;
         }
-        if result.as_ref().is_ok_and(|r| !r.is_empty()) {
+        let found = result.as_ref().is_ok_and(|r| !r.is_empty());
+        let class = self.dht.by_nat.entry(nat.name()).or_default();
+        class.0 += 1;
+        class.1 += u64::from(found);
+        if found {
             self.dht.succeeded += 1;
             if stats.hops > 0 {
                 self.dht.hops.push(stats.hops);
@@ -242,7 +246,7 @@ impl Accounting {
     /// A node stopped: nothing it was part of can be timed any more.
     pub(super) fn forget(&mut self, now: Timestamp, slot: usize, node: &NodeId) {
         // A lookup cut short by its own node's crash is not the DHT's failure.
-        let gone = self.dht_pending.iter().filter(|((s, _), get)| *s == slot && **get).count();
+        let gone = self.dht_pending.iter().filter(|((s, _), (get, _))| *s == slot && *get).count();
         self.dht_pending.retain(|(s, _), _| *s != slot);
         self.dht.lookups -= gone as u64;
         self.pending_join.remove(node);
@@ -369,12 +373,14 @@ pub struct DhtStats {
     pub put_holders: Vec<usize>,
     /// Failed gets (and puts, prefixed "put") by error.
     pub failures: std::collections::BTreeMap<String, u64>,
+    /// Gets answered and, of those, found, by the NAT class of the asking node's subnet.
+    pub by_nat: std::collections::BTreeMap<&'static str, (u64, u64)>,
 }
 
 impl DhtStats {
     /// Gets still waiting for an answer.
     pub fn pending(acc: &Accounting) -> usize {
-        acc.dht_pending.values().filter(|get| **get).count()
+        acc.dht_pending.values().filter(|(get, _)| *get).count()
     }
 }
 

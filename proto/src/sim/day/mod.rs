@@ -18,7 +18,7 @@ mod requests;
 
 pub use presence::PresenceReport;
 use report::report;
-pub use report::{DayReport, DhtReport, MasterLoad, Quantiles, Sample, UpkeepByCause};
+pub use report::{DayReport, DhtReport, MasterLoad, NatGets, Quantiles, Sample, UpkeepByCause};
 
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
 

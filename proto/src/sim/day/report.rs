@@ -76,6 +76,18 @@ pub struct DhtReport {
     pub put_holders_min: usize,
     /// Failed gets by error (NotFound, TimedOut, NoPeers, ...; puts prefixed "put").
     pub failures: std::collections::BTreeMap<String, u64>,
+    /// Gets by the NAT class of the asking node's subnet (`none`, `endpoint-independent`,
+    /// ...): how many were answered and the fraction that found the record.
+    pub by_nat: std::collections::BTreeMap<String, NatGets>,
+}
+
+/// DHT gets asked from behind one NAT class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct NatGets {
+    /// Gets that ran to an answer.
+    pub lookups: u64,
+    /// Of those, the fraction that found the record.
+    pub success_rate: f64,
 }
 
 /// DHT maintenance by cause, bytes on the wire per node-hour.
@@ -271,5 +283,11 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
         wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
         failures: d.failures.clone(),
         put_holders_min: d.put_holders.iter().copied().min().unwrap_or(0),
+        by_nat: (d.by_nat.iter())
+            .map(|(class, &(lookups, found))| {
+                let success_rate = if lookups > 0 { found as f64 / lookups as f64 } else { 0.0 };
+                (class.to_string(), NatGets { lookups, success_rate })
+            })
+            .collect(),
     }
 }

@@ -116,6 +116,10 @@ fn an_hour_with_crashes_moves_churn_and_an_outage_ends_with_everyone_present() {
     // minutes) still miss: the 0.999 is not met here yet (BENCHMARKS.md).
     assert!(r.dht.put_holders_min >= 5, "{:?}", r.dht);
     assert!(r.dht.lookups > 20 && r.dht.success_rate > 0.5, "{:?}", r.dht);
+    // Every answered get is counted under its asker's NAT class, once.
+    let by_nat: u64 = r.dht.by_nat.values().map(|g| g.lookups).sum();
+    assert_eq!(by_nat, r.dht.lookups, "{:?}", r.dht.by_nat);
+    assert_eq!(r.dht.by_nat.keys().collect::<Vec<_>>(), ["none"], "this run has no NAT");
     assert_eq!(r.series.len(), 9);
 }
 
