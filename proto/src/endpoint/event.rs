@@ -96,6 +96,15 @@ pub enum Event {
         /// The path its datagrams now take.
         path: crate::Path,
     },
+    /// (Responder) Requests we sent on the session with `peer` went unanswered over UDP (see
+    /// `path.rs`, "UDP lost mid-session"). The initiator decides the path, so nothing moves;
+    /// a node that knows another path to the peer (a relay) may turn to it.
+    PathSilent {
+        /// The peer.
+        peer: NodeId,
+        /// Where its silent session is.
+        addr: SocketAddr,
+    },
     /// A reach probe arrived (see [`Endpoint::send_reach_probe`](super::Endpoint::send_reach_probe)):
     /// unauthenticated, it only tells that datagrams from `addr` got in over `path`.
     ReachProbe {

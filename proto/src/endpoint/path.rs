@@ -22,7 +22,8 @@
 //!   data. One-way messages (heartbeats, pongs) never count, so a quiet peer is not mistaken
 //!   for a lost path. Probing back (above) returns it to UDP when UDP works again. A responder
 //!   does not switch on its own (the initiator decides): its side recovers when the
-//!   initiator's requests move the session, or when the overlay dials again.
+//!   initiator's requests move the session, or when the overlay dials again. It reports the
+//!   same silence as [`Event::PathSilent`], for a node with another path to turn to.
 //!
 //! Each change is reported as [`Event::PathChanged`].
 
@@ -87,7 +88,7 @@ impl Endpoint {
         let Some(after) = self.config.tcp_fallback else { return };
         let every = self.config.udp_probe_interval;
         let Some(link) = self.links.get_mut(&index) else { return };
-        if !link.initiator || link.path != Path::Udp || !expects_answer(message) {
+        if link.path != Path::Udp || !expects_answer(message) {
             return;
         }
         let (first, count) = link.unanswered.unwrap_or((now, 0));
@@ -97,6 +98,12 @@ impl Endpoint {
             return;
         }
         link.unanswered = None;
+        if !link.initiator {
+            // The initiator chooses the path; we only report the silence.
+            let (peer, addr) = (link.peer, link.addr);
+            self.events.push_back(Event::PathSilent { peer, addr });
+            return;
+        }
         link.path = Path::Tcp;
         link.probe_at = now + every;
         let (peer, addr) = (link.peer, link.addr);

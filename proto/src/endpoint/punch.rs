@@ -49,6 +49,34 @@ impl Endpoint {
         }
     }
 
+    /// Makes the session with `peer` at `addr`, if one is still open there (one a later
+    /// session had superseded), the peer's session again. Returns whether there was one.
+    pub fn use_session_at(&mut self, peer: &NodeId, addr: SocketAddr) -> bool {
+        let Some(&index) = self.by_addr.get(&addr) else { return false };
+        if self.links.get(&index).is_none_or(|l| l.peer != *peer) {
+            return false;
+        }
+        self.by_peer.insert(*peer, index);
+        true
+    }
+
+    /// Makes the session with `peer` at `addr` the peer's session again if the current one
+    /// has heard nothing for `quiet` (the peer went back to an older path, and we only see it
+    /// through what arrives there). Returns whether it switched.
+    pub fn follow_to(
+        &mut self,
+        now: Timestamp,
+        peer: &NodeId,
+        addr: SocketAddr,
+        quiet: std::time::Duration,
+    ) -> bool {
+        let Some(current) = self.link(peer) else { return false };
+        if current.addr == addr || now.saturating_since(current.last_recv) < quiet {
+            return false;
+        }
+        self.use_session_at(peer, addr)
+    }
+
     /// A session with `peer` stands: every other handshake towards it (bound to it, or
     /// running to one of `also`) is dropped, and the messages queued behind those go over the
     /// session instead. Returns how many handshakes were dropped.

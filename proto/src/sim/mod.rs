@@ -319,13 +319,10 @@ impl Simulation {
         self.subnets.get(id as usize)
     }
 
-    /// Puts subnet `id` behind a NAT of `kind` (before its nodes start talking: existing
-    /// mappings are dropped).
+    /// Puts subnet `id` behind a NAT of `kind`. Existing mappings are dropped (mid-run, this
+    /// is a router swapped: hosts reappear at new public ports).
     pub fn set_nat(&mut self, id: u16, kind: NatKind) {
-        let subnet = self.subnet_mut(id);
-        let idle = subnet.nat.idle_timeout;
-        subnet.nat = Nat::new(kind, std::net::IpAddr::V4(public_ip(id)));
-        subnet.nat.idle_timeout = idle;
+        self.subnet_mut(id).nat.replace(kind);
         self.info[id as usize].nat = kind;
     }
 

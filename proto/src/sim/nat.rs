@@ -154,6 +154,15 @@ impl Nat {
         self.by_private.clear();
     }
 
+    /// Replaces this NAT by one of `kind` (a router swapped or reconfigured): every mapping
+    /// is dropped, and new ones take ports the old box did not hand out last, so a host's
+    /// old public port does not come back by chance.
+    pub fn replace(&mut self, kind: NatKind) {
+        let next = self.next_port;
+        *self =
+            Nat { next_port: next, idle_timeout: self.idle_timeout, ..Nat::new(kind, self.public) };
+    }
+
     /// Live mappings (for reports and tests).
     pub fn mappings(&self, now: Timestamp) -> usize {
         self.by_port.values().filter(|m| self.alive(now, m)).count()

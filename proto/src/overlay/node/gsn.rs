@@ -19,6 +19,9 @@
 //!   session that completes becomes the peer's session; the relayed one stays open until
 //!   idle, so nothing in flight on it is lost. [`NodeEvent::PeerPath`](super::NodeEvent)
 //!   reports the session's path whenever it comes up on, or leaves, a relay.
+//! * **Fallback.** When a direct session that replaced a relayed one stops getting answers
+//!   (the endpoint's "UDP lost mid-session" rule moves it to TCP: a NAT rebound, say), the
+//!   session goes back to the relay at once, and tries at a direct path start over.
 //! * **GSN.** While the master's [`GsnGrant`] holds, a [`RelayData`] from a member with a
 //!   session (hence certified) is passed on as [`Relayed`] to the member it names, if that
 //!   one has a session with us too. Per circuit (ordered pair) a token bucket of
@@ -67,6 +70,10 @@ pub const CIRCUIT_BURST: u64 = 256 * 1024;
 pub const UPGRADE_FIRST: Duration = Duration::from_secs(30);
 /// The longest wait between tries at a direct path for a relayed session.
 pub const UPGRADE_MAX: Duration = Duration::from_secs(600);
+/// A direct session silent this long while the peer's datagrams arrive through the relay
+/// is left for the relayed one: long enough that datagrams still in flight on the relay
+/// after an upgrade do not pull the session back.
+const FOLLOW_QUIET: Duration = Duration::from_secs(2);
 /// A full circuit table is swept for idle circuits at most this often: without it, every
 /// datagram for a new circuit would scan all [`MAX_CIRCUITS`] while the table stays full.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -86,6 +93,8 @@ pub struct GsnStats {
     pub upgrade_tries: u64,
     /// (Member) Relayed sessions replaced by a direct one.
     pub upgraded: u64,
+    /// (Member) Direct sessions that stopped getting answers and went back to the relay.
+    pub fallbacks: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -202,6 +211,31 @@ impl Node {
         }
     }
 
+    /// The direct session with `peer` stopped getting answers over UDP (the endpoint moved
+    /// it to TCP, which a NAT lets through even less): if we relayed to the peer before, go
+    /// back to the relay at once: to the relayed session if it is still open, else through
+    /// a new handshake over the relay. Tries at a direct path start again from
+    /// [`UPGRADE_FIRST`].
+    pub(super) fn relay_fallback(&mut self, now: Timestamp, peer: NodeId) {
+        let Some(p) = self.gsn.paths.get_mut(&peer) else { return };
+        if self.ep.peer_addr(&peer) == Some(p.addr) {
+            return;
+        }
+        p.used = now;
+        p.upgrade_at = now + UPGRADE_FIRST;
+        p.backoff = UPGRADE_FIRST;
+        let (addr, gsn) = (p.addr, p.gsn);
+        self.gsn.stats.fallbacks += 1;
+        if self.ep.use_session_at(&peer, addr) {
+            self.events.push_back(super::NodeEvent::PeerPath { peer, via: Some(gsn.id) });
+            return;
+        }
+        if !self.ep.is_connected(&gsn.id) {
+            self.ep.connect(now, gsn.addr.0, Some(gsn.id));
+        }
+        self.ep.punch_beside(now, peer, &[addr]);
+    }
+
     /// A session with `peer` came up at `addr`: if a relay path to the peer is on record,
     /// reports which path the session runs on.
     pub(super) fn relay_connected(&mut self, peer: NodeId, addr: SocketAddr) {
@@ -316,6 +350,12 @@ impl Node {
             p.used = now;
         }
         self.ep.handle_datagram_on(now, addr, Path::Udp, &r.bytes);
+        // The peer came back to the relay while our direct session with it is silent (it
+        // fell back, below): follow it there.
+        if self.ep.follow_to(now, &r.from, addr, FOLLOW_QUIET) {
+            self.gsn.stats.fallbacks += 1;
+            self.events.push_back(super::NodeEvent::PeerPath { peer: r.from, via: Some(gsn) });
+        }
     }
 
     /// (GSN) A member asks us to pass a datagram on.

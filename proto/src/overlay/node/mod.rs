@@ -399,6 +399,11 @@ impl Node {
                         self.retry_later(now);
                     }
                 }
+                Event::PathChanged { peer, path: crate::Path::Tcp, .. }
+                | Event::PathSilent { peer, .. } => {
+                    self.relay_fallback(now, peer);
+                    self.events.push_back(NodeEvent::Link(event));
+                }
                 other => self.events.push_back(NodeEvent::Link(other)),
             }
         }

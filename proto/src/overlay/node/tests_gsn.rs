@@ -17,6 +17,8 @@ fn world(seed: u64) -> (Simulation, usize, [usize; 2], [usize; 2]) {
     w.keep_events = false;
     w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), ..c };
     w.master_cfg.dht = w.master_cfg.dht.clone().enabled(false);
+    // As the front door runs nodes: a session whose UDP goes silent is noticed (`path.rs`).
+    w.tcp_fallback = Some(Duration::from_secs(3));
     w.set_nat(1, NatKind::Symmetric);
     w.set_nat(2, NatKind::Symmetric);
     w.set_nat(3, NatKind::None);
@@ -104,8 +106,22 @@ fn ping_over_session(w: &mut Simulation, from: usize, to: usize, rpc: u32) {
 }
 
 #[test]
-fn a_relayed_session_moves_to_a_direct_path_once_the_nat_allows_it() {
-    let (mut w, helper, [_, child1], [_, child2]) = world(63);
+fn a_relayed_session_moves_to_a_direct_path_once_the_nat_allows_it_and_back_when_it_dies() {
+    upgrade_then_fall_back(63, 0);
+}
+
+#[test]
+fn a_session_falls_back_through_a_new_relayed_handshake_once_the_old_one_idled_out() {
+    // The relayed session left behind by the upgrade idles out after 180 s: the fallback
+    // opens a new one through the GSN.
+    upgrade_then_fall_back(65, 240);
+}
+
+/// Relays two symmetric NATs' nodes, lets subnet 1's NAT map endpoint-independently until
+/// the session is direct, runs `linger` more seconds on it, then turns the NAT symmetric
+/// again: the session must go back to the relay, without closing.
+fn upgrade_then_fall_back(seed: u64, linger: u32) {
+    let (mut w, helper, [_, child1], [_, child2]) = world(seed);
     let (id1, id2, gsn) = (w.id(child1), w.id(child2), w.id(helper));
     let addr = w.node(child2).observed_addr().expect("observed");
     w.node_do(child1, |n, now| n.reach(now, id2, addr));
@@ -141,6 +157,45 @@ fn a_relayed_session_moves_to_a_direct_path_once_the_nat_allows_it() {
     }
     assert!(w.node(child2).endpoint().stats().datagrams_received >= received + 5);
     assert_eq!(w.node(helper).gsn_stats().forwarded, forwarded, "still through the GSN");
+    for _ in 0..linger {
+        rpc += 1;
+        ping_over_session(&mut w, child1, child2, rpc);
+        w.run_for(Duration::from_secs(1));
+    }
+    let relayed_links = |w: &Simulation| {
+        (w.node(child1).endpoint().peer_at(super::relay_addr(&id2)).is_some()) as u32
+            + (w.node(child2).endpoint().peer_at(super::relay_addr(&id1)).is_some()) as u32
+    };
+    let lingering = relayed_links(&w);
+    assert_eq!(lingering, if linger > 180 { 0 } else { 2 }, "relayed sessions left open");
+    // The NAT turns symmetric again and drops its mappings: the direct path dies, and the
+    // session goes back to the relay without closing.
+    w.set_nat(1, NatKind::Symmetric);
+    let mut back = None;
+    for s in 0..60 {
+        rpc += 1;
+        ping_over_session(&mut w, child1, child2, rpc);
+        ping_over_session(&mut w, child2, child1, rpc);
+        w.run_for(Duration::from_secs(1));
+        for (a, b) in [(child1, id2), (child2, id1)] {
+            assert!(w.node(a).endpoint().is_connected(&b), "the session dropped at {s} s");
+        }
+        if w.node(child1).relayed_via(&id2).is_some() && w.node(child2).relayed_via(&id1).is_some()
+        {
+            back = Some(s);
+            break;
+        }
+    }
+    let fallbacks = w.node(child1).gsn_stats().fallbacks + w.node(child2).gsn_stats().fallbacks;
+    assert!(back.is_some(), "still direct a minute after the NAT turned; {fallbacks} fallbacks");
+    eprintln!("back on the relay after {back:?} s, {fallbacks} fallbacks");
+    let forwarded = w.node(helper).gsn_stats().forwarded;
+    for _ in 0..5 {
+        rpc += 1;
+        ping_over_session(&mut w, child1, child2, rpc);
+        w.run_for(Duration::from_secs(1));
+    }
+    assert!(w.node(helper).gsn_stats().forwarded >= forwarded + 5, "not through the GSN");
 }
 
 #[test]
