@@ -149,29 +149,33 @@ fn nodes_joining_at_twenty_percent_loss_rarely_lead_a_second_lsn() {
 fn a_live_child_its_lsn_reported_lost_is_present_again() {
     // Reported lost after its answers were lost, the child still believed it was the LSN's:
     // nothing pinged it, our Pong satisfied its probe, and it stayed absent while attached.
-    for tell_lost in [false, true] {
+    // `cut`: how long the LSN's words to the child are lost after the report.
+    for cut in [None, Some(SEC), Some(15 * SEC)] {
         let mut w = subnet(70, 6);
         w.run_until(30 * SEC, |w| w.all_present());
         w.run_for(5 * SEC);
         let lsn = lsns(&w)[0];
-        let child = (0..6).find(|&i| i != lsn).expect("a child");
-        let id = w.id(child);
-        if tell_lost {
-            // The LSN's word to the child is lost too: the child's own probe, after its
-            // `lsn_silence`, is what brings it back.
+        // The last-ranked child: no standby, which would take over while cut off.
+        let id = *w.node(lsn).children().last().expect("a child");
+        let child = w.slot_of_id(&id).expect("its slot");
+        if cut.is_some() {
             w.partition(lsn, &[child], false);
         }
         w.node_do(lsn, |n, now| n.lose_child(now, id));
-        w.run_for(SEC);
+        w.run_for(cut.unwrap_or(SEC));
         let lost = |(_, e): &(crate::Timestamp, MasterEvent)| matches!(e, MasterEvent::Presence(PresenceEvent::Parted { node, .. }) if *node == id);
         // Told at once, it rejoins before the report leaves: the master never parts it.
-        assert_eq!(w.master_events.iter().any(lost), tell_lost);
+        assert_eq!(w.master_events.iter().any(lost), cut.is_some());
         w.partition(lsn, &[child], true);
         let silence = w.node(child).config().lsn_silence;
         let took = w.run_until(silence + 70 * SEC, |w| w.master().is_present(&id));
         assert_eq!(w.node(child).lsn(), Some(w.id(lsn)));
-        if !tell_lost {
-            assert!(took <= SEC, "present again after {took:?}");
+        match cut {
+            None => assert!(took <= SEC, "present again after {took:?}"),
+            // The LSN tells it again every 2 s: the first tell after the cut brings it back.
+            Some(c) if c == SEC => assert!(took <= 3 * SEC, "present again after {took:?}"),
+            // Past the tells, the child's own probe after its `lsn_silence` does.
+            Some(_) => assert!(took > 30 * SEC, "back after {took:?}, before any probe"),
         }
     }
 }

@@ -6,9 +6,11 @@
 //! `lsn_silence`, and our Pong satisfies it. It stayed absent at the master for good while
 //! attached. So the LSN remembers the children it reported lost for a while, tells each at
 //! once (a Part naming ourselves as the better LSN: a live child rejoins, and its Join is
-//! reported), and tells it again whenever it hears from it.
+//! reported), again every [`TELL_EVERY`] up to [`TELLS`] times while it has not rejoined (the
+//! losses that lost the child lose single tells too: at 20 % loss one tell in five, which
+//! left the child absent until its `lsn_silence`), and whenever it hears from it.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
 
 use super::Node;
 use crate::{
@@ -20,28 +22,56 @@ use crate::{
 const LOST_FOR: Duration = Duration::from_secs(300);
 /// Most children remembered (a subnet's worth; the oldest go first).
 pub(crate) const MAX_LOST: usize = 64;
+/// How often a child reported lost is told to rejoin until it does.
+pub(crate) const TELL_EVERY: Duration = Duration::from_secs(2);
+/// How many times it is told unprompted (a dead child costs this many LAN messages).
+pub(crate) const TELLS: u8 = 5;
+
+struct Entry {
+    id: NodeId,
+    at: Timestamp,
+    addr: SocketAddr,
+    told: u8,
+    next: Timestamp,
+}
 
 /// The children an LSN reported lost lately, oldest first.
 #[derive(Default)]
-pub(crate) struct Lost(VecDeque<(NodeId, Timestamp)>);
+pub(crate) struct Lost(VecDeque<Entry>);
 
 impl Lost {
-    fn note(&mut self, now: Timestamp, id: NodeId) {
-        self.0.retain(|(c, t)| *c != id && now < *t + LOST_FOR);
+    fn note(&mut self, now: Timestamp, id: NodeId, addr: SocketAddr) {
+        self.0.retain(|e| e.id != id && now < e.at + LOST_FOR);
         if self.0.len() >= MAX_LOST {
             self.0.pop_front();
         }
-        self.0.push_back((id, now));
+        self.0.push_back(Entry { id, at: now, addr, told: 1, next: now + TELL_EVERY });
     }
 
     /// Whether `id` was reported lost lately.
     fn contains(&self, now: Timestamp, id: &NodeId) -> bool {
-        self.0.iter().any(|(c, t)| c == id && now < *t + LOST_FOR)
+        self.0.iter().any(|e| e.id == *id && now < e.at + LOST_FOR)
     }
 
     /// `id` is our child again.
     pub(crate) fn forget(&mut self, id: &NodeId) {
-        self.0.retain(|(c, _)| c != id);
+        self.0.retain(|e| e.id != *id);
+    }
+
+    /// When the next unprompted tell is due.
+    pub(crate) fn deadline(&self) -> Option<Timestamp> {
+        self.0.iter().filter(|e| e.told < TELLS).map(|e| e.next).min()
+    }
+
+    /// The children to tell again now (their next tell is scheduled).
+    fn due(&mut self, now: Timestamp) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for e in self.0.iter_mut().filter(|e| e.told < TELLS && e.next <= now) {
+            e.told += 1;
+            e.next = now + TELL_EVERY;
+            out.push(e.addr);
+        }
+        out
     }
 }
 
@@ -50,8 +80,16 @@ impl Node {
     /// alive.
     pub(super) fn child_lost(&mut self, now: Timestamp, id: NodeId, addr: std::net::SocketAddr) {
         let Some(role) = self.role.as_mut() else { return };
-        role.lost.note(now, id);
+        role.lost.note(now, id, addr);
         self.tell_to_rejoin(now, addr);
+    }
+
+    /// Tells the children reported lost, that have not rejoined, again when due.
+    pub(super) fn lost_timers(&mut self, now: Timestamp) {
+        let Some(role) = self.role.as_mut() else { return };
+        for addr in role.lost.due(now) {
+            self.tell_to_rejoin(now, addr);
+        }
     }
 
     /// A Ping from `peer`, not our child: if we reported it lost lately, it is alive and

@@ -431,6 +431,7 @@ impl Node {
     }
 
     pub(super) fn lsn_timers(&mut self, now: Timestamp) {
+        self.lost_timers(now);
         let Some(role) = self.role.as_mut() else { return };
         let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
@@ -574,6 +575,7 @@ impl Node {
             .chain(role.standbys.iter().map(|(_, _, t)| *t))
             .chain(role.neighbours_due)
             .chain(role.recheck.map(|(_, _, t)| t))
+            .chain(role.lost.deadline())
             .chain(self.rival_deadline())
             .chain(self.uplink_deadline())
             .min()
