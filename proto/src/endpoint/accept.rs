@@ -134,6 +134,7 @@ impl Endpoint {
             };
         let rto = self.config.handshake_rto;
         let flags = certificate.as_ref().map(|c| c.flags());
+        let tentative = self.by_peer.contains_key(&peer);
         self.insert_link(
             receiver,
             Link {
@@ -153,6 +154,7 @@ impl Endpoint {
                 last_recv: now,
                 unanswered: None,
                 check_at: now,
+                tentative,
             },
         );
         // Confirm at once, so the initiator stops resending message 3.

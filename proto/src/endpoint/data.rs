@@ -30,6 +30,7 @@ impl Endpoint {
         }
         link.last_recv = now;
         link.unanswered = None;
+        let adopt = !link.initiator && std::mem::take(&mut link.tentative);
         let unconfirmed = link.unconfirmed_hs3.is_some();
         let peer = link.peer;
         let enrolling_peer = link.certificate.is_none();
@@ -42,6 +43,10 @@ impl Endpoint {
                 self.by_addr.remove(&old);
             }
             self.by_addr.insert(src, receiver);
+        }
+        if adopt {
+            // The initiator uses this session: it is the peer's from now on.
+            self.by_peer.insert(peer, receiver);
         }
         if unconfirmed {
             // Any authenticated packet proves the responder holds the session.

@@ -125,6 +125,7 @@ impl Endpoint {
         let peer = cert.node_id();
         let flags = cert.flags();
         let rto = self.config.handshake_rto;
+        let tentative = self.by_peer.contains_key(&peer);
         self.insert_link(
             receiver,
             Link {
@@ -143,6 +144,7 @@ impl Endpoint {
                 last_recv: now,
                 unanswered: None,
                 check_at: now,
+                tentative,
             },
         );
         let _ = (peer, flags);
@@ -161,6 +163,9 @@ impl Endpoint {
             return;
         }
         let queued = std::mem::take(&mut link.queued);
+        // A second session with the peer: the responder keeps the first until we send on
+        // this one (`Link::tentative`), so send at once, even with nothing to say.
+        let announce = std::mem::take(&mut link.tentative) && queued.is_empty();
         let (peer, addr, path) = (link.peer, link.addr, link.path);
         let flags = link.certificate.as_ref().map(|c| c.flags()).unwrap_or_default();
         self.events.push_back(Event::Connected { peer, addr, flags, initiator: true });
@@ -171,6 +176,9 @@ impl Endpoint {
             if let Err(error) = self.send_on(now, index, &message) {
                 tracing::warn!(%peer, %error, "queued message could not be sent");
             }
+        }
+        if announce {
+            let _ = self.transmit_frame(index, &[]);
         }
     }
 

@@ -92,6 +92,12 @@ pub(crate) struct Link {
     unanswered: Option<(Timestamp, u32)>,
     /// Where the link is filed in `Endpoint::link_checks`: never later than its next deadline.
     check_at: Timestamp,
+    /// Opened while another session with the peer stood. (Responder) That one stays the
+    /// peer's session until the initiator sends on this one: the initiator may never get our
+    /// confirmation, give up, and keep using the old one, and every datagram we sent here
+    /// would be lost (a live child was reported lost so, at 20 % loss). (Initiator) On
+    /// confirmation we send at once, so the responder moves over.
+    tentative: bool,
 }
 
 /// An initiator handshake in progress.
@@ -498,7 +504,9 @@ impl Endpoint {
         link.check_at = self.link_deadline(&link);
         self.link_checks.insert((link.check_at, index));
         self.stats.sessions_established += 1;
-        self.by_peer.insert(link.peer, index);
+        if link.initiator || !link.tentative || !self.by_peer.contains_key(&link.peer) {
+            self.by_peer.insert(link.peer, index);
+        }
         self.by_addr.insert(link.addr, index);
         self.links.insert(index, link);
     }

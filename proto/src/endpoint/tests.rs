@@ -509,3 +509,35 @@ fn same_seeds_give_the_same_transcript() {
 mod enrollment;
 mod flood;
 mod path;
+
+#[test]
+fn a_second_session_the_initiator_never_confirmed_does_not_take_the_responders_traffic() {
+    // Both sides dial at once. B's confirmations of A's handshake are all lost, so A gives up
+    // on that session; B, which completed it last, used to send everything there, and A
+    // dropped it all (a live child was reported lost this way).
+    let mut fx = Fixture::new(21);
+    let mut net = Net::new();
+    let a = net.add(fx.node(), 1);
+    let b = net.add(fx.node(), 2);
+    let (addr_a, addr_b) = (net.addr(a), net.addr(b));
+    let (ida, idb) = (net.nodes[a].endpoint.node_id(), net.nodes[b].endpoint.node_id());
+    // B's data packets to A are lost (its confirmations are data); its handshakes get through.
+    net.set_filter(move |src, _, bytes| {
+        if src == addr_b && bytes.first() == Some(&0x14) {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    net.with(a, |e, now| e.connect(now, addr_b, Some(idb)));
+    net.with(b, |e, now| e.connect(now, addr_a, Some(ida)));
+    // Past A's wait for the confirmation of its own handshake.
+    net.run_for(12 * SECOND);
+    net.clear_filter();
+    net.events(a);
+    net.with(b, |e, now| e.send(now, &ida, &app(7))).unwrap();
+    net.with(a, |e, now| e.send(now, &idb, &app(8))).unwrap();
+    net.run_for(SECOND);
+    assert_eq!(received(&net.events(a)), vec![app(7)], "B's message was lost");
+    assert_eq!(received(&net.events(b)), vec![app(8)]);
+}
