@@ -131,6 +131,7 @@ fn upgrade_then_fall_back(seed: u64, linger: u32) {
     // forwarded a port): hole punching can work now, and the next try finds it.
     w.set_nat(1, NatKind::EndpointIndependent);
     let mut rpc = 0;
+    let relayed_at = w.now;
     for _ in 0..60 {
         rpc += 1;
         ping_over_session(&mut w, child1, child2, rpc);
@@ -140,6 +141,7 @@ fn upgrade_then_fall_back(seed: u64, linger: u32) {
             break;
         }
     }
+    eprintln!("direct {:?} after the NAT changed", w.now.saturating_since(relayed_at));
     for (a, b) in [(child1, id2), (child2, id1)] {
         assert!(w.node(a).endpoint().is_connected(&b), "the session dropped");
         assert_eq!(w.node(a).relayed_via(&b), None, "still relayed after a minute");
