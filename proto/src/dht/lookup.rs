@@ -273,6 +273,32 @@ impl Lookup {
         lookup
     }
 
+    /// A find_node lookup that is over before it starts: `nodes` (closest first) are taken as
+    /// the closest, with no request sent. For a holder republishing into a neighbourhood its
+    /// table knows first-hand (see `service/query.rs`).
+    pub fn known(
+        now: Timestamp,
+        local: NodeId,
+        target: NodeId,
+        nodes: Vec<Contact>,
+        config: &DhtConfig,
+    ) -> Self {
+        let mut lookup = Self::new(now, local, target, LookupKind::FindNode, [], config, false);
+        lookup.done = true;
+        lookup.requests.clear();
+        lookup.result = Some(LookupResult {
+            target,
+            kind: LookupKind::FindNode,
+            outcome: LookupOutcome::Closest(nodes),
+            hops: 0,
+            queried: Vec::new(),
+            failed: Vec::new(),
+            requests: 0,
+            elapsed: Duration::ZERO,
+        });
+        lookup
+    }
+
     /// The id or key sought.
     pub fn target(&self) -> NodeId {
         self.target

@@ -101,6 +101,13 @@ impl Dht {
         let query = self.fresh_query();
         let seeds = self.table.closest(&target, self.config.k);
         let lookup = match purpose {
+            // A republish into a neighbourhood we know first-hand (k contacts, each heard
+            // from within the liveness window, none failing since) skips the lookup: we hold
+            // the record, so we are among its k closest, and Kademlia nodes know their own
+            // neighbourhood best. The lookup costs far more than the stores.
+            Purpose::Put { public: false, .. } if self.knows_first_hand(now, &seeds) => {
+                Lookup::known(now, self.me, target, seeds, &self.config)
+            }
             Purpose::Get { .. } => Lookup::find_value(now, self.me, target, seeds, &self.config),
             Purpose::GetAll => Lookup::find_all(now, self.me, target, seeds, &self.config),
             _ => Lookup::find_node(now, self.me, target, seeds, &self.config),
@@ -119,6 +126,18 @@ impl Dht {
         self.queries.insert(query, q);
         self.advance(now);
         query
+    }
+
+    /// Whether `nodes` are k contacts all heard from within the liveness window, none failing
+    /// since.
+    fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact]) -> bool {
+        let window = self.config.liveness_window;
+        nodes.len() >= self.config.k
+            && nodes.iter().all(|c| {
+                self.table
+                    .get(&c.id)
+                    .is_some_and(|e| e.failures == 0 && now.saturating_since(e.last_seen) < window)
+            })
     }
 
     /// Takes an answer to one of our requests; returns `message` when it is none.

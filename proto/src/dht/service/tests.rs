@@ -302,3 +302,48 @@ fn a_request_from_a_contact_postpones_the_refresh_of_its_bucket() {
     assert!(!targets.is_empty());
     assert!(targets.iter().all(|b| *b == Some(1)), "{targets:?}");
 }
+
+#[test]
+fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_lookup() {
+    let hour = std::time::Duration::from_secs(3600);
+    // One per subnet: the table admits only a few contacts of one subnet per bucket.
+    let spread = |i: u8| SocketAddr::from(([10, i, 0, 1], 4000));
+    for fresh in [true, false] {
+        let me = identity(1).node_id();
+        let config = DhtConfig::default().k(3);
+        let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
+        let peers: Vec<Identity> = (2..5).map(identity).collect();
+        for (i, p) in peers.iter().enumerate() {
+            d.handle_connected(now(), p.node_id(), spread(2 + i as u8));
+        }
+        drain(&mut d);
+        // The bootstrap lookup's requests, never answered here, time out now.
+        d.handle_timeout(now() + std::time::Duration::from_secs(60));
+        drain(&mut d);
+        let key = KeyKind::Provider.key(b"content");
+        let record = Record::sign(&peers[0], key, b"offer".to_vec(), 1, now().as_secs() + 86_400);
+        let store = Message::KadStore(Box::new(KadStore { rpc: 9, record, cache: false }));
+        d.handle_message(now(), peers[0].node_id(), spread(2), store);
+        drain(&mut d);
+        if fresh {
+            // Traffic that flows anyway proves all three alive shortly before the republish.
+            let late = now() + hour - std::time::Duration::from_secs(600);
+            for (i, p) in peers.iter().enumerate() {
+                let ping = Message::KadPing(KadPing { rpc: 20 + i as u32 });
+                d.handle_message(late, p.node_id(), spread(2 + i as u8), ping);
+            }
+            drain(&mut d);
+        }
+        d.handle_timeout(now() + hour);
+        let sent = drain(&mut d);
+        let lookups = (sent.iter())
+            .filter(|(_, m)| matches!(m, Message::KadFindNode(f) if f.target == key))
+            .count();
+        let stores = sent.iter().filter(|(_, m)| matches!(m, Message::KadStore(_))).count();
+        if fresh {
+            assert_eq!((lookups, stores), (0, 3), "{sent:?}");
+        } else {
+            assert!(lookups > 0 && stores == 0, "stale contacts: a lookup first; {sent:?}");
+        }
+    }
+}
