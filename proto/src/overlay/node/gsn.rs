@@ -20,8 +20,10 @@
 //!   idle, so nothing in flight on it is lost. [`NodeEvent::PeerPath`](super::NodeEvent)
 //!   reports the session's path whenever it comes up on, or leaves, a relay.
 //! * **Fallback.** When a direct session that replaced a relayed one stops getting answers
-//!   (the endpoint's "UDP lost mid-session" rule moves it to TCP: a NAT rebound, say), the
-//!   session goes back to the relay at once, and tries at a direct path start over.
+//!   (the endpoint's "UDP lost mid-session" rule: the initiator moves it to TCP, the
+//!   responder reports `PathSilent`; a NAT rebound, say), the session goes back to the relay
+//!   at once, and tries at a direct path start over. The peer follows once its own direct
+//!   session has been quiet for a while and the relay brings its datagrams.
 //! * **GSN.** While the master's [`GsnGrant`] holds, a [`RelayData`] from a member with a
 //!   session (hence certified) is passed on as [`Relayed`] to the member it names, if that
 //!   one has a session with us too. Per circuit (ordered pair) a token bucket of
@@ -106,6 +108,14 @@ struct RelayPath {
     upgrade_at: Timestamp,
     /// The wait after that try.
     backoff: Duration,
+}
+
+impl RelayPath {
+    /// Tries at a direct path start over: the first after [`UPGRADE_FIRST`].
+    fn restart_upgrades(&mut self, now: Timestamp) {
+        self.upgrade_at = now + UPGRADE_FIRST;
+        self.backoff = UPGRADE_FIRST;
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -211,8 +221,9 @@ impl Node {
         }
     }
 
-    /// The direct session with `peer` stopped getting answers over UDP (the endpoint moved
-    /// it to TCP, which a NAT lets through even less): if we relayed to the peer before, go
+    /// The direct session with `peer` stopped getting answers over UDP (as initiator the
+    /// endpoint moved it to TCP, which a NAT lets through even less; as responder it reported
+    /// `PathSilent`): if we relayed to the peer before, go
     /// back to the relay at once: to the relayed session if it is still open, else through
     /// a new handshake over the relay. Tries at a direct path start again from
     /// [`UPGRADE_FIRST`].
@@ -222,8 +233,7 @@ impl Node {
             return;
         }
         p.used = now;
-        p.upgrade_at = now + UPGRADE_FIRST;
-        p.backoff = UPGRADE_FIRST;
+        p.restart_upgrades(now);
         let (addr, gsn) = (p.addr, p.gsn);
         self.gsn.stats.fallbacks += 1;
         if self.ep.use_session_at(&peer, addr) {
@@ -236,11 +246,15 @@ impl Node {
         self.ep.punch_beside(now, peer, &[addr]);
     }
 
-    /// A session with `peer` came up at `addr`: if a relay path to the peer is on record,
-    /// reports which path the session runs on.
+    /// A session with `peer` came up at `addr`: if it runs through a relay, or replaces a
+    /// relayed session still open, reports which path it runs on.
     pub(super) fn relay_connected(&mut self, peer: NodeId, addr: SocketAddr) {
         let Some(p) = self.gsn.paths.get(&peer) else { return };
         let via = (p.addr == addr).then_some(p.gsn.id);
+        if via.is_none() && self.ep.peer_at(p.addr) != Some(peer) {
+            // A direct session long after the relayed one idled out: no change of path.
+            return;
+        }
         if via.is_none() {
             self.gsn.stats.upgraded += 1;
         }
@@ -282,8 +296,7 @@ impl Node {
         if let Some(p) = g.paths.get_mut(&peer) {
             p.gsn = gsn;
             p.used = now;
-            p.upgrade_at = now + UPGRADE_FIRST;
-            p.backoff = UPGRADE_FIRST;
+            p.restart_upgrades(now);
             return Some(addr);
         }
         if g.paths.len() >= MAX_RELAY_PATHS {

@@ -124,12 +124,7 @@ impl Node {
         for (peer, addr) in due {
             self.intro.watch.remove(&peer);
             self.intro.cooldown.retain(|_, t| *t > now);
-            let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
-            if self.ep.is_connected(&peer)
-                || !joined
-                || self.intro.cooldown.contains_key(&peer)
-                || self.intro.asked.len() >= MAX_ASKED
-            {
+            if self.ep.is_connected(&peer) || !self.intro_may_ask(now, &peer) {
                 continue;
             }
             self.intro_ask(now, peer, addr);
