@@ -155,6 +155,7 @@ impl Endpoint {
                 unanswered: None,
                 check_at: now,
                 tentative,
+                redial_after: now,
             },
         );
         // Confirm at once, so the initiator stops resending message 3.

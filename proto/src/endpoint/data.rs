@@ -47,6 +47,7 @@ impl Endpoint {
         if adopt {
             // The initiator uses this session: it is the peer's from now on.
             self.by_peer.insert(peer, receiver);
+            self.by_addr.insert(src, receiver);
         }
         if unconfirmed {
             // Any authenticated packet proves the responder holds the session.

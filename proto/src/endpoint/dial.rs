@@ -21,6 +21,11 @@ impl Endpoint {
         if self.by_addr.contains_key(&addr) || self.dial_by_addr.contains_key(&addr) {
             return;
         }
+        self.dial(now, addr, expect);
+    }
+
+    /// Starts a handshake with `addr`, even beside a session there (`stale.rs`).
+    pub(super) fn dial(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
         let index = self.fresh_index();
         let seed = self.fresh_seed();
         let (handshake, noise) = match Handshake::initiate(&self.config.identity, seed) {
@@ -145,6 +150,7 @@ impl Endpoint {
                 unanswered: None,
                 check_at: now,
                 tentative,
+                redial_after: now,
             },
         );
         let _ = (peer, flags);

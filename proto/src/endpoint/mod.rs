@@ -17,6 +17,7 @@ mod path;
 mod punch;
 mod rejections;
 mod renew;
+mod stale;
 mod timers;
 
 use std::{
@@ -98,6 +99,9 @@ pub(crate) struct Link {
     /// would be lost (a live child was reported lost so, at 20 % loss). (Initiator) On
     /// confirmation we send at once, so the responder moves over.
     tentative: bool,
+    /// No fresh session is opened on a stale-session notice about this one before then
+    /// (`stale.rs`).
+    redial_after: Timestamp,
 }
 
 /// An initiator handshake in progress.
@@ -144,6 +148,10 @@ pub struct Stats {
     /// Cookie replies sent under load, instead of message 2, to sources whose message 1 did
     /// not prove their address (see `endpoint/cookie.rs`).
     pub cookies_sent: u64,
+    /// Stale-session notices sent: data arrived for a session we do not hold (`stale.rs`).
+    pub stale_notices_sent: u64,
+    /// Fresh sessions opened because the peer said it no longer held ours.
+    pub stale_redials: u64,
     /// Rejected datagrams and refused handshakes by reason.
     pub rejected: Rejections,
 }
@@ -173,6 +181,8 @@ pub struct Endpoint {
     limiter: limiter::HandshakeLimiter,
     /// Secrets for the cookies that validate addresses under load.
     cookies: cookie::CookieJar,
+    /// What is left of this second's stale-session notices.
+    notices: stale::NoticeBudget,
     /// (Master) Certificates issued, so a retried enrollment gets the same one.
     issued: HashMap<NodeId, Certificate>,
     /// (Enrolling node) When the current enrollment gives up, and when to resend the request.
@@ -208,6 +218,7 @@ impl Endpoint {
             stats: Stats::default(),
             limiter,
             cookies: cookie::CookieJar::new(),
+            notices: stale::NoticeBudget::new(Timestamp::ZERO),
             issued: HashMap::new(),
             enroll_deadline: None,
             enroll_retry_at: Timestamp::ZERO,
@@ -437,8 +448,13 @@ impl Endpoint {
                 self.on_hs3(now, src, path, receiver, noise)
             }
             Ok(secure::Packet::Data { receiver, counter, ciphertext }) => {
-                self.on_data(now, src, path, receiver, counter, ciphertext)
+                let result = self.on_data(now, src, path, receiver, counter, ciphertext);
+                if let Err(secure::PacketError::UnknownSession(index)) = result {
+                    self.notice_stale(now, src, path, index);
+                }
+                result
             }
+            Ok(secure::Packet::Stale { receiver }) => self.on_stale(now, src, receiver),
             Ok(secure::Packet::Probe { nonce }) => {
                 let session = self.by_addr.contains_key(&src);
                 self.events.push_back(Event::ReachProbe { addr: src, path, nonce, session });

@@ -509,6 +509,7 @@ fn same_seeds_give_the_same_transcript() {
 mod enrollment;
 mod flood;
 mod path;
+mod stale;
 
 #[test]
 fn a_second_session_the_initiator_never_confirmed_does_not_take_the_responders_traffic() {

@@ -21,7 +21,11 @@
 //! reach probe:  0x15 | nonce (u64)                                     (exactly 9 bytes)
 //! cookie reply: 0x16 | receiver index (u32) | cookie (16 bytes)       (exactly 21 bytes)
 //! handshake 1 with cookie: 0x17 | sender index (u32) | cookie (16 bytes) | noise message 1
+//! stale session: 0x18 | receiver index (u32)                        (exactly 5 bytes)
 //! ```
+//! A data packet naming a session the receiver does not hold is answered with a stale-session
+//! notice (smaller than what arrived, and rate-limited), on which the sender opens a fresh
+//! session beside the old one (`endpoint/stale.rs`).
 //! A responder under load answers a message 1 without a valid cookie with a cookie reply
 //! instead of message 2 (`endpoint/cookie.rs`); the initiator sends the same Noise message
 //! again behind the 0x17 header.

@@ -20,6 +20,9 @@ const DATA: u8 = 0x14;
 const PROBE: u8 = 0x15;
 const COOKIE: u8 = 0x16;
 const HS1_COOKIE: u8 = 0x17;
+const STALE: u8 = 0x18;
+/// The size of a stale-session notice: its type and the index it names.
+const STALE_LEN: usize = 5;
 /// Bytes in a cookie (see `endpoint/cookie.rs`).
 pub(crate) const COOKIE_LEN: usize = 16;
 /// The size of a cookie reply: its type, the initiator's index and the cookie.
@@ -98,6 +101,10 @@ pub(crate) enum Packet<'a> {
         cookie: [u8; COOKIE_LEN],
         noise: &'a [u8],
     },
+    /// A data packet to `receiver` found no session there (`endpoint/stale.rs`).
+    Stale {
+        receiver: u32,
+    },
 }
 
 fn cookie_at(b: &[u8], i: usize) -> Option<[u8; COOKIE_LEN]> {
@@ -143,6 +150,7 @@ impl<'a> Packet<'a> {
                 cookie: cookie_at(b, 5).ok_or(m)?,
                 noise: &b[5 + COOKIE_LEN..],
             },
+            STALE if b.len() == STALE_LEN => Packet::Stale { receiver: u32_at(b, 1).ok_or(m)? },
             _ => return Err(m),
         })
     }
@@ -189,6 +197,13 @@ impl<'a> Packet<'a> {
         out
     }
 
+    pub(crate) fn stale(receiver: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(STALE_LEN);
+        out.push(STALE);
+        out.extend_from_slice(&receiver.to_be_bytes());
+        out
+    }
+
     pub(crate) fn probe(nonce: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(PROBE_LEN);
         out.push(PROBE);
@@ -225,6 +240,7 @@ pub fn reencode_packet(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
         Packet::Probe { nonce } => Packet::probe(nonce),
         Packet::Cookie { receiver, cookie } => Packet::cookie(receiver, &cookie),
         Packet::Hs1Cookie { sender, cookie, noise } => Packet::hs1_cookie(sender, &cookie, noise),
+        Packet::Stale { receiver } => Packet::stale(receiver),
     })
 }
 
@@ -272,6 +288,9 @@ mod tests {
             Packet::Hs1Cookie { sender: 7, cookie, noise: b"e" }
         );
         assert_eq!(Packet::parse(&[0x17, 0, 0, 0, 1, 2]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&Packet::stale(11)).unwrap(), Packet::Stale { receiver: 11 });
+        assert_eq!(Packet::parse(&[0x18, 0, 0, 0]), Err(PacketError::Malformed));
+        assert_eq!(Packet::parse(&[0x18, 0, 0, 0, 0, 0]), Err(PacketError::Malformed));
     }
 
     #[test]
@@ -283,6 +302,7 @@ mod tests {
             Packet::hs1(7, b"e"),
             Packet::hs2(1, 2, b"x"),
             Packet::hs3(3, b""),
+            Packet::stale(12),
             data,
             Packet::probe(5),
             Packet::cookie(4, &[1; COOKIE_LEN]),

@@ -38,6 +38,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The index the peer gave this session: the one our data packets name.
+    pub(crate) fn remote_index(&self) -> u32 {
+        self.remote_index
+    }
+
     pub(crate) fn new(transport: StatelessTransportState, remote_index: u32) -> Self {
         Session { transport, remote_index, send_counter: 0, replay: ReplayWindow::new() }
     }

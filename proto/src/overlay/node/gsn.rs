@@ -223,10 +223,9 @@ impl Node {
 
     /// The direct session with `peer` stopped getting answers over UDP (as initiator the
     /// endpoint moved it to TCP, which a NAT lets through even less; as responder it reported
-    /// `PathSilent`): if we relayed to the peer before, go
-    /// back to the relay at once: to the relayed session if it is still open, else through
-    /// a new handshake over the relay. Tries at a direct path start again from
-    /// [`UPGRADE_FIRST`].
+    /// `PathSilent`): if we relayed to the peer before, go back to the relay at once: to the
+    /// relayed session if it is still open, else through a new handshake over the relay.
+    /// Tries at a direct path start again from [`UPGRADE_FIRST`].
     pub(super) fn relay_fallback(&mut self, now: Timestamp, peer: NodeId) {
         let Some(p) = self.gsn.paths.get_mut(&peer) else { return };
         if self.ep.peer_addr(&peer) == Some(p.addr) {
@@ -251,11 +250,11 @@ impl Node {
     pub(super) fn relay_connected(&mut self, peer: NodeId, addr: SocketAddr) {
         let Some(p) = self.gsn.paths.get(&peer) else { return };
         let via = (p.addr == addr).then_some(p.gsn.id);
-        if via.is_none() && self.ep.peer_at(p.addr) != Some(peer) {
-            // A direct session long after the relayed one idled out: no change of path.
-            return;
-        }
         if via.is_none() {
+            if self.ep.peer_at(p.addr) != Some(peer) {
+                // A direct session long after the relayed one idled out: no change of path.
+                return;
+            }
             self.gsn.stats.upgraded += 1;
         }
         self.events.push_back(super::NodeEvent::PeerPath { peer, via });
