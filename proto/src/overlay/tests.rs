@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{MasterEvent, NodeState, PresenceEvent};
+use super::{MasterEvent, NodeEvent, NodeState, PresenceEvent};
 use crate::sim::Simulation as World;
 use crate::wire::PartReason;
 
@@ -168,6 +168,33 @@ fn an_lsn_whose_join_died_with_the_master_registers_with_the_next_one() {
     let took = w.run_until(300 * SEC, |w| w.all_present());
     println!("lsn_join_lost: all present {:.1} s after the restart", took.as_secs_f64());
     assert!(took < 30 * SEC, "the LSN came back after {took:?}");
+}
+
+/// A new LSN's Join (or its Ack) lost: the Join goes again over the same session a second
+/// later. With one Join and a 4 s deadline, the LSN declared the master unreachable, closed
+/// the session and registered about 5 s late, its subnet shown under the dead LSN meanwhile.
+#[test]
+fn a_standby_whose_first_join_is_lost_registers_at_the_next_try() {
+    let (mut w, old) = World::settled_subnet(31, 6, 3 * SEC);
+    let standby = w.slot_of_id(&w.node(old).children()[0]).expect("the standby's slot");
+    let (s, m) = (w.slots[standby].addr, crate::sim::master_addr());
+    w.cut.extend([(s, m), (m, s)]);
+    w.crash(old);
+    w.run_until(10 * SEC, |w| w.node(standby).state() == NodeState::IsLsn);
+    let became = w.now;
+    w.run_for(Duration::from_millis(200));
+    w.cut.clear();
+    let standby_id = w.id(standby);
+    let took =
+        w.run_until(30 * SEC, |w| w.master().topology().lsn_of(&standby_id) == Some(standby_id));
+    println!(
+        "join lost: registered {:.2} s after becoming LSN",
+        w.now.saturating_since(became).as_secs_f64()
+    );
+    assert!(took + Duration::from_millis(200) <= 2 * SEC, "registered only after {took:?}");
+    let unreachable =
+        w.slots[standby].events.iter().any(|(_, e)| *e == NodeEvent::MasterUnreachable);
+    assert!(!unreachable, "the LSN gave up on the master");
 }
 
 #[test]

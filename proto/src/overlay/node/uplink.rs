@@ -25,10 +25,17 @@ const CERT_BATCH: usize = 10;
 const CERT_GAP: Duration = Duration::from_secs(1);
 /// At most this often does a Resync make us send every certificate again.
 const CERTS_AGAIN: Duration = Duration::from_secs(60);
+/// A Join goes this many times over the same session, a quarter of the registration's
+/// deadline (twice `join_timeout`) apart and the last one half of it, before the master counts
+/// as unreachable. A single Join cost a new LSN 4.5 s of absence at the master whenever it or
+/// its Ack was lost (5 % loss, two LSN crashes in a row).
+const JOIN_TRIES: u32 = 3;
 
 pub(crate) struct Uplink {
     registered: bool,
     join: Option<Probe>,
+    /// When the Join went last (it is resent while unanswered: see [`JOIN_TRIES`]).
+    join_sent: Timestamp,
     retry_at: Option<Timestamp>,
     backoff: Duration,
     /// Keepalives and liveness checks; `None` until registered.
@@ -54,6 +61,7 @@ impl Uplink {
         Uplink {
             registered: false,
             join: None,
+            join_sent: now,
             retry_at: None,
             backoff: Duration::from_millis(500),
             plan: None,
@@ -104,19 +112,28 @@ impl Node {
     /// Registers with the master as the subnet's LSN.
     pub(super) fn uplink_register(&mut self, now: Timestamp) {
         let seq = self.next_seq();
-        let deadline = now + self.cfg.join_timeout * 2;
+        let (master, id) = (self.cfg.master, self.master_id());
+        let Some(up) = self.uplink() else { return };
+        up.retry_at = None;
+        self.ep.connect(now, master, Some(id));
+        self.send_join(now, Probe { seq, deadline: now, tries: 0 });
+    }
+
+    /// Sends the Join of registration `probe` (again, when `tries` > 0), and sets when the
+    /// next try is due: the master's handling of a Join is idempotent.
+    fn send_join(&mut self, now: Timestamp, probe: Probe) {
+        let tries = probe.tries + 1;
+        let wait = self.cfg.join_timeout / if tries < JOIN_TRIES { 2 } else { 1 };
         let join = Join {
-            seq,
+            seq: probe.seq,
             local: WireAddr(self.local_addr()),
             prefix_len: self.cfg.local.prefix_len,
             uptime_secs: self.uptime_secs(now),
         };
-        let (master, id) = (self.cfg.master, self.master_id());
         let Some(up) = self.uplink() else { return };
-        up.join = Some(Probe { seq, deadline, tries: 1 });
-        up.retry_at = None;
-        self.ep.connect(now, master, Some(id));
-        self.send(now, master, Message::Join(join));
+        up.join = Some(Probe { deadline: now + wait, tries, ..probe });
+        up.join_sent = now;
+        self.send(now, self.cfg.master, Message::Join(join));
     }
 
     /// Queues a presence change (with the child's certificate when it joined).
@@ -139,10 +156,9 @@ impl Node {
         if peer != self.master_id() {
             return false;
         }
-        let timeout = self.cfg.join_timeout;
-        let registration = self.uplink().and_then(|up| up.join).filter(|p| p.seq == seq);
-        if let Some(p) = registration {
-            self.master_answered(now, p.deadline - timeout * 2);
+        let registration = self.uplink().filter(|up| up.join.is_some_and(|p| p.seq == seq));
+        if let Some(sent) = registration.map(|up| up.join_sent) {
+            self.master_answered(now, sent);
         }
         let Some(role) = self.role.as_mut() else { return false };
         let up = &mut role.uplink;
@@ -270,8 +286,11 @@ impl Node {
         if up.retry_at.is_some_and(|t| now >= t) {
             return self.uplink_register(now);
         }
-        if up.join.is_some_and(|p| now >= p.deadline) {
-            return self.master_lost(now);
+        if let Some(p) = up.join.filter(|p| now >= p.deadline) {
+            if p.tries >= JOIN_TRIES {
+                return self.master_lost(now);
+            }
+            return self.send_join(now, p);
         }
         if !up.registered {
             return;

@@ -124,12 +124,18 @@ impl Registry {
     }
 
     /// The LSN `node` would be reported replacing, when `reporter` announces it lost: a
-    /// registered LSN of the reporter's own subnet. Returns its children as contacts.
+    /// registered LSN of the reporter's own subnet. Returns its children as contacts. `None`
+    /// for the reporter's own child, even one that was an LSN until lately: its loss is an
+    /// ordinary one (a dead standby handed to its successor with the children of the LSN
+    /// before it stayed present for good, its loss report taken for a takeover claim).
     pub(super) fn replaced_children(
         &self,
         reporter: &NodeId,
         node: &NodeId,
     ) -> Option<Vec<Contact>> {
+        if node != reporter && self.nodes.get(node).is_some_and(|r| r.lsn == *reporter) {
+            return None;
+        }
         let subnet = self.subnet_of(node).or_else(|| {
             self.gone.iter().rev().find(|(id, _, _)| id == node).map(|(_, subnet, _)| *subnet)
         });
