@@ -60,7 +60,10 @@ pub use self::{
 use super::{child_digest, MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
-    wire::{Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, Pong, Update},
+    wire::{
+        Ack, Adopt, ErrorCode, ErrorMessage, Join, LsnQuery, Message, NodeList, PartReason, Pong,
+        Update,
+    },
     NodeId, Timestamp, Transmit,
 };
 
@@ -364,7 +367,12 @@ impl Master {
             Message::Keepalive(k) => self.on_keepalive(now, peer, addr, k),
             Message::Part(p) => {
                 self.vouched(&peer, &p);
-                let events = self.reg.lsn_parted(now, &peer, p.reason, &self.cfg);
+                let better = p.better_lsn.filter(|_| p.reason == PartReason::Yield);
+                let events =
+                    match better.and_then(|b| self.reg.yielded(now, &peer, &b.id, &self.cfg)) {
+                        Some(events) => events,
+                        None => self.reg.lsn_parted(now, &peer, p.reason, &self.cfg),
+                    };
                 self.presence(events);
                 self.yielded_to(now, &p);
             }

@@ -6,6 +6,7 @@ mod certs;
 mod groups;
 mod lsns;
 mod suspect;
+mod yielded;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -74,6 +75,9 @@ pub(super) struct Registry {
     /// the standby that reports replacing one is still handed the children its list missed.
     /// Oldest first, at most [`MAX_GONE`].
     gone: std::collections::VecDeque<(NodeId, SubnetKey, Timestamp)>,
+    /// LSNs filed under the rival they yielded to, on their word, until when (`yielded.rs`).
+    /// At most [`MAX_GONE`].
+    yielded: BTreeMap<NodeId, Timestamp>,
     present: usize,
 }
 
@@ -491,7 +495,7 @@ impl Registry {
         let listed: BTreeSet<NodeId> = nodes.iter().map(|c| c.id).collect();
         for child in self.children_of(lsn) {
             if !listed.contains(&child) {
-                events.extend(self.remove(&child, PartReason::Lost));
+                events.extend(self.unlisted(now, &child, cfg));
             }
         }
         // A listed node that is an LSN itself is left alone: the list may be older than its

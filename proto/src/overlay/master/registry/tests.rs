@@ -124,3 +124,45 @@ fn a_former_lsn_reported_lost_by_the_lsn_it_is_filed_under_is_an_ordinary_loss()
     assert!(!r.is_present(&id(1)));
     check(&r);
 }
+
+#[test]
+fn an_lsn_that_yields_to_its_rival_is_filed_under_it_at_once_on_its_word() {
+    let cfg = MasterConfig::default();
+    let mut r = Registry::default();
+    let t = Timestamp::from_secs(1);
+    r.register_lsn(t, subnet(1), contact(1), addr(1));
+    r.register_lsn(t, subnet(1), contact(2), addr(2));
+    r.register_lsn(t, subnet(2), contact(3), addr(3));
+    r.apply(t, &id(1), &joined(10), &[id(1)], &cfg);
+    // A rival of another subnet, or itself, is no place to file it: an ordinary part.
+    assert!(r.yielded(t, &id(1), &id(3), &cfg).is_none());
+    assert!(r.yielded(t, &id(1), &id(1), &cfg).is_none());
+    assert!(r.is_lsn(&id(1)));
+    let events = r.yielded(t, &id(1), &id(2), &cfg).expect("same subnet");
+    assert!(
+        matches!(events[..], [PresenceEvent::Rerouted { node, from, to }]
+            if node == id(1) && from == id(1) && to == id(2)),
+        "{events:?}"
+    );
+    check(&r);
+    assert!(r.is_present(&id(1)) && !r.is_lsn(&id(1)));
+    assert_eq!(r.next_hop(&id(1)), Some((id(2), addr(2))));
+    assert!(!r.is_present(&id(10)), "its children wait for whoever reports them");
+    // The rival's list, sent before the yielder's Join reached it: pending, not parted.
+    let soon = t + Duration::from_secs(1);
+    assert!(r.resync(soon, &id(2), &[], &cfg).is_empty());
+    assert!(!r.is_present(&id(1)));
+    // Listed at last: present again.
+    let listed = r.resync(soon, &id(2), &[contact(1), contact(10)], &cfg);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(r.is_present(&id(1)) && r.is_present(&id(10)));
+    check(&r);
+    // Past the grace period its word no longer counts: a list without it parts it.
+    let late = t + cfg.grace + Duration::from_secs(1);
+    let parted = r.resync(late, &id(2), &[contact(10)], &cfg);
+    assert!(
+        matches!(parted[..], [PresenceEvent::Parted { node, reason: PartReason::Lost }] if node == id(1)),
+        "{parted:?}"
+    );
+    check(&r);
+}
