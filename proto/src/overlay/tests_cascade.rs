@@ -229,3 +229,26 @@ fn a_dead_lsn_whose_subnet_lost_udp_is_absent_at_once_and_dropped_after_its_grac
     eprintln!("LSN dead with its subnet's UDP: absent after {absent:?}, dropped after {dropped:?}");
     w.run_until(30 * SEC, |w| w.all_present());
 }
+
+/// The same scenario at 20 % loss on every datagram, 20 seeds: issue 19's target is every
+/// survivor present under a live LSN within 5 s (p99 over the sweep); the time until every
+/// survivor has joined one itself is printed.
+#[test]
+fn two_crashes_in_a_row_at_twenty_percent_loss_cost_seconds() {
+    let mut present = Vec::new();
+    let mut joined = Vec::new();
+    for seed in 0..20 {
+        let after = Duration::from_millis(100 * seed);
+        let (p, j) = two_crashes(500 + seed, 12, 0.2, Some(after));
+        present.push((p, seed));
+        joined.push(j);
+    }
+    present.sort();
+    joined.sort();
+    let (p50, max) = (present[10], present[19]);
+    println!(
+        "20 % loss: present under live LSNs p50 {:?}, max {:?} (seed {}); all joined p50 {:?}, max {:?}",
+        p50.0, max.0, max.1, joined[10], joined[19]
+    );
+    assert!(max.0 <= 5 * SEC, "seed {}: present under live LSNs after {:?}", max.1, max.0);
+}
