@@ -13,9 +13,9 @@ use crate::{
 };
 
 /// Time between two rounds of lists to a subnet's LSNs.
-const GAP: Duration = Duration::from_secs(5);
+const GAP: Duration = Duration::from_secs(2);
 /// Rounds, the first included.
-const ROUNDS: u32 = 6;
+const ROUNDS: u32 = 15;
 /// Most subnets with duplicate LSNs followed at once (beyond it the oldest is dropped: its
 /// LSNs still hear the list with their next liveness check).
 const MAX_SUBNETS: usize = 1024;
