@@ -184,9 +184,12 @@ fn a_live_child_its_lsn_reported_lost_is_present_again() {
 /// loss on every datagram, checked each second for 3 minutes once every node has joined.
 /// Targets: every node present at ≥ 99 % of the checks, no Parted (nothing crashes), no
 /// subnet led by two LSNs for more than 10 s. (The turmoil version, on real sockets' driver,
-/// is `tests/turmoil_presence.rs`.)
+/// is `tests/turmoil_presence.rs`.) `FLEETMESH_LOSS_MINUTES` runs it longer (the issue's
+/// target is stated for 10 minutes; 3 keep CI short).
 #[test]
 fn twenty_percent_loss_for_three_minutes_keeps_every_node_present_over_twenty_seeds() {
+    let minutes: u32 = std::env::var("FLEETMESH_LOSS_MINUTES")
+        .map_or(3, |m| m.parse().expect("FLEETMESH_LOSS_MINUTES: whole minutes"));
     let mut rows = Vec::new();
     for seed in 300..320 {
         let mut w = World::new(seed);
@@ -199,7 +202,7 @@ fn twenty_percent_loss_for_three_minutes_keeps_every_node_present_over_twenty_se
         w.run_until(120 * SEC, |w| w.all_present());
         let parted_before = parted(&w);
         let (mut present, mut dup_for, mut longest_dup) = (0u32, [0u32; 5], 0u32);
-        for _ in 0..180 {
+        for _ in 0..60 * minutes {
             w.run_for(SEC);
             present += u32::from(w.all_present());
             let mut per_subnet = [0u32; 5];
@@ -211,7 +214,8 @@ fn twenty_percent_loss_for_three_minutes_keeps_every_node_present_over_twenty_se
                 longest_dup = longest_dup.max(dup_for[s]);
             }
         }
-        rows.push((seed, f64::from(present) / 1.8, parted(&w) - parted_before, longest_dup));
+        let pct = f64::from(present) * 100.0 / f64::from(60 * minutes);
+        rows.push((seed, pct, parted(&w) - parted_before, longest_dup));
     }
     for (seed, pct, parted, dup) in &rows {
         println!("seed {seed}: every node present at {pct:.1} % of checks, Parted {parted}, longest duplicate LSN {dup} s");
