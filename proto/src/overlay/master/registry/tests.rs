@@ -23,6 +23,15 @@ fn joined(n: u8) -> PresenceChange {
     PresenceChange { node: id(n), kind: PresenceKind::Joined, addr: WireAddr(addr(n)) }
 }
 
+/// LSNs 1 and 2 in subnet 1, 3 in subnet 2, registered at `t`.
+fn three_lsns(t: Timestamp) -> Registry {
+    let mut r = Registry::default();
+    r.register_lsn(t, subnet(1), contact(1), addr(1));
+    r.register_lsn(t, subnet(1), contact(2), addr(2));
+    r.register_lsn(t, subnet(2), contact(3), addr(3));
+    r
+}
+
 /// The indexed answers equal a pass over every record.
 fn check(r: &Registry) {
     let lsns: BTreeSet<NodeId> =
@@ -49,11 +58,8 @@ fn check(r: &Registry) {
 #[test]
 fn the_indexes_follow_joins_moves_failovers_and_expiry() {
     let cfg = MasterConfig::default();
-    let mut r = Registry::default();
     let t = Timestamp::from_secs(1);
-    r.register_lsn(t, subnet(1), contact(1), addr(1));
-    r.register_lsn(t, subnet(1), contact(2), addr(2));
-    r.register_lsn(t, subnet(2), contact(3), addr(3));
+    let mut r = three_lsns(t);
     for n in 10..20 {
         r.apply(t, &id(1), &joined(n), &[id(1)], &cfg);
     }
@@ -128,11 +134,8 @@ fn a_former_lsn_reported_lost_by_the_lsn_it_is_filed_under_is_an_ordinary_loss()
 #[test]
 fn an_lsn_that_yields_to_its_rival_is_filed_under_it_at_once_on_its_word() {
     let cfg = MasterConfig::default();
-    let mut r = Registry::default();
     let t = Timestamp::from_secs(1);
-    r.register_lsn(t, subnet(1), contact(1), addr(1));
-    r.register_lsn(t, subnet(1), contact(2), addr(2));
-    r.register_lsn(t, subnet(2), contact(3), addr(3));
+    let mut r = three_lsns(t);
     r.apply(t, &id(1), &joined(10), &[id(1)], &cfg);
     // A rival of another subnet, or itself, is no place to file it: an ordinary part.
     assert!(r.yielded(t, &id(1), &id(3), &cfg).is_none());
