@@ -41,6 +41,8 @@ mod tests_isolation;
 mod tests_loss;
 #[cfg(test)]
 mod tests_trust;
+#[cfg(test)]
+mod tests_uplink;
 
 pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
 pub use digest::child_digest;

@@ -43,7 +43,7 @@ impl Registry {
 
     /// Whether `node` was filed under its LSN on its own word (a yield) within the grace
     /// period, so that its LSN's list may not name it yet.
-    pub(super) fn on_its_word(&self, now: Timestamp, node: &NodeId) -> bool {
+    fn on_its_word(&self, now: Timestamp, node: &NodeId) -> bool {
         self.yielded.get(node).is_some_and(|until| now < *until)
     }
 
