@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use fleetmesh::{
     overlay::{KnownNode, Topology},
+    wire::NatClass,
     NodeId,
 };
 use serde::Serialize;
@@ -99,7 +100,7 @@ pub(crate) fn all_nodes(
                         addr: child.addr.to_string(),
                         route: child.route.iter().map(ToString::to_string).collect(),
                         rtt_ms: child.rtt.map(|d| d.as_secs_f64() * 1000.0),
-                        nat: child.nat.map(|c| c.to_string()),
+                        nat: child_nat(child.nat, lsn.nat),
                     },
                 );
             }
@@ -172,7 +173,7 @@ pub(crate) fn topology_json(topology: &Topology) -> serde_json::Value {
                             serde_json::json!({
                                 "id": c.id.to_string(),
                                 "addr": c.addr.to_string(),
-                                "nat": c.nat.map(|n| n.to_string()),
+                                "nat": child_nat(c.nat, l.nat),
                             })
                         })
                         .collect();
@@ -190,4 +191,10 @@ pub(crate) fn topology_json(topology: &Topology) -> serde_json::Value {
         .collect();
     let pending: Vec<_> = topology.pending.iter().map(|n| n.id.to_string()).collect();
     serde_json::json!({ "subnets": subnets, "pending": pending })
+}
+
+/// A child's NAT class for display: its own if it checked, else its LSN's (they share a NAT;
+/// `proto/src/overlay/node/nat.rs`), marked as such.
+fn child_nat(own: Option<NatClass>, lsn: Option<NatClass>) -> Option<String> {
+    own.map(|c| c.to_string()).or_else(|| lsn.map(|c| format!("{c} (its LSN's)")))
 }

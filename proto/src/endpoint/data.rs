@@ -44,8 +44,15 @@ impl Endpoint {
             }
             self.by_addr.insert(src, receiver);
         }
-        if adopt {
-            // The initiator uses this session: it is the peer's from now on.
+        let elsewhere =
+            self.by_peer.get(&peer) != Some(&receiver) || self.by_addr.get(&src) != Some(&receiver);
+        if adopt || elsewhere {
+            // The peer sends on this session, so it holds it: ours go the same way. With two
+            // sessions (each side dialled the other, or a fresh one beside a stale one), both
+            // sides thus settle on the one last used and the other idles out on both. Sending
+            // on our own choice instead went, now and then, into a session the peer had let
+            // idle out: a standby's confirmation pings were answered into nothing and it took
+            // over from a live LSN (20 % loss).
             self.by_peer.insert(peer, receiver);
             self.by_addr.insert(src, receiver);
         }

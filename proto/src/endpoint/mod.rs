@@ -555,6 +555,18 @@ impl Endpoint {
         }
         if self.by_addr.get(&link.addr) == Some(&index) {
             self.by_addr.remove(&link.addr);
+            // Likewise: with two sessions to a peer (each side dialled the other), one may
+            // carry only our sends and idle out on silence while the peer answers on the
+            // other. Dropping the address then made the next send dial afresh, and its
+            // messages waited for a confirmation the quiet peer had no reason to send
+            // (20 % loss: a child reported lost after 10 s).
+            if let Some(other) = (self.links.iter())
+                .filter(|(_, l)| l.peer == link.peer && l.addr == link.addr)
+                .map(|(i, _)| *i)
+                .min()
+            {
+                self.by_addr.insert(link.addr, other);
+            }
         }
         Some(link)
     }

@@ -138,6 +138,11 @@ pub struct OverlayConfig {
     /// Whether the node learns its NAT class once joined (`overlay/node/nat.rs`). Default
     /// `true`.
     pub nat_check: bool,
+    /// Whether a child checks its NAT itself rather than taking its LSN's class (the hosts
+    /// of one LAN share its NAT; `overlay/node/nat.rs`). A check costs a child about 3 KB of
+    /// WAN (sessions with the master and a helper); set it on a host with a way out of its
+    /// own (a port forward, its own uplink). Default `false`.
+    pub nat_check_as_child: bool,
     /// Whether this node may serve as a GSN (relay for other members) when the master finds
     /// it takes unsolicited inbound (`overlay/node/gsn.rs`). Default `true`.
     pub gsn: bool,
@@ -175,6 +180,7 @@ impl OverlayConfig {
             dht: crate::dht::DhtConfig::default(),
             introduce_after: Some(Duration::from_millis(500)),
             nat_check: true,
+            nat_check_as_child: false,
             gsn: true,
         }
     }

@@ -163,19 +163,28 @@ pub fn trial_with(
     let mut sim = Simulation::new(seed);
     sim.keep_events = false;
     // No DHT: its traffic would open NAT mappings between the two before the measured dial.
+    // Children check their own NAT (by default they take their LSN's): the trial dials the
+    // target at the address the master saw for it.
     sim.tune = match (introductions, gsn) {
         (true, true) => |c| OverlayConfig {
             dht: c.dht.enabled(false),
             introduce_after: Some(INTRODUCE_AFTER),
+            nat_check_as_child: true,
             ..c
         },
         (true, false) => |c| OverlayConfig {
             dht: c.dht.enabled(false),
             introduce_after: Some(INTRODUCE_AFTER),
             gsn: false,
+            nat_check_as_child: true,
             ..c
         },
-        (false, _) => |c| OverlayConfig { dht: c.dht.enabled(false), introduce_after: None, ..c },
+        (false, _) => |c| OverlayConfig {
+            dht: c.dht.enabled(false),
+            introduce_after: None,
+            nat_check_as_child: true,
+            ..c
+        },
     };
     sim.master_cfg.dht = sim.master_cfg.dht.clone().enabled(false);
     sim.set_nat(1, a);

@@ -89,3 +89,28 @@ fn a_flood_of_unknown_sessions_gets_few_small_notices() {
     assert!(notices > 0, "the first junk packet was answered");
     assert!(bytes < 1000 * junk.len() / 10, "{bytes} bytes out");
 }
+
+#[test]
+fn with_two_sessions_to_a_peer_losing_the_one_in_use_leaves_the_other_for_its_address() {
+    // Each side dialled the other: two sessions. One may idle out on our side while the peer
+    // answers on the other; our next message must take the other, not dial afresh (its
+    // messages would wait for a confirmation the quiet peer has no reason to send).
+    let (mut net, _) = pair(75);
+    let (a, b) = (0, 1);
+    let (ida, idb) = (net.nodes[a].endpoint.node_id(), net.nodes[b].endpoint.node_id());
+    let (addr_a, addr_b) = (net.addr(a), net.addr(b));
+    net.with(b, |e, now| e.dial(now, addr_a, Some(ida)));
+    net.run_for(SECOND);
+    let ep = &net.nodes[a].endpoint;
+    let links: Vec<u32> = ep.links.iter().filter(|(_, l)| l.peer == idb).map(|(i, _)| *i).collect();
+    assert_eq!(links.len(), 2, "two sessions with B");
+    let used = ep.by_addr[&addr_b];
+    net.nodes[a].endpoint.remove_link(used);
+    let other = links.into_iter().find(|&i| i != used).expect("the other");
+    assert_eq!(net.nodes[a].endpoint.by_addr.get(&addr_b), Some(&other));
+    net.events(b);
+    net.with(a, |e, now| e.send_to(now, addr_b, app(5))).unwrap();
+    assert!(net.nodes[a].endpoint.dials.is_empty(), "no fresh dial");
+    net.run_for(SECOND);
+    assert_eq!(received(&net.events(b)), vec![app(5)]);
+}

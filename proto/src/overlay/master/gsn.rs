@@ -56,7 +56,7 @@ impl Master {
         for k in 0..n {
             let idx = (self.intro.next_gsn + k) % n;
             let Some((&id, &at)) = self.intro.gsns.iter().nth(idx) else { break };
-            if id != a && id != b && self.reg.is_present(&id) {
+            if id != a && id != b && self.holds_mapping(&id) {
                 self.intro.next_gsn = idx + 1;
                 return Some(Contact { id, addr: WireAddr(at) });
             }

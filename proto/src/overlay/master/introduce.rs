@@ -125,12 +125,23 @@ impl Master {
         for k in 0..n {
             let i = (self.intro.next_helper + k) % n;
             let Some((&id, &at)) = self.intro.helpers.iter().nth(i) else { break };
-            if id != asker && at.ip() != addr.ip() && self.reg.is_present(&id) {
+            if id != asker && at.ip() != addr.ip() && self.holds_mapping(&id) {
                 self.intro.next_helper = i + 1;
                 return Some(Contact { id, addr: WireAddr(at) });
             }
         }
         None
+    }
+
+    /// Whether `node` is present and still reachable where it reported from, unasked: it has
+    /// no NAT, or it is an LSN, whose keepalives hold its mapping open. A child behind a NAT
+    /// sends nothing over the WAN once classified, so its mapping lapses within minutes: a
+    /// helper or GSN there took 540-byte handshakes, resent six times, into the void (a
+    /// quarter of the standard day's WAN bytes).
+    pub(super) fn holds_mapping(&self, node: &NodeId) -> bool {
+        let public =
+            (self.intro.classes.get(node)).is_some_and(|(c, _)| c.mapping == Mapping::Public);
+        self.reg.is_present(node) && (public || self.reg.is_lsn(node))
     }
 
     pub(super) fn on_nat_report(

@@ -34,7 +34,8 @@ pub struct LsnView {
     pub path: Option<crate::Path>,
     /// Its children, ordered by id.
     pub children: Vec<NodeView>,
-    /// The NAT class it reported (`None` until it did).
+    /// The NAT class it reported (`None` until it did): its children's too, as they share
+    /// its NAT.
     pub nat: Option<crate::wire::NatClass>,
 }
 
@@ -51,7 +52,8 @@ pub struct NodeView {
     pub last_seen: Timestamp,
     /// Round-trip time of the last message or poll, if any.
     pub rtt: Option<Duration>,
-    /// The NAT class it reported (`None` until it did).
+    /// The NAT class it reported itself (`None`: it did not; children take their LSN's,
+    /// see [`LsnView::nat`], and check on their own only when configured to).
     pub nat: Option<crate::wire::NatClass>,
 }
 

@@ -48,6 +48,7 @@ impl Child {
             adopted_from: Some(old),
             inherited_rank: rank,
             list_stale: false,
+            class_due: true,
         }
     }
 }

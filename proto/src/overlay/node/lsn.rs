@@ -29,8 +29,8 @@ pub(crate) const STANDBYS: usize = 2;
 const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
 /// How many copies of its Part a yielding LSN sends each child (`resign`).
 const YIELD_PART_COPIES: u32 = 3;
-/// Most stale short lists sent with pings in one second: after a takeover every child's list
-/// is stale, and pings cluster.
+/// Most stale short lists (and NAT classes, `nat.rs`) sent with pings in one second: after a
+/// takeover every child's list is stale, and pings cluster.
 const STALE_LISTS_PER_SEC: u32 = 2;
 
 pub(crate) struct Child {
@@ -69,6 +69,8 @@ pub(crate) struct Child {
     /// The short list changed since it was last sent here: it goes with the next ping (a
     /// push to every child at once would be a burst; these lists only name fallbacks).
     pub(super) list_stale: bool,
+    /// Our NAT class is to go with its next ping (`nat.rs`).
+    pub(super) class_due: bool,
 }
 
 pub(crate) struct LsnRole {
@@ -299,6 +301,7 @@ impl Node {
                 adopted_from: None,
                 inherited_rank,
                 list_stale: false,
+                class_due: true,
             },
         );
         role.ping_at(peer, first_ping);
@@ -432,19 +435,23 @@ impl Node {
 
     pub(super) fn lsn_timers(&mut self, now: Timestamp) {
         self.lost_timers(now);
+        let class = self.nat_share();
         let Some(role) = self.role.as_mut() else { return };
         let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
         let mut ping = Vec::new();
         let mut announce = Vec::new();
         let mut lists = Vec::new();
+        let mut shares = Vec::new();
         // Most calls come for the standby's heartbeat: look at the children only when one is
         // due, and then only at the due ones.
         let scan = role.pings_due.is_some_and(|t| now >= t);
         let due = if scan { role.due_children(now) } else { Vec::new() };
         // While adopted children rejoin, the ranking keeps changing and every message counts:
         // stale lists wait for the ping after the last rejoin.
-        let stale = due.iter().any(|id| role.children.get(id).is_some_and(|c| c.list_stale));
+        let stale = due.iter().any(|id| {
+            role.children.get(id).is_some_and(|c| c.list_stale || c.class_due && class.is_some())
+        });
         let adopting = stale && role.children.values().any(|c| c.adopted_from.is_some());
         let second = now.as_secs();
         if role.lists_sent.0 != second {
@@ -485,6 +492,16 @@ impl Node {
                 child.list_stale = false;
                 role.lists_sent.1 += 1;
                 lists.push(child.addr);
+            } else if !adopting
+                && !child.list_stale
+                && child.class_due
+                && class.is_some()
+                && role.lists_sent.1 < STALE_LISTS_PER_SEC
+            {
+                // A stale list goes first: it names the standbys.
+                role.lists_sent.1 += 1;
+                child.class_due = false;
+                shares.push(child.addr);
             }
         }
         if scan {
@@ -507,6 +524,9 @@ impl Node {
         for addr in ping {
             let seq = self.next_seq();
             self.send(now, addr, Message::Ping(Ping { seq }));
+        }
+        for addr in shares {
+            self.send(now, addr, Message::NatReport(class.expect("shared only when known")));
         }
         if !lists.is_empty() {
             let short = self.role.as_ref().map(|r| r.contacts(SHORT_LIST)).unwrap_or_default();

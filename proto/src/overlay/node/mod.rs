@@ -480,6 +480,7 @@ impl Node {
             Message::Revocations(list) => self.on_revocations(now, peer, &list),
             Message::ObserveMe(o) => self.on_observe_me(now, addr, o),
             Message::Observed(o) => self.on_observed(now, peer, o),
+            Message::NatReport(r) => self.on_nat_share(peer, r),
             Message::Introduction(i) => self.on_introduction(now, peer, *i),
             Message::GsnGrant(g) => self.on_gsn_grant(peer, g),
             Message::RelayData(r) => self.on_relay_data(now, peer, *r),
@@ -567,6 +568,8 @@ mod tests_fleet;
 mod tests_gsn;
 #[cfg(test)]
 mod tests_inventory;
+#[cfg(test)]
+mod tests_nat;
 #[cfg(test)]
 mod tests_query;
 #[cfg(test)]

@@ -13,6 +13,22 @@
 //!
 //! No helper known to the master: the mapping stays unknown (unless there is no NAT) and
 //! `inbound` untested. A failed first step is tried again after [`RETRY`].
+//!
+//! **Who checks.** The hosts of one LAN share its NAT, so by default only an LSN checks: it
+//! already holds a session with the master, and its keepalives keep its mapping alive, so it
+//! is also the host other nodes' checks can use as a helper. It hands its class to each child
+//! with a ping (a [`NatReport`] over the LAN, at most once per child and LSN). A child takes
+//! it as its own and sends the master nothing: the master reads a child's class from its
+//! LSN's. A child checks on its own only with [`OverlayConfig::nat_check_as_child`] (a host
+//! with its own way out). Checking at every child's start cost each start about 3 KB of WAN
+//! (a session with the master, another with a helper), which was more than half of the
+//! fleet's whole WAN budget in the simulator's standard day.
+//!
+//! A node that becomes LSN with its old LSN's class tests only what may differ per host:
+//! whether the master sees it at its own address, and whether the helper's probe gets in. The
+//! mapping (a property of the NAT) it keeps, so it opens no session with the helper.
+//!
+//! [`OverlayConfig::nat_check_as_child`]: crate::overlay::OverlayConfig::nat_check_as_child
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -26,6 +42,8 @@ use crate::{
 pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the node waits for the helper's probe before it counts as filtered.
 pub const PROBE_WAIT: Duration = Duration::from_millis(1500);
+/// How long after its last takeover announcement an LSN waits to check (its children rejoin).
+const SETTLE: Duration = Duration::from_secs(5);
 /// How long after a failed first step it starts again.
 pub const RETRY: Duration = Duration::from_secs(60);
 
@@ -57,7 +75,12 @@ pub(super) struct NatCheck {
     phase: Phase,
     /// Not before this (after a failure).
     start_at: Timestamp,
+    /// The class is known (tested here, or our LSN's).
     done: bool,
+    /// This host tested it (else it is our LSN's, or unknown).
+    own: bool,
+    /// The mapping our LSN found for the NAT we share (see the module docs).
+    shared: Option<Mapping>,
 }
 
 impl Node {
@@ -71,13 +94,15 @@ impl Node {
         self.nat.observed
     }
 
-    /// Whether the classification has finished.
+    /// Whether the class is known: tested here, or taken from our LSN (see
+    /// [`nat_tested_here`](Self::nat_tested_here)).
     pub fn nat_checked(&self) -> bool {
         self.nat.done
     }
 
-    fn joined(&self) -> bool {
-        matches!(self.state, NodeState::HasLsn | NodeState::IsLsn)
+    /// Whether this host tested its class itself, rather than taking its LSN's.
+    pub fn nat_tested_here(&self) -> bool {
+        self.nat.own
     }
 
     /// Starts over (after a move to another network).
@@ -88,11 +113,21 @@ impl Node {
     pub(super) fn nat_deadline(&self) -> Option<Timestamp> {
         match self.nat.phase {
             Phase::Idle => {
-                let due = !self.nat.done
+                let wanted = match self.state {
+                    NodeState::IsLsn => true,
+                    NodeState::HasLsn => self.cfg.nat_check_as_child,
+                    _ => false,
+                };
+                let due = !self.nat.own
                     && self.cfg.nat_check
-                    && self.joined()
+                    && wanted
                     && self.ep.certificate().is_some();
-                due.then_some(self.nat.start_at)
+                // Not while announcing a takeover to adopted children: those go at the pace
+                // the busiest-host budget allows, and the check would come on top.
+                let settled = (self.role.as_ref())
+                    .filter(|r| r.took_over_from.is_some())
+                    .map_or(Timestamp::ZERO, |r| r.next_turn + SETTLE);
+                due.then_some(self.nat.start_at.max(settled))
             }
             Phase::Master { until, .. }
             | Phase::Probe { until, .. }
@@ -117,7 +152,7 @@ impl Node {
             }
             Phase::Probe { helper, .. } => {
                 self.nat.class.inbound = Some(false);
-                self.ask_helper(now, helper);
+                self.after_probe(now, helper);
             }
             Phase::Helper { .. } => {
                 let mapping = if self.is_public() { Mapping::Public } else { Mapping::Unknown };
@@ -156,9 +191,12 @@ impl Node {
                         self.nat.phase = Phase::Probe { nonce: obs.nonce, until, helper };
                     }
                     None => {
-                        let public = self.is_public();
                         self.nat.class.inbound = None;
-                        let mapping = if public { Mapping::Public } else { Mapping::Unknown };
+                        let mapping = if self.is_public() {
+                            Mapping::Public
+                        } else {
+                            self.nat.shared.filter(|m| behind_nat(*m)).unwrap_or(Mapping::Unknown)
+                        };
                         self.nat_finish(now, mapping);
                     }
                 }
@@ -190,14 +228,30 @@ impl Node {
             return false;
         }
         self.nat.class.inbound = (!session).then_some(true);
-        self.ask_helper(now, helper);
+        self.after_probe(now, helper);
         true
+    }
+
+    /// The probe came or timed out. The helper's view tells the mapping only behind a NAT
+    /// whose mapping nobody found yet: with no NAT it is `Public`, and our LSN's NAT is ours.
+    fn after_probe(&mut self, now: Timestamp, helper: Contact) {
+        if self.is_public() {
+            return self.nat_finish(now, Mapping::Public);
+        }
+        if let Some(mapping) = self.nat.shared.filter(|m| behind_nat(*m)) {
+            return self.nat_finish(now, mapping);
+        }
+        self.ask_helper(now, helper);
     }
 
     fn nat_finish(&mut self, now: Timestamp, mapping: Mapping) {
         self.nat.class.mapping = mapping;
         self.nat.phase = Phase::Idle;
         self.nat.done = true;
+        self.nat.own = true;
+        if let Some(role) = self.role.as_mut() {
+            role.children.values_mut().for_each(|c| c.class_due = true);
+        }
         let Some(observed) = self.nat.observed else { return };
         let report =
             NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: self.cfg.gsn };
@@ -205,4 +259,34 @@ impl Node {
         let master = self.cfg.master;
         self.send(now, master, Message::NatReport(report));
     }
+
+    /// What an LSN hands its children (with their next ping): its class, once it tested it.
+    pub(super) fn nat_share(&self) -> Option<NatReport> {
+        let observed =
+            self.nat.observed.filter(|_| self.nat.own && self.state == NodeState::IsLsn)?;
+        Some(NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: false })
+    }
+
+    /// Our LSN's class, for the NAT we share with it. Only from our LSN; a class we tested
+    /// ourselves stands.
+    pub(super) fn on_nat_share(&mut self, peer: NodeId, report: NatReport) {
+        let from_lsn =
+            self.state == NodeState::HasLsn && self.lsn.as_ref().is_some_and(|l| l.id == peer);
+        if !from_lsn {
+            tracing::debug!(?peer, "NAT class not from our LSN: ignored");
+            self.refusals.answer += 1;
+            return;
+        }
+        if self.nat.own {
+            return;
+        }
+        self.nat.class = report.class;
+        self.nat.shared = Some(report.class.mapping);
+        self.nat.done = true;
+    }
+}
+
+/// Whether `m` names a NAT's mapping (rather than none, or not known).
+fn behind_nat(m: Mapping) -> bool {
+    matches!(m, Mapping::EndpointIndependent | Mapping::EndpointDependent)
 }

@@ -70,6 +70,7 @@ mod tests {
             adopted_from: None,
             inherited_rank: 0,
             list_stale: false,
+            class_due: false,
         }
     }
 

@@ -15,7 +15,8 @@ use crate::{
 fn world(seed: u64) -> (Simulation, usize, [usize; 2], [usize; 2]) {
     let mut w = Simulation::new(seed);
     w.keep_events = false;
-    w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), ..c };
+    // Children check their own NAT: the tests dial a child at the address the master saw.
+    w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), nat_check_as_child: true, ..c };
     w.master_cfg.dht = w.master_cfg.dht.clone().enabled(false);
     // As the front door runs nodes: a session whose UDP goes silent is noticed (`path.rs`).
     w.tcp_fallback = Some(Duration::from_secs(3));

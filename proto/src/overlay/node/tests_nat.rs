@@ -1,0 +1,94 @@
+//! Who checks its NAT (`nat.rs`): an LSN checks, its children take its class over the LAN,
+//! and an LSN that inherited a class tests only what may differ per host.
+
+use std::time::Duration;
+
+use super::NodeState;
+use crate::{
+    overlay::OverlayConfig,
+    sim::{NatKind, Simulation},
+    wire::Mapping,
+};
+
+/// A public helper in subnet 2, then three nodes behind a port-restricted NAT in subnet 1,
+/// all checked and shared: (world, helper, the three).
+fn world(seed: u64) -> (Simulation, usize, Vec<usize>) {
+    let mut w = Simulation::new(seed);
+    w.keep_events = false;
+    // No DHT: the master is its bootstrap node, and its sessions would hide ours.
+    w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), ..c };
+    w.master_cfg.dht = w.master_cfg.dht.clone().enabled(false);
+    w.set_nat(1, NatKind::PortRestricted);
+    w.set_nat(2, NatKind::None);
+    let helper = w.add(2);
+    w.run_until(Duration::from_secs(30), |s| s.all_present() && s.node(helper).nat_checked());
+    let nodes: Vec<usize> = (0..3).map(|_| w.add(1)).collect();
+    // Children get the class with a ping (every 45 s).
+    w.run_until(Duration::from_secs(120), |s| {
+        s.all_present() && nodes.iter().all(|&i| s.node(i).nat_checked())
+    });
+    (w, helper, nodes)
+}
+
+fn lsn_of(w: &Simulation, nodes: &[usize]) -> usize {
+    nodes.iter().copied().find(|&i| w.node(i).state() == NodeState::IsLsn).expect("an LSN")
+}
+
+#[test]
+fn children_take_their_lsns_class_over_the_lan_and_open_no_session_with_the_master() {
+    let (w, _, nodes) = world(81);
+    let lsn = lsn_of(&w, &nodes);
+    let class = w.node(lsn).nat_class();
+    assert!(w.node(lsn).nat_tested_here());
+    assert_eq!((class.mapping, class.inbound), (Mapping::EndpointIndependent, Some(false)));
+    // One probe asked of the helper: for the LSN's check, none for the children.
+    assert_eq!(w.master().introducer_stats().probes, 1);
+    for &c in nodes.iter().filter(|&&i| i != lsn) {
+        let n = w.node(c);
+        assert!(n.nat_checked(), "child {c} knows its class");
+        assert!(!n.nat_tested_here(), "child {c} did not test it");
+        assert_eq!(n.nat_class(), class, "child {c} has its LSN's class");
+        assert_eq!(n.observed_addr(), None);
+        assert_eq!(w.master().nat_class(&w.id(c)), None, "nothing reported for {c}");
+    }
+}
+
+#[test]
+fn an_lsn_with_its_old_lsns_class_tests_only_its_own_inbound() {
+    let (mut w, helper, nodes) = world(82);
+    let old = lsn_of(&w, &nodes);
+    let helper_id = w.id(helper);
+    w.crash(old);
+    let rest: Vec<usize> = nodes.into_iter().filter(|&i| i != old).collect();
+    w.run_until(Duration::from_secs(90), |s| {
+        rest.iter().any(|&i| s.node(i).state() == NodeState::IsLsn && s.node(i).nat_tested_here())
+    });
+    w.run_for(Duration::from_secs(1)); // Its report on the way.
+    let new = lsn_of(&w, &rest);
+    let n = w.node(new);
+    assert!(n.nat_tested_here(), "the new LSN tested its own host");
+    let class = n.nat_class();
+    assert_eq!((class.mapping, class.inbound), (Mapping::EndpointIndependent, Some(false)));
+    // The mapping came from the old LSN: no session with the helper to ask it.
+    assert!(!n.endpoint().is_connected(&helper_id), "asked the helper");
+    assert_eq!(w.master().nat_class(&w.id(new)).map(|(c, _)| c), Some(class));
+}
+
+#[test]
+fn a_nat_class_from_anyone_but_our_lsn_is_refused() {
+    let (mut w, _, nodes) = world(83);
+    let lsn = lsn_of(&w, &nodes);
+    let child = nodes.iter().copied().find(|&i| i != lsn).expect("a child");
+    let before = (w.node(child).nat_class(), w.node(child).refusals().answer);
+    let forged = crate::wire::NatReport {
+        class: crate::wire::NatClass { mapping: Mapping::Public, inbound: Some(true) },
+        observed: crate::wire::WireAddr("192.0.2.9:4000".parse().unwrap()),
+        gsn: true,
+    };
+    let other = nodes.iter().copied().find(|&i| i != lsn && i != child).expect("a sibling");
+    // A sibling on the same LAN: it shares the NAT, but only the LSN speaks for it.
+    super::tests::forge(&mut w, other, child, crate::wire::Message::NatReport(forged));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.node(child).nat_class(), before.0, "the class stands");
+    assert_eq!(w.node(child).refusals().answer, before.1 + 1);
+}
