@@ -529,7 +529,11 @@ impl Master {
         let mut events = Vec::new();
         let mut adopt = Vec::new();
         let joined = |c: &&crate::wire::PresenceChange| c.kind == crate::wire::PresenceKind::Joined;
-        let lsn_joined = u.changes.iter().filter(joined).any(|c| self.reg.is_lsn(&c.node));
+        // LSNs this update files as children, and where their sessions are (below).
+        let demoted: Vec<(NodeId, SocketAddr)> = (u.changes.iter().filter(joined))
+            .filter_map(|c| self.reg.lsn_addr(&c.node).map(|a| (c.node, a)))
+            .collect();
+        let lsn_joined = !demoted.is_empty();
         for change in &u.changes {
             if matches!(change.kind, crate::wire::PresenceKind::Parted(_)) {
                 // A standby reporting the LSN it replaced: hand it that LSN's children at once
@@ -562,6 +566,15 @@ impl Master {
             // An LSN now reports to `peer` (it yielded): its children wait for `peer` to
             // report them, and those that never left `peer` it never will (`resync.rs`).
             self.resync(now, peer);
+        }
+        // Or it did not: `peer` took over a dead LSN and reports its adopted children, one of
+        // which took over too. Told at once, such an LSN registers again and the rivals settle
+        // it (`rivals.rs`); left alone it led children absent here until its next message
+        // to us, up to a keepalive test's 52 s of silence. One that did yield ignores this.
+        for (lsn, at) in demoted {
+            if !self.reg.is_lsn(&lsn) {
+                self.refuse_unregistered(now, at, 0);
+            }
         }
     }
 }

@@ -203,3 +203,36 @@ fn a_child_missing_from_the_standbys_list_follows_it_at_once_when_the_lsn_is_rev
     });
     assert!(took <= 2 * SEC, "the missed child followed after {took:?}");
 }
+
+#[test]
+fn an_lsn_another_reports_as_its_child_while_it_leads_is_told_and_registers_again() {
+    // A standby that took over a dead LSN reports the children it adopted, one of which may
+    // have taken over too. The master files that one as a child; told nothing, it led
+    // children absent at the master until its next message there (up to 52 s of a
+    // keepalive test's silence).
+    use crate::wire::{PresenceChange, PresenceKind, Update};
+    let mut w = Simulation::new(91);
+    for s in [1, 1, 1, 2, 2] {
+        w.add(s);
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(3 * SEC);
+    let lsn_of = |w: &Simulation, s: u16| {
+        (0..5).find(|&i| w.slots[i].subnet() == s && w.node(i).state() == NodeState::IsLsn)
+    };
+    let (a, b) = (lsn_of(&w, 1).expect("an LSN"), lsn_of(&w, 2).expect("an LSN"));
+    let (a_id, b_id) = (w.id(a), w.id(b));
+    let change =
+        PresenceChange { node: a_id, kind: PresenceKind::Joined, addr: WireAddr(w.slots[a].addr) };
+    let update = Update { seq: 9_999, changes: vec![change], route: vec![b_id], digest: None };
+    let master = crate::sim::master_addr();
+    w.node_do(b, |n, now| n.send(now, master, Message::Update(update)));
+    let since = w.master_events.len();
+    w.run_for(2 * SEC);
+    let filed = w.master_events[since..].iter().any(|(_, e)| {
+        matches!(e, crate::overlay::MasterEvent::Presence(crate::overlay::PresenceEvent::Rerouted { node, to, .. }) if *node == a_id && *to == b_id)
+    });
+    assert!(filed, "the master filed A as B's child");
+    assert_eq!(w.master().topology().lsn_of(&a_id), Some(a_id), "A leads again at the master");
+    assert!(w.all_present(), "A's children are present again");
+}
