@@ -230,25 +230,27 @@ fn a_dead_lsn_whose_subnet_lost_udp_is_absent_at_once_and_dropped_after_its_grac
     w.run_until(30 * SEC, |w| w.all_present());
 }
 
-/// The same scenario at 20 % loss on every datagram, 20 seeds: issue 19's target is every
-/// survivor present under a live LSN within 5 s (p99 over the sweep); the time until every
-/// survivor has joined one itself is printed.
+/// The same scenario at 20 % loss on every datagram, 100 seeds (the standby dies 0–1.9 s into
+/// its takeover): issue 19's target is every survivor present under a live LSN within 5 s
+/// (p99 over the sweep); the time until every survivor has joined one itself is printed. At 20
+/// seeds this passed while 4 or 5 seeds in 100 failed (a lost Adopt left children with the
+/// dead LSN for their 90 s silence timer; an LSN filed as another's child led absent ones).
 #[test]
 fn two_crashes_in_a_row_at_twenty_percent_loss_cost_seconds() {
     let mut present = Vec::new();
     let mut joined = Vec::new();
-    for seed in 0..20 {
-        let after = Duration::from_millis(100 * seed);
+    for seed in 0..100 {
+        let after = Duration::from_millis(100 * (seed % 20));
         let (p, j) = two_crashes(500 + seed, 12, 0.2, Some(after));
         present.push((p, seed));
         joined.push(j);
     }
     present.sort();
     joined.sort();
-    let (p50, max) = (present[10], present[19]);
+    let (p50, max) = (present[50], present[99]);
     println!(
         "20 % loss: present under live LSNs p50 {:?}, max {:?} (seed {}); all joined p50 {:?}, max {:?}",
-        p50.0, max.0, max.1, joined[10], joined[19]
+        p50.0, max.0, max.1, joined[50], joined[99]
     );
     assert!(max.0 <= 5 * SEC, "seed {}: present under live LSNs after {:?}", max.1, max.0);
 }

@@ -2,6 +2,7 @@
 //! LSNs, applies their presence deltas, keeps the topology, and delivers application messages
 //! end to end.
 
+mod adopts;
 mod delivery;
 mod dht;
 mod durable;
@@ -76,6 +77,7 @@ pub struct Master {
     deliveries: Deliveries,
     /// Resync requests in flight (`resync.rs`).
     resyncs: resync::Resyncs,
+    adopts: adopts::Adopts,
     /// LSNs a standby reported dead, being checked before we believe it (`suspects.rs`).
     suspects: suspects::Suspects,
     events: VecDeque<MasterEvent>,
@@ -118,6 +120,7 @@ impl Master {
             reg: Registry::default(),
             deliveries: Deliveries::default(),
             resyncs: Default::default(),
+            adopts: Default::default(),
             suspects: Default::default(),
             events: VecDeque::new(),
             refusals: super::Refusals::default(),
@@ -233,6 +236,7 @@ impl Master {
         self.presence(events);
         self.check_suspects(now);
         self.resync_timers(now);
+        self.adopt_timers(now);
         for decided in self.elections.expire(now) {
             self.designate(now, decided);
         }
@@ -292,6 +296,7 @@ impl Master {
             self.deliveries.next_deadline(),
             suspects,
             self.resyncs.next_deadline(),
+            self.adopts.next_deadline(),
             self.elections.next_deadline(),
             self.dht_deadline(),
             self.echoes.first().map(|(t, _)| *t),
@@ -551,7 +556,7 @@ impl Master {
             events.extend(self.reg.apply(now, &peer, change, &u.route, &self.cfg));
         }
         for a in adopt.into_iter().filter(|a| !a.children.is_empty()) {
-            self.send(now, addr, Message::Adopt(a));
+            self.send_adopt(now, peer, addr, a);
         }
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));

@@ -1,0 +1,85 @@
+//! Adoptions sent again until carried out (issue 19, cascades).
+//!
+//! A standby that reports the LSN it replaced gets that LSN's children as the master knew
+//! them ([`Adopt`]), so it can announce the takeover to those its own list missed: in a
+//! cascade (the first standby died during its takeover), that is every child the first one
+//! had not reached yet. The Adopt went once, unacknowledged: lost (20 % loss), those children
+//! kept the dead LSN until their 90 s silence timer, absent at the master all the while
+//! (cascade sweep, seed 532). Now, while some of the named children are still not reported
+//! by the new LSN, it goes again (naming only those) after [`ADOPT_AGAIN`], [`ADOPT_TRIES`]
+//! times in all. The new LSN takes an Adopt twice without harm (`node/adopt.rs` skips the
+//! children it has). Bound: [`MAX_ADOPTS`] in flight, the oldest dropped first.
+
+use std::{net::SocketAddr, time::Duration};
+
+use super::Master;
+use crate::{
+    wire::{Adopt, Message},
+    NodeId, Timestamp,
+};
+
+/// How long an adoption may take to show in the new LSN's updates before it goes again.
+pub(super) const ADOPT_AGAIN: Duration = Duration::from_secs(1);
+/// How many times an adoption is sent.
+pub(super) const ADOPT_TRIES: u32 = 3;
+/// Adoptions in flight at most: one per takeover, so a fleet's worth.
+pub(super) const MAX_ADOPTS: usize = 1024;
+
+struct Pending {
+    lsn: NodeId,
+    adopt: Adopt,
+    due: Timestamp,
+    tries: u32,
+}
+
+/// The adoptions not yet seen carried out.
+#[derive(Default)]
+pub(super) struct Adopts {
+    pending: Vec<Pending>,
+}
+
+impl Adopts {
+    pub(super) fn next_deadline(&self) -> Option<Timestamp> {
+        self.pending.iter().map(|p| p.due).min()
+    }
+}
+
+impl Master {
+    /// Hands `lsn` (at `addr`) the children of the LSN it replaced, and watches for them.
+    pub(super) fn send_adopt(&mut self, now: Timestamp, lsn: NodeId, addr: SocketAddr, a: Adopt) {
+        if self.adopts.pending.len() >= MAX_ADOPTS {
+            self.adopts.pending.remove(0);
+        }
+        let due = now + ADOPT_AGAIN;
+        self.adopts.pending.push(Pending { lsn, adopt: a.clone(), due, tries: 1 });
+        self.send(now, addr, Message::Adopt(a));
+    }
+
+    /// Sends again the adoptions whose children the new LSN has not reported yet.
+    pub(super) fn adopt_timers(&mut self, now: Timestamp) {
+        if self.adopts.next_deadline().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut again = Vec::new();
+        let pending = std::mem::take(&mut self.adopts.pending);
+        for mut p in pending {
+            if now < p.due {
+                self.adopts.pending.push(p);
+                continue;
+            }
+            let Some(addr) = self.reg.lsn_addr(&p.lsn) else { continue };
+            let mine = self.reg.children_of(&p.lsn);
+            p.adopt.children.retain(|c| !mine.contains(&c.id));
+            if p.adopt.children.is_empty() || p.tries >= ADOPT_TRIES {
+                continue;
+            }
+            p.tries += 1;
+            p.due = now + ADOPT_AGAIN;
+            again.push((addr, p.adopt.clone()));
+            self.adopts.pending.push(p);
+        }
+        for (addr, adopt) in again {
+            self.send(now, addr, Message::Adopt(adopt));
+        }
+    }
+}
