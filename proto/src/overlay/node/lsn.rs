@@ -31,7 +31,7 @@ const ADOPTION_PUSH_GAP: Duration = Duration::from_secs(1);
 const YIELD_PART_COPIES: u32 = 3;
 /// Most stale short lists (and NAT classes, `nat.rs`) sent with pings in one second: after a
 /// takeover every child's list is stale, and pings cluster.
-const STALE_LISTS_PER_SEC: u32 = 2;
+pub(super) const STALE_LISTS_PER_SEC: u32 = 2;
 
 pub(crate) struct Child {
     pub(crate) id: NodeId,
@@ -100,7 +100,7 @@ pub(crate) struct LsnRole {
     /// The first free turn for announcing a takeover to an adopted child (`adopt.rs`).
     pub(crate) next_turn: Timestamp,
     /// Stale lists sent: in which second, how many.
-    lists_sent: (u64, u32),
+    pub(super) lists_sent: (u64, u32),
     /// No child's `next_ping` is earlier than this (`None`: no children). The timers and the
     /// deadline read it instead of walking every child after every event; whatever sets a
     /// `next_ping` earlier lowers it with [`LsnRole::ping_at`].
@@ -435,23 +435,20 @@ impl Node {
 
     pub(super) fn lsn_timers(&mut self, now: Timestamp) {
         self.lost_timers(now);
-        let class = self.nat_share();
         let Some(role) = self.role.as_mut() else { return };
         let (retry, max_misses) = (self.cfg.probe_timeout, self.cfg.child_missed_pings);
         let mut lost = Vec::new();
         let mut ping = Vec::new();
         let mut announce = Vec::new();
         let mut lists = Vec::new();
-        let mut shares = Vec::new();
+        let mut pinged = Vec::new();
         // Most calls come for the standby's heartbeat: look at the children only when one is
         // due, and then only at the due ones.
         let scan = role.pings_due.is_some_and(|t| now >= t);
         let due = if scan { role.due_children(now) } else { Vec::new() };
         // While adopted children rejoin, the ranking keeps changing and every message counts:
         // stale lists wait for the ping after the last rejoin.
-        let stale = due.iter().any(|id| {
-            role.children.get(id).is_some_and(|c| c.list_stale || c.class_due && class.is_some())
-        });
+        let stale = due.iter().any(|id| role.children.get(id).is_some_and(|c| c.list_stale));
         let adopting = stale && role.children.values().any(|c| c.adopted_from.is_some());
         let second = now.as_secs();
         if role.lists_sent.0 != second {
@@ -487,21 +484,12 @@ impl Node {
             child.next_ping = now + retry;
             again.push((child.next_ping, id));
             ping.push(child.addr);
+            pinged.push(id);
             if !adopting && child.list_stale && role.lists_sent.1 < STALE_LISTS_PER_SEC {
                 // Else it waits for a later ping.
                 child.list_stale = false;
                 role.lists_sent.1 += 1;
                 lists.push(child.addr);
-            } else if !adopting
-                && !child.list_stale
-                && child.class_due
-                && class.is_some()
-                && role.lists_sent.1 < STALE_LISTS_PER_SEC
-            {
-                // A stale list goes first: it names the standbys.
-                role.lists_sent.1 += 1;
-                child.class_due = false;
-                shares.push(child.addr);
             }
         }
         if scan {
@@ -525,9 +513,6 @@ impl Node {
             let seq = self.next_seq();
             self.send(now, addr, Message::Ping(Ping { seq }));
         }
-        for addr in shares {
-            self.send(now, addr, Message::NatReport(class.expect("shared only when known")));
-        }
         if !lists.is_empty() {
             let short = self.role.as_ref().map(|r| r.contacts(SHORT_LIST)).unwrap_or_default();
             for addr in lists {
@@ -535,6 +520,7 @@ impl Node {
                 self.send(now, addr, Message::NodeList(NodeList { seq: 0, nodes }));
             }
         }
+        self.send_nat_shares(now, &pinged);
         let me = self.me();
         for (addr, old) in announce {
             self.send(now, addr, Message::Takeover(Takeover { old, lsn: me }));

@@ -32,7 +32,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{Node, NodeState};
+use super::{lsn::STALE_LISTS_PER_SEC, Node, NodeState};
 use crate::{
     wire::{Contact, Mapping, Message, NatClass, NatReport, ObserveMe, Observed, WireAddr},
     NodeId, Timestamp,
@@ -260,11 +260,31 @@ impl Node {
         self.send(now, master, Message::NatReport(report));
     }
 
-    /// What an LSN hands its children (with their next ping): its class, once it tested it.
-    pub(super) fn nat_share(&self) -> Option<NatReport> {
-        let observed =
-            self.nat.observed.filter(|_| self.nat.own && self.state == NodeState::IsLsn)?;
-        Some(NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: false })
+    /// As LSN: hands our class (once we tested it) to those of the children just pinged
+    /// that lack it, within what this second's budget for extras with pings has left after
+    /// the stale lists (`lsn.rs`), which name the standbys and go first. Not while adopted
+    /// children rejoin: every message counts then.
+    pub(super) fn send_nat_shares(&mut self, now: Timestamp, pinged: &[NodeId]) {
+        let Some(observed) = self.nat.observed.filter(|_| self.nat.own) else { return };
+        let class = NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: false };
+        let Some(role) = self.role.as_mut() else { return };
+        let due = |id: &NodeId| role.children.get(id).is_some_and(|c| c.class_due);
+        if !pinged.iter().any(due) || role.children.values().any(|c| c.adopted_from.is_some()) {
+            return;
+        }
+        let mut to = Vec::new();
+        for id in pinged {
+            if role.lists_sent.1 >= STALE_LISTS_PER_SEC {
+                break;
+            }
+            let Some(child) = role.children.get_mut(id).filter(|c| c.class_due) else { continue };
+            child.class_due = false;
+            role.lists_sent.1 += 1;
+            to.push(child.addr);
+        }
+        for addr in to {
+            self.send(now, addr, Message::NatReport(class));
+        }
     }
 
     /// Our LSN's class, for the NAT we share with it. Only from our LSN; a class we tested
