@@ -4,13 +4,17 @@
 //!
 //! Every LSN sends the master something at least every keepalive period (at most
 //! [`MasterConfig::lsn_keepalive_max`](super::MasterConfig::lsn_keepalive_max)). With `n`
-//! LSNs whose keepalives fall at independent moments, `w` seconds with nothing from any of
-//! them has probability about `(1 − w/P)^n`; after the stretch where that is 1 % ([`window`],
-//! never below [`MIN_WINDOW`]) the master pings a few LSNs ([`PROBES`], [`PROBE_ROUNDS`]
-//! rounds [`PROBE_GAP`] apart). Keepalives that happen to fall together make such quiet
-//! stretches common, so only the unanswered pings call it isolation: at 20 % loss each way
-//! all nine round trips fail about once in 10,000. With one LSN, silence says nothing about
-//! the master, so it needs two or more.
+//! LSNs whose keepalives fall at independent moments, a given stretch of `w` seconds has
+//! nothing from any of them with probability about `(1 − w/P)^n`, and such stretches begin
+//! about `n/P` times a second (at each message). The master waits out the stretch that
+//! chance produces about once an hour ([`window`], never below [`MIN_WINDOW`]) before it
+//! pings a few LSNs ([`PROBES`], [`PROBE_ROUNDS`] rounds [`PROBE_GAP`] apart): every such
+//! ping and its pong crosses the WAN, and a window sized for 1 % per stretch (as first
+//! written) fired about 30 times an hour with 20 LSNs, some 20 bytes per node-hour on the
+//! standard day. Keepalives that happen to fall together still make quiet stretches, so only
+//! the unanswered pings call it isolation: at 20 % loss each way all nine round trips fail
+//! about once in 10,000. With one LSN, silence says nothing about the master, so it needs two
+//! or more.
 //!
 //! Isolation is reported ([`MasterEvent::Isolated`]) and ends with the first message from an
 //! LSN ([`MasterEvent::Reconnected`]). It changes no presence: LSNs still time out as before.
@@ -43,14 +47,20 @@ pub(super) struct Isolation {
     since: Option<Timestamp>,
 }
 
-/// The silence after which `lsns` LSNs, each sending at least every `period` at independent
-/// moments, are all quiet by chance with about 1 % probability:
-/// `period × (1 − 0.01^(1/lsns))`, at least [`MIN_WINDOW`]. `None` below two LSNs.
+/// How often chance may start the pings in a healthy fleet: once per this much time.
+const FALSE_ALARM_EVERY: Duration = Duration::from_secs(3_600);
+
+/// The silence that `lsns` LSNs, each sending at least every `period` at independent moments,
+/// keep by chance about once per [`FALSE_ALARM_EVERY`]: quiet stretches start `n/P` times a
+/// second and last `w` with probability `(1 − w/P)^n`, so `w = P × (1 − (P / (n × T))^(1/n))`,
+/// at least [`MIN_WINDOW`]. `None` below two LSNs.
 pub(super) fn window(lsns: usize, period: Duration) -> Option<Duration> {
     if lsns < 2 {
         return None;
     }
-    let quiet = 1.0 - 0.01f64.powf(1.0 / lsns as f64);
+    let n = lsns as f64;
+    let rate = period.as_secs_f64() / (n * FALSE_ALARM_EVERY.as_secs_f64());
+    let quiet = 1.0 - rate.min(1.0).powf(1.0 / n);
     Some(period.mul_f64(quiet).max(MIN_WINDOW))
 }
 
@@ -120,7 +130,7 @@ mod tests {
     #[test]
     fn the_window_shrinks_with_more_lsns_and_never_below_the_floor() {
         let p = Duration::from_secs(60);
-        assert_eq!(window(3, p).map(|w| w.as_secs()), Some(47));
+        assert_eq!(window(3, p).map(|w| w.as_secs()), Some(49));
         assert_eq!(window(0, p), None);
         assert_eq!(window(1, p), None);
         let two = window(2, p).unwrap();
@@ -128,5 +138,21 @@ mod tests {
         assert!(two > ten, "{two:?} {ten:?}");
         assert!(two < p);
         assert_eq!(window(1000, p), Some(MIN_WINDOW));
+    }
+
+    #[test]
+    fn chance_starts_the_pings_about_once_an_hour_whatever_the_fleet() {
+        let p = Duration::from_secs(45);
+        for n in 2..300 {
+            let w = window(n, p).unwrap();
+            // Quiet stretches of at least `w` per hour: n/P starts a second, each lasting
+            // `w` with probability (1 − w/P)^n.
+            let starts = n as f64 / p.as_secs_f64() * 3_600.0;
+            let per_hour = starts * (1.0 - w.as_secs_f64() / p.as_secs_f64()).powi(n as i32);
+            assert!(per_hour <= 1.001, "{n} LSNs: window {w:?} fires {per_hour:.2} times an hour");
+            if w > MIN_WINDOW {
+                assert!(per_hour > 0.99, "{n} LSNs: window {w:?} longer than needed");
+            }
+        }
     }
 }
