@@ -112,7 +112,11 @@ fn messages() -> Vec<Message> {
             authority.master_certificate(now, Duration::from_secs(86_400)),
         )),
         Message::Revocations(Box::new(authority.revocation_list(1, vec![v4.id, v6.id], now))),
-        Message::Keepalive(Keepalive { interval_secs: u16::MAX, echo_after_secs: 0 }),
+        Message::Keepalive(Keepalive {
+            interval_secs: u16::MAX,
+            echo_after_secs: 0,
+            digest: Some(Digest { count: u32::MAX, hash: u64::MAX }),
+        }),
         Message::KadPing(KadPing { rpc: 0 }),
         Message::KadPong(KadPong { rpc: u32::MAX }),
         Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20), cache: true })),

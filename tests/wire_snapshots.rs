@@ -180,7 +180,7 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         (
             "wire_keepalive",
-            Message::Keepalive(Keepalive { interval_secs: 60, echo_after_secs: 65 }),
+            Message::Keepalive(Keepalive { interval_secs: 60, echo_after_secs: 65, digest: None }),
         ),
         ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100 })),
         ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100 })),

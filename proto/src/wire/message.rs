@@ -267,6 +267,11 @@ pub struct Keepalive {
     /// Asks the master to send an echo after this many seconds of the LSN's silence; 0 asks
     /// for nothing.
     pub echo_after_secs: u16,
+    /// The digest of the LSN's child set, every `digest_interval` (10 minutes) when no
+    /// update carried one: the master resyncs on a mismatch. Riding on a keepalive, it costs
+    /// 13 bytes instead of an update and its ack (about 190). `None` otherwise, and in the
+    /// master's echo.
+    pub digest: Option<Digest>,
 }
 
 /// Whether a node arrived or left.

@@ -13,7 +13,7 @@
 //! * [`REVOCATIONS_TABLE`]: the current revocation list under the key `current` (CBOR);
 //! * [`LSNS_TABLE`]: the address of each LSN's session (CBOR [`WireAddr`]), so that a
 //!   restarted master can tell every LSN at once to register again, instead of waiting for
-//!   each to notice (its periodic master check, up to a minute and more).
+//!   each to notice (its periodic master check, up to about three minutes).
 
 use std::collections::{BTreeMap, VecDeque};
 

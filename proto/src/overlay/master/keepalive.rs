@@ -41,6 +41,13 @@ impl Master {
         let period = Duration::from_secs(u64::from(k.interval_secs)).min(MAX_KEEPALIVE_PERIOD);
         self.reg.set_keepalive(now, &peer, period, &self.cfg);
         self.overdue_period(now, peer, period);
+        if let Some(digest) = k.digest {
+            let ours = crate::overlay::child_digest(self.reg.children_of(&peer).iter());
+            if ours != digest {
+                tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
+                self.resync(now, peer);
+            }
+        }
         if k.echo_after_secs > 0 {
             // Bounded, so a confused LSN cannot park echoes for hours.
             let after = Duration::from_secs(u64::from(k.echo_after_secs.min(MAX_ECHO_SECS)));
@@ -57,7 +64,7 @@ impl Master {
             }
             self.echoes.pop_first();
             if let Some(addr) = self.reg.lsn_addr(&lsn) {
-                let echo = Keepalive { interval_secs: 0, echo_after_secs: 0 };
+                let echo = Keepalive { interval_secs: 0, echo_after_secs: 0, digest: None };
                 self.send(now, addr, Message::Keepalive(echo));
             }
         }

@@ -106,9 +106,17 @@ impl KeepalivePlan {
             return Some(Due::Keepalive(Keepalive {
                 interval_secs: secs(give_up + Duration::from_secs(1)),
                 echo_after_secs: secs(echo_after),
+                digest: None,
             }));
         }
-        Some(Due::Keepalive(Keepalive { interval_secs: secs(self.period), echo_after_secs: 0 }))
+        let k = Keepalive { interval_secs: secs(self.period), echo_after_secs: 0, digest: None };
+        Some(Due::Keepalive(k))
+    }
+
+    /// Something authentic came from the master: it is alive and holds our session, which is
+    /// all a check would learn, so the next check waits a whole `master_check` from now.
+    pub(crate) fn heard(&mut self, now: Timestamp, cfg: &OverlayConfig) {
+        self.check_at = self.check_at.max(now + cfg.master_check);
     }
 
     /// The master's echo arrived. A keepalive falls due at once: inbound traffic need not
@@ -213,6 +221,31 @@ mod tests {
         p.sent(at(40)); // an update refreshed the mapping
         p.echoed(at(90), &c);
         assert_eq!(p.period(), c.master_keepalive);
+    }
+
+    #[test]
+    fn word_from_the_master_postpones_the_check() {
+        let c = cfg();
+        let mut p = KeepalivePlan::new(at(0), &c);
+        let check = c.master_check.as_secs();
+        // An Ack just before the check was due: the check waits a whole period from it.
+        p.heard(at(check - 10), &c);
+        let mut t = 0;
+        let mut first_check = None;
+        while t < 3 * check && first_check.is_none() {
+            t = p.deadline().as_secs();
+            if let Some(Due::Check) = p.poll(at(t), &c) {
+                first_check = Some(t);
+            }
+            p.sent(at(t));
+        }
+        let first = first_check.expect("a check within three periods");
+        assert!(first >= 2 * check - 10, "checked at {first} s, heard at {} s", check - 10);
+        // Word that came long ago does not pull the check closer.
+        let mut q = KeepalivePlan::new(at(0), &c);
+        q.heard(at(check + 60), &c);
+        q.heard(at(5), &c);
+        assert!(!matches!(q.poll(at(2 * check + 30), &c), Some(Due::Check)));
     }
 
     #[test]

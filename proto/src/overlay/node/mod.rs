@@ -437,6 +437,9 @@ impl Node {
         if self.lsn.as_ref().is_some_and(|l| l.id == peer) {
             self.heard_from_lsn(now);
         }
+        if peer == self.master_id() {
+            self.uplink_heard(now);
+        }
         let Some(message) = self.dht_message(now, peer, addr, message) else { return };
         match &message {
             Message::Ack(crate::wire::Ack { seq })

@@ -109,6 +109,21 @@ impl Node {
         up.certs_at = Some(now);
     }
 
+    /// The child set's digest, when one is due (every `digest_interval` without an update
+    /// that carried one) and the master holds what we sent: nothing queued or unacknowledged,
+    /// so a mismatch means its view diverged, not that an update is on its way.
+    fn digest_due(&mut self, now: Timestamp) -> Option<crate::wire::Digest> {
+        let interval = self.cfg.digest_interval;
+        let role = self.role.as_mut()?;
+        let up = &mut role.uplink;
+        let settled = up.inflight.is_none() && up.queue.is_empty() && up.batch_at.is_none();
+        if now < up.digest_at || !settled {
+            return None;
+        }
+        up.digest_at = now + interval;
+        Some(child_digest(role.child_ids()))
+    }
+
     pub(super) fn master_id(&self) -> NodeId {
         self.ep.trust().network().master_id()
     }
@@ -248,6 +263,14 @@ impl Node {
         }
     }
 
+    /// Notes that something came from the master (see [`KeepalivePlan::heard`]).
+    pub(super) fn uplink_heard(&mut self, now: Timestamp) {
+        let cfg = &self.cfg;
+        if let Some(plan) = self.role.as_mut().and_then(|r| r.uplink.plan.as_mut()) {
+            plan.heard(now, cfg);
+        }
+    }
+
     /// Notes that something went to the master (it refreshed the NAT mapping).
     pub(super) fn uplink_sent(&mut self, now: Timestamp) {
         if let Some(plan) = self.uplink().and_then(|up| up.plan.as_mut()) {
@@ -310,7 +333,10 @@ impl Node {
         }
         let up = &mut self.role.as_mut().expect("checked above").uplink;
         match up.plan.as_mut().and_then(|plan| plan.poll(now, &cfg)) {
-            Some(Due::Keepalive(k)) => self.send(now, master, Message::Keepalive(k)),
+            Some(Due::Keepalive(mut k)) => {
+                k.digest = self.digest_due(now);
+                self.send(now, master, Message::Keepalive(k))
+            }
             Some(Due::Check) if up.keepalive.is_none() => {
                 let seq = self.next_seq();
                 if let Some(up) = self.uplink() {
@@ -341,9 +367,9 @@ impl Node {
         }
         // A due batch goes out even when empty: after a registration it reports the whole
         // child set, which may be none (and an empty batch left due would never clear).
-        let due_batch = up.batch_at.is_some_and(|t| now >= t);
-        let due_digest = now >= up.digest_at;
-        if !due_batch && !due_digest {
+        // The periodic digest rides on a keepalive (`digest_due`); an update carries one
+        // whenever it empties the queue.
+        if up.batch_at.is_none_or(|t| now < t) {
             return;
         }
         up.batch_at = None;
@@ -383,9 +409,7 @@ impl Node {
                 up.keepalive.map(|p| p.deadline),
                 up.plan.as_ref().map(KeepalivePlan::deadline),
                 up.inflight.as_ref().map(|(p, _)| p.deadline),
-                up.inflight
-                    .is_none()
-                    .then(|| up.batch_at.unwrap_or(up.digest_at).min(up.digest_at)),
+                up.inflight.is_none().then_some(up.batch_at).flatten(),
                 up.certs_at,
             ];
             return t.into_iter().chain(next).flatten().min();
