@@ -132,13 +132,24 @@ impl Node {
                     self.follow_claimant(now, old, claimant);
                 }
                 None => {
-                    // Between LSNs: the successors we were about to try stay the fallback.
+                    // Between LSNs: the successors we were about to try, or are trying (the
+                    // wait for the announcement may have just run out), stay the fallback, so
+                    // that if the claimant dies before answering our Join, the next successor
+                    // (perhaps ourselves) takes over instead of everyone waiting out a timer.
                     let replacing = self.finder.replacing.take();
-                    let rest = self.finder.takeover.take().map(|(_, l)| l).unwrap_or_default();
+                    let waiting = self.finder.takeover.take().map(|(_, l)| l).unwrap_or_default();
+                    let mut rest: Vec<(SocketAddr, Option<NodeId>)> =
+                        self.finder.candidates.drain(..).collect();
+                    rest.extend(waiting.into_iter().map(|c| (c.addr.0, Some(c.id))));
                     self.join_now(now, claimant);
                     self.finder.replacing = replacing;
-                    let rest = rest.into_iter().filter(|c| c.id != claimant.id);
-                    self.finder.candidates.extend(rest.map(|c| (c.addr.0, Some(c.id))));
+                    for (addr, id) in rest {
+                        let known =
+                            self.finder.candidates.iter().any(|c| c.1 == id && id.is_some());
+                        if id != Some(claimant.id) && !known {
+                            self.finder.candidates.push_back((addr, id));
+                        }
+                    }
                 }
             },
             TakeoverVerdict::Verify => self.verify_takeover(now, claimant),
