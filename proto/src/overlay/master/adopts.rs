@@ -9,12 +9,17 @@
 //! by the new LSN, it goes again (naming only those) after [`ADOPT_AGAIN`], [`ADOPT_TRIES`]
 //! times in all. The new LSN takes an Adopt twice without harm (`node/adopt.rs` skips the
 //! children it has). Bound: [`MAX_ADOPTS`] in flight, the oldest dropped first.
+//!
+//! An LSN that yields to a rival hands the rival its children the same way
+//! ([`Master::adopt_yielded`]): its Part tells only the children that know it, and a cascade's
+//! second successor yields with children it adopted but had not reached yet, who still follow
+//! the first dead LSN (cascade sweep, seed 574: three children absent past the 60 s run).
 
 use std::{net::SocketAddr, time::Duration};
 
 use super::Master;
 use crate::{
-    wire::{Adopt, Message},
+    wire::{Adopt, Contact, Message},
     NodeId, Timestamp,
 };
 
@@ -53,6 +58,22 @@ impl Master {
         let due = now + ADOPT_AGAIN;
         self.adopts.pending.push(Pending { lsn, adopt: a.clone(), due, tries: 1 });
         self.send(now, addr, Message::Adopt(a));
+    }
+
+    /// `yielder` yielded to `better`, which the master filed it under: `better` adopts the
+    /// children the master had under the yielder (`theirs`, taken before the yield).
+    pub(super) fn adopt_yielded(
+        &mut self,
+        now: Timestamp,
+        yielder: NodeId,
+        better: Option<Contact>,
+        theirs: Option<Vec<Contact>>,
+    ) {
+        let (Some(better), Some(children)) = (better, theirs) else { return };
+        let Some(addr) = self.reg.lsn_addr(&better.id) else { return };
+        if !children.is_empty() {
+            self.send_adopt(now, better.id, addr, Adopt { old: yielder, children });
+        }
     }
 
     /// Sends again the adoptions whose children the new LSN has not reported yet.

@@ -373,9 +373,13 @@ impl Master {
             Message::Part(p) => {
                 self.vouched(&peer, &p);
                 let better = p.better_lsn.filter(|_| p.reason == PartReason::Yield);
+                let theirs = better.and_then(|b| self.reg.replaced_children(&b.id, &peer));
                 let events =
                     match better.and_then(|b| self.reg.yielded(now, &peer, &b.id, &self.cfg)) {
-                        Some(events) => events,
+                        Some(events) => {
+                            self.adopt_yielded(now, peer, better, theirs);
+                            events
+                        }
                         None => self.reg.lsn_parted(now, &peer, p.reason, &self.cfg),
                     };
                 self.presence(events);
