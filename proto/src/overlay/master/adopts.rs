@@ -13,7 +13,7 @@
 //! An LSN that yields to a rival hands the rival its children the same way
 //! ([`Master::adopt_yielded`]): its Part tells only the children that know it, and a cascade's
 //! second successor yields with children it adopted but had not reached yet, who still follow
-//! the first dead LSN (cascade sweep, seed 574: three children absent past the 60 s run).
+//! the first dead LSN (wider cascade sweep, seed 669: children absent past the 60 s run).
 
 use std::{net::SocketAddr, time::Duration};
 

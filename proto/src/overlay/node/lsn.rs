@@ -247,11 +247,7 @@ impl Node {
             }
         }
         if role.uplink.registered() {
-            // The master hands our children to the rival on a yield's Part (a lost one left
-            // those we had adopted but not reached with a dead LSN); a repeat changes nothing.
-            for _ in 0..copies {
-                self.send(now, self.cfg.master, Message::Part(Part { reason, better_lsn: better }));
-            }
+            self.send(now, self.cfg.master, Message::Part(Part { reason, better_lsn: better }));
         }
     }
 
