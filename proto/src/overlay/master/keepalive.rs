@@ -42,11 +42,7 @@ impl Master {
         self.reg.set_keepalive(now, &peer, period, &self.cfg);
         self.overdue_period(now, peer, period);
         if let Some(digest) = k.digest {
-            let ours = crate::overlay::child_digest(self.reg.children_of(&peer).iter());
-            if ours != digest {
-                tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
-                self.resync(now, peer);
-            }
+            self.check_digest(now, peer, digest);
         }
         if k.echo_after_secs > 0 {
             // Bounded, so a confused LSN cannot park echoes for hours.

@@ -58,7 +58,7 @@ pub use self::{
     },
     topology::{LsnView, NodeView, SubnetView, Topology},
 };
-use super::{child_digest, MasterConfig, SubnetKey};
+use super::{MasterConfig, SubnetKey};
 use crate::{
     endpoint::{Endpoint, Event},
     wire::{
@@ -565,11 +565,7 @@ impl Master {
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
         if let Some(digest) = u.digest {
-            let ours = child_digest(self.reg.children_of(&peer).iter());
-            if ours != digest {
-                tracing::debug!(lsn = ?peer, ?ours, theirs = ?digest, "digest mismatch: resync");
-                self.resync(now, peer);
-            }
+            self.check_digest(now, peer, digest);
         }
         if lsn_joined {
             // An LSN now reports to `peer` (it yielded): its children wait for `peer` to

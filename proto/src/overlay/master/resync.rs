@@ -1,8 +1,9 @@
 //! Asking an LSN for its whole child list (`Resync`) when the master's view of it may be
 //! wrong, retried until answered.
 //!
-//! Besides a digest mismatch (`on_update`), the master asks after the events that move an
-//! LSN's children away at the master but not on the LAN (issue 19, 20 % loss):
+//! Besides a digest mismatch (`check_digest`, on an update or a keepalive), the master asks
+//! after the events that move an LSN's children away at the master but not on the LAN (issue
+//! 19, 20 % loss):
 //! * a standby's takeover report named an LSN that then proved alive: the standby's adoption
 //!   moved that LSN's children, and those that stayed with it are reported by nobody;
 //! * an LSN yielded to another, or joined it as a child: its children wait for the one it
@@ -16,7 +17,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::Master;
 use crate::{
-    wire::{Message, NodeList, Part, PartReason, Resync},
+    overlay::child_digest,
+    wire::{Digest, Message, NodeList, Part, PartReason, Resync},
     NodeId, Timestamp,
 };
 
@@ -80,6 +82,16 @@ impl Master {
         }
         asked.insert(lsn, now + CERTS_ASK_EVERY);
         self.resync(now, lsn);
+    }
+
+    /// `lsn`'s child-set digest (on an update or a keepalive): asks for its list when ours
+    /// differs.
+    pub(super) fn check_digest(&mut self, now: Timestamp, lsn: NodeId, digest: Digest) {
+        let ours = child_digest(self.reg.children_of(&lsn).iter());
+        if ours != digest {
+            tracing::debug!(?lsn, ?ours, theirs = ?digest, "digest mismatch: resync");
+            self.resync(now, lsn);
+        }
     }
 
     /// An LSN parted naming the one it yielded to: that one is asked for its children.
