@@ -382,6 +382,10 @@ impl Master {
                         }
                         None => self.reg.lsn_parted(now, &peer, p.reason, &self.cfg),
                     };
+                if p.reason == PartReason::Yield {
+                    // Filed under its rival now or by the rival's next update.
+                    self.watch_demoted(now, peer);
+                }
                 self.presence(events);
                 self.yielded_to(now, &p);
             }
@@ -579,6 +583,7 @@ impl Master {
         for (lsn, at) in demoted {
             if !self.reg.is_lsn(&lsn) {
                 self.refuse_unregistered(now, at, 0);
+                self.watch_demoted(now, lsn);
             }
         }
     }

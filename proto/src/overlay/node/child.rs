@@ -290,11 +290,19 @@ impl Node {
     }
 
     /// The successors our LSN named and its ranking, kept when we leave it for a claimant
-    /// (`takeover.rs`): if the claimant does not answer our Join, the next successor is tried,
-    /// down to ourselves.
+    /// (`takeover.rs`): if the claimant does not answer our Join, the next in its ranking is
+    /// tried, down to ourselves. Not only its hot standbys: when the claimant and both died
+    /// (cascade sweep, seed 910), the third in line asked the master, which still listed the
+    /// dead, and led a subnet of nobody while the children waited out their silence timer.
     pub(super) fn follow_claimant(&mut self, now: Timestamp, link: LsnLink, claimant: Contact) {
-        let fallbacks: Vec<Contact> =
-            link.successors().copied().filter(|c| c.id != claimant.id).collect();
+        let me = self.node_id();
+        let mut fallbacks = Vec::new();
+        for c in link.neighbours.iter().filter(|c| c.id != link.id && c.id != claimant.id) {
+            fallbacks.push(*c);
+            if c.id == me {
+                break;
+            }
+        }
         self.finder.replacing = Some((link.id, link.neighbours));
         self.join_now(now, claimant);
         self.finder.candidates.extend(fallbacks.into_iter().map(|c| (c.addr.0, Some(c.id))));

@@ -271,6 +271,9 @@ impl Node {
         let up_since = (now - Duration::from_secs(u64::from(join.uptime_secs))).max(known);
         role.lost.forget(&peer);
         let adopted = role.children.get(&peer).is_some_and(|c| c.adopted_from.is_some());
+        // A rival LSN the master listed, joining us after it yielded: the master files it as
+        // an LSN until we report it, adopted or not.
+        let rival = role.rivals.is_named(&peer);
         if adopted {
             role.joined_unannounced(now, &peer, self.cfg.takeover_pace);
         }
@@ -330,10 +333,10 @@ impl Node {
                 self.probe_children(now, peer, addr);
             }
         }
-        if adopted {
+        if adopted && !rival {
             // Reported with the adoption, and the master holds its certificate: a report
-            // would only cost the failover an update and its ack per child. (Had it become an
-            // LSN meanwhile, the digest of our next update sets the master right.)
+            // would only cost the failover an update and its ack per child. One that became
+            // an LSN meanwhile is a rival the master named (above), or one it never heard of.
             return;
         }
         // Report every Join, even from a node we already counted: it may have been an LSN

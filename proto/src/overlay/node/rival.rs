@@ -99,6 +99,11 @@ impl Rivals {
     fn named(&self, peer: &NodeId) -> Option<(Contact, bool)> {
         self.named.iter().find(|(c, _)| c.id == *peer).copied()
     }
+
+    /// Whether the master's latest list names `peer` an LSN of our subnet.
+    pub(super) fn is_named(&self, peer: &NodeId) -> bool {
+        self.named(peer).is_some()
+    }
 }
 
 impl Node {
