@@ -3,6 +3,10 @@
 //! (`node/rival.rs` settles it from there). One lost list used to leave the pair until the
 //! next liveness check of either (a minute): the lists now go again every [`GAP`], up to
 //! [`ROUNDS`] times, while the subnet still has more than one LSN.
+//!
+//! Live rivals settle within a round or two. A pair that outlasts [`CHECK_AFTER`] rounds may
+//! be a live LSN beside a dead one that nobody reported (`suspects.rs`): the LSNs silent
+//! since the pair began are then checked.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -16,6 +20,8 @@ use crate::{
 const GAP: Duration = Duration::from_secs(2);
 /// Rounds, the first included.
 const ROUNDS: u32 = 15;
+/// Rounds after which the LSNs that stayed silent are checked (6 s after the pair began).
+const CHECK_AFTER: u32 = 3;
 /// Most subnets with duplicate LSNs followed at once (beyond it the oldest is dropped: its
 /// LSNs still hear the list with their next liveness check).
 const MAX_SUBNETS: usize = 1024;
@@ -58,6 +64,9 @@ impl Master {
             self.duplicates.0.remove(&subnet);
             if self.send_rival_lists(now, &subnet) && left > 1 {
                 self.duplicates.0.insert(subnet, (now + GAP, left - 1));
+            }
+            if left == ROUNDS - CHECK_AFTER {
+                self.check_silent_rivals(now, &subnet, GAP * CHECK_AFTER);
             }
         }
     }

@@ -10,12 +10,21 @@
 //! to TCP at its next liveness check. Such an LSN stays absent and is pinged every
 //! [`RECHECK`] until it answers; if it never does, its grace (`MasterConfig::grace`) runs out
 //! and it is dropped then (`Registry::expire`).
+//!
+//! A second LSN registering in a subnet is weaker evidence: most often the two settle as
+//! rivals, but a node that found no live LSN (the LSN and its successors died before any
+//! takeover reached the master) registers beside a dead one, which the master would keep,
+//! with every child it had, until its LSN timeout (cascade sweep, seed 229: children absent
+//! for good). So when two LSNs outlast a few rounds of rival lists (`rivals.rs`), those
+//! silent since are checked *softly* ([`Master::check_silent_rivals`]): pinged the same way
+//! but left present meanwhile; one that stays silent is dropped and a live rival adopts its
+//! children.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use super::Master;
+use super::{Master, SubnetKey};
 use crate::{
-    wire::{Message, Part, PartReason, Ping},
+    wire::{Adopt, Message, Part, PartReason, Ping},
     NodeId, Path, Timestamp,
 };
 
@@ -36,6 +45,9 @@ struct Suspect {
     reporter: NodeId,
     /// An LSN of its subnet yielded to it since the report.
     vouched: bool,
+    /// Checked because `reporter` registered beside it, not reported dead: present until
+    /// the check ends, and its children go to `reporter` if it fails.
+    soft: bool,
 }
 
 /// LSNs a standby reported dead, being checked before the master believes it.
@@ -47,9 +59,10 @@ impl Suspects {
         self.0.values().map(|s| s.due).min()
     }
 
-    /// Ends the check of `lsn` (it answered); returns whether it was suspected.
+    /// Ends the check of `lsn` (it answered); returns whether it was reported dead (a soft
+    /// check left it present).
     pub(super) fn remove(&mut self, lsn: &NodeId) -> bool {
-        self.0.remove(lsn).is_some()
+        self.0.remove(lsn).is_some_and(|s| !s.soft)
     }
 }
 
@@ -57,13 +70,46 @@ impl Master {
     /// Pings an LSN a standby reported dead; it is absent from now on unless it answers
     /// (`Registry::suspect_lsn`).
     pub(super) fn suspect(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId) {
-        if self.suspects.0.contains_key(&lsn) {
+        self.start_check(now, lsn, reporter, false);
+    }
+
+    /// `subnet` has had more than one LSN for a while: checks softly those not heard from
+    /// within `quiet` (module docs); the junior one heard from inherits the children of any
+    /// that turns out dead.
+    pub(super) fn check_silent_rivals(
+        &mut self,
+        now: Timestamp,
+        subnet: &SubnetKey,
+        quiet: Duration,
+    ) {
+        let lsns = self.reg.subnet_lsns(subnet);
+        let heard = |m: &Self, id: &NodeId| m.ep.last_heard(id).is_some_and(|t| now < t + quiet);
+        let Some(heir) = lsns.iter().rev().find(|c| heard(self, &c.id)).map(|c| c.id) else {
+            return;
+        };
+        let silent: Vec<NodeId> =
+            lsns.iter().filter(|c| !heard(self, &c.id)).map(|c| c.id).collect();
+        for lsn in silent {
+            self.start_check(now, lsn, heir, true);
+        }
+    }
+
+    fn start_check(&mut self, now: Timestamp, lsn: NodeId, reporter: NodeId, soft: bool) {
+        if let Some(s) = self.suspects.0.get_mut(&lsn) {
+            if s.soft && !soft {
+                // A takeover report after the soft check began: absent from now on.
+                (s.soft, s.reporter) = (false, reporter);
+                self.reg.suspect_lsn(now, &lsn, &self.cfg);
+            }
             return;
         }
-        self.reg.suspect_lsn(now, &lsn, &self.cfg);
+        if !soft {
+            self.reg.suspect_lsn(now, &lsn, &self.cfg);
+        }
         let seq = self.next_seq();
         let due = now + SUSPECT_PING_TIMEOUT;
-        self.suspects.0.insert(lsn, Suspect { seq, due, sent: 1, reporter, vouched: false });
+        let s = Suspect { seq, due, sent: 1, reporter, vouched: false, soft };
+        self.suspects.0.insert(lsn, s);
         self.ping_suspect(now, &lsn, seq);
     }
 
@@ -100,8 +146,16 @@ impl Master {
                 // Not through the reporter's update: it may have died or left since (a second
                 // failure in the subnet), and the LSN must not stay registered until its
                 // timeout.
+                let theirs = s.soft.then(|| self.reg.replaced_children(&s.reporter, &lsn));
                 let events = self.reg.suspect_confirmed(now, &lsn, &self.cfg);
                 self.presence(events);
+                let heir = self.reg.lsn_addr(&s.reporter);
+                if let (Some(Some(children)), Some(addr)) = (theirs, heir) {
+                    if !children.is_empty() {
+                        let adopt = Adopt { old: lsn, children };
+                        self.send_adopt(now, s.reporter, addr, adopt);
+                    }
+                }
                 continue;
             };
             s.sent += 1;

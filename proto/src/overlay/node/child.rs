@@ -35,6 +35,9 @@ pub(crate) struct LsnLink {
     /// under way (until the deadline): should this one die too, its successor takes over the
     /// children of both, so those it had not reached yet are not left behind.
     pub(super) predecessor: Option<(NodeId, Vec<Contact>, Timestamp)>,
+    /// The probe under way is a quick one, as for a takeover claim: a sibling's Join said it
+    /// takes the LSN for dead (`sibling_joined`).
+    quick: bool,
 }
 
 impl LsnLink {
@@ -83,6 +86,7 @@ impl Node {
             confirm: None,
             claimant: None,
             predecessor,
+            quick: false,
         });
         self.last_lsn = Some(lsn);
         self.set_state(NodeState::HasLsn);
@@ -94,6 +98,7 @@ impl Node {
             link.last_heard = now;
             link.probe = None;
             link.confirm = None;
+            link.quick = false;
             if let Some(c) = link.claimant.take() {
                 self.refusals.takeover_disproved += 1;
                 tracing::debug!(lsn = ?link.id, claimant = ?c.id, "LSN answered: takeover claim dropped");
@@ -289,6 +294,29 @@ impl Node {
         }
     }
 
+    /// A node of our network sent us a Join while we follow an LSN: it tried its LSN's ranked
+    /// successors in turn and reached us, so it takes our LSN for dead, and so may we be its
+    /// successor. A hot standby watches the LSN already; anyone else checks it now, as quickly
+    /// as a takeover claim (`takeover.rs`), and if it fails, succeeds it in its turn
+    /// (`lsn_dead`). Before, a third-ranked child answered every such Join that it followed
+    /// the dead LSN until its 90 s silence timer ran out (cascade sweep, seed 229). Costs one
+    /// probe at most at a time; any word from the LSN ends it.
+    pub(super) fn sibling_joined(&mut self, now: Timestamp, addr: SocketAddr) {
+        if !self.cfg.local.contains(addr.ip()) {
+            return;
+        }
+        let seq = self.next_seq();
+        let deadline = now + self.cfg.probe_timeout / super::takeover::VERIFY_SPEEDUP;
+        let Some(link) = self.lsn.as_mut() else { return };
+        if link.standby.is_some() || link.probe.is_some() || link.confirm.is_some() {
+            return;
+        }
+        link.quick = true;
+        link.probe = Some(Probe { seq, deadline, tries: 1 });
+        let lsn = link.addr;
+        self.send(now, lsn, Message::Ping(Ping { seq }));
+    }
+
     /// The successors our LSN named and its ranking, kept when we leave it for a claimant
     /// (`takeover.rs`): if the claimant does not answer our Join, the next in its ranking is
     /// tried, down to ourselves. Not only its hot standbys: when the claimant and both died
@@ -336,9 +364,10 @@ impl Node {
                     return self.lsn_dead(now);
                 }
                 // A takeover claim is checked quickly (`takeover.rs`).
-                let gap = match link.claimant {
-                    Some(_) => cfg.probe_timeout / super::takeover::VERIFY_SPEEDUP,
-                    None => cfg.probe_timeout,
+                let gap = if link.claimant.is_some() || link.quick {
+                    cfg.probe_timeout / super::takeover::VERIFY_SPEEDUP
+                } else {
+                    cfg.probe_timeout
                 };
                 link.probe = Some(Probe { deadline: now + gap, tries: p.tries + 1, ..p });
                 let seq = p.seq;

@@ -48,7 +48,14 @@ pub(crate) struct Finder {
     /// Times a successor we asked answered that it still follows the dead LSN (it has not
     /// noticed the death yet) and we waited for it to.
     pub(super) successor_waits: u32,
+    /// Candidates whose Join went unanswered in this search: a sibling that still names one
+    /// as its LSN does not send us back to it (seed 229 of the cascade sweep spent 2 s on a
+    /// dead LSN twice). Bounded by [`MAX_FAILED`]; cleared when the search ends.
+    failed: Vec<NodeId>,
 }
+
+/// Most unanswered candidates remembered in one search.
+const MAX_FAILED: usize = 16;
 
 /// Our Join in flight: where it went, whom we expect to answer, and its retry state.
 #[derive(Clone, Copy)]
@@ -80,6 +87,11 @@ impl JoinAttempt {
 }
 
 impl Finder {
+    /// The search is over (we lead): the candidates that failed it may answer the next.
+    pub(crate) fn forget_failed(&mut self) {
+        self.failed.clear();
+    }
+
     /// Whether our LsnQuery awaits the master's answer.
     pub(crate) fn query_pending(&self) -> bool {
         self.query.is_some()
@@ -220,6 +232,7 @@ impl Node {
                 }
                 self.finder.candidates.clear();
                 self.finder.successor_waits = 0;
+                self.finder.failed.clear();
                 self.backoff = Duration::from_millis(500);
                 // (`become_child` takes `finder.replacing`.)
                 self.become_child(now, peer, addr);
@@ -280,8 +293,14 @@ impl Node {
                 self.finder.takeover = Some((now + self.cfg.takeover_wait / 2, again));
                 return true;
             }
-            // Not an LSN: it named its LSN; try that first (unless it is the one that died).
-            for c in list.nodes.iter().rev().filter(|c| c.id != me && Some(c.id) != dead) {
+            // Not an LSN: it named its LSN; try that first (unless it is the one that died, or
+            // one that did not answer us).
+            let failed = &self.finder.failed;
+            let named: Vec<Contact> = (list.nodes.iter())
+                .filter(|c| c.id != me && Some(c.id) != dead && !failed.contains(&c.id))
+                .copied()
+                .collect();
+            for c in named.iter().rev() {
                 self.finder.candidates.push_front((c.addr.0, Some(c.id)));
             }
             self.try_next_candidate(now);
@@ -341,6 +360,9 @@ impl Node {
                 }
                 self.send(now, j.addr, Message::Join(j.join));
             } else {
+                if let Some(id) = j.expect.filter(|_| self.finder.failed.len() < MAX_FAILED) {
+                    self.finder.failed.push(id);
+                }
                 self.try_next_candidate(now);
             }
         } else if let Some(j) = self.finder.join.filter(|j| now >= j.resend) {

@@ -203,6 +203,7 @@ impl Node {
         known: Vec<Contact>,
     ) {
         self.lsn = None;
+        self.finder.forget_failed();
         self.role = Some(Box::new(LsnRole::new(now, takeover_from)));
         self.set_state(NodeState::IsLsn);
         self.events.push_back(NodeEvent::BecameLsn { takeover_from });
@@ -255,6 +256,7 @@ impl Node {
         match self.state {
             NodeState::IsLsn => {}
             NodeState::HasLsn => {
+                self.sibling_joined(now, addr);
                 let lsn = self.lsn.as_ref().map(|l| l.contact());
                 let nodes = lsn.into_iter().collect();
                 return self.send(now, addr, Message::NodeList(NodeList { seq: join.seq, nodes }));
