@@ -231,8 +231,9 @@ impl Endpoint {
 /// Capacity below which a table is left as it is.
 const SHRINK_FLOOR: usize = 64;
 
-/// Shrinks `map` to one and a half times its length (and no lower than half
-/// [`SHRINK_FLOOR`], which fits in that many slots) when that fits in fewer slots (see [`Endpoint::shrink_tables`]).
+/// Shrinks `map` to room for one and a half times its length when that fits in fewer slots
+/// (see [`Endpoint::shrink_tables`]); a table of [`SHRINK_FLOOR`] slots or fewer is left as
+/// it is (room for half as many entries needs that many).
 ///
 /// A `HashMap`'s slots come in powers of two, so a shrink frees something only when the target
 /// fits in half the slots or fewer: the rule this replaced (under a quarter full, to twice the
