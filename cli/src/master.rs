@@ -67,6 +67,10 @@ impl MasterArgs {
 pub(crate) fn run(args: MasterArgs) -> Result<(), DaemonError> {
     let file = daemon::load_config(args.config.as_deref(), |_: &mut MasterConfig| {})?;
     let logging = Logging::init(&file.log, &args.log);
+    // Before the runtime's threads allocate (see memory.rs): a flood's memory goes back.
+    if !crate::memory::fix_thresholds() {
+        tracing::warn!("malloc thresholds not set; memory freed after a flood may stay");
+    }
     let mut config = file;
     args.apply(&mut config);
     daemon::runtime(true)?.block_on(serve(args, config, logging))
