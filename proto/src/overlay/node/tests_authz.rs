@@ -215,3 +215,49 @@ fn an_introduction_from_anyone_but_the_introducer_is_refused() {
     assert_eq!(w.node(lsn).refusals().introduction, lsn_before + 1);
     assert_eq!(w.node(lsn).intro_stats().relayed, 0);
 }
+
+fn join_from(w: &Simulation, i: usize) -> Message {
+    let local = WireAddr(w.slots[i].addr);
+    Message::Join(crate::wire::Join { seq: 1, local, prefix_len: 24, uptime_secs: 0 })
+}
+
+#[test]
+fn a_join_from_a_sibling_makes_a_child_check_its_lsn_and_nothing_more() {
+    // A sibling sends us a Join when it takes our LSN for dead and us for its successor
+    // (`child.rs`, `sibling_joined`): we probe the LSN at once instead of at our silence
+    // timer. A live LSN answers, and nobody moves.
+    let (mut w, lsn) = Simulation::settled_subnet(44, 5, 3 * SEC);
+    let children = w.node(lsn).children();
+    let sibling = w.slot_of_id(&children[3]).expect("a child");
+    let victim = w.slot_of_id(&children[2]).expect("a child");
+    let probing = |w: &Simulation| w.node(victim).lsn.as_ref().is_some_and(|l| l.probe.is_some());
+    assert!(!probing(&w));
+    let join = join_from(&w, sibling);
+    forge(&mut w, sibling, victim, join);
+    // The Join may first need a handshake; the probe lasts a LAN round trip.
+    let mut probed = false;
+    for _ in 0..500 {
+        w.run_for(std::time::Duration::from_millis(1));
+        probed |= probing(&w);
+    }
+    assert!(probed, "no probe of the LSN after a sibling's Join");
+    w.run_for(10 * SEC);
+    assert!(!probing(&w), "the live LSN's answer ends the probe");
+    assert!(still_leads(&w, lsn, &children), "a child left its live LSN");
+}
+
+#[test]
+fn a_join_from_another_subnet_makes_no_child_probe() {
+    let (mut w, lsn) = two_subnets(48, 3);
+    let children = w.node(lsn).children();
+    let victim = w.slot_of_id(&children[0]).expect("a child");
+    let attacker = (0..w.slots.len()).find(|&i| w.slots[i].subnet() == 2).expect("subnet 2");
+    let join = join_from(&w, attacker);
+    forge(&mut w, attacker, victim, join);
+    for _ in 0..500 {
+        w.run_for(std::time::Duration::from_millis(1));
+        assert!(w.node(victim).lsn.as_ref().is_some_and(|l| l.probe.is_none()));
+    }
+    w.run_for(5 * SEC);
+    assert!(still_leads(&w, lsn, &children));
+}
