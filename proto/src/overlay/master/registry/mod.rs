@@ -146,12 +146,19 @@ impl Registry {
         if subnet.is_none() || subnet != self.subnet_of(reporter) {
             return None;
         }
-        let children = self
-            .records_under(node)
-            .filter(|(id, _)| *id != node && *id != reporter)
+        Some(self.contacts_under(node, |id, _| id != node && id != reporter))
+    }
+
+    /// The records naming `lsn` that `keep` accepts, as contacts.
+    fn contacts_under(
+        &self,
+        lsn: &NodeId,
+        keep: impl Fn(&NodeId, &NodeRecord) -> bool,
+    ) -> Vec<Contact> {
+        self.records_under(lsn)
+            .filter(|(id, r)| keep(id, r))
             .map(|(id, r)| Contact { id: *id, addr: crate::wire::WireAddr(r.addr) })
-            .collect();
-        Some(children)
+            .collect()
     }
 
     pub(super) fn children_of(&self, lsn: &NodeId) -> Vec<NodeId> {

@@ -61,18 +61,13 @@ impl Registry {
         }
         self.remove(child, PartReason::Lost)
     }
-}
 
-impl Registry {
     /// The children still filed under `yielder` and waiting (pending) for an LSN to report
     /// them: those neither its rival nor anyone else has claimed.
     pub(in crate::overlay::master) fn unclaimed_under(
         &self,
         yielder: &NodeId,
     ) -> Vec<crate::wire::Contact> {
-        self.records_under(yielder)
-            .filter(|(id, r)| *id != yielder && r.pending.is_some())
-            .map(|(id, r)| crate::wire::Contact { id: *id, addr: crate::wire::WireAddr(r.addr) })
-            .collect()
+        self.contacts_under(yielder, |id, r| id != yielder && r.pending.is_some())
     }
 }
