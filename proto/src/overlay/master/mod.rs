@@ -520,11 +520,17 @@ impl Master {
                 self.reg.remember_certificate(cert);
             }
         }
+        // A Join from an LSN already filed at this address is a repeat: our Ack was lost (or
+        // the Join that carried it), so the path is lossy and the Ack goes twice. (Repeats
+        // are rare; a new LSN's registration waits on them after a crash.)
+        let repeat = self.reg.lsn_addr(&peer) == Some(addr);
         let events = self.reg.register_lsn(now, subnet, contact, addr);
         self.overdue_heard(now, contact.id);
         self.presence(events);
         self.fleet_lsn_registered(now, &peer);
-        self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
+        for _ in 0..if repeat { 2 } else { 1 } {
+            self.send(now, addr, Message::Ack(Ack { seq: j.seq }));
+        }
         // Two LSNs in one subnet: tell each about the others, senior first, until they
         // settle it (`rivals.rs`, `node/rival.rs`).
         self.tell_rivals(now, subnet);
