@@ -6,6 +6,7 @@ mod certs;
 mod groups;
 mod lsns;
 mod suspect;
+mod view;
 mod yielded;
 
 use std::{
@@ -15,10 +16,7 @@ use std::{
 };
 
 use self::groups::Groups;
-use super::{
-    topology::{LsnView, NodeView, SubnetView, Topology},
-    PresenceEvent,
-};
+use super::PresenceEvent;
 use crate::{
     overlay::{MasterConfig, SubnetKey},
     trust::Certificate,
@@ -261,7 +259,6 @@ impl Registry {
         self.designates.insert(subnet, (lsn, now + cfg.designate_ttl));
     }
 
-    /// Where an LSN's session with the master is.
     /// `subnet`'s LSNs, senior first (by registration, then id).
     pub(super) fn subnet_lsns(&self, subnet: &SubnetKey) -> Vec<Contact> {
         let mut lsns: Vec<&LsnRecord> = self.subnet_lsn_records(subnet).map(|(_, l)| l).collect();
@@ -553,50 +550,6 @@ impl Registry {
         let lsn = self.lsn_expiry.first().map(|(seen, _)| *seen + cfg.lsn_timeout);
         let pending = self.pending.first().map(|(t, _)| *t);
         lsn.into_iter().chain(pending).min()
-    }
-
-    pub(super) fn topology(&self) -> Topology {
-        let mut subnets: BTreeMap<SubnetKey, Vec<LsnView>> = BTreeMap::new();
-        let view = |id: &NodeId, r: &NodeRecord| NodeView {
-            id: *id,
-            addr: r.addr,
-            route: r.route.clone(),
-            last_seen: r.last_seen,
-            rtt: r.rtt,
-            nat: None,
-        };
-        for (id, lsn) in &self.lsns {
-            let children = self
-                .records_under(id)
-                .filter(|(cid, r)| *cid != id && r.pending.is_none())
-                .map(|(cid, r)| view(cid, r))
-                .collect();
-            let me = self.nodes.get(id).map(|r| view(id, r));
-            subnets.entry(lsn.subnet).or_default().push(LsnView {
-                id: *id,
-                addr: lsn.contact.addr.0,
-                last_seen: me.as_ref().map_or(Timestamp::ZERO, |m| m.last_seen),
-                path: None,
-                children,
-                nat: None,
-            });
-        }
-        let pending = self
-            .nodes
-            .iter()
-            .filter(|(_, r)| r.pending.is_some())
-            .map(|(id, r)| view(id, r))
-            .collect();
-        Topology {
-            subnets: subnets.into_iter().map(|(key, lsns)| SubnetView { key, lsns }).collect(),
-            pending,
-        }
-    }
-
-    /// Where `node` is: its address and its LSN's subnet (for the durable node registry).
-    pub(super) fn whereabouts(&self, node: &NodeId) -> Option<(SocketAddr, Option<SubnetKey>)> {
-        let rec = self.nodes.get(node)?;
-        Some((rec.addr, self.lsns.get(&rec.lsn).map(|l| l.subnet)))
     }
 }
 
