@@ -139,6 +139,19 @@ fn two_crashes(
     (present, joined)
 }
 
+/// A new LSN that dies before its own ranking reached anyone: its predecessor's ranking
+/// stands in, so the successor that joined it watches it as a hot standby would and takes
+/// over both LSNs' children. Wide sweep seed 149 (20 % loss; the standby dies 0.9 s into its
+/// takeover): three children had joined it with no successor known, the rest still followed
+/// the first dead LSN, and the master, which the new LSN never reached, knew of neither death;
+/// everyone waited out the 90 s silence timer.
+#[test]
+fn a_new_lsn_that_dies_before_naming_its_standby_is_succeeded_within_seconds() {
+    let (present, joined) = two_crashes(149, 12, 0.2, Some(Duration::from_millis(900)));
+    assert!(present <= 5 * SEC, "survivors under a live LSN only after {present:?}");
+    assert!(joined <= 15 * SEC, "all joined a live LSN only after {joined:?}");
+}
+
 /// The scenario, swept: the standby dies 0–1.9 s into its takeover (its announcements
 /// reached none, some or all of the children), 2 % loss on every datagram.
 #[test]

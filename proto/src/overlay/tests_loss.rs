@@ -223,3 +223,21 @@ fn twenty_percent_loss_for_three_minutes_keeps_every_node_present_over_twenty_se
     let missed: Vec<_> = rows.iter().filter(|r| r.1 < 99.0 || r.2 > 0 || r.3 > 10).collect();
     assert!(missed.is_empty(), "off target: {missed:?}");
 }
+
+/// Seed 338 of the 10-minute sweep: a standby took its live LSN for dead at 20 % loss, adopted
+/// its children and reported them; the children, checking the claim, stayed, and the rival
+/// yielded back. The master handed the LSN the children it still filed under the rival, but
+/// the LSN skipped every child it already had, so six stayed absent at the master for good.
+/// Now an LSN reports again the children an Adopt names that it already has.
+#[test]
+fn children_the_master_hands_back_to_the_lsn_they_never_left_are_present_again() {
+    let mut w = World::new(338);
+    for s in 1..=4 {
+        for _ in 0..10 {
+            w.add(s);
+        }
+    }
+    w.net.loss = 0.2;
+    let took = w.run_until(120 * SEC, |w| w.all_present());
+    assert!(took <= 60 * SEC, "every node present only after {took:?}");
+}

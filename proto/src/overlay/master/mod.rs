@@ -574,6 +574,7 @@ impl Master {
         }
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
+        self.check_certificates(now, peer, &u.changes);
         if let Some(digest) = u.digest {
             self.check_digest(now, peer, digest);
         }

@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::Master;
 use crate::{
     overlay::child_digest,
-    wire::{Digest, Message, NodeList, Part, PartReason, Resync},
+    wire::{Digest, Message, NodeList, Part, PartReason, PresenceChange, PresenceKind, Resync},
     NodeId, Timestamp,
 };
 
@@ -82,6 +82,32 @@ impl Master {
         }
         asked.insert(lsn, now + CERTS_ASK_EVERY);
         self.resync(now, lsn);
+    }
+
+    /// `changes` came in an update from `lsn`: every child it files must be one we can seal
+    /// to. A certificate the child's own session with us carries is kept (that session idles
+    /// out); if neither that nor the one its LSN sent beside the update (unacknowledged) is
+    /// here, the LSN is asked for them now, rather than when a message to that child fails
+    /// (turmoil cascade, seed 48: a present child's poll failed with "no certificate known").
+    pub(super) fn check_certificates(
+        &mut self,
+        now: Timestamp,
+        lsn: NodeId,
+        changes: &[PresenceChange],
+    ) {
+        let mut missing = false;
+        for c in changes.iter().filter(|c| c.kind == PresenceKind::Joined) {
+            if self.reg.certificate(&c.node).is_some() {
+                continue;
+            }
+            match self.ep.peer_certificate(&c.node).cloned() {
+                Some(cert) => self.reg.remember_certificate(cert),
+                None => missing = true,
+            }
+        }
+        if missing {
+            self.ask_certificates(now, lsn);
+        }
     }
 
     /// `lsn`'s child-set digest (on an update or a keepalive): asks for its list when ours

@@ -76,7 +76,8 @@ impl LsnRole {
 impl Node {
     /// Adopts `children` of the dead LSN `old`, in that order (best-ranked first): each is
     /// reported present to the master and given its turn for the takeover announcement.
-    /// Children already known (joined or adopted) and ourselves are skipped.
+    /// Children already known (joined or adopted) are reported again, not announced to;
+    /// ourselves and `old` are skipped.
     pub(super) fn adopt(&mut self, now: Timestamp, old: NodeId, children: Vec<Contact>) {
         let me = self.node_id();
         let pace = self.cfg.takeover_pace;
@@ -85,7 +86,18 @@ impl Node {
         // Those the master names later rank after the standby's list.
         let base = role.children.len();
         for (rank, c) in children.into_iter().enumerate() {
-            if c.id == me || c.id == old || role.children.contains_key(&c.id) {
+            if c.id == me || c.id == old {
+                continue;
+            }
+            if let Some(known) = role.children.get(&c.id) {
+                // The master files it elsewhere: under a rival that took over our children in
+                // error and yielded back, whose report reached the master while theirs never
+                // left us (10-minute loss sweep, seed 338: six children absent for good).
+                changes.push(PresenceChange {
+                    node: c.id,
+                    kind: PresenceKind::Joined,
+                    addr: WireAddr(known.addr),
+                });
                 continue;
             }
             let turn = role.next_turn.max(now);

@@ -38,6 +38,9 @@ pub(crate) struct LsnLink {
     /// The probe under way is a quick one, as for a takeover claim: a sibling's Join said it
     /// takes the LSN for dead (`sibling_joined`).
     quick: bool,
+    /// Our `standby` rank and `neighbours` come from the ranking of the LSN this one just
+    /// replaced (`predecessor`), not from this one, whose own list has not come yet.
+    provisional: bool,
 }
 
 impl LsnLink {
@@ -76,13 +79,27 @@ impl Node {
             .take()
             .filter(|(old, _)| *old != lsn)
             .map(|(old, ranked)| (old, ranked, now + span));
+        // A new LSN may die before its own ranking names anyone (it took over moments ago),
+        // and then only our 90 s silence timer would tell (two-crash sweep, seed 149: three
+        // children had joined it, the rest still followed the first dead LSN, and the master
+        // knew of neither death). So until its list comes, its predecessor's ranking stands
+        // in: the two ranked first after it watch it as its hot standbys would, and the first
+        // takes over both LSNs' children should it fall silent (`lsn_dead`).
+        let me = self.node_id();
+        let neighbours: Vec<Contact> = predecessor
+            .as_ref()
+            .map(|(old, ranked, _)| ranked.iter().filter(|c| c.id != *old).copied().collect())
+            .unwrap_or_default();
+        let standby =
+            neighbours.iter().filter(|c| c.id != lsn).take(STANDBYS).position(|c| c.id == me);
         self.lsn = Some(LsnLink {
             id: lsn,
             addr,
             last_heard: now,
             probe: None,
-            neighbours: Vec::new(),
-            standby: None,
+            provisional: !neighbours.is_empty(),
+            neighbours,
+            standby,
             confirm: None,
             claimant: None,
             predecessor,
@@ -134,6 +151,7 @@ impl Node {
         }
         link.standby = standby;
         link.neighbours = list.nodes;
+        link.provisional = false;
     }
 
     /// A heartbeat (`Uptime`) from our LSN. The LSN heartbeats only the child its last ranking
@@ -152,6 +170,7 @@ impl Node {
             link.standby = Some(0);
             link.last_heard = now;
         }
+        link.provisional = false;
         true
     }
 
@@ -340,6 +359,13 @@ impl Node {
         let cfg = self.cfg.clone();
         let Some(link) = &mut self.lsn else { return };
         let addr = link.addr;
+        if link.provisional && link.predecessor.as_ref().is_none_or(|p| now >= p.2) {
+            // Its takeover is over and its list never reached us: it did not rank us first,
+            // or it would heartbeat us (`on_lsn_heartbeat`). Stop watching so closely.
+            link.provisional = false;
+            link.standby = None;
+            link.confirm = None;
+        }
         if link.standby.is_some() {
             let (pings, gap) = cfg.standby_confirm;
             match link.confirm {

@@ -238,6 +238,29 @@ fn an_lsn_another_reports_as_its_child_while_it_leads_is_told_and_registers_agai
 }
 
 #[test]
+fn a_join_to_a_claimant_that_died_after_announcing_is_given_up_within_a_second() {
+    // Turmoil seeds 36 and 41 at 20 % loss: the standby announced its takeover to the next
+    // successor and died; that one's Join to it, over the session the announcement came by,
+    // went unanswered for the whole 2 s join timeout before it took over itself. A Join over
+    // a session already up with a node of our LAN is a round trip of milliseconds: its tries
+    // now go 250 ms apart.
+    let (mut w, lsn) = Simulation::settled_subnet(38, 6, 3 * SEC);
+    let ranked = w.node(lsn).children();
+    let first = w.slot_of_id(&ranked[0]).expect("the standby's slot");
+    let second = w.slot_of_id(&ranked[1]).expect("the next successor's slot");
+    let first_addr = w.slots[first].addr;
+    w.crash(lsn);
+    w.run_until(10 * SEC, |w| w.node(second).finder.joining() == Some(first_addr));
+    assert!(w.node(second).ep.peer_at(first_addr).is_some(), "the session is up");
+    w.crash(first);
+    let took = w.run_until(10 * SEC, |w| w.node(second).state() == NodeState::IsLsn);
+    assert!(
+        took <= Duration::from_millis(1100),
+        "the next successor took over only after {took:?}"
+    );
+}
+
+#[test]
 fn a_standby_that_dies_as_it_announces_leaves_the_next_successor_to_take_over() {
     // Turmoil seed 22 at 20 % loss: the second hot standby's wait for the first's announcement
     // ran out, and it was joining the first when the announcement came after all. Following
