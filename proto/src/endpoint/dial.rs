@@ -24,6 +24,29 @@ impl Endpoint {
         self.dial(now, addr, expect);
     }
 
+    /// Sends the handshake under way with `addr` on again now (message 1, or message 3 while
+    /// the responder has not confirmed it), for a caller whose own retries say the session is
+    /// urgent; its backoff goes on unchanged. Returns whether a handshake with `addr` was
+    /// under way (messages sent to `addr` meanwhile wait in its queue).
+    ///
+    /// The backoff doubles from `handshake_rto` (0.5, 1, 2, 4 s): at 20 % loss each way, lost
+    /// round trips in a row left a new LSN unregistered for 3.6 s and 7.6 s (turmoil cascade
+    /// seeds 29, 69), while it retried its registration every second into that queue.
+    pub fn hasten(&mut self, addr: SocketAddr) -> bool {
+        let unconfirmed = self.by_addr.get(&addr).and_then(|i| self.links.get(i));
+        let resend = match unconfirmed {
+            Some(link) => link.unconfirmed_hs3.clone().map(|hs3| (link.path, hs3)),
+            None => self
+                .dial_by_addr
+                .get(&addr)
+                .and_then(|i| self.dials.get(i))
+                .map(|d| (d.path, d.hs1.clone())),
+        };
+        let Some((path, packet)) = resend else { return false };
+        self.push_transmit(addr, path, packet);
+        true
+    }
+
     /// Starts a handshake with `addr`, even beside a session there (`stale.rs`).
     pub(super) fn dial(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
         let index = self.fresh_index();

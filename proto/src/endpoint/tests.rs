@@ -542,3 +542,32 @@ fn a_second_session_the_initiator_never_confirmed_does_not_take_the_responders_t
     assert_eq!(received(&net.events(a)), vec![app(7)], "B's message was lost");
     assert_eq!(received(&net.events(b)), vec![app(8)]);
 }
+
+#[test]
+fn a_hastened_handshake_sends_its_first_message_again_at_once() {
+    // A caller whose own retries say the session is urgent (a new LSN registering) need not
+    // wait out the doubling backoff after a lost message 1.
+    let mut fx = Fixture::new(41);
+    let mut net = Net::new();
+    let a = net.add(fx.node(), 1);
+    let b = net.add(fx.node(), 2);
+    let addr_b = net.addr(b);
+    let mut dropped = false;
+    net.set_filter(move |_, _, _| {
+        if dropped {
+            return Verdict::Deliver;
+        }
+        dropped = true;
+        Verdict::Drop
+    });
+    assert!(!net.with(a, |e, _| e.hasten(addr_b)), "no handshake under way yet");
+    net.with(a, |e, now| e.connect(now, addr_b, None));
+    net.run_for(Duration::from_millis(100));
+    assert!(!connected(&net, a, b));
+    assert!(net.with(a, |e, _| e.hasten(addr_b)));
+    // Message 1 would go again only at 500 ms.
+    let hastened = net.now;
+    net.run_until(5 * SECOND, |n| connected(n, a, b));
+    let took = net.now.saturating_since(hastened);
+    assert!(took < Duration::from_millis(100), "connected {took:?} after the hastened try");
+}

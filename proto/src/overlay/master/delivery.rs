@@ -182,7 +182,13 @@ impl Master {
         data: &[u8],
     ) -> Result<(), super::DeliveryError> {
         let message = Message::App(AppMessage { id, data: data.to_vec() });
-        self.send_sealed(now, node, id, &message, false)
+        match self.send_sealed(now, node, id, &message, false) {
+            // Present, and its certificate asked for: the message waits for it.
+            Err(DeliveryError::NoCertificate) => {
+                self.wait_for_certificate(now, node, id, data.to_vec())
+            }
+            sent => sent,
+        }
     }
 
     /// Seals `message` to `node` and hands it to the node's LSN as delivery `id`.

@@ -391,7 +391,9 @@ impl Master {
             }
             Message::Certificate(cert) => {
                 if self.ep.trust().verify(&cert, now).is_ok() {
+                    let node = cert.node_id();
                     self.reg.remember_certificate(*cert);
+                    self.certificate_came(now, node);
                 }
             }
             Message::NodeList(list) => self.on_resync_answer(now, peer, list),
@@ -574,7 +576,6 @@ impl Master {
         }
         self.presence(events);
         self.send(now, addr, Message::Ack(Ack { seq: u.seq }));
-        self.check_certificates(now, peer, &u.changes);
         if let Some(digest) = u.digest {
             self.check_digest(now, peer, digest);
         }

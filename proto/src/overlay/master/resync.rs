@@ -15,10 +15,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use super::Master;
+use super::{DeliveryError, DeliveryId, Master, MasterEvent};
 use crate::{
     overlay::child_digest,
-    wire::{Digest, Message, NodeList, Part, PartReason, PresenceChange, PresenceKind, Resync},
+    wire::{AppMessage, Digest, Message, NodeList, Part, PartReason, Resync},
     NodeId, Timestamp,
 };
 
@@ -41,6 +41,18 @@ struct Pending {
 /// At most one Resync per LSN this often for a certificate we lack.
 const CERTS_ASK_EVERY: Duration = Duration::from_secs(60);
 
+/// Most messages waiting for a certificate; beyond it a message fails at once.
+const MAX_WAITING: usize = 1024;
+
+/// An application message to a present node whose certificate we lack, waiting for it.
+struct Waiting {
+    node: NodeId,
+    id: DeliveryId,
+    data: Vec<u8>,
+    /// When it fails if the certificate has not come.
+    until: Timestamp,
+}
+
 /// The Resyncs in flight, at most one per LSN.
 #[derive(Default)]
 pub(super) struct Resyncs {
@@ -48,11 +60,14 @@ pub(super) struct Resyncs {
     /// LSNs asked because a child's certificate was missing: until when not again (at most
     /// [`MAX_RESYNCS`]).
     certs_asked: BTreeMap<NodeId, Timestamp>,
+    /// Messages waiting for the certificates asked for (at most [`MAX_WAITING`]).
+    waiting: Vec<Waiting>,
 }
 
 impl Resyncs {
     pub(super) fn next_deadline(&self) -> Option<Timestamp> {
-        self.pending.iter().map(|p| p.due).min()
+        let waiting = self.waiting.iter().map(|w| w.until);
+        self.pending.iter().map(|p| p.due).chain(waiting).min()
     }
 }
 
@@ -84,29 +99,42 @@ impl Master {
         self.resync(now, lsn);
     }
 
-    /// `changes` came in an update from `lsn`: every child it files must be one we can seal
-    /// to. A certificate the child's own session with us carries is kept (that session idles
-    /// out); if neither that nor the one its LSN sent beside the update (unacknowledged) is
-    /// here, the LSN is asked for them now, rather than when a message to that child fails
-    /// (turmoil cascade, seed 48: a present child's poll failed with "no certificate known").
-    pub(super) fn check_certificates(
+    /// A message to present `node` could not be sealed: its certificate, asked from its LSN
+    /// (`ask_certificates`), is on its way. The message waits for it up to the delivery
+    /// timeout, then fails. Before, it failed at once (turmoil cascade seed 48: a poll of a
+    /// present child, "no certificate known for the node").
+    pub(super) fn wait_for_certificate(
         &mut self,
         now: Timestamp,
-        lsn: NodeId,
-        changes: &[PresenceChange],
-    ) {
-        let mut missing = false;
-        for c in changes.iter().filter(|c| c.kind == PresenceKind::Joined) {
-            if self.reg.certificate(&c.node).is_some() {
-                continue;
-            }
-            match self.ep.peer_certificate(&c.node).cloned() {
-                Some(cert) => self.reg.remember_certificate(cert),
-                None => missing = true,
-            }
+        node: NodeId,
+        id: DeliveryId,
+        data: Vec<u8>,
+    ) -> Result<(), DeliveryError> {
+        if self.resyncs.waiting.len() >= MAX_WAITING {
+            return Err(DeliveryError::NoCertificate);
         }
-        if missing {
-            self.ask_certificates(now, lsn);
+        let until = now + self.cfg.delivery_timeout;
+        self.resyncs.waiting.push(Waiting { node, id, data, until });
+        Ok(())
+    }
+
+    /// Test hook: as if `node`'s certificate had never reached us.
+    #[cfg(test)]
+    pub(crate) fn forget_certificate(&mut self, node: &NodeId) {
+        self.reg.forget_certificate(node);
+    }
+
+    /// `node`'s certificate came: the messages waiting for it go.
+    pub(super) fn certificate_came(&mut self, now: Timestamp, node: NodeId) {
+        let (ready, rest) = std::mem::take(&mut self.resyncs.waiting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|w| w.node == node);
+        self.resyncs.waiting = rest;
+        for w in ready {
+            let message = Message::App(AppMessage { id: w.id, data: w.data });
+            if let Err(error) = self.send_sealed(now, node, w.id, &message, false) {
+                self.events.push_back(MasterEvent::DeliveryFailed { id: w.id, node, error });
+            }
         }
     }
 
@@ -129,6 +157,14 @@ impl Master {
 
     /// Resends the Resyncs whose answer is late; gives up after [`RESYNC_TRIES`].
     pub(super) fn resync_timers(&mut self, now: Timestamp) {
+        let (late, waiting) = std::mem::take(&mut self.resyncs.waiting)
+            .into_iter()
+            .partition::<Vec<_>, _>(|w| now >= w.until);
+        self.resyncs.waiting = waiting;
+        for w in late {
+            let (id, node, error) = (w.id, w.node, DeliveryError::NoCertificate);
+            self.events.push_back(MasterEvent::DeliveryFailed { id, node, error });
+        }
         let mut again = Vec::new();
         self.resyncs.pending.retain_mut(|p| {
             if now < p.due {

@@ -35,6 +35,9 @@ const CERTS_AGAIN: Duration = Duration::from_secs(60);
 /// nothing.) Tries after the first go as two copies, and a master heard from since the first
 /// try is given as many tries again before the session is dropped (`uplink_timers`).
 const JOIN_TRIES: u32 = 5;
+/// The wait before registering again after the master was lost the first time (it doubles
+/// each time after, up to `max_backoff`).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(crate) struct Uplink {
     registered: bool,
@@ -71,7 +74,7 @@ impl Uplink {
             join_sent: now,
             join_first: now,
             retry_at: None,
-            backoff: Duration::from_millis(500),
+            backoff: FIRST_BACKOFF,
             plan: None,
             keepalive: None,
             queue: Vec::new(),
@@ -157,6 +160,14 @@ impl Node {
         let Some(up) = self.uplink() else { return };
         up.join = Some(Probe { deadline: now + wait, tries, ..probe });
         up.join_sent = now;
+        // Still no session: the first Join waits in its queue, and the handshake is what was
+        // lost, so its message goes again instead. Only on a first attempt (a new LSN, or the
+        // first since the master answered): while the master is down, every try would send
+        // 512 bytes (the standard day's outage: WAN 491 -> 499 B/node-hour without this).
+        let fresh = up.backoff == FIRST_BACKOFF;
+        if tries > 1 && fresh && self.ep.hasten(self.cfg.master) {
+            return;
+        }
         // After a try went unanswered the path is lossy: two copies (a Join is ~44 bytes, and
         // a new LSN's presence at the master waits on it).
         for _ in 0..if tries > 1 { 2 } else { 1 } {
@@ -193,7 +204,7 @@ impl Node {
         if up.join.is_some_and(|p| p.seq == seq) {
             up.join = None;
             up.registered = true;
-            up.backoff = Duration::from_millis(500);
+            up.backoff = FIRST_BACKOFF;
             up.plan = Some(KeepalivePlan::new(now, &self.cfg));
             // The master knows nothing of our children yet (first registration, or it
             // restarted): send the whole set, which the deltas then keep current.

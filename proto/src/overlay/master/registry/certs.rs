@@ -46,4 +46,10 @@ impl Registry {
     pub(in crate::overlay::master) fn certificate_count(&self) -> usize {
         self.certs.len()
     }
+
+    /// Test hook: as if `node`'s certificate had never reached us.
+    #[cfg(test)]
+    pub(in crate::overlay::master) fn forget_certificate(&mut self, node: &NodeId) {
+        self.certs.remove(node);
+    }
 }
