@@ -191,6 +191,19 @@ fn a_request_taken_before_a_restart_is_not_handed_out_again() {
     assert_eq!(w.master().outbox_len(), 0);
 }
 
+/// `nodes` in one subnet, all present, with the NAT check off (its session with the master
+/// would hide a lost certificate); returns the LSN's slot.
+fn subnet_without_nat_check(nodes: usize) -> (Simulation, usize) {
+    let mut w = Simulation::new(74);
+    w.tune = |c| crate::overlay::OverlayConfig { nat_check: false, ..c };
+    for _ in 0..nodes {
+        w.add(1);
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    let lsn = (0..nodes).find(|&i| w.node(i).state() == super::NodeState::IsLsn).expect("an LSN");
+    (w, lsn)
+}
+
 #[test]
 fn a_child_whose_certificate_was_lost_is_reached_after_one_resync() {
     // An LSN sends a new child's certificate to the master once, unacknowledged, beside the
@@ -198,13 +211,7 @@ fn a_child_whose_certificate_was_lost_is_reached_after_one_resync() {
     // master could not seal to that child, present as it was, once their own session from
     // the child's LSN query had idled out: a request waited for ever (the chaos test hit it
     // at 20 % loss). The NAT check is off: its session with the master would hide this.
-    let mut w = Simulation::new(74);
-    w.tune = |c| crate::overlay::OverlayConfig { nat_check: false, ..c };
-    for _ in 0..3 {
-        w.add(1);
-    }
-    w.run_until(30 * SEC, |w| w.all_present());
-    let lsn = (0..3).find(|&i| w.node(i).state() == super::NodeState::IsLsn).expect("an LSN");
+    let (mut w, lsn) = subnet_without_nat_check(3);
     let cut = (w.slots[lsn].addr, crate::sim::master_addr());
     w.cut.insert(cut);
     let child = w.add(1);
@@ -228,15 +235,9 @@ fn a_message_to_a_child_whose_certificate_was_lost_waits_for_it_and_is_delivered
     // known for the node" (turmoil cascade seed 48, a poll). Now it waits while the LSN,
     // asked, sends its children's certificates again, and is delivered.
     use crate::overlay::{MasterCommand, MasterEvent};
-    let mut w = Simulation::new(74);
-    w.tune = |c| crate::overlay::OverlayConfig { nat_check: false, ..c };
-    for _ in 0..4 {
-        w.add(1);
-    }
-    w.run_until(30 * SEC, |w| w.all_present());
+    let (mut w, lsn) = subnet_without_nat_check(4);
     // The master's sessions with the children (their LSN queries) idle out.
     w.run_for(200 * SEC);
-    let lsn = (0..4).find(|&i| w.node(i).state() == super::NodeState::IsLsn).expect("an LSN");
     let child = (0..4).find(|&i| i != lsn).expect("a child");
     let node = w.id(child);
     w.master_do(|m, _| m.forget_certificate(&node));
