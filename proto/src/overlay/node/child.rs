@@ -73,6 +73,7 @@ impl Node {
         // Joining a successor of the LSN we lost: remember that one for a takeover's span.
         let span = self.cfg.takeover_wait + self.cfg.takeover_pace * TAKEOVER_TURNS;
         self.finder.predecessor = None;
+        self.finder.watched = false;
         let predecessor = self
             .finder
             .replacing
@@ -276,6 +277,7 @@ impl Node {
             }
         };
         self.set_state(NodeState::Joining);
+        self.finder.watched = link.standby.is_some();
         // In rank order, ourselves included: reaching our own place in the ranking, every
         // successor before us failed to answer, and we take over (`find.rs`).
         self.finder.replacing = Some((link.id, survivors.clone()));

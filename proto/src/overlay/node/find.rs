@@ -52,6 +52,10 @@ pub(crate) struct Finder {
     /// as its LSN does not send us back to it (seed 229 of the cascade sweep spent 2 s on a
     /// dead LSN twice). Bounded by [`MAX_FAILED`]; cleared when the search ends.
     failed: Vec<NodeId>,
+    /// We were a hot standby of the LSN we lost: we watched it as closely as the first
+    /// standby, so a successor ranked before us whose takeover notice has not come by our
+    /// turn is most likely dead too, and our Joins to it use the short LAN window.
+    pub(super) watched: bool,
 }
 
 /// Most unanswered candidates remembered in one search.
@@ -98,6 +102,7 @@ impl Finder {
     /// The search is over (we lead): the candidates that failed it may answer the next.
     pub(crate) fn forget_failed(&mut self) {
         self.failed.clear();
+        self.watched = false;
     }
 
     /// Whether our LsnQuery awaits the master's answer.
@@ -220,8 +225,11 @@ impl Node {
         // milliseconds: its tries go twice as close together. A claimant that died as it
         // announced its takeover held a cascade's next successor 2 s (turmoil seeds 36, 41).
         // (Without a session, the handshake must finish first: halving that window too led
-        // 8 second LSNs instead of 4 in the 20 % loss join sweep.)
-        let quick = self.cfg.local.contains(addr.ip()) && self.ep.peer_at(addr).is_some();
+        // 8 second LSNs instead of 4 in the 20 % loss join sweep.) A former hot standby
+        // waited out the notice of every successor ranked before it, so it halves the window
+        // even then (turmoil seeds 29, 31, 47: 4.1, 5.2, 5.2 s to 4.1, 3.1, 2.8 s).
+        let lan = self.cfg.local.contains(addr.ip());
+        let quick = lan && (self.ep.peer_at(addr).is_some() || self.finder.watched);
         let span = if quick { self.cfg.join_timeout / 2 } else { self.cfg.join_timeout };
         self.send(now, addr, Message::Join(join));
         self.set_state(NodeState::Joining);

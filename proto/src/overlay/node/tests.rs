@@ -294,3 +294,26 @@ fn a_standby_that_dies_as_it_announces_leaves_the_next_successor_to_take_over() 
     });
     assert!(took + all <= 5 * SEC, "survivors under the new LSN after {:?}", took + all);
 }
+
+#[test]
+fn a_hot_standby_gives_up_on_a_dead_first_standby_within_a_second_without_a_session() {
+    // The LSN and its first standby die together, and the second standby has no session with
+    // the first (at 20 % loss it often has none: turmoil seeds 29, 31 and 47). It watched the
+    // LSN as closely as the first did, so when no takeover notice has come by its turn the
+    // first is most likely dead: its Join tries go 250 ms apart, as over a session.
+    let (mut w, lsn) = Simulation::settled_subnet(38, 6, 3 * SEC);
+    let ranked = w.node(lsn).children();
+    let first = w.slot_of_id(&ranked[0]).expect("the standby's slot");
+    let second = w.slot_of_id(&ranked[1]).expect("the next successor's slot");
+    let first_addr = w.slots[first].addr;
+    w.node_do(second, |n, _| n.ep.close(&ranked[0]));
+    w.crash(lsn);
+    w.crash(first);
+    w.run_until(30 * SEC, |w| w.node(second).finder.joining() == Some(first_addr));
+    assert!(w.node(second).ep.peer_at(first_addr).is_none(), "no session with the first");
+    let took = w.run_until(10 * SEC, |w| w.node(second).state() == NodeState::IsLsn);
+    assert!(
+        took <= Duration::from_millis(1100),
+        "the second standby took over only after {took:?}"
+    );
+}
