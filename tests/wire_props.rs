@@ -202,7 +202,7 @@ fn messages() -> Vec<Message> {
             reports: vec![Report { seq: 5, envelope: sealed, certificate: None }],
         })),
         Message::ReportBatch(Box::new(ReportBatch { reports: vec![] })),
-        Message::ReportAcks(Box::new(ReportAcks { seqs: vec![0, u32::MAX] })),
+        Message::ReportAcks(Box::new(ReportAcks::of(vec![0, u32::MAX, 7, 8, 9]))),
         Message::ObserveMe(fleetmesh::wire::ObserveMe { seq: u32::MAX }),
         Message::Observed(fleetmesh::wire::Observed {
             seq: 0,

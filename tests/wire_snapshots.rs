@@ -340,7 +340,7 @@ fn samples() -> Vec<(&'static str, Message)> {
                 ],
             })),
         ),
-        ("wire_report_acks", Message::ReportAcks(Box::new(ReportAcks { seqs: vec![12, 13] }))),
+        ("wire_report_acks", Message::ReportAcks(Box::new(ReportAcks::of(vec![12, 13])))),
         ("wire_observe_me", Message::ObserveMe(fleetmesh::wire::ObserveMe { seq: 21 })),
         (
             "wire_observed",

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
-use super::{addr::WireAddr, kad::*};
+use super::{addr::WireAddr, kad::*, report::*};
 use crate::{
     trust::{Certificate, EnrollRequest, RevocationList},
     NodeId,
@@ -410,37 +410,6 @@ pub struct Forward {
     pub to: NodeId,
     /// The sealed payload.
     pub envelope: crate::secure::SealedEnvelope,
-}
-
-/// A node's sealed message for the master, travelling hop by hop (node → its LSN → master).
-///
-/// The envelope is signed by the node and sealed to the master, so the LSN can neither read
-/// nor forge it; it only checks that the envelope's sender is its own child.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
-pub struct Report {
-    /// This hop's request number, acknowledged with [`Ack`] (or answered with an error).
-    pub seq: u32,
-    /// The sealed payload: from the node, to the master.
-    pub envelope: crate::secure::SealedEnvelope,
-    /// The node's certificate, when the master may not know it yet (its first report, or
-    /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`]).
-    pub certificate: Option<Certificate>,
-}
-
-/// Reports an LSN relays for its children, carried in one message so that the master answers
-/// a burst of them (every node answering a fleet request) with one [`ReportAcks`]. Each keeps
-/// its own `seq`; the master answers a report it refuses with an [`ErrorMessage`] of that seq.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
-pub struct ReportBatch {
-    /// The reports, at most `overlay::MAX_REPORT_BATCH`.
-    pub reports: Vec<Report>,
-}
-
-/// The `seq`s of the reports of a [`ReportBatch`] the master took (or had taken already).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
-pub struct ReportAcks {
-    /// The reports' `seq`s.
-    pub seqs: Vec<u32>,
 }
 
 /// The master's request to a node: what to do (`kind`, e.g. `"exec"`) and its input.

@@ -28,6 +28,7 @@ mod kad;
 mod message;
 mod nat;
 mod relay;
+mod report;
 
 pub use addr::WireAddr;
 // The codec sits below `wire`, `trust` and `secure` so none of them imports another's encoding.
@@ -43,11 +44,12 @@ pub use kad::{
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,
     FleetRequest, Forward, Join, Keepalive, LsnQuery, Message, NodeList, Part, PartReason, Ping,
-    Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Report, ReportAcks,
-    ReportBatch, Request, Response, ResponseStatus, Resync, Takeover, Update, Uptime,
+    Pong, PresenceChange, PresenceKind, ProbeRequest, QueryAnswer, ReachProof, Request, Response,
+    ResponseStatus, Resync, Takeover, Update, Uptime,
 };
 pub use nat::{
     Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
     MAX_INTRO_ADDRS,
 };
 pub use relay::{GsnGrant, RelayData, Relayed, MAX_RELAY_BYTES};
+pub use report::{Report, ReportAcks, ReportBatch, SeqRun};

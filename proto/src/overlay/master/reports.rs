@@ -93,7 +93,7 @@ impl Master {
             }
         }
         if !seqs.is_empty() {
-            self.send(now, addr, Message::ReportAcks(Box::new(ReportAcks { seqs })));
+            self.send(now, addr, Message::ReportAcks(Box::new(ReportAcks::of(seqs))));
         }
     }
 

@@ -167,6 +167,8 @@ impl Node {
         };
         self.fleet.held.insert(id, held);
         self.fleet.next_tick = Some(now);
+        // Answers follow within milliseconds, ours first: they all go in one batch.
+        self.report_batch.gather(now);
         if for_me {
             self.take_fleet_copy(now, request);
         }

@@ -194,7 +194,13 @@ impl Node {
         p.hop = Some((hop, seq));
         p.next_try = now + p.wait;
         p.wait = (p.wait * 2).min(MAX_RETRY);
-        self.send(now, addr, Message::Report(Box::new(Report { seq, envelope, certificate })));
+        let report = Report { seq, envelope, certificate };
+        if self.role.is_some() && hop == self.master_id() {
+            // An LSN's own answer to a fleet request goes like its children's, a few ms
+            // behind it: in one batch, with one acknowledgement (`report_batch.rs`).
+            return self.batch_report(now, report);
+        }
+        self.send(now, addr, Message::Report(Box::new(report)));
     }
 
     /// The master's X25519 key, as a message it signed gave it.

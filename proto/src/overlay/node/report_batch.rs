@@ -5,7 +5,11 @@
 //! report of a quiet spell at once (no added delay for the usual lone report) and gathers the
 //! ones that follow within [`BATCH_WINDOW`] into one [`ReportBatch`], which the master answers
 //! with one [`ReportAcks`]. The children retry their own reports as before, so a lost batch
-//! costs nothing but a retry; a batch is never resent by the LSN.
+//! costs nothing but a retry; a batch is never resent by the LSN. The LSN's own reports go
+//! the same way, and a fleet request's arrival opens a window at once, so that its answers,
+//! the LSN's and its children's, all go in one batch: with the acknowledgement's runs of
+//! seqs, 436 B of master egress per LSN for a 200-byte request in the 1,000-node day, from
+//! 862 B.
 //!
 //! Bounds: at most [`MAX_REPORT_BATCH`] reports and [`BATCH_BYTES`] of envelopes queued; a
 //! full queue is sent at once.
@@ -35,14 +39,24 @@ pub(super) struct ReportBatcher {
     last_sent: Option<Timestamp>,
 }
 
+impl ReportBatcher {
+    /// Opens a window at `now` as if a report had just gone: a fleet request's answers, due
+    /// in the next milliseconds, go together rather than the first alone.
+    pub(super) fn gather(&mut self, now: Timestamp) {
+        if self.queued.is_empty() {
+            self.last_sent = Some(now);
+        }
+    }
+}
+
 /// What a report weighs in a batch: its envelope and certificate, roughly.
 fn weight(r: &Report) -> usize {
     r.envelope.ciphertext.len() + r.certificate.as_ref().map_or(0, |_| 256) + 96
 }
 
 impl Node {
-    /// (LSN) Sends a child's report (already filed as relayed under `r.seq`) to the master,
-    /// at once or with the next batch.
+    /// (LSN) Sends a report (our own, or a child's already filed as relayed under `r.seq`) to
+    /// the master, at once or with the next batch.
     pub(super) fn batch_report(&mut self, now: Timestamp, r: Report) {
         let b = &mut self.report_batch;
         let quiet = b.queued.is_empty() && b.last_sent.is_none_or(|t| now >= t + BATCH_WINDOW);
@@ -96,14 +110,17 @@ impl Node {
         self.report_batch.flush_at
     }
 
-    /// (LSN) The master took these reports of a batch: each child gets its Ack.
+    /// (LSN) The master took these reports of a batch: each child gets its Ack (our own
+    /// report settles).
     pub(super) fn on_report_acks(&mut self, now: Timestamp, peer: NodeId, a: ReportAcks) {
         if peer != self.master_id() {
             self.refusals.relay += 1;
             return;
         }
-        for seq in a.seqs {
-            self.relay_ack(now, peer, seq);
+        for seq in a.seqs(MAX_REPORT_BATCH) {
+            if !self.report_ack(peer, seq) {
+                self.relay_ack(now, peer, seq);
+            }
         }
     }
 }

@@ -166,7 +166,7 @@ fn only_a_registered_lsn_carries_a_batch_and_only_the_master_acknowledges_one() 
     w.node_do(victim, |n, now| n.report(now, 12, b"x")).expect("queued");
     w.run_for(Duration::from_millis(5));
     let seqs: Vec<u32> = (0..4096).collect();
-    forge(&mut w, carrier, lsn, Message::ReportAcks(Box::new(ReportAcks { seqs })));
+    forge(&mut w, carrier, lsn, Message::ReportAcks(Box::new(ReportAcks::of(seqs))));
     w.run_for(Duration::from_millis(5));
     assert!(!delivered(&w, victim, 12));
     assert_eq!(w.node(lsn).refusals().relay, 1);
