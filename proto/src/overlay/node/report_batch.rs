@@ -9,7 +9,7 @@
 //! the same way, and a fleet request's arrival opens a window at once, so that its answers,
 //! the LSN's and its children's, all go in one batch: with the acknowledgement's runs of
 //! seqs, 436 B of master egress per LSN for a 200-byte request in the 1,000-node day, from
-//! 862 B.
+//! 640 B.
 //!
 //! Bounds: at most [`MAX_REPORT_BATCH`] reports and [`BATCH_BYTES`] of envelopes queued; a
 //! full queue is sent at once.
