@@ -10,18 +10,20 @@ use crate::trust::Certificate;
 /// nor forge it; it only checks that the envelope's sender is its own child.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
 pub struct Report {
-    /// This hop's request number, acknowledged with [`Ack`] (or answered with an error).
+    /// This hop's request number, acknowledged with [`Ack`](super::Ack) (or answered with an
+    /// error).
     pub seq: u32,
     /// The sealed payload: from the node, to the master.
     pub envelope: crate::secure::SealedEnvelope,
     /// The node's certificate, when the master may not know it yet (its first report, or
-    /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`]).
+    /// after an [`ErrorCode::UNKNOWN_CERTIFICATE`](super::ErrorCode::UNKNOWN_CERTIFICATE)).
     pub certificate: Option<Certificate>,
 }
 
 /// Reports an LSN relays for its children, carried in one message so that the master answers
 /// a burst of them (every node answering a fleet request) with one [`ReportAcks`]. Each keeps
-/// its own `seq`; the master answers a report it refuses with an [`ErrorMessage`] of that seq.
+/// its own `seq`; the master answers a report it refuses with an
+/// [`ErrorMessage`](super::ErrorMessage) of that seq.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
 pub struct ReportBatch {
     /// The reports, at most `overlay::MAX_REPORT_BATCH`.
@@ -75,6 +77,7 @@ impl ReportAcks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{encoded_len, Message};
 
     #[test]
     fn acks_merge_consecutive_seqs_into_runs_and_give_them_back() {
@@ -98,9 +101,8 @@ mod tests {
 
     #[test]
     fn fifty_consecutive_acks_take_a_few_bytes() {
-        let message =
-            super::super::Message::ReportAcks(Box::new(ReportAcks::of((70_000..70_050).collect())));
-        let len = super::super::encoded_len(&message);
+        let message = Message::ReportAcks(Box::new(ReportAcks::of((70_000..70_050).collect())));
+        let len = encoded_len(&message);
         // Listed one by one, each seq above 65,535 took 5 bytes: 250 and more.
         assert!(len <= 16, "{len} bytes");
     }

@@ -21,9 +21,10 @@ const SUCCESSOR_WAITS: u32 = 4;
 /// How many times a Join goes to a candidate whose session is up before the next candidate
 /// is tried, `join_timeout / 4` apart, half that over a session with a node of our LAN
 /// (within the same `join_timeout`, or half: a dead candidate costs no longer than before).
-/// A single Join (or its Ack) lost used to send the node on to the next candidate, then to the master, which answers a querier that asks again so soon with
-/// no LSN (`lsns_for_query`): the node led a duplicate LSN of its own. At 20 % loss each way
-/// one round trip fails 36 % of the time, four in a row 1.7 %.
+/// A single Join (or its Ack) lost used to send the node on to the next candidate, then to
+/// the master, which answers a querier that asks again so soon with no LSN
+/// (`lsns_for_query`): the node led a duplicate LSN of its own. At 20 % loss each way one
+/// round trip fails 36 % of the time, four in a row 1.7 %.
 const JOIN_TRIES: u32 = 4;
 
 #[derive(Default)]
