@@ -9,7 +9,7 @@
 //! Who answered before the restart is not kept: the application had those answers already.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     net::SocketAddr,
     time::Duration,
 };
@@ -69,6 +69,10 @@ struct Open {
     /// LSNs that acknowledged their copy, when, and the nodes it named: asked again after
     /// [`FLEET_RECHECK`], or when the nodes with the tag under it changed.
     holders: BTreeMap<NodeId, (Timestamp, Option<Vec<NodeId>>)>,
+    /// LSNs with a copy on its way and when it went: not sent another before [`RETRY`]
+    /// (LSNs registering one after another while the master recovers would otherwise each
+    /// send every unacknowledged copy again: LSNs² copies).
+    in_flight: HashMap<NodeId, Timestamp>,
     /// Nodes their LSN reported as having taken it.
     delivered: BTreeSet<NodeId>,
     answered: BTreeSet<NodeId>,
@@ -195,6 +199,7 @@ impl Master {
             audience,
             expires: Timestamp::from_secs(saved.expires),
             holders: BTreeMap::new(),
+            in_flight: HashMap::new(),
             delivered: BTreeSet::new(),
             answered: BTreeSet::new(),
             next_send: now,
@@ -260,22 +265,26 @@ impl Master {
     }
 
     /// Sends request `id` to every LSN of its audience that does not hold it, or held it
-    /// longer ago than [`FLEET_RECHECK`].
+    /// longer ago than [`FLEET_RECHECK`], and has no copy sent within [`RETRY`].
     fn send_fleet(&mut self, now: Timestamp, id: RequestId) {
         let Some(open) = self.fleet.open.get(&id) else { return };
-        let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = self
-            .fleet_lsns(&open.audience)
+        let lsns = self.fleet_lsns(&open.audience);
+        let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = lsns
             .into_iter()
             .filter(|(lsn, _, nodes)| {
                 open.holders
                     .get(lsn)
                     .is_none_or(|(t, held)| now >= *t + FLEET_RECHECK || held != nodes)
+                    && open.in_flight.get(lsn).is_none_or(|sent| now >= *sent + RETRY)
             })
             .collect();
         let (request, signature) = (open.request.clone(), open.signature);
-        self.fleet.sent.retain(|_, (i, _, _)| *i != id);
+        // A copy sent again replaces the one before it (one seq per LSN awaits an Ack).
+        let resent: HashSet<NodeId> = due.iter().map(|(lsn, _, _)| *lsn).collect();
+        self.fleet.sent.retain(|_, (i, lsn, _)| *i != id || !resent.contains(lsn));
         let network = *self.ep.trust().network();
         let reply_key = self.ep.identity().x25519_public();
+        let mut sent = Vec::with_capacity(due.len());
         for (lsn, addr, nodes) in due {
             let seq = self.next_seq();
             let signature = match &nodes {
@@ -285,9 +294,16 @@ impl Master {
             self.fleet.sent.insert(seq, (id, lsn, nodes.clone()));
             let copy = FleetRequest { seq, request: request.clone(), nodes, reply_key, signature };
             self.send(now, addr, Message::FleetRequest(Box::new(copy)));
+            sent.push(lsn);
         }
         if let Some(open) = self.fleet.open.get_mut(&id) {
-            open.next_send = now + RETRY;
+            open.in_flight.extend(sent.into_iter().map(|lsn| (lsn, now)));
+            // What is older was not sent again: its LSN left (the table stays bounded).
+            open.in_flight.retain(|_, t| now < *t + RETRY);
+            let in_flight = &open.in_flight;
+            self.fleet.sent.retain(|_, (i, lsn, _)| *i != id || in_flight.contains_key(lsn));
+            let oldest = open.in_flight.values().min().copied().unwrap_or(now);
+            open.next_send = oldest + RETRY;
         }
     }
 
@@ -324,6 +340,7 @@ impl Master {
         }
         let Some((id, lsn, nodes)) = self.fleet.sent.remove(&seq) else { return true };
         if let Some(open) = self.fleet.open.get_mut(&id) {
+            open.in_flight.remove(&lsn);
             open.holders.insert(lsn, (now, nodes));
         }
         true

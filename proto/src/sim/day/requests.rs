@@ -60,7 +60,8 @@ pub struct FleetRequestReport {
     pub master_egress_bytes: u64,
     /// Bytes the master sent in the minute before it (its load without the request).
     pub master_egress_baseline_bytes: u64,
-    /// The target for the request's own egress: LSNs × (request + 200 B).
+    /// The target for the request's own egress: LSNs × (request + 200 B), with the LSNs the
+    /// master knew at the send, or a minute later if it knew none then (it was recovering).
     pub master_egress_target_bytes: u64,
 }
 
@@ -122,6 +123,10 @@ impl FleetDay {
             Step::Measure => {
                 if let Some((_, r)) = self.sent[k].as_mut() {
                     r.master_egress_bytes = master_bytes(sim) - self.before[k];
+                    if r.lsns_at_send == 0 {
+                        let lsns = sim.master.as_ref().map_or(0, |m| m.topology().lsn_count());
+                        r.master_egress_target_bytes = lsns as u64 * (REQUEST_BODY as u64 + 200);
+                    }
                 }
             }
         }
