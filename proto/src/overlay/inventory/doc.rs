@@ -122,6 +122,13 @@ impl InventoryDiff {
         }
     }
 
+    /// The document this diff makes from nothing (the same as applying it to an empty one:
+    /// of a path set twice the later value). Built in one pass, so the map's nodes are
+    /// full: about half the memory of inserting one entry at a time.
+    pub fn into_document(self) -> InventoryDocument {
+        self.set.into_iter().collect()
+    }
+
     /// The entries and (about) bytes `doc` would have after the diff, `bytes` being what it
     /// has now: for checking bounds before applying.
     pub fn size_after(&self, doc: &InventoryDocument, bytes: usize) -> (usize, usize) {
@@ -204,6 +211,17 @@ mod tests {
         fn arbitrary_bytes_never_panic_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             let _ = InventoryDiff::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn a_diff_made_into_a_document_equals_it_applied_to_an_empty_one() {
+        let twice = InventoryDiff {
+            remove: vec!["gone".into()],
+            set: vec![("b".into(), "1".into()), ("a".into(), "1".into()), ("b".into(), "2".into())],
+        };
+        let mut applied = InventoryDocument::new();
+        twice.apply_to(&mut applied);
+        assert_eq!(twice.into_document(), applied, "the later value of a path set twice");
     }
 
     #[test]

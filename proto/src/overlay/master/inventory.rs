@@ -252,9 +252,10 @@ impl Master {
             bytes: 0,
         });
         if full {
-            entry.doc.clear();
+            entry.doc = diff.into_document();
+        } else {
+            diff.apply_to(&mut entry.doc);
         }
-        diff.apply_to(&mut entry.doc);
         entry.version = c.version;
         entry.bytes = bytes;
         debug_assert_eq!(bytes, doc_len(&entry.doc), "size_after matches the document");

@@ -7,9 +7,10 @@
 //! acknowledges again without applying it twice. Only a result from our LSN counts.
 //!
 //! Bounds: two documents (the current one and the master's copy as of its last
-//! acknowledgement) and one change.
+//! acknowledgement, one shared document while they are equal: most of the time) and one
+//! change.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::{Node, NodeState};
 use crate::{
@@ -40,9 +41,11 @@ struct Flight {
 /// The node's inventory and where the master stands.
 #[derive(Default)]
 pub(super) struct OwnInventory {
-    current: Option<InventoryDocument>,
+    current: Option<Arc<InventoryDocument>>,
     /// The master's version and copy as of its last acknowledgement; none: send it whole.
-    acked: Option<(u64, InventoryDocument)>,
+    /// The same allocation as `current` when they are equal (a 30,000-node simulated day
+    /// held both: about 28 kB a node).
+    acked: Option<(u64, Arc<InventoryDocument>)>,
     flight: Option<Flight>,
     last_version: u64,
     /// `current` may differ from `acked`: look when nothing is in flight.
@@ -56,10 +59,13 @@ impl Node {
     /// it acknowledged last (all of it the first time), through our LSN.
     pub fn set_inventory(&mut self, now: Timestamp, document: InventoryDocument) {
         let inv = &mut self.inventory;
-        if inv.current.as_ref() == Some(&document) {
+        if inv.current.as_deref() == Some(&document) {
             return;
         }
-        inv.current = Some(document);
+        inv.current = Some(match &inv.acked {
+            Some((_, acked)) if **acked == document => Arc::clone(acked),
+            _ => Arc::new(document),
+        });
         inv.dirty = true;
         inv.refused = false;
         self.inventory_timers(now);
@@ -67,14 +73,14 @@ impl Node {
 
     /// The inventory document set last.
     pub fn inventory(&self) -> Option<&InventoryDocument> {
-        self.inventory.current.as_ref()
+        self.inventory.current.as_deref()
     }
 
     /// The version the master acknowledged last and its copy: what to persist, so that a
     /// restarted node sends a diff rather than the whole document
     /// ([`restore_inventory`](Self::restore_inventory)).
     pub fn inventory_acked(&self) -> Option<(u64, &InventoryDocument)> {
-        self.inventory.acked.as_ref().map(|(v, d)| (*v, d))
+        self.inventory.acked.as_ref().map(|(v, d)| (*v, &**d))
     }
 
     /// Restores what [`inventory_acked`](Self::inventory_acked) returned before a restart. If
@@ -82,7 +88,7 @@ impl Node {
     pub fn restore_inventory(&mut self, version: u64, document: InventoryDocument) {
         let inv = &mut self.inventory;
         inv.last_version = inv.last_version.max(version);
-        inv.acked = Some((version, document));
+        inv.acked = Some((version, Arc::new(document)));
         inv.dirty = true;
     }
 
@@ -117,7 +123,7 @@ impl Node {
         }
         let empty = InventoryDocument::new();
         let (base, old) = match &inv.acked {
-            Some((v, doc)) => (Some(*v), doc),
+            Some((v, doc)) => (Some(*v), &**doc),
             None => (None, &empty),
         };
         let mut change = inventory::diff(old, current);
@@ -182,11 +188,18 @@ impl Node {
         match r.status {
             InventoryStatus::Applied => {
                 let Ok(diff) = InventoryDiff::decode(&flight.change.diff) else { return };
-                let mut doc = match (flight.change.base, inv.acked.take()) {
-                    (Some(_), Some((_, doc))) => doc,
-                    _ => InventoryDocument::new(),
+                let doc = match (flight.change.base, inv.acked.take()) {
+                    (Some(_), Some((_, doc))) => {
+                        let mut doc = Arc::unwrap_or_clone(doc);
+                        diff.apply_to(&mut doc);
+                        doc
+                    }
+                    _ => diff.into_document(),
                 };
-                diff.apply_to(&mut doc);
+                let doc = match &inv.current {
+                    Some(current) if **current == doc => Arc::clone(current),
+                    _ => Arc::new(doc),
+                };
                 inv.acked = Some((flight.change.version, doc));
             }
             InventoryStatus::Mismatch => inv.acked = None,
