@@ -69,10 +69,6 @@ struct Open {
     /// LSNs that acknowledged their copy, when, and the nodes it named: asked again after
     /// [`FLEET_RECHECK`], or when the nodes with the tag under it changed.
     holders: BTreeMap<NodeId, (Timestamp, Option<Vec<NodeId>>)>,
-    /// LSNs with a copy on its way and when it went: not sent another before [`RETRY`]
-    /// (LSNs registering one after another while the master recovers would otherwise each
-    /// send every unacknowledged copy again: LSNs² copies).
-    in_flight: HashMap<NodeId, Timestamp>,
     /// Nodes their LSN reported as having taken it.
     delivered: BTreeSet<NodeId>,
     answered: BTreeSet<NodeId>,
@@ -83,8 +79,8 @@ struct Open {
 #[derive(Default)]
 pub(super) struct Fleet {
     open: BTreeMap<RequestId, Open>,
-    /// Copies awaiting their LSN's Ack: seq → (request, LSN, the nodes named).
-    sent: HashMap<u32, (RequestId, NodeId, Option<Vec<NodeId>>)>,
+    /// Copies awaiting their LSN's Ack: seq → (request, LSN, the nodes named, when sent).
+    sent: HashMap<u32, (RequestId, NodeId, Option<Vec<NodeId>>, Timestamp)>,
 }
 
 impl Master {
@@ -199,7 +195,6 @@ impl Master {
             audience,
             expires: Timestamp::from_secs(saved.expires),
             holders: BTreeMap::new(),
-            in_flight: HashMap::new(),
             delivered: BTreeSet::new(),
             answered: BTreeSet::new(),
             next_send: now,
@@ -265,51 +260,51 @@ impl Master {
     }
 
     /// Sends request `id` to every LSN of its audience that does not hold it, or held it
-    /// longer ago than [`FLEET_RECHECK`], and has no copy sent within [`RETRY`].
+    /// longer ago than [`FLEET_RECHECK`], and has no copy sent within [`RETRY`]: LSNs
+    /// registering one after another while the master recovers would otherwise each have
+    /// every unacknowledged copy sent again (LSNs² copies).
     fn send_fleet(&mut self, now: Timestamp, id: RequestId) {
         let Some(open) = self.fleet.open.get(&id) else { return };
-        let lsns = self.fleet_lsns(&open.audience);
-        let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = lsns
+        let flying: HashSet<NodeId> = (self.fleet.sent.values())
+            .filter(|(i, _, _, t)| *i == id && now < *t + RETRY)
+            .map(|(_, lsn, _, _)| *lsn)
+            .collect();
+        let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = self
+            .fleet_lsns(&open.audience)
             .into_iter()
             .filter(|(lsn, _, nodes)| {
-                open.holders
-                    .get(lsn)
-                    .is_none_or(|(t, held)| now >= *t + FLEET_RECHECK || held != nodes)
-                    && open.in_flight.get(lsn).is_none_or(|sent| now >= *sent + RETRY)
+                !flying.contains(lsn)
+                    && open
+                        .holders
+                        .get(lsn)
+                        .is_none_or(|(t, held)| now >= *t + FLEET_RECHECK || held != nodes)
             })
             .collect();
         let (request, signature) = (open.request.clone(), open.signature);
-        // A copy sent again replaces the one before it (one seq per LSN awaits an Ack).
-        let resent: HashSet<NodeId> = due.iter().map(|(lsn, _, _)| *lsn).collect();
-        self.fleet.sent.retain(|_, (i, lsn, _)| *i != id || !resent.contains(lsn));
+        // A copy older than RETRY is sent again (replaced) or its LSN left: either way its
+        // seq no longer awaits an Ack, so the table stays bounded.
+        self.fleet.sent.retain(|_, (i, _, _, t)| *i != id || now < *t + RETRY);
         let network = *self.ep.trust().network();
         let reply_key = self.ep.identity().x25519_public();
-        let mut sent = Vec::with_capacity(due.len());
         for (lsn, addr, nodes) in due {
             let seq = self.next_seq();
             let signature = match &nodes {
                 Some(_) => fleet::sign(self.ep.identity(), &network, &request, &nodes, &reply_key),
                 None => signature,
             };
-            self.fleet.sent.insert(seq, (id, lsn, nodes.clone()));
+            self.fleet.sent.insert(seq, (id, lsn, nodes.clone(), now));
             let copy = FleetRequest { seq, request: request.clone(), nodes, reply_key, signature };
             self.send(now, addr, Message::FleetRequest(Box::new(copy)));
-            sent.push(lsn);
         }
+        let oldest = (self.fleet.sent.values()).filter(|(i, ..)| *i == id).map(|(.., t)| *t).min();
         if let Some(open) = self.fleet.open.get_mut(&id) {
-            open.in_flight.extend(sent.into_iter().map(|lsn| (lsn, now)));
-            // What is older was not sent again: its LSN left (the table stays bounded).
-            open.in_flight.retain(|_, t| now < *t + RETRY);
-            let in_flight = &open.in_flight;
-            self.fleet.sent.retain(|_, (i, lsn, _)| *i != id || in_flight.contains_key(lsn));
-            let oldest = open.in_flight.values().min().copied().unwrap_or(now);
-            open.next_send = oldest + RETRY;
+            open.next_send = oldest.unwrap_or(now) + RETRY;
         }
     }
 
     fn end_fleet(&mut self, id: RequestId) {
         let Some(open) = self.fleet.open.remove(&id) else { return };
-        self.fleet.sent.retain(|_, (i, _, _)| *i != id);
+        self.fleet.sent.retain(|_, (i, ..)| *i != id);
         if self.durable_on() {
             let key = id.to_be_bytes().to_vec();
             self.push_store_op(StoreOp::Remove { table: FLEET_TABLE, key });
@@ -333,14 +328,13 @@ impl Master {
 
     /// An Ack from `peer`: true if it settled a fleet request's copy.
     pub(super) fn fleet_acked(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
-        let Some((_, lsn, _)) = self.fleet.sent.get(&seq) else { return false };
+        let Some((_, lsn, ..)) = self.fleet.sent.get(&seq) else { return false };
         if *lsn != peer {
             self.refusals.answer += 1;
             return true;
         }
-        let Some((id, lsn, nodes)) = self.fleet.sent.remove(&seq) else { return true };
+        let Some((id, lsn, nodes, _)) = self.fleet.sent.remove(&seq) else { return true };
         if let Some(open) = self.fleet.open.get_mut(&id) {
-            open.in_flight.remove(&lsn);
             open.holders.insert(lsn, (now, nodes));
         }
         true

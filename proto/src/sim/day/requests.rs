@@ -65,6 +65,11 @@ pub struct FleetRequestReport {
     pub master_egress_target_bytes: u64,
 }
 
+/// The target for a request's master egress: LSNs × (request + 200 B).
+fn egress_target(lsns: usize) -> u64 {
+    lsns as u64 * (REQUEST_BODY as u64 + 200)
+}
+
 /// The day's fleet-wide requests as they go.
 #[derive(Default)]
 pub(super) struct FleetDay {
@@ -110,7 +115,7 @@ impl FleetDay {
                     at_s: now.saturating_since(crate::sim::START).as_secs(),
                     running_at_send: running,
                     lsns_at_send: lsns,
-                    master_egress_target_bytes: lsns as u64 * (REQUEST_BODY as u64 + 200),
+                    master_egress_target_bytes: egress_target(lsns),
                     master_egress_baseline_bytes: self.before[k],
                     ..Default::default()
                 };
@@ -125,7 +130,7 @@ impl FleetDay {
                     r.master_egress_bytes = master_bytes(sim) - self.before[k];
                     if r.lsns_at_send == 0 {
                         let lsns = sim.master.as_ref().map_or(0, |m| m.topology().lsn_count());
-                        r.master_egress_target_bytes = lsns as u64 * (REQUEST_BODY as u64 + 200);
+                        r.master_egress_target_bytes = egress_target(lsns);
                     }
                 }
             }
