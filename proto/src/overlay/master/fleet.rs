@@ -75,12 +75,21 @@ struct Open {
     next_send: Timestamp,
 }
 
+/// A copy sent to an LSN and not yet acknowledged.
+struct SentCopy {
+    id: RequestId,
+    lsn: NodeId,
+    /// The nodes it named (tag requests).
+    nodes: Option<Vec<NodeId>>,
+    at: Timestamp,
+}
+
 /// The open fleet requests.
 #[derive(Default)]
 pub(super) struct Fleet {
     open: BTreeMap<RequestId, Open>,
-    /// Copies awaiting their LSN's Ack: seq → (request, LSN, the nodes named, when sent).
-    sent: HashMap<u32, (RequestId, NodeId, Option<Vec<NodeId>>, Timestamp)>,
+    /// Copies awaiting their LSN's Ack, by seq.
+    sent: HashMap<u32, SentCopy>,
 }
 
 impl Master {
@@ -266,8 +275,8 @@ impl Master {
     fn send_fleet(&mut self, now: Timestamp, id: RequestId) {
         let Some(open) = self.fleet.open.get(&id) else { return };
         let flying: HashSet<NodeId> = (self.fleet.sent.values())
-            .filter(|(i, _, _, t)| *i == id && now < *t + RETRY)
-            .map(|(_, lsn, _, _)| *lsn)
+            .filter(|c| c.id == id && now < c.at + RETRY)
+            .map(|c| c.lsn)
             .collect();
         let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = self
             .fleet_lsns(&open.audience)
@@ -283,7 +292,7 @@ impl Master {
         let (request, signature) = (open.request.clone(), open.signature);
         // A copy older than RETRY is sent again (replaced) or its LSN left: either way its
         // seq no longer awaits an Ack, so the table stays bounded.
-        self.fleet.sent.retain(|_, (i, _, _, t)| *i != id || now < *t + RETRY);
+        self.fleet.sent.retain(|_, c| c.id != id || now < c.at + RETRY);
         let network = *self.ep.trust().network();
         let reply_key = self.ep.identity().x25519_public();
         for (lsn, addr, nodes) in due {
@@ -292,11 +301,12 @@ impl Master {
                 Some(_) => fleet::sign(self.ep.identity(), &network, &request, &nodes, &reply_key),
                 None => signature,
             };
-            self.fleet.sent.insert(seq, (id, lsn, nodes.clone(), now));
+            let sent = SentCopy { id, lsn, nodes: nodes.clone(), at: now };
+            self.fleet.sent.insert(seq, sent);
             let copy = FleetRequest { seq, request: request.clone(), nodes, reply_key, signature };
             self.send(now, addr, Message::FleetRequest(Box::new(copy)));
         }
-        let oldest = (self.fleet.sent.values()).filter(|(i, ..)| *i == id).map(|(.., t)| *t).min();
+        let oldest = self.fleet.sent.values().filter(|c| c.id == id).map(|c| c.at).min();
         if let Some(open) = self.fleet.open.get_mut(&id) {
             open.next_send = oldest.unwrap_or(now) + RETRY;
         }
@@ -304,7 +314,7 @@ impl Master {
 
     fn end_fleet(&mut self, id: RequestId) {
         let Some(open) = self.fleet.open.remove(&id) else { return };
-        self.fleet.sent.retain(|_, (i, ..)| *i != id);
+        self.fleet.sent.retain(|_, c| c.id != id);
         if self.durable_on() {
             let key = id.to_be_bytes().to_vec();
             self.push_store_op(StoreOp::Remove { table: FLEET_TABLE, key });
@@ -328,14 +338,14 @@ impl Master {
 
     /// An Ack from `peer`: true if it settled a fleet request's copy.
     pub(super) fn fleet_acked(&mut self, now: Timestamp, peer: NodeId, seq: u32) -> bool {
-        let Some((_, lsn, ..)) = self.fleet.sent.get(&seq) else { return false };
-        if *lsn != peer {
+        let Some(copy) = self.fleet.sent.get(&seq) else { return false };
+        if copy.lsn != peer {
             self.refusals.answer += 1;
             return true;
         }
-        let Some((id, lsn, nodes, _)) = self.fleet.sent.remove(&seq) else { return true };
-        if let Some(open) = self.fleet.open.get_mut(&id) {
-            open.holders.insert(lsn, (now, nodes));
+        let Some(copy) = self.fleet.sent.remove(&seq) else { return true };
+        if let Some(open) = self.fleet.open.get_mut(&copy.id) {
+            open.holders.insert(copy.lsn, (now, copy.nodes));
         }
         true
     }
