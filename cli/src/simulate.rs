@@ -95,6 +95,14 @@ pub(crate) struct SimulateArgs {
     /// fleet, or "none".
     #[arg(long, default_value = "09:00,13:01")]
     fleet_requests: String,
+    /// No metric histories (by default every node samples its metrics every 10 s and keeps
+    /// an hour of them).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Times of day (HH:MM, comma-separated) at which the master asks the whole fleet for
+    /// its CPU over the last hour (combined by the LSNs), or "none".
+    #[arg(long, default_value = "10:00,15:00")]
+    history_queries: String,
     /// Instead of a day: for every pair of NAT kinds, whether a node behind one opens a
     /// session with a node behind the other, without and with introductions by the master
     /// (issue 16). Uses --seed; prints grids, or with --json a `nat_matrix` key.
@@ -105,15 +113,16 @@ pub(crate) struct SimulateArgs {
     nat_trials: u32,
 }
 
-/// Parses `--fleet-requests`: "none", or comma-separated HH:MM times of day.
-fn fleet_request_times(text: &str) -> Result<Vec<Duration>, String> {
+/// Parses `--fleet-requests` or `--history-queries` (`flag`): "none", or comma-separated
+/// HH:MM times of day.
+fn times_of_day(flag: &str, text: &str) -> Result<Vec<Duration>, String> {
     if text.trim() == "none" {
         return Ok(Vec::new());
     }
     text.split(',')
         .map(|t| {
             let t = t.trim();
-            let bad = || format!("--fleet-requests: {t:?} is not HH:MM (or use \"none\")");
+            let bad = || format!("--{flag}: {t:?} is not HH:MM (or use \"none\")");
             let (h, m) = t.split_once(':').ok_or_else(bad)?;
             let (h, m): (u64, u64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
             if h > 23 || m > 59 {
@@ -158,7 +167,8 @@ impl SimulateArgs {
                 )
             }),
             sample_every: Duration::from_secs(self.sample_minutes * 60),
-            fleet_requests: fleet_request_times(&self.fleet_requests)?,
+            fleet_requests: times_of_day("fleet-requests", &self.fleet_requests)?,
+            history_queries: times_of_day("history-queries", &self.history_queries)?,
             ..DayConfig::default()
         };
         cfg.net.loss = fraction("loss", self.loss)?;
@@ -166,6 +176,9 @@ impl SimulateArgs {
         cfg.dht = !self.no_dht;
         if self.no_inventory {
             cfg.inventory = None;
+        }
+        if self.no_metrics {
+            cfg.metrics = None;
         }
         cfg.dht_records = self.dht_records;
         cfg.dht_lookups_per_hour = self.dht_lookups_per_hour.max(0.0);
@@ -411,6 +424,31 @@ fn summary(r: &DayReport) -> String {
             without
         );
     }
+    if let Some(h) = &r.histories {
+        s += &format!(
+            "metric histories     {} samples, {:.2} B each (synthetic hosts), {:.0} B held per node (an hour)\n",
+            h.samples, h.bytes_per_sample, h.stored_bytes_per_node
+        );
+        for x in &h.queries {
+            s += &format!(
+                "history query {:02}:{:02}  {} of {} present hosts ({:.2} %) via {} LSNs ({} silent), {} failed, {} missing, in {} ms; fleet CPU {:.2} % (from every history directly: {:.2} %); master egress {} B in the next minute ({} B the minute before)\n",
+                x.at_s / 3600,
+                x.at_s / 60 % 60,
+                x.hosts,
+                x.present_at_send,
+                x.hosts_pct,
+                x.lsns,
+                x.lsns_silent,
+                x.failed,
+                x.missing,
+                x.took_ms,
+                x.cpu_mean_pct,
+                x.cpu_mean_truth_pct,
+                x.master_egress_bytes,
+                x.master_egress_baseline_bytes
+            );
+        }
+    }
     s += &format!("peak memory          {:.0} MiB\n", r.peak_rss_bytes as f64 / 1048576.0);
     s += &format!("trace hash           {}\n", r.trace_hash);
     s
@@ -448,6 +486,11 @@ mod tests {
             [Duration::from_secs(8 * 3600 + 1800), Duration::from_secs(17 * 3600 + 300)]
         );
         assert!(parse(&["--fleet-requests", "none"]).unwrap().fleet_requests.is_empty());
+        assert_eq!(cfg.history_queries, DayConfig::default().history_queries);
+        let off = parse(&["--no-metrics", "--history-queries", "none"]).unwrap();
+        assert!(off.metrics.is_none() && off.history_queries.is_empty());
+        let bad = parse(&["--history-queries", "25:00"]).unwrap_err();
+        assert!(bad.contains("--history-queries"), "{bad}");
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub(super) enum Logged {
     Presence(PresenceEvent),
     Node(NodeId, NodeEvent),
     Dht(usize, crate::dht::DhtEvent),
+    Query(crate::overlay::RequestId, crate::overlay::QueryOutcome),
 }
 
 /// One lane: see the module docs.

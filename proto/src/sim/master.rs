@@ -78,6 +78,7 @@ impl Simulation {
         }
         self.master = Some(master);
         self.inventory_master_up();
+        self.metrics_master_up();
         self.master_deadline = self.master.as_ref().and_then(|m| m.poll_timeout());
         self.refile(0);
     }

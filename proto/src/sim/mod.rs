@@ -38,6 +38,7 @@ mod fixture;
 mod inventory;
 mod lane;
 mod master;
+mod metrics;
 mod nat;
 mod network;
 mod observe;
@@ -60,6 +61,10 @@ use self::balance::Balance;
 use self::lane::{Lane, SubnetInfo};
 pub use self::{
     inventory::{document_bytes, sample_ratio, synthetic, InventoryModel, SimInventory},
+    metrics::{
+        decode_answer, query_body, synthetic_sample, MetricsModel, MetricsStats, NodeHistory,
+        HISTORY_KIND,
+    },
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
     requests::RequestStats,
@@ -102,6 +107,8 @@ pub struct Slot {
     /// Daily inventory changes so far, and what the master acknowledged (`inventory.rs`).
     pub(crate) inventory_rev: u32,
     pub(crate) inventory_acked: Option<(u64, crate::overlay::inventory::InventoryDocument)>,
+    /// Its metric history (`metrics.rs`), kept across restarts as the daemon's file is.
+    pub(crate) history: metrics::NodeHistory,
 }
 
 impl Slot {
@@ -165,6 +172,8 @@ pub struct Simulation {
     pub answer_requests: bool,
     /// Inventories, when on ([`Simulation::inventory`]).
     pub(crate) inventory: Option<Box<inventory::SimInventory>>,
+    /// Metric histories, when on ([`Simulation::metrics`]).
+    pub(crate) metrics: Option<Box<metrics::MetricsStats>>,
     /// The master keeps its store across restarts and restores it, as the daemon does
     /// (`durable.rs`); default `false`: a restarted master starts empty. Set it before the
     /// master first restarts.
@@ -241,6 +250,7 @@ impl Simulation {
             keep_master_events: false,
             answer_requests: false,
             inventory: None,
+            metrics: None,
             durable_master: false,
             master_store: Default::default(),
             tcp_fallback: None,
@@ -347,6 +357,7 @@ impl Simulation {
             requests_saved: Default::default(),
             inventory_rev: 0,
             inventory_acked: None,
+            history: Default::default(),
         });
         self.place.push(subnet);
         self.subnet_mut(subnet).members.push(idx);
@@ -404,6 +415,7 @@ impl Simulation {
         }
         self.with_view(|v| v.reschedule(i));
         self.inventory_started(i);
+        self.metrics_started(i);
     }
 
     /// Cuts (or with `heal`, restores) the links between `a` and every node in `others`.
@@ -423,6 +435,7 @@ impl Simulation {
     /// Crashes node `i`: it stops at once, telling nobody.
     pub fn crash(&mut self, i: usize) {
         self.inventory_stopped(i);
+        self.metrics_stopped(i);
         if let Some(n) = self.slots[i].node.take() {
             add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
         }
@@ -449,6 +462,7 @@ impl Simulation {
     /// Shuts node `i` down cleanly: it announces its part, then stops.
     pub fn stop(&mut self, i: usize) {
         if self.slots[i].node.is_some() {
+            self.metrics_stopping(i);
             self.node_do(i, |n, now| n.handle_command(now, NodeCommand::Leave));
         }
         self.crash(i);

@@ -157,6 +157,8 @@ pub struct Accounting {
     pub delivered: u64,
     /// The master's requests, as the nodes took them.
     pub requests: super::requests::RequestStats,
+    /// The master's fleet-wide queries that ended: when, which, and their outcome.
+    pub queries: Vec<(Timestamp, crate::overlay::RequestId, crate::overlay::QueryOutcome)>,
     pending_join: HashMap<NodeId, Timestamp>,
     tcp_nodes: HashSet<NodeId>,
     /// Queries being timed: true for a get, false for a put.

@@ -19,6 +19,7 @@ use crate::{
     dht::StoreOp,
     discovery::{Candidate, DiscoveryRequest, Source},
     overlay::{Master, MasterEvent, NodeEvent, NodeState, REQUESTS_TABLE},
+    wire::ResponseStatus,
     Path, Timestamp, Transmit,
 };
 
@@ -396,8 +397,12 @@ impl<'a> View<'a> {
                 }
                 let mut log = Vec::new();
                 while let Some(e) = m.poll_event() {
-                    if let MasterEvent::Presence(p) = &e {
-                        log.push((now, Logged::Presence(p.clone())));
+                    match &e {
+                        MasterEvent::Presence(p) => log.push((now, Logged::Presence(p.clone()))),
+                        MasterEvent::QueryEnded { id, outcome } => {
+                            log.push((now, Logged::Query(*id, outcome.clone())))
+                        }
+                        _ => {}
                     }
                     if keep {
                         mv.events.push((now, e));
@@ -430,8 +435,17 @@ impl<'a> View<'a> {
                         NodeEvent::JoinedLsn { .. } | NodeEvent::BecameLsn { .. } => {
                             log.push((now, Logged::Node(id, e.clone())))
                         }
-                        NodeEvent::Request { id: r, .. } => {
-                            answers.push(*r);
+                        NodeEvent::Request { id: r, kind, body } => {
+                            // The daemon's `history` handler; anything else gets an empty OK.
+                            let answer = if kind == super::HISTORY_KIND {
+                                match super::metrics::answer_body(&slot.history, body) {
+                                    Ok(b) => (ResponseStatus::OK, b),
+                                    Err(why) => (ResponseStatus::FAILED, why.into_bytes()),
+                                }
+                            } else {
+                                (ResponseStatus::OK, Vec::new())
+                            };
+                            answers.push((*r, answer));
                             log.push((now, Logged::Node(id, e.clone())));
                         }
                         _ => {}
@@ -441,8 +455,8 @@ impl<'a> View<'a> {
                     }
                 }
                 if answer {
-                    for r in answers {
-                        let _ = n.respond(now, r, crate::wire::ResponseStatus::OK, Vec::new());
+                    for (r, (status, body)) in answers {
+                        let _ = n.respond(now, r, status, body);
                     }
                     while let Some(t) = n.poll_transmit() {
                         out.push(t);

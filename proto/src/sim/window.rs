@@ -148,6 +148,7 @@ impl Simulation {
                 }
                 Logged::Node(id, e) => self.stats.node_event(at, &id, &e),
                 Logged::Dht(i, d) => self.stats.dht_event(i, &d),
+                Logged::Query(id, outcome) => self.stats.queries.push((at, id, outcome)),
             }
         }
         for l in touched.into_iter().chain(receivers) {

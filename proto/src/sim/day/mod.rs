@@ -11,6 +11,7 @@
 //! assert_eq!(report.present_at_end, report.expected_present_at_end);
 //! ```
 
+mod history;
 mod inventory;
 mod presence;
 mod report;
@@ -30,6 +31,9 @@ use super::{quantile_ms, NatKind, NetModel, Simulation, START};
 use crate::{overlay::NodeState, Timestamp};
 
 const HOUR: f64 = 3600.0;
+
+/// How often every node writes its block of metric samples (the daemon's buffer).
+const HISTORY_WRITES: Duration = Duration::from_secs(300);
 
 /// The end of a run is left calm this long: no starts, crashes, moves or outages.
 pub const SETTLE: Duration = Duration::from_secs(120);
@@ -97,11 +101,17 @@ pub struct DayConfig {
     /// When every node's inventory changes a little. Default 14:00 (after the master's
     /// outage: it restores its inventories, and the nodes go on with diffs).
     pub inventory_change: Duration,
+    /// Metric histories on every node (`None`: off). Default on, an hour kept.
+    pub metrics: Option<super::MetricsModel>,
+    /// Fleet-wide history queries (every node's CPU over the last hour, combined by the
+    /// LSNs and the master), by time of day. Default 10:00 and 15:00.
+    pub history_queries: Vec<Duration>,
     /// How often the master's view of every node is checked against the truth
     /// ([`PresenceReport`]; `None`: never). Default 10 s.
     pub presence_check_every: Option<Duration>,
 }
 
+pub use history::{HistoryQueryReport, HistoryReport};
 pub use inventory::{InventoryReport, SAMPLE_HOSTS};
 pub use requests::{FleetRequestReport, REQUEST_BODY, REQUEST_TTL};
 
@@ -145,6 +155,8 @@ impl Default for DayConfig {
             fleet_requests: vec![m(9, 0), m(13, 1)],
             inventory: Some(super::InventoryModel::default()),
             inventory_change: m(14, 0),
+            metrics: Some(super::MetricsModel::default()),
+            history_queries: vec![m(10, 0), m(15, 0)],
             presence_check_every: Some(Duration::from_secs(10)),
         }
     }
@@ -166,6 +178,8 @@ enum Action {
     Fleet(usize, requests::Step),
     InventoryChange,
     PresenceCheck,
+    WriteHistories,
+    History(usize, history::Step),
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
@@ -186,10 +200,15 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     sim.keep_events = false;
     sim.keep_master_events = cfg.keep_master_events;
     sim.tcp_fallback = cfg.tcp_fallback;
-    sim.answer_requests = !cfg.fleet_requests.is_empty();
+    let queries = if cfg.metrics.is_some() { cfg.history_queries.len() } else { 0 };
+    sim.answer_requests = !cfg.fleet_requests.is_empty() || queries > 0;
     let mut fleet = requests::FleetDay::new(cfg.fleet_requests.len());
+    let mut histories = history::HistoryDay::new(queries);
     if let Some(model) = cfg.inventory.clone() {
         sim.inventory(model);
+    }
+    if let Some(model) = cfg.metrics.clone() {
+        sim.metrics(model);
     }
     let mut before_change = None;
     if !cfg.dht {
@@ -228,6 +247,8 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         let quiet = matches!(
             a,
             Action::Sample
+                | Action::WriteHistories
+                | Action::History(..)
                 | Action::Stop(_)
                 | Action::DhtGet
                 | Action::DhtPut
@@ -270,6 +291,18 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     while t < end {
         t = t + cfg.sample_every;
         at(&mut plan, t, Action::Sample);
+    }
+    if cfg.metrics.is_some() {
+        let mut t = START;
+        while t < end {
+            t = t + HISTORY_WRITES;
+            at(&mut plan, t, Action::WriteHistories);
+        }
+        for (k, t) in cfg.history_queries.iter().enumerate() {
+            let mark = t.saturating_sub(Duration::from_secs(60));
+            at(&mut plan, secs(mark), Action::History(k, history::Step::Mark));
+            at(&mut plan, secs(*t), Action::History(k, history::Step::Send));
+        }
     }
     at(&mut plan, START + Duration::from_secs(60), Action::Churn);
     if cfg.lsn_crashes_per_hour > 0.0 {
@@ -395,6 +428,12 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                     at(&mut plan, t, a);
                 }
             }
+            Action::WriteHistories => sim.write_histories(),
+            Action::History(k, step) => {
+                if let Some((t, a)) = histories.step(&mut sim, k, step, when) {
+                    at(&mut plan, t, a);
+                }
+            }
             Action::InventoryChange => {
                 before_change = Some(inventory::at_master(&sim));
                 sim.change_inventories();
@@ -430,6 +469,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
     report.requests_duplicated = sim.stats.requests.duplicated;
     report.inventory = inventory::report(&sim, cfg.seed, before_change);
     report.presence = presence.map(presence::PresenceCheck::report);
+    report.histories = histories.report(&sim);
     (report, sim)
 }
 

@@ -188,6 +188,8 @@ pub struct DayReport {
     pub inventory: Option<InventoryReport>,
     /// How right the master's view of presence was, when checked.
     pub presence: Option<super::PresenceReport>,
+    /// Metric histories and the fleet-wide queries over them, when on.
+    pub histories: Option<super::HistoryReport>,
 }
 
 pub(super) fn report(
@@ -245,6 +247,7 @@ pub(super) fn report(
         requests_duplicated: 0,
         inventory: None,
         presence: None,
+        histories: None,
     }
 }
 

@@ -300,3 +300,37 @@ fn the_masters_view_of_presence_is_checked_and_mostly_right() {
     let off = run(&DayConfig { presence_check_every: None, ..small(7, 0.5) }, |_| {});
     assert!(off.presence.is_none());
 }
+
+#[test]
+fn a_history_query_covers_every_present_node_and_equals_their_own_histories_combined() {
+    let cfg = DayConfig {
+        nodes: 100,
+        subnets: 4,
+        hours: 0.75,
+        always_on: 1.0,
+        churn_per_hour: 0.0,
+        lsn_crashes_per_hour: 0.0,
+        dht: false,
+        master_outage: None,
+        fleet_requests: vec![],
+        inventory: None,
+        history_queries: vec![Duration::from_secs(2400)],
+        ..DayConfig::default()
+    };
+    let r = run(&cfg, |_| {});
+    let h = r.histories.expect("histories are on by default");
+    let q = &h.queries[0];
+    eprintln!("{h:#?}");
+    // Every node started in the first half hour and stays up: all present, all answer.
+    assert_eq!((q.present_at_send, q.hosts, q.failed, q.missing), (100, 100, 0, 0), "{q:?}");
+    assert_eq!((q.lsns, q.lsns_silent), (4, 0), "one LSN per subnet: {q:?}");
+    // Combined by the LSNs and the master, it is what the nodes' own histories give.
+    assert!(q.cpu_mean_pct > 1.0, "{q:?}");
+    assert!((q.cpu_mean_pct - q.cpu_mean_truth_pct).abs() < 1e-9, "{q:?}");
+    // Once every node answered, the LSNs do not wait out the window.
+    assert!(q.took_ms < 20_000, "{q:?}");
+    // Five series every 10 s from each start; the codec keeps them small.
+    assert!(h.samples > 100 * 5 * 6 * 15, "{h:?}");
+    // (Noisy synthetic hosts: about 2 B a sample, against 16 B raw.)
+    assert!(h.bytes_per_sample < 4.0 && h.stored_bytes_per_node > 0.0, "{h:?}");
+}
