@@ -127,18 +127,20 @@ impl NodeHistory {
             // A block of at most two hours: far below the codec's limit, and its length fits
             // the u16 prefix.
             let last = now.min(first + (BLOCK_TICKS - 1) * SAMPLE_INTERVAL_SECS);
-            let ticks: Vec<i64> = (first..=last).step_by(SAMPLE_INTERVAL_SECS as usize).collect();
-            let mut bytes = Vec::new();
+            let ticks = (first..=last).step_by(SAMPLE_INTERVAL_SECS as usize);
+            let n = ((last - first) / SAMPLE_INTERVAL_SECS + 1) as usize;
+            let mut points = Vec::with_capacity(n);
+            let mut bytes = Vec::with_capacity(BUILTIN.len() * (16 + n * 2));
             for (s, (_, encoding)) in BUILTIN.iter().enumerate() {
-                let points: Vec<Point> = ticks
-                    .iter()
-                    .map(|&t| Point { t, v: synthetic_sample(seed, slot, s, t) })
-                    .collect();
+                points.clear();
+                points.extend(
+                    ticks.clone().map(|t| Point { t, v: synthetic_sample(seed, slot, s, t) }),
+                );
                 let block = encode(&points, *encoding);
                 bytes.extend_from_slice(&(block.len() as u16).to_le_bytes());
                 bytes.extend_from_slice(&block);
             }
-            out.0 += (ticks.len() * BUILTIN.len()) as u64;
+            out.0 += (points.len() * BUILTIN.len()) as u64;
             out.1 += bytes.len() as u64;
             self.blocks.push_back(Block { from: first, to: last, bytes: bytes.into() });
             self.due_from = Some(last + 1);
@@ -222,16 +224,39 @@ impl Simulation {
     }
 
     /// Every running node writes the block of samples due (every few minutes, as the
-    /// daemon's buffer is written).
+    /// daemon's buffer is written), on the simulation's threads: each node's block depends on
+    /// nothing but itself.
     pub fn write_histories(&mut self) {
         let Some(m) = self.metrics.as_mut() else { return };
         let (now, retention) = (secs(self.now), m.model.retention.as_secs() as i64);
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.node.is_some() {
-                let (n, b) = slot.history.write(self.seed, i, now, retention);
-                m.samples += n;
-                m.encoded_bytes += b;
+        let seed = self.seed;
+        let write = |first: usize, slots: &mut [super::Slot]| {
+            let mut sum = (0, 0);
+            for (k, slot) in slots.iter_mut().enumerate() {
+                if slot.node.is_some() {
+                    let (n, b) = slot.history.write(seed, first + k, now, retention);
+                    sum = (sum.0 + n, sum.1 + b);
+                }
             }
+            sum
+        };
+        let chunk = self.slots.len().div_ceil(self.threads.max(1)).max(1);
+        let sums: Vec<(u64, u64)> = if self.threads > 1 && self.slots.len() > 1000 {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .slots
+                    .chunks_mut(chunk)
+                    .enumerate()
+                    .map(|(c, slots)| s.spawn(move || write(c * chunk, slots)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("a history writer panicked")).collect()
+            })
+        } else {
+            vec![write(0, &mut self.slots)]
+        };
+        for (n, b) in sums {
+            m.samples += n;
+            m.encoded_bytes += b;
         }
     }
 

@@ -35,6 +35,10 @@ pub const MAX_FLEET_OPEN: usize = 64;
 /// How often an LSN that holds a fleet request is asked again whether it still does (about
 /// 400 B per LSN for a small request: a few bytes per node-hour).
 pub const FLEET_RECHECK: Duration = Duration::from_secs(1800);
+/// An LSN's copy not acknowledged within this is sent again, then after twice as long each
+/// time, up to [`RETRY`]: a lost copy delays the LSN's whole subnet by this much, and the
+/// WAN's round trip is tens of milliseconds (TCP's least retransmission timeout).
+pub const FLEET_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, Serialize_tuple, Deserialize_tuple)]
 struct Saved {
@@ -82,6 +86,15 @@ struct SentCopy {
     /// The nodes it named (tag requests).
     nodes: Option<Vec<NodeId>>,
     at: Timestamp,
+    /// Copies sent to this LSN before this one, unacknowledged.
+    tries: u8,
+}
+
+impl SentCopy {
+    /// When it is sent again if its LSN has not acknowledged it.
+    fn due(&self) -> Timestamp {
+        self.at + (FLEET_RETRY * (1u32 << self.tries.min(3))).min(RETRY)
+    }
 }
 
 /// The open fleet requests.
@@ -269,13 +282,13 @@ impl Master {
     }
 
     /// Sends request `id` to every LSN of its audience that does not hold it, or held it
-    /// longer ago than [`FLEET_RECHECK`], and has no copy sent within [`RETRY`]: LSNs
+    /// longer ago than [`FLEET_RECHECK`], and has no copy in flight (see [`FLEET_RETRY`]): LSNs
     /// registering one after another while the master recovers would otherwise each have
     /// every unacknowledged copy sent again (LSNs² copies).
     fn send_fleet(&mut self, now: Timestamp, id: RequestId) {
         let Some(open) = self.fleet.open.get(&id) else { return };
         let flying: HashSet<NodeId> = (self.fleet.sent.values())
-            .filter(|c| c.id == id && now < c.at + RETRY)
+            .filter(|c| c.id == id && now < c.due())
             .map(|c| c.lsn)
             .collect();
         let due: Vec<(NodeId, SocketAddr, Option<Vec<NodeId>>)> = self
@@ -290,9 +303,13 @@ impl Master {
             })
             .collect();
         let (request, signature) = (open.request.clone(), open.signature);
-        // A copy older than RETRY is sent again (replaced) or its LSN left: either way its
+        // A copy past its due time is sent again (replaced) or its LSN left: either way its
         // seq no longer awaits an Ack, so the table stays bounded.
-        self.fleet.sent.retain(|_, c| c.id != id || now < c.at + RETRY);
+        let tried: HashMap<NodeId, u8> = (self.fleet.sent.values())
+            .filter(|c| c.id == id)
+            .map(|c| (c.lsn, c.tries.saturating_add(1)))
+            .collect();
+        self.fleet.sent.retain(|_, c| c.id != id || now < c.due());
         let network = *self.ep.trust().network();
         let reply_key = self.ep.identity().x25519_public();
         for (lsn, addr, nodes) in due {
@@ -301,14 +318,15 @@ impl Master {
                 Some(_) => fleet::sign(self.ep.identity(), &network, &request, &nodes, &reply_key),
                 None => signature,
             };
-            let sent = SentCopy { id, lsn, nodes: nodes.clone(), at: now };
+            let tries = tried.get(&lsn).copied().unwrap_or(0);
+            let sent = SentCopy { id, lsn, nodes: nodes.clone(), at: now, tries };
             self.fleet.sent.insert(seq, sent);
             let copy = FleetRequest { seq, request: request.clone(), nodes, reply_key, signature };
             self.send(now, addr, Message::FleetRequest(Box::new(copy)));
         }
-        let oldest = self.fleet.sent.values().filter(|c| c.id == id).map(|c| c.at).min();
+        let next = self.fleet.sent.values().filter(|c| c.id == id).map(SentCopy::due).min();
         if let Some(open) = self.fleet.open.get_mut(&id) {
-            open.next_send = oldest.unwrap_or(now) + RETRY;
+            open.next_send = next.unwrap_or(now + RETRY);
         }
     }
 

@@ -26,8 +26,9 @@ pub const MAX_FLEET_HELD: usize = 64;
 /// Children handed a copy per second: a large subnet gets it over a few seconds, not in one
 /// burst.
 pub const FANOUT_PER_SECOND: usize = 100;
-/// A child that did not acknowledge its copy gets another after this.
-const CHILD_RETRY: Duration = Duration::from_secs(5);
+/// A child that did not acknowledge its copy gets another after this: a lost copy delays
+/// the child's take by this much, and the LAN's round trip is a few milliseconds.
+const CHILD_RETRY: Duration = Duration::from_secs(1);
 /// Most children named in one batch of acknowledgements.
 const MAX_ACKS_PER_BATCH: usize = 1000;
 /// An unacknowledged batch is sent again after this.
