@@ -432,3 +432,17 @@ impl Master {
         self.fleet.open.values().map(|o| o.next_send.min(o.expires)).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unacknowledged_copy_is_sent_again_after_1_2_4_then_5_seconds() {
+        let at = Timestamp::from_secs(100);
+        let lsn = NodeId::from_bytes([1; 20]);
+        let due = |tries| SentCopy { id: 1, lsn, nodes: None, at, tries }.due();
+        let waits: Vec<u64> = (0..6).map(|k| due(k).saturating_since(at).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5, 5]);
+    }
+}

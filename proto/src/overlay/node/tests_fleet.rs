@@ -324,3 +324,33 @@ fn a_restarted_master_sends_each_lsn_of_an_open_request_one_copy_as_they_registe
     assert!(sent <= lsns * body.len() as u64 * 3 / 2, "{sent} B for {lsns} LSNs");
     assert!(handed(&w, id).values().all(|n| *n == 1), "none handed out twice");
 }
+
+#[test]
+fn a_copy_lost_on_the_way_to_an_lsn_is_sent_again_within_about_a_second() {
+    let mut w = fleet(83, 2, 5);
+    let is_lsn = |w: &Simulation, i: usize| {
+        w.slots[i].node.as_ref().is_some_and(|n| n.state() == NodeState::IsLsn)
+    };
+    let lsn = (0..w.slots.len()).find(|&i| is_lsn(&w, i)).expect("an LSN");
+    let subnet = w.slots[lsn].subnet();
+    // The master's copy to this LSN is lost (everything from the master to it, for 300 ms).
+    let link = (crate::sim::master_addr(), w.slots[lsn].addr);
+    w.cut.insert(link);
+    let id = w.master_do(|m, now| m.request_fleet(now, Audience::All, "x", b"hi", 10 * MINUTE));
+    let (id, sent) = (id.expect("queued"), w.now);
+    w.run_for(Duration::from_millis(300));
+    w.cut.remove(&link);
+    w.run_for(10 * SEC);
+    let took: Vec<Duration> = (w.slots.iter().filter(|s| s.subnet() == subnet))
+        .filter_map(|s| {
+            s.events.iter().find_map(|(t, e)| {
+                matches!(e, NodeEvent::Request { id: r, .. } if *r == id)
+                    .then(|| t.saturating_since(sent))
+            })
+        })
+        .collect();
+    assert_eq!(took.len(), 5, "the whole subnet took it: {took:?}");
+    // The copy went again a second after the first: the subnet waited about that (it was 5 s).
+    let last = took.iter().max().copied().unwrap_or_default();
+    assert!(last >= Duration::from_secs(1) && last < Duration::from_millis(1500), "{took:?}");
+}

@@ -131,7 +131,9 @@ impl HistoryDay {
                 };
                 report.cpu_mean_truth_pct = truth(sim, from, to);
                 let id = sim
-                    .master_do(|m, now| m.query_fleet(now, Audience::All, HISTORY_KIND, &body, WINDOW))
+                    .master_do(|m, now| {
+                        m.query_fleet(now, Audience::All, HISTORY_KIND, &body, WINDOW)
+                    })
                     .ok()?;
                 self.before[k] = master_bytes(sim);
                 self.sent[k] = Some((id, now, report));
@@ -149,8 +151,7 @@ impl HistoryDay {
     /// The report, with each query's outcome.
     pub(super) fn report(self, sim: &Simulation) -> Option<HistoryReport> {
         let m = sim.metrics_stats()?;
-        let with: Vec<usize> =
-            (0..sim.slots.len()).filter(|&i| sim.history_bytes(i) > 0).collect();
+        let with: Vec<usize> = (0..sim.slots.len()).filter(|&i| sim.history_bytes(i) > 0).collect();
         let stored: usize = with.iter().map(|&i| sim.history_bytes(i)).sum();
         let queries = self
             .sent
