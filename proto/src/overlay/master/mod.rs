@@ -40,7 +40,7 @@ pub use self::{
         REVOCATIONS_TABLE,
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
-    fleet::{FleetProgress, FLEET_RECHECK, FLEET_TABLE, MAX_FLEET_OPEN},
+    fleet::{FleetProgress, FLEET_RECHECK, FLEET_RETRY, FLEET_TABLE, MAX_FLEET_OPEN},
     gsn::MAX_GSNS,
     introduce::{
         IntroducerStats, INTRODUCTION_TIMEOUT, MAX_HELPERS, MAX_NAT_CLASSES,
