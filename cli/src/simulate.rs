@@ -431,12 +431,13 @@ fn summary(r: &DayReport) -> String {
         );
         for x in &h.queries {
             s += &format!(
-                "history query {:02}:{:02}  {} of {} present hosts ({:.2} %) via {} LSNs ({} silent), {} failed, {} missing, in {} ms; fleet CPU {:.2} % (from every history directly: {:.2} %); master egress {} B in the next minute ({} B the minute before)\n",
+                "history query {:02}:{:02}  {} of {} present hosts ({:.2} %; {} of them down a minute later) via {} LSNs ({} silent), {} failed, {} missing, in {} ms; fleet CPU {:.2} % (from every history directly: {:.2} %); master egress {} B in the next minute ({} B the minute before)\n",
                 x.at_s / 3600,
                 x.at_s / 60 % 60,
                 x.hosts,
                 x.present_at_send,
                 x.hosts_pct,
+                x.present_but_down,
                 x.lsns,
                 x.lsns_silent,
                 x.failed,

@@ -42,6 +42,9 @@ pub struct HistoryQueryReport {
     pub at_s: u64,
     /// Nodes the master listed present then.
     pub present_at_send: usize,
+    /// Of those, nodes not running a minute later: crashed or stopped, maybe before they
+    /// could answer (the day's churn strikes on the minute, as the queries are sent).
+    pub present_but_down: usize,
     /// LSNs it asked.
     pub lsns: u32,
     /// LSNs that did not answer in time.
@@ -84,6 +87,8 @@ pub struct HistoryReport {
 pub(super) struct HistoryDay {
     sent: Vec<Option<(RequestId, Timestamp, HistoryQueryReport)>>,
     before: Vec<u64>,
+    /// The slots the master listed present at each send.
+    present: Vec<Vec<usize>>,
 }
 
 fn master_bytes(sim: &Simulation) -> u64 {
@@ -101,7 +106,7 @@ fn last_mean(a: &Answer) -> f64 {
 
 impl HistoryDay {
     pub(super) fn new(count: usize) -> Self {
-        HistoryDay { sent: vec![None; count], before: vec![0; count] }
+        HistoryDay { sent: vec![None; count], before: vec![0; count], present: vec![vec![]; count] }
     }
 
     /// Carries out step `step` of query `k`; returns a step to schedule.
@@ -123,6 +128,10 @@ impl HistoryDay {
                 let (from, to) = the_query(now);
                 let body = query_body("cpu", from, to, BUCKET_SECS);
                 let (master, at) = (sim.master(), now.saturating_since(crate::sim::START));
+                self.present[k] = (sim.slots.iter().enumerate())
+                    .filter(|(_, s)| master.is_present(&s.id()))
+                    .map(|(i, _)| i)
+                    .collect();
                 let mut report = HistoryQueryReport {
                     at_s: at.as_secs(),
                     present_at_send: master.present_count(),
@@ -142,6 +151,8 @@ impl HistoryDay {
             Step::Measure => {
                 if let Some((_, _, r)) = self.sent[k].as_mut() {
                     r.master_egress_bytes = master_bytes(sim) - self.before[k];
+                    r.present_but_down =
+                        (self.present[k].iter()).filter(|&&i| sim.slots[i].node.is_none()).count();
                 }
             }
         }

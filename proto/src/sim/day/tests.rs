@@ -323,6 +323,7 @@ fn a_history_query_covers_every_present_node_and_equals_their_own_histories_comb
     eprintln!("{h:#?}");
     // Every node started in the first half hour and stays up: all present, all answer.
     assert_eq!((q.present_at_send, q.hosts, q.failed, q.missing), (100, 100, 0, 0), "{q:?}");
+    assert_eq!(q.present_but_down, 0, "{q:?}");
     assert_eq!((q.lsns, q.lsns_silent), (4, 0), "one LSN per subnet: {q:?}");
     // Combined by the LSNs and the master, it is what the nodes' own histories give.
     assert!(q.cpu_mean_pct > 1.0, "{q:?}");
