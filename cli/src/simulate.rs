@@ -113,6 +113,11 @@ pub(crate) struct SimulateArgs {
     nat_trials: u32,
 }
 
+/// A time of day, seconds since midnight, as HH:MM.
+fn hhmm(secs: u64) -> String {
+    format!("{:02}:{:02}", secs / 3600, secs / 60 % 60)
+}
+
 /// Parses `--fleet-requests` or `--history-queries` (`flag`): "none", or comma-separated
 /// HH:MM times of day.
 fn times_of_day(flag: &str, text: &str) -> Result<Vec<Duration>, String> {
@@ -384,9 +389,8 @@ fn summary(r: &DayReport) -> String {
     s += &format!("busiest other host   {} msg/s peak\n", r.busiest_other_host_msgs_per_sec_peak);
     for f in &r.requests {
         s += &format!(
-            "fleet request {:02}:{:02}  {:.2} % of {} running nodes took it within 5 s ({}), {} lost, {} after their return; master egress {} B in the next minute ({} B the minute before; target {} B for {} LSNs)\n",
-            f.at_s / 3600,
-            f.at_s / 60 % 60,
+            "fleet request {}  {:.2} % of {} running nodes took it within 5 s ({}), {} lost, {} after their return; master egress {} B in the next minute ({} B the minute before; target {} B for {} LSNs)\n",
+            hhmm(f.at_s),
             f.took_within_5s_pct,
             f.running_at_send,
             q(&f.took_ms),
@@ -431,9 +435,8 @@ fn summary(r: &DayReport) -> String {
         );
         for x in &h.queries {
             s += &format!(
-                "history query {:02}:{:02}  {} of {} present hosts ({:.2} %; {} of them down a minute later) via {} LSNs ({} silent), {} failed, {} missing, in {} ms; fleet CPU {:.2} % (from every history directly: {:.2} %); master egress {} B in the next minute ({} B the minute before)\n",
-                x.at_s / 3600,
-                x.at_s / 60 % 60,
+                "history query {}  {} of {} present hosts ({:.2} %; {} of them down a minute later) via {} LSNs ({} silent), {} failed, {} missing, in {} ms; fleet CPU {:.2} % (from every history directly: {:.2} %); master egress {} B in the next minute ({} B the minute before)\n",
+                hhmm(x.at_s),
                 x.hosts,
                 x.present_at_send,
                 x.hosts_pct,

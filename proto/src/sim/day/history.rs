@@ -11,10 +11,13 @@ use std::time::Duration;
 use fleetmesh_history::{aggregate, Answer, Query};
 use serde::Serialize;
 
-use super::Action;
+use super::{
+    requests::{master_bytes, Step, EGRESS_WINDOW},
+    Action,
+};
 use crate::{
     overlay::{fleet::Audience, RequestId},
-    sim::{decode_answer, query_body, Role, Simulation, HISTORY_KIND},
+    sim::{decode_answer, query_body, Simulation, HISTORY_KIND},
     wire::ResponseStatus,
     Timestamp,
 };
@@ -24,16 +27,6 @@ const LOOK_BACK: Duration = Duration::from_secs(3600);
 const BUCKET_SECS: u32 = 300;
 /// How long the LSNs collect their children's answers.
 const WINDOW: Duration = Duration::from_secs(20);
-/// The master's egress is measured over this long after the query and before it.
-const EGRESS_WINDOW: Duration = Duration::from_secs(60);
-
-/// A step of one query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Step {
-    Mark,
-    Send,
-    Measure,
-}
 
 /// One fleet-wide history query of the day.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -89,10 +82,6 @@ pub(super) struct HistoryDay {
     before: Vec<u64>,
     /// The slots the master listed present at each send.
     present: Vec<Vec<usize>>,
-}
-
-fn master_bytes(sim: &Simulation) -> u64 {
-    sim.stats.sent_by_role[Role::Master as usize].bytes
 }
 
 fn the_query(now: Timestamp) -> (Timestamp, Timestamp) {

@@ -179,7 +179,7 @@ enum Action {
     InventoryChange,
     PresenceCheck,
     WriteHistories,
-    History(usize, history::Step),
+    History(usize, requests::Step),
 }
 
 /// Plays the day of `cfg`; `progress` is called with the fraction done (0 to 1) now and then.
@@ -300,8 +300,8 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         }
         for (k, t) in cfg.history_queries.iter().enumerate() {
             let mark = t.saturating_sub(Duration::from_secs(60));
-            at(&mut plan, secs(mark), Action::History(k, history::Step::Mark));
-            at(&mut plan, secs(*t), Action::History(k, history::Step::Send));
+            at(&mut plan, secs(mark), Action::History(k, requests::Step::Mark));
+            at(&mut plan, secs(*t), Action::History(k, requests::Step::Send));
         }
     }
     at(&mut plan, START + Duration::from_secs(60), Action::Churn);

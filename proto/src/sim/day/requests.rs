@@ -18,13 +18,13 @@ use crate::{
 pub const REQUEST_BODY: usize = 200;
 /// How long each stays open.
 pub const REQUEST_TTL: Duration = Duration::from_secs(8 * 3600);
-/// The master's egress is measured over this window after the request, against the same
-/// window before it.
-const EGRESS_WINDOW: Duration = Duration::from_secs(60);
+/// The master's egress is measured over this window after a request (or query), against the
+/// same window before it.
+pub(super) const EGRESS_WINDOW: Duration = Duration::from_secs(60);
 /// Takes later than this count as "after return" (the node was down when it was sent).
 const LATE: Duration = Duration::from_secs(600);
 
-/// A step of one fleet-wide request.
+/// A step of one fleet-wide request (or history query).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Step {
     /// The master's egress before it.
@@ -79,7 +79,8 @@ pub(super) struct FleetDay {
     running: Vec<BTreeSet<NodeId>>,
 }
 
-fn master_bytes(sim: &Simulation) -> u64 {
+/// Bytes the master sent so far.
+pub(super) fn master_bytes(sim: &Simulation) -> u64 {
     sim.stats.sent_by_role[Role::Master as usize].bytes
 }
 
