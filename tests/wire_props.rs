@@ -226,6 +226,7 @@ fn messages() -> Vec<Message> {
             addrs: vec![v4.addr, v6.addr],
             answer: false,
             relay: Some(v6),
+            predict: u16::MAX,
         })),
         Message::Introduced(fleetmesh::wire::Introduced { nonce: 0 }),
         Message::GsnGrant(fleetmesh::wire::GsnGrant { active: false }),

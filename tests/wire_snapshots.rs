@@ -378,6 +378,7 @@ fn samples() -> Vec<(&'static str, Message)> {
                 addrs: vec![addr("203.0.113.7:20001"), addr("10.1.0.7:4000")],
                 answer: true,
                 relay: Some(contact(9, "198.51.100.4:4000")),
+                predict: 256,
             })),
         ),
         (

@@ -120,6 +120,11 @@ impl Net {
         self.filter = None;
     }
 
+    /// Datagrams on the wire to `dst`, not delivered yet.
+    pub(crate) fn in_flight_to(&self, dst: SocketAddr) -> usize {
+        self.in_flight.iter().filter(|Reverse((_, _, _, d, _))| *d == dst).count()
+    }
+
     /// Puts raw bytes on the wire, as an attacker or a duplicating network would.
     pub(crate) fn inject(&mut self, src: SocketAddr, dst: SocketAddr, bytes: Vec<u8>) {
         self.seq += 1;

@@ -49,6 +49,40 @@ impl Endpoint {
         }
     }
 
+    /// Port prediction for a peer behind a NAT that gives every destination its own port:
+    /// sends the message 1 of our handshake with `peer` at `at` (started by
+    /// [`punch`](Self::punch)) also to up to `ports` other ports of `at`'s host, nearest
+    /// first (`at`+1, `at`−1, `at`+2, …). Each copy opens our own NAT towards that port, so the
+    /// peer's message 1 from its new port gets in; and where the peer's NAT already has that
+    /// port mapped towards us, the copy gets through and is answered. Message 2 finds the
+    /// handshake by its index, whichever port it comes from, and the session lives there.
+    /// Returns how many copies were queued (none without a handshake to `at` for `peer`).
+    pub fn punch_predicted(&mut self, peer: NodeId, at: SocketAddr, ports: u16) -> usize {
+        let Some(dial) = self.dial_by_addr.get(&at).and_then(|i| self.dials.get(i)) else {
+            return 0;
+        };
+        if dial.expect != Some(peer) || dial.path != crate::Path::Udp {
+            return 0;
+        }
+        let hs1 = dial.hs1.clone();
+        let base = i32::from(at.port());
+        let mut sent = 0;
+        for step in 1..=i32::from(ports) {
+            let port = if step % 2 == 1 { base + (step + 1) / 2 } else { base - step / 2 };
+            let Ok(port) = u16::try_from(port) else { continue };
+            let addr = SocketAddr::new(at.ip(), port);
+            if port == 0
+                || self.by_addr.contains_key(&addr)
+                || self.dial_by_addr.contains_key(&addr)
+            {
+                continue;
+            }
+            self.push_transmit(addr, crate::Path::Udp, hs1.clone());
+            sent += 1;
+        }
+        sent
+    }
+
     /// Makes the session with `peer` at `addr`, if one is still open there (one a later
     /// session had superseded), the peer's session again. Returns whether there was one.
     pub fn use_session_at(&mut self, peer: &NodeId, addr: SocketAddr) -> bool {

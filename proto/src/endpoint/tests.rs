@@ -571,3 +571,28 @@ fn a_hastened_handshake_sends_its_first_message_again_at_once() {
     let took = net.now.saturating_since(hastened);
     assert!(took < Duration::from_millis(100), "connected {took:?} after the hastened try");
 }
+
+#[test]
+fn port_prediction_reaches_a_peer_at_a_port_next_to_the_one_dialled() {
+    let mut fx = Fixture::new(41);
+    let mut net = Net::new();
+    let a = net.add(fx.node(), 1);
+    let b = net.add(fx.node(), 2);
+    let (idb, real) = (net.nodes[b].endpoint.node_id(), net.addr(b));
+    // The introducer's port for b is two below the one b's packets will come from.
+    let observed = SocketAddr::new(real.ip(), real.port() - 2);
+    assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, observed, 8)), 0, "no handshake yet");
+    net.with(a, |e, now| e.punch(now, idb, &[observed]));
+    let sent = net.with(a, |e, _| e.punch_predicted(idb, observed, 8));
+    assert_eq!(sent, 8, "observed±1..4: every copy is sent");
+    let to_b = net.in_flight_to(real);
+    assert_eq!(to_b, 1, "exactly one copy goes to b's real port (observed+2)");
+    net.run_until(2 * SECOND, |n| connected(n, a, b));
+    assert_eq!(net.nodes[a].endpoint.peer_addr(&idb), Some(real), "the session lives there");
+    // A handshake meant for someone else is not sprayed.
+    let c = net.add(fx.node(), 3);
+    let other = net.nodes[c].endpoint.node_id();
+    let elsewhere = SocketAddr::new(real.ip(), 9000);
+    net.with(a, |e, now| e.punch(now, other, &[elsewhere]));
+    assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, elsewhere, 8)), 0);
+}

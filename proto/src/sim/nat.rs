@@ -24,17 +24,22 @@ pub enum NatKind {
     /// Endpoint-independent mapping, address-and-port-dependent filtering.
     PortRestricted,
     /// A new mapping (public port) for every destination; only that destination may answer.
+    /// Ports are handed out in sequence, so the next one can be predicted.
     Symmetric,
+    /// [`Symmetric`](Self::Symmetric) with every new port drawn at random (as Linux
+    /// `MASQUERADE --random-fully` does): no prediction finds it.
+    SymmetricRandom,
 }
 
 impl NatKind {
     /// Every kind, in a fixed order (for mixes and reports).
-    pub const ALL: [NatKind; 5] = [
+    pub const ALL: [NatKind; 6] = [
         NatKind::None,
         NatKind::EndpointIndependent,
         NatKind::AddressRestricted,
         NatKind::PortRestricted,
         NatKind::Symmetric,
+        NatKind::SymmetricRandom,
     ];
 
     /// A short name for reports.
@@ -45,7 +50,13 @@ impl NatKind {
             NatKind::AddressRestricted => "address-restricted",
             NatKind::PortRestricted => "port-restricted",
             NatKind::Symmetric => "symmetric",
+            NatKind::SymmetricRandom => "symmetric-random",
         }
+    }
+
+    /// Whether it gives every destination a mapping of its own.
+    pub fn per_destination(self) -> bool {
+        matches!(self, NatKind::Symmetric | NatKind::SymmetricRandom)
     }
 }
 
@@ -70,6 +81,8 @@ pub struct Nat {
     /// (private, remote or none) → public port.
     by_private: HashMap<(SocketAddr, Option<SocketAddr>), u16>,
     next_port: u16,
+    /// Random ports drawn so far ([`NatKind::SymmetricRandom`]).
+    draws: u64,
 }
 
 impl Nat {
@@ -82,6 +95,7 @@ impl Nat {
             by_port: HashMap::new(),
             by_private: HashMap::new(),
             next_port: 20_000,
+            draws: 0,
         }
     }
 
@@ -106,7 +120,7 @@ impl Nat {
         if self.kind == NatKind::None {
             return private;
         }
-        let key = (private, (self.kind == NatKind::Symmetric).then_some(remote));
+        let key = (private, self.kind.per_destination().then_some(remote));
         let port = match self.by_private.get(&key) {
             Some(&p) if self.by_port.get(&p).is_some_and(|m| self.alive(now, m)) => p,
             _ => {
@@ -140,7 +154,7 @@ impl Nat {
             NatKind::AddressRestricted => {
                 m.peers.iter().any(|(r, t)| r.ip() == remote.ip() && fresh(t))
             }
-            NatKind::PortRestricted | NatKind::Symmetric => {
+            NatKind::PortRestricted | NatKind::Symmetric | NatKind::SymmetricRandom => {
                 m.peers.iter().any(|(r, t)| *r == remote && fresh(t))
             }
         };
@@ -158,9 +172,29 @@ impl Nat {
     /// is dropped, and new ones take ports the old box did not hand out last, so a host's
     /// old public port does not come back by chance.
     pub fn replace(&mut self, kind: NatKind) {
-        let next = self.next_port;
-        *self =
-            Nat { next_port: next, idle_timeout: self.idle_timeout, ..Nat::new(kind, self.public) };
+        let (next, draws) = (self.next_port, self.draws);
+        *self = Nat {
+            next_port: next,
+            draws,
+            idle_timeout: self.idle_timeout,
+            ..Nat::new(kind, self.public)
+        };
+    }
+
+    /// A port in 1024..=65535 drawn from the box's own sequence (a hash of its address and
+    /// a counter: the same run draws the same ports, and no global random source is read).
+    fn random_port(&mut self) -> u16 {
+        self.draws += 1;
+        let ip = match self.public {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a) as u64,
+        };
+        // SplitMix64's finaliser: consecutive counters give unrelated outputs.
+        let mut z = (ip << 20 ^ self.draws).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        1024 + (z % (65_536 - 1024)) as u16
     }
 
     /// Live mappings (for reports and tests).
@@ -176,8 +210,11 @@ impl Nat {
         // Ports are recycled once their mapping has expired; a full table evicts nothing and
         // wraps (65k live mappings behind one address does not happen in our fleets).
         for _ in 0..u16::MAX {
-            let p = self.next_port;
-            self.next_port = if p == u16::MAX { 20_000 } else { p + 1 };
+            let p = match self.kind {
+                NatKind::SymmetricRandom => self.random_port(),
+                _ => self.next_port,
+            };
+            self.next_port = if self.next_port == u16::MAX { 20_000 } else { self.next_port + 1 };
             match self.by_port.get(&p) {
                 Some(m) if self.alive(now, m) => continue,
                 Some(_) => {
@@ -243,6 +280,14 @@ mod tests {
         let p1 = sym.outbound(T0, host, a("192.0.2.1:4000"));
         let p2 = sym.outbound(T0, host, a("203.0.113.9:4000"));
         assert_ne!(p1, p2);
+        assert_eq!(p2.port(), p1.port() + 1, "in sequence");
+        let mut random = nat(NatKind::SymmetricRandom);
+        let ports: Vec<u16> = (0..8u16)
+            .map(|k| random.outbound(T0, host, SocketAddr::new([192, 0, 2, 1].into(), k)).port())
+            .collect();
+        let steps = ports.windows(2).filter(|w| w[1].abs_diff(w[0]) <= 256).count();
+        assert!(steps <= 1, "random ports are not near each other: {ports:?}");
+        assert_eq!(random.inbound(T0, a("192.0.2.1:3"), ports[3]), Some(host));
         let mut cone = nat(NatKind::PortRestricted);
         let q1 = cone.outbound(T0, host, a("192.0.2.1:4000"));
         let q2 = cone.outbound(T0, host, a("203.0.113.9:4000"));

@@ -148,6 +148,11 @@ pub struct Introduction {
     pub answer: bool,
     /// The GSN to relay through if no direct session opens in time (issue 16, phase 2).
     pub relay: Option<super::Contact>,
+    /// `peer`'s NAT gives every destination a port of its own (`Mapping::EndpointDependent`),
+    /// so the port it will use towards us is not the one observed: besides `addrs`, also
+    /// send our message 1 to this many ports around the first address's port (port
+    /// prediction; at most [`MAX_PREDICTED_PORTS`] are used). 0: none.
+    pub predict: u16,
 }
 
 /// The introduced node checks in with the introducer (see [`Introduction::answer`]).
@@ -159,3 +164,7 @@ pub struct Introduced {
 
 /// Addresses of an [`Introduction`] that are dialled; the rest are ignored.
 pub const MAX_INTRO_ADDRS: usize = 2;
+
+/// Ports around an [`Introduction`]'s first address that may be tried for a peer behind a
+/// NAT that maps each destination to its own port; more are ignored.
+pub const MAX_PREDICTED_PORTS: u16 = 256;

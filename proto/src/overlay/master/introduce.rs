@@ -29,7 +29,7 @@ use super::Master;
 use crate::{
     wire::{
         Contact, ErrorCode, ErrorMessage, Introduce, Introduced, Introduction, Mapping, Message,
-        NatClass, NatReport, ObserveMe, Observed, ProbeRequest, WireAddr,
+        NatClass, NatReport, ObserveMe, Observed, ProbeRequest, WireAddr, MAX_PREDICTED_PORTS,
     },
     NodeId, Timestamp,
 };
@@ -198,9 +198,10 @@ impl Master {
         // The relay if the punch fails; none for connection reversal (the asker takes
         // inbound, and it gets no introduction to learn the GSN from).
         let relay = self.pick_gsn(asker, target);
+        let predict = self.predict_for(&target, &asker);
         let to_target = |peer: NodeId, addrs: Vec<SocketAddr>, answer: bool, nonce: u64| {
             let addrs = addrs.into_iter().map(WireAddr).collect();
-            let intro = Introduction { nonce, to: target, peer, addrs, answer, relay };
+            let intro = Introduction { nonce, to: target, peer, addrs, answer, relay, predict };
             Message::Introduction(Box::new(intro))
         };
         if asker_subnet.is_some() && asker_subnet == target_subnet {
@@ -209,7 +210,11 @@ impl Master {
             let (Some(a), Some(b)) = (asker_local, target_local) else {
                 return refuse(self, ErrorCode::UNREACHABLE, "no local address");
             };
-            self.send(now, hop, to_target(asker, vec![a], false, 0));
+            let mut m = to_target(asker, vec![a], false, 0);
+            if let Message::Introduction(i) = &mut m {
+                i.predict = 0;
+            }
+            self.send(now, hop, m);
             let back = Introduction {
                 nonce: 0,
                 to: asker,
@@ -217,6 +222,7 @@ impl Master {
                 addrs: vec![WireAddr(b)],
                 answer: false,
                 relay,
+                predict: 0,
             };
             self.send(now, addr, Message::Introduction(Box::new(back)));
             return;
@@ -230,7 +236,7 @@ impl Master {
             self.intro.stats.reversed += 1;
             let mut m = to_target(asker, addrs, false, 0);
             if let Message::Introduction(i) = &mut m {
-                i.relay = None;
+                (i.relay, i.predict) = (None, 0);
             }
             self.send(now, hop, m);
             return;
@@ -276,8 +282,26 @@ impl Master {
             addrs,
             answer: false,
             relay: p.relay,
+            predict: self.predict_for(&p.asker, &peer),
         };
         self.send(now, p.asker_addr, Message::Introduction(Box::new(intro)));
+    }
+
+    /// How many ports `to` should predict for `peer` ([`Introduction::predict`]): all it may
+    /// when `peer`'s NAT maps each destination to its own port and `to`'s does not (from a
+    /// NAT that changes port per destination, the copies would leave from ports the peer
+    /// never sees) and filters what it was not sent (open inbound lets the peer's new port
+    /// in anyway).
+    fn predict_for(&self, to: &NodeId, peer: &NodeId) -> u16 {
+        let class = |n: &NodeId| self.intro.classes.get(n).map(|(c, _)| *c);
+        let peer_moves = class(peer).is_some_and(|c| c.mapping == Mapping::EndpointDependent);
+        let own_holds = class(to)
+            .is_some_and(|c| c.mapping != Mapping::EndpointDependent && c.inbound != Some(true));
+        if peer_moves && own_holds {
+            MAX_PREDICTED_PORTS
+        } else {
+            0
+        }
     }
 
     fn take_pending(&mut self, nonce: u64) -> Option<Pending> {

@@ -22,7 +22,7 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use super::{Node, NodeState};
 use crate::{
-    wire::{Introduce, Introduced, Introduction, Message, MAX_INTRO_ADDRS},
+    wire::{Introduce, Introduced, Introduction, Message, MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS},
     NodeId, Timestamp,
 };
 
@@ -38,6 +38,12 @@ pub const MAX_ASKED: usize = 16;
 pub const MAX_INTRODUCED: usize = 32;
 /// Peers in cooldown at once (the oldest are forgotten first).
 pub const MAX_COOLDOWN: usize = 256;
+/// Port-prediction copies of message 1 (`Introduction::predict`) a node sends per
+/// [`PREDICT_WINDOW`], at most: four introductions' worth. Beyond it an introduction is
+/// punched at its addresses only, and the relay takes the pairs prediction would have opened.
+pub const PREDICT_BUDGET: u32 = 4 * MAX_PREDICTED_PORTS as u32;
+/// The window of [`PREDICT_BUDGET`].
+pub const PREDICT_WINDOW: Duration = Duration::from_secs(60);
 
 /// What the node's introductions did (for tests and the simulator).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub struct IntroStats {
     pub introduced: u64,
     /// Introductions passed on to a child (as LSN).
     pub relayed: u64,
+    /// Port-prediction copies of message 1 sent (`Introduction::predict`).
+    pub predicted: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +78,8 @@ pub(super) struct Introductions {
     /// Introductions received: peer → until.
     introduced: BTreeMap<NodeId, Timestamp>,
     cooldown: BTreeMap<NodeId, Timestamp>,
+    /// Port-prediction copies sent in the current [`PREDICT_WINDOW`], and when it began.
+    predicted: (Timestamp, u32),
     stats: IntroStats,
 }
 
@@ -263,5 +273,25 @@ impl Node {
         } else {
             self.ep.punch(now, peer, &addrs);
         }
+        if let Some(&first) = addrs.first().filter(|_| intro.predict > 0) {
+            self.predict_ports(now, peer, first, intro.predict);
+        }
+    }
+
+    /// Port prediction (see [`Endpoint::punch_predicted`](crate::Endpoint::punch_predicted)),
+    /// within [`PREDICT_BUDGET`].
+    fn predict_ports(&mut self, now: Timestamp, peer: NodeId, at: SocketAddr, asked: u16) {
+        let (since, used) = &mut self.intro.predicted;
+        if now.saturating_since(*since) >= PREDICT_WINDOW {
+            (*since, *used) = (now, 0);
+        }
+        let left = PREDICT_BUDGET.saturating_sub(*used);
+        let ports = asked.min(MAX_PREDICTED_PORTS).min(left.try_into().unwrap_or(u16::MAX));
+        if ports == 0 || self.cfg.local.contains(at.ip()) {
+            return;
+        }
+        let sent = self.ep.punch_predicted(peer, at, ports) as u32;
+        self.intro.predicted.1 += sent;
+        self.intro.stats.predicted += u64::from(sent);
     }
 }

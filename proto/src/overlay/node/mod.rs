@@ -28,6 +28,7 @@ pub use gsn::{
 };
 pub use introduce::{
     IntroStats, COOLDOWN, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED, MAX_WATCHED,
+    PREDICT_BUDGET, PREDICT_WINDOW,
 };
 pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
 pub use inventory_lsn::{

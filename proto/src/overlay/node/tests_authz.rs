@@ -202,6 +202,7 @@ fn an_introduction_from_anyone_but_the_introducer_is_refused() {
         addrs: vec![WireAddr(w.slots[target].addr)],
         answer: false,
         relay: None,
+        predict: 0,
     };
     let before = w.node(victim).refusals().introduction;
     forge(&mut w, attacker, victim, Message::Introduction(Box::new(intro.clone())));
