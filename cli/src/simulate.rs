@@ -111,6 +111,10 @@ pub(crate) struct SimulateArgs {
     /// Trials per pair of NAT kinds for --nat-matrix.
     #[arg(long, default_value_t = 10)]
     nat_trials: u32,
+    /// Datagram loss (0..1, each datagram independently) during the --nat-matrix trials'
+    /// dials (the fleets form without it).
+    #[arg(long, default_value_t = 0.0)]
+    nat_loss: f64,
 }
 
 /// A time of day, seconds since midnight, as HH:MM.
@@ -241,8 +245,13 @@ pub(crate) fn run(args: SimulateArgs) -> Result<(), String> {
 /// `--nat-matrix`: the reach matrix before (plain dials) and after (introductions).
 fn nat_matrix(args: &SimulateArgs) -> Result<(), String> {
     use fleetmesh::sim::reach;
-    let before = reach::nat_matrix(args.seed, args.nat_trials, false);
-    let after = reach::nat_matrix(args.seed, args.nat_trials, true);
+    if !(0.0..1.0).contains(&args.nat_loss) {
+        return Err(format!("--nat-loss must be in 0..1, not {}", args.nat_loss));
+    }
+    let options = reach::TrialOptions { loss: args.nat_loss, ..Default::default() };
+    let plain = reach::TrialOptions { introductions: false, ..options };
+    let before = reach::nat_matrix(args.seed, args.nat_trials, plain);
+    let after = reach::nat_matrix(args.seed, args.nat_trials, options);
     if args.json {
         let value = serde_json::json!({ "nat_matrix": { "without_introductions": before, "with_introductions": after } });
         let json = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
@@ -250,8 +259,11 @@ fn nat_matrix(args: &SimulateArgs) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "sessions per pair (direct %, +relayed through a GSN \"r\"), {} trials per pair, seed {}",
-        args.nat_trials, args.seed
+        "sessions per pair (direct %, +relayed through a GSN \"r\"), {} trials per pair, seed {}, \
+         loss {} %",
+        args.nat_trials,
+        args.seed,
+        args.nat_loss * 100.0
     );
     println!("\nwithout introductions (a plain dial to the address the master observed):");
     print!("{}", before.grid());
@@ -259,7 +271,13 @@ fn nat_matrix(args: &SimulateArgs) -> Result<(), String> {
     print!("{}", after.grid());
     println!("\ntime to session with introductions (direct or relayed), p50 / p99 (ms):");
     for p in after.pairs.iter().filter(|p| p.direct + p.relayed > 0.0) {
-        let how = if p.relayed > 0.0 { "relayed" } else { "direct" };
+        let how = match (p.direct > 0.0, p.relayed > 0.0) {
+            (true, true) => {
+                format!("{:.0} % direct, {:.0} % relayed", p.direct * 100.0, p.relayed * 100.0)
+            }
+            (false, _) => "relayed".to_string(),
+            (true, false) => "direct".to_string(),
+        };
         println!(
             "  {:>22} -> {:<22} {:>5} / {:>5}  {how}",
             p.from, p.to, p.time_ms_p50, p.time_ms_p99

@@ -61,7 +61,9 @@ impl Endpoint {
         let Some(dial) = self.dial_by_addr.get(&at).and_then(|i| self.dials.get(i)) else {
             return 0;
         };
-        if dial.expect != Some(peer) || dial.path != crate::Path::Udp {
+        // The copies go over UDP even when the dial itself went on over TCP (no answer for
+        // `tcp_fallback`): message 1 is the same either way, and the punch needs UDP.
+        if dial.expect != Some(peer) {
             return 0;
         }
         let hs1 = dial.hs1.clone();

@@ -241,6 +241,24 @@ impl Master {
             self.send(now, hop, m);
             return;
         }
+        // Asked again (a datagram of the first introduction was lost): the same introduction
+        // again, with its nonce and GSN, at no cost to the bounds.
+        let again = self.intro.pending.iter().find(|(_, p)| p.asker == asker && p.target == target);
+        if let Some((&nonce, p)) = again {
+            let addrs = addrs.into_iter().map(WireAddr).collect();
+            let relay = p.relay;
+            let intro = Introduction {
+                nonce,
+                to: target,
+                peer: asker,
+                addrs,
+                answer: true,
+                relay,
+                predict,
+            };
+            self.send(now, hop, Message::Introduction(Box::new(intro)));
+            return;
+        }
         let i = &mut self.intro;
         let mine = i.per_asker.get(&asker).copied().unwrap_or(0);
         if i.pending.len() >= MAX_PENDING_INTRODUCTIONS || mine >= MAX_PENDING_PER_NODE {

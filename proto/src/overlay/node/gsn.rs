@@ -183,7 +183,9 @@ impl Node {
         if gsn.id == self.ep.node_id() || gsn.id == peer {
             return;
         }
-        if g.wait.contains_key(&peer) || g.wait.len() < MAX_RELAY_WAITS {
+        // A repeated introduction (the asker asks again while a datagram of the first was
+        // lost) keeps the first one's deadline: the relay is not put off.
+        if !g.wait.contains_key(&peer) && g.wait.len() < MAX_RELAY_WAITS {
             g.wait.insert(peer, (gsn, now + RELAY_AFTER));
         }
     }

@@ -28,6 +28,13 @@ use crate::{
 
 /// How long an asked introduction, or a received one, may take to produce a session.
 pub const INTRO_TIMEOUT: Duration = Duration::from_secs(5);
+/// An asked introduction with no session yet is asked again after this, then after twice
+/// as long each time (0.7, 2.1, 4.9 s within [`INTRO_TIMEOUT`]): one lost datagram among
+/// the introduction's five (ask, introduction to the target and on through its LSN,
+/// check-in, introduction back) must not cost the pair its session. The master answers a
+/// repeated ask with the introduction it has pending for the pair, so the asks cost no more
+/// of its bounds.
+pub const INTRO_RETRY: Duration = Duration::from_millis(700);
 /// After an introduction that produced no session, none is asked for that peer this long.
 pub const COOLDOWN: Duration = Duration::from_secs(30);
 /// Dials watched for an introduction at once (more are left to fail as before).
@@ -67,6 +74,8 @@ struct Asked {
     seq: u32,
     addr: SocketAddr,
     until: Timestamp,
+    /// When to ask again, and the wait after that.
+    retry: (Timestamp, Duration),
 }
 
 /// The node's introductions in flight.
@@ -119,7 +128,7 @@ impl Node {
     pub(super) fn intro_deadline(&self) -> Option<Timestamp> {
         let i = &self.intro;
         let watch = i.watch.values().map(|(_, t)| *t);
-        let asked = i.asked.values().map(|a| a.until);
+        let asked = i.asked.values().map(|a| a.until.min(a.retry.0));
         watch.chain(asked).chain(i.introduced.values().copied()).min()
     }
 
@@ -144,13 +153,25 @@ impl Node {
         for peer in failed {
             self.intro_failed(now, peer);
         }
+        let mut again = Vec::new();
+        for (peer, a) in self.intro.asked.iter_mut().filter(|(_, a)| a.retry.0 <= now) {
+            a.retry = (now + a.retry.1, a.retry.1 * 2);
+            again.push(Introduce { seq: a.seq, target: *peer });
+        }
+        for ask in again {
+            if !self.ep.is_connected(&ask.target) {
+                let master = self.cfg.master;
+                self.send(now, master, Message::Introduce(ask));
+            }
+        }
         self.intro.introduced.retain(|_, t| *t > now);
     }
 
     /// Asks the master to introduce us to `peer` (last dialled at `addr`).
     pub(super) fn intro_ask(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         let seq = self.next_seq();
-        self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT });
+        let retry = (now + INTRO_RETRY, INTRO_RETRY * 2);
+        self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT, retry });
         self.intro.stats.asked += 1;
         let master = self.cfg.master;
         self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
