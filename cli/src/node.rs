@@ -96,10 +96,15 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         commands = config.commands.len(),
         "node starting"
     );
+    let gsn = config.gsn;
     let builder = NodeBuilder::new(&config.data_dir)
         .listen(config.listen)
         .lan_discovery(config.lan_discovery)
-        .enroll_timeout(config.enroll_timeout());
+        .enroll_timeout(config.enroll_timeout())
+        .configure(move |overlay| {
+            overlay.gsn = gsn.serve;
+            overlay.relay_limits = gsn.limits();
+        });
     // The history opens once the node made its data directory; its handler waits for it.
     let history_slot = std::sync::Arc::new(std::sync::OnceLock::new());
     let slot = config.history.then(|| history_slot.clone());
@@ -234,6 +239,7 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
         ("command_timeout", next.command_timeout != running.command_timeout),
         ("history", next.history != running.history),
         ("inventory_interval", next.inventory_interval != running.inventory_interval),
+        ("gsn", next.gsn != running.gsn),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

@@ -12,6 +12,7 @@ use std::{
     collections::BTreeMap,
     fmt,
     net::{Ipv6Addr, SocketAddr},
+    num::NonZeroU64,
     path::{Path, PathBuf},
     str::FromStr,
     time::Duration,
@@ -100,6 +101,8 @@ pub(crate) struct NodeConfig {
     pub(crate) inventory_interval: Every,
     /// Logging.
     pub(crate) log: LogConfig,
+    /// Serving as a GSN (a relay for members whose NATs defeat hole punching).
+    pub(crate) gsn: GsnConfig,
     /// The commands the master may run by name (`fleetmesh run NODE NAME`); nothing else.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) commands: BTreeMap<String, CommandLine>,
@@ -134,7 +137,52 @@ impl Default for NodeConfig {
             history: true,
             inventory_interval: Every(Some(HumanDuration(DEFAULT_INVENTORY_INTERVAL))),
             log: LogConfig::default(),
+            gsn: GsnConfig::default(),
             commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// The `[gsn]` table of a node's file: whether the node may relay for other members, and how
+/// much it lets through ([`fleetmesh::overlay::RelayLimits`]). Rates and bursts are bytes
+/// (per second); none may be 0 (`serve = false` turns relaying off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GsnConfig {
+    /// May serve when the master finds that it takes unsolicited inbound.
+    pub(crate) serve: bool,
+    /// Sustained bytes per second per circuit (a pair of members, one way).
+    pub(crate) circuit_rate: NonZeroU64,
+    /// Burst per circuit, bytes.
+    pub(crate) circuit_burst: NonZeroU64,
+    /// Sustained bytes per second from one member, all its circuits together.
+    pub(crate) member_rate: NonZeroU64,
+    /// Burst per member, bytes.
+    pub(crate) member_burst: NonZeroU64,
+}
+
+impl Default for GsnConfig {
+    fn default() -> Self {
+        let l = fleetmesh::overlay::RelayLimits::default();
+        let nz = |v: u64| NonZeroU64::new(v).expect("the library's limits are not 0");
+        GsnConfig {
+            serve: true,
+            circuit_rate: nz(l.circuit_rate),
+            circuit_burst: nz(l.circuit_burst),
+            member_rate: nz(l.member_rate),
+            member_burst: nz(l.member_burst),
+        }
+    }
+}
+
+impl GsnConfig {
+    /// The overlay's limits from this table.
+    pub(crate) fn limits(&self) -> fleetmesh::overlay::RelayLimits {
+        fleetmesh::overlay::RelayLimits {
+            circuit_rate: self.circuit_rate.get(),
+            circuit_burst: self.circuit_burst.get(),
+            member_rate: self.member_rate.get(),
+            member_burst: self.member_burst.get(),
         }
     }
 }
@@ -275,6 +323,22 @@ mod tests {
         assert_eq!(parse::<NodeConfig>(path, &to_toml(&node)).unwrap(), node);
         assert_eq!(parse::<MasterConfig>(path, &to_toml(&master)).unwrap(), master);
         assert_eq!(node.inventory_interval.period(), Some(DEFAULT_INVENTORY_INTERVAL));
+    }
+
+    #[test]
+    fn the_gsn_table_sets_the_relay_limits_and_refuses_zero() {
+        let path = Path::new("n.toml");
+        let text = "[gsn]\nserve = false\ncircuit_rate = 50000000\nmember_burst = 4096\n";
+        let node: NodeConfig = parse(path, text).unwrap();
+        assert!(!node.gsn.serve);
+        let limits = node.gsn.limits();
+        assert_eq!((limits.circuit_rate, limits.member_burst), (50_000_000, 4096));
+        let defaults = fleetmesh::overlay::RelayLimits::default();
+        assert_eq!(limits.circuit_burst, defaults.circuit_burst, "unset fields keep defaults");
+        assert_eq!(parse::<NodeConfig>(path, &to_toml(&node)).unwrap(), node);
+        let err = parse::<NodeConfig>(path, "[gsn]\nmember_rate = 0\n").unwrap_err().to_string();
+        assert!(err.starts_with("n.toml:2:15: "), "{err}");
+        assert!(err.contains("nonzero"), "{err}");
     }
 
     #[test]

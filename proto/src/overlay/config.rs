@@ -152,6 +152,39 @@ pub struct OverlayConfig {
     /// Whether this node may serve as a GSN (relay for other members) when the master finds
     /// it takes unsolicited inbound (`overlay/node/gsn.rs`). Default `true`.
     pub gsn: bool,
+    /// What this node lets through while it serves as a GSN.
+    pub relay_limits: RelayLimits,
+}
+
+/// What a GSN lets through (`overlay/node/gsn.rs`): a token bucket per circuit (an ordered
+/// pair of members) and one per sending member across all its circuits, so that a member
+/// cannot take the GSN's whole uplink by opening many circuits, and every member keeps its
+/// share. A datagram beyond either bucket is dropped, as a full link drops it: the end-to-end
+/// session retransmits, and no queue grows. No circuit has a limit on its time or its total
+/// bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Sustained bytes per second per circuit. Default 1 MiB/s: far above control traffic
+    /// (a few KB/s), a modest bulk flow.
+    pub circuit_rate: u64,
+    /// Burst per circuit, bytes. Default 256 KiB.
+    pub circuit_burst: u64,
+    /// Sustained bytes per second one member may send through us, all its circuits
+    /// together. Default 4 MiB/s.
+    pub member_rate: u64,
+    /// Burst per member, bytes. Default 1 MiB.
+    pub member_burst: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            circuit_rate: 1024 * 1024,
+            circuit_burst: 256 * 1024,
+            member_rate: 4 * 1024 * 1024,
+            member_burst: 1024 * 1024,
+        }
+    }
 }
 
 impl OverlayConfig {
@@ -188,6 +221,7 @@ impl OverlayConfig {
             nat_check: true,
             nat_check_as_child: false,
             gsn: true,
+            relay_limits: RelayLimits::default(),
         }
     }
 

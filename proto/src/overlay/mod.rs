@@ -44,7 +44,7 @@ mod tests_trust;
 #[cfg(test)]
 mod tests_uplink;
 
-pub use config::{LocalNetwork, MasterConfig, OverlayConfig};
+pub use config::{LocalNetwork, MasterConfig, OverlayConfig, RelayLimits};
 pub use digest::child_digest;
 pub use master::{
     DeliveryError, DeliveryId, KnownNode, Master, MasterCommand, MasterEvent, MasterSaved,

@@ -26,14 +26,15 @@
 //!   session has been quiet for a while and the relay brings its datagrams.
 //! * **GSN.** While the master's [`GsnGrant`] holds, a [`RelayData`] from a member with a
 //!   session (hence certified) is passed on as [`Relayed`] to the member it names, if that
-//!   one has a session with us too. Per circuit (ordered pair) a token bucket of
-//!   [`CIRCUIT_RATE`] bytes/s with [`CIRCUIT_BURST`] of burst, each datagram at most
-//!   [`MAX_RELAY_BYTES`]; no cap on a circuit's time or total bytes (unlike libp2p's 2 min
-//!   and 128 KiB), so bulk data can flow later. Beyond the bucket a datagram is dropped, as
-//!   a full link drops it: the end-to-end session retransmits.
+//!   one has a session with us too. A token bucket per circuit (ordered pair) and one per
+//!   sending member across its circuits ([`RelayLimits`], `OverlayConfig::relay_limits`),
+//!   each datagram at most [`MAX_RELAY_BYTES`]; no cap on a circuit's time or total bytes
+//!   (unlike libp2p's 2 min and 128 KiB), so bulk data can flow. Beyond a bucket a datagram
+//!   is dropped, as a full link drops it: the end-to-end session retransmits.
 //!
 //! Bounds: [`MAX_RELAY_PATHS`] relay paths and [`MAX_RELAY_WAITS`] pending ones per member;
-//! [`MAX_CIRCUITS`] circuits per GSN (idle ones, unused for [`CIRCUIT_IDLE`], make room).
+//! [`MAX_CIRCUITS`] circuits and as many sending members per GSN (idle ones, unused for
+//! [`CIRCUIT_IDLE`], make room).
 //! Authorization (docs/AUTHORIZATION.md): `GsnGrant` only from the master; `RelayData` only
 //! to a granted GSN, from a member; `Relayed` only from the GSN the master named for that
 //! peer.
@@ -46,6 +47,7 @@ use std::{
 
 use super::Node;
 use crate::{
+    overlay::RelayLimits,
     wire::{Contact, GsnGrant, Message, RelayData, Relayed, MAX_RELAY_BYTES},
     NodeId, Path, Timestamp, Transmit,
 };
@@ -62,11 +64,6 @@ pub const RELAY_PATH_IDLE: Duration = Duration::from_secs(120);
 pub const MAX_CIRCUITS: usize = 4096;
 /// A circuit unused this long may be dropped to make room (its bucket starts full again).
 pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
-/// Sustained bytes per second per circuit: far above control traffic (a few KB/s), enough
-/// for a modest bulk flow; a configurable limit and fair queueing are for the transport.
-pub const CIRCUIT_RATE: u64 = 1024 * 1024;
-/// Burst per circuit, bytes.
-pub const CIRCUIT_BURST: u64 = 256 * 1024;
 /// How long a relayed session runs before the first try at a direct path beside it; each
 /// failed try doubles the wait, up to [`UPGRADE_MAX`].
 pub const UPGRADE_FIRST: Duration = Duration::from_secs(30);
@@ -118,10 +115,20 @@ impl RelayPath {
     }
 }
 
+/// A token bucket: its tokens (bytes) when last filled, and when.
 #[derive(Clone, Copy, Debug)]
-struct Circuit {
+struct Bucket {
     tokens: u64,
     at: Timestamp,
+}
+
+impl Bucket {
+    /// The bucket's tokens at `now`, filled at `rate` bytes/s up to `burst`.
+    fn filled(self, now: Timestamp, rate: u64, burst: u64) -> Bucket {
+        let us = now.saturating_since(self.at).as_micros() as u64;
+        let refill = us.saturating_mul(rate) / 1_000_000;
+        Bucket { tokens: self.tokens.saturating_add(refill).min(burst), at: now }
+    }
 }
 
 /// The relay state of one node.
@@ -133,7 +140,9 @@ pub(super) struct Gsn {
     wait: BTreeMap<NodeId, (Contact, Timestamp)>,
     paths: BTreeMap<NodeId, RelayPath>,
     by_addr: HashMap<SocketAddr, NodeId>,
-    circuits: HashMap<(NodeId, NodeId), Circuit>,
+    circuits: HashMap<(NodeId, NodeId), Bucket>,
+    /// Per sending member, across its circuits.
+    members: HashMap<NodeId, Bucket>,
     /// When the full circuit table was last swept, and how often it was (for tests).
     swept: Option<Timestamp>,
     sweeps: u64,
@@ -384,7 +393,8 @@ impl Node {
             self.gsn.stats.dropped += 1;
             return;
         };
-        if !self.gsn.take(now, (from, r.to), r.bytes.len() as u64) {
+        let limits = self.cfg.relay_limits;
+        if !self.gsn.take(now, (from, r.to), r.bytes.len() as u64, &limits) {
             self.gsn.stats.dropped += 1;
             return;
         }
@@ -396,31 +406,39 @@ impl Node {
 }
 
 impl Gsn {
-    /// Takes `n` bytes from the circuit's bucket; false when it has not got them (or no
-    /// room for a new circuit).
-    fn take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64) -> bool {
-        if !self.circuits.contains_key(&key) && self.circuits.len() >= MAX_CIRCUITS {
+    /// Takes `n` bytes from the circuit's bucket and its sender's; false when either has
+    /// not got them (nothing is taken then), or there is no room for a new circuit or
+    /// sender.
+    fn take(&mut self, now: Timestamp, key: (NodeId, NodeId), n: u64, l: &RelayLimits) -> bool {
+        let full = |g: &Gsn| {
+            (!g.circuits.contains_key(&key) && g.circuits.len() >= MAX_CIRCUITS)
+                || (!g.members.contains_key(&key.0) && g.members.len() >= MAX_CIRCUITS)
+        };
+        if full(self) {
             if self.swept.is_some_and(|t| now.saturating_since(t) < SWEEP_EVERY) {
                 return false;
             }
             self.swept = Some(now);
             self.sweeps += 1;
             self.circuits.retain(|_, v| now.saturating_since(v.at) < CIRCUIT_IDLE);
-            if self.circuits.len() >= MAX_CIRCUITS {
+            self.members.retain(|_, v| now.saturating_since(v.at) < CIRCUIT_IDLE);
+            if full(self) {
                 return false;
             }
         }
-        let circuit =
-            self.circuits.entry(key).or_insert(Circuit { tokens: CIRCUIT_BURST, at: now });
-        let us = now.saturating_since(circuit.at).as_micros() as u64;
-        let refill = us.saturating_mul(CIRCUIT_RATE) / 1_000_000;
-        circuit.tokens = circuit.tokens.saturating_add(refill).min(CIRCUIT_BURST);
-        circuit.at = now;
-        if circuit.tokens < n {
-            return false;
+        let fresh = |burst| Bucket { tokens: burst, at: now };
+        let circuit = self.circuits.get(&key).copied().unwrap_or(fresh(l.circuit_burst));
+        let member = self.members.get(&key.0).copied().unwrap_or(fresh(l.member_burst));
+        let mut circuit = circuit.filled(now, l.circuit_rate, l.circuit_burst);
+        let mut member = member.filled(now, l.member_rate, l.member_burst);
+        let passes = circuit.tokens >= n && member.tokens >= n;
+        if passes {
+            circuit.tokens -= n;
+            member.tokens -= n;
         }
-        circuit.tokens -= n;
-        true
+        self.circuits.insert(key, circuit);
+        self.members.insert(key.0, member);
+        passes
     }
 }
 
@@ -437,21 +455,57 @@ mod tests {
     #[test]
     fn a_full_circuit_table_refuses_new_circuits_and_sweeps_at_most_once_a_second() {
         let mut g = Gsn::default();
+        let l = RelayLimits::default();
         let t0 = Timestamp::ZERO;
         for i in 0..MAX_CIRCUITS as u32 {
-            assert!(g.take(t0, (id(0), id(i + 1)), 10));
+            assert!(g.take(t0, (id(0), id(i + 1)), 10, &l));
         }
         // Full of busy circuits: a new one is refused, and a flood of new ones scans once.
         for i in 0..1_000u32 {
-            assert!(!g.take(t0 + Duration::from_millis(10), (id(1), id(i)), 10));
+            assert!(!g.take(t0 + Duration::from_millis(10), (id(1), id(i)), 10, &l));
         }
         assert_eq!(g.sweeps, 1);
         // An existing circuit still flows.
-        assert!(g.take(t0 + Duration::from_millis(20), (id(0), id(1)), 10));
+        assert!(g.take(t0 + Duration::from_millis(20), (id(0), id(1)), 10, &l));
         // Once the others have idled, a new circuit takes their room.
         let later = t0 + CIRCUIT_IDLE + Duration::from_secs(1);
-        assert!(g.take(later, (id(2), id(3)), 10));
+        assert!(g.take(later, (id(2), id(3)), 10, &l));
         assert_eq!(g.sweeps, 2);
         assert!(g.circuits.len() <= 2, "{} circuits kept", g.circuits.len());
+    }
+
+    #[test]
+    fn a_member_keeps_to_its_share_across_circuits_and_each_circuit_to_its_own() {
+        let l = RelayLimits {
+            circuit_rate: 1_000,
+            circuit_burst: 1_000,
+            member_rate: 2_000,
+            member_burst: 2_000,
+        };
+        let mut g = Gsn::default();
+        let t0 = Timestamp::ZERO;
+        // One circuit: its own bucket stops it first.
+        assert!(g.take(t0, (id(1), id(2)), 1_000, &l));
+        assert!(!g.take(t0, (id(1), id(2)), 1, &l));
+        // The same member on a second circuit: the member's bucket has 1,000 left.
+        assert!(g.take(t0, (id(1), id(3)), 1_000, &l));
+        assert!(!g.take(t0, (id(1), id(4)), 1, &l), "a third circuit gets nothing more");
+        // Another member is untouched by the first one's use.
+        assert!(g.take(t0, (id(5), id(2)), 1_000, &l));
+        // A refused datagram takes nothing: half a second later each circuit has 500 again,
+        // the member 1,000 (its failed tries above took none).
+        let later = t0 + Duration::from_millis(500);
+        assert!(g.take(later, (id(1), id(2)), 500, &l));
+        assert!(g.take(later, (id(1), id(3)), 500, &l));
+        assert!(!g.take(later, (id(1), id(4)), 1, &l));
+        // No limit on time or total bytes: a circuit within its rate flows for ever.
+        let mut sent = 0u64;
+        for s in 1..=600u64 {
+            let t = later + Duration::from_secs(s);
+            assert!(g.take(t, (id(6), id(7)), 1_000, &l), "second {s}");
+            sent += 1_000;
+        }
+        assert_eq!(sent, 600_000);
+        assert!(g.members.len() <= MAX_CIRCUITS && g.circuits.len() <= MAX_CIRCUITS);
     }
 }

@@ -94,7 +94,8 @@ fn a_relayed_session_stands_and_its_circuit_is_rate_bounded() {
     w.run_for(Duration::from_millis(50));
     let after = w.node(helper).gsn_stats();
     let passed = after.forwarded - stats.forwarded;
-    let burst = (super::CIRCUIT_BURST as usize).div_ceil(size) as u64;
+    let circuit_burst = crate::overlay::RelayLimits::default().circuit_burst;
+    let burst = (circuit_burst as usize).div_ceil(size) as u64;
     assert!(passed <= burst + 1, "{passed} of 20 passed, bucket holds {burst}");
     assert!(after.dropped - stats.dropped >= 20 - burst - 1, "{after:?}");
 }
