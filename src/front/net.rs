@@ -73,6 +73,19 @@ fn ipv6_available() -> bool {
     UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
 }
 
+/// The node's own network: that of the address it listens on when it names one (a host with
+/// several addresses, told which to use), else [`local_network`] towards `master`. Without
+/// this a server listening on its second address took the first as its own (the route to a
+/// master on the same host leaves from it), and so never found that the master saw it at
+/// its own address: no NAT check said it was public, and it was never made a GSN.
+pub(crate) fn own_network(listen: SocketAddr, master: SocketAddr) -> Option<LocalNetwork> {
+    let ip = canonical_addr(listen).ip();
+    if ip.is_unspecified() {
+        return local_network(master);
+    }
+    Some(LocalNetwork { addr: ip, prefix_len: prefix_len(ip) })
+}
+
 /// The local network this host reaches `target` through: the source address the system's
 /// routing table picks for it (no packet is sent), with the prefix length of the interface
 /// that holds that address. `None` when there is no route.
@@ -103,6 +116,16 @@ fn prefix_len(addr: IpAddr) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_listening_address_is_the_nodes_own() {
+        let master = "127.0.0.1:9".parse().unwrap();
+        let named = own_network("127.0.0.2:0".parse().unwrap(), master).unwrap();
+        assert_eq!(named.addr, IpAddr::from(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(named.prefix_len, 24, "no interface lists 127.0.0.2 itself");
+        let any = own_network("0.0.0.0:0".parse().unwrap(), master).unwrap();
+        assert_eq!(any.addr, IpAddr::from(Ipv4Addr::LOCALHOST), "the route's source address");
+    }
 
     #[test]
     fn the_route_to_loopback_is_on_loopbacks_network() {

@@ -168,7 +168,7 @@ impl NodeBuilder {
 
         let (sockets, port) = net::bind(self.listen).await?;
         let master = link.masters[0];
-        let local = net::local_network(master).unwrap_or(crate::overlay::LocalNetwork {
+        let local = net::own_network(self.listen, master).unwrap_or(crate::overlay::LocalNetwork {
             addr: std::net::Ipv4Addr::LOCALHOST.into(),
             prefix_len: 8,
         });

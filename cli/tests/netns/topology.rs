@@ -76,6 +76,15 @@ impl Internet {
         Ok(Internet { ns, lans: 0 })
     }
 
+    /// Puts another public address, 10.200.0.`n` (n ≥ 2), on the internet namespace's
+    /// loopback: a second server (a GSN) beside [`SERVER`].
+    #[allow(dead_code)] // reach.rs uses it; nat.rs, which builds this module too, does not.
+    pub(crate) fn add_server(&self, lab: &mut Lab, n: u8) -> Result<Ipv4Addr, LabError> {
+        let addr = Ipv4Addr::new(10, 200, 0, n);
+        lab.ip(&self.ns, ["addr", "add", &format!("{addr}/32"), "dev", "lo"])?;
+        Ok(addr)
+    }
+
     /// Adds LAN number n (1, 2, …; named `a`, `b`, …): a router at 10.201.n.2 doing `nat` for
     /// 192.168.n.0/24, with `hosts` hosts at 192.168.n.10, .11, …
     pub(crate) fn add_lan(

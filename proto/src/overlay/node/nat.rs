@@ -255,7 +255,11 @@ impl Node {
         let Some(observed) = self.nat.observed else { return };
         let report =
             NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: self.cfg.gsn };
-        tracing::debug!(node = ?self.node_id(), class = %self.nat.class, "nat classified");
+        let (listen, local) = (self.cfg.listen, self.local_addr());
+        tracing::debug!(
+            node = ?self.node_id(), class = %self.nat.class, %observed, %listen, %local,
+            "nat classified"
+        );
         let master = self.cfg.master;
         self.send(now, master, Message::NatReport(report));
     }
