@@ -92,3 +92,25 @@ fn a_nat_class_from_anyone_but_our_lsn_is_refused() {
     assert_eq!(w.node(child).nat_class(), before.0, "the class stands");
     assert_eq!(w.node(child).refusals().answer, before.1 + 1);
 }
+
+#[test]
+fn an_introduction_asked_again_is_sent_again_not_refused() {
+    // The asker asks again when a datagram of the introduction was lost (`INTRO_RETRY`): the
+    // master sends the pending introduction again, and the repeats cost nothing of its
+    // bounds (four pending per asker used to refuse the fifth ask).
+    let (mut w, helper, nodes) = world(83);
+    let asker = lsn_of(&w, &nodes);
+    let target = w.id(helper);
+    let master = crate::sim::master_addr();
+    w.node_do(asker, |n, now| {
+        for _ in 0..6 {
+            let ask = crate::wire::Introduce { seq: 1, target };
+            n.send(now, master, crate::wire::Message::Introduce(ask));
+        }
+    });
+    w.run_for(Duration::from_secs(1));
+    let stats = w.master().introducer_stats();
+    assert_eq!((stats.asked, stats.refused), (6, 0), "{stats:?}");
+    assert_eq!(w.node(helper).intro_stats().introduced, 6, "each ask reached the target");
+    assert!(w.node(asker).endpoint().is_connected(&target), "and the pair has its session");
+}
