@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{add_traffic, seed, Simulation, START};
+use super::{seed, Simulation, START};
 use crate::{
     dht::StoreOp,
     overlay::{
@@ -88,7 +88,7 @@ impl Simulation {
     pub fn crash_master(&mut self) {
         self.save_master();
         if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
-            add_traffic(&mut self.stats.dht_traffic_stopped, &t);
+            self.stats.dht_traffic_stopped.add(&t);
         }
         self.inventory_master_down();
         self.master = None;

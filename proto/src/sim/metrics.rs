@@ -231,14 +231,7 @@ impl Simulation {
         let (now, retention) = (secs(self.now), m.model.retention.as_secs() as i64);
         let seed = self.seed;
         let write = |first: usize, slots: &mut [super::Slot]| {
-            let mut sum = (0, 0);
-            for (k, slot) in slots.iter_mut().enumerate() {
-                if slot.node.is_some() {
-                    let (n, b) = slot.history.write(seed, first + k, now, retention);
-                    sum = (sum.0 + n, sum.1 + b);
-                }
-            }
-            sum
+            write_slots(seed, first, slots, now, retention)
         };
         let chunk = self.slots.len().div_ceil(self.threads.max(1)).max(1);
         let sums: Vec<(u64, u64)> = if self.threads > 1 && self.slots.len() > 1000 {
@@ -276,13 +269,11 @@ impl Simulation {
 
     /// (At a clean stop) node `i` writes what is due first, as the daemon does.
     pub(crate) fn metrics_stopping(&mut self, i: usize) {
-        if self.slots[i].node.is_some() {
-            if let Some(m) = self.metrics.as_mut() {
-                let (now, retention) = (secs(self.now), m.model.retention.as_secs() as i64);
-                let (n, b) = self.slots[i].history.write(self.seed, i, now, retention);
-                m.samples += n;
-                m.encoded_bytes += b;
-            }
+        if let Some(m) = self.metrics.as_mut() {
+            let (now, retention) = (secs(self.now), m.model.retention.as_secs() as i64);
+            let (n, b) = write_slots(self.seed, i, &mut self.slots[i..=i], now, retention);
+            m.samples += n;
+            m.encoded_bytes += b;
         }
     }
 
@@ -297,6 +288,25 @@ impl Simulation {
             m.set_combiner(HISTORY_KIND, combiner());
         }
     }
+}
+
+/// Writes the buffered samples of the running nodes among `slots` (the first is node
+/// `first`): how many samples, and their encoded bytes.
+fn write_slots(
+    seed: u64,
+    first: usize,
+    slots: &mut [super::Slot],
+    now: i64,
+    retention: i64,
+) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for (k, slot) in slots.iter_mut().enumerate() {
+        if slot.node.is_some() {
+            let (n, b) = slot.history.write(seed, first + k, now, retention);
+            sum = (sum.0 + n, sum.1 + b);
+        }
+    }
+    sum
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 mod advance;
 mod balance;
 pub mod day;
+mod dht;
 #[cfg(test)]
 mod fixture;
 mod inventory;
@@ -214,10 +215,6 @@ pub struct Simulation {
     parts_stale: bool,
     /// How many nodes each part gets, after how busy the parts were (`balance.rs`).
     balance: Balance,
-}
-
-fn add_traffic(sum: &mut crate::dht::DhtTraffic, t: &crate::dht::DhtTraffic) {
-    sum.add(t);
 }
 
 /// The master's address in every simulation.
@@ -437,7 +434,7 @@ impl Simulation {
         self.inventory_stopped(i);
         self.metrics_stopped(i);
         if let Some(n) = self.slots[i].node.take() {
-            add_traffic(&mut self.stats.dht_traffic_stopped, &n.dht_traffic());
+            self.stats.dht_traffic_stopped.add(&n.dht_traffic());
         }
         self.stats.forget(self.now, i, &self.slots[i].identity.node_id());
         self.with_view(|v| v.reschedule(i));
@@ -516,29 +513,6 @@ impl Simulation {
         }
     }
 
-    /// Starts a DHT get for `key` on node `i`; its outcome is counted in
-    /// [`Accounting::dht`].
-    pub fn dht_get(&mut self, i: usize, key: NodeId) {
-        let now = self.now;
-        let Some(n) = self.slots[i].node.as_mut() else { return };
-        // Registered before the node's output is collected: a local answer comes at once.
-        let query = n.dht_get(now, key);
-        let nat = self.nat_of(i);
-        self.stats.expect_dht(i, query, true, nat);
-        self.with_view(|v| v.drain(Some(i)));
-    }
-
-    /// Puts `value` under `key` from node `i`; how many nodes hold it afterwards is counted in
-    /// [`Accounting::dht`].
-    pub fn dht_put(&mut self, i: usize, key: NodeId, value: Vec<u8>) {
-        let now = self.now;
-        let Some(n) = self.slots[i].node.as_mut() else { return };
-        let query = n.dht_put(now, key, value);
-        let nat = self.nat_of(i);
-        self.stats.expect_dht(i, query, false, nat);
-        self.with_view(|v| v.drain(Some(i)));
-    }
-
     /// The NAT class of node `i`'s subnet.
     pub fn nat_of(&self, i: usize) -> NatKind {
         self.info.get(self.slots[i].subnet() as usize).map_or(NatKind::None, |s| s.nat)
@@ -593,17 +567,5 @@ impl Simulation {
             }
         }
         self.now.saturating_since(start)
-    }
-
-    /// DHT traffic of every node and master instance so far, stopped ones included.
-    pub fn dht_traffic(&self) -> crate::dht::DhtTraffic {
-        let mut total = self.stats.dht_traffic_stopped;
-        for n in self.slots.iter().filter_map(|s| s.node.as_ref()) {
-            add_traffic(&mut total, &n.dht_traffic());
-        }
-        if let Some(t) = self.master.as_ref().and_then(|m| m.dht()).map(|d| d.traffic()) {
-            add_traffic(&mut total, &t);
-        }
-        total
     }
 }
