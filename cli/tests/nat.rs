@@ -384,14 +384,7 @@ fn a_fleet_behind_real_nat_forms_fails_over_and_survives_a_master_restart() {
 
     println!("nat report:");
     for lan in &lan_nets {
-        let hosts: Vec<String> = lan.hosts.iter().map(|h| h.addr.to_string()).collect();
-        println!(
-            "  LAN {}: hosts {} behind {} ({:?})",
-            lan.name,
-            hosts.join(" "),
-            lan.public_addr,
-            lan.nat
-        );
+        println!("  {lan}");
     }
     println!("  namespaces set up: {} (1 internet, 2 routers, {} hosts)", ms(setup), 2 * HOSTS);
     println!("  all {} nodes present from their links: {}", 2 * HOSTS, ms(all_present));

@@ -150,14 +150,7 @@ fn lans_behind_real_nat_reach_each_other_through_a_gsn() {
 
     println!("reach report:");
     for lan in &lans {
-        let hosts: Vec<String> = lan.hosts.iter().map(|h| h.addr.to_string()).collect();
-        println!(
-            "  LAN {}: hosts {} behind {} ({:?})",
-            lan.name,
-            hosts.join(" "),
-            lan.public_addr,
-            lan.nat
-        );
+        println!("  {lan}");
     }
     println!(
         "  GSN {gsn_id} at {listen}: classified public {} ms after start",

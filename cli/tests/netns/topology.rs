@@ -66,6 +66,15 @@ pub(crate) struct Lan {
     pub(crate) hosts: Vec<Host>,
 }
 
+impl std::fmt::Display for Lan {
+    /// `LAN a: hosts 192.168.1.10 192.168.1.11 behind 10.201.1.2 (Masquerade)`, for reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<String> = self.hosts.iter().map(|h| h.addr.to_string()).collect();
+        let (name, public, nat) = (&self.name, self.public_addr, self.nat);
+        write!(f, "LAN {name}: hosts {} behind {public} ({nat:?})", hosts.join(" "))
+    }
+}
+
 impl Internet {
     /// Creates the internet namespace with [`SERVER`] on its loopback.
     pub(crate) fn new(lab: &mut Lab) -> Result<Internet, LabError> {
