@@ -44,6 +44,10 @@ pub const INTRODUCTION_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_NAT_CLASSES: usize = 131_072;
 /// Helpers kept for NAT classification.
 pub const MAX_HELPERS: usize = 64;
+/// Introductions whose check-in came, remembered (the oldest forgotten first) so that a
+/// second check-in for one (the asker asked again and the target answered twice) is
+/// recognised, not counted as refused.
+pub const MAX_CHECKED_IN: usize = 256;
 
 /// What the introducer did (for tests and the simulator).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,6 +85,8 @@ pub(super) struct Introducer {
     pending: HashMap<u64, Pending>,
     expiry: BTreeSet<(Timestamp, u64)>,
     per_asker: HashMap<NodeId, usize>,
+    /// The last [`MAX_CHECKED_IN`] check-ins: (nonce, target).
+    checked_in: std::collections::VecDeque<(u64, NodeId)>,
     stats: IntroducerStats,
     /// Appointed GSNs (`gsn.rs`): node → the address it reported from.
     pub(super) gsns: BTreeMap<NodeId, SocketAddr>,
@@ -284,6 +290,10 @@ impl Master {
         m: Introduced,
     ) {
         let ours = self.intro.pending.get(&m.nonce).is_some_and(|p| p.target == peer);
+        if !ours && self.intro.checked_in.contains(&(m.nonce, peer)) {
+            tracing::debug!(?peer, "second check-in for an introduction: already handed on");
+            return;
+        }
         if !ours {
             tracing::debug!(?peer, "check-in for no introduction of it: refused");
             self.refusals.introduction += 1;
@@ -291,6 +301,10 @@ impl Master {
         }
         let Some(p) = self.take_pending(m.nonce) else { return };
         self.intro.stats.punched += 1;
+        if self.intro.checked_in.len() >= MAX_CHECKED_IN {
+            self.intro.checked_in.pop_front();
+        }
+        self.intro.checked_in.push_back((m.nonce, peer));
         let mut addrs = vec![WireAddr(addr)];
         addrs.extend(p.target_local.filter(|a| *a != addr).map(WireAddr));
         let intro = Introduction {

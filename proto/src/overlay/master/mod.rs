@@ -43,7 +43,7 @@ pub use self::{
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_RETRY, FLEET_TABLE, MAX_FLEET_OPEN},
     gsn::MAX_GSNS,
     introduce::{
-        IntroducerStats, INTRODUCTION_TIMEOUT, MAX_HELPERS, MAX_NAT_CLASSES,
+        IntroducerStats, INTRODUCTION_TIMEOUT, MAX_CHECKED_IN, MAX_HELPERS, MAX_NAT_CLASSES,
         MAX_PENDING_INTRODUCTIONS, MAX_PENDING_PER_NODE,
     },
     inventory::{

@@ -112,5 +112,7 @@ fn an_introduction_asked_again_is_sent_again_not_refused() {
     let stats = w.master().introducer_stats();
     assert_eq!((stats.asked, stats.refused), (6, 0), "{stats:?}");
     assert_eq!(w.node(helper).intro_stats().introduced, 6, "each ask reached the target");
+    // The target checked in six times for the one introduction: the repeats are recognised.
+    assert_eq!(w.master().refusals().introduction, 0, "no check-in counted as refused");
     assert!(w.node(asker).endpoint().is_connected(&target), "and the pair has its session");
 }
