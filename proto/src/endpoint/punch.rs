@@ -61,8 +61,6 @@ impl Endpoint {
         let Some(dial) = self.dial_by_addr.get(&at).and_then(|i| self.dials.get(i)) else {
             return 0;
         };
-        // The copies go over UDP even when the dial itself went on over TCP (no answer for
-        // `tcp_fallback`): message 1 is the same either way, and the punch needs UDP.
         if dial.expect != Some(peer) {
             return 0;
         }
@@ -79,6 +77,8 @@ impl Endpoint {
             {
                 continue;
             }
+            // Over UDP even when the dial itself went on over TCP (no answer for
+            // `tcp_fallback`): message 1 is the same either way, and the punch needs UDP.
             self.push_transmit(addr, crate::Path::Udp, hs1.clone());
             sent += 1;
         }

@@ -7,6 +7,9 @@ use std::{
     time::Duration,
 };
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::Timestamp;
 
 /// How a subnet reaches the internet.
@@ -81,8 +84,9 @@ pub struct Nat {
     /// (private, remote or none) → public port.
     by_private: HashMap<(SocketAddr, Option<SocketAddr>), u16>,
     next_port: u16,
-    /// Random ports drawn so far ([`NatKind::SymmetricRandom`]).
-    draws: u64,
+    /// Where [`NatKind::SymmetricRandom`] draws its ports: seeded from the public address, so
+    /// the same run draws the same ports.
+    rng: ChaCha8Rng,
 }
 
 impl Nat {
@@ -95,7 +99,10 @@ impl Nat {
             by_port: HashMap::new(),
             by_private: HashMap::new(),
             next_port: 20_000,
-            draws: 0,
+            rng: ChaCha8Rng::seed_from_u64(match public {
+                IpAddr::V4(a) => u64::from(u32::from(a)),
+                IpAddr::V6(a) => u128::from(a) as u64,
+            }),
         }
     }
 
@@ -172,29 +179,9 @@ impl Nat {
     /// is dropped, and new ones take ports the old box did not hand out last, so a host's
     /// old public port does not come back by chance.
     pub fn replace(&mut self, kind: NatKind) {
-        let (next, draws) = (self.next_port, self.draws);
-        *self = Nat {
-            next_port: next,
-            draws,
-            idle_timeout: self.idle_timeout,
-            ..Nat::new(kind, self.public)
-        };
-    }
-
-    /// A port in 1024..=65535 drawn from the box's own sequence (a hash of its address and
-    /// a counter: the same run draws the same ports, and no global random source is read).
-    fn random_port(&mut self) -> u16 {
-        self.draws += 1;
-        let ip = match self.public {
-            IpAddr::V4(a) => u64::from(u32::from(a)),
-            IpAddr::V6(a) => u128::from(a) as u64,
-        };
-        // SplitMix64's finaliser: consecutive counters give unrelated outputs.
-        let mut z = (ip << 20 ^ self.draws).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        1024 + (z % (65_536 - 1024)) as u16
+        let (next_port, rng) = (self.next_port, self.rng.clone());
+        *self =
+            Nat { next_port, rng, idle_timeout: self.idle_timeout, ..Nat::new(kind, self.public) };
     }
 
     /// Live mappings (for reports and tests).
@@ -210,11 +197,13 @@ impl Nat {
         // Ports are recycled once their mapping has expired; a full table evicts nothing and
         // wraps (65k live mappings behind one address does not happen in our fleets).
         for _ in 0..u16::MAX {
-            let p = match self.kind {
-                NatKind::SymmetricRandom => self.random_port(),
-                _ => self.next_port,
+            let p = if self.kind == NatKind::SymmetricRandom {
+                self.rng.gen_range(1024..=u16::MAX)
+            } else {
+                let p = self.next_port;
+                self.next_port = if p == u16::MAX { 20_000 } else { p + 1 };
+                p
             };
-            self.next_port = if self.next_port == u16::MAX { 20_000 } else { self.next_port + 1 };
             match self.by_port.get(&p) {
                 Some(m) if self.alive(now, m) => continue,
                 Some(_) => {

@@ -204,23 +204,19 @@ impl Master {
         // The relay if the punch fails; none for connection reversal (the asker takes
         // inbound, and it gets no introduction to learn the GSN from).
         let relay = self.pick_gsn(asker, target);
-        let predict = self.predict_for(&target, &asker);
+        // Port prediction only where both sides punch (not within a LAN, nor for reversal).
         let to_target = |peer: NodeId, addrs: Vec<SocketAddr>, answer: bool, nonce: u64| {
             let addrs = addrs.into_iter().map(WireAddr).collect();
-            let intro = Introduction { nonce, to: target, peer, addrs, answer, relay, predict };
-            Message::Introduction(Box::new(intro))
+            Introduction { nonce, to: target, peer, addrs, answer, relay, predict: 0 }
         };
+        let message = |intro: Introduction| Message::Introduction(Box::new(intro));
         if asker_subnet.is_some() && asker_subnet == target_subnet {
             // One LAN: the NAT between them is no obstacle, its hairpinning may be.
             self.intro.stats.lan += 1;
             let (Some(a), Some(b)) = (asker_local, target_local) else {
                 return refuse(self, ErrorCode::UNREACHABLE, "no local address");
             };
-            let mut m = to_target(asker, vec![a], false, 0);
-            if let Message::Introduction(i) = &mut m {
-                i.predict = 0;
-            }
-            self.send(now, hop, m);
+            self.send(now, hop, message(to_target(asker, vec![a], false, 0)));
             let back = Introduction {
                 nonce: 0,
                 to: asker,
@@ -240,29 +236,18 @@ impl Master {
         if asker_open {
             // Connection reversal: the asker takes unsolicited inbound, so the target dials it.
             self.intro.stats.reversed += 1;
-            let mut m = to_target(asker, addrs, false, 0);
-            if let Message::Introduction(i) = &mut m {
-                (i.relay, i.predict) = (None, 0);
-            }
-            self.send(now, hop, m);
+            let intro = Introduction { relay: None, ..to_target(asker, addrs, false, 0) };
+            self.send(now, hop, message(intro));
             return;
         }
+        let predict = self.predict_for(&target, &asker);
         // Asked again (a datagram of the first introduction was lost): the same introduction
         // again, with its nonce and GSN, at no cost to the bounds.
         let again = self.intro.pending.iter().find(|(_, p)| p.asker == asker && p.target == target);
         if let Some((&nonce, p)) = again {
-            let addrs = addrs.into_iter().map(WireAddr).collect();
-            let relay = p.relay;
-            let intro = Introduction {
-                nonce,
-                to: target,
-                peer: asker,
-                addrs,
-                answer: true,
-                relay,
-                predict,
-            };
-            self.send(now, hop, Message::Introduction(Box::new(intro)));
+            let intro =
+                Introduction { relay: p.relay, predict, ..to_target(asker, addrs, true, nonce) };
+            self.send(now, hop, message(intro));
             return;
         }
         let i = &mut self.intro;
@@ -278,7 +263,11 @@ impl Master {
             .insert(nonce, Pending { asker, asker_addr: addr, target, target_local, relay, until });
         i.expiry.insert((until, nonce));
         *i.per_asker.entry(asker).or_default() += 1;
-        self.send(now, hop, to_target(asker, addrs, true, nonce));
+        self.send(
+            now,
+            hop,
+            message(Introduction { predict, ..to_target(asker, addrs, true, nonce) }),
+        );
     }
 
     /// The target of an introduction checked in: hand the asker the address it came from.
