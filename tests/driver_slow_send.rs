@@ -64,12 +64,14 @@ impl Machine for Ticker {
                 dst: SLOW.parse().unwrap(),
                 payload: vec![0],
                 path: Path::Tcp,
+                ttl: None,
             });
         }
         self.out.push(Transmit {
             dst: FAST.parse().unwrap(),
             payload: vec![self.tick],
             path: Path::Udp,
+            ttl: None,
         });
         self.next = now + Duration::from_secs(1);
     }

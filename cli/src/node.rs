@@ -286,6 +286,9 @@ fn log_event(node: &NodeHandle, event: NodeEvent) {
             tracing::info!(%peer, "relayed session moved to a direct path")
         }
         NodeEvent::Link(Event::Enrolled { .. }) => tracing::info!("certificate received"),
+        NodeEvent::Link(Event::Connected { peer, addr, initiator, .. }) => {
+            tracing::debug!(%peer, %addr, initiator, "session opened")
+        }
         other => tracing::debug!(event = ?other, "node event"),
     }
 }

@@ -1,19 +1,26 @@
-//! Reach between LANs behind real Linux NAT through a real GSN (issue 16, "Proof: real Linux
-//! NAT").
+//! Reach between LANs behind real Linux NAT: directly where the NATs allow it, through a
+//! real GSN where they do not (issue 16, "Proof: real Linux NAT").
 //!
 //! The test builds network namespaces (`netns/`): an "internet" with the master at
-//! 10.200.0.1:7946 and a second public server at 10.200.0.2, and two LANs behind iptables
-//! routers: LAN a does `MASQUERADE` (it keeps a flow's source port when it can), LAN b
-//! `MASQUERADE --random-fully` (a random public port per flow: a symmetric NAT no port
-//! prediction can follow). Two `fleetmesh node` processes per LAN, one on the public server.
+//! 10.200.0.1:7946 and a second public server at 10.200.0.2, and three LANs behind iptables
+//! routers: LANs a and b do `MASQUERADE` (one public port per host for every destination,
+//! filtering what the host did not send to), LAN c `MASQUERADE --random-fully` (a random
+//! public port per flow: a symmetric NAT no port prediction can follow). Two `fleetmesh
+//! node` processes per LAN, one on the public server.
 //!
 //! 1. The public node finds that the master sees it at its own address (NAT class "public
 //!    mapping"), so the master makes it a GSN. (Before `own_network`, a node told to listen on
 //!    the second of its host's addresses took the first as its own and was never public.)
-//! 2. Every LAN node's DHT contacts the nodes of the other LAN as it joins. Their NATs defeat
-//!    the dial and the introduction's hole punching (LAN b's ports are random), so each such
-//!    session runs through the GSN: every LAN node logs a session relayed through it with a
-//!    node of the other LAN, the end-to-end handshake having completed through the relay.
+//! 2. Every LAN node's DHT contacts the nodes of the other LANs as it joins, through an
+//!    introduction. Between a and b the punch opens both NATs: every node of a and b has a
+//!    direct session with a node of the other LAN, at that LAN's router's address, and no
+//!    session between a and b ever goes through the relay. This needs both halves of the
+//!    punch to go ahead with a low TTL (`EndpointConfig::punch_ttl`): a packet that reaches a
+//!    Linux router before its host has sent to us is kept as a flow for 30 s, and the host's
+//!    own packets to us then leave from another port, which our NAT drops. Without it every
+//!    a–b session was relayed, and moved to a direct path only with the first upgrade.
+//! 3. Every pair with LAN c runs through the GSN: each node of a and b logs a session
+//!    relayed through it with a node of c, and each node of c one with a node of a or b.
 //!
 //! It prints its measured figures (`--nocapture` shows them). Needs root, like `nat.rs`.
 
@@ -39,11 +46,16 @@ use serde_json::Value;
 /// How long any one step may take before the test gives up (a hang guard, not a target).
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// How long a LAN node may take to show a session: a direct one may come only with the
+/// first upgrade from the relay (`UPGRADE_FIRST`, 35 s), when an early dial had left the
+/// peer's router holding its port (see the module docs).
+const DIRECT_LIMIT: Duration = Duration::from_secs(90);
+
 /// Nodes per LAN.
 const HOSTS: usize = 2;
 
 /// Info, and the NAT classification's debug line (it names the class and the addresses).
-const LOG_LEVEL: &str = "info,fleetmesh_proto::overlay::node::nat=debug";
+const LOG_LEVEL: &str = "info,fleetmesh::node=debug,fleetmesh_proto::overlay::node::nat=debug";
 
 fn fleetmesh() -> &'static str {
     env!("CARGO_BIN_EXE_fleetmesh")
@@ -73,12 +85,12 @@ fn start_node(
 }
 
 #[test]
-fn lans_behind_real_nat_reach_each_other_through_a_gsn() {
+fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
     // Declared first, so dropped last: the daemons below are killed before their namespaces go.
     let mut lab = Lab::new().unwrap_or_else(|e| panic!("{e}"));
     let mut internet = Internet::new(&mut lab).expect("internet namespace");
     let gsn_ip = internet.add_server(&mut lab, 2).expect("a second public address");
-    let lans: Vec<_> = [Nat::Masquerade, Nat::MasqueradeRandomFully]
+    let lans: Vec<_> = [Nat::Masquerade, Nat::Masquerade, Nat::MasqueradeRandomFully]
         .into_iter()
         .map(|nat| internet.add_lan(&mut lab, nat, HOSTS).expect("a LAN behind NAT"))
         .collect();
@@ -127,25 +139,78 @@ fn lans_behind_real_nat_reach_each_other_through_a_gsn() {
         }
     }
     let lan_of: HashMap<String, usize> = nodes.iter().map(|(l, _, id)| (id.clone(), *l)).collect();
-    let mut relayed = Vec::new();
-    let mut classes = Vec::new();
+    let random = |l: usize| lans[l].nat == Nat::MasqueradeRandomFully;
+    let mut rows = Vec::new();
     for (l, daemon, id) in &mut nodes {
         let l = *l;
-        let peer = daemon.wait_for("a session relayed with the other LAN", LIMIT, |line| {
-            let fields = &line["fields"];
+        // Relayed: every pair with the random-port LAN (no punch or prediction opens it).
+        let relayed = seen_or_wait(daemon, "a session relayed with a random-port LAN", |fields| {
             let message = fields["message"].as_str()?;
-            if message.starts_with("session relayed through a GSN") {
-                let peer = fields["peer"].as_str()?;
-                assert_eq!(fields["gsn"].as_str(), Some(gsn_id.as_str()), "{line}");
-                return (lan_of.get(peer).is_some_and(|&p| p != l)).then(|| peer.to_owned());
+            let peer = fields["peer"].as_str()?;
+            let p = *lan_of.get(peer)?;
+            if message.starts_with("session relayed through a GSN")
+                && p != l
+                && (random(l) || random(p))
+            {
+                assert_eq!(fields["gsn"].as_str(), Some(gsn_id.as_str()), "{fields}");
+                return Some(peer.to_owned());
             }
             None
         });
-        relayed.push((id.clone(), peer, start.elapsed()));
+        let relayed = (relayed, start.elapsed());
+        // Direct: the other plain-MASQUERADE LAN, at its router's public address.
+        let direct = (!random(l)).then(|| {
+            let direct =
+                seen_or_wait(daemon, "a direct session with the other MASQUERADE LAN", |fields| {
+                    let peer = fields["peer"].as_str()?;
+                    let p = *lan_of.get(peer)?;
+                    let addr: SocketAddr = fields["addr"].as_str()?.parse().ok()?;
+                    (fields["message"] == "session opened"
+                        && p != l
+                        && !random(p)
+                        && addr.ip() == lans[p].public_addr)
+                        .then(|| (peer.to_owned(), addr))
+                });
+            (direct, start.elapsed())
+        });
         daemon.drain();
-        let class = daemon.seen.iter().find(|l| l.contains("\"nat classified\""));
-        let class = class.and_then(|l| serde_json::from_str::<Value>(l).ok());
-        classes.push(class.map(|c| field(&c["fields"], "class")).unwrap_or_default());
+        let parsed = |l: &String| serde_json::from_str::<Value>(l).ok();
+        let class =
+            daemon.seen.iter().filter(|l| l.contains("\"nat classified\"")).find_map(parsed);
+        let class = class.map(|c| field(&c["fields"], "class")).unwrap_or_default();
+        // Whether the direct session replaced a relayed one (the relay carried the pair
+        // first, until the upgrade), or stood from the start.
+        let upgraded = direct.as_ref().is_some_and(|((peer, _), _)| {
+            daemon.seen.iter().filter_map(parsed).any(|line| {
+                let f = &line["fields"];
+                f["message"] == "relayed session moved to a direct path"
+                    && f["peer"] == peer.as_str()
+            })
+        });
+        rows.push((id.clone(), class, relayed, direct, upgraded));
+    }
+
+    // No pair of the two MASQUERADE LANs went through the relay, not even first.
+    let mut relayed_pairs: HashMap<(String, String), usize> = HashMap::new();
+    for (l, daemon, _) in &mut nodes {
+        daemon.drain();
+        for line in daemon.seen.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            let f = &line["fields"];
+            let peer = f["peer"].as_str().and_then(|p| lan_of.get(p));
+            if let (Some(&p), true) =
+                (peer, f["message"] == "session relayed through a GSN (hole punching failed)")
+            {
+                *relayed_pairs.entry((lans[*l].name.clone(), lans[p].name.clone())).or_default() +=
+                    1;
+            }
+        }
+    }
+    for ((from, to), n) in &relayed_pairs {
+        let (f, t) = (lans.iter().find(|l| l.name == *from), lans.iter().find(|l| l.name == *to));
+        let random = f.zip(t).is_some_and(|(f, t)| {
+            f.nat == Nat::MasqueradeRandomFully || t.nat == Nat::MasqueradeRandomFully
+        });
+        assert!(random, "{n} relayed sessions from LAN {from} to LAN {to}, which punching opens");
     }
 
     println!("reach report:");
@@ -156,17 +221,41 @@ fn lans_behind_real_nat_reach_each_other_through_a_gsn() {
         "  GSN {gsn_id} at {listen}: classified public {} ms after start",
         gsn_public.as_millis()
     );
-    for ((id, peer, t), class) in relayed.iter().zip(&classes) {
-        let (lan, peer_lan) = (&lans[lan_of[id]], &lans[lan_of[peer]]);
+    let ms = |t: &Duration| t.as_millis();
+    for (id, class, (relayed, t), direct, upgraded) in &rows {
+        let lan = &lans[lan_of[id]];
+        let class = if class.is_empty() { "its LSN's" } else { class };
+        println!("  node {} (LAN {}, {:?}; class: {class}):", &id[..8], lan.name, lan.nat);
+        let peer_lan = &lans[lan_of[relayed]].name;
         println!(
-            "  node {} (LAN {}, {:?}; class: {}): relayed session with {} (LAN {}) {} ms after the LANs started",
-            &id[..8],
-            lan.name,
-            lan.nat,
-            if class.is_empty() { "its LSN's" } else { class },
-            &peer[..8],
-            peer_lan.name,
-            t.as_millis()
+            "    relayed through the GSN with {} (LAN {peer_lan}) by {} ms",
+            &relayed[..8],
+            ms(t)
         );
+        if let Some(((peer, addr), t)) = direct {
+            let how = if *upgraded { "after an upgrade from the relay" } else { "from the start" };
+            let peer_lan = &lans[lan_of[peer]].name;
+            println!(
+                "    direct with {} (LAN {peer_lan}) at {addr} by {} ms, {how}",
+                &peer[..8],
+                ms(t)
+            );
+        }
     }
+    let mut pairs: Vec<_> = relayed_pairs.into_iter().collect();
+    pairs.sort();
+    let pairs: Vec<String> = pairs.iter().map(|((f, t), n)| format!("{f}→{t} {n}")).collect();
+    println!(
+        "  relayed sessions opened, by LAN pair (each side logs its own): {}",
+        pairs.join(", ")
+    );
+}
+
+/// The first log line (already read, or read within [`DIRECT_LIMIT`]) whose fields `f` takes.
+fn seen_or_wait<T>(daemon: &mut Daemon, what: &str, mut f: impl FnMut(&Value) -> Option<T>) -> T {
+    let old = daemon.seen.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+    if let Some(found) = old.into_iter().find_map(|line| f(&line["fields"])) {
+        return found;
+    }
+    daemon.wait_for(what, DIRECT_LIMIT, |line| f(&line["fields"]))
 }

@@ -80,6 +80,20 @@ impl<U: Transport, T: Transport> Transport for DualTransport<U, T> {
         }
     }
 
+    async fn send_limited(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+        ttl: u8,
+    ) -> Result<(), TransportError> {
+        match path {
+            Path::Udp => self.udp.send_limited(path, dst, datagram, ttl).await,
+            // A TTL means nothing to a TCP frame.
+            _ => self.send_on(path, dst, datagram).await,
+        }
+    }
+
     async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
         let mut scratch = self.scratch.lock().await;
         // Cancel safe: both receives are, and a TCP datagram is copied out in the same poll

@@ -98,6 +98,21 @@ pub trait Transport: Send + Sync + 'static {
         self.send_to(dst, datagram).await
     }
 
+    /// Sends one datagram over `path` with the IP time-to-live (IPv6 hop limit) `ttl` (see
+    /// [`Transmit::ttl`](fleetmesh_proto::Transmit::ttl)). Default: sends it like any other
+    /// ([`send_on`](Self::send_on)); a transport with no TTL to set (memory, TCP) loses
+    /// nothing by it, the datagram only travels further than asked.
+    async fn send_limited(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+        ttl: u8,
+    ) -> Result<(), TransportError> {
+        let _ = ttl;
+        self.send_on(path, dst, datagram).await
+    }
+
     /// Receives the next datagram and the path it came over. Default:
     /// [`recv_from`](Self::recv_from), reported as [`Path::Udp`]. Cancel safe, as `recv_from`.
     async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
@@ -127,6 +142,15 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
         datagram: &[u8],
     ) -> Result<(), TransportError> {
         (**self).send_on(path, dst, datagram).await
+    }
+    async fn send_limited(
+        &self,
+        path: Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+        ttl: u8,
+    ) -> Result<(), TransportError> {
+        (**self).send_limited(path, dst, datagram, ttl).await
     }
     async fn recv_on(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, Path), TransportError> {
         (**self).recv_on(buf).await

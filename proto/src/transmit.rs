@@ -37,4 +37,10 @@ pub struct Transmit {
     pub payload: Vec<u8>,
     /// Over which kind of transport.
     pub path: Path,
+    /// The IP time-to-live (IPv6 hop limit) to send it with; `None` is the socket's default.
+    /// Set only on the first copy of a hole punch sent ahead of the peer's
+    /// ([`EndpointConfig::punch_ttl`](crate::endpoint::EndpointConfig::punch_ttl)): it
+    /// opens our own NAT and expires before the peer's. Drivers that cannot set it send the
+    /// datagram as usual; over TCP it means nothing.
+    pub ttl: Option<u8>,
 }

@@ -81,7 +81,12 @@ impl<T: Transport> Outbox<T> {
 }
 
 fn send_future<T: Transport>(transport: Arc<T>, t: Transmit) -> SendFuture {
-    Box::pin(async move { transport.send_on(t.path, t.dst, &t.payload).await })
+    Box::pin(async move {
+        match t.ttl {
+            Some(ttl) => transport.send_limited(t.path, t.dst, &t.payload, ttl).await,
+            None => transport.send_on(t.path, t.dst, &t.payload).await,
+        }
+    })
 }
 
 /// One destination's task: finishes the slow send, then whatever queued behind it, in order.
@@ -152,7 +157,7 @@ mod tests {
 
     fn t(ip: u32, port: u16, n: u32) -> Transmit {
         let dst = SocketAddr::new(std::net::Ipv4Addr::from(ip).into(), port);
-        Transmit { dst, payload: n.to_be_bytes().to_vec(), path: Path::Tcp }
+        Transmit { dst, payload: n.to_be_bytes().to_vec(), path: Path::Tcp, ttl: None }
     }
 
     #[tokio::test(start_paused = true)]

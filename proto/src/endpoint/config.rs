@@ -5,6 +5,10 @@ use crate::{
     Identity,
 };
 
+/// The default [`EndpointConfig::punch_ttl`]: one router passed (it decrements to 1 and
+/// forwards), dropped at the next hop.
+pub const DEFAULT_PUNCH_TTL: u8 = 2;
+
 /// How an [`Endpoint`](super::Endpoint) behaves. Plain data with defaults; `new` takes what has
 /// no sensible default.
 pub struct EndpointConfig {
@@ -23,6 +27,7 @@ pub struct EndpointConfig {
     pub(crate) unvalidated_handshakes: super::RateLimit,
     pub(crate) tcp_fallback: Option<Duration>,
     pub(crate) udp_probe_interval: Duration,
+    pub(crate) punch_ttl: Option<u8>,
 }
 
 impl EndpointConfig {
@@ -46,6 +51,7 @@ impl EndpointConfig {
             unvalidated_handshakes: super::DEFAULT_UNVALIDATED,
             tcp_fallback: None,
             udp_probe_interval: Duration::from_secs(30),
+            punch_ttl: Some(DEFAULT_PUNCH_TTL),
         }
     }
 
@@ -128,6 +134,28 @@ impl EndpointConfig {
     /// ```
     pub fn handshake_rto(mut self, rto: Duration) -> Self {
         self.handshake_rto = rto.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The IP time-to-live of the first copy of message 1 when we punch ahead of the peer
+    /// ([`Endpoint::punch_ahead`](super::Endpoint::punch_ahead)); `None` sends it like any
+    /// other. Default [`DEFAULT_PUNCH_TTL`]: enough to pass a home router, too little to reach
+    /// the peer's. The copy opens our NAT towards the peer without arriving early at the
+    /// peer's NAT: a Linux router (conntrack) that sees a packet from us before its host has
+    /// sent to us keeps that entry for 30 s, and the host's own packet towards us then leaves
+    /// from another public port, which our NAT does not let in. The retransmission, after
+    /// [`handshake_rto`](Self::handshake_rto), goes with the full TTL. Behind a carrier-grade
+    /// NAT further away, set the hops to the outermost NAT plus one.
+    ///
+    /// ```
+    /// # use fleetmesh_proto::{endpoint::EndpointConfig, trust::Authority, Identity};
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    /// # let network = Authority::new(Identity::generate(&mut rng)).network_key();
+    /// let config = EndpointConfig::new(Identity::generate(&mut rng), network).punch_ttl(Some(4));
+    /// ```
+    pub fn punch_ttl(mut self, ttl: Option<u8>) -> Self {
+        self.punch_ttl = ttl.filter(|t| *t > 0);
         self
     }
 
@@ -260,6 +288,7 @@ impl fmt::Debug for EndpointConfig {
             .field("accepts_enrollment", &self.enrollment.is_some())
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("punch_ttl", &self.punch_ttl)
             .finish_non_exhaustive()
     }
 }

@@ -49,6 +49,19 @@ impl Endpoint {
 
     /// Starts a handshake with `addr`, even beside a session there (`stale.rs`).
     pub(super) fn dial(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
+        self.dial_ttl(now, addr, expect, None, false);
+    }
+
+    /// [`dial`](Self::dial) with message 1's first copy sent with `ttl`, and its
+    /// retransmissions too when `hold` (else with the socket's default).
+    pub(super) fn dial_ttl(
+        &mut self,
+        now: Timestamp,
+        addr: SocketAddr,
+        expect: Option<NodeId>,
+        ttl: Option<u8>,
+        hold: bool,
+    ) {
         let index = self.fresh_index();
         let seed = self.fresh_seed();
         let (handshake, noise) = match Handshake::initiate(&self.config.identity, seed) {
@@ -59,7 +72,7 @@ impl Endpoint {
             }
         };
         let hs1 = Packet::hs1(index, &noise);
-        self.push_transmit(addr, Path::Udp, hs1.clone());
+        self.push_transmit_ttl(addr, Path::Udp, hs1.clone(), ttl);
         let rto = self.config.handshake_rto;
         self.dials.insert(
             index,
@@ -73,6 +86,7 @@ impl Endpoint {
                 retransmit_at: now + rto,
                 rto,
                 queued: Vec::new(),
+                ttl: ttl.filter(|_| hold),
             },
         );
         self.dial_by_addr.insert(addr, index);

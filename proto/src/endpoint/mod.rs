@@ -30,7 +30,7 @@ use rand_core::{RngCore, SeedableRng};
 
 pub use self::{
     command::EndpointCommand,
-    config::EndpointConfig,
+    config::{EndpointConfig, DEFAULT_PUNCH_TTL},
     cookie::COOKIE_PERIOD_SECS,
     event::{CommandError, DisconnectReason, Event},
     limiter::{
@@ -116,6 +116,9 @@ pub(crate) struct Dial {
     retransmit_at: Timestamp,
     rto: std::time::Duration,
     queued: Vec<Message>,
+    /// The TTL its retransmissions over UDP keep (a dial waiting for an introduction, see
+    /// [`Endpoint::connect_ahead`]); `None` once the punch or [`Endpoint::dial_in_full`] came.
+    ttl: Option<u8>,
 }
 
 /// A responder handshake waiting for message 3.
@@ -369,9 +372,19 @@ impl Endpoint {
     }
 
     fn push_transmit(&mut self, dst: SocketAddr, path: Path, payload: Vec<u8>) {
+        self.push_transmit_ttl(dst, path, payload, None);
+    }
+
+    fn push_transmit_ttl(
+        &mut self,
+        dst: SocketAddr,
+        path: Path,
+        payload: Vec<u8>,
+        ttl: Option<u8>,
+    ) {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
-        self.transmits.push_back(Transmit { dst, payload, path });
+        self.transmits.push_back(Transmit { dst, payload, path, ttl });
     }
 
     /// Closes the sessions with `peer`, if any.
@@ -474,7 +487,7 @@ impl Endpoint {
     /// [`Event::ReachProbe`] and never answers its source.
     pub fn send_reach_probe(&mut self, addr: SocketAddr, nonce: u64) {
         let payload = secure::Packet::probe(nonce);
-        self.transmits.push_back(Transmit { dst: addr, payload, path: Path::Udp });
+        self.transmits.push_back(Transmit { dst: addr, payload, path: Path::Udp, ttl: None });
     }
 
     /// Reports a failed command as an event (the driver's commands have no return path).

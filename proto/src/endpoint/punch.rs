@@ -24,6 +24,52 @@ impl Endpoint {
     /// relay, which a direct session is to replace). A handshake that completes becomes the
     /// peer's session; the old one stays open until idle, so nothing in flight on it is lost.
     pub fn punch_beside(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr]) {
+        self.punch_with(now, peer, addrs, None);
+    }
+
+    /// Like [`punch`](Self::punch) (or [`punch_beside`](Self::punch_beside) with `beside`),
+    /// for the side that punches ahead of the peer (the introducer told us first): the first
+    /// copy of message 1 to each address goes out with
+    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl), opening our NAT
+    /// without reaching the peer's; the retransmission after `handshake_rto` has the full
+    /// TTL. The peer, told a moment later, punches with the full TTL and finds our NAT open.
+    pub fn punch_ahead(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addrs: &[SocketAddr],
+        beside: bool,
+    ) {
+        if !beside && self.is_connected(&peer) {
+            return;
+        }
+        let ttl = self.config.punch_ttl;
+        self.punch_with(now, peer, addrs, ttl);
+    }
+
+    /// Like [`connect`](Self::connect), for a dial an introduction is to follow (we are
+    /// behind a NAT that filters, and the peer may be too): message 1 and its
+    /// retransmissions go with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl)
+    /// until the introduction's punch ([`punch`](Self::punch) and the like) or
+    /// [`dial_in_full`](Self::dial_in_full). They open our NAT towards the peer without
+    /// arriving at the peer's NAT before the peer has sent to us.
+    pub fn connect_ahead(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
+        if self.by_addr.contains_key(&addr) || self.dial_by_addr.contains_key(&addr) {
+            return;
+        }
+        let ttl = self.config.punch_ttl;
+        self.dial_ttl(now, addr, expect, ttl, true);
+    }
+
+    /// The dials towards `peer` that [`connect_ahead`](Self::connect_ahead) held back send
+    /// their retransmissions in full from now on (no introduction is coming: the peer may
+    /// still take unsolicited inbound). Returns how many there were.
+    pub fn dial_in_full(&mut self, peer: &NodeId) -> usize {
+        let held = self.dials.values_mut().filter(|d| d.expect == Some(*peer) && d.ttl.is_some());
+        held.map(|d| d.ttl = None).count()
+    }
+
+    fn punch_with(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr], ttl: Option<u8>) {
         let rto = self.config.handshake_rto;
         for &addr in addrs {
             if self.by_addr.contains_key(&addr) {
@@ -41,10 +87,11 @@ impl Endpoint {
                     }
                     dial.rto = rto;
                     dial.retransmit_at = now + rto;
+                    dial.ttl = None;
                     let (path, hs1) = (dial.path, dial.hs1.clone());
-                    self.push_transmit(addr, path, hs1);
+                    self.push_transmit_ttl(addr, path, hs1, ttl);
                 }
-                None => self.connect(now, addr, Some(peer)),
+                None => self.dial_ttl(now, addr, Some(peer), ttl, false),
             }
         }
     }
@@ -57,7 +104,16 @@ impl Endpoint {
     /// port mapped towards us, the copy gets through and is answered. Message 2 finds the
     /// handshake by its index, whichever port it comes from, and the session lives there.
     /// Returns how many copies were queued (none without a handshake to `at` for `peer`).
-    pub fn punch_predicted(&mut self, peer: NodeId, at: SocketAddr, ports: u16) -> usize {
+    /// With `ahead` (we punch ahead of the peer, see [`punch_ahead`](Self::punch_ahead)) the
+    /// copies go with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl): they
+    /// only have to open our NAT.
+    pub fn punch_predicted(
+        &mut self,
+        peer: NodeId,
+        at: SocketAddr,
+        ports: u16,
+        ahead: bool,
+    ) -> usize {
         let Some(dial) = self.dial_by_addr.get(&at).and_then(|i| self.dials.get(i)) else {
             return 0;
         };
@@ -65,6 +121,7 @@ impl Endpoint {
             return 0;
         }
         let hs1 = dial.hs1.clone();
+        let ttl = if ahead { self.config.punch_ttl } else { None };
         let base = i32::from(at.port());
         let mut sent = 0;
         for step in 1..=i32::from(ports) {
@@ -79,7 +136,7 @@ impl Endpoint {
             }
             // Over UDP even when the dial itself went on over TCP (no answer for
             // `tcp_fallback`): message 1 is the same either way, and the punch needs UDP.
-            self.push_transmit(addr, crate::Path::Udp, hs1.clone());
+            self.push_transmit_ttl(addr, crate::Path::Udp, hs1.clone(), ttl);
             sent += 1;
         }
         sent

@@ -581,9 +581,13 @@ fn port_prediction_reaches_a_peer_at_a_port_next_to_the_one_dialled() {
     let (idb, real) = (net.nodes[b].endpoint.node_id(), net.addr(b));
     // The introducer's port for b is two below the one b's packets will come from.
     let observed = SocketAddr::new(real.ip(), real.port() - 2);
-    assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, observed, 8)), 0, "no handshake yet");
+    assert_eq!(
+        net.with(a, |e, _| e.punch_predicted(idb, observed, 8, false)),
+        0,
+        "no handshake yet"
+    );
     net.with(a, |e, now| e.punch(now, idb, &[observed]));
-    let sent = net.with(a, |e, _| e.punch_predicted(idb, observed, 8));
+    let sent = net.with(a, |e, _| e.punch_predicted(idb, observed, 8, false));
     assert_eq!(sent, 8, "observed±1..4: every copy is sent");
     let to_b = net.in_flight_to(real);
     assert_eq!(to_b, 1, "exactly one copy goes to b's real port (observed+2)");
@@ -594,5 +598,59 @@ fn port_prediction_reaches_a_peer_at_a_port_next_to_the_one_dialled() {
     let other = net.nodes[c].endpoint.node_id();
     let elsewhere = SocketAddr::new(real.ip(), 9000);
     net.with(a, |e, now| e.punch(now, other, &[elsewhere]));
-    assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, elsewhere, 8)), 0);
+    assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, elsewhere, 8, false)), 0);
+}
+
+/// The transmits queued now, as (destination, TTL).
+fn drain_ttls(e: &mut Endpoint) -> Vec<(SocketAddr, Option<u8>)> {
+    std::iter::from_fn(|| e.poll_transmit()).map(|t| (t.dst, t.ttl)).collect()
+}
+
+#[test]
+fn a_dial_ahead_of_an_introduction_keeps_its_low_ttl_until_the_punch() {
+    let mut fx = Fixture::new(43);
+    let mut e = Endpoint::new(fx.node(), [7; 32]);
+    let peer = NodeId::hash(b"peer");
+    let (at, other) = ("198.51.100.7:4000".parse().unwrap(), "198.51.100.8:4000".parse().unwrap());
+    let low = Some(DEFAULT_PUNCH_TTL);
+    e.connect_ahead(T0, at, Some(peer));
+    assert_eq!(drain_ttls(&mut e), vec![(at, low)]);
+    // Its retransmissions stay low while no introduction came.
+    e.handle_timeout(T0 + Duration::from_millis(600));
+    assert_eq!(drain_ttls(&mut e), vec![(at, low)]);
+    // The introduction's punch goes in full, and so does everything after it.
+    e.punch(T0 + Duration::from_millis(700), peer, &[at]);
+    assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
+    e.handle_timeout(T0 + Duration::from_secs(2));
+    assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
+    // No introduction at all: `dial_in_full` lets the retransmissions reach a peer that takes
+    // unsolicited inbound.
+    let third = NodeId::hash(b"third");
+    e.connect_ahead(T0, other, Some(third));
+    drain_ttls(&mut e);
+    assert_eq!(e.dial_in_full(&third), 1);
+    assert_eq!(e.dial_in_full(&third), 0, "nothing held any more");
+    e.handle_timeout(T0 + Duration::from_secs(4));
+    assert!(drain_ttls(&mut e).contains(&(other, None)));
+}
+
+#[test]
+fn punching_ahead_sends_the_first_copy_low_and_the_retransmission_in_full() {
+    let mut fx = Fixture::new(44);
+    let mut e = Endpoint::new(fx.node(), [7; 32]);
+    let peer = NodeId::hash(b"peer");
+    let at: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+    e.punch_ahead(T0, peer, &[at], false);
+    let sent = e.punch_predicted(peer, at, 2, true);
+    assert_eq!(sent, 2);
+    let low = Some(DEFAULT_PUNCH_TTL);
+    let ttls = drain_ttls(&mut e);
+    assert_eq!(ttls.len(), 3);
+    assert!(ttls.iter().all(|(_, ttl)| *ttl == low), "{ttls:?}");
+    e.handle_timeout(T0 + Duration::from_millis(600));
+    assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
+    // `punch_ttl(None)` turns it off.
+    let mut e = Endpoint::new(fx.node().punch_ttl(None), [7; 32]);
+    e.punch_ahead(T0, peer, &[at], false);
+    assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
 }

@@ -102,12 +102,13 @@ impl Endpoint {
             if now >= dial.retransmit_at {
                 dial.rto *= 2;
                 dial.retransmit_at = now + dial.rto;
-                resend.push((index, dial.addr, dial.path, dial.hs1.clone()));
+                let ttl = dial.ttl.filter(|_| dial.path == crate::Path::Udp);
+                resend.push((index, dial.addr, dial.path, dial.hs1.clone(), ttl));
             }
         }
         resend.sort_unstable_by_key(|(i, ..)| *i);
-        for (_, addr, path, hs1) in resend {
-            self.push_transmit(addr, path, hs1);
+        for (_, addr, path, hs1, ttl) in resend {
+            self.push_transmit_ttl(addr, path, hs1, ttl);
         }
     }
 

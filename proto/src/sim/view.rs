@@ -201,8 +201,11 @@ impl<'a> View<'a> {
     }
 
     /// Sends one datagram from node `from` (`None`: the master) to `dst` through the model:
-    /// LAN or WAN, NAT on the way out, bandwidth, loss, cuts.
-    fn send(&mut self, from: Option<usize>, dst: SocketAddr, path: Path, bytes: Vec<u8>) {
+    /// LAN or WAN, NAT on the way out, bandwidth, loss, cuts. A datagram with a TTL
+    /// ([`Transmit::ttl`](crate::Transmit::ttl)) crosses the sender's NAT, which maps it, and
+    /// dies before the WAN (the model has no hops; the TTL is meant to end just there).
+    fn send(&mut self, from: Option<usize>, t: crate::Transmit) {
+        let crate::Transmit { dst, path, payload: bytes, ttl } = t;
         let now = self.now;
         let shared = self.shared;
         let (src, src_subnet, role, l) = match from {
@@ -262,6 +265,9 @@ impl<'a> View<'a> {
                 Some(sub) => (sub.nat.outbound(now, src, dst), net.uplink(now, len, sub)),
                 None => (src, now),
             };
+            if ttl.is_some() {
+                return;
+            }
             let offsets = info(src_subnet).map_or(0, |i| i.wan_offset_us)
                 + info(dst_subnet).map_or(0, |i| i.wan_offset_us);
             let arrive = left + net.one_way(offsets);
@@ -410,7 +416,7 @@ impl<'a> View<'a> {
                 }
                 self.lane(0).log.extend(log);
                 for t in out.drain(..) {
-                    self.send(None, t.dst, t.path, t.payload);
+                    self.send(None, t);
                 }
             }
             Some(i) => {
@@ -478,7 +484,7 @@ impl<'a> View<'a> {
                     self.lane(l).log.extend(log);
                 }
                 for t in out.drain(..) {
-                    self.send(Some(i), t.dst, t.path, t.payload);
+                    self.send(Some(i), t);
                 }
                 if discover {
                     let found = self.lan_lsns(i);

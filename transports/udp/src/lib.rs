@@ -25,8 +25,15 @@
 //!   `IPV6_V6ONLY`, so on Linux (where `net.ipv6.bindv6only` defaults to 0) that socket is dual
 //!   stack, and IPv4 destinations are sent as IPv4-mapped IPv6 addresses. Where the OS makes
 //!   `[::]` IPv6-only (Windows by default, Linux with the sysctl set to 1) the OS refuses such
-//!   sends (on Linux with `ENETUNREACH`, reported as unreachable). No `socket2` dependency is
-//!   taken just to force the option either way.
+//!   sends (on Linux with `ENETUNREACH`, reported as unreachable). The option is left as the
+//!   OS sets it.
+//!
+//! # TTL
+//! [`send_limited`](fleetmesh_driver::Transport::send_limited) sends one datagram with a
+//! given IP TTL (IPv6 hop limit), for the first copy of a hole punch. The TTL is a socket
+//! option, so a limited send holds a lock that other sends from this transport also take,
+//! sets it, sends and puts the old value back: no other datagram leaves with it. A turmoil
+//! socket sends the datagram as any other.
 //! * Sources are reported in canonical form: an IPv4-mapped source on a dual-stack socket is
 //!   reported as the plain IPv4 address, so it compares equal to the address peers know.
 //! * [`local_addrs`](fleetmesh_driver::Transport::local_addrs) returns the bound address as is, which
@@ -47,7 +54,8 @@
 //! this receive.
 //!
 //! # Layout
-//! * `socket.rs`: the tokio and turmoil sockets behind one crate-private enum.
+//! * `socket.rs`: the tokio and turmoil sockets behind one crate-private enum; TTL-limited
+//!   sends.
 //! * `addr.rs`: address-family checks and IPv4-mapped address handling (pure functions).
 //! * `error.rs`: mapping `io::Error`s to [`TransportError`](fleetmesh_driver::TransportError).
 //! * `transport.rs`: [`UdpTransport`] and its [`Transport`](fleetmesh_driver::Transport) impl.

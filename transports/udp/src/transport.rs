@@ -30,7 +30,7 @@ impl UdpTransport {
     /// [`TransportError::Io`] if the socket cannot be bound.
     pub async fn bind(addr: SocketAddr) -> Result<Self, TransportError> {
         let socket = tokio::net::UdpSocket::bind(addr).await?;
-        Self::from_socket(Socket::Tokio(socket))
+        Self::from_socket(Socket::Tokio(crate::socket::Real::new(socket)))
     }
 
     /// Binds a turmoil simulated UDP socket to `addr`. Must be called from a host inside a
@@ -56,6 +56,30 @@ impl UdpTransport {
         self.local
     }
 
+    async fn send_ttl(
+        &self,
+        dst: SocketAddr,
+        datagram: &[u8],
+        ttl: Option<u8>,
+    ) -> Result<(), TransportError> {
+        if datagram.len() > MAX_DATAGRAM_SIZE {
+            return Err(TransportError::TooLarge { size: datagram.len(), max: MAX_DATAGRAM_SIZE });
+        }
+        let target = addr::outbound(self.local, dst, self.socket.dual_stack())
+            .ok_or(TransportError::AddressFamily(dst))?;
+        let sent = (self.socket.send_to(datagram, target, ttl).await)
+            .map_err(|e| error::send_error(e, dst))?;
+        // A UDP send is all or nothing; a short count would mean a broken socket layer.
+        if sent != datagram.len() {
+            return Err(std::io::Error::other(format!(
+                "short udp send: {sent} of {} bytes",
+                datagram.len()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Receives one datagram, skipping stale ICMP reports.
     async fn recv_raw(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), TransportError> {
         loop {
@@ -73,22 +97,19 @@ impl UdpTransport {
 #[async_trait]
 impl Transport for UdpTransport {
     async fn send_to(&self, dst: SocketAddr, datagram: &[u8]) -> Result<(), TransportError> {
-        if datagram.len() > MAX_DATAGRAM_SIZE {
-            return Err(TransportError::TooLarge { size: datagram.len(), max: MAX_DATAGRAM_SIZE });
-        }
-        let target = addr::outbound(self.local, dst, self.socket.dual_stack())
-            .ok_or(TransportError::AddressFamily(dst))?;
-        let sent =
-            self.socket.send_to(datagram, target).await.map_err(|e| error::send_error(e, dst))?;
-        // A UDP send is all or nothing; a short count would mean a broken socket layer.
-        if sent != datagram.len() {
-            return Err(std::io::Error::other(format!(
-                "short udp send: {sent} of {} bytes",
-                datagram.len()
-            ))
-            .into());
-        }
-        Ok(())
+        self.send_ttl(dst, datagram, None).await
+    }
+
+    /// With a real socket the datagram leaves with IP TTL `ttl` (IPv6: hop limit); the
+    /// socket's own TTL is back to what it was when this returns.
+    async fn send_limited(
+        &self,
+        _path: fleetmesh_driver::Path,
+        dst: SocketAddr,
+        datagram: &[u8],
+        ttl: u8,
+    ) -> Result<(), TransportError> {
+        self.send_ttl(dst, datagram, Some(ttl)).await
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), TransportError> {

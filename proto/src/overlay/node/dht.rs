@@ -183,6 +183,15 @@ impl Node {
         self.dht.as_deref().and_then(Dht::poll_timeout)
     }
 
+    /// Where a DHT message for `peer` at `addr` goes: over the session with the peer where
+    /// one stands (through a GSN, or at another address), else to `addr`. A dial to the
+    /// address the table holds would be dropped by the peer's NAT, and from a Linux router
+    /// it would keep the direct path the relayed session is to upgrade to shut
+    /// (`introduce.rs`).
+    pub(super) fn dht_route(&self, addr: SocketAddr, peer: Option<NodeId>) -> SocketAddr {
+        peer.and_then(|p| self.ep.peer_addr(&p)).unwrap_or(addr)
+    }
+
     /// Sends what the DHT wants sent and reports its results.
     pub(super) fn dht_flush(&mut self, now: Timestamp) {
         let Some(dht) = self.dht.as_mut() else { return };
@@ -194,8 +203,9 @@ impl Node {
             self.events.push_back(NodeEvent::Dht(event));
         }
         for (addr, peer, message) in out {
-            if let Some(peer) = peer {
-                self.intro_watch(now, peer, addr);
+            let addr = self.dht_route(addr, peer);
+            if let Some(peer) = peer.filter(|p| !self.ep.is_connected(p)) {
+                self.dial_peer(now, peer, addr);
             }
             // No session there yet: this send opens one (a handshake on the wire).
             if self.ep.peer_at(addr).is_none() && !self.ep.is_dialing(addr) {

@@ -65,8 +65,13 @@ pub const MAX_CIRCUITS: usize = 4096;
 /// A circuit unused this long may be dropped to make room (its bucket starts full again).
 pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
 /// How long a relayed session runs before the first try at a direct path beside it; each
-/// failed try doubles the wait, up to [`UPGRADE_MAX`].
-pub const UPGRADE_FIRST: Duration = Duration::from_secs(30);
+/// failed try doubles the wait, up to [`UPGRADE_MAX`]. Longer than a Linux router keeps a
+/// UDP flow that was never answered (30 s, `nf_conntrack_udp_timeout`): a packet that reached
+/// the peer's router before its host had sent to us (the failed punch's) leaves such an
+/// entry, and until it expires the host's packets to us leave from another port. On real
+/// NAT (`cli/tests/reach.rs`) a first try at 30 s, as the entries were expiring, failed
+/// for one of two pairs.
+pub const UPGRADE_FIRST: Duration = Duration::from_secs(35);
 /// The longest wait between tries at a direct path for a relayed session.
 pub const UPGRADE_MAX: Duration = Duration::from_secs(600);
 /// A direct session silent this long while the peer's datagrams arrive through the relay

@@ -12,7 +12,11 @@
 //!   when the other's packet arrives. Whichever handshake completes first carries the
 //!   session; the others are dropped and what waited on them moves onto it. With `answer`
 //!   set we also check in with the master directly ([`Introduced`]), so it observes our
-//!   current public address for the asker.
+//!   current public address for the asker. We then punch ahead of the asker, so our first
+//!   copies go with a low TTL ([`Endpoint::punch_ahead`](crate::Endpoint::punch_ahead)):
+//!   they open our NAT and die before the asker's; a Linux NAT that saw our packet before
+//!   its host sent to us would hold that port, and the asker's flow to us would leave from
+//!   another one, which our NAT filters.
 //! * **Relaying.** An LSN passes an introduction from the master on to the child it names.
 //!
 //! Authorization: introductions only from the master or, for its own child, our LSN; relays
@@ -22,7 +26,9 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use super::{Node, NodeState};
 use crate::{
-    wire::{Introduce, Introduced, Introduction, Message, MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS},
+    wire::{
+        Introduce, Introduced, Introduction, Mapping, Message, MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS,
+    },
     NodeId, Timestamp,
 };
 
@@ -102,14 +108,41 @@ impl Node {
     /// if the dial gets no answer (see the module docs). For tests and the simulator's
     /// reach matrix.
     pub fn reach(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
-        self.intro_watch(now, peer, addr);
+        self.dial_peer(now, peer, addr);
         self.ep.connect(now, addr, Some(peer));
         self.pump(now);
     }
 
-    /// A request is about to go to `peer` at `addr`: if that starts a dial, watch it.
-    pub(super) fn intro_watch(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
-        let Some(after) = self.cfg.introduce_after else { return };
+    /// A request is about to go to `peer` at `addr`, where no session stands: opens the
+    /// dial, watched for an introduction (see the module docs). Behind a NAT that filters
+    /// (or one not yet classified) the dial goes ahead of the introduction, which is asked
+    /// at once ([`dial_waits_for_introduction`](Self::dial_waits_for_introduction)).
+    pub(super) fn dial_peer(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        if !self.intro_watch(now, peer, addr) {
+            return;
+        }
+        if self.dial_waits_for_introduction() {
+            self.ep.connect_ahead(now, addr, Some(peer));
+        }
+    }
+
+    /// Whether our dials to peers beyond the LAN wait for an introduction: our NAT filters
+    /// what we did not send to, or we do not know yet. Such a dial could reach only a peer
+    /// that takes unsolicited inbound (the introduction makes it dial us instead), and when
+    /// the peer's NAT filters, our packet arriving before the peer has sent to us is worse
+    /// than lost: a Linux router keeps it as a flow for 30 s, and the peer's own packets to
+    /// us then leave from another port, which our NAT drops (measured, `cli/tests/reach.rs`).
+    pub fn dial_waits_for_introduction(&self) -> bool {
+        let class = self.nat_class();
+        class.mapping != Mapping::Public && class.inbound != Some(true)
+    }
+
+    /// A request is about to go to `peer` at `addr`: if that starts a dial, watch it (asked
+    /// after [`OverlayConfig::introduce_after`], or at once when
+    /// [`dial_waits_for_introduction`](Self::dial_waits_for_introduction)). Returns whether
+    /// it is watched.
+    pub(super) fn intro_watch(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) -> bool {
+        let Some(after) = self.cfg.introduce_after else { return false };
         let i = &self.intro;
         if peer == self.master_id()
             || addr == self.cfg.master
@@ -120,9 +153,11 @@ impl Node {
             || i.asked.contains_key(&peer)
             || i.watch.len() >= MAX_WATCHED
         {
-            return;
+            return false;
         }
+        let after = if self.dial_waits_for_introduction() { Duration::ZERO } else { after };
         self.intro.watch.insert(peer, (addr, now + after));
+        true
     }
 
     pub(super) fn intro_deadline(&self) -> Option<Timestamp> {
@@ -140,10 +175,19 @@ impl Node {
             .filter(|(_, (_, t))| *t <= now)
             .map(|(p, (a, _))| (*p, *a))
             .collect();
+        let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
+        let wait = self.cfg.introduce_after.unwrap_or(INTRO_RETRY);
         for (peer, addr) in due {
+            if !joined && !self.ep.is_connected(&peer) {
+                // A dial from before we joined (the DHT starts at once): the master
+                // introduces only members, so ask once we are one.
+                self.intro.watch.insert(peer, (addr, now + wait));
+                continue;
+            }
             self.intro.watch.remove(&peer);
             self.intro.cooldown.retain(|_, t| *t > now);
             if self.ep.is_connected(&peer) || !self.intro_may_ask(now, &peer) {
+                self.ep.dial_in_full(&peer);
                 continue;
             }
             self.intro_ask(now, peer, addr);
@@ -192,6 +236,7 @@ impl Node {
         if self.intro.asked.remove(&peer).is_none() {
             return;
         }
+        self.ep.dial_in_full(&peer);
         self.intro.stats.failed += 1;
         if self.intro.cooldown.len() >= MAX_COOLDOWN {
             if let Some((&oldest, _)) = self.intro.cooldown.iter().min_by_key(|(_, t)| **t) {
@@ -287,21 +332,33 @@ impl Node {
         if let Some(gsn) = intro.relay {
             self.relay_wait(now, peer, gsn);
         }
-        if self.relayed_via(&peer).is_some() {
-            // Our session with the peer runs through a GSN: this is a try at a direct path
-            // beside it (`gsn.rs`, upgrades).
+        // Our session with the peer may run through a GSN: this is then a try at a direct
+        // path beside it (`gsn.rs`, upgrades).
+        let beside = self.relayed_via(&peer).is_some();
+        if intro.answer {
+            // We punch ahead of the asker (it learns our address from our check-in): open our
+            // NAT without arriving at its NAT before it has sent (see `punch_ahead`).
+            self.ep.punch_ahead(now, peer, &addrs, beside);
+        } else if beside {
             self.ep.punch_beside(now, peer, &addrs);
         } else {
             self.ep.punch(now, peer, &addrs);
         }
         if let Some(&first) = addrs.first().filter(|_| intro.predict > 0) {
-            self.predict_ports(now, peer, first, intro.predict);
+            self.predict_ports(now, peer, first, intro.predict, intro.answer);
         }
     }
 
     /// Port prediction (see [`Endpoint::punch_predicted`](crate::Endpoint::punch_predicted)),
     /// within [`PREDICT_BUDGET`].
-    fn predict_ports(&mut self, now: Timestamp, peer: NodeId, at: SocketAddr, asked: u16) {
+    fn predict_ports(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        at: SocketAddr,
+        asked: u16,
+        ahead: bool,
+    ) {
         let (since, used) = &mut self.intro.predicted;
         if now.saturating_since(*since) >= PREDICT_WINDOW {
             (*since, *used) = (now, 0);
@@ -311,7 +368,7 @@ impl Node {
         if ports == 0 || self.cfg.local.contains(at.ip()) {
             return;
         }
-        let sent = self.ep.punch_predicted(peer, at, ports) as u32;
+        let sent = self.ep.punch_predicted(peer, at, ports, ahead) as u32;
         self.intro.predicted.1 += sent;
         self.intro.stats.predicted += u64::from(sent);
     }

@@ -85,6 +85,11 @@ fn a_relayed_session_stands_and_its_circuit_is_rate_bounded() {
     assert_eq!(w.node(child2).relayed_via(&w.id(child1)), Some(gsn));
     let stats = w.node(helper).gsn_stats();
     assert!(stats.forwarded >= 3, "the handshake went through the GSN: {stats:?}");
+    // The DHT's messages for the peer go over the relayed session, not to the address its
+    // table holds (a dial there would be dropped, and would hold a Linux NAT shut).
+    let relay = super::relay_addr(&target);
+    assert_eq!(w.node(child1).dht_route(addr, Some(target)), relay);
+    assert_eq!(w.node(child1).dht_route(addr, None), addr);
     // A burst far above the circuit's bucket: most of it is dropped, not queued.
     let size = 30_000;
     for _ in 0..20 {
@@ -229,4 +234,19 @@ fn a_session_that_stays_relayed_tries_a_direct_path_with_backoff_and_keeps_flowi
     assert!((3..=5).contains(&tries), "{tries} tries in 15 minutes");
     assert_eq!(w.node(high).gsn_stats().upgrade_tries, 0, "only the lower id asks");
     assert_eq!(w.node(low).gsn_stats().upgraded, 0);
+}
+
+#[test]
+fn a_node_behind_a_filtering_nat_asks_its_introduction_at_once() {
+    let (mut w, helper, [_, child1], [_, child2]) = world(64);
+    assert!(w.node(child1).dial_waits_for_introduction(), "{}", w.node(child1).nat_class());
+    assert!(!w.node(helper).dial_waits_for_introduction(), "a public node dials as it is");
+    let (target, addr) = (w.id(child2), w.node(child2).observed_addr().expect("observed"));
+    let asked = w.node(child1).intro_stats().asked;
+    w.node_do(child1, |n, now| n.reach(now, target, addr));
+    // Well before `introduce_after` (500 ms), which a dial that may reach the peer waits.
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.node(child1).intro_stats().asked, asked + 1);
+    w.run_for(Duration::from_secs(5));
+    assert!(w.node(child1).endpoint().is_connected(&target), "no session");
 }
