@@ -5,6 +5,7 @@
 //!                 /  10.201.1.1                 \  10.201.2.1
 //!   router-a ns: wan 10.201.1.2                router-b ns: wan 10.201.2.2
 //!     MASQUERADE out of wan                      MASQUERADE --random-fully
+//!                                                (or plain, UDP dropped: MasqueradeNoUdp)
 //!     br0 192.168.1.1/24                         br0 192.168.2.1/24
 //!     |       |       |                          |       |       |
 //!   a0 .10  a1 .11  a2 .12  (host namespaces)  b0 .10  b1 .11  b2 .12
@@ -31,6 +32,10 @@ pub(crate) enum Nat {
     Masquerade,
     /// `-j MASQUERADE --random-fully`: a random public port per flow.
     MasqueradeRandomFully,
+    /// `-j MASQUERADE` behind a firewall that drops UDP between the LAN and the internet
+    /// both ways: the hosts reach out over TCP only.
+    #[allow(dead_code)] // reach.rs uses it; nat.rs, which builds this module too, does not.
+    MasqueradeNoUdp,
 }
 
 /// The public side: a namespace holding [`SERVER`].
@@ -122,6 +127,13 @@ impl Internet {
             rule.push("--random-fully");
         }
         lab.exec(&router, "iptables", rule)?;
+        if nat == Nat::MasqueradeNoUdp {
+            // Routed traffic only (`-i`/`-o wan`): the LAN's own UDP, bridged, stays.
+            for dir in ["-i", "-o"] {
+                let rule = ["-A", "FORWARD", dir, "wan", "-p", "udp", "-j", "DROP"];
+                lab.exec(&router, "iptables", rule)?;
+            }
+        }
 
         let mut lan = Lan { name: name.clone(), router, nat, public_addr, hosts: Vec::new() };
         for i in 0..hosts {

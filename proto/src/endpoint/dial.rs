@@ -49,18 +49,18 @@ impl Endpoint {
 
     /// Starts a handshake with `addr`, even beside a session there (`stale.rs`).
     pub(super) fn dial(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
-        self.dial_ttl(now, addr, expect, None, false);
+        self.dial_ttl(now, addr, expect, None, now);
     }
 
     /// [`dial`](Self::dial) with message 1's first copy sent with `ttl`, and its
-    /// retransmissions too when `hold` (else with the socket's default).
+    /// retransmissions too until `until` (then with the socket's default).
     pub(super) fn dial_ttl(
         &mut self,
         now: Timestamp,
         addr: SocketAddr,
         expect: Option<NodeId>,
         ttl: Option<u8>,
-        hold: bool,
+        until: Timestamp,
     ) {
         let index = self.fresh_index();
         let seed = self.fresh_seed();
@@ -86,7 +86,7 @@ impl Endpoint {
                 retransmit_at: now + rto,
                 rto,
                 queued: Vec::new(),
-                ttl: ttl.filter(|_| hold),
+                hold: ttl.map(|t| (t, until)),
             },
         );
         self.dial_by_addr.insert(addr, index);

@@ -36,6 +36,7 @@ pub use self::{
     limiter::{
         RateLimit, DEFAULT_PER_PREFIX, DEFAULT_PER_SOURCE, DEFAULT_UNVALIDATED, MAX_TRACKED,
     },
+    punch::PUNCH_AHEAD_HOLD,
     rejections::Rejections,
 };
 use crate::{
@@ -116,9 +117,10 @@ pub(crate) struct Dial {
     retransmit_at: Timestamp,
     rto: std::time::Duration,
     queued: Vec<Message>,
-    /// The TTL its retransmissions over UDP keep (a dial waiting for an introduction, see
-    /// [`Endpoint::connect_ahead`]); `None` once the punch or [`Endpoint::dial_in_full`] came.
-    ttl: Option<u8>,
+    /// The TTL its copies over UDP keep, and until when (a dial waiting for an introduction,
+    /// [`Endpoint::connect_ahead`], or one punching ahead of the peer,
+    /// [`Endpoint::punch_ahead`]); `None` once the punch or [`Endpoint::dial_in_full`] came.
+    hold: Option<(u8, Timestamp)>,
 }
 
 /// A responder handshake waiting for message 3.

@@ -8,6 +8,13 @@ use std::net::SocketAddr;
 use super::Endpoint;
 use crate::{NodeId, Timestamp};
 
+/// How long a punch ahead of the peer ([`Endpoint::punch_ahead`]) keeps its copies at the low
+/// TTL: the peer punches once the introducer has our check-in, well within this unless a
+/// host or the introducer is badly slow, and a full copy before the peer's punch would
+/// reach its NAT too early. The retransmission after it goes in full, for the pairs that
+/// need our packet to arrive (our NAT gives the peer another port than the one it punches).
+pub const PUNCH_AHEAD_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Endpoint {
     /// Dials `peer` at each of `addrs` now. A handshake already running to one of them (a
     /// dial the NAT swallowed) has its message 1 sent again at once, with a fresh
@@ -29,10 +36,11 @@ impl Endpoint {
 
     /// Like [`punch`](Self::punch) (or [`punch_beside`](Self::punch_beside) with `beside`),
     /// for the side that punches ahead of the peer (the introducer told us first): the first
-    /// copy of message 1 to each address goes out with
-    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl), opening our NAT
-    /// without reaching the peer's; the retransmission after `handshake_rto` has the full
-    /// TTL. The peer, told a moment later, punches with the full TTL and finds our NAT open.
+    /// copies of message 1 to each address go out with
+    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) for
+    /// [`PUNCH_AHEAD_HOLD`], opening our NAT without reaching the peer's; the retransmissions
+    /// after it have the full TTL. The peer, told a moment later, punches with the full TTL
+    /// and finds our NAT open.
     pub fn punch_ahead(
         &mut self,
         now: Timestamp,
@@ -57,16 +65,16 @@ impl Endpoint {
         if self.by_addr.contains_key(&addr) || self.dial_by_addr.contains_key(&addr) {
             return;
         }
-        let ttl = self.config.punch_ttl;
-        self.dial_ttl(now, addr, expect, ttl, true);
+        let (ttl, until) = (self.config.punch_ttl, now + self.config.handshake_timeout);
+        self.dial_ttl(now, addr, expect, ttl, until);
     }
 
     /// The dials towards `peer` that [`connect_ahead`](Self::connect_ahead) held back send
     /// their retransmissions in full from now on (no introduction is coming: the peer may
     /// still take unsolicited inbound). Returns how many there were.
     pub fn dial_in_full(&mut self, peer: &NodeId) -> usize {
-        let held = self.dials.values_mut().filter(|d| d.expect == Some(*peer) && d.ttl.is_some());
-        held.map(|d| d.ttl = None).count()
+        let held = self.dials.values_mut().filter(|d| d.expect == Some(*peer) && d.hold.is_some());
+        held.map(|d| d.hold = None).count()
     }
 
     fn punch_with(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr], ttl: Option<u8>) {
@@ -87,11 +95,11 @@ impl Endpoint {
                     }
                     dial.rto = rto;
                     dial.retransmit_at = now + rto;
-                    dial.ttl = None;
+                    dial.hold = ttl.map(|t| (t, now + PUNCH_AHEAD_HOLD));
                     let (path, hs1) = (dial.path, dial.hs1.clone());
                     self.push_transmit_ttl(addr, path, hs1, ttl);
                 }
-                None => self.dial_ttl(now, addr, Some(peer), ttl, false),
+                None => self.dial_ttl(now, addr, Some(peer), ttl, now + PUNCH_AHEAD_HOLD),
             }
         }
     }

@@ -635,7 +635,7 @@ fn a_dial_ahead_of_an_introduction_keeps_its_low_ttl_until_the_punch() {
 }
 
 #[test]
-fn punching_ahead_sends_the_first_copy_low_and_the_retransmission_in_full() {
+fn punching_ahead_sends_low_copies_for_a_while_then_in_full() {
     let mut fx = Fixture::new(44);
     let mut e = Endpoint::new(fx.node(), [7; 32]);
     let peer = NodeId::hash(b"peer");
@@ -647,7 +647,10 @@ fn punching_ahead_sends_the_first_copy_low_and_the_retransmission_in_full() {
     let ttls = drain_ttls(&mut e);
     assert_eq!(ttls.len(), 3);
     assert!(ttls.iter().all(|(_, ttl)| *ttl == low), "{ttls:?}");
+    // Low for `PUNCH_AHEAD_HOLD` (the retransmission at 0.5 s), in full after it (1.5 s).
     e.handle_timeout(T0 + Duration::from_millis(600));
+    assert_eq!(drain_ttls(&mut e), vec![(at, low)]);
+    e.handle_timeout(T0 + PUNCH_AHEAD_HOLD + Duration::from_millis(600));
     assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
     // `punch_ttl(None)` turns it off.
     let mut e = Endpoint::new(fx.node().punch_ttl(None), [7; 32]);

@@ -102,7 +102,8 @@ impl Endpoint {
             if now >= dial.retransmit_at {
                 dial.rto *= 2;
                 dial.retransmit_at = now + dial.rto;
-                let ttl = dial.ttl.filter(|_| dial.path == crate::Path::Udp);
+                let held = dial.hold.filter(|(_, until)| now < *until);
+                let ttl = held.filter(|_| dial.path == crate::Path::Udp).map(|(ttl, _)| ttl);
                 resend.push((index, dial.addr, dial.path, dial.hs1.clone(), ttl));
             }
         }

@@ -325,10 +325,6 @@ impl Node {
             .map(|a| a.0)
             .filter(|a| !me.contains(a))
             .collect();
-        if intro.answer {
-            let to = self.cfg.master;
-            self.send(now, to, Message::Introduced(Introduced { nonce: intro.nonce }));
-        }
         if let Some(gsn) = intro.relay {
             self.relay_wait(now, peer, gsn);
         }
@@ -346,6 +342,13 @@ impl Node {
         }
         if let Some(&first) = addrs.first().filter(|_| intro.predict > 0) {
             self.predict_ports(now, peer, first, intro.predict, intro.answer);
+        }
+        if intro.answer {
+            // After our punch: the asker punches once the master has this, and its packet
+            // must not find our NAT before ours has left (a busy host can stall between
+            // two sends; measured on real NAT under load, `cli/tests/reach.rs`).
+            let to = self.cfg.master;
+            self.send(now, to, Message::Introduced(Introduced { nonce: intro.nonce }));
         }
     }
 
