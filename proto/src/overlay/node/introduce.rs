@@ -331,9 +331,12 @@ impl Node {
         // Our session with the peer may run through a GSN: this is then a try at a direct
         // path beside it (`gsn.rs`, upgrades).
         let beside = self.relayed_via(&peer).is_some();
-        if intro.answer {
-            // We punch ahead of the asker (it learns our address from our check-in): open our
-            // NAT without arriving at its NAT before it has sent (see `punch_ahead`).
+        // We punch ahead of the asker (it learns our address from our check-in): open our NAT
+        // without arriving at its NAT before it has sent (see `punch_ahead`). Not when our NAT
+        // gives the asker a port of its own: its punch then misses us, ours is what must
+        // arrive, and it cannot spoil the flow the asker opens to the port it was told.
+        let ahead = intro.answer && self.nat_class().mapping != Mapping::EndpointDependent;
+        if ahead {
             self.ep.punch_ahead(now, peer, &addrs, beside);
         } else if beside {
             self.ep.punch_beside(now, peer, &addrs);
@@ -341,7 +344,7 @@ impl Node {
             self.ep.punch(now, peer, &addrs);
         }
         if let Some(&first) = addrs.first().filter(|_| intro.predict > 0) {
-            self.predict_ports(now, peer, first, intro.predict, intro.answer);
+            self.predict_ports(now, peer, first, intro.predict, ahead);
         }
         if intro.answer {
             // After our punch: the asker punches once the master has this, and its packet
