@@ -31,28 +31,29 @@ impl Endpoint {
     /// relay, which a direct session is to replace). A handshake that completes becomes the
     /// peer's session; the old one stays open until idle, so nothing in flight on it is lost.
     pub fn punch_beside(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr]) {
-        self.punch_with(now, peer, addrs, None);
+        self.punch_with(now, peer, addrs, None, std::time::Duration::ZERO);
     }
 
     /// Like [`punch`](Self::punch) (or [`punch_beside`](Self::punch_beside) with `beside`),
     /// for the side that punches ahead of the peer (the introducer told us first): the first
     /// copies of message 1 to each address go out with
-    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) for
-    /// [`PUNCH_AHEAD_HOLD`], opening our NAT without reaching the peer's; the retransmissions
-    /// after it have the full TTL. The peer, told a moment later, punches with the full TTL
-    /// and finds our NAT open.
+    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) for `hold` (the first
+    /// one always; [`PUNCH_AHEAD_HOLD`] is the overlay's choice), opening our NAT without
+    /// reaching the peer's; the retransmissions after it have the full TTL. The peer, told
+    /// a moment later, punches with the full TTL and finds our NAT open.
     pub fn punch_ahead(
         &mut self,
         now: Timestamp,
         peer: NodeId,
         addrs: &[SocketAddr],
         beside: bool,
+        hold: std::time::Duration,
     ) {
         if !beside && self.is_connected(&peer) {
             return;
         }
         let ttl = self.config.punch_ttl;
-        self.punch_with(now, peer, addrs, ttl);
+        self.punch_with(now, peer, addrs, ttl, hold);
     }
 
     /// Like [`connect`](Self::connect), for a dial an introduction is to follow (we are
@@ -77,7 +78,14 @@ impl Endpoint {
         held.map(|d| d.hold = None).count()
     }
 
-    fn punch_with(&mut self, now: Timestamp, peer: NodeId, addrs: &[SocketAddr], ttl: Option<u8>) {
+    fn punch_with(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addrs: &[SocketAddr],
+        ttl: Option<u8>,
+        hold: std::time::Duration,
+    ) {
         let rto = self.config.handshake_rto;
         for &addr in addrs {
             if self.by_addr.contains_key(&addr) {
@@ -95,11 +103,11 @@ impl Endpoint {
                     }
                     dial.rto = rto;
                     dial.retransmit_at = now + rto;
-                    dial.hold = ttl.map(|t| (t, now + PUNCH_AHEAD_HOLD));
+                    dial.hold = ttl.map(|t| (t, now + hold));
                     let (path, hs1) = (dial.path, dial.hs1.clone());
                     self.push_transmit_ttl(addr, path, hs1, ttl);
                 }
-                None => self.dial_ttl(now, addr, Some(peer), ttl, now + PUNCH_AHEAD_HOLD),
+                None => self.dial_ttl(now, addr, Some(peer), ttl, now + hold),
             }
         }
     }

@@ -640,7 +640,7 @@ fn punching_ahead_sends_low_copies_for_a_while_then_in_full() {
     let mut e = Endpoint::new(fx.node(), [7; 32]);
     let peer = NodeId::hash(b"peer");
     let at: SocketAddr = "198.51.100.7:4000".parse().unwrap();
-    e.punch_ahead(T0, peer, &[at], false);
+    e.punch_ahead(T0, peer, &[at], false, PUNCH_AHEAD_HOLD);
     let sent = e.punch_predicted(peer, at, 2, true);
     assert_eq!(sent, 2);
     let low = Some(DEFAULT_PUNCH_TTL);
@@ -654,6 +654,6 @@ fn punching_ahead_sends_low_copies_for_a_while_then_in_full() {
     assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
     // `punch_ttl(None)` turns it off.
     let mut e = Endpoint::new(fx.node().punch_ttl(None), [7; 32]);
-    e.punch_ahead(T0, peer, &[at], false);
+    e.punch_ahead(T0, peer, &[at], false, PUNCH_AHEAD_HOLD);
     assert_eq!(drain_ttls(&mut e), vec![(at, None)]);
 }

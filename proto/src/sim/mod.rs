@@ -32,6 +32,7 @@
 
 mod advance;
 mod balance;
+mod conntrack;
 pub mod day;
 mod dht;
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::conntrack::Conntrack;
 use crate::Timestamp;
 
 /// How a subnet reaches the internet.
@@ -32,17 +33,23 @@ pub enum NatKind {
     /// [`Symmetric`](Self::Symmetric) with every new port drawn at random (as Linux
     /// `MASQUERADE --random-fully` does): no prediction finds it.
     SymmetricRandom,
+    /// Linux `MASQUERADE` (conntrack): endpoint-independent mapping and port-restricted
+    /// filtering, as [`PortRestricted`](Self::PortRestricted), except that a datagram
+    /// arriving before the host has sent to its source holds that port towards it for 30 s,
+    /// and the host's own flow there takes a random port (see `conntrack.rs`).
+    Linux,
 }
 
 impl NatKind {
     /// Every kind, in a fixed order (for mixes and reports).
-    pub const ALL: [NatKind; 6] = [
+    pub const ALL: [NatKind; 7] = [
         NatKind::None,
         NatKind::EndpointIndependent,
         NatKind::AddressRestricted,
         NatKind::PortRestricted,
         NatKind::Symmetric,
         NatKind::SymmetricRandom,
+        NatKind::Linux,
     ];
 
     /// A short name for reports.
@@ -54,6 +61,7 @@ impl NatKind {
             NatKind::PortRestricted => "port-restricted",
             NatKind::Symmetric => "symmetric",
             NatKind::SymmetricRandom => "symmetric-random",
+            NatKind::Linux => "linux",
         }
     }
 
@@ -84,9 +92,11 @@ pub struct Nat {
     /// (private, remote or none) → public port.
     by_private: HashMap<(SocketAddr, Option<SocketAddr>), u16>,
     next_port: u16,
-    /// Where [`NatKind::SymmetricRandom`] draws its ports: seeded from the public address, so
-    /// the same run draws the same ports.
+    /// Where [`NatKind::SymmetricRandom`] and [`NatKind::Linux`] draw their ports: seeded
+    /// from the public address, so the same run draws the same ports.
     rng: ChaCha8Rng,
+    /// [`NatKind::Linux`]'s flows.
+    conntrack: Conntrack,
 }
 
 impl Nat {
@@ -103,6 +113,7 @@ impl Nat {
                 IpAddr::V4(a) => u64::from(u32::from(a)),
                 IpAddr::V6(a) => u128::from(a) as u64,
             }),
+            conntrack: Conntrack::default(),
         }
     }
 
@@ -124,8 +135,14 @@ impl Nat {
         private: SocketAddr,
         remote: SocketAddr,
     ) -> SocketAddr {
-        if self.kind == NatKind::None {
-            return private;
+        match self.kind {
+            NatKind::None => return private,
+            NatKind::Linux => {
+                let (idle, rng) = (self.idle_timeout, &mut self.rng);
+                let port = self.conntrack.outbound(now, private, remote, idle, rng);
+                return SocketAddr::new(self.public, port);
+            }
+            _ => {}
         }
         let key = (private, self.kind.per_destination().then_some(remote));
         let port = match self.by_private.get(&key) {
@@ -150,7 +167,10 @@ impl Nat {
     }
 
     /// Where an inbound datagram from `remote` to public `port` goes, if the NAT lets it in.
-    pub fn inbound(&self, now: Timestamp, remote: SocketAddr, port: u16) -> Option<SocketAddr> {
+    pub fn inbound(&mut self, now: Timestamp, remote: SocketAddr, port: u16) -> Option<SocketAddr> {
+        if self.kind == NatKind::Linux {
+            return self.conntrack.inbound(now, remote, port, self.idle_timeout);
+        }
         let m = self.by_port.get(&port)?;
         if !self.alive(now, m) {
             return None;
@@ -161,9 +181,10 @@ impl Nat {
             NatKind::AddressRestricted => {
                 m.peers.iter().any(|(r, t)| r.ip() == remote.ip() && fresh(t))
             }
-            NatKind::PortRestricted | NatKind::Symmetric | NatKind::SymmetricRandom => {
-                m.peers.iter().any(|(r, t)| *r == remote && fresh(t))
-            }
+            NatKind::PortRestricted
+            | NatKind::Symmetric
+            | NatKind::SymmetricRandom
+            | NatKind::Linux => m.peers.iter().any(|(r, t)| *r == remote && fresh(t)),
         };
         allowed.then_some(m.private)
     }
@@ -173,6 +194,7 @@ impl Nat {
     pub(crate) fn rebind(&mut self) {
         self.by_port.clear();
         self.by_private.clear();
+        self.conntrack = Conntrack::default();
     }
 
     /// Replaces this NAT by one of `kind` (a router swapped or reconfigured): every mapping
@@ -186,6 +208,9 @@ impl Nat {
 
     /// Live mappings (for reports and tests).
     pub fn mappings(&self, now: Timestamp) -> usize {
+        if self.kind == NatKind::Linux {
+            return self.conntrack.flows(now, self.idle_timeout);
+        }
         self.by_port.values().filter(|m| self.alive(now, m)).count()
     }
 

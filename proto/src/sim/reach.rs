@@ -36,13 +36,14 @@ pub enum Edge {
 
 impl Edge {
     /// The matrix's rows and columns: every [`NatKind`], then UDP-blocked.
-    pub const ALL: [Edge; 7] = [
+    pub const ALL: [Edge; 8] = [
         Edge::Nat(NatKind::None),
         Edge::Nat(NatKind::EndpointIndependent),
         Edge::Nat(NatKind::AddressRestricted),
         Edge::Nat(NatKind::PortRestricted),
         Edge::Nat(NatKind::Symmetric),
         Edge::Nat(NatKind::SymmetricRandom),
+        Edge::Nat(NatKind::Linux),
         Edge::UdpBlocked,
     ];
 
@@ -62,6 +63,7 @@ impl Edge {
             Edge::Nat(NatKind::PortRestricted) => "port-restr",
             Edge::Nat(NatKind::Symmetric) => "symmetric",
             Edge::Nat(NatKind::SymmetricRandom) => "sym-random",
+            Edge::Nat(NatKind::Linux) => "linux",
             Edge::UdpBlocked => "udp-blocked",
         }
     }
@@ -315,6 +317,7 @@ mod tests {
             (3, NatKind::AddressRestricted, Mapping::EndpointIndependent, Some(false)),
             (4, NatKind::PortRestricted, Mapping::EndpointIndependent, Some(false)),
             (5, NatKind::Symmetric, Mapping::EndpointDependent, Some(false)),
+            (7, NatKind::Linux, Mapping::EndpointIndependent, Some(false)),
         ];
         for (s, kind, ..) in kinds {
             sim.set_nat(s, kind);
@@ -348,7 +351,7 @@ mod tests {
             .flat_map(|s| &s.lsns)
             .flat_map(|l| l.nat.into_iter().chain(l.children.iter().filter_map(|c| c.nat)))
             .count();
-        assert_eq!(shown, 6, "every node's class is in the topology");
+        assert_eq!(shown, nodes.len() + 1, "every node's class is in the topology");
     }
 
     #[test]

@@ -332,12 +332,16 @@ impl Node {
         // path beside it (`gsn.rs`, upgrades).
         let beside = self.relayed_via(&peer).is_some();
         // We punch ahead of the asker (it learns our address from our check-in): open our NAT
-        // without arriving at its NAT before it has sent (see `punch_ahead`). Not when our NAT
-        // gives the asker a port of its own: its punch then misses us, ours is what must
-        // arrive, and it cannot spoil the flow the asker opens to the port it was told.
-        let ahead = intro.answer && self.nat_class().mapping != Mapping::EndpointDependent;
+        // without arriving at its NAT before it has sent (see `punch_ahead`). When our NAT
+        // gives the asker a port of its own, the asker's punch misses us and ours is what must
+        // arrive: only the first copy goes low (the asker's copies towards our new port, sent
+        // once it has the introduction, must find its NAT before ours; a Linux NAT would
+        // otherwise hold that port), the retransmission half a second later in full.
+        let ahead = intro.answer;
         if ahead {
-            self.ep.punch_ahead(now, peer, &addrs, beside);
+            let own_ports = self.nat_class().mapping == Mapping::EndpointDependent;
+            let hold = if own_ports { Duration::ZERO } else { crate::endpoint::PUNCH_AHEAD_HOLD };
+            self.ep.punch_ahead(now, peer, &addrs, beside, hold);
         } else if beside {
             self.ep.punch_beside(now, peer, &addrs);
         } else {

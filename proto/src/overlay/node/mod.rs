@@ -34,7 +34,7 @@ pub use inventory::{MAX_RESULT_WAIT, RESULT_WAIT};
 pub use inventory_lsn::{
     BATCH_RETRY, GATHER, INVENTORY_BATCH_GAP, MAX_INVENTORY_QUEUED, MAX_INVENTORY_QUEUED_BYTES,
 };
-pub use nat::{OBSERVE_TIMEOUT, PROBE_WAIT, RETRY as NAT_RETRY};
+pub use nat::{OBSERVE_TIMEOUT, PROBE_HELD, PROBE_WAIT, RETRY as NAT_RETRY};
 mod keepalive;
 mod lost;
 mod lsn;

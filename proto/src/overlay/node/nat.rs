@@ -9,6 +9,8 @@
 //! 3. Only then it asks the helper the same question: the same public address and port as
 //!    the master saw means endpoint-independent mapping, another port endpoint-dependent
 //!    (symmetric). Asking before the probe came would have opened our NAT to the helper.
+//!    When the probe did not get in, it asks [`PROBE_HELD`] later: a Linux NAT holds the
+//!    probe's port towards the helper for 30 s.
 //! 4. It reports the class and the master's observation ([`NatReport`]).
 //!
 //! No helper known to the master: the mapping stays unknown (unless there is no NAT) and
@@ -44,6 +46,12 @@ pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const PROBE_WAIT: Duration = Duration::from_millis(1500);
 /// How long after its last takeover announcement an LSN waits to check (its children rejoin).
 const SETTLE: Duration = Duration::from_secs(5);
+/// How long a node whose NAT kept the helper's probe out waits before asking the helper
+/// which address it sees: a Linux NAT keeps the unanswered probe as a flow for 30 s
+/// (`nf_conntrack_udp_timeout`), and our question would meanwhile leave from another port,
+/// passing for a NAT that maps each destination apart (the simulator's `NatKind::Linux`
+/// was classified so).
+pub const PROBE_HELD: Duration = Duration::from_secs(31);
 /// How long after a failed first step it starts again.
 pub const RETRY: Duration = Duration::from_secs(60);
 
@@ -57,6 +65,11 @@ enum Phase {
     },
     Probe {
         nonce: u64,
+        until: Timestamp,
+        helper: Contact,
+    },
+    /// The probe did not get in; waiting [`PROBE_HELD`] before asking the helper.
+    Settle {
         until: Timestamp,
         helper: Contact,
     },
@@ -131,6 +144,7 @@ impl Node {
             }
             Phase::Master { until, .. }
             | Phase::Probe { until, .. }
+            | Phase::Settle { until, .. }
             | Phase::Helper { until, .. } => Some(until),
         }
     }
@@ -152,8 +166,14 @@ impl Node {
             }
             Phase::Probe { helper, .. } => {
                 self.nat.class.inbound = Some(false);
-                self.after_probe(now, helper);
+                let known = self.is_public() || self.nat.shared.is_some_and(behind_nat);
+                if known {
+                    self.after_probe(now, helper);
+                } else {
+                    self.nat.phase = Phase::Settle { until: now + PROBE_HELD, helper };
+                }
             }
+            Phase::Settle { helper, .. } => self.ask_helper(now, helper),
             Phase::Helper { .. } => {
                 let mapping = if self.is_public() { Mapping::Public } else { Mapping::Unknown };
                 self.nat_finish(now, mapping);
