@@ -385,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn linux_nats_punch_through_each_other_and_symmetric_ones_directly() {
+        use NatKind::{Linux, PortRestricted, Symmetric};
+        // Without GSNs: only a direct session can open. Linux NATs hold a port against an
+        // early packet (`conntrack.rs`): before punching ahead with a low TTL (and the NAT
+        // check's wait after a kept-out probe) every one of these was relayed or failed.
+        for (a, b) in
+            [(Linux, Linux), (Linux, Symmetric), (Symmetric, Linux), (PortRestricted, Linux)]
+        {
+            let r = trial_with(16, a.into(), b.into(), NO_GSN);
+            let r = r.unwrap_or_else(|| panic!("{a:?} -> {b:?} not reached"));
+            assert!(!r.relayed && r.took < Duration::from_secs(2), "{a:?} -> {b:?}: {r:?}");
+        }
+    }
+
+    #[test]
     fn pairs_prediction_cannot_open_fail_without_a_gsn_and_are_relayed_with_one() {
         use NatKind::{PortRestricted, Symmetric, SymmetricRandom};
         for (a, b) in [
