@@ -175,7 +175,7 @@ impl Node {
             .filter(|(_, (_, t))| *t <= now)
             .map(|(p, (a, _))| (*p, *a))
             .collect();
-        let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
+        let joined = self.intro_joined();
         let wait = self.cfg.introduce_after.unwrap_or(INTRO_RETRY);
         for (peer, addr) in due {
             if !joined && !self.ep.is_connected(&peer) {
@@ -221,12 +221,16 @@ impl Node {
         self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
     }
 
+    /// Whether we are a member the master introduces (joined to an LSN, or one).
+    fn intro_joined(&self) -> bool {
+        matches!(self.state, NodeState::HasLsn | NodeState::IsLsn)
+    }
+
     /// Whether an introduction for `peer` may be asked now (joined, none running for it, not
     /// cooling down after a failed one, room among those asked).
     pub(super) fn intro_may_ask(&self, now: Timestamp, peer: &NodeId) -> bool {
-        let joined = matches!(self.state, NodeState::HasLsn | NodeState::IsLsn);
         let i = &self.intro;
-        joined
+        self.intro_joined()
             && !i.asked.contains_key(peer)
             && i.cooldown.get(peer).is_none_or(|t| *t <= now)
             && i.asked.len() < MAX_ASKED
