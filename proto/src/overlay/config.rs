@@ -154,6 +154,12 @@ pub struct OverlayConfig {
     pub gsn: bool,
     /// What this node lets through while it serves as a GSN.
     pub relay_limits: RelayLimits,
+    /// The chunk size of our bulk transfers (`overlay/node/bulk/`). Default 1,100 bytes: a
+    /// chunk with its headers, relayed through a GSN inside a second session, still fits
+    /// IPv6's minimum MTU (1,280), so no path fragments it.
+    pub bulk_chunk: u32,
+    /// The largest bulk transfer we accept from a peer; 0 refuses them all. Default 64 MiB.
+    pub bulk_max: u64,
 }
 
 /// What a GSN lets through (`overlay/node/gsn.rs`): a token bucket per circuit (an ordered
@@ -222,6 +228,8 @@ impl OverlayConfig {
             nat_check_as_child: false,
             gsn: true,
             relay_limits: RelayLimits::default(),
+            bulk_chunk: 1_100,
+            bulk_max: 64 * 1024 * 1024,
         }
     }
 

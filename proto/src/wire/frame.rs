@@ -111,6 +111,9 @@ message_types! {
     GsnGrant = 0x46,
     RelayData = 0x47,
     Relayed = 0x48,
+    BulkChunk = 0x49,
+    BulkAck = 0x4a,
+    BulkStop = 0x4b,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

@@ -127,6 +127,12 @@ pub enum Message {
     RelayData(Box<super::RelayData>),
     /// A GSN passes on a member's [`RelayData`](super::RelayData).
     Relayed(Box<super::Relayed>),
+    /// A chunk of a bulk transfer between peers.
+    BulkChunk(Box<super::BulkChunk>),
+    /// The receiver acknowledges a bulk transfer's chunks.
+    BulkAck(Box<super::BulkAck>),
+    /// The receiver refuses, or gave up on, a bulk transfer.
+    BulkStop(super::BulkStop),
 }
 
 /// A node and where to reach it.

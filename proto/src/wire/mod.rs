@@ -22,6 +22,7 @@
 //!   and decoding is a pure function of the buffer that never panics on arbitrary input.
 
 pub(crate) mod addr;
+mod bulk;
 mod frame;
 mod inventory;
 mod kad;
@@ -51,5 +52,6 @@ pub use nat::{
     Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
     MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS,
 };
+pub use bulk::{BulkAck, BulkChunk, BulkStop, MAX_ACK_RANGES};
 pub use relay::{GsnGrant, RelayData, Relayed, MAX_RELAY_BYTES};
 pub use report::{Report, ReportAcks, ReportBatch, SeqRun};

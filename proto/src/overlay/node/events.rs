@@ -109,6 +109,31 @@ pub enum NodeEvent {
     Link(Event),
     /// A DHT query finished.
     Dht(crate::dht::DhtEvent),
+    /// A peer's bulk transfer ([`Node::send_bulk`](super::Node::send_bulk)) arrived whole.
+    BulkReceived {
+        /// The sender.
+        peer: NodeId,
+        /// The sender's id for the transfer.
+        id: u64,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// Every chunk of our bulk transfer `id` reached `peer`.
+    BulkSent {
+        /// The receiver.
+        peer: NodeId,
+        /// The transfer.
+        id: u64,
+    },
+    /// Our bulk transfer `id` to `peer` failed.
+    BulkFailed {
+        /// The receiver.
+        peer: NodeId,
+        /// The transfer.
+        id: u64,
+        /// Why.
+        error: super::BulkError,
+    },
 }
 
 /// What an application can ask of a running [`Node`](super::Node).

@@ -8,6 +8,13 @@
 //! keepalive, presence deltas).
 
 mod adopt;
+mod bulk;
+pub use bulk::{
+    BulkError, BulkStats, ACK_DELAY as BULK_ACK_DELAY, INCOMING_IDLE as BULK_INCOMING_IDLE,
+    INITIAL_WINDOW as BULK_INITIAL_WINDOW, MAX_INCOMING as MAX_BULK_INCOMING,
+    MAX_INCOMING_BYTES as MAX_BULK_INCOMING_BYTES, MAX_INCOMING_PER_PEER as MAX_BULK_INCOMING_PER_PEER,
+    MAX_OUTGOING as MAX_BULK_OUTGOING, STALL as BULK_STALL, WINDOW as BULK_WINDOW,
+};
 mod child;
 mod dht;
 mod events;
@@ -121,6 +128,8 @@ pub struct Node {
     intro: Box<introduce::Introductions>,
     /// Relay paths and, as GSN, circuits (`gsn.rs`).
     gsn: Box<gsn::Gsn>,
+    /// Bulk transfers under way (`bulk/`), once there was one.
+    bulk: Option<Box<bulk::Bulk>>,
 }
 
 impl Node {
@@ -156,6 +165,7 @@ impl Node {
             nat: nat::NatCheck::default(),
             intro: Box::default(),
             gsn: Box::default(),
+            bulk: None,
         }
     }
 
@@ -278,6 +288,7 @@ impl Node {
             self.nat_timers(now);
             self.intro_timers(now);
             self.gsn_timers(now);
+            self.bulk_timers(now);
             self.pump(now);
             if self.poll_timeout().is_none_or(|t| t > now) {
                 break;
@@ -346,6 +357,7 @@ impl Node {
             self.nat_deadline(),
             self.intro_deadline(),
             self.gsn_deadline(),
+            self.bulk_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -373,6 +385,7 @@ impl Node {
                     self.relay_connected(peer, addr);
                     self.dht_connected(now, peer, addr);
                     self.report_connected(now, peer);
+                    self.bulk_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
                 }
                 Event::Disconnected { peer, .. } => {
@@ -489,6 +502,9 @@ impl Node {
             Message::GsnGrant(g) => self.on_gsn_grant(peer, g),
             Message::RelayData(r) => self.on_relay_data(now, peer, *r),
             Message::Relayed(r) => self.on_relayed(now, peer, *r),
+            Message::BulkChunk(c) => self.on_bulk_chunk(now, peer, *c),
+            Message::BulkAck(a) => self.on_bulk_ack(now, peer, *a),
+            Message::BulkStop(s) => self.on_bulk_stop(peer, s),
             other => {
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
