@@ -46,7 +46,17 @@ impl Endpoint {
         }
         let elsewhere =
             self.by_peer.get(&peer) != Some(&receiver) || self.by_addr.get(&src) != Some(&receiver);
-        if adopt || elsewhere {
+        // A datagram still arriving over the relay after the session moved to a direct path
+        // (a bulk transfer's chunks in flight, say) does not pull it back there: the node
+        // follows the peer to the relay once the direct session has gone quiet
+        // (`Endpoint::follow_to`). Without this, the peers' answers to those late datagrams
+        // took both back to the relay for good.
+        let current = self.by_peer.get(&peer).and_then(|i| self.links.get(i));
+        let stays_direct = super::path::is_relay_addr(&src)
+            && current.is_some_and(|l| !super::path::is_relay_addr(&l.addr));
+        if stays_direct {
+            self.by_addr.insert(src, receiver);
+        } else if adopt || elsewhere {
             // The peer sends on this session, so it holds it: ours go the same way. With two
             // sessions (each side dialled the other, or a fresh one beside a stale one), both
             // sides thus settle on the one last used and the other idles out on both. Sending

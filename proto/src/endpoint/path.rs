@@ -49,6 +49,12 @@ fn expects_answer(message: &Message) -> bool {
     )
 }
 
+/// Whether `addr` stands for a path through a GSN's relay: the discard prefix `100::/64`
+/// (RFC 6666), which no real peer has (`overlay/node/gsn.rs` gives out these addresses).
+pub(crate) fn is_relay_addr(addr: &std::net::SocketAddr) -> bool {
+    matches!(addr.ip(), std::net::IpAddr::V6(ip) if ip.segments()[..4] == [0x100, 0, 0, 0])
+}
+
 impl Endpoint {
     /// The path the session with `peer` uses, if there is one.
     pub fn peer_path(&self, peer: &NodeId) -> Option<Path> {

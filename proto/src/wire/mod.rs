@@ -35,6 +35,7 @@ pub use addr::WireAddr;
 // The codec sits below `wire`, `trust` and `secure` so none of them imports another's encoding.
 pub(crate) use crate::codec::cbor;
 pub use crate::codec::WireError;
+pub use bulk::{BulkAck, BulkChunk, BulkStop, MAX_ACK_RANGES};
 pub use frame::{decode, encode, encoded_len, MessageType, MAX_FRAME_LEN, WIRE_VERSION};
 pub use inventory::{
     InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus,
@@ -52,6 +53,5 @@ pub use nat::{
     Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
     MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS,
 };
-pub use bulk::{BulkAck, BulkChunk, BulkStop, MAX_ACK_RANGES};
 pub use relay::{GsnGrant, RelayData, Relayed, MAX_RELAY_BYTES};
 pub use report::{Report, ReportAcks, ReportBatch, SeqRun};

@@ -12,8 +12,9 @@ mod bulk;
 pub use bulk::{
     BulkError, BulkStats, ACK_DELAY as BULK_ACK_DELAY, INCOMING_IDLE as BULK_INCOMING_IDLE,
     INITIAL_WINDOW as BULK_INITIAL_WINDOW, MAX_INCOMING as MAX_BULK_INCOMING,
-    MAX_INCOMING_BYTES as MAX_BULK_INCOMING_BYTES, MAX_INCOMING_PER_PEER as MAX_BULK_INCOMING_PER_PEER,
-    MAX_OUTGOING as MAX_BULK_OUTGOING, STALL as BULK_STALL, WINDOW as BULK_WINDOW,
+    MAX_INCOMING_BYTES as MAX_BULK_INCOMING_BYTES,
+    MAX_INCOMING_PER_PEER as MAX_BULK_INCOMING_PER_PEER, MAX_OUTGOING as MAX_BULK_OUTGOING,
+    STALL as BULK_STALL, WINDOW as BULK_WINDOW,
 };
 mod child;
 mod dht;
@@ -582,6 +583,8 @@ impl Node {
 mod tests;
 #[cfg(test)]
 mod tests_authz;
+#[cfg(test)]
+mod tests_bulk;
 #[cfg(test)]
 mod tests_fleet;
 #[cfg(test)]

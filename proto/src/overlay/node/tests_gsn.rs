@@ -12,7 +12,7 @@ use crate::{
 
 /// Two subnets behind symmetric NATs (two nodes each) and a public helper: (world, helper,
 /// [LSN, child] of subnet 1, [LSN, child] of subnet 2).
-fn world(seed: u64) -> (Simulation, usize, [usize; 2], [usize; 2]) {
+pub(super) fn world(seed: u64) -> (Simulation, usize, [usize; 2], [usize; 2]) {
     let mut w = Simulation::new(seed);
     w.keep_events = false;
     // Children check their own NAT: the tests dial a child at the address the master saw.

@@ -92,8 +92,8 @@ pub struct BulkStats {
     pub failed: u64,
     /// Transfers we refused (bounds, size, switched off) or dropped as idle.
     pub refused: u64,
-    /// Chunks, acknowledgements and stops that did not fit their transfer or came from
-    /// another peer than it belongs to.
+    /// Chunks that did not fit their transfer, and acknowledgements and stops from another
+    /// peer than the transfer's (late ones for a finished transfer are not counted).
     pub ignored: u64,
 }
 
@@ -196,7 +196,9 @@ impl Node {
         let key = (peer, c.id);
         if let Some(&(_, done)) = bulk.finished.iter().find(|(k, _)| *k == key) {
             let m = match done {
-                Some(next) => Message::BulkAck(Box::new(BulkAck { id: c.id, next, ranges: vec![] })),
+                Some(next) => {
+                    Message::BulkAck(Box::new(BulkAck { id: c.id, next, ranges: vec![] }))
+                }
                 None => Message::BulkStop(BulkStop { id: c.id, reason: "refused".into() }),
             };
             return self.bulk_reply(now, peer, m);
@@ -218,7 +220,11 @@ impl Node {
             if let Some(reason) = refusal {
                 bulk.stats.refused += 1;
                 Self::bulk_finish(bulk, key, None);
-                return self.bulk_reply(now, peer, Message::BulkStop(BulkStop { id: c.id, reason }));
+                return self.bulk_reply(
+                    now,
+                    peer,
+                    Message::BulkStop(BulkStop { id: c.id, reason }),
+                );
             }
             match Incoming::new(now, &c) {
                 Ok(t) => bulk.inc.insert(key, t),
@@ -266,10 +272,11 @@ impl Node {
 
     pub(super) fn on_bulk_ack(&mut self, now: Timestamp, peer: NodeId, a: BulkAck) {
         let Some(bulk) = self.bulk.as_mut() else { return };
-        let Some(o) = bulk.out.get_mut(&a.id).filter(|o| o.peer == peer) else {
+        let Some(o) = bulk.out.get_mut(&a.id) else { return };
+        if o.peer != peer {
             bulk.stats.ignored += 1;
             return;
-        };
+        }
         if !o.on_ack(now, &a) {
             return;
         }
@@ -284,9 +291,14 @@ impl Node {
 
     pub(super) fn on_bulk_stop(&mut self, peer: NodeId, s: BulkStop) {
         let Some(bulk) = self.bulk.as_mut() else { return };
-        if !bulk.out.get(&s.id).is_some_and(|o| o.peer == peer) {
-            bulk.stats.ignored += 1;
-            return;
+        // A late answer to a finished transfer is no one's fault; another peer's is.
+        match bulk.out.get(&s.id) {
+            None => return,
+            Some(o) if o.peer != peer => {
+                bulk.stats.ignored += 1;
+                return;
+            }
+            Some(_) => {}
         }
         bulk.out.remove(&s.id);
         bulk.stats.failed += 1;

@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn chunks_that_do_not_fit_the_transfer_are_refused_and_far_ones_dropped() {
         let now = Timestamp::ZERO;
-        assert_eq!(Incoming::new(now, &BulkChunk { chunk: 0, ..chunk(0, 5) }).err(), Some(Malformed));
+        assert_eq!(
+            Incoming::new(now, &BulkChunk { chunk: 0, ..chunk(0, 5) }).err(),
+            Some(Malformed)
+        );
         let mut r = Incoming::new(now, &chunk(0, 100_000)).unwrap();
         assert_eq!(r.on_chunk(now, chunk(0, 99_999)), Err(Malformed), "another length");
         let mut short = chunk(1, 100_000);

@@ -6,8 +6,9 @@
 //! or when no acknowledgement came within the retransmission timeout (RFC 6298's estimator,
 //! doubling per timeout in a row). The window starts at [`INITIAL_WINDOW`] chunks, grows by
 //! one per acknowledged chunk below the slow-start threshold and by one per window above it,
-//! and halves once per loss event (NewReno's rule), never beyond what the receiver buffers
-//! ([`WINDOW`]).
+//! and shrinks to [`DECREASE`] of itself once per loss event (CUBIC's factor, RFC 9438:
+//! gentler than NewReno's half on paths that lose datagrams without being congested), never
+//! beyond what the receiver buffers ([`WINDOW`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -25,6 +26,8 @@ pub const WINDOW: u32 = 1024;
 pub const INITIAL_WINDOW: u32 = 16;
 /// The smallest window, after a timeout.
 const MIN_WINDOW: u32 = 4;
+/// What a loss event leaves of the window, in tenths.
+const DECREASE: u32 = 7;
 /// A chunk is lost once one sent this many transmissions after it was acknowledged.
 const REORDER: u64 = 3;
 /// The retransmission timeout before any round trip was measured.
@@ -78,12 +81,7 @@ pub(super) struct Outgoing {
 
 impl Outgoing {
     /// A transfer of `data` (not empty, fewer than `u32::MAX` chunks) to `peer`.
-    pub(super) fn new(
-        now: Timestamp,
-        peer: NodeId,
-        data: Vec<u8>,
-        chunk: u32,
-    ) -> Self {
+    pub(super) fn new(now: Timestamp, peer: NodeId, data: Vec<u8>, chunk: u32) -> Self {
         let count = u32::try_from(data.len().div_ceil(chunk as usize)).unwrap_or(u32::MAX);
         Outgoing {
             peer,
@@ -213,7 +211,7 @@ impl Outgoing {
         if newest > self.recovered_to {
             // One cut per loss event: the losses of one window are one event.
             self.recovered_to = self.tx;
-            self.threshold = (self.window / 2).max(MIN_WINDOW);
+            self.threshold = (self.window * DECREASE / 10).max(MIN_WINDOW);
             self.window = self.threshold;
             self.growth = 0;
         }
@@ -226,7 +224,7 @@ impl Outgoing {
                 self.rttvar = rtt / 2;
             }
             Some(srtt) => {
-                let diff = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let diff = srtt.abs_diff(rtt);
                 self.rttvar = (self.rttvar * 3 + diff) / 4;
                 self.srtt = Some((srtt * 7 + rtt) / 8);
             }
@@ -319,7 +317,7 @@ mod tests {
         let window = o.window;
         assert_eq!(o.next_chunk(ms(10), 1).unwrap().index, 2);
         assert_eq!(o.resent, 1);
-        assert!(window < INITIAL_WINDOW + 6, "the loss halved the window: {window}");
+        assert!(window < INITIAL_WINDOW + 6, "the loss shrank the window: {window}");
     }
 
     #[test]
