@@ -289,6 +289,14 @@ fn log_event(node: &NodeHandle, event: NodeEvent) {
         NodeEvent::Link(Event::Connected { peer, addr, initiator, .. }) => {
             tracing::debug!(%peer, %addr, initiator, "session opened")
         }
+        // Not the payload: it can be 64 MiB.
+        NodeEvent::BulkReceived { peer, id, data } => {
+            tracing::info!(%peer, id, bytes = data.len(), "bulk transfer received")
+        }
+        NodeEvent::BulkSent { peer, id } => tracing::info!(%peer, id, "bulk transfer delivered"),
+        NodeEvent::BulkFailed { peer, id, error } => {
+            tracing::warn!(%peer, id, %error, "bulk transfer failed")
+        }
         other => tracing::debug!(event = ?other, "node event"),
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     dht::{DhtCommand, QueryId, StoreOp},
     overlay::{
         inventory::{self, InventoryDiff, InventoryDocument},
-        Node, NodeCommand, NodeEvent,
+        BulkError, Node, NodeCommand, NodeEvent,
     },
     Candidate, DiscoveryRequest, Machine, Path, Timestamp, Transmit,
 };
@@ -23,6 +23,13 @@ pub(crate) enum Command {
     Dht(DhtCommand, oneshot::Sender<QueryId>),
     /// A new inventory document for the master.
     SetInventory(InventoryDocument),
+    /// A bulk transfer to a peer, answered with its id or why it cannot start.
+    Bulk {
+        peer: crate::NodeId,
+        addr: SocketAddr,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, BulkError>>,
+    },
 }
 
 /// The node store's table holding the inventory the master acknowledged last (one entry,
@@ -87,6 +94,9 @@ impl Machine for Front {
                 let _ = reply.send(self.node.dht_command(now, command));
             }
             Command::SetInventory(document) => self.node.set_inventory(now, document),
+            Command::Bulk { peer, addr, data, reply } => {
+                let _ = reply.send(self.node.send_bulk(now, peer, addr, data));
+            }
         }
     }
     fn handle_timeout(&mut self, now: Timestamp) {

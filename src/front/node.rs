@@ -359,6 +359,25 @@ impl NodeHandle {
         rx.await.map_err(|_| DriverStopped)
     }
 
+    /// Sends `data` (up to `u32::MAX` chunks of
+    /// [`OverlayConfig::bulk_chunk`](crate::overlay::OverlayConfig::bulk_chunk) bytes) to
+    /// `peer`, reached at `addr` unless a session with it stands, reliably and in order: over
+    /// a direct path where hole punching succeeds, through a GSN where it does not, and
+    /// across a switch between the two. Returns the transfer's id; the outcome comes as
+    /// [`NodeEvent::BulkSent`] or [`NodeEvent::BulkFailed`] with it, and the peer gets the
+    /// payload whole, once, as [`NodeEvent::BulkReceived`].
+    pub async fn send_bulk(
+        &self,
+        peer: NodeId,
+        addr: SocketAddr,
+        data: Vec<u8>,
+    ) -> Result<u64, SendBulkError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let command = Command::Bulk { peer, addr, data, reply };
+        self.commands.send(command).await.map_err(|_| DriverStopped)?;
+        Ok(rx.await.map_err(|_| DriverStopped)??)
+    }
+
     /// Answers request `id` (a [`NodeEvent::Request`] without a handler); the answer reaches
     /// the master as a sealed report, retried until it arrives.
     pub async fn respond(
@@ -410,4 +429,16 @@ impl std::fmt::Debug for NodeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeHandle").field("id", &self.id).field("port", &self.port).finish()
     }
+}
+
+/// Why [`NodeHandle::send_bulk`] could not start a transfer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendBulkError {
+    /// The node refused it (empty, too large, too many under way).
+    #[error(transparent)]
+    Refused(#[from] crate::overlay::BulkError),
+    /// The node has stopped.
+    #[error(transparent)]
+    Stopped(#[from] DriverStopped),
 }

@@ -52,7 +52,7 @@ pub use master::{
     OUTBOX_TABLE,
 };
 pub use node::{
-    relay_addr, GsnStats, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError,
+    relay_addr, BulkError, BulkStats, GsnStats, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError,
     RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS,
     REPORT_LIFETIME, REQUESTS_TABLE,
 };

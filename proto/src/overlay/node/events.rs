@@ -164,4 +164,18 @@ pub enum NodeCommand {
         /// The payload.
         data: Vec<u8>,
     },
+    /// [`Node::send_bulk_as`](super::Node::send_bulk_as): a bulk transfer to a peer under
+    /// the caller's id; a transfer that cannot start fails at once with
+    /// [`NodeEvent::BulkFailed`].
+    SendBulk {
+        /// The transfer's id: pick it at random (the peer takes a chunk of an id it finished
+        /// lately as part of that transfer).
+        id: u64,
+        /// The receiver.
+        peer: crate::NodeId,
+        /// Where to reach it if no session stands.
+        addr: std::net::SocketAddr,
+        /// The payload.
+        data: Vec<u8>,
+    },
 }

@@ -316,6 +316,11 @@ impl Node {
                     tracing::warn!(id, %error, "answer refused");
                 }
             }
+            NodeCommand::SendBulk { id, peer, addr, data } => {
+                if let Err(error) = self.send_bulk_as(now, id, peer, addr, data) {
+                    self.events.push_back(NodeEvent::BulkFailed { peer, id, error });
+                }
+            }
             NodeCommand::Report { id, data } => {
                 if let Err(error) = self.report(now, id, &data) {
                     self.events.push_back(NodeEvent::ReportFailed { id, error });

@@ -61,6 +61,9 @@ pub enum BulkError {
         /// The most we send.
         max: u64,
     },
+    /// A transfer of ours with this id is under way.
+    #[error("a transfer with this id is under way")]
+    DuplicateId,
     /// [`MAX_OUTGOING`] transfers are under way.
     #[error("{max} transfers under way already")]
     Busy {
@@ -118,6 +121,25 @@ impl Node {
         addr: SocketAddr,
         data: Vec<u8>,
     ) -> Result<u64, BulkError> {
+        let id = loop {
+            let id = self.ep.rng().next_u64();
+            if !self.bulk.as_ref().is_some_and(|b| b.out.contains_key(&id)) {
+                break id;
+            }
+        };
+        self.send_bulk_as(now, id, peer, addr, data).map(|()| id)
+    }
+
+    /// [`send_bulk`](Self::send_bulk) under the caller's `id` (which should be random: see
+    /// [`NodeCommand::SendBulk`](super::NodeCommand::SendBulk)).
+    pub fn send_bulk_as(
+        &mut self,
+        now: Timestamp,
+        id: u64,
+        peer: NodeId,
+        addr: SocketAddr,
+        data: Vec<u8>,
+    ) -> Result<(), BulkError> {
         let chunk = self.cfg.bulk_chunk.max(1);
         let max = u64::from(chunk) * u64::from(u32::MAX - 1);
         if data.is_empty() {
@@ -130,12 +152,9 @@ impl Node {
         if bulk.out.len() >= MAX_OUTGOING {
             return Err(BulkError::Busy { max: MAX_OUTGOING });
         }
-        let id = loop {
-            let id = self.ep.rng().next_u64();
-            if !bulk.out.contains_key(&id) {
-                break id;
-            }
-        };
+        if bulk.out.contains_key(&id) {
+            return Err(BulkError::DuplicateId);
+        }
         bulk.out.insert(id, Outgoing::new(now, peer, data, chunk));
         if self.ep.is_connected(&peer) {
             self.bulk_flush(now, id);
@@ -144,7 +163,7 @@ impl Node {
             self.ep.connect(now, addr, Some(peer));
             self.pump(now);
         }
-        Ok(id)
+        Ok(())
     }
 
     /// What bulk transfers did so far.
