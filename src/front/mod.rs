@@ -26,7 +26,9 @@ pub use control::{MasterControl, RequestRefused};
 pub use error::StartError;
 pub use link::{JoinLink, LinkError, MAX_LINK_ADDRS, MAX_TOKEN_LEN};
 pub use master::{default_public_addrs, MasterBuilder, MasterHandle, DEFAULT_MASTER_PORT};
-pub use node::{NodeBuilder, NodeHandle, SendBulkError, DEFAULT_ENROLL_TIMEOUT, DEFAULT_NODE_LISTEN};
+pub use node::{
+    NodeBuilder, NodeHandle, SendBulkError, DEFAULT_ENROLL_TIMEOUT, DEFAULT_NODE_LISTEN,
+};
 pub use tokens::{
     valid_tag, TokenError, TokenOptions, Tokens, MAX_TAGS, MAX_TAG_LEN, MAX_TOKENS,
     MAX_USES_PER_TOKEN,

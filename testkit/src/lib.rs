@@ -72,6 +72,7 @@ mod fleet;
 mod lan;
 mod log;
 mod loss;
+mod nat;
 mod overlay;
 mod run;
 mod seeds;
@@ -83,6 +84,7 @@ pub use fleet::{Fleet, FleetBuilder, NodeControl, TransportKind, NODE_PORT};
 pub use lan::{Lan, LanDiscovery};
 pub use log::{EventLog, Recorded};
 pub use loss::{Loss, Lossy};
+pub use nat::{Bind, Nat, NatKind, FILTER_TIMEOUT, MAX_MAPPINGS};
 pub use overlay::{Control, OverlayBuilder, OverlayFleet, PollReport, MASTER_HOST, MASTER_HOST_V6};
 pub use tap::{Tap, Tapped};
 

@@ -52,9 +52,9 @@ pub use master::{
     OUTBOX_TABLE,
 };
 pub use node::{
-    relay_addr, BulkError, BulkStats, GsnStats, Node, NodeCommand, NodeEvent, NodeState, NodeStatus, ReportError,
-    RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES, MAX_PENDING_REPORTS,
-    REPORT_LIFETIME, REQUESTS_TABLE,
+    relay_addr, BulkError, BulkStats, GsnStats, Node, NodeCommand, NodeEvent, NodeState,
+    NodeStatus, ReportError, RespondError, MAX_ANSWER_LEN, MAX_HANDLED, MAX_LOGGED_BYTES,
+    MAX_PENDING_REPORTS, REPORT_LIFETIME, REQUESTS_TABLE,
 };
 pub use refusals::Refusals;
 pub use subnet::SubnetKey;

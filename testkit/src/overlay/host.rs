@@ -27,7 +27,14 @@ use super::{
     handle::{Control, Running},
 };
 use crate::{
-    firewall::Firewall, lan::Lan, log::EventLog, loss::Loss, seeds, tap::Tap, RunError, NODE_PORT,
+    firewall::Firewall,
+    lan::Lan,
+    log::EventLog,
+    loss::Loss,
+    nat::{Bind, Nat, NatKind},
+    seeds,
+    tap::Tap,
+    RunError, NODE_PORT,
 };
 
 /// Adjusts each node's [`OverlayConfig`] (timers) before it starts.
@@ -52,6 +59,8 @@ pub(crate) struct Common {
     pub(crate) tcp_fallback: Option<std::time::Duration>,
     /// The host's address family: IPv6 hosts bind `[::]`.
     pub(crate) ipv6: bool,
+    /// The NAT in front of the host's UDP, and its LAN (address, prefix length).
+    pub(crate) nat: Option<(NatKind, (std::net::IpAddr, u8))>,
 }
 
 /// A host's transport: UDP behind its firewall, and TCP when the fleet falls back to it.
@@ -68,7 +77,17 @@ impl Common {
             Ipv4Addr::UNSPECIFIED.into()
         };
         let bind = SocketAddr::new(ip, NODE_PORT);
-        let udp = self.firewall.wrap(UdpTransport::bind_turmoil(bind).await?);
+        let udp = UdpTransport::bind_turmoil(bind).await?;
+        let udp: Arc<dyn Transport> = match self.nat {
+            None => Arc::new(udp),
+            Some((kind, lan)) => {
+                let any = SocketAddr::new(ip, 0);
+                let ports: Bind<UdpTransport> =
+                    Arc::new(move || Box::pin(UdpTransport::bind_turmoil(any)));
+                Arc::new(Nat::new(kind, lan, udp, ports))
+            }
+        };
+        let udp = self.firewall.wrap(udp);
         // Loss on UDP only: TCP retransmits what the network drops.
         let loss_seed = seeds::host_seed(self.seed, &format!("{}/loss", self.name), restart);
         let udp = self.loss.wrap(udp, loss_seed);

@@ -83,6 +83,8 @@ pub struct OverlayFleet<'a> {
     names: BTreeMap<NodeId, String>,
     /// Nodes added per subnet, for the next host number.
     added: BTreeMap<u8, u8>,
+    /// The NAT in front of each subnet's hosts added from now on ([`OverlayFleet::set_nat`]).
+    nats: BTreeMap<u8, crate::NatKind>,
     identities: u64,
     master: Running<Master>,
     master_control: Control<MasterCommand>,
@@ -118,6 +120,7 @@ impl<'a> OverlayFleet<'a> {
             nodes: BTreeMap::new(),
             names: BTreeMap::new(),
             added: BTreeMap::new(),
+            nats: BTreeMap::new(),
             identities: 0,
             master: Running::default(),
             master_control: Control::default(),
@@ -147,7 +150,18 @@ impl<'a> OverlayFleet<'a> {
             failures: self.failures.clone(),
             tcp_fallback: self.config.tcp_fallback,
             ipv6: self.config.ipv6,
+            nat: None,
         }
+    }
+
+    /// Puts the nodes of `subnet` added from now on behind a NAT of `kind` each (`None`: no
+    /// NAT), which translates their UDP ports as a home router would (turmoil translates
+    /// nothing; see [`Nat`](crate::Nat)). Their LAN (the subnet) stays inside it.
+    pub fn set_nat(&mut self, subnet: u8, kind: Option<crate::NatKind>) {
+        match kind {
+            Some(kind) => self.nats.insert(subnet, kind),
+            None => self.nats.remove(&subnet),
+        };
     }
 
     /// The master's host name: [`MASTER_HOST`], or [`MASTER_HOST_V6`] in an IPv6 fleet.
@@ -234,8 +248,10 @@ impl<'a> OverlayFleet<'a> {
             fault: Fault::default(),
         };
         self.lan.add(&name, subnet, listen);
+        let mut common = self.common(&name, &entry.tap, &entry.firewall, &entry.fault);
+        common.nat = self.nats.get(&subnet).map(|k| (*k, (listen.ip(), prefix_len)));
         let spec = NodeSpec {
-            common: self.common(&name, &entry.tap, &entry.firewall, &entry.fault),
+            common,
             identity,
             certificate,
             network: self.authority.network_key(),
