@@ -11,7 +11,7 @@
 //! beyond what the receiver buffers ([`WINDOW`]).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     time::Duration,
 };
 
@@ -58,6 +58,11 @@ pub(super) struct Outgoing {
     acked_below: u32,
     /// Chunks sent and not yet acknowledged.
     flight: BTreeMap<u32, Sent>,
+    /// Transmissions in the order sent, `(tx, index)`: the oldest one in flight first.
+    /// Entries of chunks acknowledged or sent again since are dropped as they reach the
+    /// front, so that finding the oldest, or the ones lost, costs no walk over the window
+    /// (it did on every datagram: `deadline` is read after each).
+    order: VecDeque<(u64, u32)>,
     /// Chunks deemed lost, sent again before any new one.
     lost: BTreeSet<u32>,
     /// The first chunk never sent.
@@ -90,6 +95,7 @@ impl Outgoing {
             count,
             acked_below: 0,
             flight: BTreeMap::new(),
+            order: VecDeque::new(),
             lost: BTreeSet::new(),
             next_new: 0,
             tx: 0,
@@ -134,6 +140,7 @@ impl Outgoing {
         };
         self.tx += 1;
         self.flight.insert(index, Sent { at: now, tx: self.tx, retransmitted });
+        self.order.push_back((self.tx, index));
         let start = index as usize * self.chunk as usize;
         let end = (start + self.chunk as usize).min(self.data.len());
         Some(BulkChunk {
@@ -179,7 +186,23 @@ impl Outgoing {
             self.grow();
         }
         self.detect_lost(latest.tx);
+        self.trim();
         true
+    }
+
+    /// The transmission `(tx, index)` if its chunk is still in flight from it.
+    fn live(&self, (tx, index): (u64, u32)) -> Option<Sent> {
+        self.flight.get(&index).filter(|s| s.tx == tx).copied()
+    }
+
+    /// Drops the transmissions at the front that are no longer in flight.
+    fn trim(&mut self) {
+        while let Some(&front) = self.order.front() {
+            if self.live(front).is_some() {
+                break;
+            }
+            self.order.pop_front();
+        }
     }
 
     fn grow(&mut self) {
@@ -197,17 +220,20 @@ impl Outgoing {
 
     /// Chunks sent [`REORDER`] transmissions before the latest acknowledged one are lost.
     fn detect_lost(&mut self, latest_tx: u64) {
-        let lost: Vec<(u32, u64)> = self
-            .flight
-            .iter()
-            .filter(|(_, s)| s.tx + REORDER <= latest_tx)
-            .map(|(i, s)| (*i, s.tx))
-            .collect();
-        let Some(newest) = lost.iter().map(|(_, tx)| *tx).max() else { return };
-        for (i, _) in &lost {
-            self.flight.remove(i);
-            self.lost.insert(*i);
+        // In send order: every transmission before one that is lost is lost too.
+        let mut newest = None;
+        while let Some(&(tx, i)) = self.order.front() {
+            if self.live((tx, i)).is_some() {
+                if tx + REORDER > latest_tx {
+                    break;
+                }
+                self.flight.remove(&i);
+                self.lost.insert(i);
+                newest = Some(tx);
+            }
+            self.order.pop_front();
         }
+        let Some(newest) = newest else { return };
         if newest > self.recovered_to {
             // One cut per loss event: the losses of one window are one event.
             self.recovered_to = self.tx;
@@ -243,7 +269,8 @@ impl Outgoing {
     /// the stall.
     pub(super) fn deadline(&self) -> Timestamp {
         let stall = self.progress + STALL;
-        let oldest = self.flight.values().map(|s| s.at).min();
+        // The front is live after every change (`trim`); the walk is for safety only.
+        let oldest = self.order.iter().find_map(|&t| self.live(t)).map(|s| s.at);
         oldest.map_or(stall, |at| (at + self.rto()).min(stall))
     }
 
@@ -254,14 +281,21 @@ impl Outgoing {
             return false;
         }
         let rto = self.rto();
-        let expired: Vec<u32> =
-            self.flight.iter().filter(|(_, s)| s.at + rto <= now).map(|(i, _)| *i).collect();
-        if expired.is_empty() {
-            return true;
+        // Sent in time order: the expired ones are at the front.
+        let mut expired = false;
+        while let Some(&(tx, i)) = self.order.front() {
+            if let Some(s) = self.live((tx, i)) {
+                if s.at + rto > now {
+                    break;
+                }
+                self.flight.remove(&i);
+                self.lost.insert(i);
+                expired = true;
+            }
+            self.order.pop_front();
         }
-        for i in expired {
-            self.flight.remove(&i);
-            self.lost.insert(i);
+        if !expired {
+            return true;
         }
         self.backoff += 1;
         self.threshold = (self.window / 2).max(MIN_WINDOW);
