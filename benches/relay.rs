@@ -25,8 +25,8 @@ use std::{
 use fleetmesh::{
     driver::{self, Clock},
     overlay::{
-        LocalNetwork, Master, MasterConfig, Node, NodeCommand, NodeEvent, NodeState,
-        OverlayConfig, RelayLimits,
+        LocalNetwork, Master, MasterConfig, Node, NodeCommand, NodeEvent, NodeState, OverlayConfig,
+        RelayLimits,
     },
     trust::{Authority, CertFlags, OpenEnrollment},
     Endpoint, EndpointConfig, Identity, MemoryDiscovery, NodeId, Transport,
@@ -46,7 +46,10 @@ fn args() -> Args {
     let mut a = Args { mib: 64, chunk: 1_100, rounds: 200 };
     let argv: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
-        argv.iter().position(|x| x == flag).and_then(|i| argv.get(i + 1)).and_then(|v| v.parse().ok())
+        argv.iter()
+            .position(|x| x == flag)
+            .and_then(|i| argv.get(i + 1))
+            .and_then(|v| v.parse().ok())
     };
     a.mib = value("--mib").unwrap_or(a.mib);
     a.chunk = value("--chunk").map(|c: usize| c as u32).unwrap_or(a.chunk);
@@ -238,8 +241,16 @@ async fn main() {
 
     let (dp50, dp99) = round_trips(&mut c, to_d, args.rounds).await;
     let (rp50, rp99) = round_trips(&mut a, to_b, args.rounds).await;
-    println!("round trip direct    p50 {:.3} ms, p99 {:.3} ms", dp50.as_secs_f64() * 1e3, dp99.as_secs_f64() * 1e3);
-    println!("round trip relayed   p50 {:.3} ms, p99 {:.3} ms", rp50.as_secs_f64() * 1e3, rp99.as_secs_f64() * 1e3);
+    println!(
+        "round trip direct    p50 {:.3} ms, p99 {:.3} ms",
+        dp50.as_secs_f64() * 1e3,
+        dp99.as_secs_f64() * 1e3
+    );
+    println!(
+        "round trip relayed   p50 {:.3} ms, p99 {:.3} ms",
+        rp50.as_secs_f64() * 1e3,
+        rp99.as_secs_f64() * 1e3
+    );
     println!(
         "added by the relay   p50 {:.3} ms (target <= 1 ms)",
         (rp50.as_secs_f64() - dp50.as_secs_f64()) * 1e3

@@ -7,6 +7,8 @@
 //! * `exec`: runs one of the commands named in the node's `[commands]` table (its input is
 //!   the name) and answers `{"command", "exit", "signal", "stdout", "stderr", "truncated"}`;
 //!   nothing else can be run, and a command is killed after `command_timeout`.
+//! * `transfer`: sends test data to another node as a bulk transfer and answers the time,
+//!   the throughput and the path it took (`transfer.rs`).
 //!
 //! Requests of any other kind are answered `unknown_kind`.
 
@@ -35,6 +37,7 @@ pub(crate) fn with_builtins(
     builder: NodeBuilder,
     config: &NodeConfig,
     history: Option<HistorySlot>,
+    transfers: crate::transfer::TransferSlot,
 ) -> NodeBuilder {
     let commands = Arc::new(config.commands.clone());
     let timeout = config.command_timeout.0;
@@ -55,6 +58,7 @@ pub(crate) fn with_builtins(
         .refuse_unknown_requests(true)
         .handler("ping", |body: Vec<u8>| async move { Ok(body) })
         .handler("inventory", |_| async { Ok(inventory().into_bytes()) })
+        .handler("transfer", move |body: Vec<u8>| crate::transfer::answer(transfers.clone(), body))
         .handler("exec", move |body: Vec<u8>| {
             let commands = commands.clone();
             async move { exec(&commands, &body, timeout).await }

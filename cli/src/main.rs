@@ -16,6 +16,7 @@ mod node;
 mod signals;
 mod simulate;
 mod token;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 

@@ -108,7 +108,8 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
     // The history opens once the node made its data directory; its handler waits for it.
     let history_slot = std::sync::Arc::new(std::sync::OnceLock::new());
     let slot = config.history.then(|| history_slot.clone());
-    let mut builder = crate::handlers::with_builtins(builder, &config, slot);
+    let transfers = crate::transfer::TransferSlot::default();
+    let mut builder = crate::handlers::with_builtins(builder, &config, slot, transfers.clone());
     if let Some(link) = &config.join {
         builder = builder.join(link.0.clone());
     }
@@ -135,7 +136,10 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         None
     };
     let span = tracing::info_span!("node", id = %node.id());
-    let stop = run_loop(&args, &config, &logging, &mut node, &mut signals).instrument(span).await;
+    let (jobs, job_rx) = tokio::sync::mpsc::channel(4);
+    let _ = transfers.set(jobs);
+    let stop =
+        run_loop(&args, &config, &logging, &mut node, &mut signals, job_rx).instrument(span).await;
     if let Ok(signal) = stop {
         tracing::info!(signal, "node leaving (announced part)");
     }
@@ -160,7 +164,9 @@ async fn run_loop(
     logging: &Logging,
     node: &mut NodeHandle,
     signals: &mut Signals,
+    mut jobs: tokio::sync::mpsc::Receiver<crate::transfer::Job>,
 ) -> Result<&'static str, DaemonError> {
+    let mut transfers = crate::transfer::Transfers::default();
     tracing::info!(node = %node.id(), port = node.port(), state = ?node.state(), "node running");
     // The first tick is at once: the inventory goes out at start, then every period.
     let mut inventory = config.inventory_interval.period().map(|period| {
@@ -171,8 +177,12 @@ async fn run_loop(
     loop {
         tokio::select! {
             Some(_) = tick(inventory.as_mut()) => set_inventory(node, config).await?,
+            Some(job) = jobs.recv() => transfers.start(node, job).await,
             event = node.next_event() => match event {
-                Some(event) => log_event(node, event),
+                Some(event) => {
+                    transfers.on_event(node, &event);
+                    log_event(node, event);
+                }
                 None => return Err(DaemonError::Stopped("node")),
             },
             signal = signals.next() => match signal {

@@ -51,6 +51,9 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// peer's router holding its port (see the module docs).
 const DIRECT_LIMIT: Duration = Duration::from_secs(90);
 
+/// The bulk transfers' size.
+const TRANSFER: u64 = 20_000_000;
+
 /// Nodes per LAN.
 const HOSTS: usize = 2;
 
@@ -100,7 +103,7 @@ fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
     let config = work.path().join("master.toml");
     let master_dir = work.path().join("master");
     let toml = format!(
-        "data_dir = {master_dir:?}\nlisten = \"{SERVER}:7946\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
+        "data_dir = {master_dir:?}\nlisten = \"{SERVER}:7946\"\nadmin_listen = \"127.0.0.1:7947\"\n\n\
          [log]\nlevel = \"info\"\nformat = \"json\"\n"
     );
     std::fs::write(&config, toml).unwrap();
@@ -213,6 +216,39 @@ fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
         assert!(hard, "{n} relayed sessions from LAN {from} to LAN {to}, which punching opens");
     }
 
+    // 4. A 20 MB bulk transfer each way the NATs allow: direct between the MASQUERADE LANs,
+    // through the GSN with a hard LAN (at its 1 MiB/s default circuit rate).
+    let transfer = |from: &str, to: &str, addr: SocketAddr| {
+        let body = format!("{{\"peer\":\"{to}\",\"addr\":\"{addr}\",\"bytes\":{TRANSFER}}}");
+        let out = in_namespace(&internet.ns, fleetmesh())
+            .args(["request", from, "transfer", &body, "--wait", "60s", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run fleetmesh request");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        let start = stdout.find('{').unwrap_or_else(|| panic!("no answer: {stdout}"));
+        let answer: Value = serde_json::from_str(stdout[start..].trim()).expect("the answer");
+        assert_eq!(answer["bytes"], TRANSFER, "{answer}");
+        answer
+    };
+    let (from, _, _, direct, _) = rows.iter().find(|r| r.3.is_some()).expect("a direct pair");
+    let ((direct_to, addr), _) = direct.clone().expect("direct");
+    let direct_answer = transfer(from, &direct_to, addr);
+    assert_eq!(direct_answer["path"], "direct", "{direct_answer}");
+    let (from, _, (relayed_to, _), _, _) = &rows[0];
+    let addr = SocketAddr::from((lans[lan_of[relayed_to]].public_addr, 7946));
+    let relayed_answer = transfer(from, relayed_to, addr);
+    assert_eq!(relayed_answer["path"], "relayed", "{relayed_answer}");
+    assert_eq!(relayed_answer["via"], gsn_id.as_str(), "{relayed_answer}");
+    // Each receiver logged the whole payload.
+    for to in [&direct_to, relayed_to] {
+        let (_, daemon, _) = nodes.iter_mut().find(|(_, _, id)| id == to).expect("receiver");
+        seen_or_wait(daemon, "the transfer received", |f| {
+            (f["message"] == "bulk transfer received" && f["bytes"] == TRANSFER).then_some(())
+        });
+    }
+
     println!("reach report:");
     for lan in &lans {
         println!("  {lan}");
@@ -249,6 +285,13 @@ fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
         "  relayed sessions opened, by LAN pair (each side logs its own): {}",
         pairs.join(", ")
     );
+    for (what, a) in [("direct", &direct_answer), ("relayed", &relayed_answer)] {
+        println!(
+            "  {TRANSFER}-byte transfer, {what}: {} ms, {:.1} MB/s",
+            a["millis"],
+            a["mb_per_s"].as_f64().unwrap_or_default()
+        );
+    }
 }
 
 /// The first log line (already read, or read within [`DIRECT_LIMIT`]) whose fields `f` takes.

@@ -344,6 +344,12 @@ impl NodeHandle {
         self.machine.lock().unwrap_or_else(|e| e.into_inner()).node().status()
     }
 
+    /// The GSN the session with `peer` runs through; `None` when it runs directly (or no
+    /// session stands).
+    pub fn relayed_via(&self, peer: &NodeId) -> Option<NodeId> {
+        self.machine.lock().unwrap_or_else(|e| e.into_inner()).node().relayed_via(peer)
+    }
+
     /// The next event; `None` once the node has stopped. Up to 1,024 events wait here; while
     /// the application does not read them, later ones are dropped (with a warning in the
     /// log) so that the node itself never waits.
