@@ -235,6 +235,19 @@ fn messages() -> Vec<Message> {
             bytes: vec![0; fleetmesh::wire::MAX_RELAY_BYTES],
         })),
         Message::Relayed(Box::new(fleetmesh::wire::Relayed { from: v4.id, bytes: vec![] })),
+        Message::BulkChunk(Box::new(fleetmesh::wire::BulkChunk {
+            id: u64::MAX,
+            index: u32::MAX,
+            total: u64::MAX,
+            chunk: 1_100,
+            bytes: vec![0; 1_100],
+        })),
+        Message::BulkAck(Box::new(fleetmesh::wire::BulkAck {
+            id: 0,
+            next: 7,
+            ranges: vec![(9, 12); fleetmesh::wire::MAX_ACK_RANGES],
+        })),
+        Message::BulkStop(fleetmesh::wire::BulkStop { id: 1, reason: "too large".into() }),
     ]
 }
 

@@ -400,6 +400,31 @@ fn samples() -> Vec<(&'static str, Message)> {
                 bytes: vec![0x04, 0, 0, 0, 1, 2, 3, 0xaa, 0xbb],
             })),
         ),
+        (
+            "wire_bulk_chunk",
+            Message::BulkChunk(Box::new(fleetmesh::wire::BulkChunk {
+                id: 0x0123_4567_89ab_cdef,
+                index: 2,
+                total: 2_500,
+                chunk: 1_100,
+                bytes: vec![0xaa; 300],
+            })),
+        ),
+        (
+            "wire_bulk_ack",
+            Message::BulkAck(Box::new(fleetmesh::wire::BulkAck {
+                id: 0x0123_4567_89ab_cdef,
+                next: 40,
+                ranges: vec![(45, 60), (42, 43)],
+            })),
+        ),
+        (
+            "wire_bulk_stop",
+            Message::BulkStop(fleetmesh::wire::BulkStop {
+                id: 0x0123_4567_89ab_cdef,
+                reason: "too many transfers at once".into(),
+            }),
+        ),
     ]
 }
 
