@@ -208,7 +208,8 @@ impl Dht {
     /// The link layer authenticated `peer` (with a certificate) at `addr`.
     pub fn handle_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.certified.insert(peer);
-        if self.seen(now, peer, addr) == InsertOutcome::Inserted {
+        let inserted = self.table_addr(peer, addr).map(|a| (a, self.seen(now, peer, a)));
+        if let Some((addr, InsertOutcome::Inserted)) = inserted {
             self.hand_over(now, peer, addr, false);
         }
         // A full bucket may want its head pinged: send it now, not at the next event.
@@ -248,7 +249,7 @@ impl Dht {
             return other;
         }
         // Any Kad message on an authenticated session proves its sender alive there.
-        if self.certified.contains(&peer) {
+        if let (true, Some(addr)) = (self.certified.contains(&peer), self.table_addr(peer, addr)) {
             let inserted = self.seen(now, peer, addr) == InsertOutcome::Inserted;
             if inserted || rejoined {
                 self.hand_over(now, peer, addr, rejoined);
@@ -413,6 +414,18 @@ impl Dht {
     /// Whether `record` passes a get's publisher rule.
     fn allowed(&self, only: Option<NodeId>, record: &Record) -> bool {
         only.is_none_or(|p| record.publisher == p || record.publisher == self.records.master())
+    }
+
+    /// The address to hold `peer` at, heard from at `addr`. A peer heard through a GSN's
+    /// relay is at a stand-in address in `100::/64` that only our node can use: handed to
+    /// others in our answers it would send them nowhere, so it counts as alive at the
+    /// address the table holds for it, and is not added without one.
+    fn table_addr(&self, peer: NodeId, addr: SocketAddr) -> Option<SocketAddr> {
+        if crate::endpoint::is_relay_addr(&addr) {
+            self.table.get(&peer).map(|entry| entry.contact.addr.0)
+        } else {
+            Some(addr)
+        }
     }
 
     fn seen(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) -> InsertOutcome {

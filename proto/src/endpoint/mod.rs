@@ -14,6 +14,7 @@ mod dial;
 mod event;
 mod limiter;
 mod path;
+pub(crate) use path::is_relay_addr;
 mod punch;
 mod rejections;
 mod renew;

@@ -59,6 +59,22 @@ fn only_peers_with_an_authenticated_session_enter_the_table() {
 }
 
 #[test]
+fn a_peer_heard_through_a_relay_keeps_its_table_address_and_is_not_added_at_the_relays() {
+    let mut d = dht();
+    let (relayed, known) = (identity(3).node_id(), identity(4).node_id());
+    // The node's stand-in for a relayed peer (`overlay/node/gsn.rs`).
+    let relay = |id: &NodeId| crate::overlay::relay_addr(id);
+    d.handle_connected(now(), relayed, relay(&relayed));
+    let ping = Message::KadPing(KadPing { rpc: 1 });
+    assert!(d.handle_message(now(), relayed, relay(&relayed), ping.clone()).is_none());
+    assert!(!d.table().contains(&relayed), "a stand-in address entered the table");
+    d.handle_connected(now(), known, addr(4));
+    assert!(d.handle_message(now(), known, relay(&known), ping).is_none());
+    let entry = d.table().get(&known).expect("known");
+    assert_eq!(entry.contact.addr.0, addr(4), "the relay's stand-in replaced its address");
+}
+
+#[test]
 fn queries_without_peers_fail_with_no_peers_and_bad_records_are_refused_at_once() {
     let mut d = dht();
     let get = d.get(now(), KeyKind::Trust.key(b"x"));
