@@ -119,7 +119,7 @@ impl World {
         let node = Arc::new(Mutex::new(Node::new(Endpoint::new(config, seed()), overlay)));
         let discovery = Arc::new(MemoryDiscovery::new());
         let (commands, mut events, _task) =
-            driver::spawn(node.clone(), transport, discovery, self.clock.clone());
+            driver::spawn(node.clone(), transport, discovery, self.clock);
         let (tx, done) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
@@ -199,7 +199,7 @@ async fn main() {
         MasterConfig { dht: MasterConfig::default().dht.enabled(false), ..MasterConfig::default() },
     )));
     let (_mc, mut master_events, _mt) =
-        driver::spawn(master.clone(), udp, Arc::new(MemoryDiscovery::new()), clock.clone());
+        driver::spawn(master.clone(), udp, Arc::new(MemoryDiscovery::new()), clock);
     tokio::spawn(async move { while master_events.recv().await.is_some() {} });
     let mut world = World { authority, clock, master: master_addr, chunk: args.chunk };
 

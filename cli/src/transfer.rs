@@ -94,7 +94,7 @@ impl Transfers {
             let via = node.relayed_via(&job.peer);
             json!({
                 "bytes": job.bytes,
-                "millis": took.as_millis() as u64,
+                "millis": took.as_secs_f64() * 1e3,
                 "mb_per_s": job.bytes as f64 / took.as_secs_f64().max(1e-6) / 1e6,
                 "path": if via.is_some() { "relayed" } else { "direct" },
                 "via": via.map(|g| g.to_string()),

@@ -241,6 +241,22 @@ fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
     let relayed_answer = transfer(from, relayed_to, addr);
     assert_eq!(relayed_answer["path"], "relayed", "{relayed_answer}");
     assert_eq!(relayed_answer["via"], gsn_id.as_str(), "{relayed_answer}");
+    // `fleetmesh ping --from` shows each pair's path.
+    let ping = |from: &str, to: &str| {
+        let out = in_namespace(&internet.ns, fleetmesh())
+            .args(["ping", to, "--from", from, "--config"])
+            .arg(&config)
+            .output()
+            .expect("run fleetmesh ping");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let direct_from = &rows.iter().find(|r| r.3.is_some()).expect("a direct pair").0;
+    let line = ping(direct_from, &direct_to);
+    assert!(line.trim_end().ends_with("ms, direct"), "{line}");
+    let line = ping(from, relayed_to);
+    assert!(line.contains(&format!("relayed via GSN {}", &gsn_id[..12])), "{line}");
     // Each receiver logged the whole payload.
     for to in [&direct_to, relayed_to] {
         let (_, daemon, _) = nodes.iter_mut().find(|(_, _, id)| id == to).expect("receiver");
@@ -287,8 +303,8 @@ fn lans_behind_real_nat_reach_each_other_directly_or_through_a_gsn() {
     );
     for (what, a) in [("direct", &direct_answer), ("relayed", &relayed_answer)] {
         println!(
-            "  {TRANSFER}-byte transfer, {what}: {} ms, {:.1} MB/s",
-            a["millis"],
+            "  {TRANSFER}-byte transfer, {what}: {:.0} ms, {:.1} MB/s",
+            a["millis"].as_f64().unwrap_or_default(),
             a["mb_per_s"].as_f64().unwrap_or_default()
         );
     }

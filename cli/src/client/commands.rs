@@ -88,6 +88,11 @@ pub(crate) struct PingArgs {
     /// How many polls, one after the other.
     #[arg(short = 'n', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     count: u32,
+    /// Ping from this node (id or prefix) over its own session with the node, rather than
+    /// from the master: shows the peer-to-peer path (direct, or relayed via which GSN). The
+    /// first ping includes opening the session.
+    #[arg(long, value_name = "ID")]
+    from: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -193,6 +198,9 @@ fn nodes(args: NodesArgs) -> Result<(), ClientError> {
 fn ping(args: PingArgs) -> Result<(), ClientError> {
     let api = Api::connect(&args.api)?;
     let id = api.resolve(&args.id)?;
+    if let Some(from) = &args.from {
+        return peer_ping(&api, &api.resolve(from)?, &id, args.count);
+    }
     let mut replies = Vec::new();
     let mut failed = 0;
     for _ in 0..args.count {
@@ -213,6 +221,37 @@ fn ping(args: PingArgs) -> Result<(), ClientError> {
             "{failed} of {} polls went unanswered",
             args.count
         )));
+    }
+    Ok(())
+}
+
+/// `fleetmesh ping --from`: the `from` node's `transfer` handler sends 64 bytes to `to` over
+/// their session and answers the time and the path.
+fn peer_ping(api: &Api, from: &str, to: &str, count: u32) -> Result<(), ClientError> {
+    let node = api.get(&format!("/api/nodes/{to}"))?;
+    let addr = node["addr"].as_str().unwrap_or_default().to_owned();
+    let body = json!({"peer": to, "addr": addr, "bytes": 64}).to_string();
+    let request = json!({"kind": "transfer", "body": body, "ttl_secs": 60, "wait_secs": 60});
+    let (mut replies, mut failed) = (Vec::new(), 0);
+    for _ in 0..count {
+        let (_, reply) = api.post(&format!("/api/nodes/{from}/requests"), &request)?;
+        let answered = reply["state"] == "answered" && reply["status"] == "ok";
+        let answer = answered
+            .then(|| serde_json::from_str::<Value>(reply["body"].as_str().unwrap_or_default()).ok())
+            .flatten();
+        if answer.is_none() {
+            failed += 1;
+        }
+        if !api.json {
+            print!("{}", render::peer_ping_line(to, &reply, answer.as_ref()));
+        }
+        replies.push(reply);
+    }
+    if api.json {
+        println!("{}", Value::Array(replies));
+    }
+    if failed > 0 {
+        return Err(ClientError::Failed(format!("{failed} of {count} pings went unanswered")));
     }
     Ok(())
 }

@@ -134,6 +134,22 @@ pub(super) fn ping_line(reply: &Value) -> String {
     }
 }
 
+/// One line of `fleetmesh ping --from`: `answer` is the `transfer` handler's, if it ran.
+pub(super) fn peer_ping_line(to: &str, reply: &Value, answer: Option<&Value>) -> String {
+    let cut = |id: &str| id[..id.len().min(SHORT)].to_owned();
+    let to = cut(to);
+    let Some(a) = answer else {
+        let why = reply["error"].as_str().or(reply["body"].as_str()).unwrap_or("no answer");
+        return format!("no reply from {to}: {why}\n");
+    };
+    let path = match a["via"].as_str() {
+        Some(gsn) => format!("relayed via GSN {} (hole punching failed)", cut(gsn)),
+        None => "direct".to_owned(),
+    };
+    let ms = a["millis"].as_f64().unwrap_or_default();
+    format!("reply from {to}: {ms:.1} ms, {path}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -150,6 +166,27 @@ mod tests {
         assert!(row.starts_with("0123456789ab  yes      fedcba987654  127.0.0.1:1"), "{row}");
         assert!(row.ends_with("1.2 ms  site:a,x") || row.ends_with("1.3 ms  site:a,x"), "{row}");
         assert_eq!(out.lines().last().unwrap(), "1 shown of 3 known");
+    }
+
+    #[test]
+    fn a_peer_ping_names_its_path() {
+        let to = "0123456789abcdef0123456789abcdef01234567";
+        let ok = json!({"status": "ok"});
+        let direct = json!({"millis": 1.25, "path": "direct", "via": null});
+        assert_eq!(
+            super::peer_ping_line(to, &ok, Some(&direct)),
+            "reply from 0123456789ab: 1.2 ms, direct\n"
+        );
+        let relayed = json!({"millis": 3.0, "path": "relayed", "via": "fedcba9876543210fedcba9876543210fedcba98"});
+        assert_eq!(
+            super::peer_ping_line(to, &ok, Some(&relayed)),
+            "reply from 0123456789ab: 3.0 ms, relayed via GSN fedcba987654 (hole punching failed)\n"
+        );
+        let failed = json!({"state": "failed", "error": "refused by the peer: busy"});
+        assert_eq!(
+            super::peer_ping_line(to, &failed, None),
+            "no reply from 0123456789ab: refused by the peer: busy\n"
+        );
     }
 
     #[test]
