@@ -9,6 +9,12 @@ use crate::{
     Timestamp,
 };
 
+/// In-order chunks acknowledged together: every fourth rather than TCP's every second
+/// halves the acknowledgements, each a datagram of its own (relayed: sealed four times on
+/// its way). On the loopback relay benchmark, 32-36 MB/s became 40 relayed and 82-91 became
+/// 107 direct; every eighth gave 44 and 116, but leaves a window of four after a timeout
+/// waiting for [`ACK_DELAY`].
+const ACK_EVERY: u32 = 4;
 /// An in-order chunk waits this long for a second one before it is acknowledged alone.
 pub const ACK_DELAY: Duration = Duration::from_millis(5);
 /// A transfer that brought no chunk for this long is dropped.
@@ -17,7 +23,8 @@ pub const IDLE: Duration = Duration::from_secs(60);
 /// What a chunk did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Took {
-    /// New: acknowledge now (a gap, or every second chunk) or within [`ACK_DELAY`].
+    /// New: acknowledge now (a gap, or every [`ACK_EVERY`]th chunk) or within
+    /// [`ACK_DELAY`].
     New { ack_now: bool },
     /// Seen before (our acknowledgement was lost): acknowledge again now.
     Again,
@@ -106,9 +113,10 @@ impl Incoming {
             self.next += 1;
         }
         self.unacked += 1;
-        let ack_now = self.unacked >= 2 || !self.ahead.is_empty() || self.is_complete();
+        let ack_now = self.unacked >= ACK_EVERY || !self.ahead.is_empty() || self.is_complete();
         if !ack_now {
-            self.ack_due = Some(now + ACK_DELAY);
+            // The oldest unacknowledged chunk sets the delay.
+            self.ack_due.get_or_insert(now + ACK_DELAY);
         }
         Ok(Took::New { ack_now })
     }
@@ -175,13 +183,15 @@ mod tests {
     }
 
     #[test]
-    fn in_order_chunks_are_acknowledged_every_second_one_or_after_the_delay() {
+    fn in_order_chunks_are_acknowledged_every_fourth_one_or_after_the_delay() {
         let now = Timestamp::ZERO;
         let mut r = Incoming::new(now, &chunk(0, 100)).unwrap();
-        assert_eq!(r.on_chunk(now, chunk(0, 100)), Ok(Took::New { ack_now: false }));
+        for i in 0..ACK_EVERY - 1 {
+            assert_eq!(r.on_chunk(now, chunk(i, 100)), Ok(Took::New { ack_now: false }));
+        }
         assert_eq!(r.ack_due, Some(now + ACK_DELAY));
-        assert_eq!(r.on_chunk(now, chunk(1, 100)), Ok(Took::New { ack_now: true }));
-        assert_eq!(r.ack(1).next, 2);
+        assert_eq!(r.on_chunk(now, chunk(ACK_EVERY - 1, 100)), Ok(Took::New { ack_now: true }));
+        assert_eq!(r.ack(1).next, ACK_EVERY);
         assert_eq!(r.ack_due, None);
     }
 
