@@ -105,6 +105,18 @@ fn a_relayed_session_stands_and_its_circuit_is_rate_bounded() {
     assert!(after.dropped - stats.dropped >= 20 - burst - 1, "{after:?}");
 }
 
+/// [`world`], with the two subnets' children in a session through the helper (their NATs
+/// are symmetric): (world, helper, child 1, child 2).
+pub(super) fn relayed_pair(seed: u64) -> (Simulation, usize, usize, usize) {
+    let (mut w, helper, [_, child1], [_, child2]) = world(seed);
+    let (id2, gsn) = (w.id(child2), w.id(helper));
+    let addr = w.node(child2).observed_addr().expect("observed");
+    w.node_do(child1, |n, now| n.reach(now, id2, addr));
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.node(child1).relayed_via(&id2), Some(gsn), "symmetric to symmetric: relayed");
+    (w, helper, child1, child2)
+}
+
 /// Has `from` ping `to` (which answers) over their session, wherever it runs.
 fn ping_over_session(w: &mut Simulation, from: usize, to: usize, rpc: u32) {
     let peer = w.id(to);
@@ -128,12 +140,8 @@ fn a_session_falls_back_through_a_new_relayed_handshake_once_the_old_one_idled_o
 /// the session is direct, runs `linger` more seconds on it, then turns the NAT symmetric
 /// again: the session must go back to the relay, without closing.
 fn upgrade_then_fall_back(seed: u64, linger: u32) {
-    let (mut w, helper, [_, child1], [_, child2]) = world(seed);
-    let (id1, id2, gsn) = (w.id(child1), w.id(child2), w.id(helper));
-    let addr = w.node(child2).observed_addr().expect("observed");
-    w.node_do(child1, |n, now| n.reach(now, id2, addr));
-    w.run_for(Duration::from_secs(5));
-    assert_eq!(w.node(child1).relayed_via(&id2), Some(gsn), "symmetric to symmetric: relayed");
+    let (mut w, helper, child1, child2) = relayed_pair(seed);
+    let (id1, id2) = (w.id(child1), w.id(child2));
     // Subnet 1's NAT is replaced by one that maps endpoint-independently (say, the operator
     // forwarded a port): hole punching can work now, and the next try finds it.
     w.set_nat(1, NatKind::EndpointIndependent);
