@@ -156,7 +156,8 @@ pub struct OverlayConfig {
     pub relay_limits: RelayLimits,
     /// The chunk size of our bulk transfers (`overlay/node/bulk/`). Default 1,100 bytes: a
     /// chunk with its headers, relayed through a GSN inside a second session, still fits
-    /// IPv6's minimum MTU (1,280), so no path fragments it.
+    /// IPv6's minimum MTU (1,280), so no path fragments it. At most
+    /// [`MAX_BULK_CHUNK`](crate::overlay::node::MAX_BULK_CHUNK) (larger is taken as that).
     pub bulk_chunk: u32,
     /// The largest bulk transfer we accept from a peer; 0 refuses them all. Default 64 MiB.
     pub bulk_max: u64,

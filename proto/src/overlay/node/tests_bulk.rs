@@ -8,7 +8,7 @@ use super::{tests::forge, tests_gsn::relayed_pair, BulkError, NodeEvent};
 use crate::{
     overlay::OverlayConfig,
     sim::{NatKind, Simulation},
-    wire::{BulkAck, Message},
+    wire::{BulkAck, BulkChunk, Message},
     NodeId,
 };
 
@@ -133,9 +133,23 @@ fn transfers_beyond_the_receivers_bounds_are_refused_and_strangers_answers_ignor
         other => panic!("{other:?}"),
     }
     assert_eq!(w.node(b).bulk_stats().refused, 1);
+    w.node_do(b, |n, _| n.cfg.bulk_max = 1 << 20);
+    // Malformed first chunks (a length that does not fit, no chunk size) hold no place: as
+    // many as a peer's bound allows, and one more, then a real transfer still starts.
+    for id in 0..=super::MAX_BULK_INCOMING_PER_PEER as u64 {
+        let bad = BulkChunk {
+            id,
+            index: 0,
+            total: 5_000,
+            chunk: (id as u32 % 2) * 1_100,
+            bytes: vec![0; 7],
+        };
+        forge(&mut w, a, b, Message::BulkChunk(Box::new(bad)));
+    }
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.node(b).bulk_stats().ignored, super::MAX_BULK_INCOMING_PER_PEER as u64 + 1);
     // While a's datagrams to b are cut, an acknowledgement of the whole transfer from a
     // third node: ignored. Once the cut heals, the retransmissions complete it.
-    w.node_do(b, |n, _| n.cfg.bulk_max = 1 << 20);
     w.cut.insert((w.slots[a].addr, addr));
     let live = w.node_do(a, |n, now| n.send_bulk(now, to, addr, vec![2; 500])).unwrap();
     let fake = BulkAck { id: live, next: 1, ranges: vec![] };

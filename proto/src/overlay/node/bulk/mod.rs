@@ -41,6 +41,9 @@ pub const MAX_INCOMING: usize = 16;
 pub const MAX_INCOMING_PER_PEER: usize = 4;
 /// The announced lengths of the transfers we receive at once, together.
 pub const MAX_INCOMING_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest chunk: one with its headers still fits a frame relayed through a GSN
+/// ([`MAX_RELAY_BYTES`](crate::wire::MAX_RELAY_BYTES), less a session's own overhead).
+pub const MAX_CHUNK: u32 = crate::wire::MAX_RELAY_BYTES as u32 - 256;
 /// Finished incoming transfers remembered, to acknowledge a late chunk of one again.
 const MAX_FINISHED: usize = 256;
 /// The longest reason a [`BulkStop`] carries.
@@ -140,7 +143,7 @@ impl Node {
         addr: SocketAddr,
         data: Vec<u8>,
     ) -> Result<(), BulkError> {
-        let chunk = self.cfg.bulk_chunk.max(1);
+        let chunk = self.cfg.bulk_chunk.clamp(1, MAX_CHUNK);
         let max = u64::from(chunk) * u64::from(u32::MAX - 1);
         if data.is_empty() {
             return Err(BulkError::Empty);
@@ -245,16 +248,27 @@ impl Node {
                     Message::BulkStop(BulkStop { id: c.id, reason }),
                 );
             }
-            match Incoming::new(now, &c) {
-                Ok(t) => bulk.inc.insert(key, t),
-                Err(_) => {
-                    bulk.stats.ignored += 1;
-                    return;
-                }
-            };
         }
-        let Some(t) = bulk.inc.get_mut(&key) else { return };
-        let ack_now = match t.on_chunk(now, c) {
+        let took = match bulk.inc.get_mut(&key) {
+            Some(t) => t.on_chunk(now, c),
+            // A transfer begins only with a chunk that fits it: a malformed first one holds
+            // no place.
+            None => match Incoming::new(now, &c) {
+                Ok(mut t) => {
+                    let took = t.on_chunk(now, c);
+                    if took.is_ok() {
+                        bulk.inc.insert(key, t);
+                    }
+                    took
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let Some(t) = bulk.inc.get_mut(&key) else {
+            bulk.stats.ignored += 1;
+            return;
+        };
+        let ack_now = match took {
             Err(_) => {
                 bulk.stats.ignored += 1;
                 false
