@@ -162,3 +162,20 @@ fn transfers_beyond_the_receivers_bounds_are_refused_and_strangers_answers_ignor
     assert_eq!(outcome(&w, a, live), Some(Ok(())));
     assert_eq!(received(&w, b).len(), 1);
 }
+
+#[test]
+fn a_transfer_survives_its_session_closing_midway() {
+    let (mut w, a, b) = pair(73);
+    let (to, addr) = (w.id(b), w.slots[b].addr);
+    let data = payload(200_000, 3);
+    let id = w.node_do(a, |n, now| n.send_bulk(now, to, addr, data.clone())).unwrap();
+    w.run_until(Duration::from_secs(5), |s| s.node(a).bulk_stats().chunks_sent >= 48);
+    // Mid-transfer, the sender's session with the peer goes (closed, as one idled out would).
+    w.node_do(a, |n, _| n.ep.close(&to));
+    assert!(!w.node(a).endpoint().is_connected(&to));
+    w.run_until(Duration::from_secs(20), |s| outcome(s, a, id).is_some());
+    assert_eq!(outcome(&w, a, id), Some(Ok(())));
+    let got = received(&w, b);
+    assert_eq!(got.len(), 1);
+    assert!(*got[0].2 == data, "the payload arrived changed");
+}

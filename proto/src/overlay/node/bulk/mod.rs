@@ -158,7 +158,7 @@ impl Node {
         if bulk.out.contains_key(&id) {
             return Err(BulkError::DuplicateId);
         }
-        bulk.out.insert(id, Outgoing::new(now, peer, data, chunk));
+        bulk.out.insert(id, Outgoing::new(now, peer, addr, data, chunk));
         if self.ep.is_connected(&peer) {
             self.bulk_flush(now, id);
         } else {
@@ -180,6 +180,13 @@ impl Node {
         let Some(o) = bulk.out.get_mut(&id) else { return };
         let peer = o.peer;
         if !self.ep.is_connected(&peer) {
+            // The session went (idled out, the peer restarted, a path died for good): the
+            // retransmission timer opens another, as the first chunk's send did.
+            let addr = o.addr;
+            if !self.ep.is_dialing(addr) {
+                self.dial_peer(now, peer, addr);
+                self.ep.connect(now, addr, Some(peer));
+            }
             return;
         }
         let before = o.resent;

@@ -12,6 +12,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
+    net::SocketAddr,
     time::Duration,
 };
 
@@ -51,6 +52,8 @@ struct Sent {
 #[derive(Debug)]
 pub(super) struct Outgoing {
     pub(super) peer: NodeId,
+    /// Where to reach the peer should its session go.
+    pub(super) addr: SocketAddr,
     data: Vec<u8>,
     chunk: u32,
     count: u32,
@@ -85,11 +88,18 @@ pub(super) struct Outgoing {
 }
 
 impl Outgoing {
-    /// A transfer of `data` (not empty, fewer than `u32::MAX` chunks) to `peer`.
-    pub(super) fn new(now: Timestamp, peer: NodeId, data: Vec<u8>, chunk: u32) -> Self {
+    /// A transfer of `data` (not empty, fewer than `u32::MAX` chunks) to `peer` at `addr`.
+    pub(super) fn new(
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        data: Vec<u8>,
+        chunk: u32,
+    ) -> Self {
         let count = u32::try_from(data.len().div_ceil(chunk as usize)).unwrap_or(u32::MAX);
         Outgoing {
             peer,
+            addr,
             data,
             chunk,
             count,
@@ -311,7 +321,8 @@ mod tests {
     use super::*;
 
     fn transfer(len: usize) -> Outgoing {
-        Outgoing::new(Timestamp::ZERO, NodeId::from_bytes([1; 20]), vec![7; len], 100)
+        let addr = "192.0.2.1:1".parse().unwrap();
+        Outgoing::new(Timestamp::ZERO, NodeId::from_bytes([1; 20]), addr, vec![7; len], 100)
     }
 
     fn ms(n: u64) -> Timestamp {
