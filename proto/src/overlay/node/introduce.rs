@@ -105,12 +105,18 @@ impl Node {
     }
 
     /// Dials `peer` at `addr` (as a DHT request does), with an introduction from the master
-    /// if the dial gets no answer (see the module docs). For tests and the simulator's
-    /// reach matrix.
+    /// if the dial gets no answer (see the module docs): how a bulk transfer to a peer
+    /// without a session begins; also for tests and the simulator's reach matrix.
     pub fn reach(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        self.open_to(now, peer, addr);
+        self.pump(now);
+    }
+
+    /// Opens a session with `peer` at `addr`: the dial, watched for an introduction if it
+    /// gets no answer ([`dial_peer`](Self::dial_peer)).
+    pub(super) fn open_to(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
         self.dial_peer(now, peer, addr);
         self.ep.connect(now, addr, Some(peer));
-        self.pump(now);
     }
 
     /// A request is about to go to `peer` at `addr`, where no session stands: opens the

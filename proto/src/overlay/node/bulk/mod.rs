@@ -162,9 +162,7 @@ impl Node {
         if self.ep.is_connected(&peer) {
             self.bulk_flush(now, id);
         } else {
-            self.dial_peer(now, peer, addr);
-            self.ep.connect(now, addr, Some(peer));
-            self.pump(now);
+            self.reach(now, peer, addr);
         }
         Ok(())
     }
@@ -184,8 +182,7 @@ impl Node {
             // retransmission timer opens another, as the first chunk's send did.
             let addr = o.addr;
             if !self.ep.is_dialing(addr) {
-                self.dial_peer(now, peer, addr);
-                self.ep.connect(now, addr, Some(peer));
+                self.open_to(now, peer, addr);
             }
             return;
         }
