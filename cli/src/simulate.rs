@@ -385,7 +385,7 @@ fn summary(r: &DayReport) -> String {
     }
     let c = &d.upkeep_by_cause;
     s += &format!(
-        "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0}, transfer {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN)\n",
+        "DHT upkeep           WAN {:.0} B, LAN {:.0} B per node-hour; maintenance by cause (requests and their answers): bootstrap {:.0}, refresh {:.0}, republish {:.0}, ping {:.0}, transfer {:.0} B/node-hour; sessions opened for the DHT {:.2}/node-hour ({:.2} over the WAN); {} republishes, {} of them by holders outside the k closest\n",
         d.upkeep_wan_bytes_per_node_hour,
         d.upkeep_lan_bytes_per_node_hour,
         c.bootstrap,
@@ -394,7 +394,9 @@ fn summary(r: &DayReport) -> String {
         c.ping,
         c.transfer,
         d.dials_per_node_hour,
-        d.dials_wan_per_node_hour
+        d.dials_wan_per_node_hour,
+        d.republishes,
+        d.republishes_outside
     );
     s += &format!(
         "traffic per node-hour  WAN {:.0} B, LAN {:.0} B ({:.0} node-hours)\n",

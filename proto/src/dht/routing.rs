@@ -307,7 +307,17 @@ impl RoutingTable {
 
     /// Up to `n` contacts closest to `target` by XOR distance, closest first.
     pub fn closest(&self, target: &NodeId, n: usize) -> Vec<Contact> {
-        let mut all: Vec<Contact> = self.iter().map(|e| e.contact).collect();
+        self.closest_where(target, n, |_| true)
+    }
+
+    /// Like [`closest`](Self::closest), among the contacts `keep` accepts.
+    pub fn closest_where(
+        &self,
+        target: &NodeId,
+        n: usize,
+        keep: impl Fn(&Contact) -> bool,
+    ) -> Vec<Contact> {
+        let mut all: Vec<Contact> = self.iter().map(|e| e.contact).filter(|c| keep(c)).collect();
         if n < all.len() {
             all.select_nth_unstable_by_key(n, |c| c.id.distance(target));
             all.truncate(n);

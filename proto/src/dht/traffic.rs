@@ -85,6 +85,11 @@ pub struct DhtTraffic {
     pub dials: u64,
     /// Of those, to the local network.
     pub dials_lan: u64,
+    /// Republishes run (a lookup, or a first-hand shortcut, then the stores).
+    pub republishes: u64,
+    /// Of those, by a holder that found k nodes closer to the key than itself: its copy is
+    /// surplus, so it stops republishing it.
+    pub republishes_outside: u64,
 }
 
 /// Messages and their encoded bytes.
@@ -173,6 +178,8 @@ impl DhtTraffic {
         c.transfer.merge(&o.transfer);
         sum(&mut self.dials, other.dials);
         sum(&mut self.dials_lan, other.dials_lan);
+        sum(&mut self.republishes, other.republishes);
+        sum(&mut self.republishes_outside, other.republishes_outside);
     }
 
     /// Counts `message`, sent in `class` for `cause`, to the local network if `lan`.

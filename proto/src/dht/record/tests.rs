@@ -269,3 +269,46 @@ fn records_carry_their_publisher_key_and_verify_without_a_lookup() {
     tampered.value = b"w".to_vec();
     assert_eq!(tampered.verify_embedded(), Err(RecordError::BadSignature));
 }
+
+#[test]
+fn a_surplus_copy_waits_longer_and_a_peers_store_does_not_bring_it_forward() {
+    let mut f = fixture(DhtConfig::default());
+    let ak = f.alice.verifying_key();
+    let r =
+        Record::sign(&f.alice, KeyKind::Provider.key(b"k"), vec![], 1, T0.as_secs() + 2 * 86_400);
+    let (key, publisher) = (r.key, r.publisher);
+    f.store.put(T0, r.clone(), &ak).unwrap();
+    f.store.handle_timeout(T0 + HOUR);
+    assert!(matches!(f.store.poll_event(), Some(RecordEvent::Republish { .. })));
+    // Our republish found k nodes closer and one took it: the next waits 2 intervals.
+    assert!(f.store.surplus(T0 + HOUR, &key, &publisher));
+    assert_eq!(f.store.poll_timeout(), Some(T0 + 3 * HOUR));
+    // A peer that thinks us among the k closest stores it: the copy is renewed, the wait
+    // stays.
+    f.store.put(T0 + 2 * HOUR, r.clone(), &ak).unwrap();
+    assert_eq!(f.store.poll_timeout(), Some(T0 + 3 * HOUR));
+    f.store.handle_timeout(T0 + 2 * HOUR + HOUR / 2);
+    assert_eq!(f.store.poll_event(), None, "no republish before the longer wait");
+    // Surplus again and again: 4, then 8 intervals, never more.
+    let mut now = T0 + 3 * HOUR;
+    for wait in [4, 8, 8] {
+        f.store.handle_timeout(now);
+        assert!(matches!(f.store.poll_event(), Some(RecordEvent::Republish { .. })));
+        f.store.put(now, r.clone(), &ak).unwrap(); // keeps it from expiring
+        assert!(f.store.surplus(now, &key, &publisher));
+        assert_eq!(f.store.poll_timeout(), Some(now + wait * HOUR), "wait {wait}");
+        now = now + wait * HOUR;
+    }
+    // A republish that finds us close again: back to every interval.
+    f.store.handle_timeout(now);
+    assert!(matches!(f.store.poll_event(), Some(RecordEvent::Republish { .. })));
+    f.store.responsible(&key, &publisher);
+    f.store.put(now, r.clone(), &ak).unwrap();
+    assert_eq!(f.store.poll_timeout(), Some(now + HOUR));
+    // The copy kept answering gets throughout; unknown or cached copies are not surplus.
+    assert_eq!(f.store.get(&key).count(), 1);
+    assert!(!f.store.surplus(now, &NodeId::hash(b"other"), &publisher));
+    let cached = Record::sign(&f.bob, KeyKind::Provider.key(b"c"), vec![], 1, now.as_secs() + 3600);
+    f.store.put_cached(now, cached.clone(), &f.bob.verifying_key()).unwrap();
+    assert!(!f.store.surplus(now, &cached.key, &cached.publisher));
+}

@@ -7,9 +7,10 @@ use super::Dht;
 use crate::{
     dht::traffic::TrafficClass,
     wire::{
-        ErrorCode, ErrorMessage, KadNodes, KadPong, KadStore, KadStored, KadValue, Message, Record,
+        Contact, ErrorCode, ErrorMessage, KadNodes, KadPong, KadStore, KadStored, KadValue,
+        Message, Record,
     },
-    Timestamp,
+    NodeId, Timestamp,
 };
 
 /// Most records one `KadValue` carries, so an answer stays within a datagram's budget.
@@ -26,7 +27,7 @@ impl Dht {
         let answer = match message {
             Message::KadPing(p) => Message::KadPong(KadPong { rpc: p.rpc }),
             Message::KadFindNode(f) => {
-                let nodes = self.table.closest(&f.target, self.config.k);
+                let nodes = self.closest_for(&addr, &f.target);
                 Message::KadNodes(KadNodes { rpc: f.rpc, nodes })
             }
             Message::KadFindValue(f) => {
@@ -37,11 +38,8 @@ impl Dht {
                     .take(MAX_VALUES_PER_ANSWER)
                     .cloned()
                     .collect();
-                let closer = if records.is_empty() {
-                    self.table.closest(&f.key, self.config.k)
-                } else {
-                    vec![]
-                };
+                let closer =
+                    if records.is_empty() { self.closest_for(&addr, &f.key) } else { vec![] };
                 Message::KadValue(Box::new(KadValue { rpc: f.rpc, records, closer }))
             }
             Message::KadStore(s) => self.store(now, *s),
@@ -49,6 +47,21 @@ impl Dht {
         };
         self.send(addr, answer, TrafficClass::Answer, None);
         None
+    }
+
+    /// The k contacts closest to `target` that an asker at `asker` can use. A contact we know
+    /// at an address on our own local network is handed to askers on that network only:
+    /// elsewhere the address names nothing, or, as every home LAN uses the same private
+    /// ranges, some other host on the asker's own LAN, and a dial to an address on its own
+    /// LAN is never introduced (measured: in a 300-node night behind endpoint-independent
+    /// NATs, 86 % of the republishes' failed lookup requests went to such addresses). Peers
+    /// elsewhere learn the contact at the public address its sessions with them show.
+    fn closest_for(&self, asker: &SocketAddr, target: &NodeId) -> Vec<Contact> {
+        let k = self.config.k;
+        if self.lan.is_none() || self.is_lan(asker) {
+            return self.table.closest(target, k);
+        }
+        self.table.closest_where(target, k, |c| !self.is_lan(&c.addr.0))
     }
 
     /// Stores a record someone sent: a cache copy (a get's side effect) for the cache TTL

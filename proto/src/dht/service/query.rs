@@ -79,6 +79,9 @@ pub(super) struct Query {
     pending_stores: usize,
     /// (put) Nodes holding the record.
     stored: usize,
+    /// (republish) We found k nodes closer to the key than ourselves: once one of them took
+    /// the record, our copy stops being republished.
+    surplus: bool,
     /// (put) First refusal heard.
     refusal: Option<String>,
     /// (get) Verified records found, one per publisher.
@@ -120,6 +123,7 @@ impl Dht {
             requests: 0,
             pending_stores: 0,
             stored: 0,
+            surplus: false,
             refusal: None,
             found,
         };
@@ -336,6 +340,9 @@ impl Dht {
                 } else {
                     Err(DhtError::TimedOut)
                 };
+                if q.surplus && q.stored > 0 {
+                    self.records.surplus(now, &record.key, &record.publisher);
+                }
                 if *public {
                     let event =
                         DhtEvent::Put { query: id, key: record.key, result, stats: stats(q, now) };
@@ -398,6 +405,18 @@ impl Dht {
                     || nodes
                         .last()
                         .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target));
+                if !public {
+                    let t = &mut self.traffic;
+                    t.republishes = t.republishes.saturating_add(1);
+                    if !me_close {
+                        t.republishes_outside = t.republishes_outside.saturating_add(1);
+                        if let Some(q) = self.queries.get_mut(&id) {
+                            q.surplus = true;
+                        }
+                    } else {
+                        self.records.responsible(&record.key, &record.publisher);
+                    }
+                }
                 let mut stored = 0;
                 if me_close {
                     if let Ok(key) = record.embedded_key() {

@@ -363,3 +363,37 @@ fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_looku
         }
     }
 }
+
+#[test]
+fn contacts_at_lan_addresses_are_handed_to_askers_on_that_lan_only() {
+    use crate::{overlay::LocalNetwork, wire::KadFindNode};
+    let mut d = dht();
+    d.set_local_network(LocalNetwork { addr: "10.0.0.1".parse().unwrap(), prefix_len: 24 });
+    // Two neighbours on our LAN (10.0.0.0/24), one peer known at a public address.
+    let (lan_a, lan_b, public) = (identity(2), identity(3), identity(4));
+    let public_addr = SocketAddr::from(([203, 0, 113, 7], 4000));
+    d.handle_connected(now(), lan_a.node_id(), addr(2));
+    d.handle_connected(now(), lan_b.node_id(), addr(3));
+    d.handle_connected(now(), public.node_id(), public_addr);
+    drain(&mut d);
+    let ask = |d: &mut Dht, from: &Identity, at: SocketAddr| {
+        let find = Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"t") });
+        assert!(d.handle_message(now(), from.node_id(), at, find).is_none());
+        let answers = drain(d);
+        let [(to, Message::KadNodes(nodes))] = answers.as_slice() else { panic!("{answers:?}") };
+        assert_eq!(*to, at);
+        let mut ids: Vec<NodeId> = nodes.nodes.iter().map(|c| c.id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<NodeId>| {
+        ids.sort();
+        ids
+    };
+    // A LAN neighbour learns everyone.
+    let all = sorted(vec![lan_a.node_id(), lan_b.node_id(), public.node_id()]);
+    assert_eq!(ask(&mut d, &lan_a, addr(2)), all);
+    // The public peer (elsewhere) learns only what it can reach: our LAN addresses would
+    // name nothing, or another host on its own LAN.
+    assert_eq!(ask(&mut d, &public, public_addr), vec![public.node_id()]);
+}

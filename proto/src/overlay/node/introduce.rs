@@ -274,16 +274,16 @@ impl Node {
     pub(super) fn intro_connected(&mut self, now: Timestamp, peer: NodeId) {
         let i = &mut self.intro;
         let mut also = Vec::new();
-        if let Some((addr, _)) = i.watch.remove(&peer) {
-            also.push(addr);
-        }
+        let watched = i.watch.remove(&peer).map(|(addr, _)| also.push(addr)).is_some();
         let asked = i.asked.remove(&peer);
         if let Some(a) = asked {
             also.push(a.addr);
             i.stats.succeeded += 1;
         }
         let introduced = i.introduced.remove(&peer).is_some();
-        if asked.is_some() || introduced {
+        // Watched too: the session may have come another way (the peer dialled us) while
+        // our dial to an address it no longer answers at still holds the requests.
+        if watched || asked.is_some() || introduced {
             self.ep.settle_dials(now, peer, &also);
         }
     }

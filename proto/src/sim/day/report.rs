@@ -70,6 +70,10 @@ pub struct DhtReport {
     pub dials_per_node_hour: f64,
     /// Of those, to another subnet.
     pub dials_wan_per_node_hour: f64,
+    /// Republishes run over the day, by every holder of every record.
+    pub republishes: u64,
+    /// Of those, by a holder that found k nodes closer to the key than itself.
+    pub republishes_outside: u64,
     /// The median simulated WAN round trip, for comparing the latency with.
     pub wan_rtt_ms_p50: u64,
     /// The fewest nodes holding a record after its put.
@@ -283,6 +287,8 @@ fn dht_report(sim: &Simulation, node_hours: f64) -> DhtReport {
         },
         dials_per_node_hour: per_hour(t.dials as f64),
         dials_wan_per_node_hour: per_hour(t.dials.saturating_sub(t.dials_lan) as f64),
+        republishes: t.republishes,
+        republishes_outside: t.republishes_outside,
         wan_rtt_ms_p50: 2 * sim.net.wan.as_millis() as u64,
         failures: d.failures.clone(),
         put_holders_min: d.put_holders.iter().copied().min().unwrap_or(0),
