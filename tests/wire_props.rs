@@ -218,7 +218,7 @@ fn messages() -> Vec<Message> {
             observed: v4.addr,
             gsn: false,
         }),
-        Message::Introduce(fleetmesh::wire::Introduce { seq: 1, target: v6.id }),
+        Message::Introduce(fleetmesh::wire::Introduce { seq: 1, target: v6.id, predict: false }),
         Message::Introduction(Box::new(fleetmesh::wire::Introduction {
             nonce: 1,
             to: v4.id,

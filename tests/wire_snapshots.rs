@@ -367,6 +367,7 @@ fn samples() -> Vec<(&'static str, Message)> {
             Message::Introduce(fleetmesh::wire::Introduce {
                 seq: 22,
                 target: identity(5).node_id(),
+                predict: true,
             }),
         ),
         (

@@ -128,6 +128,11 @@ pub struct Introduce {
     pub seq: u32,
     /// The node to reach.
     pub target: NodeId,
+    /// Whether the pair is worth port prediction ([`Introduction::predict`]): a session an
+    /// application waits for (a transfer, a ping, a relayed session in use), not a DHT
+    /// request, which moves on to other contacts. Prediction sends up to
+    /// [`MAX_PREDICTED_PORTS`] handshakes of some 540 bytes each.
+    pub predict: bool,
 }
 
 /// The introducer tells `to` to dial `peer` at `addrs` now (hole punching). Sent by the

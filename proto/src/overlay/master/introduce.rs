@@ -77,6 +77,8 @@ struct Pending {
     target_local: Option<SocketAddr>,
     relay: Option<Contact>,
     until: Timestamp,
+    /// The asker asked for port prediction (`Introduce::predict`).
+    predict: bool,
 }
 
 /// The introducer's state.
@@ -243,7 +245,7 @@ impl Master {
             self.send(now, hop, message(intro));
             return;
         }
-        let predict = self.predict_for(&target, &asker);
+        let predict = if req.predict { self.predict_for(&target, &asker) } else { 0 };
         // Asked again (a datagram of the first introduction was lost): the same introduction
         // again, with its nonce and GSN, at no cost to the bounds.
         let again = self.intro.pending.iter().find(|(_, p)| p.asker == asker && p.target == target);
@@ -262,8 +264,18 @@ impl Master {
         let nonce = self.ep.rng().next_u64().max(1);
         let until = now + INTRODUCTION_TIMEOUT;
         let i = &mut self.intro;
-        i.pending
-            .insert(nonce, Pending { asker, asker_addr: addr, target, target_local, relay, until });
+        i.pending.insert(
+            nonce,
+            Pending {
+                asker,
+                asker_addr: addr,
+                target,
+                target_local,
+                relay,
+                until,
+                predict: req.predict,
+            },
+        );
         i.expiry.insert((until, nonce));
         *i.per_asker.entry(asker).or_default() += 1;
         self.send(
@@ -306,7 +318,7 @@ impl Master {
             addrs,
             answer: false,
             relay: p.relay,
-            predict: self.predict_for(&p.asker, &peer),
+            predict: if p.predict { self.predict_for(&p.asker, &peer) } else { 0 },
         };
         self.send(now, p.asker_addr, Message::Introduction(Box::new(intro)));
     }

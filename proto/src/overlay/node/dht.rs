@@ -205,7 +205,9 @@ impl Node {
         for (addr, peer, message) in out {
             let addr = self.dht_route(addr, peer);
             if let Some(peer) = peer.filter(|p| !self.ep.is_connected(p)) {
-                self.dial_peer(now, peer, addr);
+                // No port prediction for a DHT request: its lookup moves on to other
+                // contacts, and prediction's handshakes were most of a node's WAN bytes.
+                self.dial_peer(now, peer, addr, false);
             }
             // No session there yet: this send opens one (a handshake on the wire).
             if self.ep.peer_at(addr).is_none() && !self.ep.is_dialing(addr) {

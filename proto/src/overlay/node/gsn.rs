@@ -232,7 +232,10 @@ impl Node {
             let (in_use, addr) = (now.saturating_since(p.used) < RELAY_PATH_IDLE, p.addr);
             if me < peer && in_use && self.intro_may_ask(now, &peer) {
                 self.gsn.stats.upgrade_tries += 1;
-                self.intro_ask(now, peer, addr);
+                // Port prediction only for a transfer: its handshakes cost more than the
+                // relay does a session of small messages (a DHT's, say).
+                let predict = self.bulk_with(&peer);
+                self.intro_ask(now, peer, addr, predict);
             }
         }
     }

@@ -78,6 +78,8 @@ pub struct IntroStats {
 #[derive(Clone, Copy, Debug)]
 struct Asked {
     seq: u32,
+    /// Worth port prediction (`Introduce::predict`).
+    predict: bool,
     addr: SocketAddr,
     until: Timestamp,
     /// When to ask again, and the wait after that.
@@ -87,8 +89,9 @@ struct Asked {
 /// The node's introductions in flight.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Introductions {
-    /// Dials that may need an introduction: peer → (address dialled, when to ask).
-    watch: BTreeMap<NodeId, (SocketAddr, Timestamp)>,
+    /// Dials that may need an introduction: peer → (address dialled, when to ask, whether
+    /// worth port prediction).
+    watch: BTreeMap<NodeId, (SocketAddr, Timestamp, bool)>,
     asked: BTreeMap<NodeId, Asked>,
     /// Introductions received: peer → until.
     introduced: BTreeMap<NodeId, Timestamp>,
@@ -115,7 +118,7 @@ impl Node {
     /// Opens a session with `peer` at `addr`: the dial, watched for an introduction if it
     /// gets no answer ([`dial_peer`](Self::dial_peer)).
     pub(super) fn open_to(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
-        self.dial_peer(now, peer, addr);
+        self.dial_peer(now, peer, addr, true);
         self.ep.connect(now, addr, Some(peer));
     }
 
@@ -123,8 +126,15 @@ impl Node {
     /// dial, watched for an introduction (see the module docs). Behind a NAT that filters
     /// (or one not yet classified) the dial goes ahead of the introduction, which is asked
     /// at once ([`dial_waits_for_introduction`](Self::dial_waits_for_introduction)).
-    pub(super) fn dial_peer(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
-        if !self.intro_watch(now, peer, addr) {
+    /// `predict`: the session is worth port prediction (`Introduce::predict`).
+    pub(super) fn dial_peer(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        predict: bool,
+    ) {
+        if !self.intro_watch(now, peer, addr, predict) {
             return;
         }
         if self.dial_waits_for_introduction() {
@@ -147,8 +157,24 @@ impl Node {
     /// after [`OverlayConfig::introduce_after`], or at once when
     /// [`dial_waits_for_introduction`](Self::dial_waits_for_introduction)). Returns whether
     /// it is watched.
-    pub(super) fn intro_watch(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) -> bool {
+    pub(super) fn intro_watch(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        predict: bool,
+    ) -> bool {
         let Some(after) = self.cfg.introduce_after else { return false };
+        if predict {
+            // An application now waits for a session a DHT request started.
+            let i = &mut self.intro;
+            if let Some(w) = i.watch.get_mut(&peer) {
+                w.2 = true;
+            }
+            if let Some(a) = i.asked.get_mut(&peer) {
+                a.predict = true;
+            }
+        }
         let i = &self.intro;
         if peer == self.master_id()
             || addr == self.cfg.master
@@ -162,32 +188,32 @@ impl Node {
             return false;
         }
         let after = if self.dial_waits_for_introduction() { Duration::ZERO } else { after };
-        self.intro.watch.insert(peer, (addr, now + after));
+        self.intro.watch.insert(peer, (addr, now + after, predict));
         true
     }
 
     pub(super) fn intro_deadline(&self) -> Option<Timestamp> {
         let i = &self.intro;
-        let watch = i.watch.values().map(|(_, t)| *t);
+        let watch = i.watch.values().map(|(_, t, _)| *t);
         let asked = i.asked.values().map(|a| a.until.min(a.retry.0));
         watch.chain(asked).chain(i.introduced.values().copied()).min()
     }
 
     pub(super) fn intro_timers(&mut self, now: Timestamp) {
-        let due: Vec<(NodeId, SocketAddr)> = self
+        let due: Vec<(NodeId, SocketAddr, bool)> = self
             .intro
             .watch
             .iter()
-            .filter(|(_, (_, t))| *t <= now)
-            .map(|(p, (a, _))| (*p, *a))
+            .filter(|(_, (_, t, _))| *t <= now)
+            .map(|(p, (a, _, predict))| (*p, *a, *predict))
             .collect();
         let joined = self.intro_joined();
         let wait = self.cfg.introduce_after.unwrap_or(INTRO_RETRY);
-        for (peer, addr) in due {
+        for (peer, addr, predict) in due {
             if !joined && !self.ep.is_connected(&peer) {
                 // A dial from before we joined (the DHT starts at once): the master
                 // introduces only members, so ask once we are one.
-                self.intro.watch.insert(peer, (addr, now + wait));
+                self.intro.watch.insert(peer, (addr, now + wait, predict));
                 continue;
             }
             self.intro.watch.remove(&peer);
@@ -196,7 +222,7 @@ impl Node {
                 self.ep.dial_in_full(&peer);
                 continue;
             }
-            self.intro_ask(now, peer, addr);
+            self.intro_ask(now, peer, addr, predict);
         }
         let failed: Vec<NodeId> =
             self.intro.asked.iter().filter(|(_, a)| a.until <= now).map(|(p, _)| *p).collect();
@@ -206,7 +232,7 @@ impl Node {
         let mut again = Vec::new();
         for (peer, a) in self.intro.asked.iter_mut().filter(|(_, a)| a.retry.0 <= now) {
             a.retry = (now + a.retry.1, a.retry.1 * 2);
-            again.push(Introduce { seq: a.seq, target: *peer });
+            again.push(Introduce { seq: a.seq, target: *peer, predict: a.predict });
         }
         for ask in again {
             if !self.ep.is_connected(&ask.target) {
@@ -217,14 +243,22 @@ impl Node {
         self.intro.introduced.retain(|_, t| *t > now);
     }
 
-    /// Asks the master to introduce us to `peer` (last dialled at `addr`).
-    pub(super) fn intro_ask(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+    /// Asks the master to introduce us to `peer` (last dialled at `addr`); `predict`: worth
+    /// port prediction.
+    pub(super) fn intro_ask(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        predict: bool,
+    ) {
         let seq = self.next_seq();
         let retry = (now + INTRO_RETRY, INTRO_RETRY * 2);
-        self.intro.asked.insert(peer, Asked { seq, addr, until: now + INTRO_TIMEOUT, retry });
+        let until = now + INTRO_TIMEOUT;
+        self.intro.asked.insert(peer, Asked { seq, predict, addr, until, retry });
         self.intro.stats.asked += 1;
         let master = self.cfg.master;
-        self.send(now, master, Message::Introduce(Introduce { seq, target: peer }));
+        self.send(now, master, Message::Introduce(Introduce { seq, target: peer, predict }));
     }
 
     /// Whether we are a member the master introduces (joined to an LSN, or one).
@@ -274,7 +308,7 @@ impl Node {
     pub(super) fn intro_connected(&mut self, now: Timestamp, peer: NodeId) {
         let i = &mut self.intro;
         let mut also = Vec::new();
-        let watched = i.watch.remove(&peer).map(|(addr, _)| also.push(addr)).is_some();
+        let watched = i.watch.remove(&peer).map(|(addr, _, _)| also.push(addr)).is_some();
         let asked = i.asked.remove(&peer);
         if let Some(a) = asked {
             also.push(a.addr);

@@ -104,7 +104,7 @@ fn an_introduction_asked_again_is_sent_again_not_refused() {
     let master = crate::sim::master_addr();
     w.node_do(asker, |n, now| {
         for _ in 0..6 {
-            let ask = crate::wire::Introduce { seq: 1, target };
+            let ask = crate::wire::Introduce { seq: 1, target, predict: true };
             n.send(now, master, crate::wire::Message::Introduce(ask));
         }
     });
@@ -115,4 +115,41 @@ fn an_introduction_asked_again_is_sent_again_not_refused() {
     // The target checked in six times for the one introduction: the repeats are recognised.
     assert_eq!(w.master().refusals().introduction, 0, "no check-in counted as refused");
     assert!(w.node(asker).endpoint().is_connected(&target), "and the pair has its session");
+}
+
+#[test]
+fn a_dht_request_spends_no_port_prediction_and_an_applications_dial_does() {
+    // The asker behind a port-restricted NAT, the peer behind a symmetric one: the pair the
+    // master predicts ports for. Prediction sends up to 256 handshakes of ~540 bytes, most
+    // of a node's WAN bytes in the simulated day when every DHT request spent it.
+    for app in [false, true] {
+        let mut w = Simulation::new(97);
+        w.keep_events = false;
+        w.tune = |c| OverlayConfig { dht: c.dht.enabled(false), ..c };
+        w.master_cfg.dht = w.master_cfg.dht.clone().enabled(false);
+        w.set_nat(1, NatKind::PortRestricted);
+        w.set_nat(2, NatKind::Symmetric);
+        w.set_nat(3, NatKind::None);
+        let helper = w.add(3);
+        w.run_until(Duration::from_secs(30), |s| s.all_present() && s.node(helper).nat_checked());
+        let (asker, peer) = (w.add(1), w.add(2));
+        w.run_until(Duration::from_secs(60), |s| {
+            s.all_present() && s.node(asker).nat_checked() && s.node(peer).nat_checked()
+        });
+        let target = w.id(peer);
+        let addr = w.node(peer).observed_addr().expect("observed");
+        w.node_do(asker, |n, now| {
+            // As `dht_flush` dials for a request, or `open_to` for an application.
+            n.dial_peer(now, target, addr, app);
+            n.ep.connect(now, addr, Some(target));
+        });
+        w.run_for(Duration::from_secs(6));
+        let asked = w.node(asker).intro_stats();
+        assert_eq!(asked.asked, 1, "app {app}: {asked:?}");
+        if app {
+            assert!(asked.predicted > 0, "an application's dial predicts: {asked:?}");
+        } else {
+            assert_eq!(asked.predicted, 0, "a DHT request's dial does not: {asked:?}");
+        }
+    }
 }

@@ -199,6 +199,13 @@ impl Node {
     }
 
     /// A session with `peer` came up: its transfers start.
+    /// Whether a transfer to or from `peer` is under way.
+    pub(super) fn bulk_with(&self, peer: &NodeId) -> bool {
+        self.bulk.as_ref().is_some_and(|b| {
+            b.out.values().any(|o| o.peer == *peer) || b.inc.keys().any(|(p, _)| p == peer)
+        })
+    }
+
     pub(super) fn bulk_connected(&mut self, now: Timestamp, peer: NodeId) {
         let Some(bulk) = self.bulk.as_mut() else { return };
         let ids: Vec<u64> = bulk
