@@ -38,6 +38,14 @@
 //! contact record. Records are republished every republish interval and buckets refreshed
 //! when idle, both by the parts' own timers.
 //!
+//! # Addresses in answers
+//!
+//! Answers list contacts with the address we know them at. A contact at an address on our own
+//! local network ([`set_local_network`](Dht::set_local_network)) goes only to askers on that
+//! network: elsewhere the address names nothing, or another host on the asker's own LAN.
+//! Peers elsewhere learn such a node at the public address its sessions with them show, and
+//! reach it through an introduction when its NAT filters.
+//!
 //! # Churn
 //!
 //! A dead peer costs a lookup one request timeout at most, and not even that in wall-clock

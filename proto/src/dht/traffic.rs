@@ -85,7 +85,8 @@ pub struct DhtTraffic {
     pub dials: u64,
     /// Of those, to the local network.
     pub dials_lan: u64,
-    /// Republishes run (a lookup, or a first-hand shortcut, then the stores).
+    /// Republishes that got as far as their stores (after a lookup, or the first-hand
+    /// shortcut).
     pub republishes: u64,
     /// Of those, by a holder that found k nodes closer to the key than itself: its copy is
     /// surplus, so it stops republishing it.

@@ -80,7 +80,7 @@ pub(super) struct Query {
     /// (put) Nodes holding the record.
     stored: usize,
     /// (republish) We found k nodes closer to the key than ourselves: once one of them took
-    /// the record, our copy stops being republished.
+    /// the record, our copy waits longer before its next republish (`RecordStore::surplus`).
     surplus: bool,
     /// (put) First refusal heard.
     refusal: Option<String>,

@@ -70,7 +70,8 @@ pub struct DhtReport {
     pub dials_per_node_hour: f64,
     /// Of those, to another subnet.
     pub dials_wan_per_node_hour: f64,
-    /// Republishes run over the day, by every holder of every record.
+    /// Republishes over the day that got as far as their stores, by every holder of every
+    /// record.
     pub republishes: u64,
     /// Of those, by a holder that found k nodes closer to the key than itself.
     pub republishes_outside: u64,
