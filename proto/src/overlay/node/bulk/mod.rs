@@ -198,7 +198,6 @@ impl Node {
         bulk.stats.chunks_resent += o.resent - before;
     }
 
-    /// A session with `peer` came up: its transfers start.
     /// Whether a transfer to or from `peer` is under way.
     pub(super) fn bulk_with(&self, peer: &NodeId) -> bool {
         self.bulk.as_ref().is_some_and(|b| {
@@ -206,6 +205,7 @@ impl Node {
         })
     }
 
+    /// A session with `peer` came up: its transfers start.
     pub(super) fn bulk_connected(&mut self, now: Timestamp, peer: NodeId) {
         let Some(bulk) = self.bulk.as_mut() else { return };
         let ids: Vec<u64> = bulk
