@@ -402,6 +402,12 @@ fn summary(r: &DayReport) -> String {
         "traffic per node-hour  WAN {:.0} B, LAN {:.0} B ({:.0} node-hours)\n",
         r.wan_bytes_per_node_hour, r.lan_bytes_per_node_hour, r.node_hours
     );
+    let w = &r.wan_by_kind;
+    s += &format!(
+        "  WAN by kind          handshakes {:.0} B, with the master {:.0} B, between nodes {:.0} B \
+         (+ {:.0} B keepalives and acks), other {:.0} B\n",
+        w.handshakes, w.master, w.peer, w.peer_small, w.other
+    );
     s += &format!(
         "master               {:.1} msg/s mean, {} msg/s peak\n",
         r.master.msgs_per_sec_mean, r.master.msgs_per_sec_peak

@@ -38,9 +38,9 @@ pub struct Transmit {
     /// Over which kind of transport.
     pub path: Path,
     /// The IP time-to-live (IPv6 hop limit) to send it with; `None` is the socket's default.
-    /// Set only on the first copy of a hole punch sent ahead of the peer's
+    /// Set only on a NAT opener, which a hole punch sends ahead of the peer's
     /// ([`EndpointConfig::punch_ttl`](crate::endpoint::EndpointConfig::punch_ttl)): it
     /// opens our own NAT and expires before the peer's. Drivers that cannot set it send the
-    /// datagram as usual; over TCP it means nothing.
+    /// datagram as usual (the opener is one byte the peer ignores); over TCP it means nothing.
     pub ttl: Option<u8>,
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use super::{Accept, Endpoint, Event, Link};
 use crate::{
     secure::{
-        Credential, Handshake, HandshakeError, Packet, PacketError, Session, COOKIE_LEN,
-        MIN_HS1_LEN,
+        Credential, Handshake, HandshakeError, Packet, PacketError, Session, AMPLIFICATION_LIMIT,
+        COOKIE_LEN, MIN_HS1_LEN,
     },
     trust::CertError,
     Path, Timestamp,
@@ -55,7 +55,7 @@ impl Endpoint {
         let busy = self.accepts.len() >= self.config.max_accepting / 4;
         if !validated && (busy || !self.limiter.unvalidated(now)) {
             // The source proves its address first (a cookie reply costs one MAC, and 21
-            // bytes to an address that sent at least 512): spoofed sources stop here, and
+            // bytes to an address that sent at least `MIN_HS1_LEN`): spoofed sources stop here, and
             // touch no rate-limit bucket of the real ones.
             let fresh = self.cookies.issue(now, rng, src, sender);
             self.push_transmit(src, path, Packet::cookie(sender, &fresh));
@@ -74,10 +74,14 @@ impl Endpoint {
         let (handshake, noise2) = Handshake::respond(&self.config.identity, seed, noise, &cert)
             .map_err(|_| PacketError::Decrypt)?;
         let hs2 = Packet::hs2(index, sender, &noise2);
-        if hs2.len() > received {
-            // Only a certificate far larger than any we issue gets here: refuse rather than
-            // amplify.
-            tracing::warn!(len = hs2.len(), received, "message 2 larger than message 1: not sent");
+        if hs2.len() > received * AMPLIFICATION_LIMIT {
+            // Our certificates have a fixed size, and message 2 is 310 bytes: only a changed
+            // format could get here. Refuse rather than amplify.
+            tracing::warn!(
+                len = hs2.len(),
+                received,
+                "message 2 too large for message 1: not sent"
+            );
             return Err(PacketError::ShortHandshake(received));
         }
         self.push_transmit(src, path, hs2.clone());

@@ -385,6 +385,8 @@ impl Endpoint {
         payload: Vec<u8>,
         ttl: Option<u8>,
     ) {
+        // A low-TTL copy only opens our NAT and never arrives: the opener does that in a byte.
+        let payload = if ttl.is_some() { secure::Packet::opener() } else { payload };
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
         self.transmits.push_back(Transmit { dst, payload, path, ttl });
@@ -471,6 +473,7 @@ impl Endpoint {
                 result
             }
             Ok(secure::Packet::Stale { receiver }) => self.on_stale(now, src, receiver),
+            Ok(secure::Packet::Opener) => Ok(()),
             Ok(secure::Packet::Probe { nonce }) => {
                 let session = self.by_addr.contains_key(&src);
                 self.events.push_back(Event::ReachProbe { addr: src, path, nonce, session });

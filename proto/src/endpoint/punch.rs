@@ -35,11 +35,11 @@ impl Endpoint {
     }
 
     /// Like [`punch`](Self::punch) (or [`punch_beside`](Self::punch_beside) with `beside`),
-    /// for the side that punches ahead of the peer (the introducer told us first): the first
-    /// copies of message 1 to each address go out with
-    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) for `hold` (the first
-    /// one always; [`PUNCH_AHEAD_HOLD`] is the overlay's choice), opening our NAT without
-    /// reaching the peer's; the retransmissions after it have the full TTL. The peer, told
+    /// for the side that punches ahead of the peer (the introducer told us first): for `hold`
+    /// (the first one always; [`PUNCH_AHEAD_HOLD`] is the overlay's choice) each address gets
+    /// a NAT opener with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) in
+    /// place of message 1, opening our NAT without reaching the peer's; the retransmissions
+    /// after it are message 1 with the full TTL. The peer, told
     /// a moment later, punches with the full TTL and finds our NAT open.
     pub fn punch_ahead(
         &mut self,
@@ -57,9 +57,10 @@ impl Endpoint {
     }
 
     /// Like [`connect`](Self::connect), for a dial an introduction is to follow (we are
-    /// behind a NAT that filters, and the peer may be too): message 1 and its
-    /// retransmissions go with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl)
-    /// until the introduction's punch ([`punch`](Self::punch) and the like) or
+    /// behind a NAT that filters, and the peer may be too): in place of message 1 and its
+    /// retransmissions, NAT openers go with
+    /// [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) until the introduction's
+    /// punch ([`punch`](Self::punch) and the like) or
     /// [`dial_in_full`](Self::dial_in_full). They open our NAT towards the peer without
     /// arriving at the peer's NAT before the peer has sent to us.
     pub fn connect_ahead(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
@@ -76,6 +77,31 @@ impl Endpoint {
     pub fn dial_in_full(&mut self, peer: &NodeId) -> usize {
         let held = self.dials.values_mut().filter(|d| d.expect == Some(*peer) && d.hold.is_some());
         held.map(|d| d.hold = None).count()
+    }
+
+    /// The held-back dials (see [`connect_ahead`](Self::connect_ahead)) to addresses
+    /// `within` accepts send message 1 in full at once and from then on: after a move those
+    /// are on our own network, where nothing needs opening and a NAT opener reaches nobody.
+    /// Returns how many there were.
+    pub fn dial_in_full_within(
+        &mut self,
+        now: Timestamp,
+        within: impl Fn(&SocketAddr) -> bool,
+    ) -> usize {
+        let rto = self.config.handshake_rto;
+        let mut resend = Vec::new();
+        for dial in self.dials.values_mut().filter(|d| d.hold.is_some() && within(&d.addr)) {
+            dial.hold = None;
+            dial.rto = rto;
+            dial.retransmit_at = now + rto;
+            resend.push((dial.addr, dial.path, dial.hs1.clone()));
+        }
+        resend.sort_unstable_by_key(|(addr, ..)| *addr);
+        let n = resend.len();
+        for (addr, path, hs1) in resend {
+            self.push_transmit(addr, path, hs1);
+        }
+        n
     }
 
     fn punch_with(
@@ -120,9 +146,9 @@ impl Endpoint {
     /// port mapped towards us, the copy gets through and is answered. Message 2 finds the
     /// handshake by its index, whichever port it comes from, and the session lives there.
     /// Returns how many copies were queued (none without a handshake to `at` for `peer`).
-    /// With `ahead` (we punch ahead of the peer, see [`punch_ahead`](Self::punch_ahead)) the
-    /// copies go with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl): they
-    /// only have to open our NAT.
+    /// With `ahead` (we punch ahead of the peer, see [`punch_ahead`](Self::punch_ahead)) NAT
+    /// openers with [`EndpointConfig::punch_ttl`](super::EndpointConfig::punch_ttl) go in
+    /// place of the copies: they only have to open our NAT.
     pub fn punch_predicted(
         &mut self,
         peer: NodeId,

@@ -601,9 +601,17 @@ fn port_prediction_reaches_a_peer_at_a_port_next_to_the_one_dialled() {
     assert_eq!(net.with(a, |e, _| e.punch_predicted(idb, elsewhere, 8, false)), 0);
 }
 
-/// The transmits queued now, as (destination, TTL).
+/// The punch's datagrams with their TTLs. Each low one must be a one-byte NAT opener (message 1
+/// there would be bytes that never arrive), each full one message 1.
 fn drain_ttls(e: &mut Endpoint) -> Vec<(SocketAddr, Option<u8>)> {
-    std::iter::from_fn(|| e.poll_transmit()).map(|t| (t.dst, t.ttl)).collect()
+    let sent: Vec<_> = std::iter::from_fn(|| e.poll_transmit()).collect();
+    for t in &sent {
+        match t.ttl {
+            Some(_) => assert_eq!(t.payload, vec![0x19], "a low-TTL datagram is an opener"),
+            None => assert!(t.payload.len() >= crate::secure::MIN_HS1_LEN, "message 1 in full"),
+        }
+    }
+    sent.into_iter().map(|t| (t.dst, t.ttl)).collect()
 }
 
 #[test]
@@ -632,6 +640,27 @@ fn a_dial_ahead_of_an_introduction_keeps_its_low_ttl_until_the_punch() {
     assert_eq!(e.dial_in_full(&third), 0, "nothing held any more");
     e.handle_timeout(T0 + Duration::from_secs(4));
     assert!(drain_ttls(&mut e).contains(&(other, None)));
+}
+
+#[test]
+fn after_a_move_held_dials_to_our_new_network_go_in_full_at_once_and_others_stay_held() {
+    let mut fx = Fixture::new(45);
+    let mut e = Endpoint::new(fx.node(), [7; 32]);
+    let lan: SocketAddr = "10.2.0.3:4000".parse().unwrap();
+    let wan: SocketAddr = "198.51.100.8:4000".parse().unwrap();
+    let low = Some(DEFAULT_PUNCH_TTL);
+    e.connect_ahead(T0, lan, Some(NodeId::hash(b"lan")));
+    e.connect_ahead(T0, wan, Some(NodeId::hash(b"wan")));
+    assert_eq!(drain_ttls(&mut e), vec![(lan, low), (wan, low)]);
+    let now = T0 + Duration::from_millis(100);
+    let ours = |a: &SocketAddr| a.ip().to_string().starts_with("10.2.0.");
+    assert_eq!(e.dial_in_full_within(now, ours), 1);
+    assert_eq!(drain_ttls(&mut e), vec![(lan, None)], "message 1 at once, to the LAN only");
+    assert_eq!(e.dial_in_full_within(now, ours), 0, "nothing held there any more");
+    e.handle_timeout(now + Duration::from_millis(600));
+    let mut sent = drain_ttls(&mut e);
+    sent.sort();
+    assert_eq!(sent, vec![(lan, None), (wan, low)]);
 }
 
 #[test]

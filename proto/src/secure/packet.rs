@@ -1,12 +1,15 @@
-//! Parsing and writing the outer packet headers (layout in the [module docs](super)).
+/// The most a responder sends to an address nobody has validated, as a multiple of what
+/// arrived from it: QUIC's anti-amplification limit (RFC 9000, section 8.1).
+pub const AMPLIFICATION_LIMIT: usize = 3;
 
 /// The least a handshake message 1 packet may be. The initiator pads message 1 (its Noise
 /// payload, plaintext zeros) to exactly this, and a responder does not answer a shorter one:
-/// its message 2 (some 310 bytes, most of them its certificate) then never carries more bytes
-/// to an address nobody has validated than arrived from it, so a spoofed message 1 cannot
-/// make a node an amplifier (QUIC pads its first packet the same way). 512 leaves room for a
-/// larger certificate and stays far below every path's MTU.
-pub const MIN_HS1_LEN: usize = 512;
+/// its message 2 (310 bytes, most of them its certificate) then never carries more than
+/// [`AMPLIFICATION_LIMIT`] times the bytes that arrived to an address nobody has validated,
+/// so a spoofed message 1 cannot make a node much of an amplifier. Until session 51 message 1
+/// was padded to 512 bytes, a 1:1 bound; every dial, retransmission and port-prediction copy
+/// paid for it, and messages 1 were a third of a simulated night's WAN bytes.
+pub const MIN_HS1_LEN: usize = 128;
 
 /// Bytes a data packet adds to its frame: type, receiver index, counter and AEAD tag.
 pub const DATA_OVERHEAD: usize = 1 + 4 + 8 + TAG_LEN;
@@ -21,6 +24,7 @@ const PROBE: u8 = 0x15;
 const COOKIE: u8 = 0x16;
 const HS1_COOKIE: u8 = 0x17;
 const STALE: u8 = 0x18;
+const OPENER: u8 = 0x19;
 /// The size of a stale-session notice: its type and the index it names.
 const STALE_LEN: usize = 5;
 /// Bytes in a cookie (see `endpoint/cookie.rs`).
@@ -54,7 +58,7 @@ pub enum PacketError {
     #[error("unexpected handshake packet")]
     UnexpectedHandshake,
     /// A handshake message 1 shorter than [`MIN_HS1_LEN`]: not answered, since the answer
-    /// would be larger than what the (unvalidated) sender sent.
+    /// would be more than [`AMPLIFICATION_LIMIT`] times what the (unvalidated) sender sent.
     #[error("handshake message 1 of {0} bytes is shorter than {MIN_HS1_LEN}: not answered")]
     ShortHandshake(usize),
     /// A handshake message 1 over its source's rate limit while the responder is under load:
@@ -64,6 +68,29 @@ pub enum PacketError {
     /// Too large to send.
     #[error("payload of {0} bytes is too large for one packet")]
     TooLarge(usize),
+}
+
+/// What a datagram is, by its type byte alone: the simulator's report splits traffic by it.
+#[cfg(feature = "sim")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PacketKind {
+    /// Any handshake message, with or without a cookie.
+    Handshake,
+    /// A sealed frame.
+    Data,
+    /// Probes, cookie replies, stale-session notices, and what is malformed.
+    Other,
+}
+
+#[cfg(feature = "sim")]
+impl PacketKind {
+    pub(crate) fn of(datagram: &[u8]) -> Self {
+        match datagram.first() {
+            Some(&(HS1 | HS2 | HS3 | HS1_COOKIE)) => PacketKind::Handshake,
+            Some(&DATA) => PacketKind::Data,
+            _ => PacketKind::Other,
+        }
+    }
 }
 
 /// A parsed packet, borrowing its payload.
@@ -105,6 +132,8 @@ pub(crate) enum Packet<'a> {
     Stale {
         receiver: u32,
     },
+    /// Sent with a low TTL to open our own NAT towards a peer; ignored where it arrives.
+    Opener,
 }
 
 fn cookie_at(b: &[u8], i: usize) -> Option<[u8; COOKIE_LEN]> {
@@ -151,8 +180,14 @@ impl<'a> Packet<'a> {
                 noise: &b[5 + COOKIE_LEN..],
             },
             STALE if b.len() == STALE_LEN => Packet::Stale { receiver: u32_at(b, 1).ok_or(m)? },
+            OPENER if b.len() == 1 => Packet::Opener,
             _ => return Err(m),
         })
+    }
+
+    /// The NAT opener: its type byte alone.
+    pub(crate) fn opener() -> Vec<u8> {
+        vec![OPENER]
     }
 
     pub(crate) fn hs1(sender: u32, noise: &[u8]) -> Vec<u8> {
@@ -241,6 +276,7 @@ pub fn reencode_packet(bytes: &[u8]) -> Result<Vec<u8>, PacketError> {
         Packet::Cookie { receiver, cookie } => Packet::cookie(receiver, &cookie),
         Packet::Hs1Cookie { sender, cookie, noise } => Packet::hs1_cookie(sender, &cookie, noise),
         Packet::Stale { receiver } => Packet::stale(receiver),
+        Packet::Opener => Packet::opener(),
     })
 }
 

@@ -71,6 +71,7 @@ impl Ord for InFlight {
 pub(super) struct Tally {
     pub(super) lan: Traffic,
     pub(super) wan: Traffic,
+    pub(super) wan_by_kind: [Traffic; 5],
     pub(super) by_role: [Traffic; 4],
     pub(super) delivered: u64,
     /// FNV-1a over this window's deliveries (time, addresses, length).

@@ -70,7 +70,10 @@ pub use self::{
     nat::{Nat, NatKind},
     network::{host_addr, public_ip, NetModel, Subnet},
     requests::RequestStats,
-    stats::{quantile_ms, Accounting, DhtStats, LinkClass, RateMeter, Role, Traffic, HEADER_BYTES},
+    stats::{
+        quantile_ms, Accounting, DhtStats, LinkClass, RateMeter, Role, Traffic, WanKind,
+        HEADER_BYTES,
+    },
 };
 use crate::{
     overlay::{

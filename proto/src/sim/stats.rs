@@ -54,6 +54,38 @@ impl Role {
     }
 }
 
+/// What a WAN datagram carried, for the report's breakdown of the WAN bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WanKind {
+    /// A handshake message (every session opened costs at least two).
+    Handshake = 0,
+    /// A sealed frame to or from the master.
+    Master = 1,
+    /// A sealed frame between nodes of at most [`WanKind::SMALL`] bytes: keepalives, acks.
+    PeerSmall = 2,
+    /// A larger sealed frame between nodes.
+    Peer = 3,
+    /// Probes, cookie replies, stale-session notices.
+    Other = 4,
+}
+
+impl WanKind {
+    /// The largest datagram counted as [`WanKind::PeerSmall`]: a sealed frame of up to 16
+    /// bytes of message.
+    pub const SMALL: usize = crate::secure::DATA_OVERHEAD + 16;
+
+    pub(super) fn of(datagram: &[u8], with_master: bool) -> WanKind {
+        use crate::secure::PacketKind;
+        match PacketKind::of(datagram) {
+            PacketKind::Handshake => WanKind::Handshake,
+            PacketKind::Data if with_master => WanKind::Master,
+            PacketKind::Data if datagram.len() <= Self::SMALL => WanKind::PeerSmall,
+            PacketKind::Data => WanKind::Peer,
+            PacketKind::Other => WanKind::Other,
+        }
+    }
+}
+
 /// Datagrams and their bytes (payload plus [`HEADER_BYTES`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -123,6 +155,8 @@ pub struct Accounting {
     pub lan: Traffic,
     /// Between subnets and to or from the master.
     pub wan: Traffic,
+    /// The WAN traffic by what it carried (index with `WanKind as usize`).
+    pub wan_by_kind: [Traffic; 5],
     /// Sent, per role of the sender (see [`Role`]; index with `Role as usize`).
     pub sent_by_role: [Traffic; 4],
     /// The master's message rate.

@@ -12,7 +12,7 @@ use super::{
     master_addr,
     nat::NatKind,
     network::{self, Subnet},
-    stats::{LinkClass, RateMeter, Role},
+    stats::{LinkClass, RateMeter, Role, WanKind},
     Slot,
 };
 use crate::{
@@ -237,7 +237,11 @@ impl<'a> View<'a> {
         let tally = &mut self.lane(l).tally;
         match class {
             LinkClass::Lan => tally.lan.add(bytes.len()),
-            LinkClass::Wan => tally.wan.add(bytes.len()),
+            LinkClass::Wan => {
+                tally.wan.add(bytes.len());
+                let with_master = from.is_none() || target == Target::Master;
+                tally.wan_by_kind[WanKind::of(&bytes, with_master) as usize].add(bytes.len());
+            }
         }
         tally.by_role[role.index()].add(bytes.len());
         if !shared.cut.is_empty() && shared.cut.contains(&(src, dst)) {

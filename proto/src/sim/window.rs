@@ -123,6 +123,9 @@ impl Simulation {
             let s = &mut self.stats;
             s.lan.add_all(&t.lan);
             s.wan.add_all(&t.wan);
+            for (sum, x) in s.wan_by_kind.iter_mut().zip(&t.wan_by_kind) {
+                sum.add_all(x);
+            }
             for (sum, x) in s.sent_by_role.iter_mut().zip(&t.by_role) {
                 sum.add_all(x);
             }

@@ -131,7 +131,7 @@ pub struct Introduce {
     /// Whether the pair is worth port prediction ([`Introduction::predict`]): a session an
     /// application waits for (a transfer, a ping, a relayed session in use), not a DHT
     /// request, which moves on to other contacts. Prediction sends up to
-    /// [`MAX_PREDICTED_PORTS`] handshakes of some 540 bytes each.
+    /// [`MAX_PREDICTED_PORTS`] copies of message 1 (156 bytes each on the wire).
     pub predict: bool,
 }
 

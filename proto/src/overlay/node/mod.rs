@@ -561,6 +561,8 @@ impl Node {
     fn relocate(&mut self, now: Timestamp, local: super::LocalNetwork) {
         self.part_all(now, PartReason::Moved);
         self.cfg.local = local;
+        // Dials held back for an introduction to what is now our own network go in full.
+        self.ep.dial_in_full_within(now, |a| local.contains(a.ip()));
         self.nat_reset();
         self.finder.stopped = false;
         self.start_looking(now);

@@ -19,7 +19,9 @@ mod requests;
 
 pub use presence::PresenceReport;
 use report::report;
-pub use report::{DayReport, DhtReport, MasterLoad, NatGets, Quantiles, Sample, UpkeepByCause};
+pub use report::{
+    DayReport, DhtReport, MasterLoad, NatGets, Quantiles, Sample, UpkeepByCause, WanByKind,
+};
 
 use std::{cmp::Reverse, collections::BinaryHeap, time::Duration};
 

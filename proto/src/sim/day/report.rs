@@ -2,6 +2,7 @@
 //! simulation's counters.
 
 use super::*;
+use crate::sim::WanKind;
 
 /// Quantiles of a latency, in milliseconds (0 when nothing was measured).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -110,6 +111,22 @@ pub struct UpkeepByCause {
     pub transfer: f64,
 }
 
+/// WAN bytes per running node per hour (28-byte header per datagram) by what the datagrams
+/// carried: they add up to [`DayReport::wan_bytes_per_node_hour`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct WanByKind {
+    /// Handshake messages (message 1 is padded to 128 bytes, message 2 is 310; port prediction sends many copies of message 1).
+    pub handshakes: f64,
+    /// Sealed frames to or from the master.
+    pub master: f64,
+    /// Sealed frames between nodes of up to 45 bytes (keepalives, acks).
+    pub peer_small: f64,
+    /// Larger sealed frames between nodes.
+    pub peer: f64,
+    /// Probes, cookie replies and stale-session notices.
+    pub other: f64,
+}
+
 /// One point of the time series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Sample {
@@ -173,6 +190,8 @@ pub struct DayReport {
     pub wan_bytes_per_node_hour: f64,
     /// LAN bytes per running node per hour.
     pub lan_bytes_per_node_hour: f64,
+    /// The WAN bytes per node-hour by what they carried.
+    pub wan_by_kind: WanByKind,
     /// Node-hours of uptime the byte figures are divided by.
     pub node_hours: f64,
     /// The master's load.
@@ -234,6 +253,16 @@ pub(super) fn report(
         dht: dht_report(sim, node_hours),
         wan_bytes_per_node_hour: per_node_hour(st.wan.bytes),
         lan_bytes_per_node_hour: per_node_hour(st.lan.bytes),
+        wan_by_kind: {
+            let k = |kind: WanKind| per_node_hour(st.wan_by_kind[kind as usize].bytes);
+            WanByKind {
+                handshakes: k(WanKind::Handshake),
+                master: k(WanKind::Master),
+                peer_small: k(WanKind::PeerSmall),
+                peer: k(WanKind::Peer),
+                other: k(WanKind::Other),
+            }
+        },
         node_hours,
         master: MasterLoad {
             msgs_per_sec_mean: st.master_rate.total as f64 / simulated.as_secs_f64().max(1.0),

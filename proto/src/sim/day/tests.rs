@@ -110,6 +110,11 @@ fn an_hour_with_crashes_moves_churn_and_an_outage_ends_with_everyone_present() {
     assert!(r.recovery_ms.p50 <= 1000, "{:?}", r.recovery_ms);
     assert!(r.move_ms.count >= 5, "{:?}", r.move_ms);
     assert!(r.wan_bytes_per_node_hour > 0.0 && r.lan_bytes_per_node_hour > 0.0);
+    // The WAN breakdown accounts for every WAN byte, and each kind shows up in such a day.
+    let w = r.wan_by_kind;
+    let sum = w.handshakes + w.master + w.peer_small + w.peer + w.other;
+    assert!((sum - r.wan_bytes_per_node_hour).abs() < 1e-6 * sum, "{w:?} {r:#?}");
+    assert!(w.handshakes > 0.0 && w.master > 0.0 && w.peer_small > 0.0 && w.peer > 0.0, "{w:?}");
     assert!(r.master.msgs_per_sec_peak > 0);
     // Every put reached several holders. Gets under this much disruption (a fifth of the
     // nodes rebooting per hour, 40 LSN crashes, 30 moves, a master outage, all in 45
