@@ -140,8 +140,8 @@ impl EndpointConfig {
     /// The IP time-to-live of the NAT opener (a one-byte packet) sent in place of the first
     /// copy of message 1 when we punch ahead of the peer
     /// ([`Endpoint::punch_ahead`](super::Endpoint::punch_ahead)); `None` sends message 1
-    /// like any other. Default [`DEFAULT_PUNCH_TTL`]: enough to pass a home router, too little to reach
-    /// the peer's. The opener opens our NAT towards the peer without arriving early at the
+    /// like any other. Default [`DEFAULT_PUNCH_TTL`]: enough to pass a home router, too
+    /// little to reach the peer's. The opener opens our NAT towards the peer without arriving early at the
     /// peer's NAT: a Linux router (conntrack) that sees a packet from us before its host has
     /// sent to us keeps that entry for 30 s, and the host's own packet towards us then leaves
     /// from another public port, which our NAT does not let in. The retransmission, after

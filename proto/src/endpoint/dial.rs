@@ -47,6 +47,13 @@ impl Endpoint {
         true
     }
 
+    /// Sends message 1 `hs1` to `addr`; with a `ttl`, a NAT opener goes in its place: a
+    /// low-TTL copy only has to open our own NAT and never arrives.
+    pub(super) fn push_hs1(&mut self, addr: SocketAddr, path: Path, hs1: &[u8], ttl: Option<u8>) {
+        let payload = if ttl.is_some() { Packet::opener() } else { hs1.to_vec() };
+        self.push_datagram(addr, path, payload, ttl);
+    }
+
     /// Starts a handshake with `addr`, even beside a session there (`stale.rs`).
     pub(super) fn dial(&mut self, now: Timestamp, addr: SocketAddr, expect: Option<NodeId>) {
         self.dial_ttl(now, addr, expect, None, now);
@@ -72,7 +79,7 @@ impl Endpoint {
             }
         };
         let hs1 = Packet::hs1(index, &noise);
-        self.push_transmit_ttl(addr, Path::Udp, hs1.clone(), ttl);
+        self.push_hs1(addr, Path::Udp, &hs1, ttl);
         let rto = self.config.handshake_rto;
         self.dials.insert(
             index,

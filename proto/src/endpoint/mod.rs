@@ -375,18 +375,10 @@ impl Endpoint {
     }
 
     fn push_transmit(&mut self, dst: SocketAddr, path: Path, payload: Vec<u8>) {
-        self.push_transmit_ttl(dst, path, payload, None);
+        self.push_datagram(dst, path, payload, None);
     }
 
-    fn push_transmit_ttl(
-        &mut self,
-        dst: SocketAddr,
-        path: Path,
-        payload: Vec<u8>,
-        ttl: Option<u8>,
-    ) {
-        // A low-TTL copy only opens our NAT and never arrives: the opener does that in a byte.
-        let payload = if ttl.is_some() { secure::Packet::opener() } else { payload };
+    fn push_datagram(&mut self, dst: SocketAddr, path: Path, payload: Vec<u8>, ttl: Option<u8>) {
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += payload.len() as u64;
         self.transmits.push_back(Transmit { dst, payload, path, ttl });

@@ -131,7 +131,7 @@ impl Endpoint {
                     dial.retransmit_at = now + rto;
                     dial.hold = ttl.map(|t| (t, now + hold));
                     let (path, hs1) = (dial.path, dial.hs1.clone());
-                    self.push_transmit_ttl(addr, path, hs1, ttl);
+                    self.push_hs1(addr, path, &hs1, ttl);
                 }
                 None => self.dial_ttl(now, addr, Some(peer), ttl, now + hold),
             }
@@ -178,7 +178,7 @@ impl Endpoint {
             }
             // Over UDP even when the dial itself went on over TCP (no answer for
             // `tcp_fallback`): message 1 is the same either way, and the punch needs UDP.
-            self.push_transmit_ttl(addr, crate::Path::Udp, hs1.clone(), ttl);
+            self.push_hs1(addr, crate::Path::Udp, &hs1, ttl);
             sent += 1;
         }
         sent

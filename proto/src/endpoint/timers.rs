@@ -109,7 +109,7 @@ impl Endpoint {
         }
         resend.sort_unstable_by_key(|(i, ..)| *i);
         for (_, addr, path, hs1, ttl) in resend {
-            self.push_transmit_ttl(addr, path, hs1, ttl);
+            self.push_hs1(addr, path, &hs1, ttl);
         }
     }
 

@@ -1,3 +1,5 @@
+//! Parsing and writing the outer packet headers (layout in the [module docs](super)).
+
 /// The most a responder sends to an address nobody has validated, as a multiple of what
 /// arrived from it: QUIC's anti-amplification limit (RFC 9000, section 8.1).
 pub const AMPLIFICATION_LIMIT: usize = 3;

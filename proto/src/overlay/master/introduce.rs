@@ -147,8 +147,8 @@ impl Master {
     /// Whether `node` is present and still reachable where it reported from, unasked: it has
     /// no NAT, or it is an LSN, whose keepalives hold its mapping open. A child behind a NAT
     /// sends nothing over the WAN once classified, so its mapping lapses within minutes: a
-    /// helper or GSN there took handshakes (540 bytes each then), resent six times, into the void (a
-    /// quarter of the standard day's WAN bytes).
+    /// helper or GSN there took handshakes (540 bytes each then), resent six times, into the
+    /// void (a quarter of the standard day's WAN bytes).
     pub(super) fn holds_mapping(&self, node: &NodeId) -> bool {
         let public =
             (self.intro.classes.get(node)).is_some_and(|(c, _)| c.mapping == Mapping::Public);

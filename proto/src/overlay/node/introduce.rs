@@ -137,8 +137,7 @@ impl Node {
         if !self.intro_watch(now, peer, addr, predict) {
             return;
         }
-        // On our own LAN no NAT stands between us: the dial goes in full.
-        if self.dial_waits_for_introduction() && !self.cfg.local.contains(addr.ip()) {
+        if self.dial_waits_for_introduction() {
             self.ep.connect_ahead(now, addr, Some(peer));
         }
     }
@@ -382,18 +381,11 @@ impl Node {
         // arrive: only the first copy goes low (the asker's copies towards our new port, sent
         // once it has the introduction, must find its NAT before ours; a Linux NAT would
         // otherwise hold that port), the retransmission half a second later in full.
-        // A NAT opener in place of message 1 reaches no peer on our own LAN, where nothing
-        // needs opening: those addresses get message 1 at once.
         let ahead = intro.answer;
-        let (lan, wan): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addrs.iter().partition(|a| self.cfg.local.contains(a.ip()));
-        if ahead && !wan.is_empty() {
+        if ahead {
             let own_ports = self.nat_class().mapping == Mapping::EndpointDependent;
             let hold = if own_ports { Duration::ZERO } else { crate::endpoint::PUNCH_AHEAD_HOLD };
-            self.ep.punch_ahead(now, peer, &wan, beside, hold);
-            if !lan.is_empty() {
-                self.ep.punch_beside(now, peer, &lan);
-            }
+            self.ep.punch_ahead(now, peer, &addrs, beside, hold);
         } else if beside {
             self.ep.punch_beside(now, peer, &addrs);
         } else {

@@ -121,7 +121,8 @@ fn an_introduction_asked_again_is_sent_again_not_refused() {
 fn a_dht_request_spends_no_port_prediction_and_an_applications_dial_does() {
     // The asker behind a port-restricted NAT, the peer behind a symmetric one: the pair the
     // master predicts ports for. Prediction sends up to 256 copies of message 1 (540 bytes
-    // each before session 51), most of a node's WAN bytes in the simulated day when every DHT request spent it.
+    // each before session 51), most of a node's WAN bytes in the simulated day when every DHT
+    // request spent it.
     for app in [false, true] {
         let mut w = Simulation::new(97);
         w.keep_events = false;

@@ -115,7 +115,8 @@ pub struct UpkeepByCause {
 /// carried: they add up to [`DayReport::wan_bytes_per_node_hour`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct WanByKind {
-    /// Handshake messages (message 1 is padded to 128 bytes, message 2 is 310; port prediction sends many copies of message 1).
+    /// Handshake messages (message 1 is padded to 128 bytes, message 2 is 310; port
+    /// prediction sends many copies of message 1).
     pub handshakes: f64,
     /// Sealed frames to or from the master.
     pub master: f64,
