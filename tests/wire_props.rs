@@ -117,19 +117,20 @@ fn messages() -> Vec<Message> {
             echo_after_secs: 0,
             digest: Some(Digest { count: u32::MAX, hash: u64::MAX }),
         }),
-        Message::KadPing(KadPing { rpc: 0 }),
-        Message::KadPong(KadPong { rpc: u32::MAX }),
-        Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20), cache: true })),
-        Message::KadStored(KadStored { rpc: 5 }),
-        Message::KadFindNode(KadFindNode { rpc: 6, target: NodeId::ZERO }),
-        Message::KadNodes(KadNodes { rpc: 6, nodes: vec![v6, v4] }),
-        Message::KadFindValue(KadFindValue { rpc: 7, key: NodeId::hash(b"k") }),
+        Message::KadPing(KadPing { rpc: 0, client: false }),
+        Message::KadPong(KadPong { rpc: u32::MAX, client: false }),
+        Message::KadStore(Box::new(KadStore { rpc: 5, record: record(20), cache: true, client: false })),
+        Message::KadStored(KadStored { rpc: 5, client: false }),
+        Message::KadFindNode(KadFindNode { rpc: 6, target: NodeId::ZERO, client: false }),
+        Message::KadNodes(KadNodes { rpc: 6, nodes: vec![v6, v4], client: false }),
+        Message::KadFindValue(KadFindValue { rpc: 7, key: NodeId::hash(b"k"), client: false }),
         Message::KadValue(Box::new(KadValue {
             rpc: 7,
             records: vec![record(21), record(22)],
             closer: vec![],
+            client: true,
         })),
-        Message::KadValue(Box::new(KadValue { rpc: 7, records: vec![], closer: vec![v4] })),
+        Message::KadValue(Box::new(KadValue { rpc: 7, records: vec![], closer: vec![v4], client: false })),
         Message::App(AppMessage { id: u64::MAX, data: (0..=255).collect() }),
         Message::App(AppMessage { id: 0, data: vec![] }),
         Message::Envelope(Box::new(sealed.clone())),
@@ -374,7 +375,7 @@ fn message() -> impl Strategy<Value = Message> {
             Message::Error(ErrorMessage { seq, code: ErrorCode(code), detail })
         }),
         (any::<u32>(), vec(any_contact(), 0..20))
-            .prop_map(|(rpc, nodes)| Message::KadNodes(KadNodes { rpc, nodes })),
+            .prop_map(|(rpc, nodes)| Message::KadNodes(KadNodes { rpc, nodes, client: false })),
         (any::<u64>(), vec(any::<u8>(), 0..600))
             .prop_map(|(id, data)| Message::App(AppMessage { id, data })),
     ]

@@ -182,27 +182,28 @@ fn samples() -> Vec<(&'static str, Message)> {
             "wire_keepalive",
             Message::Keepalive(Keepalive { interval_secs: 60, echo_after_secs: 65, digest: None }),
         ),
-        ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100 })),
-        ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100 })),
+        ("wire_kad_ping", Message::KadPing(KadPing { rpc: 100, client: true })),
+        ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100, client: false })),
         (
             "wire_kad_store",
-            Message::KadStore(Box::new(KadStore { rpc: 101, record: record(), cache: true })),
+            Message::KadStore(Box::new(KadStore { rpc: 101, record: record(), cache: true, client: false })),
         ),
-        ("wire_kad_stored", Message::KadStored(KadStored { rpc: 101 })),
+        ("wire_kad_stored", Message::KadStored(KadStored { rpc: 101, client: false })),
         (
             "wire_kad_find_node",
-            Message::KadFindNode(KadFindNode { rpc: 102, target: NodeId::hash(b"target") }),
+            Message::KadFindNode(KadFindNode { rpc: 102, target: NodeId::hash(b"target"), client: false }),
         ),
         (
             "wire_kad_nodes",
             Message::KadNodes(KadNodes {
                 rpc: 102,
                 nodes: vec![contact(10, "203.0.113.10:7946"), contact(11, "203.0.113.11:7946")],
+                client: false,
             }),
         ),
         (
             "wire_kad_find_value",
-            Message::KadFindValue(KadFindValue { rpc: 103, key: NodeId::hash(b"service/config") }),
+            Message::KadFindValue(KadFindValue { rpc: 103, key: NodeId::hash(b"service/config"), client: false }),
         ),
         (
             "wire_kad_value",
@@ -210,6 +211,7 @@ fn samples() -> Vec<(&'static str, Message)> {
                 rpc: 103,
                 records: vec![record()],
                 closer: vec![contact(12, "203.0.113.12:7946")],
+                client: false,
             })),
         ),
         ("wire_app", Message::App(AppMessage { id: 9, data: b"hello, fleet".to_vec() })),
@@ -582,9 +584,10 @@ fn a_kad_store_from_before_the_cache_flag_decodes_as_a_full_store() {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex literal"))
         .collect();
     let Ok(Message::KadStore(store)) = wire::decode(&frame) else { panic!("old frame refused") };
-    assert_eq!((store.rpc, store.cache), (101, false));
+    assert_eq!((store.rpc, store.cache, store.client), (101, false, false));
     assert_eq!(store.record, record());
-    // The new encoding is the old one plus one byte for the flag (and the array header).
+    // The new encoding is the old one plus one byte for each flag (`cache`, `client`; the
+    // array header keeps its size).
     let new = encode(&Message::KadStore(Box::new(KadStore { cache: false, ..*store })));
-    assert_eq!(new.len(), frame.len() + 1);
+    assert_eq!(new.len(), frame.len() + 2);
 }

@@ -44,6 +44,9 @@ pub(crate) struct NodeArgs {
     /// Default 6h.
     #[arg(long, value_name = "DURATION")]
     pub(crate) inventory_interval: Option<Every>,
+    /// Serve the DHT (auto: when no NAT stands in the way), or only use it. Default auto.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) dht_mode: Option<config::DhtMode>,
     #[command(flatten)]
     pub(crate) log: LogArgs,
 }
@@ -73,6 +76,9 @@ impl NodeArgs {
         if let Some(link) = &self.join {
             config.join = Some(link.clone());
         }
+        if let Some(mode) = self.dht_mode {
+            config.dht_mode = mode;
+        }
         self.log.apply(&mut config.log);
     }
 }
@@ -96,7 +102,7 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         commands = config.commands.len(),
         "node starting"
     );
-    let gsn = config.gsn;
+    let (gsn, dht_mode) = (config.gsn, config.dht_mode);
     let builder = NodeBuilder::new(&config.data_dir)
         .listen(config.listen)
         .lan_discovery(config.lan_discovery)
@@ -104,6 +110,7 @@ async fn serve(args: NodeArgs, config: NodeConfig, logging: Logging) -> Result<(
         .configure(move |overlay| {
             overlay.gsn = gsn.serve;
             overlay.relay_limits = gsn.limits();
+            overlay.dht = overlay.dht.clone().mode(dht_mode.into());
         });
     // The history opens once the node made its data directory; its handler waits for it.
     let history_slot = std::sync::Arc::new(std::sync::OnceLock::new());
@@ -250,6 +257,7 @@ fn reload(args: &NodeArgs, running: &NodeConfig, logging: &Logging) {
         ("history", next.history != running.history),
         ("inventory_interval", next.inventory_interval != running.inventory_interval),
         ("gsn", next.gsn != running.gsn),
+        ("dht_mode", next.dht_mode != running.dht_mode),
     ]);
     tracing::info!(config = %path.display(), "config reloaded");
 }

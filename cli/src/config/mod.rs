@@ -103,6 +103,8 @@ pub(crate) struct NodeConfig {
     pub(crate) log: LogConfig,
     /// Serving as a GSN (a relay for members whose NATs defeat hole punching).
     pub(crate) gsn: GsnConfig,
+    /// Whether the node serves the DHT or only uses it.
+    pub(crate) dht_mode: DhtMode,
     /// The commands the master may run by name (`fleetmesh run NODE NAME`); nothing else.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) commands: BTreeMap<String, CommandLine>,
@@ -138,7 +140,33 @@ impl Default for NodeConfig {
             inventory_interval: Every(Some(HumanDuration(DEFAULT_INVENTORY_INTERVAL))),
             log: LogConfig::default(),
             gsn: GsnConfig::default(),
+            dht_mode: DhtMode::Auto,
             commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// `dht_mode` in a node's file (and `--dht-mode`): whether the node serves the DHT (holds
+/// records, answers lookups, is handed to others) or only uses it
+/// ([`fleetmesh::dht::DhtMode`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DhtMode {
+    /// Serve when the NAT check finds no NAT and unsolicited inbound gets in.
+    #[default]
+    Auto,
+    /// Always serve.
+    Server,
+    /// Never serve.
+    Client,
+}
+
+impl From<DhtMode> for fleetmesh::dht::DhtMode {
+    fn from(mode: DhtMode) -> Self {
+        match mode {
+            DhtMode::Auto => fleetmesh::dht::DhtMode::Auto,
+            DhtMode::Server => fleetmesh::dht::DhtMode::Server,
+            DhtMode::Client => fleetmesh::dht::DhtMode::Client,
         }
     }
 }

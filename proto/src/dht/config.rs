@@ -66,6 +66,28 @@ pub const DEFAULT_MAX_PER_SUBNET: usize = 2;
 /// we use one short fixed lifetime instead, so a cached copy can be at most this stale.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
+/// Whether a node serves the DHT (answers, holds records, appears in routing tables) or only
+/// uses it (a client, as libp2p's Kademlia client mode after AutoNAT).
+///
+/// A server must take unsolicited inbound: any node that learns it from a routing table
+/// dials it cold. A node behind a NAT that filters cannot, so every contact with it costs an
+/// introduction by the master and hole punching, and behind a Linux NAT an early datagram
+/// spoils the punch for 30 s. Measured in the simulator's day (BENCHMARKS.md, "The DHT"),
+/// handshakes and introductions were most of a node's WAN bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DhtMode {
+    /// Serve only when the node's NAT classification says it has no NAT and takes
+    /// unsolicited inbound; a client until then, and whenever NAT checking is switched off
+    /// nothing is known, so then it serves (the behaviour before client mode).
+    #[default]
+    Auto,
+    /// Always serve (a node known to be reachable, or a closed network without NATs).
+    Server,
+    /// Never serve: queries and puts only.
+    Client,
+}
+
 /// Kademlia parameters. Plain data: start from [`Default`] and change what you need.
 ///
 /// ```
@@ -90,6 +112,7 @@ pub struct DhtConfig {
     pub(crate) cache_ttl: Duration,
     pub(crate) enabled: bool,
     pub(crate) join_transfer: bool,
+    pub(crate) mode: DhtMode,
 }
 
 impl Default for DhtConfig {
@@ -109,6 +132,7 @@ impl Default for DhtConfig {
             cache_ttl: DEFAULT_CACHE_TTL,
             enabled: true,
             join_transfer: false,
+            mode: DhtMode::Auto,
         }
     }
 }
@@ -286,6 +310,24 @@ impl DhtConfig {
     pub fn join_transfer(mut self, on: bool) -> Self {
         self.join_transfer = on;
         self
+    }
+
+    /// Whether this node serves the DHT or only uses it (see [`DhtMode`]). Default
+    /// [`DhtMode::Auto`].
+    ///
+    /// ```
+    /// # use fleetmesh_proto::dht::{DhtConfig, DhtMode};
+    /// let config = DhtConfig::default().mode(DhtMode::Server);
+    /// assert_eq!(config.get_mode(), DhtMode::Server);
+    /// ```
+    pub fn mode(mut self, mode: DhtMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The configured [`DhtMode`].
+    pub fn get_mode(&self) -> DhtMode {
+        self.mode
     }
 }
 

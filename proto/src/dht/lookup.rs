@@ -86,8 +86,8 @@ impl LookupRequest {
     /// The wire message for this request, numbered `rpc`.
     pub fn message(&self, rpc: u32) -> Message {
         match self.kind {
-            LookupKind::FindNode => Message::KadFindNode(KadFindNode { rpc, target: self.target }),
-            LookupKind::FindValue => Message::KadFindValue(KadFindValue { rpc, key: self.target }),
+            LookupKind::FindNode => Message::KadFindNode(KadFindNode { rpc, target: self.target, client: false }),
+            LookupKind::FindValue => Message::KadFindValue(KadFindValue { rpc, key: self.target, client: false }),
         }
     }
 }
@@ -324,7 +324,23 @@ impl Lookup {
     /// `from` answered with contacts closer to the target (a `KadNodes`, or a `KadValue`
     /// without a record). At most k of them (other than us) are used.
     pub fn handle_nodes(&mut self, now: Timestamp, from: &NodeId, closer: Vec<Contact>) {
+        self.take_nodes(now, from, closer, true);
+    }
+
+    /// `from` answered with contacts, but does not serve the DHT (a client, see
+    /// [`DhtMode`](super::DhtMode)): its contacts are used, and it does not count among the
+    /// closest nodes (a put would store at it, a get ask it again).
+    pub fn handle_client_nodes(&mut self, now: Timestamp, from: &NodeId, closer: Vec<Contact>) {
+        self.take_nodes(now, from, closer, false);
+    }
+
+    fn take_nodes(&mut self, now: Timestamp, from: &NodeId, closer: Vec<Contact>, serves: bool) {
         let Some(hops) = self.answered(from) else { return };
+        if !serves {
+            if let Some(peer) = self.peer_mut(from) {
+                peer.state = State::Failed;
+            }
+        }
         let closest_before = self.peers.keys().next().copied();
         let local = self.local;
         for contact in closer.into_iter().filter(|c| c.id != local).take(self.k) {

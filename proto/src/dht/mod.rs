@@ -32,7 +32,7 @@ pub mod service;
 pub mod traffic;
 
 pub use config::{
-    DhtConfig, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_LIVENESS_WINDOW,
+    DhtConfig, DhtMode, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_LIVENESS_WINDOW,
     DEFAULT_MAX_PER_SUBNET, DEFAULT_MAX_RECORDS, DEFAULT_MAX_RECORDS_PER_PUBLISHER,
     DEFAULT_MAX_RECORD_SIZE, DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL,
     DEFAULT_REPUBLISH_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
@@ -45,18 +45,40 @@ pub use routing::{InsertOutcome, RoutingEntry, RoutingEvent, RoutingTable, MAX_F
 pub use service::Dht;
 pub use traffic::{DhtTraffic, Tally, UpkeepCauses};
 
+/// Whether the sender of a `Kad*` message says it is a DHT client (see [`DhtMode`]); `None`
+/// for other messages.
+pub fn sent_by_client(message: &crate::wire::Message) -> Option<bool> {
+    use crate::wire::Message as M;
+    Some(match message {
+        M::KadPing(m) => m.client,
+        M::KadPong(m) => m.client,
+        M::KadStore(m) => m.client,
+        M::KadStored(m) => m.client,
+        M::KadFindNode(m) => m.client,
+        M::KadNodes(m) => m.client,
+        M::KadFindValue(m) => m.client,
+        M::KadValue(m) => m.client,
+        _ => return None,
+    })
+}
+
+/// Marks a `Kad*` message as sent by a DHT client or a server; other messages are left alone.
+pub(crate) fn mark_client(message: &mut crate::wire::Message, client: bool) {
+    use crate::wire::Message as M;
+    match message {
+        M::KadPing(m) => m.client = client,
+        M::KadPong(m) => m.client = client,
+        M::KadStore(m) => m.client = client,
+        M::KadStored(m) => m.client = client,
+        M::KadFindNode(m) => m.client = client,
+        M::KadNodes(m) => m.client = client,
+        M::KadFindValue(m) => m.client = client,
+        M::KadValue(m) => m.client = client,
+        _ => {}
+    }
+}
+
 /// Whether `message` belongs to the DHT protocol.
 pub fn is_dht_message(message: &crate::wire::Message) -> bool {
-    use crate::wire::Message as M;
-    matches!(
-        message,
-        M::KadPing(_)
-            | M::KadPong(_)
-            | M::KadStore(_)
-            | M::KadStored(_)
-            | M::KadFindNode(_)
-            | M::KadNodes(_)
-            | M::KadFindValue(_)
-            | M::KadValue(_)
-    )
+    sent_by_client(message).is_some()
 }

@@ -13,10 +13,22 @@
 //! # Who enters the routing table
 //!
 //! Only peers the link layer authenticated with a certificate: the owner reports every
-//! `Event::Connected` ([`handle_connected`](Dht::handle_connected)); a `Kad*` message then
-//! refreshes its sender only if that sender is such a peer. Contacts named in answers are
+//! `Event::Connected` ([`handle_connected`](Dht::handle_connected)), which admits a peer we
+//! dialled; a `Kad*` message then admits or refreshes its sender only if that sender is such
+//! a peer and serves the DHT (see [Clients](#clients)). Contacts named in answers are
 //! hearsay: lookups ask them (which opens an authenticated session), and only that session
 //! admits them.
+//!
+//! # Clients
+//!
+//! A node that cannot take unsolicited inbound uses the DHT without serving it
+//! ([`DhtMode`](super::DhtMode), [`set_client`](Dht::set_client)): every `Kad*` message it
+//! sends says so (`client`), and a receiver neither adds it to its routing table (it drops
+//! it if it was there) nor hands it to others. Hence a session the peer opened
+//! ([`handle_connected`](Dht::handle_connected) with `initiator == false`) admits nobody
+//! by itself: the peer's first `Kad*` message tells whether it serves. A client keeps no copy
+//! of the records it puts; a node that starts serving looks itself up again, so its
+//! neighbours learn it.
 //!
 //! # Bootstrapping
 //!
@@ -120,6 +132,8 @@ pub struct Dht {
     lan: Option<LocalNetwork>,
     /// Join transfer: what was handed to whom (see `service/transfer.rs`).
     handoff: transfer::Handoff,
+    /// We only use the DHT (see [`set_client`](Dht::set_client)).
+    client: bool,
 }
 
 /// What was last written to the store, and when to write the next difference.
@@ -164,6 +178,7 @@ impl Dht {
             persist: None,
             lan: None,
             handoff: transfer::Handoff::default(),
+            client: false,
         }
     }
 
@@ -213,9 +228,40 @@ impl Dht {
         }
     }
 
-    /// The link layer authenticated `peer` (with a certificate) at `addr`.
-    pub fn handle_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+    /// Whether this node only uses the DHT (see [`set_client`](Self::set_client)).
+    pub fn is_client(&self) -> bool {
+        self.client
+    }
+
+    /// Makes this node a DHT client (`true`: its messages say so, peers keep it out of their
+    /// tables, it keeps no copies of its own puts) or a server. A client that becomes a
+    /// server looks itself up, so the nodes near it learn it.
+    pub fn set_client(&mut self, now: Timestamp, client: bool) {
+        if self.client == client {
+            return;
+        }
+        self.client = client;
+        if !client && self.bootstrapped {
+            let me = self.me;
+            self.start(now, me, Purpose::Refresh { cause: Cause::Bootstrap });
+            self.advance(now);
+        }
+    }
+
+    /// The link layer authenticated `peer` (with a certificate) at `addr`; `initiator`: we
+    /// opened the session. A peer that opened it enters the table only with its first `Kad*`
+    /// message, which says whether it serves (see [Clients](self#clients)).
+    pub fn handle_connected(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        initiator: bool,
+    ) {
         self.certified.insert(peer);
+        if !initiator {
+            return;
+        }
         let inserted = self.table_addr(peer, addr).map(|a| (a, self.seen(now, peer, a)));
         if let Some((addr, InsertOutcome::Inserted)) = inserted {
             self.hand_over(now, peer, addr, false);
@@ -251,6 +297,15 @@ impl Dht {
         );
         // Only a node's bootstrap or post-restore lookup asks for its own id: it (re)joined.
         let rejoined = matches!(&message, M::KadFindNode(f) if f.target == peer);
+        if super::sent_by_client(&message) == Some(true) {
+            // It uses the DHT without serving it: answered, and its answers used, but never
+            // a contact of ours.
+            let other =
+                self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
+            self.table.remove(&peer);
+            self.advance(now);
+            return other;
+        }
         let other =
             self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {
@@ -408,6 +463,8 @@ impl Dht {
         class: TrafficClass,
         cause: Option<Cause>,
     ) {
+        let mut message = message;
+        super::mark_client(&mut message, self.client);
         let lan = self.is_lan(&addr);
         self.traffic.count(class, cause, lan, &message);
         self.outbox.push_back((addr, peer, message));

@@ -243,21 +243,21 @@ mod tests {
     #[test]
     fn each_message_is_counted_once_in_its_class_with_its_encoded_length() {
         let mut t = DhtTraffic::default();
-        let ping = Message::KadPing(KadPing { rpc: 0x8000_0001 });
+        let ping = Message::KadPing(KadPing { rpc: 0x8000_0001, client: false });
         t.count(TrafficClass::Maintenance, Some(Cause::Ping), false, &ping);
-        t.count(TrafficClass::Answer, None, true, &Message::KadPong(KadPong { rpc: 1 }));
-        t.count(TrafficClass::Answer, None, false, &Message::KadPong(KadPong { rpc: 2 }));
+        t.count(TrafficClass::Answer, None, true, &Message::KadPong(KadPong { rpc: 1, client: false }));
+        t.count(TrafficClass::Answer, None, false, &Message::KadPong(KadPong { rpc: 2, client: false }));
         assert_eq!((t.query_msgs, t.maintenance_msgs, t.answer_msgs), (0, 1, 2));
         assert_eq!(t.maintenance_bytes, encoded_len(&ping) as u64);
-        // Header (2) + a one-element CBOR array (1) + a u32 (5).
-        assert_eq!(t.maintenance_bytes, 8);
+        // Header (2) + a two-element CBOR array (1) + a u32 (5) + the client flag (1).
+        assert_eq!(t.maintenance_bytes, 9);
         assert_eq!(t.msgs(), 3);
         assert_eq!(t.sealed_bytes(), t.bytes() + 3 * 29);
-        assert_eq!(t.causes.ping, Tally { msgs: 1, bytes: 8 });
-        let pong = encoded_len(&Message::KadPong(KadPong { rpc: 1 })) as u64;
+        assert_eq!(t.causes.ping, Tally { msgs: 1, bytes: 9 });
+        let pong = encoded_len(&Message::KadPong(KadPong { rpc: 1, client: false })) as u64;
         assert_eq!(t.answer_lan, Tally { msgs: 1, bytes: pong });
         assert_eq!(t.maintenance_lan, Tally::default());
-        t.count_reply(Cause::Ping, &Message::KadPong(KadPong { rpc: 0x8000_0001 }));
+        t.count_reply(Cause::Ping, &Message::KadPong(KadPong { rpc: 0x8000_0001, client: false }));
         assert_eq!(t.causes.ping.msgs, 2);
         let mut sum = DhtTraffic::default();
         sum.add(&t);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::NodeEvent;
 use crate::dht::{DhtError, DhtEvent, KeyKind, QueryId, RecordError};
-use crate::sim::Simulation as World;
+use crate::sim::{NatKind, Simulation as World};
 use crate::wire::Record;
 use crate::{NodeId, Timestamp};
 
@@ -25,6 +25,9 @@ fn fleet_with(seed: u64, subnets: u16, per: usize, setup: impl FnOnce(&mut World
         }
     }
     w.run_until(30 * SEC, |w| w.all_present());
+    // Every node knows its NAT class, hence whether it serves the DHT: children learn it
+    // from their LSN's pings (`without_nats_every_node_serves_the_dht`).
+    w.run_until(120 * SEC, |w| (0..w.slots.len()).all(|i| w.node(i).nat_checked()));
     // Let the bootstrap lookups settle.
     w.run_for(5 * SEC);
     w
@@ -105,6 +108,70 @@ fn a_missing_key_is_not_found_and_a_forged_record_is_refused() {
     assert_eq!(error, DhtError::Refused(RecordError::BadSignature));
     let got = run_query(&mut w, 7, |n, now| n.dht_get(now, key));
     assert!(matches!(got, DhtEvent::Got { result: Err(DhtError::NotFound), .. }), "{got:?}");
+}
+
+#[test]
+fn without_nats_every_node_serves_the_dht() {
+    // Children learn their class from their LSN's pings, within a child ping interval.
+    let mut w = World::new(14);
+    for s in 1..=3 {
+        for _ in 0..8 {
+            w.add(s);
+        }
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    let clients = |w: &World| (0..w.slots.len()).filter(|&i| w.node(i).dht_client()).count();
+    assert!(clients(&w) > 0, "children serve before they know their class");
+    w.run_for(50 * SEC);
+    for i in 0..w.slots.len() {
+        assert!(!w.node(i).dht_client(), "node {i}: {}", w.node(i).nat_class());
+    }
+    // Each one then entered the master's table or a neighbour's.
+    let known = |id: NodeId| {
+        (0..w.slots.len()).any(|j| w.node(j).dht().is_some_and(|d| d.table().contains(&id)))
+    };
+    for i in 0..w.slots.len() {
+        assert!(known(w.id(i)), "node {i} is nobody's contact");
+    }
+}
+
+#[test]
+fn behind_nats_that_filter_nodes_use_the_dht_without_serving_it() {
+    // Subnet 1 has no NAT, 2 filters what its hosts did not send to, 3 maps each destination
+    // to its own port.
+    let per = 6;
+    let mut w = fleet_with(37, 3, per, |w| {
+        w.set_nat(2, NatKind::PortRestricted);
+        w.set_nat(3, NatKind::Symmetric);
+    });
+    let subnet = |i: usize| i / per + 1;
+    for i in 0..w.slots.len() {
+        assert_eq!(w.node(i).dht_client(), subnet(i) != 1, "node {i}: {}", w.node(i).nat_class());
+    }
+    // A client is nobody's contact, but on its own LAN.
+    for i in 0..w.slots.len() {
+        let table = w.node(i).dht().expect("dht started").table();
+        for j in (0..w.slots.len()).filter(|&j| subnet(j) != 1 && subnet(j) != subnet(i)) {
+            assert!(!table.contains(&w.id(j)), "node {j} (a client) is in node {i}'s table");
+        }
+    }
+    let master = w.master().dht().expect("master dht").table();
+    assert!((0..w.slots.len()).all(|j| subnet(j) == 1 || !master.contains(&w.id(j))));
+    // A client's record, read by a client behind the other NAT: from the servers, without an
+    // introduction.
+    let (writer, reader) = (per + 1, 2 * per + 2);
+    let asked = |w: &World| (0..w.slots.len()).map(|i| w.node(i).intro_stats().asked).sum::<u64>();
+    let before = asked(&w);
+    let key = KeyKind::Provider.key(b"behind a NAT");
+    let put = run_query(&mut w, writer, |n, now| n.dht_put(now, key, b"v".to_vec()));
+    let DhtEvent::Put { result: Ok(stored), .. } = put else { panic!("put failed: {put:?}") };
+    assert!(stored >= per, "stored at only {stored} nodes");
+    let got = run_query(&mut w, reader, |n, now| n.dht_get(now, key));
+    assert!(matches!(got, DhtEvent::Got { result: Ok(_), .. }), "{got:?}");
+    assert_eq!(asked(&w), before, "the DHT asked for introductions");
+    // Stored at servers only (the master among them).
+    let held = holders(&w, key, w.id(writer));
+    assert!(held.iter().all(|&i| subnet(i) == 1), "held by {held:?}");
 }
 
 #[test]
@@ -299,6 +366,8 @@ fn find_providers_finds_a_provider_whose_record_reached_only_some_holders() {
         w.start(i);
     }
     w.run_until(30 * SEC, |w| w.all_present());
+    // Serving again once their LSN's ping tells them their NAT class.
+    w.run_until(120 * SEC, |w| down.iter().all(|&i| !w.node(i).dht_client()));
     w.run_for(5 * SEC);
     let put = run_query(&mut w, a, |n, now| n.dht_provide(now, content, b"a".to_vec()));
     assert!(matches!(put, DhtEvent::Put { result: Ok(_), .. }), "{put:?}");
@@ -434,13 +503,14 @@ fn transfer_fleet(seed: u64) -> (World, NodeId, Vec<usize>) {
     panic!("the master holds every key tried");
 }
 
-/// Crashes node `i`, restarts it empty a minute later and waits until it is present again and
-/// its bootstrap lookup is done.
+/// Crashes node `i`, restarts it empty a minute later and waits until it is present again,
+/// serves the DHT (its LSN's ping gives it its NAT class) and its lookup of itself is done.
 fn reboot(w: &mut World, i: usize) {
     w.crash(i);
     w.run_for(60 * SEC);
     w.start(i);
     w.run_until(30 * SEC, |w| w.all_present());
+    w.run_until(120 * SEC, |w| !w.node(i).dht_client());
     w.run_for(10 * SEC);
 }
 

@@ -33,6 +33,11 @@ pub struct Record {
 pub struct KadPing {
     /// Request number.
     pub rpc: u32,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// Kademlia pong.
@@ -40,6 +45,11 @@ pub struct KadPing {
 pub struct KadPong {
     /// The ping's request number.
     pub rpc: u32,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// Store a record.
@@ -54,6 +64,11 @@ pub struct KadStore {
     /// from before the field existed, which decode as `false`.
     #[serde(default)]
     pub cache: bool,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// The record was stored.
@@ -61,6 +76,11 @@ pub struct KadStore {
 pub struct KadStored {
     /// The store's request number.
     pub rpc: u32,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// Find the contacts closest to `target`.
@@ -70,6 +90,11 @@ pub struct KadFindNode {
     pub rpc: u32,
     /// The id sought.
     pub target: NodeId,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// Contacts close to a target.
@@ -79,6 +104,11 @@ pub struct KadNodes {
     pub rpc: u32,
     /// Up to k contacts, closest first.
     pub nodes: Vec<Contact>,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// Find the value under `key`.
@@ -88,6 +118,11 @@ pub struct KadFindValue {
     pub rpc: u32,
     /// The key.
     pub key: NodeId,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }
 
 /// The values under a key (several for provider keys: one per publisher), or closer contacts
@@ -100,4 +135,9 @@ pub struct KadValue {
     pub records: Vec<Record>,
     /// Closer contacts otherwise.
     pub closer: Vec<Contact>,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others. Absent in frames from before the field existed, which decode as `false`.
+    #[serde(default)]
+    pub client: bool,
 }

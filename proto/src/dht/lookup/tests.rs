@@ -41,6 +41,19 @@ fn drain(lookup: &mut Lookup) -> Vec<LookupRequest> {
 }
 
 #[test]
+fn a_client_that_answers_hands_on_its_contacts_but_is_not_among_the_closest() {
+    let target = NodeId::hash(b"target");
+    let (client, server) = (contact(1), contact(2));
+    let mut lookup = Lookup::find_node(T0, NodeId::hash(b"me"), target, [client], &config());
+    assert_eq!(drain(&mut lookup).iter().map(|r| r.to).collect::<Vec<_>>(), [client]);
+    lookup.handle_client_nodes(T0, &client.id, vec![server]);
+    assert_eq!(drain(&mut lookup).iter().map(|r| r.to).collect::<Vec<_>>(), [server]);
+    lookup.handle_nodes(T0, &server.id, vec![]);
+    let result = lookup.poll_event().expect("finished");
+    assert_eq!(result.outcome, LookupOutcome::Closest(vec![server]));
+}
+
+#[test]
 fn keeps_alpha_requests_in_flight_to_the_closest() {
     let target = NodeId::hash(b"target");
     let seeds: Vec<Contact> = (0..20).map(contact).collect();
@@ -170,7 +183,7 @@ fn find_value_stops_at_the_first_record_and_names_the_cache_node() {
     let first = drain(&mut lookup);
     assert!(first.iter().all(|r| r.kind == LookupKind::FindValue));
     let message = first[0].message(7);
-    assert!(matches!(message, Message::KadFindValue(KadFindValue { rpc: 7, key: k }) if k == key));
+    assert!(matches!(message, Message::KadFindValue(KadFindValue { rpc: 7, key: k, client: false }) if k == key));
     // The closest peer lacks it; the second has it.
     lookup.handle_nodes(T0, &first[0].to.id, vec![]);
     let wrong_key = record(NodeId::hash(b"other"));
@@ -226,7 +239,7 @@ fn request_messages_carry_the_target() {
         LookupRequest { to: contact(1), target: NodeId::hash(b"x"), kind: LookupKind::FindNode };
     assert_eq!(
         r.message(3),
-        Message::KadFindNode(KadFindNode { rpc: 3, target: NodeId::hash(b"x") })
+        Message::KadFindNode(KadFindNode { rpc: 3, target: NodeId::hash(b"x"), client: false })
     );
 }
 

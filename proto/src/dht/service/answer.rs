@@ -25,10 +25,10 @@ impl Dht {
         message: Message,
     ) -> Option<Message> {
         let answer = match message {
-            Message::KadPing(p) => Message::KadPong(KadPong { rpc: p.rpc }),
+            Message::KadPing(p) => Message::KadPong(KadPong { rpc: p.rpc, client: false }),
             Message::KadFindNode(f) => {
                 let nodes = self.closest_for(&addr, &f.target);
-                Message::KadNodes(KadNodes { rpc: f.rpc, nodes })
+                Message::KadNodes(KadNodes { rpc: f.rpc, nodes, client: false })
             }
             Message::KadFindValue(f) => {
                 let records: Vec<Record> = self
@@ -40,7 +40,7 @@ impl Dht {
                     .collect();
                 let closer =
                     if records.is_empty() { self.closest_for(&addr, &f.key) } else { vec![] };
-                Message::KadValue(Box::new(KadValue { rpc: f.rpc, records, closer }))
+                Message::KadValue(Box::new(KadValue { rpc: f.rpc, records, closer, client: false }))
             }
             Message::KadStore(s) => self.store(now, *s),
             other => return Some(other),
@@ -67,7 +67,7 @@ impl Dht {
     /// Stores a record someone sent: a cache copy (a get's side effect) for the cache TTL
     /// only, anything else by the full rules. A refusal goes back as `Error` with the reason.
     fn store(&mut self, now: Timestamp, store: KadStore) -> Message {
-        let KadStore { rpc, record, cache } = store;
+        let KadStore { rpc, record, cache, .. } = store;
         let stored = record.embedded_key().and_then(|key| {
             if cache {
                 self.records.put_cached(now, record, &key)
@@ -76,7 +76,7 @@ impl Dht {
             }
         });
         match stored {
-            Ok(_) => Message::KadStored(KadStored { rpc }),
+            Ok(_) => Message::KadStored(KadStored { rpc, client: false }),
             Err(error) => Message::Error(ErrorMessage {
                 seq: rpc,
                 code: ErrorCode::REFUSED,

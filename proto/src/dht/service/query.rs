@@ -173,7 +173,11 @@ impl Dht {
             Message::KadNodes(n) => {
                 if let Some(query) = self.take_rpc(n.rpc, peer, RpcKind::Lookup) {
                     if let Some(q) = self.queries.get_mut(&query) {
-                        q.lookup.handle_nodes(now, &peer, n.nodes);
+                        if n.client {
+                            q.lookup.handle_client_nodes(now, &peer, n.nodes);
+                        } else {
+                            q.lookup.handle_nodes(now, &peer, n.nodes);
+                        }
                     }
                 }
             }
@@ -241,6 +245,10 @@ impl Dht {
             })
             .collect();
         let Some(q) = self.queries.get_mut(&query) else { return };
+        if !holds && value.client {
+            q.lookup.handle_client_nodes(now, &peer, value.closer);
+            return;
+        }
         if !holds {
             q.lookup.handle_nodes(now, &peer, value.closer);
             return;
@@ -262,7 +270,7 @@ impl Dht {
                 RoutingEvent::Ping { contact } => {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, contact.id, None, RpcKind::Ping, Some(Cause::Ping));
-                    let ping = Message::KadPing(KadPing { rpc });
+                    let ping = Message::KadPing(KadPing { rpc, client: false });
                     let (to, addr) = (contact.id, contact.addr.0);
                     self.request(to, addr, ping, TrafficClass::Maintenance, Some(Cause::Ping));
                 }
@@ -383,7 +391,7 @@ impl Dht {
                     // as a cache copy so it lives for the cache TTL only. Unanswered: nothing
                     // depends on it.
                     let rpc = self.fresh_rpc();
-                    let store = KadStore { rpc, record: first.clone(), cache: true };
+                    let store = KadStore { rpc, record: first.clone(), cache: true, client: false };
                     let message = Message::KadStore(Box::new(store));
                     self.send(at.addr.0, message, TrafficClass::Query, None);
                 }
@@ -401,10 +409,12 @@ impl Dht {
             }
             (Purpose::Put { record, public }, LookupOutcome::Closest(nodes)) => {
                 let k = self.config.k;
-                let me_close = nodes.len() < k
-                    || nodes
+                // A client holds no copies: nobody would ask it.
+                let me_close = !self.client
+                    && (nodes.len() < k
+                        || nodes
                         .last()
-                        .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target));
+                        .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target)));
                 if !public {
                     let t = &mut self.traffic;
                     t.republishes = t.republishes.saturating_add(1);
@@ -434,7 +444,7 @@ impl Dht {
                 for node in nodes.iter().take(k) {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, node.id, Some(id), RpcKind::Store, cause);
-                    let store = KadStore { rpc, record: (*record).clone(), cache: false };
+                    let store = KadStore { rpc, record: (*record).clone(), cache: false, client: false };
                     let message = Message::KadStore(Box::new(store));
                     self.request(node.id, node.addr.0, message, class, cause);
                     sent += 1;

@@ -168,7 +168,7 @@ impl Dht {
             self.handoff.note(peer, &record);
             let rpc = self.fresh_rpc();
             self.track(now, rpc, peer, None, RpcKind::Store, cause);
-            let store = KadStore { rpc, record, cache: false };
+            let store = KadStore { rpc, record, cache: false, client: false };
             let message = Message::KadStore(Box::new(store));
             self.request(peer, addr, message, TrafficClass::Maintenance, cause);
         }

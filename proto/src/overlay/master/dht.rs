@@ -20,15 +20,24 @@ impl Master {
             // Refresh targets only need to differ between nodes, not be secret.
             let mut seed = [0u8; 32];
             seed[..me.as_bytes().len()].copy_from_slice(me.as_bytes());
-            Dht::new(now, me, me, config, seed)
+            let mut dht = Dht::new(now, me, me, config, seed);
+            // The master serves unless told otherwise: every node meets it.
+            dht.set_client(now, dht.config().get_mode() == crate::dht::DhtMode::Client);
+            dht
         })
     }
 
-    pub(super) fn dht_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+    pub(super) fn dht_connected(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        initiator: bool,
+    ) {
         if !self.cfg.dht.enabled {
             return;
         }
-        self.dht_mut(now).handle_connected(now, peer, addr);
+        self.dht_mut(now).handle_connected(now, peer, addr, initiator);
     }
 
     pub(super) fn dht_disconnected(&mut self, now: Timestamp, peer: NodeId) {

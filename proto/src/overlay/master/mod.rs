@@ -325,8 +325,8 @@ impl Master {
                     let _ = peer;
                     self.events.push_back(MasterEvent::Link(event));
                 }
-                Event::Connected { peer, addr, .. } => {
-                    self.dht_connected(now, peer, addr);
+                Event::Connected { peer, addr, initiator, .. } => {
+                    self.dht_connected(now, peer, addr, initiator);
                     self.offer_revocations(now, peer);
                     self.events.push_back(MasterEvent::Link(event));
                 }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use super::{Node, NodeEvent};
 use crate::{
-    dht::{Dht, DhtCommand, DhtTraffic, KeyKind, QueryId, Saved, StoreOp},
-    wire::{Message, Record},
+    dht::{Dht, DhtCommand, DhtMode, DhtTraffic, KeyKind, QueryId, Saved, StoreOp},
+    wire::{Mapping, Message, Record},
     NodeId, Timestamp,
 };
 
@@ -126,17 +126,25 @@ impl Node {
     fn dht_mut(&mut self, now: Timestamp) -> &mut Dht {
         let (me, master) = (self.node_id(), self.ep.trust().network().master_id());
         let (config, lan) = (&self.cfg.dht, self.cfg.local);
+        let client = self.dht_client();
         self.dht.get_or_insert_with(|| {
             // Refresh targets only need to differ between nodes, not be secret.
             let mut seed = [0u8; 32];
             seed[..me.as_bytes().len()].copy_from_slice(me.as_bytes());
             let mut dht = Dht::new(now, me, master, config.clone(), seed);
             dht.set_local_network(lan);
+            dht.set_client(now, client);
             Box::new(dht)
         })
     }
 
-    pub(super) fn dht_connected(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+    pub(super) fn dht_connected(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        initiator: bool,
+    ) {
         // Not while enrolling: the master answers anything but the enrollment request on that
         // session with a refusal, which ends the enrollment (the DHT's first lookup used to
         // race the master's answer in an enrollment storm).
@@ -147,7 +155,8 @@ impl Node {
             // A relayed session: its address is a stand-in, no contact to hand on.
             return;
         }
-        self.dht_mut(now).handle_connected(now, peer, addr);
+        self.dht_sync_mode(now);
+        self.dht_mut(now).handle_connected(now, peer, addr, initiator);
     }
 
     pub(super) fn dht_disconnected(&mut self, now: Timestamp, peer: NodeId) {
@@ -192,8 +201,36 @@ impl Node {
         peer.and_then(|p| self.ep.peer_addr(&p)).unwrap_or(addr)
     }
 
+    /// Whether this node only uses the DHT (see [`DhtMode`]): with [`DhtMode::Auto`], unless
+    /// its NAT check found no NAT and nothing that keeps unsolicited inbound out. A child
+    /// takes its LSN's class (`nat.rs`). With NAT checks off nothing is known: it serves.
+    pub fn dht_client(&self) -> bool {
+        match self.cfg.dht.get_mode() {
+            DhtMode::Server => false,
+            DhtMode::Client => true,
+            _ if !self.cfg.nat_check => false,
+            _ => {
+                let class = self.nat_class();
+                !(class.mapping == Mapping::Public && class.inbound != Some(false))
+            }
+        }
+    }
+
+    /// Tells the DHT whether it serves, as the NAT class now says.
+    fn dht_sync_mode(&mut self, now: Timestamp) {
+        let client = self.dht_client();
+        if let Some(dht) = self.dht.as_mut() {
+            dht.set_client(now, client);
+        }
+    }
+
     /// Sends what the DHT wants sent and reports its results.
     pub(super) fn dht_flush(&mut self, now: Timestamp) {
+        self.dht_sync_mode(now);
+        // With clients in the DHT, the contacts in tables and answers serve it, hence take
+        // unsolicited inbound: a request's dial goes in full, and a contact that does not
+        // answer is gone (no introduction, which only the master could give).
+        let servers_only = self.cfg.dht.get_mode() == DhtMode::Auto && self.cfg.nat_check;
         let Some(dht) = self.dht.as_mut() else { return };
         let mut out = Vec::new();
         while let Some(m) = dht.poll_message_to() {
@@ -204,7 +241,7 @@ impl Node {
         }
         for (addr, peer, message) in out {
             let addr = self.dht_route(addr, peer);
-            if let Some(peer) = peer.filter(|p| !self.ep.is_connected(p)) {
+            if let Some(peer) = peer.filter(|p| !servers_only && !self.ep.is_connected(p)) {
                 // No port prediction for a DHT request: its lookup moves on to other
                 // contacts, and prediction's handshakes were most of a node's WAN bytes.
                 self.dial_peer(now, peer, addr, false);

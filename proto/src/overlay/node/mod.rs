@@ -386,10 +386,10 @@ impl Node {
                     }
                     self.events.push_back(NodeEvent::Link(event));
                 }
-                Event::Connected { peer, addr, .. } => {
+                Event::Connected { peer, addr, initiator, .. } => {
                     self.intro_connected(now, peer);
                     self.relay_connected(peer, addr);
-                    self.dht_connected(now, peer, addr);
+                    self.dht_connected(now, peer, addr, initiator);
                     self.report_connected(now, peer);
                     self.bulk_connected(now, peer);
                     self.events.push_back(NodeEvent::Link(event));
@@ -411,7 +411,7 @@ impl Node {
                     if enrolled {
                         // The enrollment session stays up: the master is our first DHT contact.
                         let (master, addr) = (self.master_id(), self.cfg.master);
-                        self.dht_connected(now, master, addr);
+                        self.dht_connected(now, master, addr, true);
                     }
                     if enrolled && self.state == NodeState::NoConnection {
                         self.wake = Some(now);

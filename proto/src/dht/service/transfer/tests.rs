@@ -45,9 +45,9 @@ fn record(key: NodeId, n: u64) -> Record {
 fn holding(me: NodeId, config: DhtConfig, storer: NodeId, records: &[Record]) -> Dht {
     let config = config.join_transfer(true);
     let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
-    d.handle_connected(now(), storer, addr(1));
+    d.handle_connected(now(), storer, addr(1), true);
     for (rpc, record) in records.iter().enumerate() {
-        let store = KadStore { rpc: rpc as u32, record: record.clone(), cache: false };
+        let store = KadStore { rpc: rpc as u32, record: record.clone(), cache: false, client: false };
         d.handle_message(now(), storer, addr(1), Message::KadStore(Box::new(store)));
     }
     assert_eq!(d.records().len(), records.len());
@@ -69,7 +69,7 @@ fn handed(d: &mut Dht, to: SocketAddr) -> Vec<Record> {
 }
 
 fn self_lookup(d: &mut Dht, at: Timestamp, peer: NodeId, a: SocketAddr) {
-    let find = Message::KadFindNode(KadFindNode { rpc: 1, target: peer });
+    let find = Message::KadFindNode(KadFindNode { rpc: 1, target: peer, client: false });
     assert!(d.handle_message(at, peer, a, find).is_none());
 }
 
@@ -80,12 +80,12 @@ fn a_newcomer_gets_the_records_once_and_again_after_it_rejoins() {
     let mut d = holding(far_me(), DhtConfig::default(), near(&key, 0x40), std::slice::from_ref(&r));
     // A new contact near the key: handed the record on entering the table.
     let newcomer = near(&key, 1);
-    d.handle_connected(now(), newcomer, addr(2));
+    d.handle_connected(now(), newcomer, addr(2), true);
     assert_eq!(handed(&mut d, addr(2)), vec![r.clone()]);
     assert_eq!(d.traffic().causes.transfer.msgs, 1);
     // Seen again, a lookup of someone else's id through it: nothing more.
-    d.handle_connected(now(), newcomer, addr(2));
-    let other = Message::KadFindNode(KadFindNode { rpc: 2, target: NodeId::hash(b"x") });
+    d.handle_connected(now(), newcomer, addr(2), true);
+    let other = Message::KadFindNode(KadFindNode { rpc: 2, target: NodeId::hash(b"x"), client: false });
     d.handle_message(now(), newcomer, addr(2), other);
     assert!(handed(&mut d, addr(2)).is_empty());
     // Its self-lookup says it (re)started, maybe empty: handed again.
@@ -113,8 +113,8 @@ fn only_the_nearest_holders_send_and_only_what_the_newcomer_should_hold() {
     // Two contacts nearer the key than we are: we are not among the two nearest, so a
     // newcomer near the key is left to them.
     let mut d = holding(far_me(), config(), near(&key, 0x10), std::slice::from_ref(&r));
-    d.handle_connected(now(), near(&key, 0x11), addr(4));
-    d.handle_connected(now(), near(&key, 1), addr(2));
+    d.handle_connected(now(), near(&key, 0x11), addr(4), true);
+    d.handle_connected(now(), near(&key, 1), addr(2), true);
     self_lookup(&mut d, now(), near(&key, 1), addr(2));
     assert!(handed(&mut d, addr(2)).is_empty(), "a third holder sent");
 
@@ -123,11 +123,11 @@ fn only_the_nearest_holders_send_and_only_what_the_newcomer_should_hold() {
     let mut d = holding(far_me(), config(), near(&key, 0x10), std::slice::from_ref(&r));
     let far = NodeId::from_bytes([!key.as_bytes()[0]; 20]);
     assert!(far.distance(&key) > far_me().distance(&key));
-    d.handle_connected(now(), far, addr(5));
+    d.handle_connected(now(), far, addr(5), true);
     self_lookup(&mut d, now(), far, addr(5));
     assert!(handed(&mut d, addr(5)).is_empty(), "sent to a node outside the k closest");
     // ...one nearer the key than we are gets the record.
-    d.handle_connected(now(), near(&key, 1), addr(2));
+    d.handle_connected(now(), near(&key, 1), addr(2), true);
     self_lookup(&mut d, now(), near(&key, 1), addr(2));
     // (Once on entering the table, once more for the self-lookup if it entered.)
     let got = handed(&mut d, addr(2));
@@ -145,7 +145,7 @@ fn transfers_are_bounded_per_newcomer_and_per_minute_nearest_first() {
     for i in 0..6u8 {
         let at = if i == 5 { now() + Duration::from_secs(61) } else { now() };
         let peer = near(&base, 0xc0 + i);
-        d.handle_connected(at, peer, addr(10 + i));
+        d.handle_connected(at, peer, addr(10 + i), true);
         let got = handed(&mut d, addr(10 + i));
         let expected = match i {
             0..=3 => MAX_PER_NEWCOMER,
@@ -187,11 +187,11 @@ fn off_by_default() {
     let key = KeyKind::Provider.key(b"content");
     let storer = near(&key, 0x40);
     let mut d = Dht::new(now(), far_me(), NodeId::hash(b"master"), DhtConfig::default(), [1; 32]);
-    d.handle_connected(now(), storer, addr(1));
-    let store = KadStore { rpc: 1, record: record(key, 1), cache: false };
+    d.handle_connected(now(), storer, addr(1), true);
+    let store = KadStore { rpc: 1, record: record(key, 1), cache: false, client: false };
     d.handle_message(now(), storer, addr(1), Message::KadStore(Box::new(store)));
     while d.poll_message().is_some() {}
-    d.handle_connected(now(), near(&key, 1), addr(2));
+    d.handle_connected(now(), near(&key, 1), addr(2), true);
     self_lookup(&mut d, now(), near(&key, 1), addr(2));
     assert!(handed(&mut d, addr(2)).is_empty());
 }
