@@ -186,12 +186,21 @@ fn samples() -> Vec<(&'static str, Message)> {
         ("wire_kad_pong", Message::KadPong(KadPong { rpc: 100, client: false })),
         (
             "wire_kad_store",
-            Message::KadStore(Box::new(KadStore { rpc: 101, record: record(), cache: true, client: false })),
+            Message::KadStore(Box::new(KadStore {
+                rpc: 101,
+                record: record(),
+                cache: true,
+                client: false,
+            })),
         ),
         ("wire_kad_stored", Message::KadStored(KadStored { rpc: 101, client: false })),
         (
             "wire_kad_find_node",
-            Message::KadFindNode(KadFindNode { rpc: 102, target: NodeId::hash(b"target"), client: false }),
+            Message::KadFindNode(KadFindNode {
+                rpc: 102,
+                target: NodeId::hash(b"target"),
+                client: false,
+            }),
         ),
         (
             "wire_kad_nodes",
@@ -203,7 +212,11 @@ fn samples() -> Vec<(&'static str, Message)> {
         ),
         (
             "wire_kad_find_value",
-            Message::KadFindValue(KadFindValue { rpc: 103, key: NodeId::hash(b"service/config"), client: false }),
+            Message::KadFindValue(KadFindValue {
+                rpc: 103,
+                key: NodeId::hash(b"service/config"),
+                client: false,
+            }),
         ),
         (
             "wire_kad_value",

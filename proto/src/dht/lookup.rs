@@ -86,8 +86,12 @@ impl LookupRequest {
     /// The wire message for this request, numbered `rpc`.
     pub fn message(&self, rpc: u32) -> Message {
         match self.kind {
-            LookupKind::FindNode => Message::KadFindNode(KadFindNode { rpc, target: self.target, client: false }),
-            LookupKind::FindValue => Message::KadFindValue(KadFindValue { rpc, key: self.target, client: false }),
+            LookupKind::FindNode => {
+                Message::KadFindNode(KadFindNode { rpc, target: self.target, client: false })
+            }
+            LookupKind::FindValue => {
+                Message::KadFindValue(KadFindValue { rpc, key: self.target, client: false })
+            }
         }
     }
 }

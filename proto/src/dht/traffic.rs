@@ -245,8 +245,18 @@ mod tests {
         let mut t = DhtTraffic::default();
         let ping = Message::KadPing(KadPing { rpc: 0x8000_0001, client: false });
         t.count(TrafficClass::Maintenance, Some(Cause::Ping), false, &ping);
-        t.count(TrafficClass::Answer, None, true, &Message::KadPong(KadPong { rpc: 1, client: false }));
-        t.count(TrafficClass::Answer, None, false, &Message::KadPong(KadPong { rpc: 2, client: false }));
+        t.count(
+            TrafficClass::Answer,
+            None,
+            true,
+            &Message::KadPong(KadPong { rpc: 1, client: false }),
+        );
+        t.count(
+            TrafficClass::Answer,
+            None,
+            false,
+            &Message::KadPong(KadPong { rpc: 2, client: false }),
+        );
         assert_eq!((t.query_msgs, t.maintenance_msgs, t.answer_msgs), (0, 1, 2));
         assert_eq!(t.maintenance_bytes, encoded_len(&ping) as u64);
         // Header (2) + a two-element CBOR array (1) + a u32 (5) + the client flag (1).

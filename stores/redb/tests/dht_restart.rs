@@ -34,13 +34,20 @@ async fn records_and_contacts_come_back_after_reopening() {
     let publisher = identity(10);
     let key = KeyKind::Provider.key(b"firmware");
     let record = Record::sign(&publisher, key, b"offer".to_vec(), 1, now.as_secs() + 3600);
-    let store =
-        Message::KadStore(Box::new(KadStore { rpc: 9, record: record.clone(), cache: false, client: false }));
+    let store = Message::KadStore(Box::new(KadStore {
+        rpc: 9,
+        record: record.clone(),
+        cache: false,
+        client: false,
+    }));
     assert!(dht.handle_message(now, peers[0].0, peers[0].1, store).is_none());
     // Out go the bootstrap lookup's requests and the store's confirmation.
     let sent: Vec<Message> = std::iter::from_fn(|| dht.poll_message()).map(|(_, m)| m).collect();
     assert!(
-        sent.contains(&Message::KadStored(fleetmesh_driver::wire::KadStored { rpc: 9, client: false })),
+        sent.contains(&Message::KadStored(fleetmesh_driver::wire::KadStored {
+            rpc: 9,
+            client: false
+        })),
         "{sent:?}"
     );
     let later = now + persist::PERSIST_DELAY;

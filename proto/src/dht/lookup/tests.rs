@@ -183,7 +183,9 @@ fn find_value_stops_at_the_first_record_and_names_the_cache_node() {
     let first = drain(&mut lookup);
     assert!(first.iter().all(|r| r.kind == LookupKind::FindValue));
     let message = first[0].message(7);
-    assert!(matches!(message, Message::KadFindValue(KadFindValue { rpc: 7, key: k, client: false }) if k == key));
+    assert!(
+        matches!(message, Message::KadFindValue(KadFindValue { rpc: 7, key: k, client: false }) if k == key)
+    );
     // The closest peer lacks it; the second has it.
     lookup.handle_nodes(T0, &first[0].to.id, vec![]);
     let wrong_key = record(NodeId::hash(b"other"));

@@ -413,8 +413,8 @@ impl Dht {
                 let me_close = !self.client
                     && (nodes.len() < k
                         || nodes
-                        .last()
-                        .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target)));
+                            .last()
+                            .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target)));
                 if !public {
                     let t = &mut self.traffic;
                     t.republishes = t.republishes.saturating_add(1);
@@ -444,7 +444,8 @@ impl Dht {
                 for node in nodes.iter().take(k) {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, node.id, Some(id), RpcKind::Store, cause);
-                    let store = KadStore { rpc, record: (*record).clone(), cache: false, client: false };
+                    let store =
+                        KadStore { rpc, record: (*record).clone(), cache: false, client: false };
                     let message = Message::KadStore(Box::new(store));
                     self.request(node.id, node.addr.0, message, class, cause);
                     sent += 1;

@@ -35,7 +35,8 @@ fn a_forged_record_sent_to_store_is_refused_with_the_reason() {
     let key = KeyKind::Provider.key(b"content");
     let mut record = Record::sign(&peer, key, b"offer".to_vec(), 1, now().as_secs() + 60);
     record.value = b"changed".to_vec();
-    let store = Message::KadStore(Box::new(KadStore { rpc: 5, record, cache: false, client: false }));
+    let store =
+        Message::KadStore(Box::new(KadStore { rpc: 5, record, cache: false, client: false }));
     assert!(d.handle_message(now(), peer.node_id(), addr(2), store).is_none());
     let (to, answer) = d.poll_message().expect("an answer");
     assert_eq!(to, addr(2));
@@ -115,7 +116,8 @@ fn traffic_counts_maintenance_answers_and_queries_apart() {
     // Answering the peer's requests: answers.
     let ping = Message::KadPing(KadPing { rpc: 1, client: false });
     d.handle_message(now(), peer, addr(2), ping);
-    let find = Message::KadFindValue(KadFindValue { rpc: 2, key: NodeId::hash(b"k"), client: false });
+    let find =
+        Message::KadFindValue(KadFindValue { rpc: 2, key: NodeId::hash(b"k"), client: false });
     d.handle_message(now(), peer, addr(2), find);
     let answers = drain(&mut d);
     assert_eq!(answers.len(), 2);
@@ -227,7 +229,8 @@ fn get_all_merges_the_records_of_every_holder_and_get_from_drops_foreign_publish
         for (to, rpc) in asks {
             let (peer, record) =
                 if to == addr(2) { (a.node_id(), &ra) } else { (b.node_id(), &rb) };
-            let value = KadValue { rpc, records: vec![record.clone()], closer: vec![], client: false };
+            let value =
+                KadValue { rpc, records: vec![record.clone()], closer: vec![], client: false };
             d.handle_message(now(), peer, to, Message::KadValue(Box::new(value)));
         }
         let Some(DhtEvent::Got { result: Ok(records), .. }) = d.poll_event() else {
@@ -303,7 +306,8 @@ fn a_request_from_a_contact_postpones_the_refresh_of_its_bucket() {
     drain(&mut d);
     // Half an hour in, the far contact's lookup asks us something.
     let half = now() + Duration::from_secs(1800);
-    let ask = Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"x"), client: false });
+    let ask =
+        Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"x"), client: false });
     d.handle_message(half, far, addr(1), ask);
     drain(&mut d);
     // At the hour only bucket 1 is refreshed.
@@ -338,7 +342,8 @@ fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_looku
         drain(&mut d);
         let key = KeyKind::Provider.key(b"content");
         let record = Record::sign(&peers[0], key, b"offer".to_vec(), 1, now().as_secs() + 86_400);
-        let store = Message::KadStore(Box::new(KadStore { rpc: 9, record, cache: false, client: false }));
+        let store =
+            Message::KadStore(Box::new(KadStore { rpc: 9, record, cache: false, client: false }));
         d.handle_message(now(), peers[0].node_id(), spread(2), store);
         drain(&mut d);
         if fresh {
@@ -377,7 +382,8 @@ fn contacts_at_lan_addresses_are_handed_to_askers_on_that_lan_only() {
     d.handle_connected(now(), public.node_id(), public_addr, true);
     drain(&mut d);
     let ask = |d: &mut Dht, from: &Identity, at: SocketAddr| {
-        let find = Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"t"), client: false });
+        let find =
+            Message::KadFindNode(KadFindNode { rpc: 9, target: NodeId::hash(b"t"), client: false });
         assert!(d.handle_message(now(), from.node_id(), at, find).is_none());
         let answers = drain(d);
         let [(to, Message::KadNodes(nodes))] = answers.as_slice() else { panic!("{answers:?}") };
@@ -457,7 +463,8 @@ fn a_client_says_so_in_every_message_keeps_no_copy_and_announces_itself_when_it_
     let sent: Vec<_> = std::iter::from_fn(|| d.poll_message()).collect();
     let me_id = me.node_id();
     assert!(
-        sent.iter().any(|(_, m)| matches!(m, Message::KadFindNode(f) if f.target == me_id && !f.client)),
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::KadFindNode(f) if f.target == me_id && !f.client)),
         "{sent:?}"
     );
 }

@@ -370,24 +370,10 @@ impl Master {
                 }
             }
             Message::Keepalive(k) => self.on_keepalive(now, peer, addr, k),
-            Message::Part(p) => {
-                self.vouched(&peer, &p);
-                let better = p.better_lsn.filter(|_| p.reason == PartReason::Yield);
-                let theirs = better.and_then(|b| self.reg.replaced_children(&b.id, &peer));
-                let events =
-                    match better.and_then(|b| self.reg.yielded(now, &peer, &b.id, &self.cfg)) {
-                        Some(events) => {
-                            self.adopt_yielded(now, peer, better, theirs);
-                            events
-                        }
-                        None => self.reg.lsn_parted(now, &peer, p.reason, &self.cfg),
-                    };
-                if p.reason == PartReason::Yield {
-                    // Filed under its rival now or by the rival's next update.
-                    self.watch_demoted(now, peer);
-                }
-                self.presence(events);
-                self.yielded_to(now, &p);
+            Message::Part(p) => self.on_part(now, peer, p),
+            Message::Pong(p) if self.demoted_by_pong(&peer, &p) => {
+                let part = crate::wire::Part { reason: PartReason::Yield, better_lsn: p.lsn };
+                self.on_part(now, peer, part);
             }
             Message::Certificate(cert) => {
                 if self.ep.trust().verify(&cert, now).is_ok() {

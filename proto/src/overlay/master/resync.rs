@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{DeliveryError, DeliveryId, Master, MasterEvent};
 use crate::{
     overlay::child_digest,
-    wire::{AppMessage, Digest, Message, NodeList, Part, PartReason, Resync},
+    wire::{AppMessage, Digest, Message, NodeList, Part, PartReason, Pong, Resync},
     NodeId, Timestamp,
 };
 
@@ -149,6 +149,38 @@ impl Master {
     }
 
     /// An LSN parted naming the one it yielded to: that one is asked for its children.
+    /// An LSN parted (left, or yielded to a rival it names).
+    pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, p: Part) {
+        self.vouched(&peer, &p);
+        let better = p.better_lsn.filter(|_| p.reason == PartReason::Yield);
+        let theirs = better.and_then(|b| self.reg.replaced_children(&b.id, &peer));
+        let events = match better.and_then(|b| self.reg.yielded(now, &peer, &b.id, &self.cfg)) {
+            Some(events) => {
+                self.adopt_yielded(now, peer, better, theirs);
+                events
+            }
+            None => self.reg.lsn_parted(now, &peer, p.reason, &self.cfg),
+        };
+        if p.reason == PartReason::Yield {
+            // Filed under its rival now or by the rival's next update.
+            self.watch_demoted(now, peer);
+        }
+        self.presence(events);
+        self.yielded_to(now, &p);
+    }
+
+    /// Whether `pong` from `peer`, registered as an LSN without children, names another
+    /// registered LSN as its own: it yielded and joined that one, and a registration the loss
+    /// had delayed filed it as an LSN again after the rival reported it (cascade sweep at
+    /// 20 % loss, seed 532: the master kept it as an LSN, absent from the rival's subnet, for
+    /// good). It speaks only for itself, as a Part would. An LSN with children waits for its
+    /// own Part, which hands them over (`adopt_yielded`).
+    pub(super) fn demoted_by_pong(&self, peer: &NodeId, pong: &Pong) -> bool {
+        pong.lsn.is_some_and(|l| l.id != *peer && self.reg.is_lsn(&l.id))
+            && self.reg.is_lsn(peer)
+            && !self.reg.has_any_under(peer)
+    }
+
     pub(super) fn yielded_to(&mut self, now: Timestamp, part: &Part) {
         if let Some(better) = part.better_lsn.filter(|_| part.reason == PartReason::Yield) {
             self.resync(now, better.id);

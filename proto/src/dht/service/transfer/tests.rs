@@ -47,7 +47,8 @@ fn holding(me: NodeId, config: DhtConfig, storer: NodeId, records: &[Record]) ->
     let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
     d.handle_connected(now(), storer, addr(1), true);
     for (rpc, record) in records.iter().enumerate() {
-        let store = KadStore { rpc: rpc as u32, record: record.clone(), cache: false, client: false };
+        let store =
+            KadStore { rpc: rpc as u32, record: record.clone(), cache: false, client: false };
         d.handle_message(now(), storer, addr(1), Message::KadStore(Box::new(store)));
     }
     assert_eq!(d.records().len(), records.len());
@@ -85,7 +86,8 @@ fn a_newcomer_gets_the_records_once_and_again_after_it_rejoins() {
     assert_eq!(d.traffic().causes.transfer.msgs, 1);
     // Seen again, a lookup of someone else's id through it: nothing more.
     d.handle_connected(now(), newcomer, addr(2), true);
-    let other = Message::KadFindNode(KadFindNode { rpc: 2, target: NodeId::hash(b"x"), client: false });
+    let other =
+        Message::KadFindNode(KadFindNode { rpc: 2, target: NodeId::hash(b"x"), client: false });
     d.handle_message(now(), newcomer, addr(2), other);
     assert!(handed(&mut d, addr(2)).is_empty());
     // Its self-lookup says it (re)started, maybe empty: handed again.

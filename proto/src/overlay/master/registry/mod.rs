@@ -159,6 +159,11 @@ impl Registry {
             .collect()
     }
 
+    /// Whether any node is filed under `lsn`, adopted ones not yet reported included.
+    pub(super) fn has_any_under(&self, lsn: &NodeId) -> bool {
+        self.records_under(lsn).any(|(id, _)| id != lsn)
+    }
+
     pub(super) fn children_of(&self, lsn: &NodeId) -> Vec<NodeId> {
         self.records_under(lsn)
             .filter(|(id, r)| *id != lsn && r.pending.is_none())
