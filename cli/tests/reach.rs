@@ -11,8 +11,8 @@
 //! 1. The public node finds that the master sees it at its own address (NAT class "public
 //!    mapping"), so the master makes it a GSN. (Before `own_network`, a node told to listen on
 //!    the second of its host's addresses took the first as its own and was never public.)
-//! 2. Every LAN node's DHT contacts the nodes of the other LANs as it joins, through an
-//!    introduction. Between a and b the punch opens both NATs: every node of a and b has a
+//! 2. Every LAN node's DHT (every node serves it here: `--dht-mode server`) contacts the
+//!    nodes of the other LANs as it joins, through an introduction. Between a and b the punch opens both NATs: every node of a and b has a
 //!    direct session with a node of the other LAN, at that LAN's router's address, and no
 //!    session between a and b ever goes through the relay. This needs both halves of the
 //!    punch to go ahead with a low TTL (`EndpointConfig::punch_ttl`): a packet that reaches a
@@ -79,6 +79,9 @@ fn start_node(
     let mut command = in_namespace(ns, fleetmesh());
     command.args(["node", "--data-dir"]).arg(dir);
     command.args(["--log-format", "json", "--log-level", LOG_LEVEL, "--join", link]);
+    // Every node serves the DHT, so the LANs' DHTs contact each other as they join (step 2):
+    // by default a node behind a NAT that filters only uses the DHT and opens no such session.
+    command.args(["--dht-mode", "server"]);
     if let Some(listen) = listen {
         command.args(["--listen", &listen.to_string()]);
     }

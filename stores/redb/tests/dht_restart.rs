@@ -29,7 +29,7 @@ async fn records_and_contacts_come_back_after_reopening() {
         .map(|i| (identity(10 + i).node_id(), format!("10.0.0.{}:4000", i + 1).parse().unwrap()))
         .collect();
     for (id, addr) in &peers {
-        dht.handle_connected(now, *id, *addr);
+        dht.handle_connected(now, *id, *addr, true);
     }
     let publisher = identity(10);
     let key = KeyKind::Provider.key(b"firmware");
