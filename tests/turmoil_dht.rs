@@ -66,6 +66,12 @@ fn fifty_nodes_share_records_find_providers_and_refuse_forgeries() {
         fleet.add_subnet(subnet, 10);
     }
     fleet.run_until(60 * SEC, |f| f.all_present()).unwrap_or_else(|e| panic!("{e}"));
+    // No NAT here: every node serves the DHT once it knows that, children from their LSN's
+    // ping (within a child ping interval).
+    let serving = |f: &OverlayFleet| {
+        f.hosts().iter().all(|h| f.node(h).is_some_and(|n| !n.lock().unwrap().dht_client()))
+    };
+    fleet.run_until(120 * SEC, serving).unwrap_or_else(|e| panic!("{e}"));
     // Bootstrap lookups settle.
     fleet.run_for(5 * SEC).unwrap();
     let hosts = fleet.hosts();

@@ -7,9 +7,10 @@ use super::{
 };
 use crate::{
     overlay::MasterEvent,
+    overlay::NodeState,
     secure::seal_envelope,
     sim::Simulation,
-    wire::{AppMessage, Contact, Forward, Message, Resync, Takeover, WireAddr},
+    wire::{AppMessage, Contact, Forward, Message, Pong, Resync, Takeover, WireAddr},
 };
 
 fn contact(w: &Simulation, i: usize) -> Contact {
@@ -265,4 +266,39 @@ fn a_join_from_another_subnet_makes_no_child_probe() {
     }
     w.run_for(5 * SEC);
     assert!(still_leads(&w, lsn, &children));
+}
+
+#[test]
+fn only_a_childless_lsn_is_filed_under_the_lsn_its_pong_names() {
+    // A node whose late registration re-filed it as an LSN after it had yielded answers the
+    // master's ping as its rival's child: the master files it so (`demoted_by_pong`). An LSN
+    // with children must Part to hand them over; a Pong naming another LSN changes nothing.
+    let mut w = Simulation::new(47);
+    for s in 1..=3 {
+        for _ in 0..if s == 3 { 1 } else { 3 } {
+            w.add(s);
+        }
+    }
+    w.run_until(30 * SEC, |w| w.all_present());
+    w.run_for(3 * SEC);
+    let lsn_of = |w: &Simulation, s: u16| {
+        (0..w.slots.len())
+            .find(|&i| w.slots[i].subnet() == s && w.node(i).state() == NodeState::IsLsn)
+            .expect("an LSN")
+    };
+    let (one, two, alone) = (lsn_of(&w, 1), lsn_of(&w, 2), lsn_of(&w, 3));
+    let filed = |w: &Simulation, i: usize| w.master().topology().lsn_of(&w.id(i));
+    let pong =
+        |w: &Simulation, to: usize| Message::Pong(Pong { seq: 1, lsn: Some(contact(w, to)) });
+    let master = crate::sim::master_addr();
+    // With children: ignored.
+    let p = pong(&w, two);
+    w.node_do(one, |n, now| n.send(now, master, p));
+    w.run_for(SEC);
+    assert_eq!(filed(&w, one), Some(w.id(one)));
+    // Without: filed under the LSN it names.
+    let p = pong(&w, one);
+    w.node_do(alone, |n, now| n.send(now, master, p));
+    w.run_for(SEC);
+    assert_ne!(filed(&w, alone), Some(w.id(alone)), "still filed as an LSN");
 }
