@@ -77,9 +77,9 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DhtMode {
-    /// Serve only when the node's NAT classification says it has no NAT and takes
-    /// unsolicited inbound; a client until then, and whenever NAT checking is switched off
-    /// nothing is known, so then it serves (the behaviour before client mode).
+    /// Serve only when the node's NAT check finds no NAT and inbound not filtered; a client
+    /// until then. With NAT checks switched off nothing is known, and the node serves (as
+    /// before client mode).
     #[default]
     Auto,
     /// Always serve (a node known to be reachable, or a closed network without NATs).

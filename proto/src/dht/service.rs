@@ -297,17 +297,16 @@ impl Dht {
         );
         // Only a node's bootstrap or post-restore lookup asks for its own id: it (re)joined.
         let rejoined = matches!(&message, M::KadFindNode(f) if f.target == peer);
-        if super::sent_by_client(&message) == Some(true) {
+        let client = super::sent_by_client(&message) == Some(true);
+        let other =
+            self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
+        if client {
             // It uses the DHT without serving it: answered, and its answers used, but never
             // a contact of ours.
-            let other =
-                self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
             self.table.remove(&peer);
             self.advance(now);
             return other;
         }
-        let other =
-            self.answer(now, addr, message).and_then(|m| self.handle_reply(now, peer, addr, m));
         if other.is_some() {
             return other;
         }
@@ -459,11 +458,10 @@ impl Dht {
         &mut self,
         addr: SocketAddr,
         peer: Option<NodeId>,
-        message: Message,
+        mut message: Message,
         class: TrafficClass,
         cause: Option<Cause>,
     ) {
-        let mut message = message;
         super::mark_client(&mut message, self.client);
         let lan = self.is_lan(&addr);
         self.traffic.count(class, cause, lan, &message);

@@ -148,7 +148,6 @@ impl Master {
         }
     }
 
-    /// An LSN parted naming the one it yielded to: that one is asked for its children.
     /// An LSN parted (left, or yielded to a rival it names).
     pub(super) fn on_part(&mut self, now: Timestamp, peer: NodeId, p: Part) {
         self.vouched(&peer, &p);
@@ -181,6 +180,7 @@ impl Master {
             && !self.reg.has_any_under(peer)
     }
 
+    /// An LSN parted naming the one it yielded to: that one is asked for its children.
     pub(super) fn yielded_to(&mut self, now: Timestamp, part: &Part) {
         if let Some(better) = part.better_lsn.filter(|_| part.reason == PartReason::Yield) {
             self.resync(now, better.id);

@@ -528,10 +528,10 @@ impl Node {
         self.send_nat_shares(now, &pinged);
         let me = self.me();
         for (addr, old) in announce {
-            // A repeat whose handshake is still under way (its first copy waits in that
-            // queue) sends the handshake's message again instead: with the retransmission's
-            // backoff alone, message 3 and the child's confirmation lost in turn at 20 % loss
-            // left a child unannounced past its twelve turns (cascade sweep, seed 501).
+            // While the handshake with the child is under way, a turn resends its message
+            // instead (a queued announcement waits for the session; else the next turn sends
+            // it): on the handshake's backoff alone, message 3 and its confirmation lost in
+            // turn at 20 % loss left a child unannounced for twelve turns (cascade seed 501).
             if !self.ep.hasten(addr) {
                 self.send(now, addr, Message::Takeover(Takeover { old, lsn: me }));
             }
