@@ -66,6 +66,15 @@ pub const DEFAULT_MAX_PER_SUBNET: usize = 2;
 /// we use one short fixed lifetime instead, so a cached copy can be at most this stale.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
+/// How long a session that carried a DHT message stays open while silent
+/// ([`DhtConfig::session_linger`]): the republish interval, so a neighbourhood's hourly
+/// republishes and refreshes reuse the sessions of the hour before.
+pub const DEFAULT_SESSION_LINGER: Duration = Duration::from_secs(3600);
+
+/// How many silent DHT sessions a node keeps open at once ([`DhtConfig::max_lingering`]),
+/// about 1 KB of memory each.
+pub const DEFAULT_MAX_LINGERING: usize = 64;
+
 /// Whether a node serves the DHT (answers, holds records, appears in routing tables) or only
 /// uses it (a client, as libp2p's Kademlia client mode after AutoNAT).
 ///
@@ -113,6 +122,8 @@ pub struct DhtConfig {
     pub(crate) enabled: bool,
     pub(crate) join_transfer: bool,
     pub(crate) mode: DhtMode,
+    pub(crate) session_linger: Duration,
+    pub(crate) max_lingering: usize,
 }
 
 impl Default for DhtConfig {
@@ -133,6 +144,8 @@ impl Default for DhtConfig {
             enabled: true,
             join_transfer: false,
             mode: DhtMode::Auto,
+            session_linger: DEFAULT_SESSION_LINGER,
+            max_lingering: DEFAULT_MAX_LINGERING,
         }
     }
 }
@@ -322,6 +335,36 @@ impl DhtConfig {
     /// ```
     pub fn mode(mut self, mode: DhtMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// How long a session that carried a DHT message stays open while silent, past the
+    /// endpoint's idle timeout. Default [`DEFAULT_SESSION_LINGER`] = 1 h; zero keeps the idle
+    /// timeout. A silent session sends nothing (no keepalives), and a fresh one costs a Noise
+    /// handshake: across the WAN the handshakes of short DHT sessions were most of a node's
+    /// bytes (BENCHMARKS.md, "The DHT"). Behind a NAT whose mapping expired meanwhile, our
+    /// next request opens a new mapping and the session moves to it; the peer, a server, never
+    /// sends to us first.
+    ///
+    /// ```
+    /// # use fleetmesh_proto::dht::DhtConfig;
+    /// let config = DhtConfig::default().session_linger(std::time::Duration::from_secs(600));
+    /// ```
+    pub fn session_linger(mut self, linger: Duration) -> Self {
+        self.session_linger = linger;
+        self
+    }
+
+    /// How many silent sessions [`session_linger`](Self::session_linger) keeps open at once
+    /// (the most recently used; the others fall back to the idle timeout). Default
+    /// [`DEFAULT_MAX_LINGERING`] = 64.
+    ///
+    /// ```
+    /// # use fleetmesh_proto::dht::DhtConfig;
+    /// let config = DhtConfig::default().max_lingering(16);
+    /// ```
+    pub fn max_lingering(mut self, n: usize) -> Self {
+        self.max_lingering = n;
         self
     }
 

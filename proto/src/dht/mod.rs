@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`config`] | [`DhtConfig`]: the parameters, with their sources |
 //! | [`routing`] | [`RoutingTable`]: k-buckets, LRS rule, splitting, subnet limit, refresh |
+//! | [`linger`] | [`Lingering`]: which silent sessions the DHT keeps open |
 //! | [`lookup`] | [`Lookup`]: the iterative find_node / find_value state machine |
 //! | [`record`] | [`RecordStore`]: record keys, signing and verification, storage rules |
 //! | [`service`] | [`Dht`]: the service a node embeds (answers, queries, timers, join transfer) |
@@ -24,6 +25,7 @@
 
 pub mod config;
 pub mod event;
+pub mod linger;
 pub mod lookup;
 pub mod persist;
 pub mod record;
@@ -33,11 +35,13 @@ pub mod traffic;
 
 pub use config::{
     DhtConfig, DhtMode, DEFAULT_ALPHA, DEFAULT_CACHE_TTL, DEFAULT_K, DEFAULT_LIVENESS_WINDOW,
-    DEFAULT_MAX_PER_SUBNET, DEFAULT_MAX_RECORDS, DEFAULT_MAX_RECORDS_PER_PUBLISHER,
-    DEFAULT_MAX_RECORD_SIZE, DEFAULT_RECORD_TTL, DEFAULT_REFRESH_INTERVAL,
-    DEFAULT_REPUBLISH_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_MAX_LINGERING, DEFAULT_MAX_PER_SUBNET, DEFAULT_MAX_RECORDS,
+    DEFAULT_MAX_RECORDS_PER_PUBLISHER, DEFAULT_MAX_RECORD_SIZE, DEFAULT_RECORD_TTL,
+    DEFAULT_REFRESH_INTERVAL, DEFAULT_REPUBLISH_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SESSION_LINGER,
 };
 pub use event::{DhtCommand, DhtError, DhtEvent, QueryId, QueryStats};
+pub use linger::{LingerUpdate, Lingering};
 pub use lookup::{Lookup, LookupKind, LookupOutcome, LookupRequest, LookupResult};
 pub use persist::{Saved, StoreOp};
 pub use record::{KeyKind, RecordError, RecordEvent, RecordStore, StoreOutcome};

@@ -134,6 +134,8 @@ pub struct Dht {
     handoff: transfer::Handoff,
     /// We only use the DHT (see [`set_client`](Dht::set_client)).
     client: bool,
+    /// The sessions kept open while silent (see [`session_used`](Dht::session_used)).
+    lingering: super::Lingering,
 }
 
 /// What was last written to the store, and when to write the next difference.
@@ -179,6 +181,7 @@ impl Dht {
             lan: None,
             handoff: transfer::Handoff::default(),
             client: false,
+            lingering: super::Lingering::default(),
         }
     }
 
@@ -217,6 +220,17 @@ impl Dht {
     /// Whether `addr` is on the node's own local network.
     pub fn is_lan(&self, addr: &SocketAddr) -> bool {
         self.lan.as_ref().is_some_and(|l| l.contains(addr.ip()))
+    }
+
+    /// Notes that a DHT message came over the session with `peer` at `addr` at `now`: what
+    /// the endpoint is to keep open, and what it may let close (see [`super::linger`]).
+    pub fn session_used(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+    ) -> Option<super::LingerUpdate> {
+        self.lingering.used(&self.config, now, peer, addr)
     }
 
     /// The owner opened a session to `addr` to send one of this service's messages: counted
@@ -273,6 +287,7 @@ impl Dht {
     /// The session with `peer` ended: requests to it fail.
     pub fn handle_disconnected(&mut self, now: Timestamp, peer: NodeId) {
         self.certified.remove(&peer);
+        self.lingering.ended(&peer);
         let rpcs: Vec<u32> =
             self.rpcs.iter().filter(|(_, r)| r.peer == peer).map(|(n, _)| *n).collect();
         for rpc in rpcs {

@@ -160,6 +160,7 @@ impl Endpoint {
                 check_at: now,
                 tentative,
                 redial_after: now,
+                linger: now,
             },
         );
         // Confirm at once, so the initiator stops resending message 3.

@@ -195,6 +195,7 @@ impl Endpoint {
                 check_at: now,
                 tentative,
                 redial_after: now,
+                linger: now,
             },
         );
         let _ = (peer, flags);

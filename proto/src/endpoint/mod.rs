@@ -104,6 +104,8 @@ pub(crate) struct Link {
     /// No fresh session is opened on a stale-session notice about this one before then
     /// (`stale.rs`).
     redial_after: Timestamp,
+    /// Kept open while silent until then, past the idle timeout ([`Endpoint::linger`]).
+    linger: Timestamp,
 }
 
 /// An initiator handshake in progress.

@@ -508,6 +508,7 @@ fn same_seeds_give_the_same_transcript() {
 
 mod enrollment;
 mod flood;
+mod linger;
 mod path;
 mod stale;
 

@@ -1,11 +1,13 @@
 //! Timers: handshake retransmission and expiry, confirmation, idle sessions, certificate
 //! expiry, enrollment retries.
 
+use std::net::SocketAddr;
+
 use super::{DisconnectReason, Endpoint, Event};
 use crate::{
     secure::HandshakeError,
     wire::{ErrorCode, ErrorMessage},
-    Timestamp,
+    NodeId, Timestamp,
 };
 
 impl Endpoint {
@@ -27,7 +29,7 @@ impl Endpoint {
     /// When `link` next has something due: idle close, message 3 resend or give-up, or its
     /// peer's certificate expiring.
     pub(super) fn link_deadline(&self, l: &super::Link) -> Timestamp {
-        let mut t = l.last_recv + self.idle_limit(l);
+        let mut t = self.idle_close_at(l);
         if l.unconfirmed_hs3.is_some() {
             t = t.min(l.retransmit_at).min(l.created + self.config.handshake_timeout);
         }
@@ -127,6 +129,29 @@ impl Endpoint {
         }
     }
 
+    /// When `l` closes for silence: the idle limit after the last datagram heard, or the end
+    /// of its linger if that is later.
+    fn idle_close_at(&self, l: &super::Link) -> Timestamp {
+        (l.last_recv + self.idle_limit(l)).max(l.linger)
+    }
+
+    /// Keeps the session at `addr`, if it is `peer`'s, open while silent until `until`, past
+    /// the idle timeout, or ends an earlier linger when `until` is sooner. Only the session
+    /// that carried the traffic: of two sessions with one peer, one may carry nothing, and
+    /// the peer closes its end of that one on the idle timeout. For sessions that carry
+    /// occasional requests: a silent session costs a few hundred bytes of memory and nothing
+    /// on the wire (it sends no keepalives), while a fresh one costs a handshake. A peer that
+    /// closed its end meanwhile answers our next datagram with a stale-session notice, and we
+    /// open a fresh session (`stale.rs`). Nothing happens without an established session.
+    pub fn linger(&mut self, peer: &NodeId, addr: SocketAddr, until: Timestamp) {
+        let Some(&index) = self.by_addr.get(&addr) else { return };
+        let Some(link) = self.links.get_mut(&index) else { return };
+        if link.peer == *peer && link.linger != until {
+            link.linger = until;
+            self.refile_link(index);
+        }
+    }
+
     fn link_timers(&mut self, now: Timestamp) {
         let timeout = self.config.handshake_timeout;
         let mut ended = Vec::new();
@@ -139,9 +164,11 @@ impl Endpoint {
                 break;
             }
             self.link_checks.pop_first();
-            let Some(idle) = self.links.get(&index).map(|l| self.idle_limit(l)) else { continue };
+            let Some(close_at) = self.links.get(&index).map(|l| self.idle_close_at(l)) else {
+                continue;
+            };
             let link = self.links.get_mut(&index).expect("present: just looked up");
-            let reason = if now >= link.last_recv + idle {
+            let reason = if now >= close_at {
                 Some(DisconnectReason::Idle)
             } else if link.unconfirmed_hs3.is_some() && now >= link.created + timeout {
                 Some(DisconnectReason::Unconfirmed)

@@ -175,6 +175,45 @@ fn behind_nats_that_filter_nodes_use_the_dht_without_serving_it() {
 }
 
 #[test]
+fn a_client_keeps_its_sessions_with_servers_between_gets() {
+    // A session that carried DHT messages lingers (`DhtConfig::session_linger`): the next
+    // get, minutes later and through a NAT mapping that expired meanwhile, opens no session.
+    // k = 3, so that a record the master does not hold can be read from the servers alone.
+    let per = 8;
+    let mut w = fleet_with(38, 2, per, |w| {
+        w.set_nat(2, NatKind::PortRestricted);
+        w.tune = |c| crate::overlay::OverlayConfig { dht: c.dht.k(3), ..c };
+        w.master_cfg.dht = w.master_cfg.dht.clone().k(3);
+    });
+    let mut key = None;
+    for j in 0..20u8 {
+        let k = KeyKind::Provider.key(&[b'l', j]);
+        let put = run_query(&mut w, 1, |n, now| n.dht_put(now, k, vec![j]));
+        assert!(matches!(put, DhtEvent::Put { result: Ok(_), .. }), "{put:?}");
+        if w.master().dht().expect("the master's DHT").records().get(&k).next().is_none() {
+            key = Some(k);
+            break;
+        }
+    }
+    let key = key.expect("the master holds every key tried");
+    let reader = per + 2;
+    let servers: Vec<NodeId> = (0..per).map(|i| w.id(i)).collect();
+    let open = |w: &World| {
+        let ep = w.node(reader).endpoint();
+        servers.iter().filter(|s| ep.is_connected(s)).count()
+    };
+    let got = run_query(&mut w, reader, |n, now| n.dht_get(now, key));
+    assert!(matches!(got, DhtEvent::Got { result: Ok(_), .. }), "{got:?}");
+    let (dials, sessions) = (w.node(reader).dht_traffic().dials, open(&w));
+    assert!(sessions > 0, "the get went over no session with a server");
+    w.run_for(Duration::from_secs(600));
+    assert_eq!(open(&w), sessions, "sessions closed while silent");
+    let got = run_query(&mut w, reader, |n, now| n.dht_get(now, key));
+    assert!(matches!(got, DhtEvent::Got { result: Ok(_), .. }), "{got:?}");
+    assert_eq!(w.node(reader).dht_traffic().dials, dials, "the second get opened sessions");
+}
+
+#[test]
 fn the_routing_table_fills_from_the_overlay_without_configuration() {
     let w = fleet(14, 3, 8);
     for i in 0..w.slots.len() {

@@ -177,7 +177,12 @@ impl Node {
             // Not a member: DHT requests are dropped (the asker times out and moves on).
             return (!crate::dht::is_dht_message(&message)).then_some(message);
         }
-        self.dht_mut(now).handle_message(now, peer, addr, message)
+        let dht = crate::dht::is_dht_message(&message);
+        let rest = self.dht_mut(now).handle_message(now, peer, addr, message);
+        if dht {
+            self.dht_linger(now, peer, addr);
+        }
+        rest
     }
 
     pub(super) fn dht_timers(&mut self, now: Timestamp) {
@@ -253,6 +258,25 @@ impl Node {
                 }
             }
             self.send(now, addr, message);
+        }
+    }
+
+    /// Keeps the session at `addr`, on which a DHT message from `peer` just arrived, open
+    /// while silent ([`DhtConfig::session_linger`](crate::dht::DhtConfig::session_linger)).
+    /// On arrival only: the peer holds a session it sends on, while one that only carried our
+    /// messages may be gone at its end (the peer restarted, or answers on another session).
+    /// Not the master's: the master closes idle sessions on its side whatever we do.
+    fn dht_linger(&mut self, now: Timestamp, peer: NodeId, addr: SocketAddr) {
+        if peer == self.ep.trust().network().master_id() {
+            return;
+        }
+        let Some(update) = self.dht.as_mut().and_then(|d| d.session_used(now, peer, addr)) else {
+            return;
+        };
+        let (keep, at, until) = update.keep;
+        self.ep.linger(&keep, at, until);
+        if let Some((gone, at)) = update.release {
+            self.ep.linger(&gone, at, Timestamp::ZERO);
         }
     }
 }
