@@ -295,6 +295,9 @@ struct Held {
     /// Republish intervals between our republishes: 1, or more while our last republish found
     /// the copy surplus ([`RecordStore::surplus`]).
     backoff: u32,
+    /// How many nodes our last republish lookup found closest to the key (0: none done yet);
+    /// see [`RecordStore::neighbourhood`].
+    neighbourhood: u16,
 }
 
 /// The records a node holds for the network, in memory, with the rules of the
@@ -507,7 +510,10 @@ impl RecordStore {
                 self.events.push_back(RecordEvent::Removed { key, publisher: other });
             }
         }
-        self.records.insert((key, publisher), Held { record, expires, republish_at, backoff: 1 });
+        self.records.insert(
+            (key, publisher),
+            Held { record, expires, republish_at, backoff: 1, neighbourhood: 0 },
+        );
         *self.per_publisher.entry(publisher).or_insert(0) += 1;
         Ok(StoreOutcome::Stored)
     }

@@ -66,6 +66,22 @@ impl RecordStore {
         }
     }
 
+    /// How many nodes the last republish lookup of `publisher`'s record under `key` found
+    /// closest to the key, ourselves not counted; 0 before the first. A later republish may
+    /// skip its lookup when the routing table knows as many live contacts there (see
+    /// `service/query.rs`): in a fleet whose tables hold fewer than k contacts, that count,
+    /// not k, is what the lookup finds.
+    pub fn neighbourhood(&self, key: &NodeId, publisher: &NodeId) -> usize {
+        self.records.get(&(*key, *publisher)).map_or(0, |h| usize::from(h.neighbourhood))
+    }
+
+    /// Notes what a republish lookup found (see [`neighbourhood`](Self::neighbourhood)).
+    pub fn found_neighbourhood(&mut self, key: &NodeId, publisher: &NodeId, nodes: usize) {
+        if let Some(held) = self.records.get_mut(&(*key, *publisher)) {
+            held.neighbourhood = u16::try_from(nodes).unwrap_or(u16::MAX);
+        }
+    }
+
     /// The earliest expiry or republish time.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.records.values().flat_map(|h| [Some(h.expires), h.republish_at]).flatten().min()

@@ -68,15 +68,25 @@ impl Dht {
     /// only, anything else by the full rules. A refusal goes back as `Error` with the reason.
     fn store(&mut self, now: Timestamp, store: KadStore) -> Message {
         let KadStore { rpc, record, cache, .. } = store;
-        let stored = record.embedded_key().and_then(|key| {
+        let (key, publisher) = (record.key, record.publisher);
+        let stored = record.embedded_key().and_then(|embedded| {
             if cache {
-                self.records.put_cached(now, record, &key)
+                self.records.put_cached(now, record, &embedded)
             } else {
-                self.records.put(now, record, &key)
+                self.records.put(now, record, &embedded)
             }
         });
         match stored {
-            Ok(_) => Message::KadStored(KadStored { rpc, client: false }),
+            Ok(_) => {
+                if !cache && self.records.neighbourhood(&key, &publisher) == 0 {
+                    // The storer found its closest by a lookup, and we are among them: what
+                    // our table knows there now is the neighbourhood our own republish will
+                    // check its table against (`RecordStore::neighbourhood`).
+                    let known = self.table.closest(&key, self.config.k).len();
+                    self.records.found_neighbourhood(&key, &publisher, known);
+                }
+                Message::KadStored(KadStored { rpc, client: false })
+            }
             Err(error) => Message::Error(ErrorMessage {
                 seq: rpc,
                 code: ErrorCode::REFUSED,

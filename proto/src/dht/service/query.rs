@@ -103,12 +103,19 @@ impl Dht {
     ) -> QueryId {
         let query = self.fresh_query();
         let seeds = self.table.closest(&target, self.config.k);
-        let lookup = match purpose {
-            // A republish into a neighbourhood we know first-hand (k contacts, each heard
-            // from within the liveness window, none failing since) skips the lookup: we hold
-            // the record, so we are among its k closest, and Kademlia nodes know their own
-            // neighbourhood best. The lookup costs far more than the stores.
-            Purpose::Put { public: false, .. } if self.knows_first_hand(now, &seeds) => {
+        let lookup = match &purpose {
+            // A republish into a neighbourhood we know first-hand (as many contacts as its
+            // last lookup found, at most k, each heard from within the liveness window, none
+            // failing since) skips the lookup: we hold the record, so we are among its k
+            // closest, and Kademlia nodes know their own neighbourhood best. The lookup costs
+            // more than the stores.
+            Purpose::Put { record, public: false }
+                if self.knows_first_hand(
+                    now,
+                    &seeds,
+                    self.records.neighbourhood(&record.key, &record.publisher),
+                ) =>
+            {
                 Lookup::known(now, self.me, target, seeds, &self.config)
             }
             Purpose::Get { .. } => Lookup::find_value(now, self.me, target, seeds, &self.config),
@@ -132,11 +139,13 @@ impl Dht {
         query
     }
 
-    /// Whether `nodes` are k contacts all heard from within the liveness window, none failing
-    /// since.
-    fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact]) -> bool {
+    /// Whether `nodes` are as many contacts as the last lookup there found (`found`, 0 for
+    /// none yet) or k, whichever is fewer, all heard from within the liveness window, none
+    /// failing since.
+    fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact], found: usize) -> bool {
         let window = self.config.liveness_window;
-        nodes.len() >= self.config.k
+        found > 0
+            && nodes.len() >= found.min(self.config.k)
             && nodes.iter().all(|c| {
                 self.table
                     .get(&c.id)
@@ -415,6 +424,11 @@ impl Dht {
                         || nodes
                             .last()
                             .is_some_and(|l| self.me.distance(&target) < l.id.distance(&target)));
+                if !public && q.requests > 0 {
+                    // A lookup ran (not one skipped as known): what it found is the
+                    // neighbourhood the next republish checks the table against.
+                    self.records.found_neighbourhood(&record.key, &record.publisher, nodes.len());
+                }
                 if !public {
                     let t = &mut self.traffic;
                     t.republishes = t.republishes.saturating_add(1);

@@ -328,9 +328,11 @@ fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_looku
     let hour = std::time::Duration::from_secs(3600);
     // One per subnet: the table admits only a few contacts of one subnet per bucket.
     let spread = |i: u8| SocketAddr::from(([10, i, 0, 1], 4000));
-    for fresh in [true, false] {
+    // k = 3: the table knows k contacts there. k = 20: it knows fewer (the fleet has no more),
+    // as many as when the record was stored here.
+    for (k, fresh) in [(3, true), (3, false), (20, true), (20, false)] {
         let me = identity(1).node_id();
-        let config = DhtConfig::default().k(3);
+        let config = DhtConfig::default().k(k);
         let mut d = Dht::new(now(), me, NodeId::hash(b"master"), config, [1; 32]);
         let peers: Vec<Identity> = (2..5).map(identity).collect();
         for (i, p) in peers.iter().enumerate() {
@@ -362,9 +364,9 @@ fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_looku
             .count();
         let stores = sent.iter().filter(|(_, m)| matches!(m, Message::KadStore(_))).count();
         if fresh {
-            assert_eq!((lookups, stores), (0, 3), "{sent:?}");
+            assert_eq!((lookups, stores), (0, 3), "k = {k}: {sent:?}");
         } else {
-            assert!(lookups > 0 && stores == 0, "stale contacts: a lookup first; {sent:?}");
+            assert!(lookups > 0 && stores == 0, "k = {k}, stale contacts: a lookup; {sent:?}");
         }
     }
 }
