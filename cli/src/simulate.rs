@@ -79,7 +79,8 @@ pub(crate) struct SimulateArgs {
     /// Run without the DHT (nodes and master take no part; no records, no lookups).
     #[arg(long)]
     no_dht: bool,
-    /// Records put into the DHT at 00:40 (gets start at 00:42).
+    /// Records put into the DHT from 00:40 on, one after another over a minute (gets start at
+    /// 00:42).
     #[arg(long, default_value_t = 100)]
     dht_records: usize,
     /// DHT gets of those records per hour across the fleet.

@@ -34,6 +34,11 @@ use crate::{overlay::NodeState, Timestamp};
 
 const HOUR: f64 = 3600.0;
 
+/// The records are put one after another over this long from `dht_start`, as an application
+/// would, not all in one instant: the busiest host's peak was that instant (520 messages in
+/// one second at 00:40 in the 300-node night).
+const DHT_PUT_SPREAD: Duration = Duration::from_secs(60);
+
 /// How often every node writes its block of metric samples (the daemon's buffer).
 const HISTORY_WRITES: Duration = Duration::from_secs(300);
 
@@ -81,7 +86,8 @@ pub struct DayConfig {
     pub udp_blocked_fraction: f64,
     /// Endpoints fall back to TCP after this long without a UDP answer. Default 1 s.
     pub tcp_fallback: Option<Duration>,
-    /// Records put into the DHT at `dht_start` by random running nodes. Default 100.
+    /// Records put into the DHT from `dht_start` on, over a minute, by random running nodes.
+    /// Default 100.
     pub dht_records: usize,
     /// Whether nodes and the master run the DHT. Default `true`.
     pub dht: bool,
@@ -175,7 +181,7 @@ enum Action {
     Move,
     MasterDown,
     MasterUp,
-    DhtPut,
+    DhtPut(usize),
     DhtGet,
     Fleet(usize, requests::Step),
     InventoryChange,
@@ -253,7 +259,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                 | Action::History(..)
                 | Action::Stop(_)
                 | Action::DhtGet
-                | Action::DhtPut
+                | Action::DhtPut(_)
                 | Action::Fleet(..)
                 | Action::PresenceCheck
         );
@@ -315,7 +321,7 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
         at(&mut plan, START + Duration::from_secs_f64(HOUR / cfg.moves_per_hour), Action::Move);
     }
     if cfg.dht && cfg.dht_records > 0 {
-        at(&mut plan, secs(cfg.dht_start), Action::DhtPut);
+        at(&mut plan, secs(cfg.dht_start), Action::DhtPut(0));
         if cfg.dht_lookups_per_hour > 0.0 {
             let first = cfg.dht_start + Duration::from_secs(120);
             at(&mut plan, secs(first), Action::DhtGet);
@@ -405,16 +411,18 @@ fn play(cfg: &DayConfig, mut progress: impl FnMut(f64)) -> (DayReport, Simulatio
                 let gap = HOUR / cfg.moves_per_hour * rng.gen_range(0.5..1.5);
                 at(&mut plan, when + Duration::from_secs_f64(gap), Action::Move);
             }
-            Action::DhtPut => {
-                for n in 0..cfg.dht_records {
-                    let mut key = [0u8; 20];
-                    rng.fill(&mut key[..]);
-                    let key = crate::NodeId::from_bytes(key);
-                    if let Some(i) = random_running(&sim, &mut rng) {
-                        let value = format!("record {n}").into_bytes();
-                        sim.dht_put(i, key, value);
-                        keys.push(key);
-                    }
+            Action::DhtPut(n) => {
+                let mut key = [0u8; 20];
+                rng.fill(&mut key[..]);
+                let key = crate::NodeId::from_bytes(key);
+                if let Some(i) = random_running(&sim, &mut rng) {
+                    let value = format!("record {n}").into_bytes();
+                    sim.dht_put(i, key, value);
+                    keys.push(key);
+                }
+                if n + 1 < cfg.dht_records {
+                    let gap = DHT_PUT_SPREAD / cfg.dht_records as u32;
+                    at(&mut plan, when + gap, Action::DhtPut(n + 1));
                 }
             }
             Action::DhtGet => {
