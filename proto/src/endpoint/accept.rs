@@ -161,6 +161,7 @@ impl Endpoint {
                 tentative,
                 redial_after: now,
                 linger: now,
+                suspect: Vec::new(),
             },
         );
         // Confirm at once, so the initiator stops resending message 3.

@@ -30,6 +30,7 @@ impl Endpoint {
         }
         link.last_recv = now;
         link.unanswered = None;
+        link.suspect.clear();
         let adopt = !link.initiator && std::mem::take(&mut link.tentative);
         let unconfirmed = link.unconfirmed_hs3.is_some();
         let peer = link.peer;

@@ -196,6 +196,7 @@ impl Endpoint {
                 tentative,
                 redial_after: now,
                 linger: now,
+                suspect: Vec::new(),
             },
         );
         let _ = (peer, flags);

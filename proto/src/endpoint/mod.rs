@@ -106,6 +106,8 @@ pub(crate) struct Link {
     redial_after: Timestamp,
     /// Kept open while silent until then, past the idle timeout ([`Endpoint::linger`]).
     linger: Timestamp,
+    /// Messages sent while silent past the idle timeout, for a fresh session (`stale.rs`).
+    suspect: Vec<Message>,
 }
 
 /// An initiator handshake in progress.
@@ -359,6 +361,7 @@ impl Endpoint {
         self.frame.clear();
         wire::encode(message, &mut self.frame)?;
         self.note_request(now, index, message);
+        self.keep_suspect(now, index, message);
         let frame = std::mem::take(&mut self.frame);
         let result = self.transmit_frame(index, &frame);
         self.frame = frame;

@@ -8,6 +8,13 @@
 //! with a 5-byte notice naming that index, and its sender opens a fresh session beside the
 //! old one (which stays open until idle, so nothing changes if the notice was wrong).
 //!
+//! A session kept open while silent (`Endpoint::linger`) is the likeliest to be gone at the
+//! peer's end, and a message sent on it would be lost with nothing to say so but the notice.
+//! So what we send on a session silent past the idle timeout is kept (up to
+//! [`MAX_SUSPECT`] messages) until the peer is heard again, and a notice about that session
+//! moves it to the fresh session's queue: the request a peer never saw is delivered all the
+//! same, one handshake later.
+//!
 //! The notice is unauthenticated. It is smaller than the packet that caused it (at least 29
 //! bytes), so it cannot amplify, and the notices we send are capped per second. A forged one
 //! names an index only the two peers and the path between them see, and costs at most one
@@ -18,6 +25,7 @@ use std::{net::SocketAddr, time::Duration};
 use super::Endpoint;
 use crate::{
     secure::{Packet, PacketError},
+    wire::Message,
     Path, Timestamp,
 };
 
@@ -28,6 +36,9 @@ pub(crate) const NOTICES_PER_SEC: u32 = 32;
 
 /// The least time between two fresh sessions opened on notices about the same session.
 pub(crate) const REDIAL_GAP: Duration = Duration::from_secs(5);
+
+/// Messages kept per session for a fresh one while the peer may have dropped it.
+pub(crate) const MAX_SUSPECT: usize = 16;
 
 /// The notices left in the current one-second window.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +65,20 @@ impl NoticeBudget {
 }
 
 impl Endpoint {
+    /// Keeps a copy of `message`, just sent on link `index`, when the link has been silent
+    /// past its idle timeout (it lingers): the peer may have dropped it (see the module docs).
+    pub(super) fn keep_suspect(&mut self, now: Timestamp, index: u32, message: &Message) {
+        let Some(link) = self.links.get(&index) else { return };
+        if now < link.last_recv + self.idle_limit(link) {
+            return;
+        }
+        let Some(link) = self.links.get_mut(&index) else { return };
+        if link.suspect.len() >= MAX_SUSPECT {
+            link.suspect.remove(0);
+        }
+        link.suspect.push(message.clone());
+    }
+
     /// A data packet from `src` named `receiver`, which names no session here: tell the
     /// sender, over the path it came by.
     pub(super) fn notice_stale(
@@ -94,13 +119,19 @@ impl Endpoint {
             return Err(PacketError::UnknownSession(receiver));
         };
         let Some(link) = self.links.get_mut(&index) else { return Ok(()) };
-        if now < link.redial_after || self.dial_by_addr.contains_key(&src) {
-            return Ok(());
+        let resend = std::mem::take(&mut link.suspect);
+        if now >= link.redial_after && !self.dial_by_addr.contains_key(&src) {
+            link.redial_after = now + REDIAL_GAP;
+            tracing::debug!(%peer, %src, "peer no longer holds our session: opening a fresh one");
+            self.stats.stale_redials += 1;
+            self.dial(now, src, Some(peer));
         }
-        link.redial_after = now + REDIAL_GAP;
-        tracing::debug!(%peer, %src, "peer no longer holds our session: opening a fresh one");
-        self.stats.stale_redials += 1;
-        self.dial(now, src, Some(peer));
+        // What the peer never saw goes out again on the fresh session, once it stands.
+        let max = self.config.max_queued;
+        if let Some(dial) = self.dial_by_addr.get(&src).and_then(|i| self.dials.get_mut(i)) {
+            let room = max.saturating_sub(dial.queued.len());
+            dial.queued.extend(resend.into_iter().take(room));
+        }
         Ok(())
     }
 }

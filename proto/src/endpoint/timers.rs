@@ -121,7 +121,7 @@ impl Endpoint {
     /// `handshake_rto`s until it is answered, and a certificate makes the session an ordinary
     /// one; a refused or abandoned enrollment needs nothing more. So a flood of fresh
     /// identities holds the master's sessions for seconds, not minutes (issue 18).
-    fn idle_limit(&self, l: &super::Link) -> std::time::Duration {
+    pub(super) fn idle_limit(&self, l: &super::Link) -> std::time::Duration {
         if l.certificate.is_none() && !l.initiator {
             self.config.handshake_timeout.min(self.config.idle_timeout)
         } else {

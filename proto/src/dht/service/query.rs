@@ -283,6 +283,10 @@ impl Dht {
                     let (to, addr) = (contact.id, contact.addr.0);
                     self.request(to, addr, ping, TrafficClass::Maintenance, Some(Cause::Ping));
                 }
+                // A client's table only seeds its own lookups, which touch the buckets they
+                // use; nobody looks for it. Refreshing its idle buckets was most of the DHT's
+                // upkeep in the 1,000-node day (42,889 of 59,839 WAN bytes per node-hour).
+                RoutingEvent::Refresh { .. } if self.client => {}
                 RoutingEvent::Refresh { target } => {
                     self.start(now, target, Purpose::Refresh { cause: Cause::Refresh });
                 }

@@ -324,6 +324,27 @@ fn a_request_from_a_contact_postpones_the_refresh_of_its_bucket() {
 }
 
 #[test]
+fn a_client_never_refreshes_its_idle_buckets() {
+    use std::time::Duration;
+    for client in [false, true] {
+        let me = identity(1).node_id();
+        let mut d = Dht::new(now(), me, NodeId::hash(b"master"), DhtConfig::default(), [1; 32]);
+        d.set_client(now(), client);
+        for i in 2..6u8 {
+            d.handle_connected(now(), identity(u64::from(i)).node_id(), addr(i), true);
+        }
+        // The bootstrap lookup's requests, never answered here, time out.
+        d.handle_timeout(now() + Duration::from_secs(60));
+        drain(&mut d);
+        d.handle_timeout(now() + Duration::from_secs(3700));
+        let lookups =
+            drain(&mut d).iter().filter(|(_, m)| matches!(m, Message::KadFindNode(_))).count();
+        assert_eq!(lookups == 0, client, "client {client}: {lookups} refresh requests");
+        assert_eq!(d.traffic().causes.refresh.msgs == 0, client);
+    }
+}
+
+#[test]
 fn a_holder_republishes_into_a_neighbourhood_it_knows_first_hand_without_a_lookup() {
     let hour = std::time::Duration::from_secs(3600);
     // One per subnet: the table admits only a few contacts of one subnet per bucket.

@@ -58,3 +58,31 @@ fn a_linger_naming_another_peer_at_the_address_changes_nothing() {
         .events(0)
         .contains(&Event::Disconnected { peer: idb, reason: DisconnectReason::Idle }));
 }
+
+#[test]
+fn a_message_sent_on_a_lingering_session_the_peer_dropped_reaches_it_on_a_fresh_one() {
+    let (mut net, ida, idb) = lingering_pair(84);
+    net.run_for(Duration::from_secs(300));
+    // B let the session go meanwhile (it restarted, or its bound on lingering sessions
+    // pushed this one out); A still holds it.
+    net.with(1, |e, _| e.close(&ida));
+    net.events(1);
+    net.with(0, |e, now| e.send(now, &idb, &app(1))).unwrap();
+    net.with(0, |e, now| e.send(now, &idb, &app(2))).unwrap();
+    net.run_for(SECOND);
+    assert_eq!(net.nodes[1].endpoint.stats().stale_notices_sent, 2);
+    assert_eq!(net.nodes[0].endpoint.stats().stale_redials, 1);
+    assert_eq!(received(&net.events(1)), vec![app(1), app(2)], "delivered once each, in order");
+}
+
+#[test]
+fn a_message_sent_within_the_idle_timeout_is_not_kept_for_a_fresh_session() {
+    // The peer was heard lately: a notice now is no reason to send anything twice.
+    let (mut net, ida, idb) = lingering_pair(85);
+    net.with(1, |e, _| e.close(&ida));
+    net.events(1);
+    net.with(0, |e, now| e.send(now, &idb, &app(1))).unwrap();
+    net.run_for(SECOND);
+    assert_eq!(net.nodes[0].endpoint.stats().stale_redials, 1);
+    assert!(received(&net.events(1)).is_empty());
+}
