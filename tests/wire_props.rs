@@ -240,7 +240,18 @@ fn messages() -> Vec<Message> {
             predict: u16::MAX,
         })),
         Message::Introduced(fleetmesh::wire::Introduced { nonce: 0 }),
-        Message::GsnGrant(fleetmesh::wire::GsnGrant { active: false }),
+        Message::GsnGrant(fleetmesh::wire::GsnGrant { active: false, ticket: None }),
+        Message::GsnGrant(fleetmesh::wire::GsnGrant {
+            active: true,
+            ticket: Some(fleetmesh::wire::GsnTicket {
+                gsn: v6.id,
+                addr: v6.addr,
+                since: u64::MAX,
+                confirmed: u32::MAX,
+                expires: 0,
+                signature: [0xff; 64],
+            }),
+        }),
         Message::RelayData(Box::new(fleetmesh::wire::RelayData {
             to: v6.id,
             bytes: vec![0; fleetmesh::wire::MAX_RELAY_BYTES],
@@ -259,6 +270,9 @@ fn messages() -> Vec<Message> {
             ranges: vec![(9, 12); fleetmesh::wire::MAX_ACK_RANGES],
         })),
         Message::BulkStop(fleetmesh::wire::BulkStop { id: 1, reason: "too large".into() }),
+        Message::GsnProbe(fleetmesh::wire::GsnProbe { nonce: u32::MAX }),
+        Message::GsnProbeAck(fleetmesh::wire::GsnProbeAck { nonce: 0 }),
+        Message::GsnChoice(fleetmesh::wire::GsnChoice { gsn: None, rtt_ms: u32::MAX }),
     ]
 }
 

@@ -401,7 +401,20 @@ fn samples() -> Vec<(&'static str, Message)> {
             "wire_introduced",
             Message::Introduced(fleetmesh::wire::Introduced { nonce: 0x0123_4567_89ab_cdef }),
         ),
-        ("wire_gsn_grant", Message::GsnGrant(fleetmesh::wire::GsnGrant { active: true })),
+        (
+            "wire_gsn_grant",
+            Message::GsnGrant(fleetmesh::wire::GsnGrant {
+                active: true,
+                ticket: Some(fleetmesh::wire::GsnTicket {
+                    gsn: identity(9).node_id(),
+                    addr: contact(9, "198.51.100.4:4000").addr,
+                    since: 1_700_000_000,
+                    confirmed: 3,
+                    expires: 1_700_021_600,
+                    signature: [0x5a; 64],
+                }),
+            }),
+        ),
         (
             "wire_relay_data",
             Message::RelayData(Box::new(fleetmesh::wire::RelayData {
@@ -439,6 +452,18 @@ fn samples() -> Vec<(&'static str, Message)> {
             Message::BulkStop(fleetmesh::wire::BulkStop {
                 id: 0x0123_4567_89ab_cdef,
                 reason: "too many transfers at once".into(),
+            }),
+        ),
+        ("wire_gsn_probe", Message::GsnProbe(fleetmesh::wire::GsnProbe { nonce: 0x0102_0304 })),
+        (
+            "wire_gsn_probe_ack",
+            Message::GsnProbeAck(fleetmesh::wire::GsnProbeAck { nonce: 0x0102_0304 }),
+        ),
+        (
+            "wire_gsn_choice",
+            Message::GsnChoice(fleetmesh::wire::GsnChoice {
+                gsn: Some(identity(9).node_id()),
+                rtt_ms: 24,
             }),
         ),
     ]

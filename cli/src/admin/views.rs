@@ -38,6 +38,11 @@ pub(crate) struct NodeJson {
     pub(crate) nat: Option<String>,
     /// Whether the master appointed it a Global Super Node (a relay for NATed peers).
     pub(crate) gsn: bool,
+    /// The GSN its LSN measured nearest, through which its relayed sessions run, while
+    /// present and once its LSN chose one.
+    pub(crate) relay_gsn: Option<String>,
+    /// The round trip its LSN measured to that GSN, milliseconds.
+    pub(crate) relay_gsn_rtt_ms: Option<u32>,
     /// Tags from the token that admitted it.
     pub(crate) tags: Vec<String>,
     /// First seen present, UNIX seconds.
@@ -65,6 +70,7 @@ struct Placed {
     route: Vec<String>,
     rtt_ms: Option<f64>,
     nat: Option<String>,
+    relay: Option<(NodeId, u32)>,
 }
 
 /// Every node, present or known, joined from the topology and the registry; `gsns` are the
@@ -89,6 +95,7 @@ pub(crate) fn all_nodes(
                     route: vec![lsn.id.to_string()],
                     rtt_ms: None,
                     nat: lsn.nat.map(|c| c.to_string()),
+                    relay: lsn.gsn,
                 },
             );
             for child in &lsn.children {
@@ -101,6 +108,7 @@ pub(crate) fn all_nodes(
                         route: child.route.iter().map(ToString::to_string).collect(),
                         rtt_ms: child.rtt.map(|d| d.as_secs_f64() * 1000.0),
                         nat: child_nat(child.nat, lsn.nat),
+                        relay: lsn.gsn,
                     },
                 );
             }
@@ -134,6 +142,8 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>, gsn:
             rtt_ms: p.rtt_ms,
             nat: p.nat,
             gsn,
+            relay_gsn: p.relay.map(|(g, _)| g.to_string()),
+            relay_gsn_rtt_ms: p.relay.map(|(_, rtt)| rtt),
             tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
@@ -149,6 +159,8 @@ fn node_json(id: NodeId, placed: Option<Placed>, known: Option<&KnownNode>, gsn:
             rtt_ms: None,
             nat: None,
             gsn,
+            relay_gsn: None,
+            relay_gsn_rtt_ms: None,
             tags: known.map(|k| k.tags.clone()).unwrap_or_default(),
             first_seen: known.map(|k| k.first_seen),
             last_seen: known.map(|k| k.last_seen),
@@ -182,6 +194,9 @@ pub(crate) fn topology_json(topology: &Topology) -> serde_json::Value {
                         "addr": l.addr.to_string(),
                         "path": l.path.map(|p| format!("{p:?}").to_lowercase()),
                         "nat": l.nat.map(|n| n.to_string()),
+                        "gsn": l.gsn.map(|(g, rtt_ms)| {
+                            serde_json::json!({ "id": g.to_string(), "rtt_ms": rtt_ms })
+                        }),
                         "children": children,
                     })
                 })

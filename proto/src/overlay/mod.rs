@@ -20,6 +20,7 @@
 mod config;
 mod digest;
 pub mod fleet;
+pub mod gsn_ticket;
 pub mod query;
 pub use fleet::Audience;
 pub mod inventory;

@@ -552,6 +552,13 @@ impl Simulation {
         self.info[id as usize].udp_blocked = blocked;
     }
 
+    /// Sets what subnet `id` adds to the base WAN latency each way (negative: takes away; a
+    /// WAN path never takes less than half the base), in microseconds.
+    pub fn set_wan_offset_us(&mut self, id: u16, offset_us: i64) {
+        self.subnet_mut(id).wan_offset_us = offset_us;
+        self.info[id as usize].wan_offset_us = offset_us;
+    }
+
     /// Runs `d` of simulated time.
     pub fn run_for(&mut self, d: Duration) {
         self.advance(self.now + d);

@@ -32,6 +32,7 @@ pub(crate) mod domain {
     pub(crate) const FLEET_REQUEST: &[u8] = b"fleetmesh/v1/fleet-request\0";
     pub(crate) const INVENTORY: &[u8] = b"fleetmesh/v1/inventory-change\0";
     pub(crate) const FLEET_QUERY: &[u8] = b"fleetmesh/v1/fleet-query\0";
+    pub(crate) const GSN_TICKET: &[u8] = b"fleetmesh/v1/gsn-ticket\0";
 }
 
 /// Message bytes to sign: a domain prefix followed by the CBOR encoding of `body`.

@@ -114,6 +114,9 @@ message_types! {
     BulkChunk = 0x49,
     BulkAck = 0x4a,
     BulkStop = 0x4b,
+    GsnProbe = 0x4c,
+    GsnProbeAck = 0x4d,
+    GsnChoice = 0x4e,
 }
 
 /// Encodes `msg` as a frame, appending to `out`.

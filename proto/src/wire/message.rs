@@ -133,6 +133,12 @@ pub enum Message {
     BulkAck(Box<super::BulkAck>),
     /// The receiver refuses, or gave up on, a bulk transfer.
     BulkStop(super::BulkStop),
+    /// An LSN measures its round trip to a GSN.
+    GsnProbe(super::GsnProbe),
+    /// A GSN answers a [`GsnProbe`](super::GsnProbe).
+    GsnProbeAck(super::GsnProbeAck),
+    /// An LSN tells the master the GSN it measured nearest.
+    GsnChoice(super::GsnChoice),
 }
 
 /// A node and where to reach it.

@@ -53,5 +53,7 @@ pub use nat::{
     Introduce, Introduced, Introduction, Mapping, NatClass, NatReport, ObserveMe, Observed,
     MAX_INTRO_ADDRS, MAX_PREDICTED_PORTS,
 };
-pub use relay::{GsnGrant, RelayData, Relayed, MAX_RELAY_BYTES};
+pub use relay::{
+    GsnChoice, GsnGrant, GsnProbe, GsnProbeAck, GsnTicket, RelayData, Relayed, MAX_RELAY_BYTES,
+};
 pub use report::{Report, ReportAcks, ReportBatch, SeqRun};

@@ -9,13 +9,64 @@
 
 use serde_tuple::{Deserialize_tuple, Serialize_tuple};
 
-use crate::NodeId;
+use super::WireAddr;
+use crate::{id::serde_bytes_array, NodeId};
 
 /// The master tells a node whether it serves as a GSN (forwards [`RelayData`]) now.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
 pub struct GsnGrant {
     /// Serve (true) or stop serving (false).
     pub active: bool,
+    /// With `active`: the master's signed statement that the node is a GSN, which it
+    /// publishes in the DHT's GSN directory (`overlay/gsn_ticket.rs`).
+    pub ticket: Option<GsnTicket>,
+}
+
+/// The master's signed statement that `gsn` serves as a GSN at `addr`: what a GSN publishes
+/// in the DHT ([`KeyKind::Gsn`](crate::dht::KeyKind::Gsn)) so that LSNs find GSNs without
+/// asking the master. The signature (ed25519 by the master's key, domain
+/// `fleetmesh/v1/gsn-ticket`) covers every other field and the network key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct GsnTicket {
+    /// The GSN.
+    pub gsn: NodeId,
+    /// Where the master observed it (where members reach it).
+    pub addr: WireAddr,
+    /// Reliability: since when (UNIX seconds) the node has served without a break.
+    pub since: u64,
+    /// Reliability: how many times the master confirmed the node's evidence (its reports
+    /// showing unsolicited inbound) during that tenure.
+    pub confirmed: u32,
+    /// Not valid after this (UNIX seconds); the GSN asks for a fresh one before.
+    pub expires: u64,
+    /// The master's signature.
+    #[serde(with = "serde_bytes_array")]
+    pub signature: [u8; 64],
+}
+
+/// An LSN measures its round-trip time to a GSN it may hand its children
+/// (`node/gsn_survey.rs`); the GSN answers with [`GsnProbeAck`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct GsnProbe {
+    /// Echoed in the answer.
+    pub nonce: u32,
+}
+
+/// A GSN's answer to a [`GsnProbe`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct GsnProbeAck {
+    /// The probe's nonce.
+    pub nonce: u32,
+}
+
+/// An LSN tells the master which GSN it measured nearest, so that the master names that
+/// one in the introductions of the LSN and its children.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct GsnChoice {
+    /// The GSN; `None` withdraws an earlier choice.
+    pub gsn: Option<NodeId>,
+    /// The round trip measured to it, milliseconds (for the topology).
+    pub rtt_ms: u32,
 }
 
 /// A member asks its GSN to pass `bytes` (a datagram of its end-to-end session) to `to`.

@@ -93,9 +93,11 @@ pub(super) struct Introducer {
     /// The last [`MAX_CHECKED_IN`] check-ins: (nonce, target).
     checked_in: std::collections::VecDeque<(u64, NodeId)>,
     stats: IntroducerStats,
-    /// Appointed GSNs (`gsn.rs`): node → the address it reported from.
-    pub(super) gsns: BTreeMap<NodeId, SocketAddr>,
+    /// Appointed GSNs (`gsn.rs`).
+    pub(super) gsns: BTreeMap<NodeId, super::gsn::Appointed>,
     pub(super) next_gsn: usize,
+    /// LSN → the GSN it chose, and the round trip it measured (ms).
+    pub(super) choices: HashMap<NodeId, (NodeId, u32)>,
 }
 
 impl Master {

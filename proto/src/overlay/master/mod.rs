@@ -41,7 +41,7 @@ pub use self::{
     },
     events::{MasterCommand, MasterEvent, PresenceEvent},
     fleet::{FleetProgress, FLEET_RECHECK, FLEET_RETRY, FLEET_TABLE, MAX_FLEET_OPEN},
-    gsn::MAX_GSNS,
+    gsn::{MAX_GSNS, MAX_GSN_CHOICES},
     introduce::{
         IntroducerStats, INTRODUCTION_TIMEOUT, MAX_CHECKED_IN, MAX_HELPERS, MAX_NAT_CLASSES,
         MAX_PENDING_INTRODUCTIONS, MAX_PENDING_PER_NODE,
@@ -163,6 +163,7 @@ impl Master {
         for lsn in topology.subnets.iter_mut().flat_map(|s| &mut s.lsns) {
             lsn.path = self.ep.peer_path(&lsn.id);
             lsn.nat = self.nat_class(&lsn.id).map(|(c, _)| c);
+            lsn.gsn = self.gsn_choice(&lsn.id);
             for child in &mut lsn.children {
                 child.nat = self.nat_class(&child.id).map(|(c, _)| c);
             }
@@ -395,6 +396,7 @@ impl Master {
             Message::NatReport(r) => self.on_nat_report(now, peer, addr, r),
             Message::Introduce(i) => self.on_introduce(now, peer, addr, i),
             Message::Introduced(i) => self.on_introduced(now, peer, addr, i),
+            Message::GsnChoice(c) => self.on_gsn_choice(peer, c),
             Message::InventoryBatch(b) => self.on_inventory_batch(now, peer, addr, *b),
             Message::Ack(Ack { seq }) if self.fleet_acked(now, peer, seq) => {}
             Message::Ack(Ack { seq }) if self.query_acked(peer, seq) => {}

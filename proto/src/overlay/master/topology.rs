@@ -37,6 +37,9 @@ pub struct LsnView {
     /// The NAT class it reported (`None` until it did): its children's too, as they share
     /// its NAT.
     pub nat: Option<crate::wire::NatClass>,
+    /// The GSN it measured nearest and the round trip to it (ms), which the master names in
+    /// its subnet's introductions; `None` until it chose (`node/gsn_survey.rs`).
+    pub gsn: Option<(NodeId, u32)>,
 }
 
 /// One node.

@@ -241,8 +241,13 @@ impl Node {
         while let Some(m) = dht.poll_message_to() {
             out.push(m);
         }
+        let mut ours = Vec::new();
         while let Some(event) = dht.poll_event() {
-            self.events.push_back(NodeEvent::Dht(event));
+            if self.gsn.dir.owns(event.query()) {
+                ours.push(event);
+            } else {
+                self.events.push_back(NodeEvent::Dht(event));
+            }
         }
         for (addr, peer, message) in out {
             let addr = self.dht_route(addr, peer);
@@ -258,6 +263,9 @@ impl Node {
                 }
             }
             self.send(now, addr, message);
+        }
+        for event in ours {
+            self.on_directory_event(now, event);
         }
     }
 

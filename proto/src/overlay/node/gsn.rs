@@ -154,6 +154,8 @@ pub(super) struct Gsn {
     /// The last time handed in, for wrapping transmits (`poll_transmit` is given none).
     pub(super) clock: Timestamp,
     stats: GsnStats,
+    /// The GSN directory (`gsn_survey.rs`).
+    pub(super) dir: super::gsn_survey::Directory,
 }
 
 /// The relay address standing for `peer`: in `100::/64`, which is never routed.
@@ -182,13 +184,37 @@ impl Node {
         Some(p.gsn.id)
     }
 
-    pub(super) fn on_gsn_grant(&mut self, peer: NodeId, g: GsnGrant) {
+    /// The GSN messages (this file's and `gsn_survey.rs`'s); others are handed back.
+    pub(super) fn on_gsn_message(
+        &mut self,
+        now: Timestamp,
+        peer: NodeId,
+        addr: SocketAddr,
+        message: Message,
+    ) -> Option<Message> {
+        match message {
+            Message::GsnGrant(g) => self.on_gsn_grant(now, peer, g),
+            Message::RelayData(r) => self.on_relay_data(now, peer, *r),
+            Message::Relayed(r) => self.on_relayed(now, peer, *r),
+            Message::GsnProbe(p) => self.on_gsn_probe(now, peer, addr, p),
+            Message::GsnProbeAck(a) => self.on_gsn_probe_ack(now, peer, a),
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn on_gsn_grant(&mut self, now: Timestamp, peer: NodeId, g: GsnGrant) {
         if peer != self.master_id() {
             tracing::debug!(?peer, "GSN grant not from the master: refused");
             self.refusals.gsn += 1;
             return;
         }
         self.gsn.granted = g.active && self.cfg.gsn;
+        match g.ticket.filter(|_| self.gsn.granted) {
+            Some(ticket) if self.take_ticket(now, ticket) => {}
+            Some(_) => self.refusals.gsn += 1,
+            None => self.drop_ticket(),
+        }
     }
 
     /// An introduction named `gsn` for `peer`: turn to it if the punch fails.
@@ -211,7 +237,7 @@ impl Node {
         let upgrades = (self.gsn.paths.iter())
             .filter(|(id, p)| ep.peer_addr(id) == Some(p.addr))
             .map(|(_, p)| p.upgrade_at);
-        waits.chain(upgrades).min()
+        waits.chain(upgrades).chain(self.survey_deadline()).min()
     }
 
     /// Tries a direct path for each relayed session whose turn has come: the side with the
@@ -281,6 +307,7 @@ impl Node {
 
     pub(super) fn gsn_timers(&mut self, now: Timestamp) {
         self.upgrade_timers(now);
+        self.survey_timers(now);
         let due: Vec<(NodeId, Contact)> = self
             .gsn
             .wait

@@ -23,6 +23,7 @@ pub use events::{NodeCommand, NodeEvent, NodeState};
 mod find;
 mod fleet;
 mod gsn;
+mod gsn_survey;
 mod introduce;
 mod inventory;
 mod inventory_lsn;
@@ -34,6 +35,7 @@ pub use gsn::{
     relay_addr, GsnStats, CIRCUIT_IDLE, MAX_CIRCUITS, MAX_RELAY_PATHS, MAX_RELAY_WAITS,
     RELAY_AFTER, RELAY_PATH_IDLE, UPGRADE_FIRST, UPGRADE_MAX,
 };
+pub use gsn_survey::*;
 pub use introduce::{
     IntroStats, COOLDOWN, INTRO_RETRY, INTRO_TIMEOUT, MAX_ASKED, MAX_COOLDOWN, MAX_INTRODUCED,
     MAX_WATCHED, PREDICT_BUDGET, PREDICT_WINDOW,
@@ -505,13 +507,11 @@ impl Node {
             Message::Observed(o) => self.on_observed(now, peer, o),
             Message::NatReport(r) => self.on_nat_share(peer, r),
             Message::Introduction(i) => self.on_introduction(now, peer, *i),
-            Message::GsnGrant(g) => self.on_gsn_grant(peer, g),
-            Message::RelayData(r) => self.on_relay_data(now, peer, *r),
-            Message::Relayed(r) => self.on_relayed(now, peer, *r),
             Message::BulkChunk(c) => self.on_bulk_chunk(now, peer, *c),
             Message::BulkAck(a) => self.on_bulk_ack(now, peer, *a),
             Message::BulkStop(s) => self.on_bulk_stop(peer, s),
             other => {
+                let Some(other) = self.on_gsn_message(now, peer, addr, other) else { return };
                 tracing::debug!(?peer, kind = ?other.message_type(), "message not for the overlay");
                 self.events.push_back(NodeEvent::Link(Event::Message {
                     peer,

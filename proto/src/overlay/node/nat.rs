@@ -284,6 +284,16 @@ impl Node {
         self.send(now, master, Message::NatReport(report));
     }
 
+    /// Reports our class to the master again (a GSN asking for a fresh ticket, `gsn_survey.rs`),
+    /// if we tested it ourselves.
+    pub(super) fn nat_report_again(&mut self, now: Timestamp) {
+        let Some(observed) = self.nat.observed.filter(|_| self.nat.own) else { return };
+        let report =
+            NatReport { class: self.nat.class, observed: WireAddr(observed), gsn: self.cfg.gsn };
+        let master = self.cfg.master;
+        self.send(now, master, Message::NatReport(report));
+    }
+
     /// As LSN: hands our class (once we tested it) to those of the children just pinged
     /// that lack it, within what this second's budget for extras with pings has left after
     /// the stale lists (`lsn.rs`), which name the standbys and go first. Not while adopted

@@ -49,7 +49,7 @@ fn the_master_appoints_the_node_taking_inbound_and_forged_relay_messages_are_ref
     }
     // The LSN of subnet 1 reaches its child over the LAN: its forgeries arrive.
     let before = w.node(child1).refusals().gsn;
-    forge(&mut w, lsn1, child1, Message::GsnGrant(GsnGrant { active: true }));
+    forge(&mut w, lsn1, child1, Message::GsnGrant(GsnGrant { active: true, ticket: None }));
     w.run_for(Duration::from_secs(1));
     assert_eq!(w.node(child1).refusals().gsn, before + 1, "a grant not from the master");
     assert!(!w.node(child1).is_gsn());

@@ -36,6 +36,7 @@ impl Registry {
                 path: None,
                 children,
                 nat: None,
+                gsn: None,
             });
         }
         let pending = self
