@@ -68,7 +68,9 @@ enum Command {
     /// wan_bytes_per_node_hour and lan_bytes_per_node_hour (28-byte IPv4/UDP header per
     /// datagram counted), master {msgs_per_sec_mean, msgs_per_sec_peak},
     /// busiest_other_host_msgs_per_sec_peak, peak_rss_bytes, trace_hash (equal for equal
-    /// seeds) and series (present, running and master load every --sample-minutes).
+    /// seeds), series (present, running and master load every --sample-minutes) and gsn
+    /// {appointed, tickets_published, lsns, lsns_with_choice, chose_nearest, chosen_rtt_ms,
+    /// nearest_rtt_ms, surveys, probes}.
     ///
     /// Build with --release for large fleets: `cargo run --release -p fleetmesh-cli --
     /// simulate --nodes 30000 --subnets 600 --hours 24 --seed 1 --json`.

@@ -414,6 +414,19 @@ fn summary(r: &DayReport) -> String {
         r.master.msgs_per_sec_mean, r.master.msgs_per_sec_peak
     );
     s += &format!("busiest other host   {} msg/s peak\n", r.busiest_other_host_msgs_per_sec_peak);
+    let g = &r.gsn;
+    s += &format!(
+        "GSN directory        {} GSNs appointed, {} tickets published; {} of {} LSNs chose one, {:.2} of them the nearest (chosen RTT {}, nearest {}); {} surveys, {} probes\n",
+        g.appointed,
+        g.tickets_published,
+        g.lsns_with_choice,
+        g.lsns,
+        g.chose_nearest,
+        q(&g.chosen_rtt_ms),
+        q(&g.nearest_rtt_ms),
+        g.surveys,
+        g.probes
+    );
     for f in &r.requests {
         s += &format!(
             "fleet request {}  {:.2} % of {} running nodes took it within 5 s ({}), {} lost, {} after their return; master egress {} B in the next minute ({} B the minute before; target {} B for {} LSNs)\n",

@@ -11,6 +11,7 @@
 //! assert_eq!(report.present_at_end, report.expected_present_at_end);
 //! ```
 
+mod gsn;
 mod history;
 mod inventory;
 mod presence;
@@ -119,6 +120,7 @@ pub struct DayConfig {
     pub presence_check_every: Option<Duration>,
 }
 
+pub use gsn::GsnReport;
 pub use history::{HistoryQueryReport, HistoryReport};
 pub use inventory::{InventoryReport, SAMPLE_HOSTS};
 pub use requests::{FleetRequestReport, REQUEST_BODY, REQUEST_TTL};

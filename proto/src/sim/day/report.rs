@@ -215,6 +215,8 @@ pub struct DayReport {
     pub presence: Option<super::PresenceReport>,
     /// Metric histories and the fleet-wide queries over them, when on.
     pub histories: Option<super::HistoryReport>,
+    /// The GSN directory: appointed GSNs, and the LSNs' choices against the nearest.
+    pub gsn: super::GsnReport,
 }
 
 pub(super) fn report(
@@ -283,6 +285,7 @@ pub(super) fn report(
         inventory: None,
         presence: None,
         histories: None,
+        gsn: super::gsn::report(sim),
     }
 }
 

@@ -340,3 +340,35 @@ fn a_history_query_covers_every_present_node_and_equals_their_own_histories_comb
     // (Noisy synthetic hosts: about 2 B a sample, against 16 B raw.)
     assert!(h.bytes_per_sample < 4.0 && h.stored_bytes_per_node > 0.0, "{h:?}");
 }
+
+#[test]
+fn lsns_choose_the_nearest_gsn_from_the_directory() {
+    // GSNs among the public nodes (their LSNs choose themselves), LSNs behind NATs
+    // surveying them; subnets' WAN latencies spread ±10 ms, so the nearest GSN differs from
+    // the farthest.
+    let cfg = DayConfig {
+        nodes: 60,
+        subnets: 12,
+        hours: 0.3,
+        nat_mix: vec![
+            (NatKind::None, 0.4),
+            (NatKind::PortRestricted, 0.3),
+            (NatKind::Symmetric, 0.3),
+        ],
+        seed: 9,
+        always_on: 1.0,
+        lsn_crashes_per_hour: 0.0,
+        moves_per_hour: 0.0,
+        churn_per_hour: 0.0,
+        master_outage: None,
+        ..DayConfig::default()
+    };
+    let r = run(&cfg, |_| {});
+    let g = &r.gsn;
+    assert!(g.appointed >= 3, "{g:?}");
+    assert!(g.tickets_published >= g.appointed as u64, "every GSN published: {g:?}");
+    assert_eq!(g.lsns_with_choice, g.lsns, "every LSN chose within the hour: {g:?}");
+    assert!(g.surveys > 0 && g.probes > 0, "{g:?}");
+    assert!(g.chose_nearest >= 0.9, "{g:?}");
+    assert!(g.chosen_rtt_ms.max <= g.nearest_rtt_ms.max + 5, "{g:?}");
+}
