@@ -129,9 +129,11 @@ fn an_lsn_without_children_that_registers_again_does_not_spin() {
     net.run_until(Duration::from_secs(10), |n| n.node.state() == NodeState::IsLsn);
     net.run_until(Duration::from_secs(10), |n| n.master.topology().lsn_count() == 1);
     net.run_for(Duration::from_secs(5));
-    // The master's answers stop: keepalives go unanswered until the node gives the master up.
+    // The master's answers stop: keepalives go unanswered until the node gives the master up:
+    // its liveness check comes `master_check` (120 s) after the master's last word, then
+    // five tries 2 s apart. (The cut comes at the first deadline 5 s on, which may be soon.)
     net.cut = true;
-    net.run_until(Duration::from_secs(120), |n| {
+    net.run_until(Duration::from_secs(150), |n| {
         n.node_events.contains(&NodeEvent::MasterUnreachable)
     });
     net.cut = false;

@@ -356,8 +356,11 @@ impl Node {
         d.stats.choices += 1;
         let rtt_ms = best.map_or(0, |(_, rtt)| rtt.as_millis().min(u32::MAX as u128) as u32);
         let choice = GsnChoice { gsn: best.map(|(id, _)| id), rtt_ms };
-        let master = self.cfg.master;
-        self.send(now, master, Message::GsnChoice(choice));
+        // Past `send`: a message the master does not answer must not count as uplink traffic,
+        // which puts off the next keepalive and with it the check that the master answers.
+        if let Err(error) = self.ep.send_to(now, self.cfg.master, Message::GsnChoice(choice)) {
+            tracing::debug!(%error, "GSN choice not sent");
+        }
     }
 }
 

@@ -73,7 +73,7 @@ impl KeepalivePlan {
     pub(crate) fn deadline(&self) -> Timestamp {
         match self.echo {
             Some((_, give_up)) => give_up,
-            None => self.next,
+            None => self.next.min(self.check_at),
         }
     }
 
@@ -91,12 +91,17 @@ impl KeepalivePlan {
             self.test_at = now + if tainted { self.period } else { cfg.keepalive_retest };
             self.next = now;
         }
-        if now < self.next {
-            return None;
-        }
+        // A check is due on its own time: traffic that went to the master (and put the
+        // keepalive off) proves nothing about the master answering. Gated behind the next
+        // keepalive, a check waited up to a period longer for every message sent (a GSN's
+        // directory put moved a lost master's detection from 130 s to 136 s after its last
+        // word).
         if now >= self.check_at {
             self.check_at = now + cfg.master_check;
             return Some(Due::Check);
+        }
+        if now < self.next {
+            return None;
         }
         let longer = cfg.max_keepalive;
         if self.period < longer && now >= self.test_at {
@@ -163,6 +168,22 @@ mod tests {
         p.sent(at(20)); // an update went out
         assert_eq!(p.poll(at(25), &c), None);
         assert_eq!(p.deadline(), at(45));
+    }
+
+    #[test]
+    fn a_check_falls_due_on_time_however_much_else_goes_to_the_master() {
+        let c = cfg();
+        let mut p = KeepalivePlan::new(at(0), &c);
+        // Something goes out every 20 s: no keepalive is ever needed.
+        let check = c.master_check.as_secs();
+        let mut t = 0;
+        while t + 20 < check {
+            t += 20;
+            p.sent(at(t));
+            assert_eq!(p.poll(at(t), &c), None, "at {t} s");
+        }
+        assert_eq!(p.deadline(), at(check), "the check's own time, not the keepalive's");
+        assert_eq!(p.poll(at(check), &c), Some(Due::Check));
     }
 
     #[test]
