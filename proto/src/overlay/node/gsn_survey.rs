@@ -6,7 +6,8 @@
 //!   the directory key within [`PUBLISH_SPREAD`] (retried every [`PUBLISH_RETRY`] while the put reaches nobody). At
 //!   half the ticket's life we report our NAT class again, and the master answers with a
 //!   fresh grant and ticket, which we publish in turn.
-//! * **LSN.** [`SURVEY_FIRST`] after becoming LSN, then every [`SURVEY_EVERY`] (every
+//! * **LSN.** [`SURVEY_FIRST`] after becoming LSN, then [`SURVEY_EVERY`] after each choice,
+//!   twice as long after each survey that left it unchanged, up to [`SURVEY_MAX`] (every
 //!   [`SURVEY_RETRY`] while the directory holds nothing usable), the LSN reads the directory,
 //!   keeps the GSNs whose tickets verify, and probes [`GSN_PROBES`] of them: the one it chose,
 //!   then those measured longest ago. Each gets two [`GsnProbe`]s, the second sent when the
@@ -37,8 +38,12 @@ use crate::{
 
 /// First survey after a node becomes LSN.
 pub const SURVEY_FIRST: Duration = Duration::from_secs(60);
-/// Between surveys.
+/// Between surveys after one that changed the choice.
 pub const SURVEY_EVERY: Duration = Duration::from_secs(3600);
+/// Between surveys, at most: each survey that leaves the choice as it was doubles the wait.
+/// A survey costs a DHT get and a handshake and two probes per GSN probed: hourly, about 6 kB
+/// per LSN, which a subnet's nodes share.
+pub const SURVEY_MAX: Duration = Duration::from_secs(8 * 3600);
 /// Between surveys while the directory held no usable GSN.
 pub const SURVEY_RETRY: Duration = Duration::from_secs(300);
 /// GSNs probed per survey.
@@ -100,6 +105,8 @@ pub(super) struct Directory {
     next_nonce: u32,
     /// (LSN) The GSN chosen, with its round trip.
     choice: Option<(NodeId, Duration)>,
+    /// (LSN) The wait before the next survey (zero before the first choice).
+    every: Duration,
     stats: SurveyStats,
 }
 
@@ -217,7 +224,6 @@ impl Node {
     fn survey(&mut self, now: Timestamp) {
         if self.is_gsn() {
             let me = self.node_id();
-            self.gsn.dir.survey_at = Some(now + SURVEY_EVERY);
             return self.choose(now, Some((me, Duration::ZERO)));
         }
         self.gsn.dir.stats.surveys += 1;
@@ -264,7 +270,6 @@ impl Node {
         if d.candidates.is_empty() {
             return;
         }
-        d.survey_at = Some(now + SURVEY_EVERY);
         // The one chosen, then those measured longest ago (never first), longest serving first.
         let chosen = d.choice.map(|(id, _)| id);
         let mut order: Vec<&Candidate> = d.candidates.values().collect();
@@ -337,7 +342,8 @@ impl Node {
     fn decide(&mut self, now: Timestamp) {
         let d = &mut self.gsn.dir;
         d.probes.clear();
-        let recent = |at: Timestamp| now.saturating_since(at) <= 2 * SURVEY_EVERY;
+        let horizon = 2 * d.every.max(SURVEY_EVERY);
+        let recent = |at: Timestamp| now.saturating_since(at) <= horizon;
         let best = (d.candidates.values())
             .filter_map(|c| c.rtt.filter(|(_, at)| recent(*at)).map(|(rtt, _)| (c, rtt)))
             .min_by_key(|(c, rtt)| (*rtt, c.ticket.since, c.ticket.gsn))
@@ -345,12 +351,16 @@ impl Node {
         self.choose(now, best);
     }
 
-    /// Tells the master of a new choice (not of the same GSN at another round trip).
+    /// Tells the master of a new choice (not of the same GSN at another round trip), and
+    /// schedules the next survey.
     fn choose(&mut self, now: Timestamp, best: Option<(NodeId, Duration)>) {
         let d = &mut self.gsn.dir;
         let old = d.choice.map(|(id, _)| id);
         d.choice = best;
-        if best.map(|(id, _)| id) == old || self.state != NodeState::IsLsn {
+        let same = best.map(|(id, _)| id) == old;
+        d.every = if same { (d.every * 2).clamp(SURVEY_EVERY, SURVEY_MAX) } else { SURVEY_EVERY };
+        d.survey_at = Some(now + d.every);
+        if same || self.state != NodeState::IsLsn {
             return;
         }
         d.stats.choices += 1;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::super::{tests::forge, NodeState, SURVEY_EVERY};
+use super::super::{tests::forge, NodeState, SURVEY_EVERY, SURVEY_MAX};
 use crate::{
     overlay::{gsn_ticket, OverlayConfig},
     sim::{master_addr, NatKind, Simulation},
@@ -88,11 +88,15 @@ fn gsns_renew_their_tickets_and_lsns_survey_again() {
     // Past half a ticket's life (3 h): a fresh ticket, published again.
     w.run_for(gsn_ticket::TICKET_TTL / 2 + Duration::from_secs(120));
     assert!(w.node(near).survey_stats().published > before);
+    // The choice stands: surveys 1 h after it, then 2 h after that (the next 4 h later).
     let more = w.node(lsn1).survey_stats().surveys - surveys;
-    let hours = (gsn_ticket::TICKET_TTL / 2).as_secs() / SURVEY_EVERY.as_secs();
-    assert!((hours..=hours + 1).contains(&more), "{more} surveys in {hours} h");
+    assert_eq!(more, 2, "surveys in 3 h");
     assert_eq!(w.node(lsn1).gsn_choice().map(|(g, _)| g), Some(w.id(near)), "unchanged");
     assert_eq!(w.node(lsn1).survey_stats().choices, 1, "the same choice is not sent again");
+    // Then 4 h, and 8 h at most: surveys 1, 3, 7, 15 and 23 h after the choice.
+    w.run_for(Duration::from_secs(21 * 3600));
+    let day = w.node(lsn1).survey_stats().surveys - surveys;
+    assert_eq!(day, 5, "surveys in a day ({SURVEY_MAX:?} at most apart)");
 }
 
 #[test]
