@@ -208,6 +208,7 @@ impl Master {
         self.note_presence(self.now, &events);
         self.outbox_presence(self.now, &events);
         self.fleet_presence(self.now, &events);
+        self.gsn_presence(&events);
         self.events.extend(events.into_iter().map(MasterEvent::Presence));
     }
 

@@ -142,3 +142,19 @@ fn forged_directory_records_probe_answers_and_choices_change_nothing() {
     assert_eq!(w.master().gsn_choice(&w.id(child1)), None);
     assert_eq!(w.master().gsn_choice(&w.id(lsn1)).map(|(g, _)| g), Some(w.id(near)));
 }
+
+#[test]
+fn a_gsn_that_parts_is_named_no_more_until_it_reports_again() {
+    let (mut w, near, _, [lsn1, _], _) = world(74);
+    let near_id = w.id(near);
+    // Alone in its subnet, it is an LSN: the master notices its crash itself.
+    w.crash(near);
+    w.run_until(Duration::from_secs(600), |s| !s.master().gsns().contains(&near_id));
+    assert!(!w.master().is_present(&near_id));
+    assert_eq!(w.master().gsn_choice(&w.id(lsn1)), None, "the choice naming it went with it");
+    // Restarted, it classifies its NAT again, reports, and is appointed again.
+    w.start(near);
+    w.run_until(Duration::from_secs(300), |s| s.master().gsns().contains(&near_id));
+    w.run_for(Duration::from_secs(1));
+    assert!(w.node(near).is_gsn());
+}
