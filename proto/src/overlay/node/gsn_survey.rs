@@ -10,7 +10,7 @@
 //!   twice as long after each survey that left it unchanged, up to [`SURVEY_MAX`] (every
 //!   [`SURVEY_RETRY`] while the directory holds nothing usable), the LSN reads the directory,
 //!   keeps the GSNs whose tickets verify, and probes [`GSN_PROBES`] of them: the one it chose,
-//!   then those measured longest ago. Each gets two [`GsnProbe`]s, the second sent when the
+//!   then those measured longest ago, those that did not answer last time last. Each gets two [`GsnProbe`]s, the second sent when the
 //!   first is answered (the first may wait for a handshake); the smaller round trip counts.
 //!   [`GSN_PROBE_WAIT`] after the probes left, the LSN takes the GSN with the smallest round
 //!   trip measured in its last two surveys (ties: the longer tenure), and tells the master
@@ -75,6 +75,9 @@ struct Candidate {
     ticket: GsnTicket,
     /// The smallest round trip of the survey that measured it last, and when.
     rtt: Option<(Duration, Timestamp)>,
+    /// It did not answer the last survey's probes: probed last from then on. A ticket
+    /// outlives a GSN's restart (which loses its grant) by up to its whole life.
+    silent: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -263,8 +266,9 @@ impl Node {
             if ticket.gsn == me || found.len() >= MAX_CANDIDATES {
                 continue;
             }
-            let rtt = d.candidates.get(&ticket.gsn).and_then(|c| c.rtt);
-            found.insert(ticket.gsn, Candidate { ticket, rtt });
+            let old = d.candidates.get(&ticket.gsn);
+            let (rtt, silent) = old.map_or((None, false), |c| (c.rtt, c.silent));
+            found.insert(ticket.gsn, Candidate { ticket, rtt, silent });
         }
         d.candidates = found;
         if d.candidates.is_empty() {
@@ -275,9 +279,16 @@ impl Node {
         let mut order: Vec<&Candidate> = d.candidates.values().collect();
         order.sort_by_key(|c| {
             let measured = c.rtt.map(|(_, at)| at);
-            (Some(c.ticket.gsn) != chosen, measured, c.ticket.since, c.ticket.gsn)
+            (Some(c.ticket.gsn) != chosen, c.silent, measured, c.ticket.since, c.ticket.gsn)
         });
         let picked: Vec<GsnTicket> = order.iter().take(GSN_PROBES).map(|c| c.ticket).collect();
+        for t in &picked {
+            // Silent (and unmeasured) until its answer comes: a GSN that stopped serving does
+            // not answer, and must not be chosen on an old figure.
+            if let Some(c) = self.gsn.dir.candidates.get_mut(&t.gsn) {
+                (c.rtt, c.silent) = (None, true);
+            }
+        }
         for ticket in picked {
             self.probe(now, ticket, true);
         }
@@ -326,11 +337,11 @@ impl Node {
         d.probes.remove(&a.nonce);
         let rtt = now.saturating_since(probe.sent);
         let Some(c) = d.candidates.get_mut(&peer) else { return };
-        // The first answer of a survey replaces the old figure; the second (sent on the
-        // first's answer) keeps the smaller.
-        c.rtt = Some(match (probe.first, c.rtt) {
-            (false, Some((old, _))) => (old.min(rtt), now),
-            _ => (rtt, now),
+        c.silent = false;
+        // The second answer (its probe sent on the first's answer) keeps the smaller.
+        c.rtt = Some(match c.rtt {
+            Some((old, _)) => (old.min(rtt), now),
+            None => (rtt, now),
         });
         if probe.first {
             let ticket = c.ticket;
@@ -359,7 +370,9 @@ impl Node {
         d.choice = best;
         let same = best.map(|(id, _)| id) == old;
         d.every = if same { (d.every * 2).clamp(SURVEY_EVERY, SURVEY_MAX) } else { SURVEY_EVERY };
-        d.survey_at = Some(now + d.every);
+        // Nobody answered: soon again, the next candidates in line.
+        let wait = if best.is_some() { d.every } else { SURVEY_RETRY };
+        d.survey_at = Some(now + wait);
         if same || self.state != NodeState::IsLsn {
             return;
         }

@@ -158,3 +158,16 @@ fn a_gsn_that_parts_is_named_no_more_until_it_reports_again() {
     w.run_for(Duration::from_secs(1));
     assert!(w.node(near).is_gsn());
 }
+
+#[test]
+fn a_gsn_that_stops_answering_is_not_kept_on_an_old_round_trip() {
+    let (mut w, near, _, [lsn1, _], _) = world(75);
+    assert_eq!(w.node(lsn1).gsn_choice().map(|(g, _)| g), Some(w.id(near)));
+    // Its ticket stays in the directory for hours; it answers no probe.
+    w.crash(near);
+    w.run_for(SURVEY_EVERY + Duration::from_secs(30));
+    let (chosen, rtt) = w.node(lsn1).gsn_choice().expect("a choice");
+    assert_ne!(chosen, w.id(near), "kept on its old round trip");
+    assert!(w.master().gsns().contains(&chosen), "{chosen:?}");
+    assert!(rtt >= Duration::from_millis(90), "a far one: {rtt:?}");
+}
