@@ -8,7 +8,8 @@
 //!   fresh grant and ticket, which we publish in turn.
 //! * **LSN.** [`SURVEY_FIRST`] after becoming LSN, then [`SURVEY_EVERY`] after each choice,
 //!   twice as long after each survey that left it unchanged, up to [`SURVEY_MAX`] (every
-//!   [`SURVEY_RETRY`] while the directory holds nothing usable), the LSN reads the directory,
+//!   [`SURVEY_RETRY`] while the directory holds nothing usable or GSNs never probed), the
+//!   LSN reads the directory,
 //!   keeps the GSNs whose tickets verify, and probes [`GSN_PROBES`] of them: the one it chose,
 //!   then those measured longest ago, those that did not answer last time last. Each gets two [`GsnProbe`]s, the second sent when the
 //!   first is answered (the first may wait for a handshake); the smaller round trip counts.
@@ -359,7 +360,14 @@ impl Node {
             .filter_map(|c| c.rtt.filter(|(_, at)| recent(*at)).map(|(rtt, _)| (c, rtt)))
             .min_by_key(|(c, rtt)| (*rtt, c.ticket.since, c.ticket.gsn))
             .map(|(c, rtt)| (c.ticket.gsn, rtt));
+        // GSNs never probed yet: the next survey comes soon, until each was measured once.
+        let unprobed = d.candidates.values().any(|c| c.rtt.is_none() && !c.silent);
         self.choose(now, best);
+        if unprobed {
+            let soon = now + SURVEY_RETRY;
+            let d = &mut self.gsn.dir;
+            d.survey_at = d.survey_at.map(|t| t.min(soon));
+        }
     }
 
     /// Tells the master of a new choice (not of the same GSN at another round trip), and
