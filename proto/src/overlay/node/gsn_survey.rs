@@ -32,7 +32,9 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 use super::{Node, NodeState};
 use crate::{
     dht::{DhtEvent, QueryId},
-    overlay::gsn_ticket::{directory_key, directory_value, read_directory_record, verify_ticket},
+    overlay::gsn_ticket::{
+        directory_key, directory_value, read_directory_record, verify_ticket, TICKET_TTL,
+    },
     wire::{GsnChoice, GsnProbe, GsnProbeAck, GsnTicket, Message, Record},
     NodeId, Timestamp,
 };
@@ -140,6 +142,15 @@ impl Node {
         if let Err(error) = verify_ticket(&network, &ticket, &self.node_id(), now.as_secs()) {
             tracing::debug!(%error, "GSN ticket refused");
             return false;
+        }
+        // A repeated grant (our NAT class reported again for another reason) for the ticket we
+        // hold, with more than half its life left: the directory has it; a put is a lookup and
+        // k stores.
+        if let Some(held) = self.gsn.dir.ticket {
+            let fresh = held.expires.saturating_sub(now.as_secs()) > TICKET_TTL.as_secs() / 2;
+            if fresh && held.addr == ticket.addr && held.since == ticket.since {
+                return true;
+            }
         }
         // Spread: the master appoints the GSNs of a fleet that starts together within a
         // second or two, and a put is a lookup and k stores. Drawn from our id, not the

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::super::{tests::forge, NodeState, SURVEY_EVERY, SURVEY_MAX};
+use super::super::{tests::forge, NodeState, PUBLISH_SPREAD, SURVEY_EVERY, SURVEY_MAX};
 use crate::{
     overlay::{gsn_ticket, OverlayConfig},
     sim::{master_addr, NatKind, Simulation},
@@ -84,6 +84,10 @@ fn an_lsn_chooses_the_nearest_gsn_and_its_childrens_relays_run_through_it() {
 fn gsns_renew_their_tickets_and_lsns_survey_again() {
     let (mut w, near, _, [lsn1, _], _) = world(72);
     let before = w.node(near).survey_stats().published;
+    // A report repeated for another reason brings the same ticket again: nothing to put.
+    w.node_do(near, |n, now| n.nat_report_again(now));
+    w.run_for(PUBLISH_SPREAD + Duration::from_secs(5));
+    assert_eq!(w.node(near).survey_stats().published, before, "published again");
     let surveys = w.node(lsn1).survey_stats().surveys;
     // Past half a ticket's life (3 h): a fresh ticket, published again.
     w.run_for(gsn_ticket::TICKET_TTL / 2 + Duration::from_secs(120));
