@@ -3,16 +3,18 @@
 //! `overlay/gsn_ticket.rs`; the master's side is `overlay/master/gsn.rs`.
 //!
 //! * **GSN.** A grant's ticket, once it verifies (the master's, for us), is published under
-//!   the directory key within [`PUBLISH_SPREAD`] (retried every [`PUBLISH_RETRY`] while the put reaches nobody). At
-//!   half the ticket's life we report our NAT class again, and the master answers with a
-//!   fresh grant and ticket, which we publish in turn.
+//!   the directory key within [`PUBLISH_SPREAD`] (retried every [`PUBLISH_RETRY`] while the
+//!   put reaches nobody). At half the ticket's life we report our NAT class again, and the
+//!   master answers with a fresh grant and ticket, which we publish in turn.
 //! * **LSN.** [`SURVEY_FIRST`] after becoming LSN, then [`SURVEY_EVERY`] after each choice,
-//!   twice as long after each survey that left it unchanged, up to [`SURVEY_MAX`] (every
-//!   [`SURVEY_RETRY`] while the directory holds nothing usable or GSNs never probed), the
-//!   LSN reads the directory,
+//!   twice as long after each survey that left it unchanged, up to [`SURVEY_MAX`]. While the
+//!   directory holds nothing usable, or no GSN answered, the next survey comes after
+//!   [`SURVEY_RETRY`], twice as long each time up to [`SURVEY_MAX`] (a fleet without GSNs);
+//!   while some GSN was never probed, after [`SURVEY_RETRY`]. The LSN reads the directory,
 //!   keeps the GSNs whose tickets verify, and probes [`GSN_PROBES`] of them: the one it chose,
-//!   then those measured longest ago, those that did not answer last time last. Each gets two [`GsnProbe`]s, the second sent when the
-//!   first is answered (the first may wait for a handshake); the smaller round trip counts.
+//!   then those measured longest ago, those silent last time last. Each gets two
+//!   [`GsnProbe`]s, the second sent when the first is answered (the first may wait for a
+//!   handshake); the smaller round trip counts.
 //!   [`GSN_PROBE_WAIT`] after the probes left, the LSN takes the GSN with the smallest round
 //!   trip measured in its last two surveys (ties: the longer tenure), and tells the master
 //!   ([`GsnChoice`]) when that changed. The master names it in every introduction the LSN or
@@ -113,6 +115,8 @@ pub(super) struct Directory {
     choice: Option<(NodeId, Duration)>,
     /// (LSN) The wait before the next survey (zero before the first choice).
     every: Duration,
+    /// (LSN) The wait before the next survey while no GSN is chosen (zero once one is).
+    retry: Duration,
     stats: SurveyStats,
 }
 
@@ -195,7 +199,9 @@ impl Node {
         }
         let d = &mut self.gsn.dir;
         if d.survey_at.is_some_and(|t| t <= now) && d.get.is_none() {
-            d.survey_at = Some(now + SURVEY_RETRY);
+            // Stands unless the survey brings a choice.
+            d.retry = (d.retry * 2).clamp(SURVEY_RETRY, SURVEY_MAX);
+            d.survey_at = Some(now + d.retry);
             self.survey(now);
         }
         if self.gsn.dir.decide_at.is_some_and(|t| t <= now) {
@@ -390,7 +396,10 @@ impl Node {
         let same = best.map(|(id, _)| id) == old;
         d.every = if same { (d.every * 2).clamp(SURVEY_EVERY, SURVEY_MAX) } else { SURVEY_EVERY };
         // Nobody answered: soon again, the next candidates in line.
-        let wait = if best.is_some() { d.every } else { SURVEY_RETRY };
+        let wait = if best.is_some() { d.every } else { d.retry.max(SURVEY_RETRY) };
+        if best.is_some() {
+            d.retry = Duration::ZERO;
+        }
         d.survey_at = Some(now + wait);
         if same || self.state != NodeState::IsLsn {
             return;

@@ -175,3 +175,19 @@ fn a_gsn_that_stops_answering_is_not_kept_on_an_old_round_trip() {
     assert!(w.master().gsns().contains(&chosen), "{chosen:?}");
     assert!(rtt >= Duration::from_millis(90), "a far one: {rtt:?}");
 }
+
+#[test]
+fn without_gsns_surveys_back_off() {
+    // Behind NATs only: nobody takes unsolicited inbound, the master appoints no GSN.
+    let mut w = Simulation::new(76);
+    w.keep_events = false;
+    w.set_nat(1, NatKind::PortRestricted);
+    let nodes: Vec<usize> = (0..3).map(|_| w.add(1)).collect();
+    w.run_until(Duration::from_secs(60), |s| s.all_present());
+    let lsn = nodes.iter().copied().find(|&i| w.node(i).state() == NodeState::IsLsn).unwrap();
+    w.run_for(Duration::from_secs(2 * 3600));
+    assert!(w.master().gsns().is_empty());
+    // 1 min after it became LSN, then 5, 10, 20 and 40 min apart (the next 80 min later).
+    let stats = w.node(lsn).survey_stats();
+    assert_eq!((stats.surveys, stats.probes, stats.choices), (5, 0, 0), "{stats:?}");
+}
