@@ -62,7 +62,7 @@ impl Master {
     /// more than one.
     pub(super) fn tell_rivals(&mut self, now: Timestamp, subnet: SubnetKey) {
         let mut members = self.duplicates.0.remove(&subnet).map(|r| r.members).unwrap_or_default();
-        if !self.send_rival_lists(now, &subnet, &mut members) {
+        if self.send_rival_lists(now, &subnet, &mut members).is_none() {
             return;
         }
         if self.duplicates.0.len() >= MAX_SUBNETS {
@@ -79,8 +79,10 @@ impl Master {
             self.duplicates.0.iter().filter(|(_, r)| now >= r.at).map(|(k, _)| *k).collect();
         for subnet in due {
             let Some(mut round) = self.duplicates.0.remove(&subnet) else { continue };
-            let lsns = self.reg.subnet_lsns(&subnet).len();
-            if self.send_rival_lists(now, &subnet, &mut round.members) && round.left > 1 {
+            let Some(lsns) = self.send_rival_lists(now, &subnet, &mut round.members) else {
+                continue;
+            };
+            if round.left > 1 {
                 // Down to one LSN: only the demoted rivals are still told, a few times.
                 let left = if lsns < 2 { round.left.min(DEMOTED_ROUNDS + 1) } else { round.left };
                 let next = Round { at: now + GAP, left: left - 1, members: round.members };
@@ -93,18 +95,19 @@ impl Master {
     }
 
     /// Sends the subnet's LSN list to each of its LSNs, and to the `members` of earlier
-    /// rounds that are no LSN here any more; remembers the LSNs in `members`. False if there
-    /// was nobody to tell: one LSN, and no earlier rival.
+    /// rounds that are no LSN here any more; remembers the LSNs in `members`. Returns how many
+    /// LSNs the subnet has, or `None` if there was nobody to tell: one LSN, and no earlier
+    /// rival.
     fn send_rival_lists(
         &mut self,
         now: Timestamp,
         subnet: &SubnetKey,
         members: &mut Vec<(NodeId, SocketAddr)>,
-    ) -> bool {
+    ) -> Option<usize> {
         let lsns = self.reg.subnet_lsns(subnet);
         let mut to = self.reg.subnet_lsn_addrs(subnet);
         if lsns.len() < 2 && members.is_empty() {
-            return false;
+            return None;
         }
         for &(id, at) in &to {
             if !members.iter().any(|(m, _)| *m == id) && members.len() < MAX_MEMBERS {
@@ -117,12 +120,12 @@ impl Master {
             .filter(|(id, _)| !lsns.iter().any(|c| c.id == *id) && self.reg.is_present(id));
         to.extend(demoted.copied());
         if lsns.len() < 2 && to.len() == lsns.len() {
-            return false;
+            return None;
         }
         for (_, at) in to {
             let nodes = lsns.clone();
             self.send(now, at, Message::NodeList(NodeList { seq: 0, nodes }));
         }
-        true
+        Some(lsns.len())
     }
 }

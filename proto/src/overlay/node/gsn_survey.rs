@@ -104,6 +104,8 @@ pub(super) struct Directory {
     /// DHT queries whose results are ours: the put in flight and the survey's get.
     put: Option<QueryId>,
     get: Option<QueryId>,
+    /// (LSN) When our tenure as LSN began; `None` while not LSN.
+    tenure: Option<Timestamp>,
     /// (LSN) The next survey; `None` while not LSN.
     survey_at: Option<Timestamp>,
     /// (LSN) When the probes of the survey under way are over.
@@ -210,18 +212,20 @@ impl Node {
         }
     }
 
-    /// Starts or stops surveying as the node becomes or stops being LSN.
+    /// Starts surveying when the node begins a tenure as LSN, and stops when it ends one: a
+    /// new tenure (another subnet, or the same later) starts its waits over. Read from the
+    /// role's start, so a tenure that ended between two timers is noticed too.
     fn survey_schedule(&mut self, now: Timestamp) {
         let lsn = self.state == NodeState::IsLsn && self.cfg.dht.enabled;
+        let tenure = self.role.as_ref().filter(|_| lsn).map(|r| r.since);
         let d = &mut self.gsn.dir;
-        match (lsn, d.survey_at) {
-            (true, None) => d.survey_at = Some(now + SURVEY_FIRST),
-            (false, Some(_)) => {
-                (d.survey_at, d.decide_at, d.choice) = (None, None, None);
-                d.probes.clear();
-            }
-            _ => {}
+        if d.tenure == tenure {
+            return;
         }
+        let first = tenure.map(|_| now + SURVEY_FIRST);
+        (d.tenure, d.survey_at, d.decide_at, d.choice) = (tenure, first, None, None);
+        (d.every, d.retry) = (Duration::ZERO, Duration::ZERO);
+        d.probes.clear();
     }
 
     fn publish_ticket(&mut self, now: Timestamp) {

@@ -190,4 +190,11 @@ fn without_gsns_surveys_back_off() {
     // 1 min after it became LSN, then 5, 10, 20 and 40 min apart (the next 80 min later).
     let stats = w.node(lsn).survey_stats();
     assert_eq!((stats.surveys, stats.probes, stats.choices), (5, 0, 0), "{stats:?}");
+    // Moved to a subnet of its own, it leads there: its surveys start over (1, 6, 16 min).
+    w.set_nat(2, NatKind::PortRestricted);
+    w.move_node(lsn, 2);
+    w.run_until(Duration::from_secs(60), |s| s.node(lsn).state() == NodeState::IsLsn);
+    w.run_for(Duration::from_secs(20 * 60));
+    let after = w.node(lsn).survey_stats().surveys - stats.surveys;
+    assert_eq!(after, 3, "surveys in the 20 minutes after the move");
 }
