@@ -141,6 +141,12 @@ fn messages() -> Vec<Message> {
             closer: vec![v4],
             client: false,
         })),
+        Message::KadRenew(Box::new(wire::KadRenew {
+            rpc: 8,
+            records: vec![wire::RecordRef::of(&record(21)), wire::RecordRef::of(&record(22))],
+            client: false,
+        })),
+        Message::KadRenewed(wire::KadRenewed { rpc: 8, missing: vec![1], client: true }),
         Message::App(AppMessage { id: u64::MAX, data: (0..=255).collect() }),
         Message::App(AppMessage { id: 0, data: vec![] }),
         Message::Envelope(Box::new(sealed.clone())),

@@ -227,6 +227,18 @@ fn samples() -> Vec<(&'static str, Message)> {
                 client: false,
             })),
         ),
+        (
+            "wire_kad_renew",
+            Message::KadRenew(Box::new(wire::KadRenew {
+                rpc: 104,
+                records: vec![wire::RecordRef::of(&record())],
+                client: false,
+            })),
+        ),
+        (
+            "wire_kad_renewed",
+            Message::KadRenewed(wire::KadRenewed { rpc: 104, missing: vec![0], client: false }),
+        ),
         ("wire_app", Message::App(AppMessage { id: 9, data: b"hello, fleet".to_vec() })),
         ("wire_envelope", Message::Envelope(Box::new(envelope(&node, &network)))),
         (

@@ -62,6 +62,8 @@ pub fn sent_by_client(message: &crate::wire::Message) -> Option<bool> {
         M::KadNodes(m) => m.client,
         M::KadFindValue(m) => m.client,
         M::KadValue(m) => m.client,
+        M::KadRenew(m) => m.client,
+        M::KadRenewed(m) => m.client,
         _ => return None,
     })
 }
@@ -78,6 +80,8 @@ pub(crate) fn mark_client(message: &mut crate::wire::Message, client: bool) {
         M::KadNodes(m) => m.client = client,
         M::KadFindValue(m) => m.client = client,
         M::KadValue(m) => m.client = client,
+        M::KadRenew(m) => m.client = client,
+        M::KadRenewed(m) => m.client = client,
         _ => {}
     }
 }

@@ -7,6 +7,7 @@
 //! | `service.rs` | the service's state, inputs and outputs |
 //! | `service/answer.rs` | answering other nodes' requests |
 //! | `service/query.rs` | queries: starting lookups, following them, finishing them |
+//! | `service/renew.rs` | republishing in short: renewing the copies peers hold |
 //! | `service/restore.rs` | persistence: restoring after a restart, writing the difference |
 //! | `service/transfer.rs` | join transfer: handing records to a node that (re)joined near them |
 //!
@@ -48,7 +49,8 @@
 //! stored at only some of them is still found. *get_from* is a get that accepts only records
 //! of one publisher (or the master), for keys whose publisher is known, such as a node's
 //! contact record. Records are republished every republish interval and buckets refreshed
-//! when idle, both by the parts' own timers.
+//! when idle, both by the parts' own timers. A republish names the records to peers that
+//! hold them already rather than sending them again (`service/renew.rs`).
 //!
 //! # Addresses in answers
 //!
@@ -104,6 +106,7 @@ use crate::{
 
 mod answer;
 mod query;
+mod renew;
 mod restore;
 mod transfer;
 
@@ -132,6 +135,8 @@ pub struct Dht {
     lan: Option<LocalNetwork>,
     /// Join transfer: what was handed to whom (see `service/transfer.rs`).
     handoff: transfer::Handoff,
+    /// Republishes' renews, waiting and in flight (see `service/renew.rs`).
+    renewals: renew::Renewals,
     /// We only use the DHT (see [`set_client`](Dht::set_client)).
     client: bool,
     /// The sessions kept open while silent (see [`session_used`](Dht::session_used)).
@@ -180,6 +185,7 @@ impl Dht {
             persist: None,
             lan: None,
             handoff: transfer::Handoff::default(),
+            renewals: renew::Renewals::default(),
             client: false,
             lingering: super::Lingering::default(),
         }
@@ -308,7 +314,11 @@ impl Dht {
         use Message as M;
         let request = matches!(
             message,
-            M::KadPing(_) | M::KadFindNode(_) | M::KadFindValue(_) | M::KadStore(_)
+            M::KadPing(_)
+                | M::KadFindNode(_)
+                | M::KadFindValue(_)
+                | M::KadStore(_)
+                | M::KadRenew(_)
         );
         // Only a node's bootstrap or post-restore lookup asks for its own id: it (re)joined.
         let rejoined = matches!(&message, M::KadFindNode(f) if f.target == peer);
@@ -419,7 +429,8 @@ impl Dht {
         let rpcs = self.rpcs.values().map(|r| r.deadline).min();
         let lookups = self.queries.values().filter_map(|q| q.lookup.poll_timeout()).min();
         let persist = self.persist.as_ref().and_then(|p| p.at);
-        [rpcs, lookups, self.table.poll_timeout(), self.records.poll_timeout(), persist]
+        let renew = self.renewals.poll_timeout();
+        [rpcs, lookups, self.table.poll_timeout(), self.records.poll_timeout(), persist, renew]
             .into_iter()
             .flatten()
             .min()

@@ -44,6 +44,7 @@ fn expects_answer(message: &Message) -> bool {
             | Message::Forward(_)
             | Message::KadPing(_)
             | Message::KadStore(_)
+            | Message::KadRenew(_)
             | Message::KadFindNode(_)
             | Message::KadFindValue(_)
     )

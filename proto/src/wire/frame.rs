@@ -86,6 +86,8 @@ message_types! {
     KadNodes = 0x25,
     KadFindValue = 0x26,
     KadValue = 0x27,
+    KadRenew = 0x28,
+    KadRenewed = 0x29,
     App = 0x30,
     Envelope = 0x31,
     Forward = 0x32,

@@ -141,3 +141,57 @@ pub struct KadValue {
     #[serde(default)]
     pub client: bool,
 }
+
+/// One version of one publisher's record under a key, named without its contents: what a
+/// [`KadRenew`] asks a holder to renew.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct RecordRef {
+    /// The record's key.
+    pub key: NodeId,
+    /// Its publisher.
+    pub publisher: NodeId,
+    /// The version held by the sender.
+    pub version: u64,
+}
+
+impl RecordRef {
+    /// Names `record`.
+    pub fn of(record: &Record) -> Self {
+        RecordRef { key: record.key, publisher: record.publisher, version: record.version }
+    }
+}
+
+/// A republish in short: renew the copies of these records the receiver holds, as a
+/// [`KadStore`] of the same record would; the receiver answers [`KadRenewed`] naming the ones
+/// it does not hold (in that version, for the network), which the sender then stores in full.
+/// At most [`MAX_RENEW_ENTRIES`] per message.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadRenew {
+    /// Request number.
+    pub rpc: u32,
+    /// The records to renew.
+    pub records: Vec<RecordRef>,
+    /// The sender does not serve the DHT (a client: behind a NAT that filters, see
+    /// [`DhtMode`](crate::dht::DhtMode)): do not add it to routing tables nor hand it to
+    /// others.
+    #[serde(default)]
+    pub client: bool,
+}
+
+/// The answer to a [`KadRenew`]: every record it named was renewed except those at the
+/// positions in `missing`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize_tuple, Deserialize_tuple)]
+pub struct KadRenewed {
+    /// The renew's request number.
+    pub rpc: u32,
+    /// Positions in the renew's list of the records not held here (or held in another
+    /// version, or only as a cache copy): the sender stores those in full.
+    pub missing: Vec<u16>,
+    /// The sender does not serve the DHT (see [`KadRenew::client`]).
+    #[serde(default)]
+    pub client: bool,
+}
+
+/// Most records one [`KadRenew`] names (about 50 bytes each, so a full one stays near the
+/// size of a single datagram).
+pub const MAX_RENEW_ENTRIES: usize = 24;

@@ -72,6 +72,10 @@ pub enum Message {
     KadFindValue(KadFindValue),
     /// Kademlia: a value, or closer contacts.
     KadValue(Box<KadValue>),
+    /// Kademlia: renew these records, held already (a republish without the records).
+    KadRenew(Box<KadRenew>),
+    /// Kademlia: renewed, except the records named missing.
+    KadRenewed(KadRenewed),
     /// An application payload.
     App(AppMessage),
     /// An end-to-end sealed envelope, routed by nodes that can neither read nor forge it.

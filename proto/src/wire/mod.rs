@@ -41,7 +41,8 @@ pub use inventory::{
     InventoryAcks, InventoryBatch, InventoryChange, InventoryResult, InventoryStatus,
 };
 pub use kad::{
-    KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadStore, KadStored, KadValue, Record,
+    KadFindNode, KadFindValue, KadNodes, KadPing, KadPong, KadRenew, KadRenewed, KadStore,
+    KadStored, KadValue, Record, RecordRef, MAX_RENEW_ENTRIES,
 };
 pub use message::{
     Ack, Adopt, AppMessage, Contact, Digest, ErrorCode, ErrorMessage, FleetAcks, FleetQuery,

@@ -16,6 +16,11 @@ pub const MAX_SURPLUS_BACKOFF: u32 = 8;
 /// Republish times are spread over the last `1 / REPUBLISH_SPREAD` of the interval.
 const REPUBLISH_SPREAD: u32 = 10;
 
+/// Records coming due within `1 / REPUBLISH_TOGETHER` of the interval (a minute of an hour)
+/// are republished with the one due. A sixth of the spread window, so the holders of a record
+/// still come due one after the other, the first renewing the others' copies.
+const REPUBLISH_TOGETHER: u32 = 60;
+
 impl RecordStore {
     /// Spreads republish times over the last tenth of the interval, drawn from `seed` (see
     /// the [module docs](super)); without it every record is republished a full interval after
@@ -58,6 +63,28 @@ impl RecordStore {
         true
     }
 
+    /// A peer's republish names `r` (a [`KadRenew`](crate::wire::KadRenew)): when we hold that
+    /// very version for the network (not as a cache copy) and it has not expired, its copy is
+    /// renewed as a store of the same record would renew it, lifetime and republish time
+    /// both. Returns whether it was; otherwise the peer stores it in full.
+    pub fn renew(&mut self, now: Timestamp, r: &crate::wire::RecordRef) -> bool {
+        let Some(held) = self.records.get(&(r.key, r.publisher)) else { return false };
+        let own = Timestamp::from_secs(held.record.expires_at);
+        if held.republish_at.is_none() || held.record.version != r.version || own <= now {
+            return false;
+        }
+        let next = self.next_republish(now);
+        let ttl = self.record_ttl;
+        let Some(held) = self.records.get_mut(&(r.key, r.publisher)) else { return false };
+        held.expires = own.min(now + ttl);
+        held.republish_at = match held.republish_at {
+            // A surplus copy keeps its longer wait, as with a store.
+            Some(mine) if held.backoff > 1 => Some(mine.max(next)),
+            _ => Some(next),
+        };
+        true
+    }
+
     /// Notes that our republish found us among the k closest to `key`: the copy of
     /// `publisher`'s record is republished every interval again.
     pub fn responsible(&mut self, key: &NodeId, publisher: &NodeId) {
@@ -95,12 +122,19 @@ impl RecordStore {
             self.remove(&key, &publisher);
             self.events.push_back(RecordEvent::Removed { key, publisher });
         }
-        let due: Vec<(NodeId, NodeId)> = self
-            .records
-            .iter()
-            .filter(|(_, h)| h.republish_at.is_some_and(|t| t <= now))
-            .map(|(k, _)| *k)
-            .collect();
+        // Records coming due within the next minute go with the one due now: their
+        // republishes then travel together, as one renew per peer (`service/renew.rs`),
+        // instead of one store each.
+        let due_now = self.records.values().any(|h| h.republish_at.is_some_and(|t| t <= now));
+        let horizon = now + self.republish_interval / REPUBLISH_TOGETHER;
+        let due: Vec<(NodeId, NodeId)> = if due_now {
+            (self.records.iter())
+                .filter(|(_, h)| h.republish_at.is_some_and(|t| t <= horizon))
+                .map(|(k, _)| *k)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for id in due {
             let next = self.next_republish(now);
             if let Some(held) = self.records.get_mut(&id) {

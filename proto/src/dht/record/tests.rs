@@ -312,3 +312,54 @@ fn a_surplus_copy_waits_longer_and_a_peers_store_does_not_bring_it_forward() {
     f.store.put_cached(now, cached.clone(), &f.bob.verifying_key()).unwrap();
     assert!(!f.store.surplus(now, &cached.key, &cached.publisher));
 }
+
+#[test]
+fn a_renew_renews_only_a_held_copy_of_that_version_as_a_store_would() {
+    let mut f = fixture(DhtConfig::default());
+    let ak = f.alice.verifying_key();
+    let held = rec(&f.alice, b"held", b"v", 2);
+    let cached = rec(&f.alice, b"cached", b"v", 1);
+    f.store.put(T0, held.clone(), &ak).unwrap();
+    f.store.put_cached(T0, cached.clone(), &ak).unwrap();
+    let later = T0 + HOUR / 2;
+    let of = |r: &Record, version| crate::wire::RecordRef {
+        key: r.key,
+        publisher: r.publisher,
+        version,
+    };
+    assert!(!f.store.renew(later, &of(&held, 1)), "an older version");
+    assert!(!f.store.renew(later, &of(&held, 3)), "a newer version");
+    assert!(!f.store.renew(later, &of(&cached, 1)), "a cache copy is not held for the network");
+    assert!(!f.store.renew(later, &of(&rec(&f.bob, b"held", b"v", 2), 2)), "another publisher");
+    // Renewed: its republish moves to an hour after the renew, as a store's would.
+    assert!(f.store.renew(later, &of(&held, 2)));
+    f.store.handle_timeout(T0 + HOUR);
+    assert!(std::iter::from_fn(|| f.store.poll_event())
+        .all(|e| !matches!(e, RecordEvent::Republish { .. })));
+    assert!(f.store.get(&held.key).any(|r| r == &held));
+    // Nothing outlives its own signed expiry (2 h after T0), renewed or not.
+    assert!(!f.store.renew(T0 + 2 * HOUR, &of(&held, 2)));
+}
+
+#[test]
+fn records_coming_due_within_a_minute_are_republished_with_the_one_due() {
+    let mut f = fixture(DhtConfig::default());
+    let ak = f.alice.verifying_key();
+    let first = rec(&f.alice, b"first", b"", 1);
+    let soon = rec(&f.alice, b"soon", b"", 1);
+    let later = rec(&f.alice, b"later", b"", 1);
+    f.store.put(T0, first.clone(), &ak).unwrap();
+    // Due 50 s after `first`, and 2 minutes after it.
+    f.store.put(T0 + Duration::from_secs(50), soon.clone(), &ak).unwrap();
+    f.store.put(T0 + Duration::from_secs(120), later.clone(), &ak).unwrap();
+    assert_eq!(f.store.poll_timeout(), Some(T0 + HOUR));
+    f.store.handle_timeout(T0 + HOUR);
+    let events: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.contains(&RecordEvent::Republish { record: first }));
+    assert!(events.contains(&RecordEvent::Republish { record: soon }));
+    assert!(!events.contains(&RecordEvent::Republish { record: later }));
+    // Nothing is republished before anything is due.
+    f.store.handle_timeout(T0 + HOUR + Duration::from_secs(60));
+    assert_eq!(f.store.poll_event(), None);
+}

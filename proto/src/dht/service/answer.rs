@@ -7,8 +7,8 @@ use super::Dht;
 use crate::{
     dht::traffic::TrafficClass,
     wire::{
-        Contact, ErrorCode, ErrorMessage, KadNodes, KadPong, KadStore, KadStored, KadValue,
-        Message, Record,
+        Contact, ErrorCode, ErrorMessage, KadNodes, KadPong, KadRenew, KadRenewed, KadStore,
+        KadStored, KadValue, Message, Record, MAX_RENEW_ENTRIES,
     },
     NodeId, Timestamp,
 };
@@ -43,6 +43,7 @@ impl Dht {
                 Message::KadValue(Box::new(KadValue { rpc: f.rpc, records, closer, client: false }))
             }
             Message::KadStore(s) => self.store(now, *s),
+            Message::KadRenew(r) => self.renew(now, *r),
             other => return Some(other),
         };
         self.send(addr, answer, TrafficClass::Answer, None);
@@ -93,5 +94,28 @@ impl Dht {
                 detail: error.to_string(),
             }),
         }
+    }
+
+    /// Renews the copies a peer's republish names (see `service/renew.rs`); the answer lists
+    /// the ones not held here, for the peer to store in full.
+    fn renew(&mut self, now: Timestamp, renew: KadRenew) -> Message {
+        let KadRenew { rpc, records, .. } = renew;
+        if records.len() > MAX_RENEW_ENTRIES {
+            return Message::Error(ErrorMessage {
+                seq: rpc,
+                code: ErrorCode::REFUSED,
+                detail: format!(
+                    "a renew names {} records, at most {MAX_RENEW_ENTRIES}",
+                    records.len()
+                ),
+            });
+        }
+        let mut missing = Vec::new();
+        for (i, r) in (0u16..).zip(&records) {
+            if !self.records.renew(now, r) {
+                missing.push(i);
+            }
+        }
+        Message::KadRenewed(KadRenewed { rpc, missing, client: false })
     }
 }

@@ -18,6 +18,8 @@ pub(super) enum RpcKind {
     Lookup,
     Ping,
     Store,
+    /// A [`KadRenew`](crate::wire::KadRenew): its records are in `Renewals`.
+    Renew,
 }
 
 /// A request in flight.
@@ -70,15 +72,15 @@ impl Purpose {
 
 #[derive(Clone, Debug)]
 pub(super) struct Query {
-    purpose: Purpose,
+    pub(super) purpose: Purpose,
     pub(super) lookup: Lookup,
     started: Timestamp,
     hops: u32,
-    requests: usize,
-    /// (put) Stores sent and not yet answered.
-    pending_stores: usize,
+    pub(super) requests: usize,
+    /// (put) Stores (and renews, per record) sent and not yet answered.
+    pub(super) pending_stores: usize,
     /// (put) Nodes holding the record.
-    stored: usize,
+    pub(super) stored: usize,
     /// (republish) We found k nodes closer to the key than ourselves: once one of them took
     /// the record, our copy waits longer before its next republish (`RecordStore::surplus`).
     surplus: bool,
@@ -141,8 +143,8 @@ impl Dht {
 
     /// Whether `nodes` are as many contacts as the last lookup there found (`found`, 0 for
     /// none yet) or k, whichever is fewer, all heard from within the liveness window, none
-    /// failing since.
-    fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact], found: usize) -> bool {
+    /// failing since (a republish pings those not heard first: `renew.rs`).
+    pub(super) fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact], found: usize) -> bool {
         let window = self.config.liveness_window;
         found > 0
             && nodes.len() >= found.min(self.config.k)
@@ -166,6 +168,7 @@ impl Dht {
             Message::KadNodes(n) => Some(n.rpc),
             Message::KadValue(v) => Some(v.rpc),
             Message::KadStored(s) => Some(s.rpc),
+            Message::KadRenewed(r) => Some(r.rpc),
             Message::Error(e) => Some(e.seq),
             _ => None,
         };
@@ -199,6 +202,7 @@ impl Dht {
                     }
                 }
             }
+            Message::KadRenewed(r) => self.on_renewed(now, peer, addr, r),
             Message::Error(e) if self.rpcs.get(&e.seq).is_some_and(|r| r.peer == peer) => {
                 if let Some(rpc) = self.rpcs.get(&e.seq).copied() {
                     if rpc.kind == RpcKind::Store {
@@ -214,7 +218,7 @@ impl Dht {
         None
     }
 
-    fn take_rpc(&mut self, rpc: u32, peer: NodeId, kind: RpcKind) -> Option<QueryId> {
+    pub(super) fn take_rpc(&mut self, rpc: u32, peer: NodeId, kind: RpcKind) -> Option<QueryId> {
         let entry = self.rpcs.get(&rpc)?;
         if entry.peer != peer || entry.kind != kind {
             return None;
@@ -227,11 +231,15 @@ impl Dht {
     pub(super) fn fail_rpc(&mut self, now: Timestamp, rpc: u32) {
         let Some(entry) = self.rpcs.remove(&rpc) else { return };
         self.table.handle_failure(now, &entry.peer);
+        if entry.kind == RpcKind::Renew {
+            self.renew_failed(now, rpc);
+            return;
+        }
         let Some(q) = entry.query.and_then(|q| self.queries.get_mut(&q)) else { return };
         match entry.kind {
             RpcKind::Lookup => q.lookup.handle_failure(now, &entry.peer),
             RpcKind::Store => q.pending_stores -= 1,
-            RpcKind::Ping => {}
+            RpcKind::Ping | RpcKind::Renew => {}
         }
     }
 
@@ -292,16 +300,21 @@ impl Dht {
                 }
             }
         }
+        let mut due = Vec::new();
         while let Some(event) = self.records.poll_event() {
             if let RecordEvent::Republish { record } = event {
-                let key = record.key;
-                self.start(now, key, Purpose::Put { record: Box::new(record), public: false });
+                due.push(record);
             }
         }
+        if !due.is_empty() {
+            self.republish(now, due);
+        }
+        self.resume_parked(now);
         let ids: Vec<QueryId> = self.queries.keys().copied().collect();
         for id in ids {
             self.step(now, id);
         }
+        self.flush_renewals(now);
         // Something may have changed: write the difference a little later, in one batch.
         if let Some(p) = self.persist.as_mut() {
             p.at.get_or_insert(now + crate::dht::persist::PERSIST_DELAY);
@@ -378,6 +391,7 @@ impl Dht {
         let Some(q) = self.queries.get(&id) else { return };
         let target = q.lookup.target();
         let stats = stats(q, now);
+        let looked_up = q.requests > 0;
         let failure = |outcome: &LookupOutcome, none: DhtError| match outcome {
             LookupOutcome::Failed if self.table.is_empty() => DhtError::NoPeers,
             LookupOutcome::Failed => DhtError::TimedOut,
@@ -459,7 +473,14 @@ impl Dht {
                     (TrafficClass::Maintenance, Some(Cause::Republish))
                 };
                 let mut sent = 0;
-                for node in nodes.iter().take(k) {
+                if !public {
+                    // A republish renews what its peers hold (`renew.rs`).
+                    for node in nodes.iter().take(k) {
+                        self.queue_renew(now, id, node.id, node.addr.0, &record, looked_up);
+                        sent += 1;
+                    }
+                }
+                for node in nodes.iter().take(k).filter(|_| public) {
                     let rpc = self.fresh_rpc();
                     self.track(now, rpc, node.id, Some(id), RpcKind::Store, cause);
                     let store =
