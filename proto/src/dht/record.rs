@@ -48,10 +48,9 @@
 //! k holders of a record, which all stored it at the same moment, do not republish it in one
 //! burst: the first to come due re-stores it at the others, which renews their copies and
 //! pushes their own republish back, so a record costs about one republish per interval
-//! instead of k. Records coming due within a minute of the one due are republished with it,
-//! so that their republishes travel together as one renew per peer (`service/renew.rs`); a
-//! renew of a copy held in that very version renews it as a store would
-//! ([`RecordStore::renew`]). A holder whose republish finds k nodes closer to the key than itself stops
+//! instead of k. A republish names the record to holders rather than sending it again
+//! (`service/renew.rs`); a renew of a copy held in that very version renews it as a store
+//! would ([`RecordStore::renew`]). A holder whose republish finds k nodes closer to the key than itself stops
 //! republishing every interval ([`RecordStore::surplus`]): it waits twice as long each time,
 //! up to [`MAX_SURPLUS_BACKOFF`] intervals. As nodes come and go the record moves to new k
 //! closest nodes, and every former holder republishing it hourly for the rest of its lifetime

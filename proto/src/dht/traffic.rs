@@ -8,7 +8,7 @@
 //! | class | messages |
 //! |---|---|
 //! | **query** | the lookup requests (`KadFindNode`, `KadFindValue`) and `KadStore`s of a query the application started: [`Dht::put`](super::Dht::put), [`get`](super::Dht::get), [`get_all`](super::Dht::get_all), [`get_from`](super::Dht::get_from), [`find_node`](super::Dht::find_node); including the cache copy a get leaves at the closest node that lacked the value |
-//! | **maintenance** | what keeps the table and the records healthy without anyone asking: liveness pings (`KadPing`), the bootstrap and post-restore self-lookups, idle-bucket refresh lookups, republishing (the find_node lookup, the pings to a neighbourhood not heard lately, the `KadRenew`s and the `KadStore`s re-storing a held record where a peer lacks it), and the join transfer (`KadStore`s handing held records to a node that joined) |
+//! | **maintenance** | what keeps the table and the records healthy without anyone asking: liveness pings (`KadPing`), the bootstrap and post-restore self-lookups, idle-bucket refresh lookups, republishing (the find_node lookup, the `KadRenew`s, and the `KadStore`s re-storing a held record where a peer lacks it), and the join transfer (`KadStore`s handing held records to a node that joined) |
 //! | **answers** | replies to other nodes' requests (`KadPong`, `KadNodes`, `KadValue`, `KadStored`, `KadRenewed`, and `Error` refusing a `KadStore` or `KadRenew`) |
 //!
 //! Answers are a class of their own because the answering node cannot tell whether the

@@ -16,11 +16,6 @@ pub const MAX_SURPLUS_BACKOFF: u32 = 8;
 /// Republish times are spread over the last `1 / REPUBLISH_SPREAD` of the interval.
 const REPUBLISH_SPREAD: u32 = 10;
 
-/// Records coming due within `1 / REPUBLISH_TOGETHER` of the interval (a minute of an hour)
-/// are republished with the one due. A sixth of the spread window, so the holders of a record
-/// still come due one after the other, the first renewing the others' copies.
-const REPUBLISH_TOGETHER: u32 = 60;
-
 impl RecordStore {
     /// Spreads republish times over the last tenth of the interval, drawn from `seed` (see
     /// the [module docs](super)); without it every record is republished a full interval after
@@ -122,19 +117,12 @@ impl RecordStore {
             self.remove(&key, &publisher);
             self.events.push_back(RecordEvent::Removed { key, publisher });
         }
-        // Records coming due within the next minute go with the one due now: their
-        // republishes then travel together, as one renew per peer (`service/renew.rs`),
-        // instead of one store each.
-        let due_now = self.records.values().any(|h| h.republish_at.is_some_and(|t| t <= now));
-        let horizon = now + self.republish_interval / REPUBLISH_TOGETHER;
-        let due: Vec<(NodeId, NodeId)> = if due_now {
-            (self.records.iter())
-                .filter(|(_, h)| h.republish_at.is_some_and(|t| t <= horizon))
-                .map(|(k, _)| *k)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let due: Vec<(NodeId, NodeId)> = self
+            .records
+            .iter()
+            .filter(|(_, h)| h.republish_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
         for id in due {
             let next = self.next_republish(now);
             if let Some(held) = self.records.get_mut(&id) {

@@ -340,26 +340,3 @@ fn a_renew_renews_only_a_held_copy_of_that_version_as_a_store_would() {
     // Nothing outlives its own signed expiry (2 h after T0), renewed or not.
     assert!(!f.store.renew(T0 + 2 * HOUR, &of(&held, 2)));
 }
-
-#[test]
-fn records_coming_due_within_a_minute_are_republished_with_the_one_due() {
-    let mut f = fixture(DhtConfig::default());
-    let ak = f.alice.verifying_key();
-    let first = rec(&f.alice, b"first", b"", 1);
-    let soon = rec(&f.alice, b"soon", b"", 1);
-    let later = rec(&f.alice, b"later", b"", 1);
-    f.store.put(T0, first.clone(), &ak).unwrap();
-    // Due 50 s after `first`, and 2 minutes after it.
-    f.store.put(T0 + Duration::from_secs(50), soon.clone(), &ak).unwrap();
-    f.store.put(T0 + Duration::from_secs(120), later.clone(), &ak).unwrap();
-    assert_eq!(f.store.poll_timeout(), Some(T0 + HOUR));
-    f.store.handle_timeout(T0 + HOUR);
-    let events: Vec<RecordEvent> = std::iter::from_fn(|| f.store.poll_event()).collect();
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events.contains(&RecordEvent::Republish { record: first }));
-    assert!(events.contains(&RecordEvent::Republish { record: soon }));
-    assert!(!events.contains(&RecordEvent::Republish { record: later }));
-    // Nothing is republished before anything is due.
-    f.store.handle_timeout(T0 + HOUR + Duration::from_secs(60));
-    assert_eq!(f.store.poll_event(), None);
-}

@@ -143,8 +143,8 @@ impl Dht {
 
     /// Whether `nodes` are as many contacts as the last lookup there found (`found`, 0 for
     /// none yet) or k, whichever is fewer, all heard from within the liveness window, none
-    /// failing since (a republish pings those not heard first: `renew.rs`).
-    pub(super) fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact], found: usize) -> bool {
+    /// failing since.
+    fn knows_first_hand(&self, now: Timestamp, nodes: &[Contact], found: usize) -> bool {
         let window = self.config.liveness_window;
         found > 0
             && nodes.len() >= found.min(self.config.k)
@@ -232,7 +232,7 @@ impl Dht {
         let Some(entry) = self.rpcs.remove(&rpc) else { return };
         self.table.handle_failure(now, &entry.peer);
         if entry.kind == RpcKind::Renew {
-            self.renew_failed(now, rpc);
+            self.renew_failed(rpc);
             return;
         }
         let Some(q) = entry.query.and_then(|q| self.queries.get_mut(&q)) else { return };
@@ -307,9 +307,8 @@ impl Dht {
             }
         }
         if !due.is_empty() {
-            self.republish(now, due);
+            self.start_republishes(now, due);
         }
-        self.resume_parked(now);
         let ids: Vec<QueryId> = self.queries.keys().copied().collect();
         for id in ids {
             self.step(now, id);
@@ -391,7 +390,6 @@ impl Dht {
         let Some(q) = self.queries.get(&id) else { return };
         let target = q.lookup.target();
         let stats = stats(q, now);
-        let looked_up = q.requests > 0;
         let failure = |outcome: &LookupOutcome, none: DhtError| match outcome {
             LookupOutcome::Failed if self.table.is_empty() => DhtError::NoPeers,
             LookupOutcome::Failed => DhtError::TimedOut,
@@ -476,7 +474,7 @@ impl Dht {
                 if !public {
                     // A republish renews what its peers hold (`renew.rs`).
                     for node in nodes.iter().take(k) {
-                        self.queue_renew(now, id, node.id, node.addr.0, &record, looked_up);
+                        self.queue_renew(now, id, node.id, node.addr.0, &record);
                         sent += 1;
                     }
                 }
