@@ -302,6 +302,19 @@ struct Held {
     neighbourhood: u16,
 }
 
+impl Held {
+    /// Renews this copy for the network as a store of the same record does: it now expires at
+    /// `expires` and is republished at `next`, except that a surplus copy keeps its longer
+    /// wait (see [`RecordStore::surplus`]).
+    fn store_again(&mut self, expires: Timestamp, next: Timestamp) {
+        self.expires = expires;
+        self.republish_at = match self.republish_at {
+            Some(mine) if self.backoff > 1 => Some(mine.max(next)),
+            _ => Some(next),
+        };
+    }
+}
+
 /// The records a node holds for the network, in memory, with the rules of the
 /// [module docs](self).
 ///
@@ -481,13 +494,8 @@ impl RecordStore {
                 // network; it may not outlive the record's own expiry.
                 let own = Timestamp::from_secs(record.expires_at);
                 held.expires = held.expires.max(expires).min(own);
-            } else {
-                held.expires = expires;
-                // A surplus copy keeps its longer wait (see `surplus`).
-                held.republish_at = match (held.republish_at, republish_at) {
-                    (Some(mine), Some(theirs)) if held.backoff > 1 => Some(mine.max(theirs)),
-                    (_, theirs) => theirs,
-                };
+            } else if let Some(next) = republish_at {
+                held.store_again(expires, next);
             }
             held.record = record;
             return Ok(outcome);

@@ -71,12 +71,7 @@ impl RecordStore {
         let next = self.next_republish(now);
         let ttl = self.record_ttl;
         let Some(held) = self.records.get_mut(&(r.key, r.publisher)) else { return false };
-        held.expires = own.min(now + ttl);
-        held.republish_at = match held.republish_at {
-            // A surplus copy keeps its longer wait, as with a store.
-            Some(mine) if held.backoff > 1 => Some(mine.max(next)),
-            _ => Some(next),
-        };
+        held.store_again(own.min(now + ttl), next);
         true
     }
 

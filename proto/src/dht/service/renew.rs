@@ -147,7 +147,7 @@ impl Dht {
         }
         let Some(entries) = self.renewals.inflight.remove(&renewed.rpc) else { return };
         let cause = Some(Cause::Republish);
-        for (i, Entry { query: id, record, .. }) in entries.into_iter().enumerate() {
+        for (i, Entry { query: id, record }) in entries.into_iter().enumerate() {
             let held = u16::try_from(i).is_ok_and(|i| !renewed.missing.contains(&i));
             if held {
                 if let Some(q) = self.queries.get_mut(&id) {
